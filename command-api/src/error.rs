@@ -1,0 +1,167 @@
+//! The one error type of this service and how it becomes a response:
+//! `{"error": {"code": "...", "message": "..."}}`. Domain rejections are 4xx,
+//! conflicts 409 (or 503 with Retry-After), infrastructure failures an opaque 500
+//! whose cause is logged once, here.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use events::room::RoomError;
+use events::values::ValidationError;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds a client should wait before retrying (sent as `Retry-After`).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// An infrastructure failure: the cause is logged, the client sees nothing of it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal server error",
+        )
+    }
+
+    /// The service cannot take the request now; retrying later may work.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+
+    pub fn body(code: &str, message: &str) -> serde_json::Value {
+        json!({ "error": { "code": code, "message": message } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, Json(Self::body(self.code, &self.message))).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self::bad_request(e.code(), e.to_string())
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        use RoomError as R;
+        use StatusCode as S;
+        let (status, code) = match e {
+            R::NotFound => (S::NOT_FOUND, "room_not_found"),
+            R::AlreadyExists => (S::CONFLICT, "room_exists"),
+            R::NotMember => (S::FORBIDDEN, "not_a_member"),
+            R::AlreadyMember => (S::CONFLICT, "already_member"),
+            R::TargetNotMember => (S::NOT_FOUND, "member_not_found"),
+            R::AlreadyInvited => (S::CONFLICT, "already_invited"),
+            R::InviteRequired => (S::FORBIDDEN, "invite_required"),
+            R::NotPermitted => (S::FORBIDDEN, "forbidden"),
+            R::CannotTargetOwner => (S::FORBIDDEN, "cannot_target_owner"),
+            R::CannotTargetSelf => (S::BAD_REQUEST, "cannot_target_self"),
+            R::DirectRoom => (S::BAD_REQUEST, "direct_room"),
+            R::DirectWithSelf => (S::BAD_REQUEST, "direct_with_self"),
+            R::CannotGrantOwner => (S::BAD_REQUEST, "cannot_grant_owner"),
+            R::MessageNotFound => (S::NOT_FOUND, "message_not_found"),
+            R::MessageDeleted => (S::CONFLICT, "message_deleted"),
+            R::NotAuthor => (S::FORBIDDEN, "not_author"),
+            R::ReplyTargetNotFound => (S::UNPROCESSABLE_ENTITY, "reply_target_not_found"),
+            R::TooManyReactions => (S::UNPROCESSABLE_ENTITY, "too_many_reactions"),
+            R::ReadMarkerBeyondLastMessage => (S::UNPROCESSABLE_ENTITY, "seq_out_of_range"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as A;
+        match e {
+            A::InvalidToken => Self::unauthorized("invalid_token", "invalid access token"),
+            A::Expired => Self::unauthorized("token_expired", "access token expired"),
+            A::InvalidCredentials => {
+                Self::unauthorized("invalid_credentials", "invalid username or password")
+            }
+            A::Config(m) => Self::internal(m),
+            A::Hashing => Self::internal("password hashing failed"),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => Self::unavailable("database busy, retry shortly"),
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// Gives every error response that left a layer (body limit, timeout, unknown
+/// route) without a JSON body the standard error shape.
+pub async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "request timed out"),
+        StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "service unavailable"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "expected application/json")
+        }
+        s if s.is_server_error() => ("internal", "internal server error"),
+        _ => ("bad_request", "bad request"),
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for name in [header::RETRY_AFTER, header::ALLOW] {
+        if let Some(v) = res.headers().get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}

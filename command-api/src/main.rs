@@ -1,0 +1,13 @@
+use anyhow::Context;
+use command_api::configuration::Settings;
+use command_api::startup::{Application, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    command_api::telemetry::init();
+    let settings = Settings::load().context("loading settings")?;
+    tracing::info!(?settings, "starting command-api");
+    let app = Application::build(settings).await?;
+    tracing::info!(addr = %app.local_addr()?, "listening");
+    app.run(shutdown_signal()).await
+}

@@ -1,0 +1,218 @@
+//! Register, log in, refresh.
+
+use crate::auth::new_refresh_token;
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::Utc;
+use eventlog::{AppendRequest, ExpectedVersion, NewEvent};
+use events::user::{self, Register, UserEvent, UserState};
+use events::values::{DisplayName, Password, Username};
+use events::{StoredEvent, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    /// 3–32 characters of `[a-z0-9_.-]`.
+    pub username: String,
+    /// 10–1024 characters.
+    pub password: String,
+    /// Up to 64 characters; defaults to the username.
+    pub display_name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub user_id: Uuid,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub token_type: &'static str,
+}
+
+#[utoipa::path(post, path = "/v1/auth/register", request_body = RegisterBody,
+    responses((status = 201, body = TokenResponse), (status = 400), (status = 409, description = "username taken")))]
+pub async fn register(
+    State(st): State<AppState>,
+    Json(body): Json<RegisterBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let username = Username::parse(&body.username)?;
+    let password = Password::parse(&body.password)?;
+    let display_name = body
+        .display_name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()?;
+    let hash = st.hasher.hash(password.expose()).await?;
+
+    let user_id = UserId::new();
+    let events = user::decide(
+        &UserState::default(),
+        Register {
+            user_id,
+            username: username.clone(),
+            display_name,
+        },
+    )
+    .map_err(|e| ApiError::new(StatusCode::CONFLICT, "user_exists", e.to_string()))?;
+
+    let mut tx = st.pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO credentials (user_id, username, password_hash) VALUES ($1, $2, $3)
+         ON CONFLICT (username) DO NOTHING",
+    )
+    .bind(user_id.0)
+    .bind(username.as_str())
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "username_taken",
+            "this username is taken",
+        ));
+    }
+    let request = AppendRequest {
+        stream_id: user_id.stream_id(),
+        stream_type: UserEvent::STREAM_TYPE.to_owned(),
+        expected: ExpectedVersion::NoStream,
+        events: events
+            .iter()
+            .map(|e| new_event(e, user_id))
+            .collect::<Result<_, _>>()?,
+        idempotency: vec![],
+    };
+    let results = eventlog::append_in_tx(&mut tx, std::slice::from_ref(&request)).await?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => return Err(ApiError::internal(e)),
+        None => return Err(ApiError::internal("append returned no result")),
+    }
+    let tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(tokens)))
+}
+
+#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginBody,
+    responses((status = 200, body = TokenResponse), (status = 401)))]
+pub async fn login(
+    State(st): State<AppState>,
+    Json(body): Json<LoginBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    // The same 401, after the same work, whether the user is unknown or the
+    // password wrong: neither timing nor body tells which.
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT user_id, password_hash FROM credentials WHERE username = $1")
+            .bind(&body.username)
+            .fetch_optional(&st.pool)
+            .await?;
+    let Some((user_id, hash)) = row else {
+        st.hasher.verify_dummy(&body.password).await;
+        return Err(crate::auth::AuthError::InvalidCredentials.into());
+    };
+    if !st.hasher.verify(&body.password, &hash).await? {
+        return Err(crate::auth::AuthError::InvalidCredentials.into());
+    }
+    let mut tx = st.pool.begin().await?;
+    let tokens = issue_tokens(&st, &mut tx, UserId(user_id), Uuid::now_v7()).await?;
+    tx.commit().await?;
+    Ok(axum::Json(tokens))
+}
+
+#[utoipa::path(post, path = "/v1/auth/refresh", request_body = RefreshBody,
+    responses((status = 200, body = TokenResponse), (status = 401)))]
+pub async fn refresh(
+    State(st): State<AppState>,
+    Json(body): Json<RefreshBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let invalid = || ApiError::unauthorized("invalid_refresh_token", "invalid refresh token");
+    let hash = crate::auth::hash_refresh_token(&body.refresh_token);
+    let mut tx = st.pool.begin().await?;
+    let spent: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "UPDATE refresh_tokens SET used_at = now()
+         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+         RETURNING user_id, family_id",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, family)) = spent else {
+        // A spent token presented again means it leaked: revoke its whole family.
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = now()
+             WHERE revoked_at IS NULL AND family_id =
+                (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL)",
+        )
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Err(invalid());
+    };
+    let tokens = issue_tokens(&st, &mut tx, UserId(user_id), family).await?;
+    tx.commit().await?;
+    Ok(axum::Json(tokens))
+}
+
+async fn issue_tokens(
+    st: &AppState,
+    tx: &mut sqlx::PgConnection,
+    user_id: UserId,
+    family: Uuid,
+) -> Result<TokenResponse, ApiError> {
+    let now = Utc::now();
+    let (access_token, expires_in) = st.jwt.issue_access(user_id.0, now);
+    let refresh = new_refresh_token();
+    let ttl = chrono::Duration::from_std(st.refresh_ttl).map_err(ApiError::internal)?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&refresh.hash)
+    .bind(user_id.0)
+    .bind(family)
+    .bind(now + ttl)
+    .execute(&mut *tx)
+    .await?;
+    Ok(TokenResponse {
+        user_id: user_id.0,
+        access_token,
+        refresh_token: refresh.token,
+        expires_in,
+        token_type: "Bearer",
+    })
+}
+
+fn new_event(e: &UserEvent, actor: UserId) -> Result<NewEvent, ApiError> {
+    let (event_type, schema_version, data) = e.to_stored().map_err(ApiError::internal)?;
+    Ok(NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type,
+        schema_version,
+        data,
+        occurred_at: Utc::now(),
+        actor_id: Some(actor.0),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+    })
+}

@@ -1,0 +1,85 @@
+//! Typing indicators and ephemeral messages: checked against membership in the
+//! log, then broadcast over core NATS. Never stored (design.md decision 7).
+
+use crate::error::ApiError;
+use crate::extract::{AuthUser, Json, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use events::RoomId;
+use events::values::MessageBody;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EphemeralBody {
+    /// 1–4000 characters after trimming.
+    pub body: String,
+}
+
+/// The core NATS subject carrying a room's ephemeral traffic.
+pub fn ephemeral_subject(prefix: &str, room_id: RoomId) -> String {
+    format!("{prefix}.ephemeral.room.{room_id}")
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{room_id}/typing", security(("bearer" = [])),
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 202), (status = 404), (status = 503)))]
+pub async fn typing(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room_id): Path<RoomId>,
+) -> Result<StatusCode, ApiError> {
+    broadcast(
+        &st,
+        room_id,
+        me,
+        json!({ "type": "typing", "room_id": room_id, "user_id": me }),
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{room_id}/ephemeral", request_body = EphemeralBody, security(("bearer" = [])),
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 202), (status = 400), (status = 404), (status = 503)))]
+pub async fn ephemeral(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room_id): Path<RoomId>,
+    Json(body): Json<EphemeralBody>,
+) -> Result<StatusCode, ApiError> {
+    let text = MessageBody::parse(&body.body)?;
+    broadcast(
+        &st,
+        room_id,
+        me,
+        json!({ "type": "ephemeral", "room_id": room_id, "user_id": me, "body": text }),
+    )
+    .await
+}
+
+async fn broadcast(
+    st: &AppState,
+    room_id: RoomId,
+    me: events::UserId,
+    frame: serde_json::Value,
+) -> Result<StatusCode, ApiError> {
+    // A non-member learns nothing, not even whether the room exists.
+    if !st.rooms.is_member(room_id, me).await? {
+        return Err(events::room::RoomError::NotFound.into());
+    }
+    let Some(nats) = &st.nats else {
+        return Err(ApiError::unavailable("message bus unavailable"));
+    };
+    let payload = serde_json::to_vec(&frame).map_err(ApiError::internal)?;
+    nats.publish(
+        ephemeral_subject(&st.settings.subject_prefix, room_id),
+        payload.into(),
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "ephemeral publish failed");
+        ApiError::unavailable("message bus unavailable")
+    })?;
+    Ok(StatusCode::ACCEPTED)
+}

@@ -1,0 +1,25 @@
+//! Shared application state handed to every handler.
+
+use crate::auth::{JwtKeys, PasswordHasher};
+use crate::configuration::Settings;
+use crate::metrics::Metrics;
+use crate::rooms::RoomCommands;
+use eventlog::PgEventStore;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub store: PgEventStore,
+    pub rooms: RoomCommands<PgEventStore>,
+    pub jwt: JwtKeys,
+    pub hasher: PasswordHasher,
+    pub refresh_ttl: Duration,
+    pub metrics: Metrics,
+    /// Core NATS, for typing and ephemeral messages (never stored). `None` while
+    /// NATS was unreachable at start-up; it reconnects in the background.
+    pub nats: Option<async_nats::Client>,
+    pub settings: Arc<Settings>,
+}

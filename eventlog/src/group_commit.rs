@@ -1,0 +1,142 @@
+//! Group commit: many appends, one transaction (design.md decision 3).
+//!
+//! A single task receives `(AppendRequest, reply)` pairs over a bounded channel, takes one, drains
+//! whatever else is already queued (up to `max_batch`, no artificial linger), runs one transaction
+//! through [`append_in_tx`], commits, and only then answers each waiter. A waiter never hears
+//! "appended" before the commit succeeded.
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::postgres::append_in_tx;
+use crate::store::{AppendError, AppendRequest, Appended};
+
+/// Group-commit tuning.
+#[derive(Clone, Debug)]
+pub struct GroupCommitConfig {
+    /// Most requests per transaction (default 512).
+    pub max_batch: usize,
+    /// Capacity of the request queue (default 16384); senders wait when it is full.
+    pub queue: usize,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        GroupCommitConfig {
+            max_batch: 512,
+            queue: 16384,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Appended, AppendError>>;
+
+/// The sending side of the committer task. The task ends when every handle is dropped (after
+/// finishing what is queued).
+#[derive(Clone, Debug)]
+pub(crate) struct Handle {
+    tx: mpsc::Sender<(AppendRequest, Reply)>,
+}
+
+impl Handle {
+    pub(crate) async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((req, reply))
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        rx.await.unwrap_or(Err(AppendError::ShuttingDown))
+    }
+}
+
+pub(crate) fn spawn(pool: PgPool, config: GroupCommitConfig) -> Handle {
+    let (tx, rx) = mpsc::channel(config.queue.max(1));
+    tokio::spawn(run(pool, rx, config.max_batch.max(1)));
+    Handle { tx }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<(AppendRequest, Reply)>, max_batch: usize) {
+    let mut batch: Vec<(AppendRequest, Reply)> = Vec::with_capacity(max_batch);
+    // `recv_many` waits for at least one request, then takes whatever else is queued.
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        tracing::debug!(batch_size = batch.len(), "group commit");
+        let (reqs, replies): (Vec<AppendRequest>, Vec<Reply>) = batch.drain(..).unzip();
+        let results = commit_batch(&pool, &reqs).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The waiter may have gone away (request cancelled); the append stands regardless.
+            let _ = reply.send(result);
+        }
+    }
+    tracing::debug!("group commit task finished");
+}
+
+/// Runs one batch; returns exactly one result per request.
+async fn commit_batch(pool: &PgPool, reqs: &[AppendRequest]) -> Vec<Result<Appended, AppendError>> {
+    match try_commit(pool, reqs).await {
+        Ok(results) => results,
+        Err(Failure::BeforeCommit(e)) if reqs.len() > 1 && e.as_database_error().is_some() => {
+            // A statement was rejected by the database (e.g. a duplicate event_id): nothing was
+            // committed, so isolate the offender by running each request on its own.
+            tracing::warn!(error = %e, batch_size = reqs.len(), "group commit batch failed; retrying requests one by one");
+            let mut out = Vec::with_capacity(reqs.len());
+            for req in reqs {
+                let one = std::slice::from_ref(req);
+                match try_commit(pool, one).await {
+                    Ok(mut r) => out.push(r.pop().unwrap_or(Err(AppendError::ShuttingDown))),
+                    Err(Failure::BeforeCommit(e)) | Err(Failure::Commit(e)) => {
+                        out.push(Err(AppendError::Database(e)))
+                    }
+                }
+            }
+            out
+        }
+        Err(Failure::BeforeCommit(e)) | Err(Failure::Commit(e)) => {
+            // Connection-level failure, or the commit itself failed (outcome unknown): every
+            // waiter gets the error; none gets a success.
+            tracing::warn!(error = %e, batch_size = reqs.len(), "group commit transaction failed");
+            let mut out = Vec::with_capacity(reqs.len());
+            for _ in 1..reqs.len() {
+                out.push(Err(AppendError::Database(copy_error(&e))));
+            }
+            if !reqs.is_empty() {
+                out.push(Err(AppendError::Database(e)));
+            }
+            out
+        }
+    }
+}
+
+enum Failure {
+    /// Failed before COMMIT was sent: nothing is durable.
+    BeforeCommit(sqlx::Error),
+    /// COMMIT failed: the outcome is unknown.
+    Commit(sqlx::Error),
+}
+
+async fn try_commit(
+    pool: &PgPool,
+    reqs: &[AppendRequest],
+) -> Result<Vec<Result<Appended, AppendError>>, Failure> {
+    let mut tx = pool.begin().await.map_err(Failure::BeforeCommit)?;
+    let results = append_in_tx(&mut tx, reqs)
+        .await
+        .map_err(Failure::BeforeCommit)?;
+    if results.iter().any(Result::is_ok) {
+        tx.commit().await.map_err(Failure::Commit)?;
+    } else if let Err(e) = tx.rollback().await {
+        // Nothing was written; the rejections stand.
+        tracing::debug!(error = %e, "rollback of a fully rejected batch failed");
+    }
+    Ok(results)
+}
+
+/// `sqlx::Error` is not `Clone`; keep the kind where it matters to callers.
+fn copy_error(e: &sqlx::Error) -> sqlx::Error {
+    match e {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(format!("group commit failed: {other}")),
+    }
+}

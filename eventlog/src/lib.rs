@@ -1,0 +1,21 @@
+//! The durable event log (PostgreSQL), group commit, idempotency records and the JetStream relay.
+//!
+//! See `docs/adr` and design.md decisions 1-3 and 8.
+
+pub mod group_commit;
+pub mod postgres;
+pub mod relay;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use group_commit::GroupCommitConfig;
+pub use postgres::{
+    APPENDED_CHANNEL, PgEventStore, append_in_tx, head_position, lookup_idempotency, migrate,
+    read_all, read_stream,
+};
+pub use relay::{Relay, RelayConfig, subject_for};
+pub use store::{
+    AppendError, AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyClaim, NewEvent,
+    RecordedEvent, StoredResponse,
+};

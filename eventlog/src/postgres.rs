@@ -1,0 +1,428 @@
+//! The PostgreSQL event log: schema, the append core ([`append_in_tx`]), reads and
+//! [`PgEventStore`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
+use uuid::Uuid;
+
+use crate::group_commit::{self, GroupCommitConfig};
+use crate::store::{
+    AppendError, AppendRequest, Appended, EventStore, RecordedEvent, StoredResponse,
+};
+
+/// The NOTIFY channel that carries the last committed position after every append.
+pub const APPENDED_CHANNEL: &str = "eventlog_appended";
+
+/// Name of the unique constraint on `(stream_id, version)` (see the migration).
+const STREAM_VERSION_CONSTRAINT: &str = "events_stream_id_version_key";
+
+/// Runs this crate's migrations. Other crates keep their own migrations in the same database,
+/// so migrations applied but unknown here are ignored.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
+}
+
+/// `SELECT <all event columns> FROM events <rest>` as a `&'static str`.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!(
+            "SELECT position, event_id, stream_id, stream_type, version, event_type, ",
+            "schema_version, occurred_at, actor_id, correlation_id, causation_id, data FROM events ",
+            $rest
+        )
+    };
+}
+
+fn event_from_row(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
+    Ok(RecordedEvent {
+        position: row.try_get("position")?,
+        event_id: row.try_get("event_id")?,
+        stream_id: row.try_get("stream_id")?,
+        stream_type: row.try_get("stream_type")?,
+        version: row.try_get("version")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get("schema_version")?,
+        occurred_at: row.try_get("occurred_at")?,
+        actor_id: row.try_get("actor_id")?,
+        correlation_id: row.try_get("correlation_id")?,
+        causation_id: row.try_get("causation_id")?,
+        data: row.try_get("data")?,
+    })
+}
+
+/// Events with `position > after_position`, in position order, at most `limit`.
+pub async fn read_all<'e>(
+    executor: impl PgExecutor<'e>,
+    after_position: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let rows = sqlx::query(select_events!(
+        "WHERE position > $1 ORDER BY position LIMIT $2"
+    ))
+        .bind(after_position)
+        .bind(limit.max(0))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// Events of one stream with `version > after_version`, in version order, at most `limit`.
+pub async fn read_stream<'e>(
+    executor: impl PgExecutor<'e>,
+    stream_id: &str,
+    after_version: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let rows = sqlx::query(select_events!(
+        "WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
+    ))
+        .bind(stream_id)
+        .bind(after_version)
+        .bind(limit.max(0))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// The position of the last committed event (0 when the log is empty).
+pub async fn head_position<'e>(executor: impl PgExecutor<'e>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT position FROM log_head")
+        .fetch_one(executor)
+        .await
+}
+
+/// Stored idempotency responses for `keys` in `scope`.
+pub async fn lookup_idempotency<'e>(
+    executor: impl PgExecutor<'e>,
+    scope: &str,
+    keys: &[String],
+) -> Result<HashMap<String, StoredResponse>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(
+        "SELECT key, fingerprint, status, response FROM idempotency_keys \
+         WHERE scope = $1 AND key = ANY($2)",
+    )
+    .bind(scope)
+    .bind(keys)
+    .fetch_all(executor)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let status: i32 = row.try_get("status")?;
+        out.insert(
+            row.try_get::<String, _>("key")?,
+            StoredResponse {
+                fingerprint: row.try_get("fingerprint")?,
+                status: u16::try_from(status).unwrap_or(0),
+                response: row.try_get("response")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Column arrays for the one multi-row insert of events.
+#[derive(Default)]
+struct EventColumns {
+    position: Vec<i64>,
+    event_id: Vec<Uuid>,
+    stream_id: Vec<String>,
+    stream_type: Vec<String>,
+    version: Vec<i64>,
+    event_type: Vec<String>,
+    schema_version: Vec<i32>,
+    occurred_at: Vec<DateTime<Utc>>,
+    actor_id: Vec<Option<Uuid>>,
+    correlation_id: Vec<Uuid>,
+    causation_id: Vec<Option<Uuid>>,
+    data: Vec<serde_json::Value>,
+}
+
+/// Column arrays for the one multi-row insert of idempotency records.
+#[derive(Default)]
+struct ClaimColumns {
+    scope: Vec<String>,
+    key: Vec<String>,
+    fingerprint: Vec<String>,
+    status: Vec<i32>,
+    response: Vec<serde_json::Value>,
+}
+
+/// The append core: appends a batch of requests inside the caller's transaction.
+///
+/// Locks the log head first (so positions are gapless and commit-ordered), then checks every
+/// request in order against the current stream versions and idempotency keys (with running
+/// in-memory state, so requests on one stream chain). A rejected request appends nothing and
+/// does not affect the others. The caller must commit the transaction; nothing is durable before.
+///
+/// An `Err` means the transaction is unusable and must be rolled back.
+pub async fn append_in_tx(
+    tx: &mut PgConnection,
+    reqs: &[AppendRequest],
+) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+    let head: i64 = sqlx::query_scalar("SELECT position FROM log_head FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await?;
+
+    // Current versions of all streams in the batch (index-backed max per stream).
+    let mut stream_ids: Vec<String> = reqs.iter().map(|r| r.stream_id.clone()).collect();
+    stream_ids.sort_unstable();
+    stream_ids.dedup();
+    let mut versions: HashMap<String, i64> = HashMap::with_capacity(stream_ids.len());
+    if !stream_ids.is_empty() {
+        let rows = sqlx::query(
+            "SELECT s.id AS stream_id, \
+               COALESCE((SELECT max(e.version) FROM events e WHERE e.stream_id = s.id), 0) AS version \
+             FROM unnest($1::text[]) AS s(id)",
+        )
+        .bind(&stream_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            versions.insert(row.try_get("stream_id")?, row.try_get("version")?);
+        }
+    }
+
+    // Existing idempotency keys among the claims of the batch.
+    let (claim_scopes, claim_keys): (Vec<String>, Vec<String>) = reqs
+        .iter()
+        .flat_map(|r| r.idempotency.iter())
+        .map(|c| (c.scope.clone(), c.key.clone()))
+        .unzip();
+    let mut taken: HashSet<(String, String)> = HashSet::new();
+    if !claim_scopes.is_empty() {
+        let rows = sqlx::query(
+            "SELECT k.scope, k.key FROM idempotency_keys k \
+             JOIN unnest($1::text[], $2::text[]) AS c(scope, key) \
+               ON k.scope = c.scope AND k.key = c.key",
+        )
+        .bind(&claim_scopes)
+        .bind(&claim_keys)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            taken.insert((row.try_get("scope")?, row.try_get("key")?));
+        }
+    }
+
+    let mut results = Vec::with_capacity(reqs.len());
+    let mut events = EventColumns::default();
+    let mut claims = ClaimColumns::default();
+    let mut position = head;
+    'requests: for req in reqs {
+        // Idempotency first: a retried command must see "duplicate" (and then look up the stored
+        // response) rather than a version conflict caused by its own first attempt.
+        let mut own: HashSet<(&str, &str)> = HashSet::new();
+        for c in &req.idempotency {
+            let dup_in_req = !own.insert((c.scope.as_str(), c.key.as_str()));
+            if dup_in_req || taken.contains(&(c.scope.clone(), c.key.clone())) {
+                results.push(Err(AppendError::DuplicateIdempotencyKey {
+                    scope: c.scope.clone(),
+                    key: c.key.clone(),
+                }));
+                continue 'requests;
+            }
+        }
+
+        let current = versions.get(&req.stream_id).copied().unwrap_or(0);
+        if !req.expected.matches(current) {
+            results.push(Err(AppendError::Conflict {
+                stream_id: req.stream_id.clone(),
+                expected: req.expected.to_string(),
+                actual: current,
+            }));
+            continue;
+        }
+
+        let first_position = position + 1;
+        let first_version = current + 1;
+        let mut version = current;
+        for ev in &req.events {
+            position += 1;
+            version += 1;
+            events.position.push(position);
+            events.event_id.push(ev.event_id);
+            events.stream_id.push(req.stream_id.clone());
+            events.stream_type.push(req.stream_type.clone());
+            events.version.push(version);
+            events.event_type.push(ev.event_type.clone());
+            events.schema_version.push(ev.schema_version);
+            events.occurred_at.push(ev.occurred_at);
+            events.actor_id.push(ev.actor_id);
+            events.correlation_id.push(ev.correlation_id);
+            events.causation_id.push(ev.causation_id);
+            events.data.push(ev.data.clone());
+        }
+        versions.insert(req.stream_id.clone(), version);
+
+        let mut responses = Vec::with_capacity(req.idempotency.len());
+        for c in &req.idempotency {
+            let mut response = c.response.clone();
+            if !req.events.is_empty()
+                && let Some(obj) = response.as_object_mut()
+            {
+                obj.insert("position".to_owned(), serde_json::Value::from(position));
+            }
+            taken.insert((c.scope.clone(), c.key.clone()));
+            claims.scope.push(c.scope.clone());
+            claims.key.push(c.key.clone());
+            claims.fingerprint.push(c.fingerprint.clone());
+            claims.status.push(i32::from(c.status));
+            claims.response.push(response.clone());
+            responses.push(response);
+        }
+
+        results.push(Ok(Appended {
+            first_version,
+            last_version: version,
+            first_position,
+            last_position: position,
+            responses,
+        }));
+    }
+
+    if !events.position.is_empty() {
+        let inserted = sqlx::query(
+            "INSERT INTO events (position, event_id, stream_id, stream_type, version, event_type, \
+               schema_version, occurred_at, actor_id, correlation_id, causation_id, data) \
+             SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
+               $6::text[], $7::int4[], $8::timestamptz[], $9::uuid[], $10::uuid[], $11::uuid[], \
+               $12::jsonb[])",
+        )
+        .bind(&events.position)
+        .bind(&events.event_id)
+        .bind(&events.stream_id)
+        .bind(&events.stream_type)
+        .bind(&events.version)
+        .bind(&events.event_type)
+        .bind(&events.schema_version)
+        .bind(&events.occurred_at)
+        .bind(&events.actor_id)
+        .bind(&events.correlation_id)
+        .bind(&events.causation_id)
+        .bind(&events.data)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = inserted {
+            // Cannot happen while every writer takes the head lock; if something wrote events
+            // behind our back, report it as a conflict to every accepted request: none of them is
+            // appended (the transaction is aborted and must be rolled back).
+            if is_stream_version_violation(&e) {
+                tracing::warn!(error = %e, "unique violation on (stream_id, version) under the head lock");
+                for (slot, req) in results.iter_mut().zip(reqs) {
+                    if slot.is_ok() {
+                        *slot = Err(AppendError::Conflict {
+                            stream_id: req.stream_id.clone(),
+                            expected: req.expected.to_string(),
+                            actual: versions.get(&req.stream_id).copied().unwrap_or(0),
+                        });
+                    }
+                }
+                return Ok(results);
+            }
+            return Err(e);
+        }
+    }
+
+    if !claims.scope.is_empty() {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, response) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::jsonb[])",
+        )
+        .bind(&claims.scope)
+        .bind(&claims.key)
+        .bind(&claims.fingerprint)
+        .bind(&claims.status)
+        .bind(&claims.response)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    if position != head {
+        sqlx::query("UPDATE log_head SET position = $1")
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(APPENDED_CHANNEL)
+            .bind(position.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+
+    Ok(results)
+}
+
+fn is_stream_version_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.code().as_deref() == Some("23505") && d.constraint() == Some(STREAM_VERSION_CONSTRAINT)
+    })
+}
+
+/// The PostgreSQL [`EventStore`]. Cheap to clone. Appends go through group commit.
+#[derive(Clone)]
+pub struct PgEventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    committer: group_commit::Handle,
+}
+
+impl PgEventStore {
+    /// Creates the store and spawns its group-commit task (needs a Tokio runtime).
+    pub fn new(pool: PgPool, config: GroupCommitConfig) -> Self {
+        let committer = group_commit::spawn(pool.clone(), config);
+        PgEventStore {
+            inner: Arc::new(Inner { pool, committer }),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+}
+
+impl EventStore for PgEventStore {
+    async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
+        self.inner.committer.append(req).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        read_stream(&self.inner.pool, stream_id, after_version, limit).await
+    }
+
+    async fn read_all(
+        &self,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        read_all(&self.inner.pool, after_position, limit).await
+    }
+
+    async fn head_position(&self) -> Result<i64, sqlx::Error> {
+        head_position(&self.inner.pool).await
+    }
+
+    async fn lookup_idempotency(
+        &self,
+        scope: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, StoredResponse>, sqlx::Error> {
+        lookup_idempotency(&self.inner.pool, scope, keys).await
+    }
+}

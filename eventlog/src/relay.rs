@@ -1,0 +1,431 @@
+//! The relay: publishes the log to a JetStream stream, in position order, at least once
+//! (design.md decision 2: JetStream is the transport, PostgreSQL the source of truth).
+//!
+//! Invariant: the stream's sequence equals the event's position; the stream holds positions
+//! `1..=N` exactly. Every publish carries `Nats-Expected-Last-Sequence: position - 1`, so a message
+//! can only ever land at its own position, and `Nats-Msg-Id: event_id`, so a re-publish inside the
+//! duplicate window is harmless. The resume point is the stream's own `last_sequence`; there is
+//! no separate checkpoint. If the stream is lost, truncated or otherwise inconsistent with the
+//! log, it is deleted, re-created and re-filled from position 1.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, context::GetStreamErrorKind, stream};
+use futures::{FutureExt, Stream, StreamExt};
+use sqlx::postgres::{PgListener, PgNotification};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::postgres::{APPENDED_CHANNEL, head_position, read_all};
+use crate::store::RecordedEvent;
+
+/// JetStream error code: stream not found.
+const STREAM_NOT_FOUND: usize = 10059;
+/// How often a relay that does not hold the advisory lock tries again.
+const LOCK_RETRY: Duration = Duration::from_secs(1);
+/// Consecutive failed attempts inside one [`Relay::publish_pending`] before it gives up.
+const MAX_ATTEMPTS: usize = 3;
+
+pub const HEADER_POSITION: &str = "Chat-Position";
+pub const HEADER_STREAM_ID: &str = "Chat-Stream-Id";
+pub const HEADER_VERSION: &str = "Chat-Version";
+pub const HEADER_EVENT_TYPE: &str = "Chat-Event-Type";
+
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// JetStream stream name.
+    pub stream_name: String,
+    /// Subjects are `{subject_prefix}.events.{stream_type}.{stream_id}`.
+    pub subject_prefix: String,
+    /// Events read from the log and published (pipelined) per round (default 1000).
+    pub batch: i64,
+    /// Fallback poll interval when no NOTIFY arrives (default 1 s).
+    pub poll_interval: Duration,
+    /// Key of the session-level advisory lock that elects the single active relay.
+    pub lock_key: i64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            stream_name: "CHAT_EVENTS".to_owned(),
+            subject_prefix: "chat".to_owned(),
+            batch: 1000,
+            poll_interval: Duration::from_secs(1),
+            // "evntlog\x01"
+            lock_key: 0x6576_6e74_6c6f_6701,
+        }
+    }
+}
+
+/// `{prefix}.events.{stream_type}.{stream_id}`, with '.', '*', '>' and whitespace in the type
+/// and id replaced by '_' (an empty token becomes "_").
+pub fn subject_for(prefix: &str, stream_type: &str, stream_id: &str) -> String {
+    format!(
+        "{prefix}.events.{}.{}",
+        sanitize_token(stream_type),
+        sanitize_token(stream_id)
+    )
+}
+
+fn sanitize_token(s: &str) -> String {
+    if s.is_empty() {
+        return "_".to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c == '.' || c == '*' || c == '>' || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The stream configuration the relay creates.
+pub fn stream_config(stream_name: &str, subject_prefix: &str) -> stream::Config {
+    stream::Config {
+        name: stream_name.to_owned(),
+        subjects: vec![format!("{subject_prefix}.events.>")],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        max_messages: -1,
+        max_bytes: -1,
+        max_messages_per_subject: -1,
+        max_consumers: -1,
+        max_age: Duration::ZERO,
+        num_replicas: 1,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
+pub struct Relay {
+    pool: PgPool,
+    js: jetstream::Context,
+    config: RelayConfig,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, client: async_nats::Client, config: RelayConfig) -> Self {
+        Relay {
+            pool,
+            js: jetstream::new(client),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    /// Runs until `shutdown` completes: waits to become the single active relay (session-level
+    /// advisory lock, retried every second), then publishes every committed event, waking on
+    /// NOTIFY and, as a fallback, every `poll_interval`.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let mut lock_conn = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                conn = self.acquire_lock() => conn,
+            };
+            tracing::info!(
+                stream = %self.config.stream_name,
+                lock_key = self.config.lock_key,
+                "relay is active"
+            );
+            let outcome = tokio::select! {
+                _ = &mut shutdown => None,
+                r = self.active(&mut lock_conn) => Some(r),
+            };
+            // Closing the session releases the lock; unlock explicitly first to be prompt.
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(self.config.lock_key)
+                .execute(&mut lock_conn)
+                .await;
+            let _ = lock_conn.close().await;
+            match outcome {
+                None => return Ok(()),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "relay lost its lock connection; re-electing");
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(()),
+                        _ = tokio::time::sleep(LOCK_RETRY) => {}
+                    }
+                }
+                Some(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Loops until it holds the advisory lock on a dedicated connection (not a pooled one: if the
+    /// relay dies, the connection closes and the lock goes with it).
+    async fn acquire_lock(&self) -> PgConnection {
+        let mut logged = false;
+        loop {
+            match self.try_lock().await {
+                Ok(Some(conn)) => return conn,
+                Ok(None) => {
+                    if !logged {
+                        tracing::info!(
+                            lock_key = self.config.lock_key,
+                            "another relay is active; standing by"
+                        );
+                        logged = true;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "relay could not try the advisory lock"),
+            }
+            tokio::time::sleep(LOCK_RETRY).await;
+        }
+    }
+
+    async fn try_lock(&self) -> Result<Option<PgConnection>, sqlx::Error> {
+        let options = self.pool.connect_options();
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(self.config.lock_key)
+            .fetch_one(&mut conn)
+            .await?;
+        if locked {
+            Ok(Some(conn))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
+    }
+
+    /// The active relay's loop. Returns only with an error (the lock connection was lost).
+    async fn active(&mut self, lock_conn: &mut PgConnection) -> anyhow::Result<()> {
+        let mut notifications = self.listen().await;
+        let health_every = self.config.poll_interval.max(Duration::from_secs(1));
+        let mut last_health = Instant::now();
+        loop {
+            // LISTEN is in place before this, so no commit can slip between a round and the wait.
+            let mut failed = false;
+            match self.publish_pending().await {
+                Ok(n) if n > 0 => tracing::debug!(published = n, "relay round"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "relay round failed; will retry");
+                    failed = true;
+                }
+            }
+            if last_health.elapsed() >= health_every {
+                sqlx::query("SELECT 1")
+                    .execute(&mut *lock_conn)
+                    .await
+                    .context("advisory lock connection")?;
+                last_health = Instant::now();
+            }
+            if failed {
+                // Do not spin on a persistent failure (NATS or PostgreSQL down).
+                tokio::time::sleep(LOCK_RETRY.min(self.config.poll_interval)).await;
+                continue;
+            }
+            let wait = self.config.poll_interval;
+            match notifications.as_mut() {
+                Some(stream) => {
+                    tokio::select! {
+                        n = stream.next() => match n {
+                            Some(Ok(_)) => {
+                                // Coalesce whatever else is already buffered.
+                                while let Some(Some(Ok(_))) = stream.next().now_or_never() {}
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "relay LISTEN connection failed; reconnecting");
+                                notifications = self.listen().await;
+                            }
+                            None => notifications = self.listen().await,
+                        },
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => {
+                    tokio::time::sleep(wait).await;
+                    notifications = self.listen().await;
+                }
+            }
+        }
+    }
+
+    /// LISTENs on [`APPENDED_CHANNEL`]; `None` (after a warning) if that fails, in which case the
+    /// poll interval alone drives the relay until the next attempt.
+    async fn listen(
+        &self,
+    ) -> Option<std::pin::Pin<Box<dyn Stream<Item = Result<PgNotification, sqlx::Error>> + Send>>>
+    {
+        let attempt = async {
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(APPENDED_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match attempt.await {
+            Ok(listener) => Some(Box::pin(listener.into_stream())),
+            Err(e) => {
+                tracing::warn!(error = %e, "relay could not LISTEN; polling only");
+                None
+            }
+        }
+    }
+
+    /// One step: brings the stream in line with the log (creating, or deleting and re-creating
+    /// it, as needed) and publishes everything committed so far. Returns the number of events
+    /// published (acknowledged, including duplicates the server dropped).
+    pub async fn publish_pending(&mut self) -> anyhow::Result<usize> {
+        let mut published = 0usize;
+        let mut failures = 0usize;
+        loop {
+            let next = match self.sync_stream().await {
+                Ok(next) => next,
+                Err(e) => {
+                    failures += 1;
+                    if failures >= MAX_ATTEMPTS {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %format!("{e:#}"), "relay could not read the stream state; retrying");
+                    continue;
+                }
+            };
+            let mut count = 0usize;
+            let result = self.publish_from(next, &mut count).await;
+            published += count;
+            match result {
+                Ok(()) => return Ok(published),
+                Err(e) => {
+                    // Drop whatever is in flight, re-read the stream and resume from there.
+                    if count > 0 {
+                        failures = 0;
+                    }
+                    failures += 1;
+                    if failures >= MAX_ATTEMPTS {
+                        return Err(e);
+                    }
+                    tracing::info!(error = %format!("{e:#}"), "relay publish failed; resyncing with the stream");
+                }
+            }
+        }
+    }
+
+    /// Makes sure the stream exists and is consistent with the log; returns the next position
+    /// to publish (`last_sequence + 1`).
+    async fn sync_stream(&self) -> anyhow::Result<i64> {
+        let head = head_position(&self.pool).await.context("read log head")?;
+        let name = &self.config.stream_name;
+        let info = match self.js.get_stream(name).await {
+            Ok(stream) => stream.cached_info().clone(),
+            Err(e) => {
+                if let GetStreamErrorKind::JetStream(js) = e.kind()
+                    && js.code() == STREAM_NOT_FOUND
+                {
+                    tracing::info!(stream = %name, "JetStream stream missing; creating it and publishing from position 1");
+                    self.create_stream().await?;
+                    return Ok(1);
+                }
+                return Err(anyhow::Error::new(e).context("get JetStream stream info"));
+            }
+        };
+        let st = &info.state;
+        let consistent = if st.messages == 0 {
+            st.last_sequence == 0
+        } else {
+            st.first_sequence == 1
+                && st.last_sequence >= st.first_sequence
+                && st.messages == st.last_sequence - st.first_sequence + 1
+        };
+        let beyond_head = i64::try_from(st.last_sequence).map_or(true, |last| last > head);
+        if !consistent || beyond_head {
+            tracing::warn!(
+                stream = %name,
+                messages = st.messages,
+                first_sequence = st.first_sequence,
+                last_sequence = st.last_sequence,
+                log_head = head,
+                "JetStream stream is inconsistent with the log; deleting and re-creating it, re-publishing from position 1"
+            );
+            match self.js.delete_stream(name).await {
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "deleting the inconsistent stream failed"),
+            }
+            self.create_stream().await?;
+            return Ok(1);
+        }
+        Ok(i64::try_from(st.last_sequence)? + 1)
+    }
+
+    async fn create_stream(&self) -> anyhow::Result<()> {
+        self.js
+            .create_stream(stream_config(
+                &self.config.stream_name,
+                &self.config.subject_prefix,
+            ))
+            .await
+            .context("create JetStream stream")?;
+        Ok(())
+    }
+
+    /// Publishes every event from position `next` on, `batch` at a time: sends the whole batch,
+    /// then awaits the acks in order. Stops at the first failure.
+    async fn publish_from(&self, mut next: i64, count: &mut usize) -> anyhow::Result<()> {
+        let batch = self.config.batch.max(1);
+        loop {
+            let events = read_all(&self.pool, next - 1, batch)
+                .await
+                .context("read the log")?;
+            let Some(last) = events.last() else {
+                return Ok(());
+            };
+            let last_position = last.position;
+            let mut acks = Vec::with_capacity(events.len());
+            for (i, ev) in events.iter().enumerate() {
+                let expected = next + i64::try_from(i)?;
+                anyhow::ensure!(
+                    ev.position == expected,
+                    "gap in the log: expected position {expected}, read {}",
+                    ev.position
+                );
+                let ack = self
+                    .js
+                    .send_publish(self.subject(ev), self.message(ev)?)
+                    .await
+                    .with_context(|| format!("publish position {}", ev.position))?;
+                acks.push((ev.position, ack));
+            }
+            for (position, ack) in acks {
+                let ack = ack
+                    .await
+                    .with_context(|| format!("ack for position {position}"))?;
+                anyhow::ensure!(
+                    i64::try_from(ack.sequence)? == position,
+                    "position {position} acknowledged at stream sequence {} (duplicate: {})",
+                    ack.sequence,
+                    ack.duplicate
+                );
+                *count += 1;
+            }
+            next = last_position + 1;
+            if i64::try_from(events.len())? < batch {
+                return Ok(());
+            }
+        }
+    }
+
+    fn subject(&self, ev: &RecordedEvent) -> String {
+        subject_for(&self.config.subject_prefix, &ev.stream_type, &ev.stream_id)
+    }
+
+    fn message(&self, ev: &RecordedEvent) -> anyhow::Result<jetstream::message::PublishMessage> {
+        let payload = serde_json::to_vec(ev)?;
+        Ok(jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(ev.event_id.to_string())
+            .expected_last_sequence(u64::try_from(ev.position - 1)?)
+            .header(HEADER_POSITION, ev.position.to_string())
+            .header(HEADER_STREAM_ID, ev.stream_id.as_str())
+            .header(HEADER_VERSION, ev.version.to_string())
+            .header(HEADER_EVENT_TYPE, ev.event_type.as_str()))
+    }
+}

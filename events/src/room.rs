@@ -1,0 +1,677 @@
+//! The room aggregate: a group room or a direct room, its members, and the
+//! messages, reactions and read markers inside it. Every event of a room lives in
+//! one `room-<id>` stream, so a room's `version` orders everything a client sees.
+
+use crate::ids::{MessageId, RoomId, UserId};
+use crate::stored::StoredEvent;
+use crate::values::{Emoji, MessageBody, Role, RoomName, Topic, Visibility};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Most distinct reactions one user may put on one message.
+pub const MAX_REACTIONS_PER_USER_PER_MESSAGE: usize = 20;
+
+/// Events of a `room-<id>` stream, named in the past tense. They carry what
+/// projectors need (a message's `seq`, an edit's number) so nothing is recomputed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum RoomEvent {
+    #[serde(rename = "RoomCreated")]
+    RoomCreated {
+        room_id: RoomId,
+        name: RoomName,
+        topic: Topic,
+        visibility: Visibility,
+        owner_id: UserId,
+    },
+    #[serde(rename = "DirectRoomOpened")]
+    DirectRoomOpened {
+        room_id: RoomId,
+        user_ids: [UserId; 2],
+        opened_by: UserId,
+    },
+    #[serde(rename = "RoomRenamed")]
+    RoomRenamed { name: RoomName, renamed_by: UserId },
+    #[serde(rename = "RoomTopicChanged")]
+    RoomTopicChanged { topic: Topic, changed_by: UserId },
+    #[serde(rename = "RoomVisibilityChanged")]
+    RoomVisibilityChanged {
+        visibility: Visibility,
+        changed_by: UserId,
+    },
+    #[serde(rename = "MemberInvited")]
+    MemberInvited { user_id: UserId, invited_by: UserId },
+    #[serde(rename = "MemberJoined")]
+    MemberJoined { user_id: UserId, role: Role },
+    #[serde(rename = "MemberLeft")]
+    MemberLeft { user_id: UserId },
+    #[serde(rename = "MemberKicked")]
+    MemberKicked { user_id: UserId, kicked_by: UserId },
+    #[serde(rename = "MemberRoleChanged")]
+    MemberRoleChanged {
+        user_id: UserId,
+        role: Role,
+        changed_by: UserId,
+    },
+    #[serde(rename = "MessageSent")]
+    MessageSent {
+        message_id: MessageId,
+        seq: u64,
+        sender_id: UserId,
+        body: MessageBody,
+        reply_to: Option<MessageId>,
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "MessageEdited")]
+    MessageEdited {
+        message_id: MessageId,
+        seq: u64,
+        body: MessageBody,
+        edit_number: u32,
+        edited_by: UserId,
+    },
+    #[serde(rename = "MessageDeleted")]
+    MessageDeleted {
+        message_id: MessageId,
+        seq: u64,
+        deleted_by: UserId,
+    },
+    #[serde(rename = "ReactionAdded")]
+    ReactionAdded {
+        message_id: MessageId,
+        seq: u64,
+        user_id: UserId,
+        emoji: Emoji,
+    },
+    #[serde(rename = "ReactionRemoved")]
+    ReactionRemoved {
+        message_id: MessageId,
+        seq: u64,
+        user_id: UserId,
+        emoji: Emoji,
+    },
+    #[serde(rename = "ReadMarkerMoved")]
+    ReadMarkerMoved { user_id: UserId, seq: u64 },
+}
+
+impl StoredEvent for RoomEvent {
+    const STREAM_TYPE: &'static str = "room";
+}
+
+/// What a user asks of a room. The actor is always the authenticated user; ids of
+/// new things are chosen by the caller so that deciding stays deterministic.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RoomCommand {
+    Create {
+        room_id: RoomId,
+        name: RoomName,
+        topic: Topic,
+        visibility: Visibility,
+    },
+    /// Open (or re-open) the direct room of the actor and `with`.
+    OpenDirect {
+        room_id: RoomId,
+        with: UserId,
+    },
+    Rename {
+        name: RoomName,
+    },
+    ChangeTopic {
+        topic: Topic,
+    },
+    ChangeVisibility {
+        visibility: Visibility,
+    },
+    Invite {
+        user_id: UserId,
+    },
+    Join,
+    Leave,
+    Kick {
+        user_id: UserId,
+    },
+    ChangeRole {
+        user_id: UserId,
+        role: Role,
+    },
+    SendMessage {
+        message_id: MessageId,
+        body: MessageBody,
+        reply_to: Option<MessageId>,
+        client_msg_id: Option<String>,
+    },
+    EditMessage {
+        message_id: MessageId,
+        body: MessageBody,
+    },
+    DeleteMessage {
+        message_id: MessageId,
+    },
+    AddReaction {
+        message_id: MessageId,
+        emoji: Emoji,
+    },
+    RemoveReaction {
+        message_id: MessageId,
+        emoji: Emoji,
+    },
+    MarkRead {
+        seq: u64,
+    },
+}
+
+/// Every rule of the room aggregate, one variant each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error("room not found")]
+    NotFound,
+    #[error("room already exists")]
+    AlreadyExists,
+    #[error("you are not a member of this room")]
+    NotMember,
+    #[error("user is already a member of this room")]
+    AlreadyMember,
+    #[error("user is not a member of this room")]
+    TargetNotMember,
+    #[error("user is already invited")]
+    AlreadyInvited,
+    #[error("this room is private: an invite is needed to join")]
+    InviteRequired,
+    #[error("only the room owner or an admin may do this")]
+    NotPermitted,
+    #[error("the owner cannot be the target of this action")]
+    CannotTargetOwner,
+    #[error("you cannot do this to yourself")]
+    CannotTargetSelf,
+    #[error("this cannot be done in a direct room")]
+    DirectRoom,
+    #[error("a direct room needs two different users")]
+    DirectWithSelf,
+    #[error("the owner role cannot be given")]
+    CannotGrantOwner,
+    #[error("message not found")]
+    MessageNotFound,
+    #[error("message was deleted")]
+    MessageDeleted,
+    #[error("only the author or a room admin may change this message")]
+    NotAuthor,
+    #[error("the message replied to is not in this room")]
+    ReplyTargetNotFound,
+    #[error("at most 20 distinct reactions per user per message")]
+    TooManyReactions,
+    #[error("read marker is beyond the last message")]
+    ReadMarkerBeyondLastMessage,
+}
+
+/// The kind of room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomKind {
+    Group,
+    Direct,
+}
+
+/// What the rules need to know of a message.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct MessageFacts {
+    pub seq: u64,
+    pub author: Option<UserId>,
+    pub deleted: bool,
+    pub edits: u32,
+    pub reactions: HashMap<UserId, BTreeSet<Emoji>>,
+}
+
+/// The state the rules decide on, folded from the room's events by [`evolve`].
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct RoomState {
+    pub room_id: Option<RoomId>,
+    pub kind: Option<RoomKind>,
+    pub visibility: Option<Visibility>,
+    pub owner: Option<UserId>,
+    pub name: Option<RoomName>,
+    /// Direct rooms: the two users.
+    pub pair: Option<[UserId; 2]>,
+    pub members: HashMap<UserId, Role>,
+    pub invited: HashSet<UserId>,
+    pub last_seq: u64,
+    pub messages: HashMap<MessageId, MessageFacts>,
+    pub read_markers: HashMap<UserId, u64>,
+}
+
+impl RoomState {
+    pub fn exists(&self) -> bool {
+        self.kind.is_some()
+    }
+
+    pub fn is_member(&self, user: UserId) -> bool {
+        self.members.contains_key(&user)
+    }
+
+    pub fn role_of(&self, user: UserId) -> Option<Role> {
+        self.members.get(&user).copied()
+    }
+
+    fn is_private(&self) -> bool {
+        self.visibility != Some(Visibility::Public)
+    }
+
+    /// The member's role, or the error a non-member gets: a private room does not
+    /// reveal that it exists.
+    fn member(&self, actor: UserId) -> Result<Role, RoomError> {
+        match self.members.get(&actor) {
+            Some(r) => Ok(*r),
+            None if self.is_private() => Err(RoomError::NotFound),
+            None => Err(RoomError::NotMember),
+        }
+    }
+
+    fn moderator(&self, actor: UserId) -> Result<Role, RoomError> {
+        let role = self.member(actor)?;
+        if self.kind == Some(RoomKind::Direct) {
+            return Err(RoomError::DirectRoom);
+        }
+        if !role.moderates() {
+            return Err(RoomError::NotPermitted);
+        }
+        Ok(role)
+    }
+
+    fn live_message(&self, id: MessageId) -> Result<&MessageFacts, RoomError> {
+        let m = self.messages.get(&id).ok_or(RoomError::MessageNotFound)?;
+        if m.deleted {
+            return Err(RoomError::MessageDeleted);
+        }
+        Ok(m)
+    }
+
+    /// Author, or a moderator of a group room, may change a message.
+    fn may_change(&self, actor: UserId, role: Role, m: &MessageFacts) -> Result<(), RoomError> {
+        let moderator = role.moderates() && self.kind == Some(RoomKind::Group);
+        if m.author == Some(actor) || moderator {
+            Ok(())
+        } else {
+            Err(RoomError::NotAuthor)
+        }
+    }
+}
+
+/// Decides what happens when `actor` issues `cmd` against a room in `state`.
+/// No I/O: everything a rule needs is in the state or the command. An empty
+/// vector means "already so" (an idempotent no-op), never an error.
+pub fn decide(
+    state: &RoomState,
+    actor: UserId,
+    cmd: RoomCommand,
+) -> Result<Vec<RoomEvent>, RoomError> {
+    use RoomCommand as C;
+    use RoomEvent as E;
+
+    if !state.exists() {
+        return match cmd {
+            C::Create {
+                room_id,
+                name,
+                topic,
+                visibility,
+            } => Ok(vec![
+                E::RoomCreated {
+                    room_id,
+                    name,
+                    topic,
+                    visibility,
+                    owner_id: actor,
+                },
+                E::MemberJoined {
+                    user_id: actor,
+                    role: Role::Owner,
+                },
+            ]),
+            C::OpenDirect { room_id, with } => {
+                if with == actor {
+                    return Err(RoomError::DirectWithSelf);
+                }
+                Ok(vec![
+                    E::DirectRoomOpened {
+                        room_id,
+                        user_ids: [actor, with],
+                        opened_by: actor,
+                    },
+                    E::MemberJoined {
+                        user_id: actor,
+                        role: Role::Member,
+                    },
+                    E::MemberJoined {
+                        user_id: with,
+                        role: Role::Member,
+                    },
+                ])
+            }
+            _ => Err(RoomError::NotFound),
+        };
+    }
+
+    match cmd {
+        C::Create { .. } => Err(RoomError::AlreadyExists),
+        C::OpenDirect { with, .. } => {
+            let Some(pair) = state.pair else {
+                return Err(RoomError::AlreadyExists);
+            };
+            if !pair.contains(&actor) || !pair.contains(&with) || actor == with {
+                return Err(RoomError::AlreadyExists);
+            }
+            // Re-opening brings back whichever of the two had left.
+            Ok(pair
+                .iter()
+                .filter(|u| !state.is_member(**u))
+                .map(|u| E::MemberJoined {
+                    user_id: *u,
+                    role: Role::Member,
+                })
+                .collect())
+        }
+        C::Rename { name } => {
+            state.moderator(actor)?;
+            Ok(vec![E::RoomRenamed {
+                name,
+                renamed_by: actor,
+            }])
+        }
+        C::ChangeTopic { topic } => {
+            state.moderator(actor)?;
+            Ok(vec![E::RoomTopicChanged {
+                topic,
+                changed_by: actor,
+            }])
+        }
+        C::ChangeVisibility { visibility } => {
+            state.moderator(actor)?;
+            if state.visibility == Some(visibility) {
+                return Ok(vec![]);
+            }
+            Ok(vec![E::RoomVisibilityChanged {
+                visibility,
+                changed_by: actor,
+            }])
+        }
+        C::Invite { user_id } => {
+            let role = state.member(actor)?;
+            if state.kind == Some(RoomKind::Direct) {
+                return Err(RoomError::DirectRoom);
+            }
+            if state.is_private() && !role.moderates() {
+                return Err(RoomError::NotPermitted);
+            }
+            if state.is_member(user_id) {
+                return Err(RoomError::AlreadyMember);
+            }
+            if state.invited.contains(&user_id) {
+                return Err(RoomError::AlreadyInvited);
+            }
+            Ok(vec![E::MemberInvited {
+                user_id,
+                invited_by: actor,
+            }])
+        }
+        C::Join => {
+            if state.kind == Some(RoomKind::Direct) {
+                return Err(if state.is_member(actor) {
+                    RoomError::AlreadyMember
+                } else {
+                    RoomError::NotFound
+                });
+            }
+            if state.is_member(actor) {
+                return Err(RoomError::AlreadyMember);
+            }
+            if state.is_private() && !state.invited.contains(&actor) {
+                // Whether the room exists is not revealed to the uninvited.
+                return Err(RoomError::NotFound);
+            }
+            Ok(vec![E::MemberJoined {
+                user_id: actor,
+                role: Role::Member,
+            }])
+        }
+        C::Leave => {
+            state.member(actor)?;
+            Ok(vec![E::MemberLeft { user_id: actor }])
+        }
+        C::Kick { user_id } => {
+            let role = state.moderator(actor)?;
+            if user_id == actor {
+                return Err(RoomError::CannotTargetSelf);
+            }
+            match state.role_of(user_id) {
+                None => Err(RoomError::TargetNotMember),
+                Some(Role::Owner) => Err(RoomError::CannotTargetOwner),
+                Some(Role::Admin) if role != Role::Owner => Err(RoomError::NotPermitted),
+                Some(_) => Ok(vec![E::MemberKicked {
+                    user_id,
+                    kicked_by: actor,
+                }]),
+            }
+        }
+        C::ChangeRole { user_id, role } => {
+            let actor_role = state.moderator(actor)?;
+            if actor_role != Role::Owner {
+                return Err(RoomError::NotPermitted);
+            }
+            if role == Role::Owner {
+                return Err(RoomError::CannotGrantOwner);
+            }
+            match state.role_of(user_id) {
+                None => Err(RoomError::TargetNotMember),
+                Some(Role::Owner) => Err(RoomError::CannotTargetOwner),
+                Some(current) if current == role => Ok(vec![]),
+                Some(_) => Ok(vec![E::MemberRoleChanged {
+                    user_id,
+                    role,
+                    changed_by: actor,
+                }]),
+            }
+        }
+        C::SendMessage {
+            message_id,
+            body,
+            reply_to,
+            client_msg_id,
+        } => {
+            state.member(actor)?;
+            if let Some(parent) = reply_to
+                && !state.messages.contains_key(&parent)
+            {
+                return Err(RoomError::ReplyTargetNotFound);
+            }
+            Ok(vec![E::MessageSent {
+                message_id,
+                seq: state.last_seq + 1,
+                sender_id: actor,
+                body,
+                reply_to,
+                client_msg_id,
+            }])
+        }
+        C::EditMessage { message_id, body } => {
+            let role = state.member(actor)?;
+            let m = state.live_message(message_id)?;
+            state.may_change(actor, role, m)?;
+            Ok(vec![E::MessageEdited {
+                message_id,
+                seq: m.seq,
+                body,
+                edit_number: m.edits + 1,
+                edited_by: actor,
+            }])
+        }
+        C::DeleteMessage { message_id } => {
+            let role = state.member(actor)?;
+            let m = state.live_message(message_id)?;
+            state.may_change(actor, role, m)?;
+            Ok(vec![E::MessageDeleted {
+                message_id,
+                seq: m.seq,
+                deleted_by: actor,
+            }])
+        }
+        C::AddReaction { message_id, emoji } => {
+            state.member(actor)?;
+            let m = state.live_message(message_id)?;
+            let mine = m.reactions.get(&actor);
+            if mine.is_some_and(|set| set.contains(&emoji)) {
+                return Ok(vec![]);
+            }
+            if mine.map_or(0, |set| set.len()) >= MAX_REACTIONS_PER_USER_PER_MESSAGE {
+                return Err(RoomError::TooManyReactions);
+            }
+            Ok(vec![E::ReactionAdded {
+                message_id,
+                seq: m.seq,
+                user_id: actor,
+                emoji,
+            }])
+        }
+        C::RemoveReaction { message_id, emoji } => {
+            state.member(actor)?;
+            let m = state.live_message(message_id)?;
+            if !m.reactions.get(&actor).is_some_and(|s| s.contains(&emoji)) {
+                return Ok(vec![]);
+            }
+            Ok(vec![E::ReactionRemoved {
+                message_id,
+                seq: m.seq,
+                user_id: actor,
+                emoji,
+            }])
+        }
+        C::MarkRead { seq } => {
+            state.member(actor)?;
+            if seq > state.last_seq {
+                return Err(RoomError::ReadMarkerBeyondLastMessage);
+            }
+            // A read marker never moves back.
+            if seq <= state.read_markers.get(&actor).copied().unwrap_or(0) {
+                return Ok(vec![]);
+            }
+            Ok(vec![E::ReadMarkerMoved {
+                user_id: actor,
+                seq,
+            }])
+        }
+    }
+}
+
+/// Folds one event into the state. Total: it never fails, so any stored history
+/// can be replayed.
+pub fn evolve(mut state: RoomState, event: &RoomEvent) -> RoomState {
+    use RoomEvent as E;
+    match event {
+        E::RoomCreated {
+            room_id,
+            name,
+            visibility,
+            owner_id,
+            ..
+        } => {
+            state.room_id = Some(*room_id);
+            state.kind = Some(RoomKind::Group);
+            state.visibility = Some(*visibility);
+            state.owner = Some(*owner_id);
+            state.name = Some(name.clone());
+        }
+        E::DirectRoomOpened {
+            room_id, user_ids, ..
+        } => {
+            state.room_id = Some(*room_id);
+            state.kind = Some(RoomKind::Direct);
+            state.visibility = Some(Visibility::Private);
+            state.pair = Some(*user_ids);
+        }
+        E::RoomRenamed { name, .. } => state.name = Some(name.clone()),
+        E::RoomTopicChanged { .. } => {}
+        E::RoomVisibilityChanged { visibility, .. } => state.visibility = Some(*visibility),
+        E::MemberInvited { user_id, .. } => {
+            state.invited.insert(*user_id);
+        }
+        E::MemberJoined { user_id, role } => {
+            state.invited.remove(user_id);
+            state.members.insert(*user_id, *role);
+        }
+        E::MemberLeft { user_id } | E::MemberKicked { user_id, .. } => {
+            state.members.remove(user_id);
+            state.invited.remove(user_id);
+        }
+        E::MemberRoleChanged { user_id, role, .. } => {
+            if let Some(r) = state.members.get_mut(user_id) {
+                *r = *role;
+            }
+        }
+        E::MessageSent {
+            message_id,
+            seq,
+            sender_id,
+            ..
+        } => {
+            state.last_seq = state.last_seq.max(*seq);
+            state.messages.insert(
+                *message_id,
+                MessageFacts {
+                    seq: *seq,
+                    author: Some(*sender_id),
+                    ..MessageFacts::default()
+                },
+            );
+        }
+        E::MessageEdited {
+            message_id,
+            edit_number,
+            ..
+        } => {
+            if let Some(m) = state.messages.get_mut(message_id) {
+                m.edits = *edit_number;
+            }
+        }
+        E::MessageDeleted { message_id, .. } => {
+            if let Some(m) = state.messages.get_mut(message_id) {
+                m.deleted = true;
+                m.reactions.clear();
+            }
+        }
+        E::ReactionAdded {
+            message_id,
+            user_id,
+            emoji,
+            ..
+        } => {
+            if let Some(m) = state.messages.get_mut(message_id) {
+                m.reactions
+                    .entry(*user_id)
+                    .or_default()
+                    .insert(emoji.clone());
+            }
+        }
+        E::ReactionRemoved {
+            message_id,
+            user_id,
+            emoji,
+            ..
+        } => {
+            if let Some(m) = state.messages.get_mut(message_id)
+                && let Some(set) = m.reactions.get_mut(user_id)
+            {
+                set.remove(emoji);
+                if set.is_empty() {
+                    m.reactions.remove(user_id);
+                }
+            }
+        }
+        E::ReadMarkerMoved { user_id, seq } => {
+            let marker = state.read_markers.entry(*user_id).or_insert(0);
+            *marker = (*marker).max(*seq);
+        }
+    }
+    state
+}
+
+/// Folds many events.
+pub fn replay<'a>(events: impl IntoIterator<Item = &'a RoomEvent>) -> RoomState {
+    events.into_iter().fold(RoomState::default(), evolve)
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Run every check and test of the workspace (the README's one test command):
+#
+#   bash scripts/test.sh
+#
+# Steps: services (PostgreSQL + NATS JetStream), `events` purity, rustfmt,
+# clippy (-D warnings), tests (cargo-nextest when installed, else cargo test),
+# and doctests (nextest does not run them). Honours CARGO_TARGET_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() {
+    printf '\ntest.sh: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+echo "test.sh: workspace $ROOT, target dir ${CARGO_TARGET_DIR:-$ROOT/target}"
+
+step "services: PostgreSQL and NATS JetStream (scripts/services.sh)"
+bash "$ROOT/scripts/services.sh"
+
+step "purity: the events crate must not depend on axum, sqlx, async-nats or tokio"
+tree=$(cargo tree -p events -e normal --prefix none --format '{p}') ||
+    fail "cargo tree -p events failed"
+impure=$(printf '%s\n' "$tree" | grep -E '^(axum|sqlx|async-nats|tokio)([-_][A-Za-z0-9_-]+)? ' | sed 's/ (\*)$//' | sort -u || true)
+if [[ -n $impure ]]; then
+    printf '%s\n' "$impure" >&2
+    fail "the events crate must stay pure (no I/O or runtime crates), but its normal dependencies include the crates above (see: cargo tree -p events -e normal -i <crate>)"
+fi
+echo "events is pure"
+
+step "format: cargo fmt --all -- --check"
+cargo fmt --version >/dev/null 2>&1 || fail "rustfmt is not installed (rustup component add rustfmt)"
+cargo fmt --all -- --check || fail "code is not formatted: run 'cargo fmt --all'"
+
+step "lint: cargo clippy --workspace --all-targets --all-features -- -D warnings"
+cargo clippy --version >/dev/null 2>&1 || fail "clippy is not installed (rustup component add clippy)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings || fail "clippy reported problems"
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step "tests: cargo nextest run --workspace --all-features --no-fail-fast"
+    cargo nextest run --workspace --all-features --no-fail-fast || fail "tests failed"
+    step "doctests: cargo test --workspace --doc --all-features"
+    cargo test --workspace --doc --all-features || fail "doctests failed"
+else
+    step "tests: cargo test --workspace --all-features (cargo-nextest not installed)"
+    cargo test --workspace --all-features || fail "tests failed"
+fi
+
+printf '\ntest.sh: all steps passed\n'
