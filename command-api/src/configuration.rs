@@ -73,6 +73,11 @@ impl Settings {
             .try_deserialize()
     }
 
+    /// Built-in defaults only, ignoring the environment (tests start from these).
+    pub fn from_defaults() -> Result<Self, config::ConfigError> {
+        Self::defaults()?.build()?.try_deserialize()
+    }
+
     fn defaults()
     -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
         config::Config::builder()

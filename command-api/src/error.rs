@@ -92,7 +92,7 @@ impl From<RoomError> for ApiError {
             R::AlreadyMember => (S::CONFLICT, "already_member"),
             R::TargetNotMember => (S::NOT_FOUND, "member_not_found"),
             R::AlreadyInvited => (S::CONFLICT, "already_invited"),
-            R::InviteRequired => (S::FORBIDDEN, "invite_required"),
+            R::OwnerCannotLeave => (S::CONFLICT, "owner_cannot_leave"),
             R::NotPermitted => (S::FORBIDDEN, "forbidden"),
             R::CannotTargetOwner => (S::FORBIDDEN, "cannot_target_owner"),
             R::CannotTargetSelf => (S::BAD_REQUEST, "cannot_target_self"),

@@ -65,10 +65,10 @@ pub async fn read_all<'e>(
     let rows = sqlx::query(select_events!(
         "WHERE position > $1 ORDER BY position LIMIT $2"
     ))
-        .bind(after_position)
-        .bind(limit.max(0))
-        .fetch_all(executor)
-        .await?;
+    .bind(after_position)
+    .bind(limit.max(0))
+    .fetch_all(executor)
+    .await?;
     rows.iter().map(event_from_row).collect()
 }
 
@@ -82,11 +82,11 @@ pub async fn read_stream<'e>(
     let rows = sqlx::query(select_events!(
         "WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
     ))
-        .bind(stream_id)
-        .bind(after_version)
-        .bind(limit.max(0))
-        .fetch_all(executor)
-        .await?;
+    .bind(stream_id)
+    .bind(after_version)
+    .bind(limit.max(0))
+    .fetch_all(executor)
+    .await?;
     rows.iter().map(event_from_row).collect()
 }
 

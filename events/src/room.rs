@@ -175,8 +175,8 @@ pub enum RoomError {
     TargetNotMember,
     #[error("user is already invited")]
     AlreadyInvited,
-    #[error("this room is private: an invite is needed to join")]
-    InviteRequired,
+    #[error("the owner cannot leave a group room (ownership cannot be transferred yet)")]
+    OwnerCannotLeave,
     #[error("only the room owner or an admin may do this")]
     NotPermitted,
     #[error("the owner cannot be the target of this action")]
@@ -432,7 +432,11 @@ pub fn decide(
             }])
         }
         C::Leave => {
-            state.member(actor)?;
+            let role = state.member(actor)?;
+            // A group room without its owner could never change roles again.
+            if role == Role::Owner && state.kind == Some(RoomKind::Group) {
+                return Err(RoomError::OwnerCannotLeave);
+            }
             Ok(vec![E::MemberLeft { user_id: actor }])
         }
         C::Kick { user_id } => {

@@ -528,6 +528,20 @@ mod joining_and_leaving {
     }
 
     #[test]
+    fn the_owner_cannot_leave_a_group_room() {
+        given(busy_room(Visibility::Public))
+            .when(OWNER, RoomCommand::Leave)
+            .then_err(RoomError::OwnerCannotLeave);
+    }
+
+    #[test]
+    fn an_admin_can_leave() {
+        given(busy_room(Visibility::Private))
+            .when(ADMIN, RoomCommand::Leave)
+            .then(vec![left(ADMIN)]);
+    }
+
+    #[test]
     fn a_non_member_cannot_leave_a_public_room() {
         given(public_room())
             .when(ALICE, RoomCommand::Leave)
@@ -559,7 +573,7 @@ mod joining_and_leaving {
     }
 
     #[test]
-    fn a_stranger_leaving_drops_an_outstanding_invite() {
+    fn a_left_event_also_drops_an_outstanding_invite() {
         let g = given(history([
             private_room(),
             vec![invited(ALICE, OWNER), left(ALICE)],
