@@ -294,7 +294,11 @@ impl<S: EventStore> RoomActor<S> {
 
     /// One pass over the queued commands; returns those to run again.
     async fn attempt(&mut self, queue: VecDeque<Pending>) -> VecDeque<Pending> {
-        if let Err(e) = self.catch_up().await {
+        // A loaded state is trusted: if another replica wrote since, the expected
+        // version of the append says so, and the state is reloaded then.
+        if self.state.is_none()
+            && let Err(e) = self.catch_up().await
+        {
             for p in queue {
                 let _ = p.reply.send(Err(CommandError::Store(e.clone())));
             }

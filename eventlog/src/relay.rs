@@ -20,8 +20,6 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::postgres::{APPENDED_CHANNEL, head_position, read_all};
 use crate::store::RecordedEvent;
 
-/// JetStream error code: stream not found.
-const STREAM_NOT_FOUND: usize = 10059;
 /// How often a relay that does not hold the advisory lock tries again.
 const LOCK_RETRY: Duration = Duration::from_secs(1);
 /// Consecutive failed attempts inside one [`Relay::publish_pending`] before it gives up.
@@ -319,7 +317,7 @@ impl Relay {
             Ok(stream) => stream.cached_info().clone(),
             Err(e) => {
                 if let GetStreamErrorKind::JetStream(js) = e.kind()
-                    && js.code() == STREAM_NOT_FOUND
+                    && js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
                 {
                     tracing::info!(stream = %name, "JetStream stream missing; creating it and publishing from position 1");
                     self.create_stream().await?;

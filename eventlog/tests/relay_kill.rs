@@ -1,1 +1,113 @@
+#![allow(clippy::unwrap_used)]
 
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{append_events, assert_stream_equals_log, wait_for_stream};
+use eventlog::testing::{TestDb, TestNats};
+use eventlog::{EventStore, GroupCommitConfig, PgEventStore, Relay};
+use rand::Rng;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_relay_ten_times_while_appending_loses_nothing_and_duplicates_nothing() {
+    let started = Instant::now();
+    let db = TestDb::new().await.unwrap();
+    let nats = TestNats::new().await.unwrap();
+    let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
+    let mut config = nats.relay_config();
+    config.batch = 200;
+    config.poll_interval = Duration::from_millis(200);
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move { append_events(&store, 10, 5000).await })
+    };
+
+    let mut progress = Vec::new();
+    for kill in 0..10 {
+        let relay = Relay::new(db.pool.clone(), nats.client.clone(), config.clone());
+        let task = tokio::spawn(relay.run(std::future::pending()));
+        let after = rand::rng().random_range(10..400u64);
+        tokio::time::sleep(Duration::from_millis(after)).await;
+        task.abort();
+        let outcome = task.await;
+        assert!(
+            outcome.as_ref().is_err_and(|e| e.is_cancelled()),
+            "relay {kill} ended on its own: {outcome:?}"
+        );
+        let js = async_nats::jetstream::new(nats.client.clone());
+        if let Ok(stream) = js.get_stream(&nats.stream_name).await {
+            let published = stream.cached_info().state.last_sequence;
+            let head = store.head_position().await.unwrap();
+            eprintln!("kill {kill} after {after} ms: stream at {published}, log head {head}");
+            progress.push(published);
+        }
+    }
+    writer.await.unwrap();
+    let head = store.head_position().await.unwrap();
+    assert_eq!(head, 5000);
+    // The kills did land while the relay was publishing (not only while it stood by).
+    progress.dedup();
+    assert!(
+        progress.len() >= 3,
+        "the relay made progress between too few kills: {progress:?}"
+    );
+
+    // Run until caught up.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = Relay::new(db.pool.clone(), nats.client.clone(), config.clone());
+    let task = tokio::spawn(relay.run(async move {
+        let _ = stopped.await;
+    }));
+    assert!(
+        wait_for_stream(
+            &nats.client,
+            &nats.stream_name,
+            head as u64,
+            Duration::from_secs(30)
+        )
+        .await,
+        "relay did not catch up"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
+    eprintln!("relay kill test took {:?}", started.elapsed());
+    nats.cleanup().await;
+}
+
+#[tokio::test]
+async fn publish_pending_publishes_everything_committed_and_is_idempotent() {
+    let db = TestDb::new().await.unwrap();
+    let nats = TestNats::new().await.unwrap();
+    let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
+    let mut relay = Relay::new(db.pool.clone(), nats.client.clone(), nats.relay_config());
+
+    assert_eq!(relay.publish_pending().await.unwrap(), 0);
+    append_events(&store, 3, 2400).await;
+    let n = relay.publish_pending().await.unwrap();
+    assert_eq!(n, 2400);
+    assert_eq!(relay.publish_pending().await.unwrap(), 0);
+    append_events(&store, 1, 7).await;
+    assert_eq!(relay.publish_pending().await.unwrap(), 7);
+    assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
+    nats.cleanup().await;
+}
+
+#[test]
+fn subjects_are_sanitised() {
+    assert_eq!(
+        eventlog::subject_for("chat", "room", "abc"),
+        "chat.events.room.abc"
+    );
+    assert_eq!(
+        eventlog::subject_for("chat", "ro.om", "a.b*c> d\te"),
+        "chat.events.ro_om.a_b_c__d_e"
+    );
+    assert_eq!(
+        eventlog::subject_for("chat", "room", ""),
+        "chat.events.room._"
+    );
+}

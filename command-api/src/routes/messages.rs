@@ -55,6 +55,7 @@ pub async fn send_message(
         (Some(id), _) => Some(message_idem(me, room_id, id, &[text.as_str(), &reply])?),
         (None, key) => header_idem(
             me,
+            Some(room_id),
             key,
             &["send", &room_id.to_string(), text.as_str(), &reply],
         ),
@@ -94,7 +95,12 @@ pub async fn edit_message(
     Json(body): Json<EditMessageBody>,
 ) -> Result<Response, ApiError> {
     let text = MessageBody::parse(&body.body)?;
-    let idem = header_idem(me, key, &["edit", &message_id.to_string(), text.as_str()]);
+    let idem = header_idem(
+        me,
+        Some(room_id),
+        key,
+        &["edit", &message_id.to_string(), text.as_str()],
+    );
     let cmd = RoomCommand::EditMessage {
         message_id,
         body: text,
@@ -129,7 +135,7 @@ pub async fn delete_message(
     Path((room_id, message_id)): Path<(RoomId, MessageId)>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let idem = header_idem(me, key, &["delete", &message_id.to_string()]);
+    let idem = header_idem(me, Some(room_id), key, &["delete", &message_id.to_string()]);
     exec(
         &st,
         "delete_message",

@@ -58,13 +58,24 @@ pub(crate) async fn exec(
 }
 
 /// The idempotency record of a command carrying an `Idempotency-Key` header: keys
-/// are per user, and the fingerprint ties a key to one exact request.
-pub(crate) fn header_idem(user: UserId, key: Option<String>, request: &[&str]) -> Option<Idem> {
+/// are per user, and the fingerprint ties a key to one exact request. Keys of
+/// commands on an existing room are kept per room, so a room actor looks up
+/// everything it has queued in one query; creating a room has no room yet.
+pub(crate) fn header_idem(
+    user: UserId,
+    room: Option<RoomId>,
+    key: Option<String>,
+    request: &[&str],
+) -> Option<Idem> {
     key.map(|k| Idem {
-        scope: format!("user:{user}"),
-        key: format!("hdr:{k}"),
+        scope: room.map_or_else(|| format!("user:{user}"), room_scope),
+        key: format!("{user}:hdr:{k}"),
         fingerprint: fingerprint(request),
     })
+}
+
+fn room_scope(room: RoomId) -> String {
+    format!("room:{room}")
 }
 
 /// The idempotency record of a message carrying a `client_msg_id`.
@@ -81,8 +92,8 @@ pub(crate) fn message_idem(
         ));
     }
     Ok(Idem {
-        scope: format!("user:{user}"),
-        key: format!("msg:{room}:{client_msg_id}"),
+        scope: room_scope(room),
+        key: format!("{user}:msg:{client_msg_id}"),
         fingerprint: fingerprint(request),
     })
 }

@@ -69,6 +69,7 @@ pub async fn create_room(
     let vis = format!("{:?}", body.visibility);
     let idem = header_idem(
         me,
+        None,
         key,
         &["POST /v1/rooms", name.as_str(), topic.as_str(), &vis],
     );
@@ -122,7 +123,7 @@ pub async fn update_room(
         ));
     }
     let fp: Vec<&str> = fp.iter().map(String::as_str).collect();
-    let idem = header_idem(me, key, &fp);
+    let idem = header_idem(me, Some(room_id), key, &fp);
     exec(
         &st,
         "update_room",
@@ -143,7 +144,7 @@ pub async fn join(
     Path(room_id): Path<RoomId>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let idem = header_idem(me, key, &["join", &room_id.to_string()]);
+    let idem = header_idem(me, Some(room_id), key, &["join", &room_id.to_string()]);
     exec(
         &st,
         "join",
@@ -164,7 +165,7 @@ pub async fn leave(
     Path(room_id): Path<RoomId>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let idem = header_idem(me, key, &["leave", &room_id.to_string()]);
+    let idem = header_idem(me, Some(room_id), key, &["leave", &room_id.to_string()]);
     exec(
         &st,
         "leave",
@@ -192,6 +193,7 @@ pub async fn invite(
     }
     let idem = header_idem(
         me,
+        Some(room_id),
         key,
         &["invite", &room_id.to_string(), &user_id.to_string()],
     );
@@ -223,6 +225,7 @@ pub async fn kick(
 ) -> Result<Response, ApiError> {
     let idem = header_idem(
         me,
+        Some(room_id),
         key,
         &["kick", &room_id.to_string(), &user_id.to_string()],
     );
@@ -256,6 +259,7 @@ pub async fn change_role(
     let role = body.role;
     let idem = header_idem(
         me,
+        Some(room_id),
         key,
         &[
             "role",

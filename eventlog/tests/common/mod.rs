@@ -43,3 +43,100 @@ pub async fn count_events(pool: &sqlx::PgPool) -> i64 {
         .await
         .unwrap()
 }
+
+/// Polls the JetStream stream until its last sequence reaches `target` (or the deadline passes).
+pub async fn wait_for_stream(
+    client: &async_nats::Client,
+    stream_name: &str,
+    target: u64,
+    deadline: std::time::Duration,
+) -> bool {
+    let js = async_nats::jetstream::new(client.clone());
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        if let Ok(stream) = js.get_stream(stream_name).await
+            && stream.cached_info().state.last_sequence >= target
+        {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The stream holds exactly the log's events, each once, in order: sequence == position,
+/// Nats-Msg-Id == event_id, payload == the RecordedEvent.
+pub async fn assert_stream_equals_log(
+    client: &async_nats::Client,
+    stream_name: &str,
+    prefix: &str,
+    pool: &sqlx::PgPool,
+) {
+    let log = eventlog::read_all(pool, 0, i64::MAX).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = js.get_stream(stream_name).await.unwrap();
+    let state = stream.cached_info().state.clone();
+    assert_eq!(state.messages, log.len() as u64, "message count");
+    assert_eq!(state.last_sequence, log.len() as u64, "last sequence");
+    if !log.is_empty() {
+        assert_eq!(state.first_sequence, 1, "first sequence");
+    }
+    for event in &log {
+        let msg = stream.get_raw_message(event.position as u64).await.unwrap();
+        assert_eq!(msg.sequence, event.position as u64);
+        assert_eq!(
+            msg.headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_owned()),
+            Some(event.event_id.to_string())
+        );
+        assert_eq!(
+            msg.headers
+                .get("Chat-Position")
+                .map(|v| v.as_str().to_owned()),
+            Some(event.position.to_string())
+        );
+        assert_eq!(
+            msg.headers
+                .get("Chat-Version")
+                .map(|v| v.as_str().to_owned()),
+            Some(event.version.to_string())
+        );
+        assert_eq!(
+            msg.subject.as_str(),
+            eventlog::subject_for(prefix, &event.stream_type, &event.stream_id)
+        );
+        let published: eventlog::RecordedEvent = serde_json::from_slice(&msg.payload).unwrap();
+        assert_eq!(&published, event);
+    }
+}
+
+/// Appends `total` events from `writers` concurrent tasks (10 events per append).
+pub async fn append_events(store: &eventlog::PgEventStore, writers: usize, total: usize) {
+    use eventlog::EventStore;
+    let per_writer = total / writers;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut left = per_writer;
+            while left > 0 {
+                let n = left.min(10);
+                store
+                    .append(request(
+                        &format!("room.{w} x*>"),
+                        eventlog::ExpectedVersion::Any,
+                        n,
+                    ))
+                    .await
+                    .unwrap();
+                left -= n;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
