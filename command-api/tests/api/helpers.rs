@@ -231,3 +231,50 @@ impl TestApp {
         .collect()
     }
 }
+
+impl TestApp {
+    /// A request with a raw body and an explicit (or no) `Content-Type`.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Res {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            req = req.header(reqwest::header::CONTENT_TYPE, ct);
+        }
+        let res = req.body(body).send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body read");
+        Res {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Rows in a table of the test database (credentials, refresh tokens, …).
+    pub async fn row_count(&self, table: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table}"
+        )))
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("count");
+        n
+    }
+
+    /// Number of events of one type in a stream.
+    pub async fn count_of(&self, stream_id: &str, event_type: &str) -> usize {
+        self.stream_types(stream_id)
+            .await
+            .iter()
+            .filter(|t| *t == event_type)
+            .count()
+    }
+}

@@ -1,6 +1,10 @@
 //! API tests: the real command-api over HTTP, against real PostgreSQL and NATS.
 #![allow(clippy::unwrap_used)]
 
+mod authz;
 mod concurrency;
+mod errors;
 mod flows;
 mod helpers;
+mod idempotency;
+mod jwt;

@@ -1,0 +1,181 @@
+//! A lean HTTP/1.1 client: one keep-alive connection per simulated client,
+//! requests sent one after another on it (no pool, no TLS). Reconnects after
+//! a connection error or a timeout.
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Where the API is: host:port for the socket and the `Host` header.
+#[derive(Clone, Debug)]
+pub struct Target {
+    authority: String,
+    host_header: HeaderValue,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(anyhow!("only http:// URLs are supported, got {url}"));
+        }
+        let auth = uri
+            .authority()
+            .ok_or_else(|| anyhow!("URL {url} has no host"))?;
+        let port = auth.port_u16().unwrap_or(80);
+        let authority = format!("{}:{port}", auth.host());
+        let host_header = HeaderValue::from_str(auth.as_str())?;
+        Ok(Self {
+            authority,
+            host_header,
+        })
+    }
+}
+
+/// Why a request produced no response.
+#[derive(Debug)]
+pub enum Failure {
+    Connect(String),
+    Io(String),
+    Timeout,
+}
+
+impl Failure {
+    /// Key under which the failure is counted.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Connect(_) => "connect",
+            Failure::Io(_) => "io",
+            Failure::Timeout => "timeout",
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect(e) => write!(f, "connect: {e}"),
+            Failure::Io(e) => write!(f, "io: {e}"),
+            Failure::Timeout => write!(f, "timeout"),
+        }
+    }
+}
+
+pub struct Conn {
+    target: Target,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    timeout: Duration,
+}
+
+impl Conn {
+    pub fn new(target: Target, timeout: Duration) -> Self {
+        Self {
+            target,
+            sender: None,
+            timeout,
+        }
+    }
+
+    /// Opens the connection now (so connecting is not part of the first measurement).
+    pub async fn connect(&mut self) -> Result<(), Failure> {
+        if self.sender.is_none() {
+            let stream = TcpStream::connect(&self.target.authority)
+                .await
+                .map_err(|e| Failure::Connect(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| Failure::Connect(e.to_string()))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            self.sender = Some(sender);
+        }
+        Ok(())
+    }
+
+    /// POSTs a JSON body; returns the status and the whole response body.
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        token: Option<&HeaderValue>,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), Failure> {
+        match tokio::time::timeout(self.timeout, self.post_inner(path, token, body)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.sender = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.sender = None;
+                Err(Failure::Timeout)
+            }
+        }
+    }
+
+    async fn post_inner(
+        &mut self,
+        path: &str,
+        token: Option<&HeaderValue>,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), Failure> {
+        self.connect().await?;
+        let sender = self
+            .sender
+            .as_mut()
+            .ok_or_else(|| Failure::Connect("no connection".into()))?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| Failure::Io(e.to_string()))?;
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(HOST, self.target.host_header.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(t) = token {
+            req = req.header(AUTHORIZATION, t.clone());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| Failure::Io(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| Failure::Io(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Failure::Io(e.to_string()))?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+}
+
+/// `Bearer <token>` as a header value.
+pub fn bearer(token: &str) -> anyhow::Result<HeaderValue> {
+    Ok(HeaderValue::from_str(&format!("Bearer {token}"))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        let t = Target::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(t.authority, "127.0.0.1:8080");
+        let t = Target::parse("http://localhost/").unwrap();
+        assert_eq!(t.authority, "localhost:80");
+        assert!(Target::parse("https://x").is_err());
+    }
+}
