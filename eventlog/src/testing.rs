@@ -115,10 +115,14 @@ impl Drop for TestDb {
 }
 
 /// A NATS connection plus a unique stream name and subject prefix for one test.
+///
+/// Call [`TestNats::cleanup`] at the end of the test; if the test panics first, `Drop` deletes
+/// the stream instead.
 pub struct TestNats {
     pub client: async_nats::Client,
     pub stream_name: String,
     pub prefix: String,
+    cleaned: bool,
 }
 
 impl TestNats {
@@ -129,6 +133,7 @@ impl TestNats {
             client,
             stream_name: format!("T_{id}"),
             prefix: format!("t{id}"),
+            cleaned: false,
         })
     }
 
@@ -147,9 +152,34 @@ impl TestNats {
     }
 
     /// Deletes the stream (if it exists).
-    pub async fn cleanup(self) {
+    pub async fn cleanup(mut self) {
         let js = async_nats::jetstream::new(self.client.clone());
         let _ = js.delete_stream(&self.stream_name).await;
         let _ = self.client.flush().await;
+        self.cleaned = true;
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let stream_name = self.stream_name.clone();
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(client) = async_nats::connect(nats_url()).await {
+                    let js = async_nats::jetstream::new(client);
+                    let _ = js.delete_stream(&stream_name).await;
+                }
+            });
+        });
+        let _ = handle.join();
     }
 }

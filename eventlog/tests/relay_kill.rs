@@ -111,3 +111,18 @@ fn subjects_are_sanitised() {
         "chat.events.room._"
     );
 }
+
+#[tokio::test]
+async fn a_test_nats_dropped_without_cleanup_still_deletes_its_stream() {
+    let db = TestDb::new().await.unwrap();
+    let nats = TestNats::new().await.unwrap();
+    let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
+    append_events(&store, 1, 3).await;
+    let mut relay = Relay::new(db.pool.clone(), nats.client.clone(), nats.relay_config());
+    assert_eq!(relay.publish_pending().await.unwrap(), 3);
+    let client = nats.client.clone();
+    let name = nats.stream_name.clone();
+    drop(nats);
+    let js = async_nats::jetstream::new(client);
+    assert!(js.get_stream(&name).await.is_err());
+}
