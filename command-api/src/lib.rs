@@ -2,13 +2,11 @@
 //! with the pure `events` domain, appends to the PostgreSQL event log with group
 //! commit, and relays the log to JetStream.
 
-pub mod auth;
 pub mod configuration;
-pub mod error;
-pub mod extract;
 pub mod metrics;
 pub mod rooms;
 pub mod routes;
 pub mod startup;
 pub mod state;
-pub mod telemetry;
+
+pub use http_kit::{auth, error, extract, telemetry};

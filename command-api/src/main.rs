@@ -1,6 +1,7 @@
 use anyhow::Context;
 use command_api::configuration::Settings;
-use command_api::startup::{Application, shutdown_signal};
+use command_api::startup::Application;
+use http_kit::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -23,3 +23,9 @@ pub struct AppState {
     pub nats: Option<async_nats::Client>,
     pub settings: Arc<Settings>,
 }
+
+impl axum::extract::FromRef<AppState> for JwtKeys {
+    fn from_ref(st: &AppState) -> JwtKeys {
+        st.jwt.clone()
+    }
+}

@@ -1,17 +1,13 @@
-//! Query API (reads, search, WebSocket live feed). This issue ships only its health endpoint; the read side is issue 3.
-
-use axum::Router;
-use axum::routing::get;
+use anyhow::Context;
+use query_api::configuration::Settings;
+use query_api::startup::Application;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
-    let listen = std::env::var("APP_LISTEN").unwrap_or_else(|_| "127.0.0.1:8082".to_owned());
-    let app = Router::new().route("/healthz", get(|| async { r#"{"status":"ok"}"# }));
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    tracing::info!(%listen, "listening");
-    axum::serve(listener, app).await?;
-    Ok(())
+    http_kit::telemetry::init();
+    let settings = Settings::load().context("loading settings")?;
+    tracing::info!(?settings, "starting query-api");
+    let app = Application::build(settings).await?;
+    tracing::info!(addr = %app.local_addr()?, "listening");
+    app.run(http_kit::shutdown_signal()).await
 }

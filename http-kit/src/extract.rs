@@ -2,7 +2,8 @@
 //! or a missing token gets the same JSON error shape as every other failure.
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::auth::JwtKeys;
+use axum::extract::FromRef;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -72,13 +73,14 @@ where
 #[derive(Clone, Copy, Debug)]
 pub struct AuthUser(pub UserId);
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    JwtKeys: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -88,7 +90,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
-        let claims = state.jwt.verify_access(token.trim())?;
+        let claims = JwtKeys::from_ref(state).verify_access(token.trim())?;
         Ok(AuthUser(UserId(claims.sub)))
     }
 }

@@ -1,0 +1,44 @@
+//! Prometheus metrics of the query side.
+
+use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// `chat_ws_connections`: open WebSocket connections on this node.
+    pub ws_connections: IntGauge,
+    /// `chat_ws_frames_total{kind}`: frames sent to clients, by kind.
+    pub ws_frames: IntCounterVec,
+    /// `chat_ws_closed_total{reason}`: connections closed by the server, by reason.
+    pub ws_closed: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let ws_connections = IntGauge::new("chat_ws_connections", "Open WebSocket connections")?;
+        let ws_frames = IntCounterVec::new(
+            Opts::new("chat_ws_frames_total", "Frames sent to WebSocket clients"),
+            &["kind"],
+        )?;
+        let ws_closed = IntCounterVec::new(
+            Opts::new("chat_ws_closed_total", "WebSocket connections closed by the server"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(ws_connections.clone()))?;
+        registry.register(Box::new(ws_frames.clone()))?;
+        registry.register(Box::new(ws_closed.clone()))?;
+        Ok(Self {
+            registry,
+            ws_connections,
+            ws_frames,
+            ws_closed,
+        })
+    }
+
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}

@@ -1,0 +1,28 @@
+//! Shared application state handed to every handler.
+
+use crate::configuration::Settings;
+use crate::metrics::Metrics;
+use crate::ws::Live;
+use http_kit::auth::JwtKeys;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// The read models (may be a replica).
+    pub pool: PgPool,
+    /// The event log, for WebSocket back-fill.
+    pub log_pool: PgPool,
+    pub jwt: JwtKeys,
+    pub nats: async_nats::Client,
+    /// Live fan-out of room events, typing, ephemeral messages and presence.
+    pub live: Live,
+    pub metrics: Metrics,
+    pub settings: Arc<Settings>,
+}
+
+impl axum::extract::FromRef<AppState> for JwtKeys {
+    fn from_ref(st: &AppState) -> JwtKeys {
+        st.jwt.clone()
+    }
+}
