@@ -104,7 +104,7 @@ enum Job {
         Box<Submission>,
         oneshot::Sender<Result<Reply, CommandError>>,
     ),
-    IsMember(UserId, oneshot::Sender<Result<bool, CommandError>>),
+    IsMember(UserId, oneshot::Sender<Result<(), CommandError>>),
 }
 
 type Registry = Arc<Mutex<HashMap<RoomId, (u64, mpsc::Sender<Job>)>>>;
@@ -135,8 +135,9 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             .map_err(|_| CommandError::Store("room actor stopped".into()))?
     }
 
-    /// Whether `user` is a member of the room now (read from the log, not a projection).
-    pub async fn is_member(&self, room_id: RoomId, user: UserId) -> Result<bool, CommandError> {
+    /// Succeeds when `user` is a member of the room now (read from the log, not a
+    /// projection); otherwise the error a non-member gets for any command.
+    pub async fn require_member(&self, room_id: RoomId, user: UserId) -> Result<(), CommandError> {
         let (tx, rx) = oneshot::channel();
         self.send(room_id, Job::IsMember(user, tx)).await?;
         rx.await
@@ -280,7 +281,10 @@ impl<S: EventStore> RoomActor<S> {
             let res = self.catch_up().await;
             for (user, reply) in checks {
                 let answer = match (&res, &self.state) {
-                    (Ok(()), Some(state)) => Ok(state.is_member(user)),
+                    (Ok(()), Some(state)) => state
+                        .require_member(user)
+                        .map(|_| ())
+                        .map_err(CommandError::from),
                     (Err(e), _) => Err(CommandError::Store(e.clone())),
                     (Ok(()), None) => Err(CommandError::Store("room state missing".into())),
                 };

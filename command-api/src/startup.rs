@@ -82,13 +82,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(routes::health::metrics))
         .route("/openapi.json", get(routes::health::openapi))
         .fallback(|| async { StatusCode::NOT_FOUND })
-        .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
         .layer(CatchPanicLayer::new())
+        // Outside the timeout and panic layers, so their responses get the JSON shape too.
+        .layer(axum::middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

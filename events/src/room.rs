@@ -254,9 +254,9 @@ impl RoomState {
         self.visibility != Some(Visibility::Public)
     }
 
-    /// The member's role, or the error a non-member gets: a private room does not
-    /// reveal that it exists.
-    fn member(&self, actor: UserId) -> Result<Role, RoomError> {
+    /// The member's role, or the error a non-member gets: a private room (or one
+    /// that does not exist) does not reveal that it exists.
+    pub fn require_member(&self, actor: UserId) -> Result<Role, RoomError> {
         match self.members.get(&actor) {
             Some(r) => Ok(*r),
             None if self.is_private() => Err(RoomError::NotFound),
@@ -265,7 +265,7 @@ impl RoomState {
     }
 
     fn moderator(&self, actor: UserId) -> Result<Role, RoomError> {
-        let role = self.member(actor)?;
+        let role = self.require_member(actor)?;
         if self.kind == Some(RoomKind::Direct) {
             return Err(RoomError::DirectRoom);
         }
@@ -393,7 +393,7 @@ pub fn decide(
             }])
         }
         C::Invite { user_id } => {
-            let role = state.member(actor)?;
+            let role = state.require_member(actor)?;
             if state.kind == Some(RoomKind::Direct) {
                 return Err(RoomError::DirectRoom);
             }
@@ -432,7 +432,7 @@ pub fn decide(
             }])
         }
         C::Leave => {
-            let role = state.member(actor)?;
+            let role = state.require_member(actor)?;
             // A group room without its owner could never change roles again.
             if role == Role::Owner && state.kind == Some(RoomKind::Group) {
                 return Err(RoomError::OwnerCannotLeave);
@@ -479,7 +479,7 @@ pub fn decide(
             reply_to,
             client_msg_id,
         } => {
-            state.member(actor)?;
+            state.require_member(actor)?;
             if let Some(parent) = reply_to
                 && !state.messages.contains_key(&parent)
             {
@@ -495,7 +495,7 @@ pub fn decide(
             }])
         }
         C::EditMessage { message_id, body } => {
-            let role = state.member(actor)?;
+            let role = state.require_member(actor)?;
             let m = state.live_message(message_id)?;
             state.may_change(actor, role, m)?;
             Ok(vec![E::MessageEdited {
@@ -507,7 +507,7 @@ pub fn decide(
             }])
         }
         C::DeleteMessage { message_id } => {
-            let role = state.member(actor)?;
+            let role = state.require_member(actor)?;
             let m = state.live_message(message_id)?;
             state.may_change(actor, role, m)?;
             Ok(vec![E::MessageDeleted {
@@ -517,7 +517,7 @@ pub fn decide(
             }])
         }
         C::AddReaction { message_id, emoji } => {
-            state.member(actor)?;
+            state.require_member(actor)?;
             let m = state.live_message(message_id)?;
             let mine = m.reactions.get(&actor);
             if mine.is_some_and(|set| set.contains(&emoji)) {
@@ -534,7 +534,7 @@ pub fn decide(
             }])
         }
         C::RemoveReaction { message_id, emoji } => {
-            state.member(actor)?;
+            state.require_member(actor)?;
             let m = state.live_message(message_id)?;
             if !m.reactions.get(&actor).is_some_and(|s| s.contains(&emoji)) {
                 return Ok(vec![]);
@@ -547,7 +547,7 @@ pub fn decide(
             }])
         }
         C::MarkRead { seq } => {
-            state.member(actor)?;
+            state.require_member(actor)?;
             if seq > state.last_seq {
                 return Err(RoomError::ReadMarkerBeyondLastMessage);
             }

@@ -1,8 +1,8 @@
 //! Extractors whose rejections are [`ApiError`], so a malformed body, a bad path
 //! or a missing token gets the same JSON error shape as every other failure.
 
-use crate::error::ApiError;
 use crate::auth::JwtKeys;
+use crate::error::ApiError;
 use axum::extract::FromRef;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};

@@ -89,7 +89,9 @@ impl Settings {
     }
 
     pub fn log_database_url(&self) -> &str {
-        self.log_database_url.as_deref().unwrap_or(&self.database_url)
+        self.log_database_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
     }
 
     /// The access-token settings (only verification is used here).

@@ -22,7 +22,10 @@ impl Metrics {
             &["kind"],
         )?;
         let ws_closed = IntCounterVec::new(
-            Opts::new("chat_ws_closed_total", "WebSocket connections closed by the server"),
+            Opts::new(
+                "chat_ws_closed_total",
+                "WebSocket connections closed by the server",
+            ),
             &["reason"],
         )?;
         registry.register(Box::new(ws_connections.clone()))?;

@@ -29,12 +29,15 @@ pub fn api_routes(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let body_limit = state.settings.body_limit_bytes;
     // The WebSocket route is outside the timeout: a socket lives for hours.
-    let rest = crate::routes::router()
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout));
+    let rest = crate::routes::router().layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        timeout,
+    ));
     rest.merge(crate::ws::router())
-        .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::new())
+        // Outermost, so timeouts and panics get the JSON error shape too.
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
 

@@ -122,13 +122,23 @@ pub async fn login(
 ) -> Result<impl IntoResponse, ApiError> {
     // The same 401, after the same work, whether the user is unknown or the
     // password wrong: neither timing nor body tells which.
-    let row: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT user_id, password_hash FROM credentials WHERE username = $1")
-            .bind(&body.username)
-            .fetch_optional(&st.pool)
-            .await?;
+    // Input that could never have been registered is just an unknown user.
+    let row: Option<(Uuid, String)> = match (
+        Username::parse(&body.username),
+        Password::parse(&body.password),
+    ) {
+        (Ok(username), Ok(_)) => {
+            sqlx::query_as("SELECT user_id, password_hash FROM credentials WHERE username = $1")
+                .bind(username.as_str())
+                .fetch_optional(&st.pool)
+                .await?
+        }
+        _ => None,
+    };
     let Some((user_id, hash)) = row else {
-        st.hasher.verify_dummy(&body.password).await;
+        // Cap what is hashed so an oversized password costs no more than a real one.
+        let capped: String = body.password.chars().take(1024).collect();
+        st.hasher.verify_dummy(&capped).await;
         return Err(crate::auth::AuthError::InvalidCredentials.into());
     };
     if !st.hasher.verify(&body.password, &hash).await? {

@@ -64,10 +64,8 @@ async fn broadcast(
     me: events::UserId,
     frame: serde_json::Value,
 ) -> Result<StatusCode, ApiError> {
-    // A non-member learns nothing, not even whether the room exists.
-    if !st.rooms.is_member(room_id, me).await? {
-        return Err(events::room::RoomError::NotFound.into());
-    }
+    // The same answer as any command: a private room stays invisible to outsiders.
+    st.rooms.require_member(room_id, me).await?;
     let Some(nats) = &st.nats else {
         return Err(ApiError::unavailable("message bus unavailable"));
     };

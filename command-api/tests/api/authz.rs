@@ -20,12 +20,26 @@ async fn register_all(app: &TestApp, names: &[&str]) -> Vec<TestUser> {
     futures::future::join_all(names.iter().map(|n| app.register(n))).await
 }
 
-fn id_of(res: &Res, field: &str) -> Uuid {
-    res.body[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {field} in {}", res.body))
-        .parse()
-        .unwrap()
+async fn delete_msg(app: &TestApp, who: &TestUser, room: Uuid, m: Uuid) -> Res {
+    app.request(
+        Method::DELETE,
+        &format!("/v1/rooms/{room}/messages/{m}"),
+        Some(&who.token),
+        None,
+        &[],
+    )
+    .await
+}
+
+async fn edit_msg(app: &TestApp, who: &TestUser, room: Uuid, m: Uuid) -> Res {
+    app.request(
+        Method::PATCH,
+        &format!("/v1/rooms/{room}/messages/{m}"),
+        Some(&who.token),
+        Some(json!({ "body": "changed" })),
+        &[],
+    )
+    .await
 }
 
 async fn invite(app: &TestApp, by: &TestUser, room: Uuid, who: &TestUser) -> Res {
@@ -71,7 +85,10 @@ async fn rename(app: &TestApp, by: &TestUser, room: Uuid, name: &str) -> Res {
 }
 
 async fn send_id(app: &TestApp, by: &TestUser, room: Uuid, body: &str) -> Uuid {
-    id_of(app.send(by, room, body).await.assert_status(201), "message_id")
+    id_of_value(
+        app.send(by, room, body).await.assert_status(201),
+        "message_id",
+    )
 }
 
 fn id_of_value(v: &Value, field: &str) -> Uuid {
@@ -225,7 +242,10 @@ async fn run(
         "kick" => kick(app, actor, room, cast.bystander.id).await,
         "rename" => rename(app, actor, room, "mine now").await,
         "role change" => set_role(app, actor, room, cast.bystander.id, "admin").await,
-        "typing" => app.post_empty(&format!("/v1/rooms/{room}/typing"), &actor.token).await,
+        "typing" => {
+            app.post_empty(&format!("/v1/rooms/{room}/typing"), &actor.token)
+                .await
+        }
         "ephemeral" => {
             app.post(
                 &format!("/v1/rooms/{room}/ephemeral"),
@@ -337,10 +357,8 @@ async fn matrix(visibility: &str) -> String {
                         );
                     }
                     if appended != 0 {
-                        let _ = writeln!(
-                            failures,
-                            "{cell}: a rejection appended {appended} events"
-                        );
+                        let _ =
+                            writeln!(failures, "{cell}: a rejection appended {appended} events");
                     }
                 }
             }
@@ -365,21 +383,36 @@ async fn matrix(visibility: &str) -> String {
 #[tokio::test]
 async fn in_a_public_room_only_members_act_and_outsiders_get_403_not_a_member() {
     let failures = matrix("public").await;
-    assert!(failures.is_empty(), "cells that broke the rule:\n{failures}");
+    assert!(
+        failures.is_empty(),
+        "cells that broke the rule:\n{failures}"
+    );
 }
 
 #[tokio::test]
 async fn in_a_private_room_only_members_act_and_outsiders_get_404_room_not_found() {
     let failures = matrix("private").await;
-    assert!(failures.is_empty(), "cells that broke the rule:\n{failures}");
+    assert!(
+        failures.is_empty(),
+        "cells that broke the rule:\n{failures}"
+    );
 }
 
 /// Asserts an error and that nothing was appended.
-async fn refused(app: &TestApp, res: impl std::future::Future<Output = Res>, status: u16, code: &str) {
+async fn refused(
+    app: &TestApp,
+    res: impl std::future::Future<Output = Res>,
+    status: u16,
+    code: &str,
+) {
     let before = app.event_count().await;
     let res = res.await;
     res.assert_error(status, code);
-    assert_eq!(app.event_count().await, before, "a rejection appended events");
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a rejection appended events"
+    );
 }
 
 #[tokio::test]
@@ -407,7 +440,13 @@ async fn only_moderators_kick_admins_kick_members_and_nobody_kicks_the_owner() {
         }
 
         // A member moderates nothing.
-        refused(&app, kick(&app, &member, room, member2.id), 403, "forbidden").await;
+        refused(
+            &app,
+            kick(&app, &member, room, member2.id),
+            403,
+            "forbidden",
+        )
+        .await;
         refused(&app, kick(&app, &member, room, owner.id), 403, "forbidden").await;
         refused(&app, kick(&app, &member, room, admin.id), 403, "forbidden").await;
         // Nobody kicks the owner, not even an admin; the owner cannot kick itself.
@@ -457,7 +496,9 @@ async fn only_moderators_kick_admins_kick_members_and_nobody_kicks_the_owner() {
         kick(&app, &owner, room, admin2.id).await.assert_status(200);
 
         // The owner is still there and still the owner.
-        app.send(&owner, room, "still here").await.assert_status(201);
+        app.send(&owner, room, "still here")
+            .await
+            .assert_status(201);
         let stream = format!("room-{room}");
         assert_eq!(app.count_of(&stream, "MemberKicked").await, 2);
         let kicked: Vec<String> = sqlx::query_as::<_, (String,)>(
@@ -576,34 +617,28 @@ async fn an_author_or_a_moderator_may_delete_a_message_and_another_member_may_no
     let m2 = send_id(&app, &author, room, "two").await;
     let m3 = send_id(&app, &author, room, "three").await;
     let by_admin = send_id(&app, &admin, room, "admin's").await;
-    let msgs = format!("/v1/rooms/{room}/messages");
-    let delete = |who: &TestUser, m: Uuid| {
-        app.request(
-            Method::DELETE,
-            &format!("{msgs}/{m}"),
-            Some(&who.token),
-            None,
-            &[],
-        )
-    };
-    let edit = |who: &TestUser, m: Uuid| {
-        app.request(
-            Method::PATCH,
-            &format!("{msgs}/{m}"),
-            Some(&who.token),
-            Some(json!({ "body": "changed" })),
-            &[],
-        )
-    };
-
-    refused(&app, delete(&other, m1), 403, "not_author").await;
-    refused(&app, edit(&other, m1), 403, "not_author").await;
-    refused(&app, delete(&author, by_admin), 403, "not_author").await;
-    delete(&author, m1).await.assert_status(200);
-    delete(&admin, m2).await.assert_status(200);
-    delete(&owner, m3).await.assert_status(200);
-    delete(&owner, by_admin).await.assert_status(200);
-    refused(&app, delete(&author, m1), 409, "message_deleted").await;
+    refused(&app, delete_msg(&app, &other, room, m1), 403, "not_author").await;
+    refused(&app, edit_msg(&app, &other, room, m1), 403, "not_author").await;
+    refused(
+        &app,
+        delete_msg(&app, &author, room, by_admin),
+        403,
+        "not_author",
+    )
+    .await;
+    delete_msg(&app, &author, room, m1).await.assert_status(200);
+    delete_msg(&app, &admin, room, m2).await.assert_status(200);
+    delete_msg(&app, &owner, room, m3).await.assert_status(200);
+    delete_msg(&app, &owner, room, by_admin)
+        .await
+        .assert_status(200);
+    refused(
+        &app,
+        delete_msg(&app, &author, room, m1),
+        409,
+        "message_deleted",
+    )
+    .await;
     let deleters: Vec<String> = sqlx::query_as::<_, (String,)>(
         "SELECT data->>'deleted_by' FROM events WHERE stream_id = $1 AND event_type = 'MessageDeleted' ORDER BY version",
     )
@@ -621,31 +656,15 @@ async fn an_author_or_a_moderator_may_delete_a_message_and_another_member_may_no
 
     // A direct room has no moderators: only the author deletes.
     let dm = app
-        .post("/v1/direct", Some(&author.token), json!({ "user_id": other.id }))
+        .post(
+            "/v1/direct",
+            Some(&author.token),
+            json!({ "user_id": other.id }),
+        )
         .await;
     let dm = id_of_value(dm.assert_status(201), "room_id");
     let m = send_id(&app, &author, dm, "private words").await;
-    refused(
-        &app,
-        app.request(
-            Method::DELETE,
-            &format!("/v1/rooms/{dm}/messages/{m}"),
-            Some(&other.token),
-            None,
-            &[],
-        ),
-        403,
-        "not_author",
-    )
-    .await;
-    app.request(
-        Method::DELETE,
-        &format!("/v1/rooms/{dm}/messages/{m}"),
-        Some(&author.token),
-        None,
-        &[],
-    )
-    .await
-    .assert_status(200);
+    refused(&app, delete_msg(&app, &other, dm, m), 403, "not_author").await;
+    delete_msg(&app, &author, dm, m).await.assert_status(200);
     app.cleanup().await;
 }

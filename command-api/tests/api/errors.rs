@@ -46,26 +46,41 @@ async fn malformed_json_is_a_400_malformed_json_and_appends_nothing() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let room = app.create_room(&alice, "public").await;
-    let paths = [
-        ("/v1/auth/register".to_owned(), None),
-        ("/v1/rooms".to_owned(), Some(alice.token.as_str())),
+    // Each endpoint with a body that would be valid, so that only the syntax is wrong.
+    let endpoints = [
+        (
+            "/v1/auth/register".to_owned(),
+            None,
+            json!({ "username": "mallory", "password": "correct horse battery" }),
+        ),
+        (
+            "/v1/rooms".to_owned(),
+            Some(alice.token.as_str()),
+            json!({ "name": "r", "visibility": "public" }),
+        ),
         (
             format!("/v1/rooms/{room}/messages"),
             Some(alice.token.as_str()),
+            json!({ "client_msg_id": "c-1", "body": "x" }),
         ),
     ];
-    let bodies: [&[u8]; 5] = [
-        b"{",
-        b"not json",
-        b"{\"body\": \"x\",}",
-        b"{\"body\": \"x\"} trailing",
-        b"",
-    ];
-    for (path, token) in &paths {
+    for (path, token, valid) in &endpoints {
+        let valid = valid.to_string();
+        let bodies = [
+            "{".to_owned(),
+            "not json".to_owned(),
+            "{,}".to_owned(),
+            "{1: 2}".to_owned(),
+            "{\"".to_owned(),
+            String::new(),
+            format!("{},}}", &valid[..valid.len() - 1]),
+            format!("{valid} trailing"),
+            valid[..valid.len() - 1].to_owned(),
+        ];
         for body in bodies {
             let before = app.event_count().await;
             let res = app
-                .raw(Method::POST, path, *token, JSON, body.to_vec())
+                .raw(Method::POST, path, *token, JSON, body.clone().into_bytes())
                 .await;
             rejected(
                 &res,
@@ -73,10 +88,11 @@ async fn malformed_json_is_a_400_malformed_json_and_appends_nothing() {
                 "malformed_json",
                 before,
                 app.event_count().await,
-                &format!("{path} {:?}", String::from_utf8_lossy(body)),
+                &format!("{path} {body:?}"),
             );
         }
     }
+    assert_eq!(app.row_count("credentials").await, 1);
     app.cleanup().await;
 }
 
@@ -603,7 +619,10 @@ async fn usernames_passwords_and_display_names_are_checked_against_their_limits(
     let app = TestApp::spawn().await;
     let pw = "correct horse battery";
     let cases = [
-        (json!({ "username": "ab", "password": pw }), "invalid_username"),
+        (
+            json!({ "username": "ab", "password": pw }),
+            "invalid_username",
+        ),
         (
             json!({ "username": "a".repeat(33), "password": pw }),
             "invalid_username",
@@ -679,7 +698,10 @@ async fn room_names_and_topics_are_checked_against_their_limits() {
         (json!({ "name": "   " }), "invalid_room_name"),
         (json!({ "name": "n".repeat(81) }), "invalid_room_name"),
         (json!({ "name": "a\u{0}b" }), "invalid_text"),
-        (json!({ "name": "ok", "topic": "t".repeat(1025) }), "invalid_topic"),
+        (
+            json!({ "name": "ok", "topic": "t".repeat(1025) }),
+            "invalid_topic",
+        ),
         (json!({ "name": "ok", "topic": "a\u{0}b" }), "invalid_text"),
     ];
     for (fields, code) in cases {
@@ -1010,7 +1032,7 @@ async fn registering_a_taken_username_is_a_409_and_changes_nothing() {
 #[tokio::test]
 async fn an_unknown_user_and_a_wrong_password_get_the_very_same_401() {
     let app = TestApp::spawn().await;
-    app.register("alice").await;
+    let alice = app.register("alice").await;
     let tokens = app.row_count("refresh_tokens").await;
     let unknown = app
         .post(
@@ -1023,7 +1045,7 @@ async fn an_unknown_user_and_a_wrong_password_get_the_very_same_401() {
         .post(
             "/v1/auth/login",
             None,
-            json!({ "username": "alice", "password": "wrong horse battery" }),
+            json!({ "username": alice.username, "password": "wrong horse battery" }),
         )
         .await;
     unknown.assert_error(401, "invalid_credentials");
@@ -1038,10 +1060,10 @@ async fn odd_login_input_is_a_4xx_never_a_5xx() {
     let app = TestApp::spawn().await;
     app.register("alice").await;
     for body in [
-        json!({ "username": "ali\u{0}ce", "password": "correct horse battery" }),
         json!({ "username": "", "password": "" }),
         json!({ "username": "a".repeat(10_000), "password": "x" }),
         json!({ "username": "alice", "password": "correct horse\u{0}battery" }),
+        json!({ "username": "ali\u{0}ce", "password": "correct horse battery" }),
     ] {
         let res = app.post("/v1/auth/login", None, body.clone()).await;
         assert!(
@@ -1085,7 +1107,10 @@ async fn domain_rejections_have_their_documented_status_and_append_nothing() {
         .await
         .assert_status(200);
     }
-    let doomed = app.send(&alice, room, "to be deleted").await.assert_status(201)["message_id"]
+    let doomed = app
+        .send(&alice, room, "to be deleted")
+        .await
+        .assert_status(201)["message_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1313,6 +1338,7 @@ async fn a_request_that_outlives_the_timeout_gets_a_503_in_the_json_shape() {
     // Registration hashes a password (Argon2id, tens of milliseconds): it cannot
     // finish within one millisecond.
     let app = TestApp::spawn_with(|s| s.request_timeout_ms = 1).await;
+    assert_eq!(app.settings.request_timeout_ms, 1);
     let res = app
         .post(
             "/v1/auth/register",

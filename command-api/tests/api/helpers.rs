@@ -260,12 +260,11 @@ impl TestApp {
 
     /// Rows in a table of the test database (credentials, refresh tokens, …).
     pub async fn row_count(&self, table: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM {table}"
-        )))
-        .fetch_one(&self.db.pool)
-        .await
-        .expect("count");
+        let (n,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&self.db.pool)
+                .await
+                .expect("count");
         n
     }
 

@@ -24,7 +24,7 @@ fn all_identical(responses: &[Res], status: u16) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_client_msg_id_sent_five_times_at_once_is_one_message_and_five_identical_answers()
- {
+{
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let room = app.create_room(&alice, "public").await;
@@ -32,10 +32,8 @@ async fn the_same_client_msg_id_sent_five_times_at_once_is_one_message_and_five_
     let body = json!({ "client_msg_id": "once", "body": "hello, exactly once" });
     let before = app.event_count().await;
 
-    let responses = join_all(
-        (0..5).map(|_| app.post(&path, Some(&alice.token), body.clone())),
-    )
-    .await;
+    let responses =
+        join_all((0..5).map(|_| app.post(&path, Some(&alice.token), body.clone()))).await;
     let answer = all_identical(&responses, 201);
     assert!(answer["message_id"].is_string(), "{answer}");
     assert_eq!(answer["seq"], 1);
@@ -44,7 +42,9 @@ async fn the_same_client_msg_id_sent_five_times_at_once_is_one_message_and_five_
     assert_eq!(app.event_count().await, before + 1);
 
     // A later retry gets the very same answer, even after the room moved on.
-    app.send(&alice, room, "something else").await.assert_status(201);
+    app.send(&alice, room, "something else")
+        .await
+        .assert_status(201);
     let late = app.post(&path, Some(&alice.token), body).await;
     assert_eq!(late.assert_status(201), &answer);
     assert_eq!(app.count_of(&room_stream(room), "MessageSent").await, 2);
@@ -145,26 +145,48 @@ async fn the_same_idempotency_key_on_five_concurrent_room_creations_creates_one_
 }
 
 #[tokio::test]
-async fn an_idempotency_key_reused_on_another_command_is_a_422() {
+async fn an_idempotency_key_reused_on_another_command_in_the_same_room_is_a_422() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let room = app.create_room(&alice, "public").await;
     let headers = [("idempotency-key", "shared")];
+    let sent = app
+        .request(
+            Method::POST,
+            &format!("/v1/rooms/{room}/messages"),
+            Some(&alice.token),
+            Some(json!({ "body": "hi" })),
+            &headers,
+        )
+        .await;
+    let msg = sent.assert_status(201)["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = app.event_count().await;
     app.request(
-        Method::POST,
-        "/v1/rooms",
+        Method::PATCH,
+        &format!("/v1/rooms/{room}/messages/{msg}"),
         Some(&alice.token),
-        Some(json!({ "name": "r", "visibility": "public" })),
+        Some(json!({ "body": "edited" })),
         &headers,
     )
     .await
-    .assert_status(201);
-    let before = app.event_count().await;
+    .assert_error(422, "idempotency_key_reused");
     app.request(
-        Method::POST,
-        &format!("/v1/rooms/{room}/messages"),
+        Method::PATCH,
+        &format!("/v1/rooms/{room}"),
         Some(&alice.token),
-        Some(json!({ "body": "hi" })),
+        Some(json!({ "name": "renamed" })),
+        &headers,
+    )
+    .await
+    .assert_error(422, "idempotency_key_reused");
+    app.request(
+        Method::DELETE,
+        &format!("/v1/rooms/{room}/messages/{msg}"),
+        Some(&alice.token),
+        None,
         &headers,
     )
     .await
@@ -178,10 +200,11 @@ async fn an_idempotency_key_header_deduplicates_a_message_without_client_msg_id(
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let room = app.create_room(&alice, "public").await;
+    let path = format!("/v1/rooms/{room}/messages");
     let send = || {
         app.request(
             Method::POST,
-            &format!("/v1/rooms/{room}/messages"),
+            &path,
             Some(&alice.token),
             Some(json!({ "body": "via header" })),
             &[("idempotency-key", "hdr-1")],

@@ -62,10 +62,7 @@ async fn every_forged_or_malformed_access_token_is_a_401_and_appends_nothing() {
         parts.next().unwrap(),
     );
     let hand_swapped = format!("{h}.{payload}.{s}");
-    let basic = format!(
-        "Basic {}",
-        STANDARD.encode("alice:correct horse battery")
-    );
+    let basic = format!("Basic {}", STANDARD.encode("alice:correct horse battery"));
 
     let cases: Vec<(&str, String, &[&str])> = vec![
         (
@@ -125,7 +122,11 @@ async fn every_forged_or_malformed_access_token_is_a_401_and_appends_nothing() {
         ),
         ("garbage", "Bearer garbage".into(), &["invalid_token"]),
         ("three dots", "Bearer a.b.c".into(), &["invalid_token"]),
-        ("empty json parts", "Bearer e30.e30.".into(), &["invalid_token"]),
+        (
+            "empty json parts",
+            "Bearer e30.e30.".into(),
+            &["invalid_token"],
+        ),
         (
             "empty bearer",
             "Bearer ".into(),
@@ -170,12 +171,10 @@ async fn every_forged_or_malformed_access_token_is_a_401_and_appends_nothing() {
     assert_eq!(app.event_count().await, before);
 
     // Control: the real token works on both, also in lower-case scheme.
-    let [create, send] =
-        both_commands(&app, room, Some(&format!("Bearer {}", alice.token))).await;
+    let [create, send] = both_commands(&app, room, Some(&format!("Bearer {}", alice.token))).await;
     create.assert_status(201);
     send.assert_status(201);
-    let [create, send] =
-        both_commands(&app, room, Some(&format!("bearer {}", alice.token))).await;
+    let [create, send] = both_commands(&app, room, Some(&format!("bearer {}", alice.token))).await;
     create.assert_status(201);
     send.assert_status(201);
     app.cleanup().await;
