@@ -4,7 +4,8 @@
 #   bash scripts/run.sh [[--] extra args for the binary]
 #
 # Makes sure PostgreSQL and NATS JetStream are up (scripts/services.sh), then
-# runs `cargo run --release -p command-api` in the foreground; Ctrl-C stops it.
+# runs the single-node platform (`cargo run --release -p platform --bin chat`: command API,
+# relay, projector and query API in one process) in the foreground; Ctrl-C stops it.
 #
 # Environment (all optional):
 #   APP_LISTEN        listen address, default 127.0.0.1:8080
@@ -12,7 +13,7 @@
 #   APP_DATABASE_URL  default (in the binary): postgres://postgres@127.0.0.1:5432/chat
 #                     (the binary creates the database and runs migrations itself)
 #   APP_NATS_URL, APP_STREAM_NAME, APP_SUBJECT_PREFIX, RUST_LOG (default info)
-#   CHAT_RUN_PACKAGE  cargo package to run, default command-api
+#   CHAT_RUN_PACKAGE  cargo package to run, default platform (single node)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,7 +40,7 @@ if [[ -z ${APP_JWT_SECRET:-} ]]; then
     export APP_JWT_SECRET
 fi
 
-package="${CHAT_RUN_PACKAGE:-command-api}"
+package="${CHAT_RUN_PACKAGE:-platform}"
 if [[ ${1:-} == -- ]]; then
     shift
 fi

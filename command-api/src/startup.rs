@@ -27,8 +27,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-/// Every route of the command side, without a socket (tests call it directly).
-pub fn router(state: AppState) -> Router {
+/// The command routes with their state and layers, without health, metrics or a
+/// fallback — the single-node platform merges these beside the query routes.
+pub fn api_routes(state: AppState) -> Router {
     let body_limit = state.settings.body_limit_bytes;
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     Router::new()
@@ -77,11 +78,6 @@ pub fn router(state: AppState) -> Router {
             "/v1/rooms/{room_id}/ephemeral",
             post(routes::ephemeral::ephemeral),
         )
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/openapi.json", get(routes::health::openapi))
-        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -90,8 +86,21 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
         // Outside the timeout and panic layers, so their responses get the JSON shape too.
         .layer(axum::middleware::map_response(json_errors))
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every route of the command side, served alone (tests call it without a socket).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
+        .route("/openapi.json", get(routes::health::openapi))
+        .with_state(state.clone())
+        .merge(api_routes(state))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(TraceLayer::new_for_http())
 }
 
 pub struct Application {
@@ -104,49 +113,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, binds. Nothing is served until [`Application::run`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = connect_db(&settings).await?;
-        eventlog::migrate(&pool)
-            .await
-            .context("event log migrations")?;
-        migrate(&pool).await.context("command-api migrations")?;
-
-        let store = PgEventStore::new(
-            pool.clone(),
-            GroupCommitConfig {
-                max_batch: settings.group_commit_max_batch,
-                ..GroupCommitConfig::default()
-            },
-        );
-        let auth = settings.auth_config();
-        let jwt = JwtKeys::new(&auth).context("APP_JWT_SECRET must be at least 32 bytes")?;
-        let nats = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connect(&settings.nats_url)
-            .await
-            .ok();
-        let relay = match (&nats, settings.relay_enabled) {
-            (Some(client), true) => Some(Relay::new(
-                pool.clone(),
-                client.clone(),
-                RelayConfig {
-                    stream_name: settings.stream_name.clone(),
-                    subject_prefix: settings.subject_prefix.clone(),
-                    ..RelayConfig::default()
-                },
-            )),
-            _ => None,
-        };
-        let state = AppState {
-            pool: pool.clone(),
-            rooms: RoomCommands::new(store.clone()),
-            store,
-            hasher: PasswordHasher::new(&auth),
-            jwt,
-            refresh_ttl: auth.refresh_ttl,
-            metrics: Metrics::new()?,
-            nats,
-            settings: Arc::new(settings.clone()),
-        };
+        let (state, relay) = build_state(settings.clone()).await?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -168,17 +135,9 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let relay_task = self.relay.map(|relay| {
-            let mut rx = stop_rx.clone();
-            tokio::spawn(async move {
-                let stopped = async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                };
-                if let Err(e) = relay.run(stopped).await {
-                    tracing::error!(error = %e, "relay stopped");
-                }
-            })
-        });
+        let relay_task = self
+            .relay
+            .map(|relay| tokio::spawn(run_relay(relay, stop_rx)));
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
@@ -189,6 +148,65 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Runs the relay until `stop` turns true.
+pub async fn run_relay(relay: Relay, mut stop: watch::Receiver<bool>) {
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = relay.run(stopped).await {
+        tracing::error!(error = %e, "relay stopped");
+    }
+}
+
+/// Connects, migrates and wires the command side; the relay is returned to be run
+/// by whoever serves (see [`run_relay`]).
+pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option<Relay>)> {
+    let pool = connect_db(&settings).await?;
+    eventlog::migrate(&pool)
+        .await
+        .context("event log migrations")?;
+    migrate(&pool).await.context("command-api migrations")?;
+
+    let store = PgEventStore::new(
+        pool.clone(),
+        GroupCommitConfig {
+            max_batch: settings.group_commit_max_batch,
+            ..GroupCommitConfig::default()
+        },
+    );
+    let auth = settings.auth_config();
+    let jwt = JwtKeys::new(&auth).context("APP_JWT_SECRET must be at least 32 bytes")?;
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(&settings.nats_url)
+        .await
+        .ok();
+    let relay = match (&nats, settings.relay_enabled) {
+        (Some(client), true) => Some(Relay::new(
+            pool.clone(),
+            client.clone(),
+            RelayConfig {
+                stream_name: settings.stream_name.clone(),
+                subject_prefix: settings.subject_prefix.clone(),
+                ..RelayConfig::default()
+            },
+        )),
+        _ => None,
+    };
+    let state = AppState {
+        pool: pool.clone(),
+        rooms: RoomCommands::new(store.clone()),
+        store,
+        hasher: PasswordHasher::new(&auth),
+        jwt,
+        refresh_ttl: auth.refresh_ttl,
+        metrics: Metrics::new()?,
+        nats,
+        settings: Arc::new(settings.clone()),
+    };
+    Ok((state, relay))
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

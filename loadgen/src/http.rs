@@ -167,6 +167,7 @@ pub fn bearer(token: &str) -> anyhow::Result<HeaderValue> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

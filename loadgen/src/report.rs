@@ -118,7 +118,9 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn plot_err<E: std::error::Error + Send + Sync + 'static>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+fn plot_err<E: std::error::Error + Send + Sync + 'static>(
+    e: DrawingAreaErrorKind<E>,
+) -> anyhow::Error {
     anyhow::anyhow!("plotting: {e}")
 }
 
@@ -158,7 +160,9 @@ pub fn plot_xy(
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(plot_err)?
             .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart
             .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
             .map_err(plot_err)?;
@@ -227,7 +231,9 @@ pub fn plot_percentiles(
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(plot_err)?
             .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -241,6 +247,7 @@ pub fn plot_percentiles(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -261,7 +268,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("loadgen-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("xy.svg");
-        plot_xy(&p, "t", "x", "y", &[("s".into(), vec![(1.0, 2.0), (8.0, 5.0)])]).unwrap();
+        plot_xy(
+            &p,
+            "t",
+            "x",
+            "y",
+            &[("s".into(), vec![(1.0, 2.0), (8.0, 5.0)])],
+        )
+        .unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("<svg"));
         let mut h = crate::stats::new_histogram();
         for i in 1..1000u64 {

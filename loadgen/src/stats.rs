@@ -131,6 +131,7 @@ pub fn progress(len: u64, show: bool, prefix: &str) -> ProgressBar {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -244,6 +245,12 @@ impl CpuSnapshot {
                 continue;
             };
             let comm = &s[open + 1..close];
+            // Kernel workers are named after their current job; count them as one.
+            let comm = if comm.starts_with("kworker") {
+                "kworker"
+            } else {
+                comm
+            };
             let rest: Vec<&str> = s[close + 1..].split_whitespace().collect();
             let t = |i: usize| rest.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
             // rest[0] is field 3 (state), so utime (14) is rest[11], stime (15) rest[12].

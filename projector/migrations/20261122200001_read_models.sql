@@ -7,6 +7,9 @@
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
     projection TEXT PRIMARY KEY,
     position   BIGINT NOT NULL,
+    -- Bumped by every rebuild, so a client resuming with positions from before a rebuild can be
+    -- told to resync (design.md decision 6: "the epoch changes when a projection is rebuilt").
+    epoch      BIGINT NOT NULL DEFAULT 1,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
@@ -33,6 +36,7 @@ CREATE TABLE IF NOT EXISTS rm_users (
 CREATE TABLE IF NOT EXISTS rm_rooms (
     room_id              UUID PRIMARY KEY,
     kind                 TEXT NOT NULL CHECK (kind IN ('group', 'direct')),
+    -- '' for direct rooms.
     name                 TEXT NOT NULL,
     topic                TEXT NOT NULL DEFAULT '',
     visibility           TEXT NOT NULL CHECK (visibility IN ('public', 'private')),
@@ -58,7 +62,8 @@ CREATE TABLE IF NOT EXISTS rm_members (
     joined_at   TIMESTAMPTZ NULL,
     -- Read marker: seq of the last message read; never moves back.
     read_seq    BIGINT NOT NULL DEFAULT 0,
-    -- Messages after read_seq not sent by this user and not deleted.
+    -- Messages after read_seq not sent by this user and not deleted. Maintained for joined
+    -- members only: 0 while invited, left or kicked; a (re)joiner starts at the room's last_seq.
     unread_count BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room_id, user_id)
 );

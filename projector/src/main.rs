@@ -1,17 +1,46 @@
-//! Projector (read models from JetStream). This issue ships only its health endpoint; the read side is issue 3.
+//! `projector`: runs the read-model projector (health and metrics on `APP_LISTEN`).
+//! `projector rebuild --all`: empties the read models and replays the whole log.
 
-use axum::Router;
-use axum::routing::get;
+use std::io::Write as _;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use projector::startup::{Application, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
-    let listen = std::env::var("APP_LISTEN").unwrap_or_else(|_| "127.0.0.1:8083".to_owned());
-    let app = Router::new().route("/healthz", get(|| async { r#"{"status":"ok"}"# }));
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    tracing::info!(%listen, "listening");
-    axum::serve(listener, app).await?;
-    Ok(())
+    http_kit::telemetry::init();
+    let settings = Settings::load().context("loading settings")?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["run"] => {
+            tracing::info!(?settings, "starting projector");
+            let app = Application::build(settings).await?;
+            tracing::info!(addr = %app.local_addr()?, "listening");
+            app.run(http_kit::shutdown_signal()).await
+        }
+        ["rebuild", "--all"] => {
+            let (pool, log) = settings.connect_databases().await?;
+            projector::migrate(&pool)
+                .await
+                .context("read-model migrations")?;
+            let started = Instant::now();
+            let n = projector::rebuild(&pool, &log).await?;
+            let secs = started.elapsed().as_secs_f64();
+            writeln!(
+                std::io::stdout(),
+                "rebuilt read models: {n} events in {secs:.2} s ({:.0} events/s)",
+                n as f64 / secs.max(1e-9)
+            )?;
+            Ok(())
+        }
+        _ => {
+            anyhow::bail!("usage: projector [run] | projector rebuild --all");
+        }
+    }
 }

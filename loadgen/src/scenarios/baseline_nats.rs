@@ -71,7 +71,11 @@ pub async fn measure(args: &NatsArgs) -> anyhow::Result<NatsReport> {
     let subscriber = async_nats::connect(&args.nats_url).await?;
     let server_version = publisher.server_info().version;
     let payload = Bytes::from(vec![b'x'; args.payload_bytes]);
-    let tag = format!("{}_{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let tag = format!(
+        "{}_{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
 
     let core_rtt = core_round_trips(&publisher, &subscriber, args.count, &payload, &tag).await?;
     let js = jetstream::new(publisher.clone());
@@ -101,7 +105,12 @@ pub async fn measure(args: &NatsArgs) -> anyhow::Result<NatsReport> {
     })
 }
 
-fn finish(name: &'static str, hist: Histogram<u64>, errors: Errors, elapsed: Duration) -> NatsMeasure {
+fn finish(
+    name: &'static str,
+    hist: Histogram<u64>,
+    errors: Errors,
+    elapsed: Duration,
+) -> NatsMeasure {
     NatsMeasure {
         name,
         count: hist.len(),
@@ -127,20 +136,36 @@ async fn core_round_trips(
     let mut hist = stats::new_histogram();
     let mut errors = Errors::default();
     let mut measured_since = Instant::now();
+    let mut buf = payload.to_vec();
+    buf.resize(buf.len().max(8), b'x');
     for i in 0..WARMUP + count {
         if i == WARMUP {
             measured_since = Instant::now();
         }
+        // Each message carries its number, so a late one is never taken for the next.
+        buf[..8].copy_from_slice(&i.to_be_bytes());
+        let msg = Bytes::copy_from_slice(&buf);
         let t0 = Instant::now();
-        if publisher.publish(subject.clone(), payload.clone()).await.is_err() {
+        if publisher.publish(subject.clone(), msg).await.is_err() {
             errors.add("publish");
             continue;
         }
-        match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
-            Ok(Some(_)) if i >= WARMUP => stats::record(&mut hist, t0.elapsed()),
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(anyhow!("subscription closed")),
-            Err(_) => errors.add("timeout"),
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, sub.next()).await {
+                Ok(Some(m)) if m.payload.get(..8) == Some(&i.to_be_bytes()[..]) => {
+                    if i >= WARMUP {
+                        stats::record(&mut hist, t0.elapsed());
+                    }
+                    break;
+                }
+                Ok(Some(_)) => continue, // a late earlier message
+                Ok(None) => return Err(anyhow!("subscription closed")),
+                Err(_) => {
+                    errors.add(format!("timeout (message {i})"));
+                    break;
+                }
+            }
         }
         if i % 256 == 0 {
             pb.set_position(i);
@@ -149,7 +174,12 @@ async fn core_round_trips(
     pb.finish_and_clear();
     let elapsed = measured_since.elapsed();
     let _ = sub.unsubscribe().await;
-    Ok(finish("core NATS publish→subscribe round trip", hist, errors, elapsed))
+    Ok(finish(
+        "core NATS publish→subscribe round trip",
+        hist,
+        errors,
+        elapsed,
+    ))
 }
 
 async fn js_publish_acks(
@@ -233,6 +263,10 @@ pub fn emit(r: &NatsReport, out: &Path) -> anyhow::Result<()> {
             ),
         ],
     )?;
-    report::say(&format!("wrote {}\nwrote {}", json.display(), svg.display()));
+    report::say(&format!(
+        "wrote {}\nwrote {}",
+        json.display(),
+        svg.display()
+    ));
     Ok(())
 }

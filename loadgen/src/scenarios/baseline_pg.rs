@@ -75,8 +75,7 @@ const CREATE_TABLE: &str = "CREATE TABLE loadgen_events (
     event_id uuid NOT NULL,
     event_type text NOT NULL,
     data jsonb NOT NULL)";
-const INSERT: &str =
-    "INSERT INTO loadgen_events (event_id, event_type, data) VALUES ($1, $2, $3)";
+const INSERT: &str = "INSERT INTO loadgen_events (event_id, event_type, data) VALUES ($1, $2, $3)";
 
 pub async fn run(args: &PgArgs, out: &Path) -> anyhow::Result<PgReport> {
     let r = measure(args).await?;
@@ -102,7 +101,9 @@ pub async fn measure(args: &PgArgs) -> anyhow::Result<PgReport> {
         )))
         .await?;
     admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{scratch}\"")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{scratch}\""
+        )))
         .await
         .with_context(|| format!("creating scratch database {scratch}"))?;
     let scratch_opts = admin_opts.clone().database(&scratch);
@@ -304,7 +305,14 @@ pub fn table(r: &PgReport) -> Table {
             s.server_version, s.synchronous_commit, s.fsync, s.wal_sync_method
         ),
         &[
-            "clients", "commits/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors",
+            "clients",
+            "commits/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "errors",
             "cpu (cores)",
         ],
     );
@@ -341,6 +349,19 @@ pub fn emit(r: &PgReport, out: &Path) -> anyhow::Result<()> {
                 .collect(),
         )],
     )?;
-    report::say(&format!("wrote {}\nwrote {}", json.display(), svg.display()));
+    let lat = out.join("baseline-pg-latency.svg");
+    let curves: Vec<(String, &Histogram<u64>)> = r
+        .levels
+        .iter()
+        .map(|l| (format!("{} clients", l.clients), &l.histogram))
+        .collect();
+    report::plot_percentiles(
+        &lat,
+        "raw PostgreSQL INSERT+COMMIT: latency distribution",
+        &curves,
+    )?;
+    for f in [json, svg, lat] {
+        report::say(&format!("wrote {}", f.display()));
+    }
     Ok(())
 }

@@ -140,8 +140,17 @@ pub fn table(r: &SendReport) -> Table {
             r.url, r.users, r.rooms, r.body_bytes
         ),
         &[
-            "mode", "clients", "target/s", "msgs/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
-            "max ms", "errors", "cpu (cores)",
+            "mode",
+            "clients",
+            "target/s",
+            "msgs/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "errors",
+            "cpu (cores)",
         ],
     );
     for l in &r.levels {
@@ -218,7 +227,7 @@ async fn post(
             String::from_utf8_lossy(&bytes)
         ));
     }
-    Ok(serde_json::from_slice(&bytes).with_context(|| format!("POST {path}: response body"))?)
+    serde_json::from_slice(&bytes).with_context(|| format!("POST {path}: response body"))
 }
 
 fn field(v: &Value, name: &str) -> anyhow::Result<String> {
@@ -269,7 +278,13 @@ async fn setup(args: &SendArgs) -> anyhow::Result<Fixture> {
             if u == r % users {
                 continue; // the creator is a member already
             }
-            post(&mut conn, &format!("/v1/rooms/{room}/join"), Some(tok), &json!({})).await?;
+            post(
+                &mut conn,
+                &format!("/v1/rooms/{room}/join"),
+                Some(tok),
+                &json!({}),
+            )
+            .await?;
         }
     }
     Ok(Fixture {
@@ -335,7 +350,11 @@ impl Sender {
             "body": self.body,
         });
         let bytes = Bytes::from(serde_json::to_vec(&payload).map_err(|_| "encode".to_owned())?);
-        match self.conn.post_json(&self.path, Some(&self.token), bytes).await {
+        match self
+            .conn
+            .post_json(&self.path, Some(&self.token), bytes)
+            .await
+        {
             Ok((s, _)) if s.is_success() => Ok(()),
             Ok((s, _)) => Err(s.as_u16().to_string()),
             Err(e) => Err(e.kind().to_owned()),
@@ -544,7 +563,7 @@ fn level_from(
         errors: r.errors,
         latency: Latency::of(&r.hist),
         distribution: stats::distribution(&r.hist),
-        max_send_lag_ms: open.then(|| r.max_lag.as_secs_f64() * 1000.0),
+        max_send_lag_ms: open.then_some(r.max_lag.as_secs_f64() * 1000.0),
         cpu,
         histogram: r.hist,
     }

@@ -1,12 +1,128 @@
-//! REST reads. (Being filled in: see the read-side issue.)
+//! REST reads over the read models, one file per concept.
+//!
+//! Every read is authorised against the read model's membership table: a private
+//! or direct room is indistinguishable from a missing one (404 `room_not_found`)
+//! for anyone not currently joined, and nothing of a room's history or member list
+//! reaches a non-member. Every GET accepts `min_position` (see [`consistency`]).
+
+pub mod consistency;
+pub mod me;
+pub mod messages;
+pub mod presence;
+pub mod rooms;
+pub mod users;
 
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::routing::get;
+use http_kit::error::ApiError;
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/me", get(me::me))
+        .route("/v1/users", get(users::lookup))
+        .route("/v1/rooms", get(rooms::my_rooms))
+        .route("/v1/rooms/public", get(rooms::public_rooms))
+        .route("/v1/rooms/{room_id}", get(rooms::room))
+        .route("/v1/rooms/{room_id}/members", get(rooms::members))
+        .route("/v1/rooms/{room_id}/messages", get(messages::history))
+        .route("/v1/presence", get(presence::presence))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "chat query-api",
+        description = "Reads of the event-sourced chat platform. Errors: {\"error\":{\"code\",\"message\"}}. \
+            Every GET accepts `min_position` (query) or `X-Min-Position` (header): the read waits, bounded, \
+            until the read models have applied that log position, else 503 `not_caught_up`."
+    ),
+    paths(
+        me::me,
+        users::lookup,
+        rooms::my_rooms,
+        rooms::public_rooms,
+        rooms::room,
+        rooms::members,
+        messages::history,
+        presence::presence,
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApiBuilder::new().build()
+    ApiDoc::openapi()
+}
+
+/// `axum::extract::Query` with our error shape: a malformed query string or a
+/// parameter of the wrong type (`limit=abc`) is a 400 `invalid_query`.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
+        }
+    }
+}
+
+/// `limit` clamped to 1..=100 (absent: `default`).
+pub(crate) fn clamp_limit(limit: Option<i64>, default: i64) -> i64 {
+    limit.unwrap_or(default).clamp(1, 100)
+}
+
+/// The one answer for a room the caller may not know exists.
+pub(crate) fn room_not_found() -> ApiError {
+    ApiError::not_found("room_not_found", "no such room")
+}
+
+pub(crate) fn not_a_member() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "not_a_member",
+        "you are not a member of this room",
+    )
+}
+
+/// A read-only transaction on one snapshot, so the membership check and the data
+/// it guards are read at the same instant: a kick projected between the two can
+/// never let the kicked user read what followed it.
+pub(crate) async fn snapshot(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }

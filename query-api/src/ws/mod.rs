@@ -1,18 +1,63 @@
-//! The WebSocket live feed. (Being filled in: see the read-side issue.)
+//! The WebSocket live feed (`GET /v1/ws`), typing and ephemeral fan-out, and presence.
+//!
+//! * Live room events come from the JetStream event stream (one ordered consumer
+//!   per node on `{prefix}.events.room.>`), not from the read models, so delivery
+//!   does not wait for projection (design.md decision 6).
+//! * Membership is tracked per subscribed room "as the stream says it is now": a
+//!   snapshot folded from the PostgreSQL log (see [`membership`]) plus the live
+//!   membership events applied in stream order; a kick or leave ends the user's
+//!   subscriptions to the room at that event ([`hub`]).
+//! * Resume: `subscribe` with `after_version` holds back live events of the room
+//!   for that connection, back-fills from the log, sends `subscribed` (whose
+//!   `version` is the last back-filled one), then the held-back live events with a
+//!   higher version, then switches to live — per-room order, no gap, no duplicate.
+//!   More than [`MAX_BACKFILL`] missed events: `resync` instead of a back-fill.
+//! * Typing and ephemeral messages travel over core NATS and are never stored;
+//!   presence is heartbeats over core NATS with a timeout ([`presence`]).
+
+pub mod connection;
+pub mod hub;
+pub mod membership;
+pub mod presence;
+pub mod protocol;
 
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::ws::hub::Hub;
+use crate::ws::presence::Presence;
+use crate::ws::protocol::{Frame, LiveEvent};
+use async_nats::jetstream;
 use axum::Router;
+use axum::routing::get;
 use chrono::{DateTime, Utc};
-use events::UserId;
-use serde::Serialize;
+use eventlog::RecordedEvent;
+use events::{RoomId, UserId};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
-/// Handle to this node's live fan-out (cheap to clone).
+/// Most missed events a `subscribe` back-fills; beyond it the client gets `resync`.
+pub const MAX_BACKFILL: i64 = 1000;
+
+/// Handle to this node's live fan-out (cheap to clone). Its background tasks end
+/// when the last handle is dropped.
 #[derive(Clone)]
-pub struct Live {}
+pub struct Live {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hub: Arc<Hub>,
+    presence: Arc<Presence>,
+    log_pool: PgPool,
+    nats: async_nats::Client,
+    prefix: String,
+    _stop: watch::Sender<()>,
+}
 
 /// What `GET /v1/presence` reports for one user.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -23,31 +68,309 @@ pub struct PresenceInfo {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+/// A typing indicator or ephemeral message as command-api (or this node) publishes it.
+#[derive(Deserialize)]
+struct EphemeralMsg {
+    #[serde(rename = "type")]
+    kind: String,
+    room_id: RoomId,
+    user_id: UserId,
+    #[serde(default)]
+    body: Option<String>,
+}
+
 impl Live {
     pub async fn start(
-        _settings: Arc<Settings>,
-        _pool: PgPool,
-        _log_pool: PgPool,
-        _nats: async_nats::Client,
+        settings: Arc<Settings>,
+        pool: PgPool,
+        log_pool: PgPool,
+        nats: async_nats::Client,
+        // Connections count their frames and closes in `AppState::metrics`.
         _metrics: Metrics,
     ) -> anyhow::Result<Live> {
-        Ok(Live {})
+        let hub = Hub::new(log_pool.clone(), settings.ws_queue_frames);
+        let timeout = Duration::from_secs(settings.presence_timeout_secs.max(1));
+        let (presence, changes) =
+            Presence::new(pool, nats.clone(), &settings.subject_prefix, timeout);
+        let (stop, stopped) = watch::channel(());
+        let prefix = settings.subject_prefix.clone();
+
+        // Subscriptions first, so nothing published after `start` returns is missed.
+        let ephemeral = nats
+            .subscribe(format!("{prefix}.ephemeral.room.>"))
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribing to ephemeral traffic: {e}"))?;
+        let announcements = nats
+            .subscribe(presence.subject().to_owned())
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribing to presence: {e}"))?;
+        // Live events start after the log's head now: a room loaded from the log
+        // later is current up to its load, and everything after start arrives here.
+        let start_after = eventlog::head_position(&log_pool).await?;
+
+        tokio::spawn(until_stopped(
+            stopped.clone(),
+            consume_events(
+                hub.clone(),
+                nats.clone(),
+                settings.stream_name.clone(),
+                format!("{prefix}.events.room.>"),
+                start_after,
+            ),
+        ));
+        tokio::spawn(until_stopped(
+            stopped.clone(),
+            forward_ephemeral(hub.clone(), ephemeral),
+        ));
+        tokio::spawn(until_stopped(
+            stopped.clone(),
+            presence_loop(
+                stopped.clone(),
+                hub.clone(),
+                presence.clone(),
+                announcements,
+                changes,
+                Duration::from_secs(settings.presence_heartbeat_secs.max(1)),
+                timeout,
+            ),
+        ));
+        Ok(Live {
+            inner: Arc::new(Inner {
+                hub,
+                presence,
+                log_pool,
+                nats,
+                prefix,
+                _stop: stop,
+            }),
+        })
     }
 
     /// Presence of these users as this node knows it (all nodes' heartbeats).
     /// The caller filters by who may see whom.
     pub async fn presence_of(&self, users: &[UserId]) -> Vec<PresenceInfo> {
+        let presence = &self.inner.presence;
+        let online: Vec<Option<DateTime<Utc>>> =
+            users.iter().map(|u| presence.online(*u)).collect();
+        let offline: Vec<UserId> = users
+            .iter()
+            .zip(&online)
+            .filter(|(_, o)| o.is_none())
+            .map(|(u, _)| *u)
+            .collect();
+        let stored = if offline.is_empty() {
+            Default::default()
+        } else {
+            presence.last_seen(&offline).await
+        };
         users
             .iter()
-            .map(|u| PresenceInfo {
-                user_id: *u,
-                status: "offline",
-                last_seen: None,
+            .zip(online)
+            .map(|(u, o)| match o {
+                Some(at) => PresenceInfo {
+                    user_id: *u,
+                    status: "online",
+                    last_seen: Some(at),
+                },
+                None => PresenceInfo {
+                    user_id: *u,
+                    status: "offline",
+                    last_seen: stored.get(u).copied(),
+                },
             })
             .collect()
+    }
+
+    /// Subscriptions to a room on this node.
+    pub fn subscriber_count(&self, room: RoomId) -> usize {
+        self.inner.hub.subscriber_count(room)
+    }
+
+    /// Open WebSocket connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.inner.hub.connection_count()
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    pub(crate) fn presence(&self) -> &Arc<Presence> {
+        &self.inner.presence
+    }
+
+    pub(crate) fn log_pool(&self) -> &PgPool {
+        &self.inner.log_pool
+    }
+
+    /// Publishes on the room's core NATS ephemeral subject (as command-api does).
+    pub(crate) async fn publish_ephemeral(
+        &self,
+        room_id: RoomId,
+        payload: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let subject = format!("{}.ephemeral.room.{room_id}", self.inner.prefix);
+        let bytes = serde_json::to_vec(payload)?;
+        self.inner.nats.publish(subject, bytes.into()).await?;
+        Ok(())
     }
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/v1/ws", get(connection::handler))
+}
+
+async fn until_stopped(mut stopped: watch::Receiver<()>, task: impl Future<Output = ()>) {
+    tokio::select! {
+        _ = stopped.changed() => {}
+        _ = task => {}
+    }
+}
+
+/// The node's one ordered JetStream consumer of room events, re-created from the
+/// last position seen when it fails (stream sequence == log position).
+async fn consume_events(
+    hub: Arc<Hub>,
+    nats: async_nats::Client,
+    stream_name: String,
+    filter: String,
+    start_after: i64,
+) {
+    let js = jetstream::new(nats.clone());
+    let mut last = start_after;
+    let retry = Duration::from_millis(500);
+    loop {
+        let stream = match js.get_stream(&stream_name).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "event stream not available yet");
+                tokio::time::sleep(retry).await;
+                continue;
+            }
+        };
+        let config = jetstream::consumer::push::OrderedConfig {
+            deliver_subject: nats.new_inbox(),
+            filter_subject: filter.clone(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: u64::try_from(last.saturating_add(1)).unwrap_or(1),
+            },
+            ..Default::default()
+        };
+        let mut messages = match stream.create_consumer(config).await {
+            Ok(c) => match c.messages().await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live consumer failed to start");
+                    tokio::time::sleep(retry).await;
+                    continue;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "creating the live consumer failed");
+                tokio::time::sleep(retry).await;
+                continue;
+            }
+        };
+        while let Some(msg) = messages.next().await {
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live consumer error; re-creating it");
+                    break;
+                }
+            };
+            let rec: RecordedEvent = match serde_json::from_slice(&msg.payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, subject = %msg.subject, "undecodable event on the stream");
+                    continue;
+                }
+            };
+            if rec.position <= last {
+                continue;
+            }
+            last = rec.position;
+            // Rooms nobody here subscribes to are skipped before decoding (if a
+            // subscription starts right after, its snapshot is read from the log,
+            // which already holds this event).
+            let tracked = rec
+                .stream_id
+                .strip_prefix("room-")
+                .and_then(|id| id.parse().ok())
+                .is_some_and(|id| hub.tracks(id));
+            if !tracked {
+                continue;
+            }
+            match LiveEvent::decode(&rec) {
+                Ok(Some(ev)) => hub.on_event(Arc::new(ev)),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "undecodable room event"),
+            }
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
+async fn forward_ephemeral(hub: Arc<Hub>, mut sub: async_nats::Subscriber) {
+    while let Some(msg) = sub.next().await {
+        let m: EphemeralMsg = match serde_json::from_slice(&msg.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "ignoring a malformed ephemeral message");
+                continue;
+            }
+        };
+        let (frame, skip_sender) = match (m.kind.as_str(), m.body) {
+            ("typing", _) => (
+                Frame::new(
+                    "typing",
+                    &serde_json::json!({ "type": "typing", "room_id": m.room_id, "user_id": m.user_id }),
+                ),
+                true,
+            ),
+            ("ephemeral", Some(body)) => (
+                Frame::new(
+                    "ephemeral",
+                    &serde_json::json!({ "type": "ephemeral", "room_id": m.room_id, "user_id": m.user_id, "body": body }),
+                ),
+                false,
+            ),
+            _ => continue,
+        };
+        hub.on_ephemeral(m.room_id, m.user_id, frame, skip_sender);
+    }
+}
+
+async fn presence_loop(
+    stopped: watch::Receiver<()>,
+    hub: Arc<Hub>,
+    presence: Arc<Presence>,
+    mut announcements: async_nats::Subscriber,
+    mut changes: tokio::sync::mpsc::Receiver<presence::Change>,
+    heartbeat: Duration,
+    timeout: Duration,
+) {
+    // Changes are told to clients in order, by a task of their own (it queries).
+    let notifier = {
+        let hub = hub.clone();
+        let presence = presence.clone();
+        tokio::spawn(until_stopped(stopped, async move {
+            while let Some(c) = changes.recv().await {
+                presence.notify(&hub, c).await;
+            }
+        }))
+    };
+    let mut beat = tokio::time::interval(heartbeat);
+    let mut sweep = tokio::time::interval((timeout / 4).max(Duration::from_millis(100)));
+    loop {
+        tokio::select! {
+            _ = beat.tick() => presence.heartbeat(&hub).await,
+            _ = sweep.tick() => presence.sweep(),
+            msg = announcements.next() => match msg {
+                Some(m) => presence.on_message(&m.payload),
+                None => break,
+            },
+        }
+    }
+    notifier.abort();
 }

@@ -1,0 +1,31 @@
+//! The scenarios. To add one: a module here with its `clap::Args` struct and a
+//! `run(&args, out)`, and a variant in [`Scenario`] dispatched in [`run`].
+//! (Planned by others: `fanout`, `connections`, `rebuild`, `search`.)
+
+pub mod all;
+pub mod baseline_nats;
+pub mod baseline_pg;
+pub mod send;
+
+use std::path::Path;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Scenario {
+    /// Send-message throughput (closed loop, N clients) or latency at a fixed rate (--rate).
+    Send(send::SendArgs),
+    /// Raw PostgreSQL single-row INSERT+COMMIT rate at the same concurrency levels.
+    BaselinePg(baseline_pg::PgArgs),
+    /// Core NATS round-trip and JetStream publish-ack latency.
+    BaselineNats(baseline_nats::NatsArgs),
+    /// baseline-pg, baseline-nats and send one after another; writes all.json and summary.md.
+    All(all::AllArgs),
+}
+
+pub async fn run(scenario: Scenario, out: &Path) -> anyhow::Result<()> {
+    match scenario {
+        Scenario::Send(a) => send::run(&a, out).await.map(drop),
+        Scenario::BaselinePg(a) => baseline_pg::run(&a, out).await.map(drop),
+        Scenario::BaselineNats(a) => baseline_nats::run(&a, out).await.map(drop),
+        Scenario::All(a) => all::run(&a, out).await,
+    }
+}

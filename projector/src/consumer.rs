@@ -1,0 +1,313 @@
+//! The live path: a durable JetStream pull consumer feeding [`crate::engine`].
+//!
+//! The consumer is (re-)created starting at `checkpoint + 1` whenever this projector starts and
+//! after any failure (the stream was re-created by the relay, the consumer was deleted, NATS or
+//! PostgreSQL failed): PostgreSQL's checkpoint, not the consumer's ack floor, says where to
+//! resume. Messages are acked (AckPolicy::All, the last one of a batch) only after the batch
+//! committed; a crash in between only causes duplicates, which the checkpoint filters out.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer};
+use eventlog::RecordedEvent;
+use futures::{FutureExt as _, StreamExt as _};
+use sqlx::PgPool;
+
+use crate::READ_MODELS;
+use crate::engine::{self, Delivered};
+use crate::metrics::Metrics;
+
+/// How the projector consumes the stream.
+#[derive(Clone, Debug)]
+pub struct ProjectorConfig {
+    /// JetStream stream of all events (the relay's).
+    pub stream_name: String,
+    /// Subjects are `{subject_prefix}.events.>`.
+    pub subject_prefix: String,
+    /// Durable consumer name (default `read-models`).
+    pub consumer_name: String,
+    /// Most events per transaction (default 500).
+    pub batch: usize,
+    /// Deliveries of one message before JetStream gives up on it (default 20). A message
+    /// JetStream gives up on is still applied: it is a gap, filled from the log.
+    pub max_deliver: i64,
+    /// How long JetStream waits for an ack before redelivering (default 30 s).
+    pub ack_wait: Duration,
+    /// How long [`Projector::process_next`] waits for a first message before reporting
+    /// [`Outcome::Idle`] (default 500 ms).
+    pub idle_wait: Duration,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        ProjectorConfig {
+            stream_name: "CHAT_EVENTS".to_owned(),
+            subject_prefix: "chat".to_owned(),
+            consumer_name: "read-models".to_owned(),
+            batch: 500,
+            max_deliver: 20,
+            ack_wait: Duration::from_secs(30),
+            idle_wait: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What one [`Projector::process_next`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A batch was committed with this many events applied (duplicates not counted).
+    Applied(u64),
+    /// Nothing arrived within `idle_wait`.
+    Idle,
+}
+
+/// Check that the consumer still exists at most this often while idle.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+struct Live {
+    consumer: consumer::PullConsumer,
+    messages: consumer::pull::Stream,
+    last_check: Instant,
+}
+
+/// The read-model projector.
+pub struct Projector {
+    pool: PgPool,
+    log: PgPool,
+    js: jetstream::Context,
+    cfg: ProjectorConfig,
+    metrics: Option<Metrics>,
+    live: Option<Live>,
+}
+
+impl Projector {
+    /// `pool` holds the read models, `log` the event log (the same pool in a single database).
+    pub fn new(pool: PgPool, log: PgPool, nats: async_nats::Client, cfg: ProjectorConfig) -> Self {
+        Projector {
+            pool,
+            log,
+            js: jetstream::new(nats),
+            cfg,
+            metrics: None,
+            live: None,
+        }
+    }
+
+    /// Records into these metrics.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn config(&self) -> &ProjectorConfig {
+        &self.cfg
+    }
+
+    /// Deletes and re-creates the durable consumer so that it starts at `checkpoint + 1`.
+    async fn connect(&mut self) -> anyhow::Result<()> {
+        let checkpoint = engine::checkpoint(&self.pool, READ_MODELS)
+            .await
+            .context("read the checkpoint")?;
+        let stream = self
+            .js
+            .get_stream(&self.cfg.stream_name)
+            .await
+            .with_context(|| format!("JetStream stream {}", self.cfg.stream_name))?;
+        // A consumer's start cannot be changed in place; one that does not exist is fine.
+        let _ = stream.delete_consumer(&self.cfg.consumer_name).await;
+        let batch = self.cfg.batch.max(1);
+        let consumer: consumer::PullConsumer = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(self.cfg.consumer_name.clone()),
+                description: Some("read models (projector)".to_owned()),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: u64::try_from(checkpoint + 1)?,
+                },
+                ack_policy: consumer::AckPolicy::All,
+                ack_wait: self.cfg.ack_wait,
+                max_deliver: self.cfg.max_deliver,
+                max_ack_pending: i64::try_from(batch * 4)?,
+                filter_subject: format!("{}.events.>", self.cfg.subject_prefix),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("create consumer {}", self.cfg.consumer_name))?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .expires(PULL_EXPIRES)
+            .heartbeat(HEARTBEAT)
+            .messages()
+            .await
+            .context("start pulling")?;
+        tracing::info!(
+            consumer = %self.cfg.consumer_name,
+            start = checkpoint + 1,
+            "JetStream consumer created"
+        );
+        self.live = Some(Live {
+            consumer,
+            messages,
+            last_check: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Waits (up to `idle_wait`) for messages, applies one batch in one transaction with the
+    /// checkpoint, commits, then acks. On any error the consumer is dropped and re-created
+    /// from the checkpoint on the next call.
+    pub async fn process_next(&mut self) -> anyhow::Result<Outcome> {
+        let result = self.step().await;
+        if result.is_err() {
+            self.live = None;
+        }
+        result
+    }
+
+    async fn step(&mut self) -> anyhow::Result<Outcome> {
+        if self.live.is_none() {
+            self.connect().await?;
+        }
+        let Some(live) = self.live.as_mut() else {
+            anyhow::bail!("no consumer");
+        };
+        let first = match tokio::time::timeout(self.cfg.idle_wait, live.messages.next()).await {
+            Err(_) => {
+                if live.last_check.elapsed() >= IDLE_CHECK {
+                    live.last_check = Instant::now();
+                    // The relay re-creates a lost stream, which drops the consumer with it.
+                    live.consumer
+                        .info()
+                        .await
+                        .context("consumer is gone; re-creating it")?;
+                    self.refresh_lag().await;
+                }
+                return Ok(Outcome::Idle);
+            }
+            Ok(None) => anyhow::bail!("the consumer's message stream ended"),
+            Ok(Some(Err(e))) => {
+                return Err(anyhow::Error::new(e).context("pulling from the consumer"));
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let mut messages = vec![first];
+        let mut failed = None;
+        while messages.len() < self.cfg.batch.max(1) {
+            match live.messages.next().now_or_never() {
+                Some(Some(Ok(m))) => messages.push(m),
+                Some(Some(Err(e))) => {
+                    failed = Some(e);
+                    break;
+                }
+                Some(None) | None => break,
+            }
+        }
+        let mut delivered: Vec<Delivered> = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let info = m
+                .info()
+                .map_err(|e| anyhow::anyhow!("message without JetStream metadata: {e}"))?;
+            let seq = i64::try_from(info.stream_sequence)?;
+            // The stream sequence is the log position; a payload that does not say so (or does
+            // not decode) is read from the log instead.
+            let event = serde_json::from_slice::<RecordedEvent>(&m.payload)
+                .ok()
+                .filter(|e| e.position == seq);
+            delivered.push((seq, event));
+        }
+        let started = Instant::now();
+        let report = engine::commit_delivered(&self.pool, &self.log, READ_MODELS, &delivered)
+            .await
+            .context("apply a batch")?;
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .batch_seconds
+                .with_label_values(&[READ_MODELS])
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .applied
+                .with_label_values(&[READ_MODELS])
+                .inc_by(report.applied);
+            metrics
+                .dead_letters
+                .with_label_values(&[READ_MODELS])
+                .inc_by(report.dead_lettered);
+            metrics
+                .gap_events
+                .with_label_values(&[READ_MODELS])
+                .inc_by(report.from_log);
+            metrics
+                .duplicates
+                .with_label_values(&[READ_MODELS])
+                .inc_by(report.duplicates);
+            metrics
+                .checkpoint
+                .with_label_values(&[READ_MODELS])
+                .set(report.checkpoint);
+        }
+        if report.from_log > 0 {
+            tracing::info!(
+                events = report.from_log,
+                checkpoint = report.checkpoint,
+                "filled a gap in the stream from the log"
+            );
+        }
+        // Committed: now ack. AckPolicy::All acks everything delivered up to the last message.
+        if let Some(last) = messages.last()
+            && let Err(e) = last.ack().await
+        {
+            tracing::warn!(error = %e, "ack failed; the batch will be redelivered and skipped");
+        }
+        if let Some(e) = failed {
+            return Err(anyhow::Error::new(e).context("pulling from the consumer"));
+        }
+        Ok(Outcome::Applied(report.applied))
+    }
+
+    /// Updates the lag gauge: stream last sequence − checkpoint.
+    async fn refresh_lag(&self) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        if let Ok(lag) = lag(&self.js, &self.pool, &self.cfg.stream_name).await {
+            metrics.lag.with_label_values(&[READ_MODELS]).set(lag);
+        }
+    }
+
+    /// Processes batches until `shutdown` completes. Errors are logged and retried with
+    /// exponential back-off (100 ms … 10 s); it never returns an error on its own.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = self.process_next() => r,
+            };
+            match result {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "projector step failed");
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Stream last sequence − checkpoint of the read models.
+pub async fn lag(js: &jetstream::Context, pool: &PgPool, stream_name: &str) -> anyhow::Result<i64> {
+    let mut stream = js.get_stream(stream_name).await?;
+    let last = i64::try_from(stream.info().await?.state.last_sequence)?;
+    let checkpoint = engine::checkpoint(pool, READ_MODELS).await?;
+    Ok((last - checkpoint).max(0))
+}

@@ -1,0 +1,577 @@
+//! Test support: a log database with the read models, a JetStream stream, the relay, and a
+//! simulator that appends real domain events (`events::room::decide` output) to the log.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use eventlog::testing::{TestDb, TestNats};
+use eventlog::{
+    AppendRequest, Appended, EventStore, ExpectedVersion, GroupCommitConfig, NewEvent,
+    PgEventStore, Relay,
+};
+use events::StoredEvent;
+use events::ids::{MessageId, RoomId, UserId};
+use events::room::{RoomCommand, RoomEvent, RoomState, decide, evolve};
+use events::user::{Register, UserEvent, UserState};
+use events::values::{Emoji, MessageBody, Role, RoomName, Topic, Username, Visibility};
+use projector::{Outcome, Projector, ProjectorConfig};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A fresh database (event log + read models), a JetStream stream and an event store.
+pub struct Harness {
+    pub db: TestDb,
+    pub nats: TestNats,
+    pub store: PgEventStore,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let db = TestDb::new().await.expect("test database");
+        projector::migrate(&db.pool)
+            .await
+            .expect("read-model migrations");
+        let nats = TestNats::new().await.expect("test nats");
+        let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
+        Harness { db, nats, store }
+    }
+
+    pub fn relay(&self) -> Relay {
+        Relay::new(
+            self.db.pool.clone(),
+            self.nats.client.clone(),
+            self.nats.relay_config(),
+        )
+    }
+
+    /// Runs the relay in the background until the returned sender is dropped or fired.
+    pub fn spawn_relay(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let relay = self.relay();
+        let task = tokio::spawn(async move {
+            let _ = relay
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        (stop, task)
+    }
+
+    pub fn projector_config(&self) -> ProjectorConfig {
+        ProjectorConfig {
+            stream_name: self.nats.stream_name.clone(),
+            subject_prefix: self.nats.prefix.clone(),
+            ..ProjectorConfig::default()
+        }
+    }
+
+    pub fn projector(&self) -> Projector {
+        Projector::new(
+            self.db.pool.clone(),
+            self.db.pool.clone(),
+            self.nats.client.clone(),
+            self.projector_config(),
+        )
+    }
+
+    pub async fn head(&self) -> i64 {
+        eventlog::head_position(&self.db.pool)
+            .await
+            .expect("log head")
+    }
+
+    pub async fn checkpoint(&self) -> i64 {
+        projector::checkpoint(&self.db.pool, projector::READ_MODELS)
+            .await
+            .expect("checkpoint")
+    }
+
+    /// Drives `projector` from JetStream until its checkpoint equals the log head.
+    pub async fn drive_to_head(&self, projector: &mut Projector, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let head = self.head().await;
+            if self.checkpoint().await >= head {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "projector did not reach the log head {head} in {within:?} (checkpoint {})",
+                self.checkpoint().await
+            );
+            match projector.process_next().await {
+                Ok(Outcome::Applied(_) | Outcome::Idle) => {}
+                // Transient (e.g. the relay has not created the stream yet): try again.
+                Err(e) => {
+                    eprintln!("process_next: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    pub async fn dead_letters(&self) -> Vec<(i64, String, String)> {
+        sqlx::query_as("SELECT position, event_type, reason FROM dead_letters ORDER BY position")
+            .fetch_all(&self.db.pool)
+            .await
+            .expect("dead letters")
+    }
+}
+
+/// A fresh database holding only the read models, replayed from `log` with
+/// `catch_up_from_log` (the oracle: it reads PostgreSQL, not NATS). Returns it and the time taken.
+pub async fn oracle(log: &PgPool) -> (TestDb, u64, Duration) {
+    let db = TestDb::new().await.expect("oracle database");
+    projector::migrate(&db.pool)
+        .await
+        .expect("read-model migrations");
+    let started = Instant::now();
+    let n = projector::catch_up_from_log(&db.pool, log)
+        .await
+        .expect("catch up from the log");
+    (db, n, started.elapsed())
+}
+
+/// Asserts that two read-model databases hold the same rows.
+pub async fn assert_same_read_models(a: &PgPool, b: &PgPool) {
+    let sa = projector::oracle::snapshot(a).await.expect("snapshot");
+    let sb = projector::oracle::snapshot(b).await.expect("snapshot");
+    let (n, examples) = projector::oracle::diff(&sa, &sb, 10);
+    let rows: usize = sa.iter().map(|(_, r)| r.len()).sum();
+    assert_eq!(
+        n,
+        0,
+        "{n} rows differ (of {rows}); e.g.\n{}",
+        examples.join("\n")
+    );
+    assert!(rows > 0, "the read models are empty");
+}
+
+pub fn new_event<E: StoredEvent>(e: &E, actor: UserId) -> NewEvent {
+    let (event_type, schema_version, data) = e.to_stored().expect("encode event");
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type,
+        schema_version,
+        data,
+        occurred_at: chrono::Utc::now(),
+        actor_id: Some(actor.0),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+    }
+}
+
+/// Appends one raw event to a stream without any check (for poison events).
+pub async fn append_raw(
+    store: &PgEventStore,
+    stream_id: &str,
+    stream_type: &str,
+    event_type: &str,
+    data: serde_json::Value,
+) -> Appended {
+    store
+        .append(AppendRequest {
+            stream_id: stream_id.to_owned(),
+            stream_type: stream_type.to_owned(),
+            expected: ExpectedVersion::Any,
+            events: vec![NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: event_type.to_owned(),
+                schema_version: 1,
+                data,
+                occurred_at: chrono::Utc::now(),
+                actor_id: None,
+                correlation_id: Uuid::now_v7(),
+                causation_id: None,
+            }],
+            idempotency: vec![],
+        })
+        .await
+        .expect("append raw event")
+}
+
+pub async fn register(store: &PgEventStore, name: &str) -> UserId {
+    let user_id = UserId::new();
+    let events = events::user::decide(
+        &UserState::default(),
+        Register {
+            user_id,
+            username: Username::parse(name).expect("username"),
+            display_name: None,
+        },
+    )
+    .expect("register");
+    store
+        .append(AppendRequest {
+            stream_id: user_id.stream_id(),
+            stream_type: UserEvent::STREAM_TYPE.to_owned(),
+            expected: ExpectedVersion::NoStream,
+            events: events.iter().map(|e| new_event(e, user_id)).collect(),
+            idempotency: vec![],
+        })
+        .await
+        .expect("append registration");
+    user_id
+}
+
+/// A room as the simulator knows it.
+#[derive(Clone, Debug)]
+pub struct SimRoom {
+    pub id: RoomId,
+    pub state: RoomState,
+    pub version: i64,
+    pub messages: Vec<MessageId>,
+}
+
+impl SimRoom {
+    pub fn new() -> SimRoom {
+        SimRoom {
+            id: RoomId::new(),
+            state: RoomState::default(),
+            version: 0,
+            messages: vec![],
+        }
+    }
+
+    /// Decides `cmd` and appends what it returns. Returns the number of events appended (0 when
+    /// the command is rejected or a no-op) and the position of the last one.
+    pub async fn run(
+        &mut self,
+        store: &PgEventStore,
+        actor: UserId,
+        cmd: RoomCommand,
+    ) -> (usize, i64) {
+        let Ok(events) = decide(&self.state, actor, cmd) else {
+            return (0, 0);
+        };
+        if events.is_empty() {
+            return (0, 0);
+        }
+        let appended = self.append(store, actor, &events).await;
+        (events.len(), appended.last_position)
+    }
+
+    /// Decides `cmd`, which must succeed with events.
+    pub async fn must(&mut self, store: &PgEventStore, actor: UserId, cmd: RoomCommand) -> i64 {
+        let events = decide(&self.state, actor, cmd.clone())
+            .unwrap_or_else(|e| panic!("{cmd:?} rejected: {e}"));
+        assert!(!events.is_empty(), "{cmd:?} was a no-op");
+        self.append(store, actor, &events).await.last_position
+    }
+
+    /// Appends events as they are (no decision), e.g. a read marker moving back.
+    pub async fn append(
+        &mut self,
+        store: &PgEventStore,
+        actor: UserId,
+        events: &[RoomEvent],
+    ) -> Appended {
+        let expected = if self.version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(self.version)
+        };
+        let appended = store
+            .append(AppendRequest {
+                stream_id: self.id.stream_id(),
+                stream_type: RoomEvent::STREAM_TYPE.to_owned(),
+                expected,
+                events: events.iter().map(|e| new_event(e, actor)).collect(),
+                idempotency: vec![],
+            })
+            .await
+            .expect("append room events");
+        for e in events {
+            self.state = evolve(std::mem::take(&mut self.state), e);
+            if let RoomEvent::MessageSent { message_id, .. } = e {
+                self.messages.push(*message_id);
+            }
+        }
+        self.version = appended.last_version;
+        appended
+    }
+
+    /// The id of the message with this seq.
+    pub fn message(&self, seq: u64) -> MessageId {
+        *self
+            .state
+            .messages
+            .iter()
+            .find(|(_, m)| m.seq == seq)
+            .map(|(id, _)| id)
+            .expect("message with this seq")
+    }
+}
+
+pub fn body(s: &str) -> MessageBody {
+    MessageBody::parse(s).expect("body")
+}
+
+pub fn emoji(s: &str) -> Emoji {
+    Emoji::parse(s).expect("emoji")
+}
+
+pub fn create(name: &str, visibility: Visibility) -> RoomCommand {
+    RoomCommand::Create {
+        room_id: RoomId::new(),
+        name: RoomName::parse(name).expect("name"),
+        topic: Topic::parse("").expect("topic"),
+        visibility,
+    }
+}
+
+pub fn send(text: &str) -> RoomCommand {
+    RoomCommand::SendMessage {
+        message_id: MessageId::new(),
+        body: body(text),
+        reply_to: None,
+        client_msg_id: None,
+    }
+}
+
+const EMOJIS: &[&str] = &["👍", "🎉", "😂", "ok", "+1"];
+
+/// A world of users and rooms with members, built from real commands.
+pub async fn setup_world(
+    store: &PgEventStore,
+    users: usize,
+    groups: usize,
+    directs: usize,
+    seed: u64,
+) -> (Vec<UserId>, Vec<SimRoom>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let tag = Uuid::new_v4().simple().to_string();
+    let registrations = (0..users).map(|i| {
+        let name = format!("u{i}_{}", &tag[..8]);
+        async move { register(store, &name).await }
+    });
+    let user_ids: Vec<UserId> = futures::future::join_all(registrations).await;
+    let mut rooms = Vec::new();
+    for g in 0..groups {
+        let mut room = SimRoom::new();
+        let owner = *user_ids.choose(&mut rng).expect("users");
+        let visibility = if rng.random_bool(0.7) {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        };
+        let RoomCommand::Create { name, topic, .. } = create(&format!("room {g}"), visibility)
+        else {
+            unreachable!()
+        };
+        room.must(
+            store,
+            owner,
+            RoomCommand::Create {
+                room_id: room.id,
+                name,
+                topic,
+                visibility,
+            },
+        )
+        .await;
+        let members = rng.random_range(3..12);
+        for _ in 0..members {
+            let u = *user_ids.choose(&mut rng).expect("users");
+            if visibility == Visibility::Private {
+                room.run(store, owner, RoomCommand::Invite { user_id: u })
+                    .await;
+            }
+            room.run(store, u, RoomCommand::Join).await;
+        }
+        rooms.push(room);
+    }
+    for _ in 0..directs {
+        let mut room = SimRoom::new();
+        let a = *user_ids.choose(&mut rng).expect("users");
+        let b = *user_ids.choose(&mut rng).expect("users");
+        if a == b {
+            continue;
+        }
+        let id = room.id;
+        room.run(
+            store,
+            a,
+            RoomCommand::OpenDirect {
+                room_id: id,
+                with: b,
+            },
+        )
+        .await;
+        if room.version > 0 {
+            rooms.push(room);
+        }
+    }
+    (user_ids, rooms)
+}
+
+/// One random command for a room (most are valid; invalid ones are simply rejected).
+pub fn random_command(
+    room: &SimRoom,
+    users: &[UserId],
+    rng: &mut StdRng,
+) -> Option<(UserId, RoomCommand)> {
+    let st = &room.state;
+    let mut members: Vec<UserId> = st.members.keys().copied().collect();
+    members.sort();
+    let member = *members.choose(rng)?;
+    let live: Vec<(&MessageId, &events::room::MessageFacts)> = {
+        let mut v: Vec<_> = st.messages.iter().filter(|(_, m)| !m.deleted).collect();
+        v.sort_by_key(|(_, m)| m.seq);
+        v
+    };
+    let roll = rng.random_range(0..100);
+    let cmd = match roll {
+        0..45 => {
+            let reply_to = if rng.random_bool(0.2) {
+                live.choose(rng).map(|(id, _)| **id)
+            } else {
+                None
+            };
+            (
+                member,
+                RoomCommand::SendMessage {
+                    message_id: MessageId::new(),
+                    body: body(&format!("message {}", rng.random::<u32>())),
+                    reply_to,
+                    client_msg_id: Some(Uuid::new_v4().to_string()),
+                },
+            )
+        }
+        45..53 => {
+            let (id, m) = live.choose(rng)?;
+            (
+                m.author?,
+                RoomCommand::EditMessage {
+                    message_id: **id,
+                    body: body(&format!("edited {}", rng.random::<u32>())),
+                },
+            )
+        }
+        53..59 => {
+            let (id, m) = live.choose(rng)?;
+            (m.author?, RoomCommand::DeleteMessage { message_id: **id })
+        }
+        59..72 => {
+            let (id, _) = live.choose(rng)?;
+            (
+                member,
+                RoomCommand::AddReaction {
+                    message_id: **id,
+                    emoji: emoji(EMOJIS.choose(rng)?),
+                },
+            )
+        }
+        72..76 => {
+            let with: Vec<_> = live
+                .iter()
+                .filter(|(_, m)| !m.reactions.is_empty())
+                .collect();
+            let (id, m) = with.choose(rng)?;
+            let mut reactors: Vec<_> = m.reactions.iter().collect();
+            reactors.sort_by_key(|(u, _)| **u);
+            let (user, set) = reactors.choose(rng)?;
+            let e = set.iter().next()?.clone();
+            (
+                **user,
+                RoomCommand::RemoveReaction {
+                    message_id: **id,
+                    emoji: e,
+                },
+            )
+        }
+        76..88 => {
+            let marker = st.read_markers.get(&member).copied().unwrap_or(0);
+            if st.last_seq <= marker {
+                return None;
+            }
+            let seq = rng.random_range(marker + 1..=st.last_seq);
+            (member, RoomCommand::MarkRead { seq })
+        }
+        88..93 => {
+            let u = *users.choose(rng)?;
+            let owner = st.owner?;
+            if st.visibility == Some(Visibility::Private) && !st.invited.contains(&u) {
+                (owner, RoomCommand::Invite { user_id: u })
+            } else {
+                (u, RoomCommand::Join)
+            }
+        }
+        93..96 => (member, RoomCommand::Leave),
+        96..98 => (
+            st.owner?,
+            RoomCommand::Kick {
+                user_id: *members.choose(rng)?,
+            },
+        ),
+        _ => (
+            st.owner?,
+            RoomCommand::ChangeRole {
+                user_id: *members.choose(rng)?,
+                role: if rng.random_bool(0.5) {
+                    Role::Admin
+                } else {
+                    Role::Member
+                },
+            },
+        ),
+    };
+    Some(cmd)
+}
+
+/// Appends random commands to `rooms` from `workers` concurrent tasks (each owns a share of
+/// the rooms) until the log has `target` events. Returns the rooms.
+pub async fn random_load(
+    store: &PgEventStore,
+    users: Vec<UserId>,
+    rooms: Vec<SimRoom>,
+    target: usize,
+    workers: usize,
+    seed: u64,
+) -> Vec<SimRoom> {
+    let head = usize::try_from(
+        eventlog::head_position(store.pool())
+            .await
+            .expect("log head"),
+    )
+    .expect("head");
+    let count = Arc::new(AtomicUsize::new(head));
+    let users = Arc::new(users);
+    let mut shares: Vec<Vec<SimRoom>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, r) in rooms.into_iter().enumerate() {
+        shares[i % workers].push(r);
+    }
+    let tasks = shares.into_iter().enumerate().map(|(w, mut share)| {
+        let store = store.clone();
+        let count = count.clone();
+        let users = users.clone();
+        tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(w as u64));
+            while !share.is_empty() && count.load(Ordering::Relaxed) < target {
+                let i = rng.random_range(0..share.len());
+                let Some((actor, cmd)) = random_command(&share[i], &users, &mut rng) else {
+                    continue;
+                };
+                let (n, _) = share[i].run(&store, actor, cmd).await;
+                count.fetch_add(n, Ordering::Relaxed);
+            }
+            share
+        })
+    });
+    let mut out = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        out.extend(t.expect("load worker"));
+    }
+    out
+}

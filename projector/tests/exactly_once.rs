@@ -1,0 +1,142 @@
+//! Exactly-once in effect under `kill -9`: the projector runs as a separate process and is
+//! killed ten times at random moments of a 20,000-event load; afterwards its read models equal
+//! a fresh replay of the PostgreSQL log (the oracle reads PostgreSQL, not NATS).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::Harness;
+use rand::{Rng, SeedableRng};
+
+const EVENTS: usize = 20_000;
+const KILLS: usize = 10;
+
+fn spawn_projector(h: &Harness, log: &std::path::Path) -> tokio::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("projector log file");
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .env("APP_LISTEN", "127.0.0.1:0")
+        .env("APP_DATABASE_URL", &h.db.url)
+        .env("APP_NATS_URL", eventlog::testing::nats_url())
+        .env("APP_STREAM_NAME", &h.nats.stream_name)
+        .env("APP_SUBJECT_PREFIX", &h.nats.prefix)
+        .env("APP_DB_MAX_CONNECTIONS", "4")
+        .env("RUST_LOG", "info,sqlx=warn,async_nats=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the projector binary")
+}
+
+/// Waits until `cond` holds or the deadline passes.
+async fn wait_for<F, Fut>(within: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_event_load() {
+    let h = Harness::new().await;
+    let (stop_relay, relay) = h.spawn_relay();
+    let log_path = std::env::temp_dir().join(format!("projector-kill-{}.log", h.nats.prefix));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b696c6c);
+    let started = Instant::now();
+
+    // The load: real domain events, appended through group commit by 4 concurrent writers.
+    let store = h.store.clone();
+    let load = tokio::spawn(async move {
+        let (users, rooms) = common::setup_world(&store, 200, 40, 20, 7).await;
+        common::random_load(&store, users, rooms, EVENTS, 4, 11).await;
+    });
+
+    let mut kills_during_load = 0;
+    for kill in 0..KILLS {
+        let mut child = spawn_projector(&h, &log_path);
+        let before = h.checkpoint().await;
+        // Spread the kills over the load: kill `k` comes once the log holds k/10 of it and the
+        // projector has made progress since its start, at a random moment after that.
+        let share = i64::try_from(kill * EVENTS / KILLS).expect("share");
+        let moved = wait_for(Duration::from_secs(300), || async {
+            let (cp, head) = (h.checkpoint().await, h.head().await);
+            (cp > before && head >= share) || (load.is_finished() && cp >= head)
+        })
+        .await;
+        assert!(
+            moved,
+            "kill {kill}: the projector made no progress from {before}"
+        );
+        let pause = rng.random_range(0..400);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if !load.is_finished() {
+            kills_during_load += 1;
+        }
+        child.start_kill().expect("SIGKILL");
+        let status = child.wait().await.expect("wait for the killed projector");
+        assert!(!status.success(), "the projector was not killed: {status}");
+        eprintln!(
+            "kill {kill}: checkpoint {} head {} after {:?}",
+            h.checkpoint().await,
+            h.head().await,
+            started.elapsed()
+        );
+    }
+    load.await.expect("load");
+    let head = h.head().await;
+    assert!(
+        head >= EVENTS as i64,
+        "the load appended only {head} events"
+    );
+
+    // Once more, to the end.
+    let mut child = spawn_projector(&h, &log_path);
+    let done = wait_for(Duration::from_secs(180), || async {
+        h.checkpoint().await == head
+    })
+    .await;
+    child.start_kill().expect("stop the projector");
+    let _ = child.wait().await;
+    assert!(
+        done,
+        "the projector did not reach the head {head} (checkpoint {}); see {}",
+        h.checkpoint().await,
+        log_path.display()
+    );
+    eprintln!(
+        "{KILLS} kills ({kills_during_load} while the load was running), {head} events, \
+         checkpoint {} after {:?}",
+        h.checkpoint().await,
+        started.elapsed()
+    );
+    assert_eq!(h.checkpoint().await, head);
+    assert!(h.dead_letters().await.is_empty(), "no event is poison");
+
+    let (oracle, n, took) = common::oracle(&h.db.pool).await;
+    assert_eq!(n, u64::try_from(head).expect("head"));
+    eprintln!(
+        "oracle catch_up_from_log: {n} events in {took:?} ({:.0} events/s)",
+        n as f64 / took.as_secs_f64()
+    );
+    common::assert_same_read_models(&h.db.pool, &oracle.pool).await;
+
+    let _ = stop_relay.send(());
+    let _ = relay.await;
+    h.nats.cleanup().await;
+    let _ = std::fs::remove_file(&log_path);
+}

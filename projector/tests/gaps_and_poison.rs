@@ -1,0 +1,136 @@
+//! A gap in the stream is filled from the log, never skipped; a poison event lands in
+//! dead_letters with a reason while later events still apply.
+
+mod common;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use common::{Harness, SimRoom, append_raw, create, register, send};
+use events::room::RoomCommand;
+use events::values::Visibility;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_purged_stretch_of_the_stream_is_filled_from_the_log_not_skipped() {
+    let h = Harness::new().await;
+    let (users, rooms) = common::setup_world(&h.store, 30, 5, 3, 3).await;
+    common::random_load(&h.store, users, rooms, 600, 2, 4).await;
+    // Publish everything, then purge the first 300 messages (no relay runs afterwards, so
+    // nothing repairs the stream): a consumer starting at 1 first sees 301.
+    let mut relay = h.relay();
+    relay.publish_pending().await.expect("publish");
+    let js = jetstream::new(h.nats.client.clone());
+    let stream = js.get_stream(&h.nats.stream_name).await.expect("stream");
+    stream.purge().sequence(301).await.expect("purge");
+
+    let metrics = projector::Metrics::new().expect("metrics");
+    let mut p = h.projector().with_metrics(metrics.clone());
+    h.drive_to_head(&mut p, Duration::from_secs(60)).await;
+
+    let from_log = metrics
+        .gap_events
+        .with_label_values(&[projector::READ_MODELS])
+        .get();
+    assert_eq!(from_log, 300, "events 1..=300 came from the log");
+    let (oracle, _, _) = common::oracle(&h.db.pool).await;
+    common::assert_same_read_models(&h.db.pool, &oracle.pool).await;
+    h.nats.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_poison_event_goes_to_dead_letters_with_a_reason_and_later_events_still_apply() {
+    let h = Harness::new().await;
+    let (stop_relay, relay) = h.spawn_relay();
+    let s = &h.store;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let alice = register(s, &format!("alice_{tag}")).await;
+    let mut room = SimRoom::new();
+    let RoomCommand::Create { name, topic, .. } = create("poison", Visibility::Public) else {
+        unreachable!()
+    };
+    room.must(
+        s,
+        alice,
+        RoomCommand::Create {
+            room_id: room.id,
+            name,
+            topic,
+            visibility: Visibility::Public,
+        },
+    )
+    .await;
+    room.must(s, alice, send("before")).await;
+    let unknown = append_raw(s, &room.id.stream_id(), "room", "RoomExploded", json!({})).await;
+    let malformed = append_raw(
+        s,
+        &room.id.stream_id(),
+        "room",
+        "MessageSent",
+        json!({ "nonsense": true }),
+    )
+    .await;
+    // A message edit for a message that does not exist violates the model.
+    let orphan = append_raw(
+        s,
+        &room.id.stream_id(),
+        "room",
+        "MessageEdited",
+        json!({ "message_id": uuid::Uuid::now_v7(), "seq": 99, "body": "x", "edit_number": 1,
+                "edited_by": alice }),
+    )
+    .await;
+    room.version = orphan.last_version;
+    room.must(s, alice, send("after")).await;
+
+    let metrics = projector::Metrics::new().expect("metrics");
+    let mut p = h.projector().with_metrics(metrics.clone());
+    h.drive_to_head(&mut p, Duration::from_secs(30)).await;
+
+    let dead = h.dead_letters().await;
+    let positions: Vec<i64> = dead.iter().map(|d| d.0).collect();
+    assert_eq!(
+        positions,
+        vec![
+            unknown.last_position,
+            malformed.last_position,
+            orphan.last_position
+        ]
+    );
+    assert_eq!(dead[0].1, "RoomExploded");
+    assert!(dead[0].2.contains("RoomExploded"), "reason: {}", dead[0].2);
+    assert!(dead[1].2.contains("cannot decode"), "reason: {}", dead[1].2);
+    assert!(
+        dead[2].2.contains("not in the read model"),
+        "reason: {}",
+        dead[2].2
+    );
+    assert_eq!(
+        metrics
+            .dead_letters
+            .with_label_values(&[projector::READ_MODELS])
+            .get(),
+        3
+    );
+    let bodies: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM rm_messages WHERE room_id = $1 ORDER BY seq")
+            .bind(room.id.0)
+            .fetch_all(&h.db.pool)
+            .await
+            .expect("messages");
+    assert_eq!(bodies, vec!["before", "after"]);
+    assert_eq!(h.checkpoint().await, h.head().await);
+
+    // The oracle dead-letters the same events and builds the same rows.
+    let (oracle, _, _) = common::oracle(&h.db.pool).await;
+    common::assert_same_read_models(&h.db.pool, &oracle.pool).await;
+    let oracle_dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(&oracle.pool)
+        .await
+        .expect("count");
+    assert_eq!(oracle_dead, 3);
+
+    let _ = stop_relay.send(());
+    let _ = relay.await;
+    h.nats.cleanup().await;
+}

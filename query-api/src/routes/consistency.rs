@@ -1,0 +1,109 @@
+//! Read-your-writes (design decision 9): a command answers with the log position it
+//! committed at; a read given `min_position=P` (query parameter) or
+//! `X-Min-Position: P` (header) waits until the read models have applied position
+//! `P`, at most `settings.min_position_wait_ms`, then answers as usual. If the
+//! projection does not get there in time the answer is 503 `not_caught_up` with
+//! `Retry-After`. With both forms given the larger position counts.
+//!
+//! Handlers take [`MinPosition`] after `AuthUser` (an unauthenticated request is
+//! refused without waiting) and before they check membership (so "join, then
+//! read with the join's position" sees the join).
+
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use http_kit::error::ApiError;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+/// The header form of `min_position`.
+pub const MIN_POSITION_HEADER: &str = "x-min-position";
+
+/// First and longest pause between two looks at the checkpoint.
+const FIRST_POLL: Duration = Duration::from_millis(1);
+const MAX_POLL: Duration = Duration::from_millis(10);
+
+/// The position the read waited for (`None` when the request asked for none).
+/// Extracting it does the waiting.
+#[derive(Clone, Copy, Debug)]
+pub struct MinPosition(pub Option<i64>);
+
+impl FromRequestParts<AppState> for MinPosition {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(wanted) = requested(parts)? else {
+            return Ok(MinPosition(None));
+        };
+        let max_wait = Duration::from_millis(st.settings.min_position_wait_ms);
+        wait_for(&st.pool, wanted, max_wait).await?;
+        Ok(MinPosition(Some(wanted)))
+    }
+}
+
+/// The position asked for in the query string or the header, if any.
+fn requested(parts: &Parts) -> Result<Option<i64>, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_min_position",
+            "min_position must be a non-negative integer",
+        )
+    };
+    let parse = |s: &str| s.trim().parse::<i64>().ok().filter(|p| *p >= 0);
+    let mut wanted: Option<i64> = None;
+    if parts.uri.query().is_some() {
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+                .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+        for (_, v) in pairs.iter().filter(|(k, _)| k == "min_position") {
+            let p = parse(v).ok_or_else(invalid)?;
+            wanted = Some(wanted.map_or(p, |w| w.max(p)));
+        }
+    }
+    for v in parts.headers.get_all(MIN_POSITION_HEADER) {
+        let p = v.to_str().ok().and_then(parse).ok_or_else(invalid)?;
+        wanted = Some(wanted.map_or(p, |w| w.max(p)));
+    }
+    Ok(wanted)
+}
+
+/// The read models' checkpoint: the log position of the last event applied (0 before any).
+/// (The comment names the query in `pg_stat_activity`.)
+pub async fn checkpoint(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT position FROM projection_checkpoints WHERE projection = $1 /* min_position wait */",
+    )
+    .bind(crate::READ_MODELS)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map_or(0, |(p,)| p))
+}
+
+/// Waits until the checkpoint reaches `position`, polling every few milliseconds,
+/// for at most `max_wait`. Returns the checkpoint seen.
+pub async fn wait_for(pool: &PgPool, position: i64, max_wait: Duration) -> Result<i64, ApiError> {
+    let started = Instant::now();
+    let mut pause = FIRST_POLL;
+    loop {
+        let at = checkpoint(pool).await?;
+        if at >= position {
+            return Ok(at);
+        }
+        let waited = started.elapsed();
+        if waited >= max_wait {
+            return Err(ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_caught_up",
+                    format!(
+                        "the read models are at position {at}, not yet at {position}; retry shortly"
+                    ),
+                )
+            });
+        }
+        tokio::time::sleep(pause.min(max_wait - waited)).await;
+        pause = (pause * 2).min(MAX_POLL);
+    }
+}

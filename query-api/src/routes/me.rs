@@ -1,0 +1,38 @@
+//! The caller's own profile.
+
+use super::consistency::MinPosition;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use http_kit::error::ApiError;
+use http_kit::extract::AuthUser;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+pub struct Me {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// The caller's profile. 404 `user_not_found` until the registration is projected
+/// (pass the registration's `position` as `min_position` to wait for it).
+#[utoipa::path(get, path = "/v1/me", security(("bearer" = [])),
+    params(("min_position" = Option<i64>, Query, description = "wait until the read models reach this log position")),
+    responses((status = 200, body = Me), (status = 401), (status = 404), (status = 503, description = "not_caught_up")))]
+pub async fn me(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    _read_after: MinPosition,
+) -> Result<Json<Me>, ApiError> {
+    sqlx::query_as::<_, Me>(
+        "SELECT user_id AS id, username, display_name FROM rm_users WHERE user_id = $1",
+    )
+    .bind(me.0)
+    .fetch_optional(&st.pool)
+    .await?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))
+}

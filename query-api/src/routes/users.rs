@@ -1,0 +1,53 @@
+//! Looking a user up by username (to invite them or open a direct room).
+
+use super::Query;
+use super::consistency::MinPosition;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use http_kit::error::ApiError;
+use http_kit::extract::AuthUser;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+pub struct UserQuery {
+    pub username: Option<String>,
+}
+
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+pub struct UserSummary {
+    pub user_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// Exact-match lookup by username (usernames are lower case; the query is
+/// compared in lower case). Any signed-in user may look anyone up: usernames are
+/// public handles, and registration already reveals whether one is taken.
+#[utoipa::path(get, path = "/v1/users", security(("bearer" = [])),
+    params(("username" = String, Query), ("min_position" = Option<i64>, Query)),
+    responses((status = 200, body = UserSummary), (status = 400), (status = 401), (status = 404, description = "user_not_found")))]
+pub async fn lookup(
+    State(st): State<AppState>,
+    AuthUser(_caller): AuthUser,
+    _read_after: MinPosition,
+    Query(q): Query<UserQuery>,
+) -> Result<Json<UserSummary>, ApiError> {
+    let username = q
+        .username
+        .map(|u| u.trim().to_lowercase())
+        .filter(|u| !u.is_empty() && u.len() <= 64)
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_query", "username is required (1-64 characters)")
+        })?;
+    sqlx::query_as::<_, UserSummary>(
+        "SELECT user_id, username, display_name FROM rm_users WHERE username = $1",
+    )
+    .bind(&username)
+    .fetch_optional(&st.pool)
+    .await?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))
+}

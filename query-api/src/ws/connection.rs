@@ -1,0 +1,486 @@
+//! `GET /v1/ws`: authentication and `Origin` check before the upgrade, then one
+//! writer task and one reader task per socket that end together.
+//!
+//! The writer takes frames from two queues: `direct` (replies, back-fill; the
+//! reader awaits room in it, so it applies back-pressure to the reader only) and
+//! `live` (the hub's fan-out; bounded, never awaited — full means "slow consumer").
+//! `direct` is always drained first, which keeps a back-fill ahead of the live
+//! events that follow it.
+
+use crate::state::AppState;
+use crate::ws::hub::{Close, ConnId, Drain, Hub};
+use crate::ws::membership;
+use crate::ws::protocol::{ClientFrame, Frame, LiveEvent, parse_client};
+use crate::ws::{Live, MAX_BACKFILL};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use events::{RoomId, UserId};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use http_kit::error::ApiError;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// Replies and back-fill frames queued per connection.
+const DIRECT_FRAMES: usize = 16;
+/// Events read from the log per back-fill query.
+const BACKFILL_PAGE: i64 = 250;
+/// How long a close frame may take to reach a client before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+const TOKEN_EXPIRED: Close = Close {
+    code: 4001,
+    reason: "token expired",
+    label: "token_expired",
+};
+const PING_TIMEOUT: Close = Close {
+    code: 1001,
+    reason: "ping timeout",
+    label: "ping_timeout",
+};
+const TOO_BIG: Close = Close {
+    code: 1009,
+    reason: "message too big",
+    label: "too_big",
+};
+const PROTOCOL: Close = Close {
+    code: 1002,
+    reason: "protocol error",
+    label: "protocol_error",
+};
+
+pub async fn handler(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned());
+    let token = bearer.or_else(|| {
+        query
+            .ok()
+            .and_then(|Query(q)| q.get("access_token").cloned())
+    });
+    let Some(token) = token else {
+        return ApiError::unauthorized("unauthorized", "missing bearer token").into_response();
+    };
+    let claims = match st.jwt.verify_access(&token) {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !origin_allowed(&st.settings.ws_allowed_origins, origin) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this Origin may not open the WebSocket",
+            )
+            .into_response();
+        }
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(
+                rejection.status(),
+                "websocket_upgrade_required",
+                rejection.body_text(),
+            )
+            .into_response();
+        }
+    };
+    let max = st.settings.ws_max_message_bytes;
+    let user = UserId(claims.sub);
+    let exp = claims.exp;
+    // tungstenite's defaults are 128 KiB per buffer: far too much for many sockets.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve(st, socket, user, exp))
+}
+
+/// `*` allows any origin; otherwise an exact (case-insensitive) match of one of
+/// the comma-separated entries.
+pub fn origin_allowed(list: &str, origin: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin.trim()))
+}
+
+/// Time of the last frame received, as milliseconds since `base`.
+struct Activity {
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(last)
+    }
+}
+
+struct Ctx {
+    live: Live,
+    hub: Arc<Hub>,
+    id: ConnId,
+    user: UserId,
+    direct: mpsc::Sender<Frame>,
+}
+
+async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
+    let live = st.live.clone();
+    let hub = live.hub().clone();
+    let reg = hub.register(user);
+    let id = reg.id;
+    st.metrics.ws_connections.inc();
+    if reg.first_for_user {
+        live.presence().local_online(user);
+    }
+    let (sink, stream) = socket.split();
+    let (direct_tx, direct_rx) = mpsc::channel(DIRECT_FRAMES);
+    let activity = Arc::new(Activity {
+        base: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    });
+    let ping = Duration::from_secs(st.settings.ws_ping_secs.max(1));
+    let expires_in = Duration::from_secs(
+        u64::try_from(exp.saturating_sub(chrono::Utc::now().timestamp())).unwrap_or(0),
+    );
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        reg.live,
+        direct_rx,
+        reg.kill,
+        Instant::now() + expires_in,
+        ping,
+        activity.clone(),
+        st.metrics.clone(),
+    ));
+    let ctx = Ctx {
+        live: live.clone(),
+        hub: hub.clone(),
+        id,
+        user,
+        direct: direct_tx,
+    };
+    let mut reader = tokio::spawn(read_loop(ctx, stream, activity));
+    tokio::select! {
+        _ = &mut writer => reader.abort(),
+        _ = &mut reader => {
+            // The reader is done (client closed, or a protocol error asked the
+            // writer to close): give the writer a moment to send its close frame.
+            if tokio::time::timeout(CLOSE_TIMEOUT * 2, &mut writer).await.is_err() {
+                writer.abort();
+            }
+        }
+    }
+    st.metrics.ws_connections.dec();
+    if hub.unregister(id) {
+        live.presence().local_offline(user);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut live: mpsc::Receiver<Frame>,
+    mut direct: mpsc::Receiver<Frame>,
+    mut kill: watch::Receiver<Option<Close>>,
+    expires_at: Instant,
+    ping_every: Duration,
+    activity: Arc<Activity>,
+    metrics: crate::metrics::Metrics,
+) {
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let expiry = tokio::time::sleep_until(expires_at);
+    tokio::pin!(expiry);
+    let close = loop {
+        let msg = tokio::select! {
+            biased;
+            changed = kill.changed() => match changed {
+                Ok(()) => match *kill.borrow_and_update() {
+                    Some(c) => break Some(c),
+                    None => continue,
+                },
+                Err(_) => break None,
+            },
+            _ = &mut expiry => break Some(TOKEN_EXPIRED),
+            _ = ping.tick() => {
+                if activity.idle() > ping_every * 3 {
+                    break Some(PING_TIMEOUT);
+                }
+                Message::Ping(bytes::Bytes::new())
+            }
+            frame = direct.recv() => match frame {
+                Some(f) => frame_message(&f, &metrics),
+                // The reader ended (the client closed, or went away): finish
+                // the closing handshake if the client is still there.
+                None => {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+                    break None;
+                }
+            },
+            frame = live.recv() => match frame {
+                Some(f) => frame_message(&f, &metrics),
+                None => break None,
+            },
+        };
+        // A write stuck on a client that does not read must not outlive a kill.
+        tokio::select! {
+            biased;
+            changed = kill.changed() => match changed {
+                Ok(()) => {
+                    if let Some(c) = *kill.borrow_and_update() {
+                        break Some(c);
+                    }
+                }
+                Err(_) => break None,
+            },
+            _ = &mut expiry => break Some(TOKEN_EXPIRED),
+            sent = sink.send(msg) => if sent.is_err() { break None },
+        }
+    };
+    if let Some(c) = close {
+        metrics.ws_closed.with_label_values(&[c.label]).inc();
+        let frame = Message::Close(Some(CloseFrame {
+            code: c.code,
+            reason: Utf8Bytes::from_static(c.reason),
+        }));
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
+    }
+}
+
+fn frame_message(frame: &Frame, metrics: &crate::metrics::Metrics) -> Message {
+    metrics.ws_frames.with_label_values(&[frame.kind]).inc();
+    Message::Text(frame.text.clone())
+}
+
+async fn read_loop(ctx: Ctx, mut stream: SplitStream<WebSocket>, activity: Arc<Activity>) {
+    while let Some(msg) = stream.next().await {
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket read failed");
+                // `None`: the peer is gone (reset, EOF), nobody to tell.
+                if let Some(close) = read_error(&e) {
+                    ctx.hub.close(ctx.id, close);
+                }
+                return;
+            }
+        };
+        activity.touch();
+        let handled = match msg {
+            Message::Text(text) => handle_text(&ctx, text.as_str()).await,
+            Message::Binary(_) => {
+                reply(
+                    &ctx,
+                    Frame::error("invalid_frame", "binary frames are not supported"),
+                )
+                .await
+            }
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+            Message::Close(_) => return,
+        };
+        if handled.is_err() {
+            return;
+        }
+    }
+}
+
+/// The close a read error calls for; `None` when the peer is simply gone.
+fn read_error(e: &axum::Error) -> Option<Close> {
+    let mut texts = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        texts.push(err.to_string());
+        source = err.source();
+    }
+    let any = |needle: &str| texts.iter().any(|t| t.contains(needle));
+    if any("Space limit exceeded") || any("Message too long") || any("too long") {
+        Some(TOO_BIG)
+    } else if any("without closing handshake") || any("IO error") || any("closed") {
+        None
+    } else if any("protocol error") || any("UTF-8") {
+        Some(PROTOCOL)
+    } else {
+        None
+    }
+}
+
+/// The connection is gone.
+struct Gone;
+
+async fn reply(ctx: &Ctx, frame: Frame) -> Result<(), Gone> {
+    ctx.direct.send(frame).await.map_err(|_| Gone)
+}
+
+async fn handle_text(ctx: &Ctx, text: &str) -> Result<(), Gone> {
+    match parse_client(text) {
+        Err((code, message)) => reply(ctx, Frame::error(code, &message)).await,
+        Ok(ClientFrame::Ping) => reply(ctx, Frame::pong()).await,
+        Ok(ClientFrame::Subscribe {
+            room_id,
+            after_version,
+        }) => subscribe(ctx, room_id, after_version).await,
+        Ok(ClientFrame::Unsubscribe { room_id }) => {
+            ctx.hub.unsubscribe(ctx.id, room_id);
+            Ok(())
+        }
+        Ok(ClientFrame::Typing { room_id }) => typing(ctx, room_id).await,
+    }
+}
+
+async fn subscribe(ctx: &Ctx, room_id: RoomId, after_version: Option<i64>) -> Result<(), Gone> {
+    let (from, room_version) = match ctx
+        .hub
+        .begin_subscribe(ctx.id, room_id, after_version)
+        .await
+    {
+        crate::ws::hub::Begin::Started { from, room_version } => (from, room_version),
+        crate::ws::hub::Begin::Refused { code, message } => {
+            return reply(ctx, Frame::error(code, message)).await;
+        }
+        crate::ws::hub::Begin::Unavailable => {
+            return reply(ctx, Frame::error("unavailable", "try again later")).await;
+        }
+    };
+    let mut last = from;
+    if after_version.is_some() {
+        if room_version.saturating_sub(from) > MAX_BACKFILL {
+            reply(ctx, Frame::resync(room_id, "too_far_behind")).await?;
+            last = room_version;
+        } else {
+            match backfill(ctx, room_id, from).await? {
+                Backfilled::Upto(v) => last = v,
+                Backfilled::Removed => {
+                    ctx.hub.unsubscribe(ctx.id, room_id);
+                    return Ok(());
+                }
+                Backfilled::Failed => {
+                    ctx.hub.unsubscribe(ctx.id, room_id);
+                    return reply(ctx, Frame::error("unavailable", "try again later")).await;
+                }
+            }
+        }
+    }
+    reply(ctx, Frame::subscribed(room_id, last)).await?;
+    loop {
+        match ctx.hub.drain(ctx.id, room_id, last) {
+            Drain::Frames { frames, last: l } => {
+                for f in frames {
+                    reply(ctx, f).await?;
+                }
+                last = l;
+            }
+            Drain::Resync { version } => {
+                reply(ctx, Frame::resync(room_id, "too_far_behind")).await?;
+                last = version;
+            }
+            Drain::Live | Drain::Gone => return Ok(()),
+        }
+    }
+}
+
+enum Backfilled {
+    Upto(i64),
+    /// The back-fill reached this user's own leave or kick (sent; nothing after it).
+    Removed,
+    Failed,
+}
+
+/// Sends the room's events after `from` from the log, in version order, up to
+/// the end of the log or this user's own removal.
+async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, Gone> {
+    let stream_id = room_id.stream_id();
+    let mut last = from;
+    let mut sent: i64 = 0;
+    loop {
+        let page = match eventlog::read_stream(ctx.live.log_pool(), &stream_id, last, BACKFILL_PAGE)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, %room_id, "back-fill read failed");
+                return Ok(Backfilled::Failed);
+            }
+        };
+        let n = page.len();
+        for rec in &page {
+            let ev = match LiveEvent::decode(rec) {
+                Ok(Some(ev)) => ev,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable event in back-fill");
+                    return Ok(Backfilled::Failed);
+                }
+            };
+            if ev.version <= last {
+                continue;
+            }
+            let mut frame = ev.frame.clone();
+            frame.kind = "backfill";
+            reply(ctx, frame).await?;
+            last = ev.version;
+            sent += 1;
+            if ev.removes() == Some(ctx.user) {
+                return Ok(Backfilled::Removed);
+            }
+        }
+        if i64::try_from(n).unwrap_or(0) < BACKFILL_PAGE || sent > MAX_BACKFILL * 4 {
+            return Ok(Backfilled::Upto(last));
+        }
+    }
+}
+
+async fn typing(ctx: &Ctx, room_id: RoomId) -> Result<(), Gone> {
+    let member = match ctx.hub.is_member(room_id, ctx.user) {
+        Some(m) => Ok(m),
+        None => membership::load(ctx.live.log_pool(), room_id)
+            .await
+            .map(|s| s.state.is_member(ctx.user))
+            .map_err(|e| tracing::warn!(error = %e, "typing membership check failed")),
+    };
+    match member {
+        Ok(true) => {
+            let payload = json!({ "type": "typing", "room_id": room_id, "user_id": ctx.user });
+            if let Err(e) = ctx.live.publish_ephemeral(room_id, &payload).await {
+                tracing::warn!(error = %e, "typing publish failed");
+                return reply(ctx, Frame::error("unavailable", "try again later")).await;
+            }
+            Ok(())
+        }
+        Ok(false) => {
+            // Same answer as a subscribe: a private room is not revealed.
+            let state = membership::load(ctx.live.log_pool(), room_id).await;
+            let (code, message) = match &state {
+                Ok(s) => membership::refusal(&s.state),
+                Err(_) => ("room_not_found", "room not found"),
+            };
+            reply(ctx, Frame::error(code, message)).await
+        }
+        Err(()) => reply(ctx, Frame::error("unavailable", "try again later")).await,
+    }
+}

@@ -1,0 +1,590 @@
+//! This node's fan-out: connections, their room subscriptions, and each
+//! subscribed room's membership as the stream says it is now.
+//!
+//! All state sits behind one `std::sync::Mutex` that is never held across an
+//! `.await`; delivery to a connection is a `try_send` on its bounded queue, so the
+//! fan-out never blocks and a full queue closes that connection ("slow consumer").
+
+use crate::ws::membership::{self, Snapshot};
+use crate::ws::protocol::{Frame, LiveEvent, is_membership};
+use events::room::{RoomState, evolve};
+use events::{RoomId, UserId};
+use sqlx::PgPool;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, watch};
+
+pub type ConnId = u64;
+
+/// Rooms one connection may subscribe to at once.
+pub const MAX_ROOMS_PER_CONNECTION: usize = 1000;
+
+/// Membership events buffered for a room while its snapshot loads.
+const MAX_PENDING_WHILE_LOADING: usize = 10_000;
+
+/// Why the server closes a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+    /// Metrics label.
+    pub label: &'static str,
+}
+
+pub const SLOW_CONSUMER: Close = Close {
+    code: 1008,
+    reason: "slow consumer",
+    label: "slow_consumer",
+};
+
+struct Conn {
+    user: UserId,
+    live: mpsc::Sender<Frame>,
+    kill: watch::Sender<Option<Close>>,
+    rooms: HashSet<RoomId>,
+    dead: bool,
+}
+
+struct Sub {
+    user: UserId,
+    /// Highest version delivered (or, while back-filling, the `after_version` asked for).
+    last_version: i64,
+    /// `Some` while back-filling: live events held back until the back-fill is sent.
+    buffer: Option<Buffer>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    frames: Vec<(i64, Frame)>,
+    overflowed: bool,
+    /// The user left or was kicked while back-filling: drop the subscription at the end.
+    removed: bool,
+}
+
+enum Load {
+    Loading {
+        pending: Vec<Arc<LiveEvent>>,
+        overflowed: bool,
+        done: watch::Sender<Option<bool>>,
+    },
+    Loaded,
+}
+
+struct Room {
+    load: Load,
+    state: RoomState,
+    version: i64,
+    subs: HashMap<ConnId, Sub>,
+}
+
+#[derive(Default)]
+struct Inner {
+    conns: HashMap<ConnId, Conn>,
+    users: HashMap<UserId, usize>,
+    rooms: HashMap<RoomId, Room>,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    log_pool: PgPool,
+    queue_frames: usize,
+    buffer_frames: usize,
+}
+
+/// A new connection's ends.
+pub struct Registered {
+    pub id: ConnId,
+    pub live: mpsc::Receiver<Frame>,
+    pub kill: watch::Receiver<Option<Close>>,
+    /// This is the user's first open socket on this node.
+    pub first_for_user: bool,
+}
+
+/// The outcome of starting a subscription.
+pub enum Begin {
+    /// Subscribed in back-fill mode; send events after `from`, then call
+    /// [`Hub::finish_subscribe`]. `room_version` is this node's current version
+    /// of the room.
+    Started {
+        from: i64,
+        room_version: i64,
+    },
+    Refused {
+        code: &'static str,
+        message: &'static str,
+    },
+    Unavailable,
+}
+
+/// The outcome of one [`Hub::drain`] step.
+pub enum Drain {
+    /// Send these (in order), then drain again from `last`.
+    Frames { frames: Vec<Frame>, last: i64 },
+    /// Too many live events arrived during the back-fill: the client must reload;
+    /// live delivery goes on after `version` (drain again from it).
+    Resync { version: i64 },
+    /// Now live.
+    Live,
+    /// The subscription ended meanwhile (kicked, left, unsubscribed, connection closed).
+    Gone,
+}
+
+impl Hub {
+    pub fn new(log_pool: PgPool, queue_frames: usize) -> Arc<Hub> {
+        let queue_frames = queue_frames.max(1);
+        Arc::new(Hub {
+            inner: Mutex::new(Inner::default()),
+            next_id: AtomicU64::new(1),
+            log_pool,
+            queue_frames,
+            buffer_frames: queue_frames.saturating_mul(4).max(1024),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a
+        // way that matters more than losing every connection: keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn register(&self, user: UserId) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (live_tx, live_rx) = mpsc::channel(self.queue_frames);
+        let (kill_tx, kill_rx) = watch::channel(None);
+        let mut inner = self.lock();
+        inner.conns.insert(
+            id,
+            Conn {
+                user,
+                live: live_tx,
+                kill: kill_tx,
+                rooms: HashSet::new(),
+                dead: false,
+            },
+        );
+        let n = inner.users.entry(user).or_insert(0);
+        *n += 1;
+        Registered {
+            id,
+            live: live_rx,
+            kill: kill_rx,
+            first_for_user: *n == 1,
+        }
+    }
+
+    /// Removes a connection; true when it was the user's last socket on this node.
+    pub fn unregister(&self, id: ConnId) -> bool {
+        let mut inner = self.lock();
+        let Some(conn) = inner.conns.remove(&id) else {
+            return false;
+        };
+        for room in &conn.rooms {
+            remove_sub(&mut inner.rooms, *room, id);
+        }
+        match inner.users.get_mut(&conn.user) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                inner.users.remove(&conn.user);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Users with at least one open socket on this node.
+    pub fn connected_users(&self) -> Vec<UserId> {
+        self.lock().users.keys().copied().collect()
+    }
+
+    /// Does this node track the room (someone subscribes, or is subscribing)?
+    pub fn tracks(&self, room: RoomId) -> bool {
+        self.lock().rooms.contains_key(&room)
+    }
+
+    /// Subscriptions of a room on this node (for tests and diagnostics).
+    pub fn subscriber_count(&self, room: RoomId) -> usize {
+        self.lock().rooms.get(&room).map_or(0, |r| r.subs.len())
+    }
+
+    /// Open connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Starts a subscription in back-fill mode: from now on live events of the
+    /// room for this connection are held back until [`Hub::drain`] switches it to live.
+    pub async fn begin_subscribe(
+        self: &Arc<Self>,
+        id: ConnId,
+        room_id: RoomId,
+        after_version: Option<i64>,
+    ) -> Begin {
+        loop {
+            let mut waiter = {
+                let mut inner = self.lock();
+                let Some(conn) = inner.conns.get(&id).filter(|c| !c.dead) else {
+                    return Begin::Unavailable;
+                };
+                let user = conn.user;
+                if conn.rooms.len() >= MAX_ROOMS_PER_CONNECTION && !conn.rooms.contains(&room_id) {
+                    return Begin::Refused {
+                        code: "too_many_subscriptions",
+                        message: "too many rooms subscribed on this connection",
+                    };
+                }
+                match inner.rooms.get_mut(&room_id) {
+                    Some(room) => match &room.load {
+                        Load::Loaded => {
+                            if !room.state.is_member(user) {
+                                let (code, message) = membership::refusal(&room.state);
+                                // Refusals must not leave rooms behind (ids are free to guess).
+                                prune(&mut inner.rooms, room_id);
+                                return Begin::Refused { code, message };
+                            }
+                            let from = after_version.unwrap_or(room.version).max(0);
+                            let room_version = room.version;
+                            room.subs.insert(
+                                id,
+                                Sub {
+                                    user,
+                                    last_version: from,
+                                    buffer: Some(Buffer::default()),
+                                },
+                            );
+                            if let Some(c) = inner.conns.get_mut(&id) {
+                                c.rooms.insert(room_id);
+                            }
+                            return Begin::Started { from, room_version };
+                        }
+                        Load::Loading { done, .. } => done.subscribe(),
+                    },
+                    None => {
+                        let (done, rx) = watch::channel(None);
+                        inner.rooms.insert(
+                            room_id,
+                            Room {
+                                load: Load::Loading {
+                                    pending: Vec::new(),
+                                    overflowed: false,
+                                    done,
+                                },
+                                state: RoomState::default(),
+                                version: 0,
+                                subs: HashMap::new(),
+                            },
+                        );
+                        // A task of its own, so a connection closing mid-load
+                        // cannot leave the room stuck in `Loading`.
+                        tokio::spawn(self.clone().load_room(room_id));
+                        rx
+                    }
+                }
+            };
+            match waiter.wait_for(Option::is_some).await {
+                Ok(v) if *v == Some(true) => {}
+                _ => return Begin::Unavailable,
+            }
+        }
+    }
+
+    async fn load_room(self: Arc<Self>, room_id: RoomId) {
+        loop {
+            let loaded = membership::load(&self.log_pool, room_id).await;
+            let mut inner = self.lock();
+            let Some(room) = inner.rooms.get_mut(&room_id) else {
+                return;
+            };
+            let Load::Loading {
+                pending,
+                overflowed,
+                done,
+            } = &mut room.load
+            else {
+                return;
+            };
+            match loaded {
+                Err(e) => {
+                    tracing::warn!(error = %e, %room_id, "loading room membership failed");
+                    done.send_replace(Some(false));
+                    inner.rooms.remove(&room_id);
+                    return;
+                }
+                Ok(_) if *overflowed => {
+                    // Too much happened while loading: load again, now later.
+                    pending.clear();
+                    *overflowed = false;
+                    continue;
+                }
+                Ok(Snapshot { mut state, version }) => {
+                    let mut v = version;
+                    for ev in pending.drain(..) {
+                        if ev.version > v {
+                            state = evolve(state, &ev.event);
+                            v = ev.version;
+                        }
+                    }
+                    done.send_replace(Some(true));
+                    room.state = state;
+                    room.version = v;
+                    // Kept even without subscriptions: the waiters subscribe right
+                    // after being woken (it is kept current by `on_event` meanwhile).
+                    room.load = Load::Loaded;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One step of ending back-fill mode: the held-back live events after
+    /// `last_sent` (to be sent by the caller, who then calls again), or — when none
+    /// are left — the switch to live delivery, atomically.
+    pub fn drain(&self, id: ConnId, room_id: RoomId, last_sent: i64) -> Drain {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(room) = inner.rooms.get_mut(&room_id) else {
+            return Drain::Gone;
+        };
+        let room_version = room.version;
+        let Some(sub) = room.subs.get_mut(&id) else {
+            return Drain::Gone;
+        };
+        let Some(buffer) = sub.buffer.as_mut() else {
+            return Drain::Live;
+        };
+        if buffer.overflowed {
+            buffer.overflowed = false;
+            buffer.frames = Vec::new();
+            let version = room_version.max(last_sent);
+            sub.last_version = version;
+            return Drain::Resync { version };
+        }
+        let mut last = last_sent;
+        let mut frames = Vec::new();
+        for (version, frame) in buffer.frames.drain(..) {
+            if version > last {
+                last = version;
+                frames.push(frame);
+            }
+        }
+        if !frames.is_empty() {
+            return Drain::Frames { frames, last };
+        }
+        if buffer.removed {
+            room.subs.remove(&id);
+            if let Some(c) = inner.conns.get_mut(&id) {
+                c.rooms.remove(&room_id);
+            }
+            prune(&mut inner.rooms, room_id);
+            return Drain::Gone;
+        }
+        sub.buffer = None;
+        sub.last_version = last_sent;
+        Drain::Live
+    }
+
+    /// Asks a connection's writer to close it.
+    pub fn close(&self, id: ConnId, close: Close) {
+        if let Some(c) = self.lock().conns.get(&id) {
+            c.kill.send_replace(Some(close));
+        }
+    }
+
+    pub fn unsubscribe(&self, id: ConnId, room_id: RoomId) {
+        let mut inner = self.lock();
+        if let Some(c) = inner.conns.get_mut(&id) {
+            c.rooms.remove(&room_id);
+        }
+        remove_sub(&mut inner.rooms, room_id, id);
+    }
+
+    /// Delivers one live room event to the subscriptions of current members, in
+    /// stream order, applying membership changes first.
+    pub fn on_event(&self, ev: Arc<LiveEvent>) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(room) = inner.rooms.get_mut(&ev.room_id) else {
+            return;
+        };
+        if let Load::Loading {
+            pending,
+            overflowed,
+            ..
+        } = &mut room.load
+        {
+            if is_membership(&ev.event) {
+                if pending.len() >= MAX_PENDING_WHILE_LOADING {
+                    *overflowed = true;
+                } else {
+                    pending.push(ev);
+                }
+            }
+            return;
+        }
+        if ev.version > room.version {
+            if is_membership(&ev.event) {
+                room.state = evolve(std::mem::take(&mut room.state), &ev.event);
+            }
+            room.version = ev.version;
+        }
+        let removed_user = ev.removes();
+        let mut drop_subs = Vec::new();
+        let mut killed = Vec::new();
+        for (cid, sub) in room.subs.iter_mut() {
+            if ev.version <= sub.last_version {
+                continue;
+            }
+            let is_subject = removed_user == Some(sub.user);
+            if !room.state.is_member(sub.user) && !is_subject {
+                // Not a member any more (the removal itself came earlier or was
+                // part of the snapshot): never deliver, end the subscription.
+                match &mut sub.buffer {
+                    Some(b) => b.removed = true,
+                    None => drop_subs.push(*cid),
+                }
+                continue;
+            }
+            match &mut sub.buffer {
+                Some(b) => {
+                    if is_subject {
+                        b.removed = true;
+                    }
+                    if b.frames.len() >= self.buffer_frames {
+                        b.overflowed = true;
+                        b.frames = Vec::new();
+                    } else if !b.overflowed {
+                        b.frames.push((ev.version, ev.frame.clone()));
+                    }
+                }
+                None => {
+                    sub.last_version = ev.version;
+                    if let Some(conn) = inner.conns.get(cid)
+                        && !push(conn, ev.frame.clone())
+                    {
+                        killed.push(*cid);
+                    }
+                    if is_subject {
+                        drop_subs.push(*cid);
+                    }
+                }
+            }
+        }
+        for cid in drop_subs {
+            room.subs.remove(&cid);
+            if let Some(c) = inner.conns.get_mut(&cid) {
+                c.rooms.remove(&ev.room_id);
+            }
+        }
+        prune(&mut inner.rooms, ev.room_id);
+        for cid in killed {
+            drop_all_subs(inner, cid);
+        }
+    }
+
+    /// Typing indicators and ephemeral messages: to the subscribed connections of
+    /// current members (not back to the typist).
+    pub fn on_ephemeral(&self, room_id: RoomId, sender: UserId, frame: Frame, skip_sender: bool) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(room) = inner.rooms.get(&room_id) else {
+            return;
+        };
+        if !matches!(room.load, Load::Loaded) || !room.state.is_member(sender) {
+            return;
+        }
+        let mut killed = Vec::new();
+        for (cid, sub) in &room.subs {
+            if !room.state.is_member(sub.user) || (skip_sender && sub.user == sender) {
+                continue;
+            }
+            if let Some(conn) = inner.conns.get(cid)
+                && !push(conn, frame.clone())
+            {
+                killed.push(*cid);
+            }
+        }
+        for cid in killed {
+            drop_all_subs(inner, cid);
+        }
+    }
+
+    /// Is `user` a member of `room` now? `None` when this node does not track the room.
+    pub fn is_member(&self, room_id: RoomId, user: UserId) -> Option<bool> {
+        let inner = self.lock();
+        let room = inner.rooms.get(&room_id)?;
+        matches!(room.load, Load::Loaded).then(|| room.state.is_member(user))
+    }
+
+    /// Sends a presence frame about `user` to the connections of users who share
+    /// a joined room with them: `sharing` (from the read models) plus whoever this
+    /// node sees in a tracked room with them.
+    pub fn send_presence(&self, user: UserId, frame: Frame, sharing: &HashSet<UserId>) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut recipients: HashSet<UserId> = sharing.clone();
+        for room in inner.rooms.values() {
+            if matches!(room.load, Load::Loaded) && room.state.is_member(user) {
+                recipients.extend(room.state.members.keys().copied());
+            }
+        }
+        recipients.remove(&user);
+        let mut killed = Vec::new();
+        for (cid, conn) in &inner.conns {
+            if recipients.contains(&conn.user) && !push(conn, frame.clone()) {
+                killed.push(*cid);
+            }
+        }
+        for cid in killed {
+            drop_all_subs(inner, cid);
+        }
+    }
+}
+
+/// Queues a frame for a connection; false (and the connection told to close) when
+/// its queue is full.
+fn push(conn: &Conn, frame: Frame) -> bool {
+    if conn.dead {
+        return true;
+    }
+    match conn.live.try_send(frame) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            conn.kill.send_replace(Some(SLOW_CONSUMER));
+            false
+        }
+        // The connection is closing already.
+        Err(mpsc::error::TrySendError::Closed(_)) => true,
+    }
+}
+
+fn drop_all_subs(inner: &mut Inner, cid: ConnId) {
+    let Some(conn) = inner.conns.get_mut(&cid) else {
+        return;
+    };
+    conn.dead = true;
+    let rooms: Vec<RoomId> = conn.rooms.drain().collect();
+    for room in rooms {
+        remove_sub(&mut inner.rooms, room, cid);
+    }
+}
+
+fn remove_sub(rooms: &mut HashMap<RoomId, Room>, room_id: RoomId, id: ConnId) {
+    if let Some(room) = rooms.get_mut(&room_id) {
+        room.subs.remove(&id);
+    }
+    prune(rooms, room_id);
+}
+
+/// A loaded room nobody subscribes to is forgotten (it is re-loaded on demand).
+fn prune(rooms: &mut HashMap<RoomId, Room>, room_id: RoomId) {
+    if rooms
+        .get(&room_id)
+        .is_some_and(|r| r.subs.is_empty() && matches!(r.load, Load::Loaded))
+    {
+        rooms.remove(&room_id);
+    }
+}

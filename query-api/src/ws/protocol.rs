@@ -1,0 +1,217 @@
+//! The JSON frames of `/v1/ws` (design.md, "WebSocket protocol") and how a stored
+//! room event becomes a server frame.
+
+use axum::extract::ws::Utf8Bytes;
+use eventlog::RecordedEvent;
+use events::room::RoomEvent;
+use events::{RoomId, StoredEvent, UserId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// A serialized server frame, shared by every connection it goes to (cloning
+/// is a reference-count bump), with the metrics label of its kind.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub text: Utf8Bytes,
+    pub kind: &'static str,
+}
+
+impl Frame {
+    pub fn new(kind: &'static str, value: &Value) -> Frame {
+        Frame {
+            text: Utf8Bytes::from(value.to_string()),
+            kind,
+        }
+    }
+
+    pub fn error(code: &str, message: &str) -> Frame {
+        Frame::new(
+            "error",
+            &json!({ "type": "error", "code": code, "message": message }),
+        )
+    }
+
+    pub fn pong() -> Frame {
+        Frame::new("pong", &json!({ "type": "pong" }))
+    }
+
+    pub fn subscribed(room_id: RoomId, version: i64) -> Frame {
+        Frame::new(
+            "subscribed",
+            &json!({ "type": "subscribed", "room_id": room_id, "version": version }),
+        )
+    }
+
+    pub fn resync(room_id: RoomId, reason: &str) -> Frame {
+        Frame::new(
+            "resync",
+            &json!({ "type": "resync", "room_id": room_id, "reason": reason }),
+        )
+    }
+}
+
+/// What a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    Subscribe {
+        room_id: RoomId,
+        #[serde(default)]
+        after_version: Option<i64>,
+    },
+    Unsubscribe {
+        room_id: RoomId,
+    },
+    Typing {
+        room_id: RoomId,
+    },
+    Ping,
+}
+
+const CLIENT_TYPES: [&str; 4] = ["subscribe", "unsubscribe", "typing", "ping"];
+
+/// Parses a client text frame; the error is the `(code, message)` of the error frame.
+pub fn parse_client(text: &str) -> Result<ClientFrame, (&'static str, String)> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ("invalid_frame", format!("not a JSON object: {e}")))?;
+    let ty = value
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or(("invalid_frame", "missing \"type\"".to_owned()))?;
+    if !CLIENT_TYPES.contains(&ty) {
+        return Err(("unknown_frame", format!("unknown frame type {ty:?}")));
+    }
+    serde_json::from_value(value).map_err(|e| ("invalid_frame", e.to_string()))
+}
+
+/// A stored room event as the live feed carries it.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub room_id: RoomId,
+    pub version: i64,
+    pub position: i64,
+    pub event: RoomEvent,
+    pub frame: Frame,
+}
+
+impl LiveEvent {
+    /// Decodes a recorded event of a `room-<id>` stream (upcast to the current
+    /// schema). `None` for other streams.
+    pub fn decode(rec: &RecordedEvent) -> Result<Option<LiveEvent>, String> {
+        if rec.stream_type != RoomEvent::STREAM_TYPE {
+            return Ok(None);
+        }
+        let room_id: RoomId = rec
+            .stream_id
+            .strip_prefix("room-")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad room stream id {:?}", rec.stream_id))?;
+        let event =
+            RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data.clone())
+                .map_err(|e| format!("undecodable {} at {}: {e}", rec.event_type, rec.position))?;
+        let (event_type, _, data) = event
+            .to_stored()
+            .map_err(|e| format!("re-encoding {}: {e}", rec.event_type))?;
+        let frame = Frame::new(
+            "event",
+            &json!({
+                "type": snake_case(&event_type),
+                "room_id": room_id,
+                "version": rec.version,
+                "position": rec.position,
+                "data": data,
+            }),
+        );
+        Ok(Some(LiveEvent {
+            room_id,
+            version: rec.version,
+            position: rec.position,
+            event,
+            frame,
+        }))
+    }
+
+    /// The user this event removes from the room (a leave or a kick).
+    pub fn removes(&self) -> Option<UserId> {
+        match &self.event {
+            RoomEvent::MemberLeft { user_id } | RoomEvent::MemberKicked { user_id, .. } => {
+                Some(*user_id)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `MessageSent` → `message_sent`.
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Does this event change who is in the room (or whether the room is visible)?
+pub fn is_membership(event: &RoomEvent) -> bool {
+    matches!(
+        event,
+        RoomEvent::RoomCreated { .. }
+            | RoomEvent::DirectRoomOpened { .. }
+            | RoomEvent::RoomVisibilityChanged { .. }
+            | RoomEvent::MemberInvited { .. }
+            | RoomEvent::MemberJoined { .. }
+            | RoomEvent::MemberLeft { .. }
+            | RoomEvent::MemberKicked { .. }
+            | RoomEvent::MemberRoleChanged { .. }
+    )
+}
+
+/// The stored type names of [`is_membership`] events (for the snapshot query).
+pub const MEMBERSHIP_EVENT_TYPES: [&str; 8] = [
+    "RoomCreated",
+    "DirectRoomOpened",
+    "RoomVisibilityChanged",
+    "MemberInvited",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberKicked",
+    "MemberRoleChanged",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_names_become_snake_case_frame_types() {
+        assert_eq!(snake_case("MessageSent"), "message_sent");
+        assert_eq!(snake_case("ReadMarkerMoved"), "read_marker_moved");
+    }
+
+    #[test]
+    fn unknown_and_malformed_client_frames_are_told_apart() {
+        assert_eq!(
+            parse_client("{\"type\":\"dance\"}").err().map(|e| e.0),
+            Some("unknown_frame")
+        );
+        assert_eq!(
+            parse_client("nope").err().map(|e| e.0),
+            Some("invalid_frame")
+        );
+        assert_eq!(
+            parse_client("{\"type\":\"subscribe\"}").err().map(|e| e.0),
+            Some("invalid_frame")
+        );
+        assert!(matches!(
+            parse_client("{\"type\":\"ping\"}"),
+            Ok(ClientFrame::Ping)
+        ));
+    }
+}

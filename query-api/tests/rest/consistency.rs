@@ -1,0 +1,143 @@
+//! Read-your-writes: `min_position` / `X-Min-Position`.
+
+use crate::helpers::{TestApp, unique};
+use std::time::{Duration, Instant};
+
+/// Waits (bounded) until some connection of this test's database has run the
+/// query-api's checkpoint poll: the read is then known to be waiting.
+async fn until_a_read_is_waiting(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database()
+                -- (split so that this query's own text does not match)
+                AND query LIKE '%/* min_position' || ' wait */%'",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the read never started waiting");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_read_with_min_position_waits_for_the_projector_and_then_sees_the_write() {
+    let app = TestApp::spawn().await;
+    let u = unique();
+    let alice = app.register(&format!("alice_{u}")).await;
+    let room = app
+        .create_room(&alice, &format!("ryw-{u}"), "private")
+        .await;
+    app.project().await;
+
+    // Written, not yet projected.
+    let (message_id, _, position) = app.say(&alice, room, "read me back").await;
+    let path = format!("/v1/rooms/{room}/messages?min_position={position}");
+    let started = Instant::now();
+    let read = {
+        let http = app.http.clone();
+        let url = format!("{}{path}", app.query);
+        let token = alice.token.clone();
+        tokio::spawn(async move {
+            let res = http.get(url).bearer_auth(token).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    until_a_read_is_waiting(&app).await;
+    assert!(
+        !read.is_finished(),
+        "answered before the projection caught up"
+    );
+    app.project().await;
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("answered once caught up")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"][0]["message_id"], message_id.to_string());
+    assert_eq!(body["messages"][0]["body"], "read me back");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The header form, and a position already reached, answer at once.
+    let (_, _, position) = app.say(&alice, room, "second").await;
+    app.project().await;
+    let res = app
+        .get_with(
+            &format!("/v1/rooms/{room}/messages"),
+            Some(&alice.token),
+            &[("X-Min-Position", &position.to_string())],
+        )
+        .await;
+    assert_eq!(res.assert_status(200)["messages"][0]["body"], "second");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn joining_then_reading_with_the_join_position_never_sees_a_stale_refusal() {
+    let app = TestApp::spawn().await;
+    let u = unique();
+    let alice = app.register(&format!("alice_{u}")).await;
+    let bob = app.register(&format!("bob_{u}")).await;
+    let room = app
+        .create_room(&alice, &format!("ryw-join-{u}"), "public")
+        .await;
+    app.say(&alice, room, "welcome").await;
+    app.project().await;
+    // Not a member yet.
+    app.get(&format!("/v1/rooms/{room}/messages"), &bob.token)
+        .await
+        .assert_error(403, "not_a_member");
+    let joined = app.join(&bob, room).await;
+    let position = crate::helpers::position(joined.assert_status(200));
+    let url = format!("/v1/rooms/{room}/messages?min_position={position}");
+    let read = {
+        let http = app.http.clone();
+        let url = format!("{}{url}", app.query);
+        let token = bob.token.clone();
+        tokio::spawn(async move {
+            let res = http.get(url).bearer_auth(token).send().await.unwrap();
+            res.status().as_u16()
+        })
+    };
+    until_a_read_is_waiting(&app).await;
+    app.project().await;
+    assert_eq!(read.await.unwrap(), 200);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_position_that_is_never_reached_gets_503_not_caught_up_with_retry_after() {
+    let app = TestApp::spawn_with(|s| s.min_position_wait_ms = 150).await;
+    let u = unique();
+    let alice = app.register(&format!("alice_{u}")).await;
+    app.project().await;
+    let far = i64::MAX / 2;
+    for (path, headers) in [
+        (format!("/v1/me?min_position={far}"), vec![]),
+        (
+            "/v1/rooms".to_owned(),
+            vec![("x-min-position", far.to_string())],
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let started = Instant::now();
+        let res = app.get_with(&path, Some(&alice.token), &headers).await;
+        let waited = started.elapsed();
+        res.assert_error(503, "not_caught_up");
+        assert!(res.headers.get("retry-after").is_some(), "no Retry-After");
+        assert!(
+            waited >= Duration::from_millis(150) && waited < Duration::from_secs(3),
+            "waited {waited:?}"
+        );
+    }
+    // Without min_position the same read answers at once.
+    app.get("/v1/me", &alice.token).await.assert_status(200);
+    app.cleanup().await;
+}

@@ -1,0 +1,10 @@
+//! REST tests of the query-api: the real command-api writes, the projector
+//! catches the read models up from the log, the real query-api answers over HTTP.
+#![allow(clippy::unwrap_used)]
+
+mod authz;
+mod consistency;
+mod discovery;
+mod helpers;
+mod pagination;
+mod unread;

@@ -1,0 +1,98 @@
+use crate::helpers::{Client, Platform, is_message};
+use serde_json::json;
+
+#[tokio::test]
+async fn typing_and_ephemeral_messages_reach_members_only_and_are_never_stored() {
+    let p = Platform::spawn().await;
+    let alice = p.register().await;
+    let bob = p.register().await;
+    let carol = p.register().await;
+    let dave = p.register().await;
+    let room = p.create_room(&alice, "public").await;
+    let barrier_room = p.create_room(&alice, "public").await;
+    for u in [&bob, &carol, &dave] {
+        p.join(u, barrier_room).await;
+    }
+    p.join(&bob, room).await;
+    p.join(&carol, room).await;
+
+    let mut alice_ws = Client::connect(p.query.addr, &alice.token).await;
+    let mut bob_ws = Client::connect(p.query.addr, &bob.token).await;
+    let mut carol_ws = Client::connect(p.query.addr, &carol.token).await;
+    let mut dave_ws = Client::connect(p.query.addr, &dave.token).await;
+    alice_ws.subscribe(room, None).await;
+    bob_ws.subscribe(room, None).await;
+    carol_ws.subscribe(room, None).await;
+    // dave is not a member: refused, and he only listens to the barrier room.
+    assert_eq!(dave_ws.subscribe(room, None).await[0]["type"], "error");
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws, &mut dave_ws] {
+        ws.subscribe(barrier_room, None).await;
+    }
+    // Carol is kicked: she must not see typing or ephemeral traffic afterwards.
+    p.kick(&alice, &carol, room).await;
+    carol_ws.until(|f| f["type"] == "member_kicked").await;
+    bob_ws.until(|f| f["type"] == "member_kicked").await;
+    alice_ws.until(|f| f["type"] == "member_kicked").await;
+
+    let events_before = p.event_count().await;
+    // Typing over HTTP (command-api) and over the socket; an ephemeral message.
+    let (status, _) = p
+        .post(&format!("/v1/rooms/{room}/typing"), &alice.token, None)
+        .await;
+    assert_eq!(status, 202);
+    let typing = bob_ws.next().await;
+    assert_eq!(
+        typing,
+        json!({ "type": "typing", "room_id": room, "user_id": alice.id })
+    );
+    bob_ws
+        .send(json!({ "type": "typing", "room_id": room }))
+        .await;
+    let typing = alice_ws.next().await;
+    assert_eq!(
+        typing,
+        json!({ "type": "typing", "room_id": room, "user_id": bob.id })
+    );
+    let (status, _) = p
+        .post(
+            &format!("/v1/rooms/{room}/ephemeral"),
+            &alice.token,
+            Some(json!({ "body": "psst" })),
+        )
+        .await;
+    assert_eq!(status, 202);
+    for ws in [&mut bob_ws, &mut alice_ws] {
+        let f = ws.next().await;
+        assert_eq!(
+            f,
+            json!({ "type": "ephemeral", "room_id": room, "user_id": alice.id, "body": "psst" })
+        );
+    }
+    // Non-members may not type into the room.
+    dave_ws
+        .send(json!({ "type": "typing", "room_id": room }))
+        .await;
+    assert_eq!(dave_ws.next().await["code"], "not_a_member");
+    let (status, _) = p
+        .post(&format!("/v1/rooms/{room}/typing"), &dave.token, None)
+        .await;
+    assert!((400..500).contains(&status));
+
+    assert_eq!(
+        p.event_count().await,
+        events_before,
+        "nothing ephemeral is stored"
+    );
+
+    p.send(&alice, barrier_room, "barrier").await;
+    for ws in [&mut carol_ws, &mut dave_ws] {
+        let rest = ws.until(|f| is_message(f, "barrier")).await;
+        assert_eq!(rest.len(), 1, "outsiders got: {rest:?}");
+    }
+    // The typist does not get their own typing back; everything else arrived.
+    let rest = alice_ws.until(|f| is_message(f, "barrier")).await;
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    let rest = bob_ws.until(|f| is_message(f, "barrier")).await;
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    p.cleanup().await;
+}

@@ -1,0 +1,155 @@
+use crate::helpers::{Client, DEADLINE, Platform, rss_bytes};
+use futures::SinkExt;
+use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const QUEUE: usize = 32;
+const SLOW: usize = 100;
+const READERS: usize = 100;
+/// Big messages (about 16 KB each) into the room only the stalled sockets are
+/// in: more than the kernel will buffer per socket (up to 4 MB here).
+const FLOOD: usize = 400;
+/// Every this many flood messages, one message into the room everyone is in.
+const CHAT_EVERY: usize = 4;
+const CHAT: usize = FLOOD / CHAT_EVERY;
+
+/// A socket that subscribes and then never reads (with a tiny receive buffer,
+/// so the server's writes back up quickly).
+async fn slow_socket(
+    addr: std::net::SocketAddr,
+    token: &str,
+    rooms: [uuid::Uuid; 2],
+) -> crate::helpers::Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut req = format!("ws://{addr}/v1/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    for room in rooms {
+        let frame = json!({ "type": "subscribe", "room_id": room });
+        ws.send(Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+    }
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumers_are_closed_while_readers_get_every_message_and_memory_stays_bounded() {
+    let p = Platform::spawn_with(|s| s.ws_queue_frames = QUEUE).await;
+    let alice = p.register().await;
+    let bob = p.register().await;
+    let chat = p.create_room(&alice, "public").await;
+    let flood = p.create_room(&alice, "public").await;
+    p.join(&bob, chat).await;
+    p.join(&bob, flood).await;
+    let live = p.query.live().clone();
+
+    let mut slow = Vec::new();
+    for _ in 0..SLOW {
+        slow.push(slow_socket(p.query.addr, &bob.token, [chat, flood]).await);
+    }
+    let mut readers = Vec::new();
+    for _ in 0..READERS {
+        let mut ws = Client::connect(p.query.addr, &bob.token).await;
+        let answer = ws.subscribe(chat, None).await;
+        assert_eq!(answer.last().unwrap()["type"], "subscribed");
+        readers.push(ws);
+    }
+    let ready = Instant::now() + DEADLINE;
+    while live.subscriber_count(events::RoomId(chat)) < SLOW + READERS
+        || live.subscriber_count(events::RoomId(flood)) < SLOW
+    {
+        assert!(Instant::now() < ready, "subscriptions did not all arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rss_before = rss_bytes();
+
+    // Readers read concurrently and note when each chat message arrived.
+    let reader_tasks: Vec<_> = readers
+        .into_iter()
+        .map(|mut ws| {
+            tokio::spawn(async move {
+                let mut got = Vec::with_capacity(CHAT);
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while got.len() < CHAT {
+                    match ws.next_until(deadline).await {
+                        crate::helpers::Got::Frame(f) if f["type"] == "message_sent" => {
+                            let body = f["data"]["body"].as_str().unwrap().to_owned();
+                            got.push((body, Instant::now()));
+                        }
+                        crate::helpers::Got::Frame(_) => {}
+                        other => panic!("reader ended: {other:?} after {}", got.len()),
+                    }
+                }
+                (got, ws)
+            })
+        })
+        .collect();
+    // About 16 KB per flood frame (4-byte characters).
+    let big = |i: usize| format!("{i:04} {}", "\u{1F600}".repeat(3990));
+    let mut peak_rss = rss_before;
+    let mut sent_at = Vec::with_capacity(CHAT);
+    for i in 0..FLOOD {
+        p.send(&alice, flood, &big(i)).await;
+        if i % CHAT_EVERY == 0 {
+            let body = format!("chat {:04}", i / CHAT_EVERY);
+            p.send(&alice, chat, &body).await;
+            sent_at.push((body, Instant::now()));
+            peak_rss = peak_rss.max(rss_bytes());
+        }
+    }
+    let mut readers = Vec::new();
+    let mut worst = Duration::ZERO;
+    for t in reader_tasks {
+        let (got, ws) = t.await.unwrap();
+        let bodies: Vec<&String> = got.iter().map(|(b, _)| b).collect();
+        let expected: Vec<&String> = sent_at.iter().map(|(b, _)| b).collect();
+        assert_eq!(bodies, expected, "a reader missed or reordered messages");
+        for ((_, received), (_, sent)) in got.iter().zip(&sent_at) {
+            worst = worst.max(received.saturating_duration_since(*sent));
+        }
+        readers.push(ws);
+    }
+    let closed_by = Instant::now() + DEADLINE;
+    while p.query.closed("slow_consumer") < SLOW as u64 || live.connection_count() > READERS {
+        assert!(
+            Instant::now() < closed_by,
+            "slow consumers closed: {}, connections: {}",
+            p.query.closed("slow_consumer"),
+            live.connection_count(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        peak_rss = peak_rss.max(rss_bytes());
+    }
+    assert_eq!(
+        p.query.closed("slow_consumer"),
+        SLOW as u64,
+        "a reader was closed"
+    );
+    assert_eq!(live.subscriber_count(events::RoomId(chat)), READERS);
+    assert_eq!(live.subscriber_count(events::RoomId(flood)), 0);
+    // The stalled sockets hold at most QUEUE shared frames each; the whole test
+    // process (two servers, 200 clients) must not balloon.
+    let grown = peak_rss.saturating_sub(rss_before);
+    eprintln!(
+        "slow consumers: RSS grew by {} KiB; worst send-accepted → reader delay {worst:?}",
+        grown / 1024
+    );
+    assert!(grown < 200 * 1024 * 1024, "RSS grew by {grown} bytes");
+    assert!(
+        worst < Duration::from_secs(2),
+        "readers were delayed by {worst:?}"
+    );
+    drop(slow);
+    drop(readers);
+    p.cleanup().await;
+}
