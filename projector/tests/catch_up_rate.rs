@@ -1,5 +1,10 @@
 //! The projector's catch-up rate over 20,000 events, from the log and from JetStream
-//! (figures for BENCHMARKS.md; printed with `--nocapture`).
+//! (figures for BENCHMARKS.md; printed with `--nocapture`). A benchmark, not a check
+//! of speed: it is ignored in the regular suite (it takes minutes in a debug build)
+//! and run in release by BENCHMARKS.md's command:
+//! `cargo test --release -p projector --test catch_up_rate -- --ignored --nocapture`.
+//! Its one assertion (both paths build the same read models) is also covered by
+//! `exactly_once.rs` and `rebuild.rs`.
 
 mod common;
 
@@ -8,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run in release, see the module docs and BENCHMARKS.md"]
 async fn catching_up_on_20000_events_from_the_log_and_from_jetstream_is_measured() {
     let h = Harness::new().await;
     let (users, rooms) = common::setup_world(&h.store, 200, 40, 20, 21).await;
