@@ -37,7 +37,16 @@ async fn a_stream_deleted_mid_run_is_re_created_and_re_filled_from_the_log() {
         let store = store.clone();
         tokio::spawn(async move { append_events(&store, 4, 2000).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Delete it while the relay is publishing the new events (not before, not after).
+    assert!(
+        wait_for_stream(
+            &nats.client,
+            &nats.stream_name,
+            1100,
+            Duration::from_secs(20)
+        )
+        .await
+    );
     js.delete_stream(&nats.stream_name).await.unwrap();
     writer.await.unwrap();
     let head = store.head_position().await.unwrap();

@@ -1,10 +1,12 @@
 //! The scenarios. To add one: a module here with its `clap::Args` struct and a
 //! `run(&args, out)`, and a variant in [`Scenario`] dispatched in [`run`].
-//! (Planned by others: `fanout`, `connections`, `rebuild`, `search`.)
+//! (Planned by others: `rebuild`, `search`.)
 
 pub mod all;
 pub mod baseline_nats;
 pub mod baseline_pg;
+pub mod connections;
+pub mod fanout;
 pub mod send;
 
 use std::path::Path;
@@ -17,6 +19,10 @@ pub enum Scenario {
     BaselinePg(baseline_pg::PgArgs),
     /// Core NATS round-trip and JetStream publish-ack latency.
     BaselineNats(baseline_nats::NatsArgs),
+    /// WebSocket delivery latency: messages at a fixed rate into rooms watched by C sockets.
+    Fanout(fanout::FanoutArgs),
+    /// Hold N idle WebSockets and report the server's memory per connection.
+    Connections(connections::ConnectionsArgs),
     /// baseline-pg, baseline-nats and send one after another; writes all.json and summary.md.
     All(all::AllArgs),
 }
@@ -26,6 +32,8 @@ pub async fn run(scenario: Scenario, out: &Path) -> anyhow::Result<()> {
         Scenario::Send(a) => send::run(&a, out).await.map(drop),
         Scenario::BaselinePg(a) => baseline_pg::run(&a, out).await.map(drop),
         Scenario::BaselineNats(a) => baseline_nats::run(&a, out).await.map(drop),
+        Scenario::Fanout(a) => fanout::run(&a, out).await.map(drop),
+        Scenario::Connections(a) => connections::run(&a, out).await.map(drop),
         Scenario::All(a) => all::run(&a, out).await,
     }
 }

@@ -285,6 +285,9 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct Client {
     pub ws: Ws,
+    /// Presence frames arrive whenever anyone sharing a room connects or leaves,
+    /// interleaved with room traffic; only presence tests want them.
+    pub watch_presence: bool,
 }
 
 /// What the next read gave.
@@ -296,6 +299,15 @@ pub enum Got {
 }
 
 impl Client {
+    /// A client that receives every frame, presence included.
+    pub async fn connect_watching_presence(addr: SocketAddr, token: &str) -> Client {
+        Client {
+            watch_presence: true,
+            ..Self::connect(addr, token).await
+        }
+    }
+
+    /// A client that drops presence frames (see [`Client::watch_presence`]).
     pub async fn connect(addr: SocketAddr, token: &str) -> Client {
         let mut req = format!("ws://{addr}/v1/ws")
             .into_client_request()
@@ -307,7 +319,10 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("ws connect");
-        Client { ws }
+        Client {
+            ws,
+            watch_presence: false,
+        }
     }
 
     pub async fn send(&mut self, v: Value) {
@@ -325,7 +340,11 @@ impl Client {
                 Ok(None) => return Got::Closed(None),
                 Ok(Some(Err(_))) => return Got::Closed(None),
                 Ok(Some(Ok(Message::Text(t)))) => {
-                    return Got::Frame(serde_json::from_str(t.as_str()).expect("JSON frame"));
+                    let frame: Value = serde_json::from_str(t.as_str()).expect("JSON frame");
+                    if frame["type"] == "presence" && !self.watch_presence {
+                        continue;
+                    }
+                    return Got::Frame(frame);
                 }
                 Ok(Some(Ok(Message::Close(c)))) => {
                     return Got::Closed(c.map(|c| (u16::from(c.code), c.reason.to_string())));

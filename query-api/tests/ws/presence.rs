@@ -28,9 +28,9 @@ async fn an_open_socket_makes_a_user_online_and_closing_the_last_one_offline_wit
     let daves_room = p.create_room(&dave, "public").await;
     p.project().await;
 
-    let mut bob_ws = Client::connect(p.query.addr, &bob.token).await;
+    let mut bob_ws = Client::connect_watching_presence(p.query.addr, &bob.token).await;
     bob_ws.subscribe(room, None).await;
-    let mut dave_ws = Client::connect(p.query.addr, &dave.token).await;
+    let mut dave_ws = Client::connect_watching_presence(p.query.addr, &dave.token).await;
     dave_ws.subscribe(daves_room, None).await;
     let live = p.query.live();
     assert_eq!(
@@ -38,8 +38,8 @@ async fn an_open_socket_makes_a_user_online_and_closing_the_last_one_offline_wit
         "offline"
     );
 
-    let mut alice_ws = Client::connect(p.query.addr, &alice.token).await;
-    let mut second = Client::connect(p.query.addr, &alice.token).await;
+    let mut alice_ws = Client::connect_watching_presence(p.query.addr, &alice.token).await;
+    let mut second = Client::connect_watching_presence(p.query.addr, &alice.token).await;
     let online = bob_ws
         .until(|f| f["type"] == "presence" && f["user_id"] == alice.id.to_string())
         .await;
@@ -115,9 +115,9 @@ async fn the_users_of_a_node_killed_with_sigkill_go_offline_within_the_timeout()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let mut bob_ws = Client::connect(p.query.addr, &bob.token).await;
+    let mut bob_ws = Client::connect_watching_presence(p.query.addr, &bob.token).await;
     bob_ws.subscribe(room, None).await;
-    let _alice_ws = Client::connect(addr, &alice.token).await;
+    let _alice_ws = Client::connect_watching_presence(addr, &alice.token).await;
     let online = bob_ws
         .until(|f| f["type"] == "presence" && f["user_id"] == alice.id.to_string())
         .await;
