@@ -6,6 +6,11 @@
 //! sockets are bound to 127.0.0.2–251 so ephemeral ports do not run out; the
 //! load generator raises its own open-file limit to the hard limit and says
 //! when N does not fit under it, or under the server's limit.
+//!
+//! Run it against a freshly started server: memory that the server's allocator
+//! kept from earlier sockets is reused and would hide the cost of new ones.
+//! The access token's lifetime (`access_ttl_secs`, 15 min by default) bounds
+//! how long the sockets can be held: the server closes them with 4001 then.
 
 use super::fanout::{self, Dialer, Opened};
 use crate::report::{self, Table, f0, f2, f3};
@@ -165,6 +170,21 @@ fn fd_count(pid: Option<u32>) -> Option<u64> {
     )
 }
 
+/// Seconds since the process started (/proc/PID/stat starttime, USER_HZ = 100).
+fn process_age_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // rest starts at field 3 (state); starttime is field 22.
+    let start_ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(uptime - start_ticks / 100.0)
+}
+
 /// (soft, hard) `Max open files` from /proc/PID/limits.
 fn nofile_of(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
@@ -211,6 +231,15 @@ pub async fn measure(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport
             args.connections
         ));
     }
+    if let Some(age) = pid.and_then(process_age_s)
+        && age > 60.0
+    {
+        notes.push(format!(
+            "note: the server has been up {age:.0}s; memory its allocator kept from earlier \
+             connections is reused and hides the cost of new ones; for the figure, measure \
+             against a freshly started server"
+        ));
+    }
     for n in &notes {
         report::say(n);
     }
@@ -230,6 +259,11 @@ pub async fn measure(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport
         dialer.source_addresses()
     ));
 
+    // A few descriptors kept back, so /proc can still be read when the
+    // sockets have used up RLIMIT_NOFILE.
+    let reserve: Vec<std::fs::File> = (0..8)
+        .filter_map(|_| std::fs::File::open("/dev/null").ok())
+        .collect();
     let open_ctr = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (opened_tx, opened_rx) = mpsc::channel::<Opened>(1024);
@@ -320,6 +354,7 @@ pub async fn measure(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport
         args.hold.as_secs_f64()
     ));
     tokio::time::sleep(args.hold).await;
+    drop(reserve);
     let rss_held = rss_kib(pid);
     let fds_held = fd_count(pid);
     let loadgen_rss = status_kib("self", "VmRSS");
@@ -484,6 +519,8 @@ mod tests {
         let (soft, hard) = nofile_of(me).unwrap();
         assert!(soft <= hard);
         assert!(fd_count(Some(me)).unwrap() > 0);
+        let age = process_age_s(me).unwrap();
+        assert!((0.0..3600.0).contains(&age), "{age}");
     }
 
     #[test]
