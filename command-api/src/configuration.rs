@@ -2,6 +2,7 @@
 //! (`APP_CONFIG_FILE`), then `APP_*` environment variables. Passed in explicitly;
 //! there is no global.
 
+use http_kit::settings::redact_url;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -49,38 +50,19 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// Hides a password in a URL (`postgres://user:secret@host` → `postgres://user:***@host`).
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
-            let colon = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
-            format!("{}:***{}", &url[..colon], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl Settings {
     /// Defaults, then `APP_CONFIG_FILE` (TOML) if set, then `APP_*` variables.
     pub fn load() -> Result<Self, config::ConfigError> {
-        let mut builder = Self::defaults()?;
-        if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
-            builder = builder.add_source(config::File::with_name(&path));
-        }
-        builder
-            .add_source(config::Environment::with_prefix("APP").try_parsing(true))
-            .build()?
-            .try_deserialize()
+        http_kit::settings::load(Self::defaults()?)
     }
 
     /// Built-in defaults only, ignoring the environment (tests start from these).
     pub fn from_defaults() -> Result<Self, config::ConfigError> {
-        Self::defaults()?.build()?.try_deserialize()
+        http_kit::settings::defaults_only(Self::defaults()?)
     }
 
-    fn defaults()
-    -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
-        config::Config::builder()
+    fn defaults() -> Result<http_kit::settings::Defaults, config::ConfigError> {
+        http_kit::settings::builder()
             .set_default("listen", "127.0.0.1:8081")?
             .set_default("database_url", "postgres://postgres@127.0.0.1:5432/chat")?
             .set_default("create_database", true)?
@@ -112,19 +94,5 @@ impl Settings {
             refresh_ttl: Duration::from_secs(self.refresh_ttl_secs),
             hash_concurrency: self.hash_concurrency.max(1),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn a_password_in_a_url_is_never_shown() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 }

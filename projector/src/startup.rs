@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use http_kit::settings::redact_url;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -57,39 +58,20 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// Hides a password in a URL (`postgres://user:secret@host` → `postgres://user:***@host`).
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
-            let colon = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
-            format!("{}:***{}", &url[..colon], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl Settings {
     /// Defaults, then `APP_CONFIG_FILE` (TOML) if set, then `APP_*` variables.
     pub fn load() -> Result<Self, config::ConfigError> {
-        let mut builder = Self::defaults()?;
-        if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
-            builder = builder.add_source(config::File::with_name(&path));
-        }
-        builder
-            .add_source(config::Environment::with_prefix("APP").try_parsing(true))
-            .build()?
-            .try_deserialize()
+        http_kit::settings::load(Self::defaults()?)
     }
 
     /// Built-in defaults only, ignoring the environment.
     pub fn from_defaults() -> Result<Self, config::ConfigError> {
-        Self::defaults()?.build()?.try_deserialize()
+        http_kit::settings::defaults_only(Self::defaults()?)
     }
 
-    fn defaults()
-    -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
+    fn defaults() -> Result<http_kit::settings::Defaults, config::ConfigError> {
         let d = ProjectorConfig::default();
-        config::Config::builder()
+        http_kit::settings::builder()
             .set_default("listen", "127.0.0.1:8083")?
             .set_default("database_url", "postgres://postgres@127.0.0.1:5432/chat")?
             .set_default("db_max_connections", 8)?

@@ -50,24 +50,16 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     pub fn load() -> Result<Self, config::ConfigError> {
-        let mut builder = Self::defaults()?;
-        if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
-            builder = builder.add_source(config::File::with_name(&path));
-        }
-        builder
-            .add_source(config::Environment::with_prefix("APP").try_parsing(true))
-            .build()?
-            .try_deserialize()
+        http_kit::settings::load(Self::defaults()?)
     }
 
     /// Built-in defaults only, ignoring the environment (tests start from these).
     pub fn from_defaults() -> Result<Self, config::ConfigError> {
-        Self::defaults()?.build()?.try_deserialize()
+        http_kit::settings::defaults_only(Self::defaults()?)
     }
 
-    fn defaults()
-    -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
-        config::Config::builder()
+    fn defaults() -> Result<http_kit::settings::Defaults, config::ConfigError> {
+        http_kit::settings::builder()
             .set_default("listen", "127.0.0.1:8082")?
             .set_default("database_url", "postgres://postgres@127.0.0.1:5432/chat")?
             .set_default("db_max_connections", 16)?
