@@ -107,8 +107,13 @@ pub async fn lookup_idempotency<'e>(
         return Ok(HashMap::new());
     }
     let rows = sqlx::query(
-        "SELECT key, fingerprint, status, response FROM idempotency_keys \
-         WHERE scope = $1 AND key = ANY($2)",
+        // One primary-key probe per key. (`key = ANY($2)` and a plain join let the
+        // planner pick a sequential scan of the whole, ever-growing table; the
+        // LIMIT keeps the lateral subquery from being flattened into such a join.)
+        "SELECT k.key, k.fingerprint, k.status, k.response \
+         FROM unnest($2::text[]) AS c(key) \
+         CROSS JOIN LATERAL (SELECT key, fingerprint, status, response FROM idempotency_keys \
+           WHERE scope = $1 AND key = c.key LIMIT 1) AS k",
     )
     .bind(scope)
     .bind(keys)
@@ -200,9 +205,10 @@ pub async fn append_in_tx(
     let mut taken: HashSet<(String, String)> = HashSet::new();
     if !claim_scopes.is_empty() {
         let rows = sqlx::query(
-            "SELECT k.scope, k.key FROM idempotency_keys k \
-             JOIN unnest($1::text[], $2::text[]) AS c(scope, key) \
-               ON k.scope = c.scope AND k.key = c.key",
+            // A primary-key probe per claim, never a scan (see `lookup_idempotency`).
+            "SELECT k.scope, k.key FROM unnest($1::text[], $2::text[]) AS c(scope, key) \
+             CROSS JOIN LATERAL (SELECT scope, key FROM idempotency_keys \
+               WHERE scope = c.scope AND key = c.key LIMIT 1) AS k",
         )
         .bind(&claim_scopes)
         .bind(&claim_keys)
