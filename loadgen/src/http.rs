@@ -166,6 +166,34 @@ pub fn bearer(token: &str) -> anyhow::Result<HeaderValue> {
     Ok(HeaderValue::from_str(&format!("Bearer {token}"))?)
 }
 
+/// POSTs JSON during set-up and returns the JSON answer; any non-2xx is an error.
+pub async fn post(
+    conn: &mut Conn,
+    path: &str,
+    token: Option<&HeaderValue>,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let (status, bytes) = conn
+        .post_json(path, token, Bytes::from(serde_json::to_vec(body)?))
+        .await
+        .map_err(|e| anyhow!("POST {path}: {e}"))?;
+    if !status.is_success() {
+        return Err(anyhow!(
+            "POST {path}: {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
+    serde_json::from_slice(&bytes).with_context(|| format!("POST {path}: response body"))
+}
+
+/// A string field of a JSON answer.
+pub fn field(v: &serde_json::Value, name: &str) -> anyhow::Result<String> {
+    v.get(name)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("response lacks {name}: {v}"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

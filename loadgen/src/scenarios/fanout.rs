@@ -12,7 +12,7 @@
 //! The WebSocket helpers here ([`Fixture`], [`Dialer`], [`subscribe`]) are
 //! shared with `connections`.
 
-use crate::http::{Conn, Target, bearer};
+use crate::http::{Conn, Target, bearer, field, post};
 use crate::report::{self, Table, f0, f2, f3};
 use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
 use anyhow::{Context, anyhow};
@@ -157,32 +157,6 @@ pub struct Fixture {
     pub listeners: Vec<HeaderValue>,
     pub rooms: Vec<String>,
     pub run_id: String,
-}
-
-async fn post(
-    conn: &mut Conn,
-    path: &str,
-    token: Option<&HeaderValue>,
-    body: &Value,
-) -> anyhow::Result<Value> {
-    let (status, bytes) = conn
-        .post_json(path, token, Bytes::from(serde_json::to_vec(body)?))
-        .await
-        .map_err(|e| anyhow!("POST {path}: {e}"))?;
-    if !status.is_success() {
-        return Err(anyhow!(
-            "POST {path}: {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        ));
-    }
-    serde_json::from_slice(&bytes).with_context(|| format!("POST {path}: response body"))
-}
-
-fn field(v: &Value, name: &str) -> anyhow::Result<String> {
-    v.get(name)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("response lacks {name}: {v}"))
 }
 
 /// Registers one sender and `listeners` users, has the sender create `rooms`

@@ -6,15 +6,15 @@
 //! send time, so a stalled server is not hidden by the generator waiting for
 //! it (no coordinated omission).
 
-use crate::http::{Conn, Target, bearer};
+use crate::http::{Conn, Target, bearer, field, post};
 use crate::report::{self, Table, f0, f2, f3};
 use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hyper::header::HeaderValue;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -209,32 +209,6 @@ pub fn emit(r: &SendReport, out: &Path) -> anyhow::Result<()> {
         report::say(&format!("wrote {}", f.display()));
     }
     Ok(())
-}
-
-async fn post(
-    conn: &mut Conn,
-    path: &str,
-    token: Option<&HeaderValue>,
-    body: &Value,
-) -> anyhow::Result<Value> {
-    let (status, bytes) = conn
-        .post_json(path, token, Bytes::from(serde_json::to_vec(body)?))
-        .await
-        .map_err(|e| anyhow!("POST {path}: {e}"))?;
-    if !status.is_success() {
-        return Err(anyhow!(
-            "POST {path}: {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        ));
-    }
-    serde_json::from_slice(&bytes).with_context(|| format!("POST {path}: response body"))
-}
-
-fn field(v: &Value, name: &str) -> anyhow::Result<String> {
-    v.get(name)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("response lacks {name}: {v}"))
 }
 
 /// Registers users, creates public rooms and has every user join every room.
