@@ -34,6 +34,18 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The table cells p50, p90, p99, p99.9 (3 decimals) and max (2 decimals), in ms.
+    pub fn cells(&self) -> [String; 5] {
+        use crate::report::{f2, f3};
+        [
+            f3(self.p50_ms),
+            f3(self.p90_ms),
+            f3(self.p99_ms),
+            f3(self.p999_ms),
+            f2(self.max_ms),
+        ]
+    }
+
     pub fn of(h: &Histogram<u64>) -> Self {
         let ms = |us: u64| us as f64 / 1000.0;
         Self {
@@ -128,6 +140,42 @@ pub fn progress(len: u64, show: bool, prefix: &str) -> ProgressBar {
     pb.set_style(style);
     pb.set_prefix(prefix.to_owned());
     pb
+}
+
+/// A progress bar over `total` from `start`, showing successes, errors and the
+/// current rate; ends by itself at `start + total`.
+pub fn spawn_progress(
+    prefix: String,
+    start: tokio::time::Instant,
+    total: Duration,
+    ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    err: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    let pb = progress(
+        total.as_millis() as u64,
+        total >= Duration::from_secs(3),
+        &prefix,
+    );
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut last = (tokio::time::Instant::now(), 0u64);
+        loop {
+            tick.tick().await;
+            let now = tokio::time::Instant::now();
+            let done = ok.load(std::sync::atomic::Ordering::Relaxed);
+            let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+            last = (now, done);
+            pb.set_position(now.saturating_duration_since(start).as_millis() as u64);
+            pb.set_message(format!(
+                "{done} ok, {} err, {rate:.0}/s",
+                err.load(std::sync::atomic::Ordering::Relaxed)
+            ));
+            if now >= start + total {
+                pb.finish_and_clear();
+                break;
+            }
+        }
+    })
 }
 
 #[cfg(test)]

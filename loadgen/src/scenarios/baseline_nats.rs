@@ -5,7 +5,7 @@
 //! - JetStream publish → ack: one synchronous publish at a time into a scratch
 //!   stream with file storage, created for the run and deleted after it.
 
-use crate::report::{self, Table, f2, f3};
+use crate::report::{self, Table};
 use crate::stats::{self, Errors, Latency};
 use anyhow::{Context, anyhow};
 use async_nats::jetstream;
@@ -232,17 +232,18 @@ pub fn table(r: &NatsReport) -> Table {
         ],
     );
     for m in [&r.core_rtt, &r.jetstream_publish_ack] {
-        t.row(vec![
-            m.name.into(),
-            m.count.to_string(),
-            format!("{:.0}", m.per_s_sequential),
-            f3(m.latency.p50_ms),
-            f3(m.latency.p90_ms),
-            f3(m.latency.p99_ms),
-            f3(m.latency.p999_ms),
-            f2(m.latency.max_ms),
-            m.errors.brief(),
-        ]);
+        t.row(
+            [
+                vec![
+                    m.name.into(),
+                    m.count.to_string(),
+                    format!("{:.0}", m.per_s_sequential),
+                ],
+                m.latency.cells().to_vec(),
+                vec![m.errors.brief()],
+            ]
+            .concat(),
+        );
     }
     t
 }

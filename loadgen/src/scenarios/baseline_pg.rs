@@ -6,7 +6,7 @@
 //! `synchronous_commit=on`) into a scratch table shaped like an event row, in
 //! a scratch database that is created for the run and dropped after it.
 
-use crate::report::{self, Table, f0, f2, f3};
+use crate::report::{self, Table, f0};
 use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
 use anyhow::{Context, anyhow};
 use hdrhistogram::Histogram;
@@ -317,17 +317,17 @@ pub fn table(r: &PgReport) -> Table {
         ],
     );
     for l in &r.levels {
-        t.row(vec![
-            l.clients.to_string(),
-            f0(l.commits_per_s),
-            f3(l.latency.p50_ms),
-            f3(l.latency.p90_ms),
-            f3(l.latency.p99_ms),
-            f3(l.latency.p999_ms),
-            f2(l.latency.max_ms),
-            l.errors.brief(),
-            l.cpu.as_ref().map_or("-".into(), CpuUsage::brief),
-        ]);
+        t.row(
+            [
+                vec![l.clients.to_string(), f0(l.commits_per_s)],
+                l.latency.cells().to_vec(),
+                vec![
+                    l.errors.brief(),
+                    l.cpu.as_ref().map_or("-".into(), CpuUsage::brief),
+                ],
+            ]
+            .concat(),
+        );
     }
     t
 }

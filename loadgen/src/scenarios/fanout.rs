@@ -13,7 +13,7 @@
 //! shared with `connections`.
 
 use crate::http::{Conn, Target, bearer, field, post};
-use crate::report::{self, Table, f0, f2, f3};
+use crate::report::{self, Table, f0};
 use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
@@ -683,7 +683,7 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
             r
         }));
     }
-    let progress = spawn_progress(
+    let progress = stats::spawn_progress(
         format!("fanout {:.0}/s", args.rate),
         start,
         args.warmup + args.duration,
@@ -828,38 +828,6 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     })
 }
 
-/// Progress bar ticking while messages are sent.
-fn spawn_progress(
-    prefix: String,
-    start: Instant,
-    total: Duration,
-    ok: Arc<AtomicU64>,
-    err: Arc<AtomicU64>,
-) -> tokio::task::JoinHandle<()> {
-    let pb = stats::progress(
-        total.as_millis() as u64,
-        total >= Duration::from_secs(3),
-        &prefix,
-    );
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            let now = Instant::now();
-            pb.set_position(now.saturating_duration_since(start).as_millis() as u64);
-            pb.set_message(format!(
-                "{} sent, {} err",
-                ok.load(Ordering::Relaxed),
-                err.load(Ordering::Relaxed)
-            ));
-            if now >= start + total {
-                pb.finish_and_clear();
-                break;
-            }
-        }
-    })
-}
-
 pub fn tables(r: &FanoutReport) -> (Table, Table) {
     let mut summary = Table::new(
         format!(
@@ -911,15 +879,14 @@ pub fn tables(r: &FanoutReport) -> (Table, Table) {
         ("scheduled send → socket", &r.latency_scheduled_to_socket),
         ("scheduled send → 201", &r.latency_send),
     ] {
-        lat.row(vec![
-            name.into(),
-            l.count.to_string(),
-            f3(l.p50_ms),
-            f3(l.p90_ms),
-            f3(l.p99_ms),
-            f3(l.p999_ms),
-            f2(l.max_ms),
-        ]);
+        lat.row(
+            [
+                vec![name.into(), l.count.to_string()],
+                l.cells().to_vec(),
+                vec![],
+            ]
+            .concat(),
+        );
     }
     (summary, lat)
 }

@@ -7,7 +7,7 @@
 //! it (no coordinated omission).
 
 use crate::http::{Conn, Target, bearer, field, post};
-use crate::report::{self, Table, f0, f2, f3};
+use crate::report::{self, Table, f0};
 use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
 use anyhow::anyhow;
 use bytes::Bytes;
@@ -154,19 +154,22 @@ pub fn table(r: &SendReport) -> Table {
         ],
     );
     for l in &r.levels {
-        t.row(vec![
-            l.mode.into(),
-            l.clients.to_string(),
-            l.target_rate_per_s.map_or("-".into(), f0),
-            f0(l.accepted_per_s),
-            f3(l.latency.p50_ms),
-            f3(l.latency.p90_ms),
-            f3(l.latency.p99_ms),
-            f3(l.latency.p999_ms),
-            f2(l.latency.max_ms),
-            l.errors.brief(),
-            l.cpu.as_ref().map_or("-".into(), CpuUsage::brief),
-        ]);
+        t.row(
+            [
+                vec![
+                    l.mode.into(),
+                    l.clients.to_string(),
+                    l.target_rate_per_s.map_or("-".into(), f0),
+                    f0(l.accepted_per_s),
+                ],
+                l.latency.cells().to_vec(),
+                vec![
+                    l.errors.brief(),
+                    l.cpu.as_ref().map_or("-".into(), CpuUsage::brief),
+                ],
+            ]
+            .concat(),
+        );
     }
     t
 }
@@ -336,41 +339,6 @@ impl Sender {
     }
 }
 
-/// Progress bar ticking while a level runs; returns the stop handle.
-fn spawn_progress(
-    prefix: String,
-    start: Instant,
-    total: Duration,
-    ok: Arc<AtomicU64>,
-    err: Arc<AtomicU64>,
-) -> tokio::task::JoinHandle<()> {
-    let pb = stats::progress(
-        total.as_millis() as u64,
-        total >= Duration::from_secs(3),
-        &prefix,
-    );
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        let mut last = (Instant::now(), 0u64);
-        loop {
-            tick.tick().await;
-            let now = Instant::now();
-            let done = ok.load(Ordering::Relaxed);
-            let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
-            last = (now, done);
-            pb.set_position(now.saturating_duration_since(start).as_millis() as u64);
-            pb.set_message(format!(
-                "{done} ok, {} err, {rate:.0}/s",
-                err.load(Ordering::Relaxed)
-            ));
-            if now >= start + total {
-                pb.finish_and_clear();
-                break;
-            }
-        }
-    })
-}
-
 async fn closed_level(fx: &Fixture, args: &SendArgs, n: usize) -> Level {
     let start = Instant::now() + Duration::from_millis(200 + 5 * n as u64);
     let measure_from = start + args.warmup;
@@ -417,7 +385,7 @@ async fn closed_level(fx: &Fixture, args: &SendArgs, n: usize) -> Level {
             r
         }));
     }
-    let progress = spawn_progress(
+    let progress = stats::spawn_progress(
         format!("send c={n}"),
         start,
         args.warmup + args.duration,
@@ -485,7 +453,7 @@ async fn open_level(fx: &Fixture, args: &SendArgs, n: usize, rate: f64) -> Level
             r
         }));
     }
-    let progress = spawn_progress(
+    let progress = stats::spawn_progress(
         format!("send {rate:.0}/s"),
         start,
         args.warmup + args.duration,
