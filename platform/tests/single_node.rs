@@ -53,26 +53,21 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
 
-    let reg: Value = http
-        .post(format!("{base}/v1/auth/register"))
-        .json(&json!({ "username": "solo", "password": "correct horse battery" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = post(
+        &http,
+        format!("{base}/v1/auth/register"),
+        None,
+        json!({ "username": "solo", "password": "correct horse battery" }),
+    )
+    .await;
     let token = reg["access_token"].as_str().unwrap().to_owned();
-    let created: Value = http
-        .post(format!("{base}/v1/rooms"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "lobby", "visibility": "public" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = post(
+        &http,
+        format!("{base}/v1/rooms"),
+        Some(&token),
+        json!({ "name": "lobby", "visibility": "public" }),
+    )
+    .await;
     let room = created["room_id"].as_str().unwrap().to_owned();
 
     // The live feed on the same port.
@@ -96,16 +91,13 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
         }
     }
 
-    let sent: Value = http
-        .post(format!("{base}/v1/rooms/{room}/messages"))
-        .bearer_auth(&token)
-        .json(&json!({ "client_msg_id": "1", "body": "hello, single node" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sent = post(
+        &http,
+        format!("{base}/v1/rooms/{room}/messages"),
+        Some(&token),
+        json!({ "client_msg_id": "1", "body": "hello, single node" }),
+    )
+    .await;
     let position = sent["position"].as_i64().unwrap();
 
     let live = loop {
@@ -173,4 +165,15 @@ where
         Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str(t.as_str()).unwrap(),
         other => panic!("expected a frame, got {other:?}"),
     }
+}
+
+/// POSTs a command and returns its body; every command here must be a 201.
+async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut req = http.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
 }
