@@ -163,11 +163,7 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
 }
 
 async fn metrics(State(h): State<Health>) -> Result<impl IntoResponse, ApiError> {
-    h.command
-        .metrics
-        .room_actors
-        .set(h.command.rooms.active_rooms() as i64);
-    let mut body = h.command.metrics.render().map_err(ApiError::internal)?;
+    let mut body = h.command.render_metrics().map_err(ApiError::internal)?;
     body.push_str(&h.query.metrics.render().map_err(ApiError::internal)?);
     body.push_str(&h.projector.render().map_err(ApiError::internal)?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))

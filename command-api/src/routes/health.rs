@@ -34,8 +34,7 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    st.metrics.room_actors.set(st.rooms.active_rooms() as i64);
-    let body = st.metrics.render().map_err(ApiError::internal)?;
+    let body = st.render_metrics().map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }
 
