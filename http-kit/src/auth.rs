@@ -127,8 +127,14 @@ pub enum AuthError {
 /// header names any other algorithm (including `none`) are rejected. The
 /// secret lives only inside the jsonwebtoken key types (zeroized on drop) and
 /// never appears in this type's `Debug` output.
+///
+/// Cheap to clone (one shared allocation): extractors take a copy per request.
 #[derive(Clone)]
 pub struct JwtKeys {
+    inner: std::sync::Arc<JwtInner>,
+}
+
+struct JwtInner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -142,9 +148,9 @@ impl fmt::Debug for JwtKeys {
         f.debug_struct("JwtKeys")
             .field("secret", &"<redacted>")
             .field("algorithm", &Algorithm::HS256)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("access_ttl", &self.access_ttl)
+            .field("issuer", &self.inner.issuer)
+            .field("audience", &self.inner.audience)
+            .field("access_ttl", &self.inner.access_ttl)
             .finish()
     }
 }
@@ -178,26 +184,28 @@ impl JwtKeys {
         validation.set_audience(&[cfg.audience.as_str()]);
 
         Ok(Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-            issuer: cfg.issuer.clone(),
-            audience: cfg.audience.clone(),
-            access_ttl: cfg.access_ttl,
+            inner: std::sync::Arc::new(JwtInner {
+                encoding: EncodingKey::from_secret(secret),
+                decoding: DecodingKey::from_secret(secret),
+                validation,
+                issuer: cfg.issuer.clone(),
+                audience: cfg.audience.clone(),
+                access_ttl: cfg.access_ttl,
+            }),
         })
     }
 
     /// Issues an access token for `user_id`; returns it with its lifetime in
     /// seconds.
     pub fn issue_access(&self, user_id: Uuid, now: DateTime<Utc>) -> (String, i64) {
-        let ttl = i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(self.inner.access_ttl.as_secs()).unwrap_or(i64::MAX);
         let iat = now.timestamp();
         let claims = Claims {
             sub: user_id,
             exp: iat.saturating_add(ttl),
             iat,
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: self.inner.issuer.clone(),
+            aud: self.inner.audience.clone(),
             jti: Uuid::new_v4(),
         };
         (self.sign(&claims, Algorithm::HS256), ttl)
@@ -211,7 +219,7 @@ impl JwtKeys {
         if header.alg != Algorithm::HS256 {
             return Err(AuthError::InvalidToken);
         }
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -221,7 +229,7 @@ impl JwtKeys {
 
     /// Signs arbitrary claims with this key's secret under an HMAC algorithm.
     fn sign<T: Serialize>(&self, claims: &T, alg: Algorithm) -> String {
-        sign_with(&self.encoding, claims, alg)
+        sign_with(&self.inner.encoding, claims, alg)
     }
 }
 
@@ -402,7 +410,13 @@ pub mod forge {
 
     fn fresh(keys: &JwtKeys, user: Uuid) -> Claims {
         let now = Utc::now().timestamp();
-        claims(user, &keys.issuer, &keys.audience, now, now + 900)
+        claims(
+            user,
+            &keys.inner.issuer,
+            &keys.inner.audience,
+            now,
+            now + 900,
+        )
     }
 
     /// Unsigned token: header `{"alg":"none"}`, empty signature. Uses the
@@ -431,21 +445,27 @@ pub mod forge {
     /// Correctly signed, but expired an hour ago.
     pub fn expired(keys: &JwtKeys, user: Uuid) -> String {
         let now = Utc::now().timestamp();
-        let c = claims(user, &keys.issuer, &keys.audience, now - 7200, now - 3600);
+        let c = claims(
+            user,
+            &keys.inner.issuer,
+            &keys.inner.audience,
+            now - 7200,
+            now - 3600,
+        );
         keys.sign(&c, Algorithm::HS256)
     }
 
     /// Correctly signed, wrong audience.
     pub fn wrong_aud(keys: &JwtKeys, user: Uuid) -> String {
         let mut c = fresh(keys, user);
-        c.aud = format!("{}-other", keys.audience);
+        c.aud = format!("{}-other", keys.inner.audience);
         keys.sign(&c, Algorithm::HS256)
     }
 
     /// Correctly signed, wrong issuer.
     pub fn wrong_iss(keys: &JwtKeys, user: Uuid) -> String {
         let mut c = fresh(keys, user);
-        c.iss = format!("{}-other", keys.issuer);
+        c.iss = format!("{}-other", keys.inner.issuer);
         keys.sign(&c, Algorithm::HS256)
     }
 
