@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use eventlog::relay::{Relay, RelayConfig};
 use eventlog::{GroupCommitConfig, PgEventStore};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -239,9 +239,7 @@ async fn connect_db(settings: &Settings) -> anyhow::Result<PgPool> {
                 .await;
         }
     }
-    PgPoolOptions::new()
-        .max_connections(settings.db_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+    eventlog::pool_options(settings.db_max_connections)
         .connect_with(opts)
         .await
         .context("connecting to PostgreSQL")

@@ -2,13 +2,13 @@
 //!
 //! A single task receives `(AppendRequest, reply)` pairs over a bounded channel, takes one, drains
 //! whatever else is already queued (up to `max_batch`, no artificial linger), runs one transaction
-//! through [`append_in_tx`], commits, and only then answers each waiter. A waiter never hears
+//! through [`append_locked`], commits, and only then answers each waiter. A waiter never hears
 //! "appended" before the commit succeeded.
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::postgres::append_in_tx;
+use crate::postgres::{BEGIN_APPEND, append_locked};
 use crate::store::{AppendError, AppendRequest, Appended};
 
 /// Group-commit tuning.
@@ -117,8 +117,11 @@ async fn try_commit(
     pool: &PgPool,
     reqs: &[AppendRequest],
 ) -> Result<Vec<Result<Appended, AppendError>>, Failure> {
-    let mut tx = pool.begin().await.map_err(Failure::BeforeCommit)?;
-    let results = append_in_tx(&mut tx, reqs)
+    let mut tx = pool
+        .begin_with(BEGIN_APPEND)
+        .await
+        .map_err(Failure::BeforeCommit)?;
+    let results = append_locked(&mut tx, reqs)
         .await
         .map_err(Failure::BeforeCommit)?;
     if results.iter().any(Result::is_ok) {

@@ -11,8 +11,8 @@ pub mod testing;
 
 pub use group_commit::GroupCommitConfig;
 pub use postgres::{
-    APPENDED_CHANNEL, PgEventStore, append_in_tx, head_position, lookup_idempotency, migrate,
-    read_all, read_stream,
+    APPENDED_CHANNEL, BEGIN_APPEND, PgEventStore, append_in_tx, append_locked, head_position,
+    lookup_idempotency, migrate, pool_options, read_all, read_stream,
 };
 pub use relay::{Relay, RelayConfig, subject_for};
 pub use store::{

@@ -28,6 +28,18 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     migrator.run(pool).await
 }
 
+/// Pool settings shared by every role: at most `max` connections, a 5 s acquire timeout, and
+/// no `SELECT 1` round trip before handing out a connection (`test_before_acquire`), which would
+/// double the round trips of the hot paths. A connection that died while idle fails its next
+/// query instead, and the pool then drops it; every caller already treats a database error as
+/// retryable.
+pub fn pool_options(max: u32) -> sqlx::postgres::PgPoolOptions {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .test_before_acquire(false)
+}
+
 /// `SELECT <all event columns> FROM events <rest>` as a `&'static str`.
 macro_rules! select_events {
     ($rest:literal) => {
@@ -161,6 +173,10 @@ struct ClaimColumns {
     response: Vec<serde_json::Value>,
 }
 
+/// Starts an append transaction and takes the log head's row lock in the same round trip
+/// (`pool.begin_with(BEGIN_APPEND)`); [`append_in_tx`] expects it.
+pub const BEGIN_APPEND: &str = "BEGIN; SELECT 1 FROM log_head FOR UPDATE";
+
 /// The append core: appends a batch of requests inside the caller's transaction.
 ///
 /// Locks the log head first (so positions are gapless and commit-ordered), then checks every
@@ -173,51 +189,62 @@ pub async fn append_in_tx(
     tx: &mut PgConnection,
     reqs: &[AppendRequest],
 ) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    let head: i64 = sqlx::query_scalar("SELECT position FROM log_head FOR UPDATE")
-        .fetch_one(&mut *tx)
+    sqlx::query("SELECT 1 FROM log_head FOR UPDATE")
+        .execute(&mut *tx)
         .await?;
+    append_locked(tx, reqs).await
+}
 
-    // Current versions of all streams in the batch (index-backed max per stream).
+/// [`append_in_tx`] for a transaction that already holds the head lock because it was started
+/// with [`BEGIN_APPEND`] (the group committer's way: one round trip fewer).
+pub async fn append_locked(
+    tx: &mut PgConnection,
+    reqs: &[AppendRequest],
+) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+    // The caller's transaction already holds the head row lock (`BEGIN_APPEND`), so this
+    // statement's snapshot sees every earlier commit: the head, the current version of every
+    // stream in the batch (index-backed max per stream) and which claimed idempotency keys are
+    // taken (a primary-key probe per claim, never a scan; see `lookup_idempotency`).
     let mut stream_ids: Vec<String> = reqs.iter().map(|r| r.stream_id.clone()).collect();
     stream_ids.sort_unstable();
     stream_ids.dedup();
-    let mut versions: HashMap<String, i64> = HashMap::with_capacity(stream_ids.len());
-    if !stream_ids.is_empty() {
-        let rows = sqlx::query(
-            "SELECT s.id AS stream_id, \
-               COALESCE((SELECT max(e.version) FROM events e WHERE e.stream_id = s.id), 0) AS version \
-             FROM unnest($1::text[]) AS s(id)",
-        )
-        .bind(&stream_ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            versions.insert(row.try_get("stream_id")?, row.try_get("version")?);
-        }
-    }
-
-    // Existing idempotency keys among the claims of the batch.
     let (claim_scopes, claim_keys): (Vec<String>, Vec<String>) = reqs
         .iter()
         .flat_map(|r| r.idempotency.iter())
         .map(|c| (c.scope.clone(), c.key.clone()))
         .unzip();
+    let rows = sqlx::query(
+        "SELECT 'head' AS kind, NULL::text AS a, NULL::text AS b, position AS n FROM log_head \
+         UNION ALL \
+         SELECT 'version', s.id, NULL, \
+           COALESCE((SELECT max(e.version) FROM events e WHERE e.stream_id = s.id), 0) \
+         FROM unnest($1::text[]) AS s(id) \
+         UNION ALL \
+         SELECT 'taken', k.scope, k.key, 0 FROM unnest($2::text[], $3::text[]) AS c(scope, key) \
+         CROSS JOIN LATERAL (SELECT scope, key FROM idempotency_keys \
+           WHERE scope = c.scope AND key = c.key LIMIT 1) AS k",
+    )
+    .bind(&stream_ids)
+    .bind(&claim_scopes)
+    .bind(&claim_keys)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut head: Option<i64> = None;
+    let mut versions: HashMap<String, i64> = HashMap::with_capacity(stream_ids.len());
     let mut taken: HashSet<(String, String)> = HashSet::new();
-    if !claim_scopes.is_empty() {
-        let rows = sqlx::query(
-            // A primary-key probe per claim, never a scan (see `lookup_idempotency`).
-            "SELECT k.scope, k.key FROM unnest($1::text[], $2::text[]) AS c(scope, key) \
-             CROSS JOIN LATERAL (SELECT scope, key FROM idempotency_keys \
-               WHERE scope = c.scope AND key = c.key LIMIT 1) AS k",
-        )
-        .bind(&claim_scopes)
-        .bind(&claim_keys)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            taken.insert((row.try_get("scope")?, row.try_get("key")?));
+    for row in rows {
+        let kind: &str = row.try_get("kind")?;
+        match kind {
+            "head" => head = Some(row.try_get("n")?),
+            "version" => {
+                versions.insert(row.try_get("a")?, row.try_get("n")?);
+            }
+            _ => {
+                taken.insert((row.try_get("a")?, row.try_get("b")?));
+            }
         }
     }
+    let head = head.ok_or_else(|| sqlx::Error::RowNotFound)?;
 
     let mut results = Vec::with_capacity(reqs.len());
     let mut events = EventColumns::default();
@@ -295,73 +322,63 @@ pub async fn append_in_tx(
         }));
     }
 
-    if !events.position.is_empty() {
-        let inserted = sqlx::query(
-            "INSERT INTO events (position, event_id, stream_id, stream_type, version, event_type, \
-               schema_version, occurred_at, actor_id, correlation_id, causation_id, data) \
-             SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
-               $6::text[], $7::int4[], $8::timestamptz[], $9::uuid[], $10::uuid[], $11::uuid[], \
-               $12::jsonb[])",
-        )
-        .bind(&events.position)
-        .bind(&events.event_id)
-        .bind(&events.stream_id)
-        .bind(&events.stream_type)
-        .bind(&events.version)
-        .bind(&events.event_type)
-        .bind(&events.schema_version)
-        .bind(&events.occurred_at)
-        .bind(&events.actor_id)
-        .bind(&events.correlation_id)
-        .bind(&events.causation_id)
-        .bind(&events.data)
-        .execute(&mut *tx)
-        .await;
-        if let Err(e) = inserted {
-            // Cannot happen while every writer takes the head lock; if something wrote events
-            // behind our back, report it as a conflict to every accepted request: none of them is
-            // appended (the transaction is aborted and must be rolled back).
-            if is_stream_version_violation(&e) {
-                tracing::warn!(error = %e, "unique violation on (stream_id, version) under the head lock");
-                for (slot, req) in results.iter_mut().zip(reqs) {
-                    if slot.is_ok() {
-                        *slot = Err(AppendError::Conflict {
-                            stream_id: req.stream_id.clone(),
-                            expected: req.expected.to_string(),
-                            actual: versions.get(&req.stream_id).copied().unwrap_or(0),
-                        });
-                    }
+    if events.position.is_empty() && claims.scope.is_empty() {
+        return Ok(results);
+    }
+    // Events, idempotency records, the new head and the NOTIFY (delivered at commit) in one
+    // statement.
+    let written = sqlx::query(
+        "WITH ev AS (INSERT INTO events (position, event_id, stream_id, stream_type, version, \
+           event_type, schema_version, occurred_at, actor_id, correlation_id, causation_id, data) \
+           SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
+           $6::text[], $7::int4[], $8::timestamptz[], $9::uuid[], $10::uuid[], $11::uuid[], \
+           $12::jsonb[])), \
+         claims AS (INSERT INTO idempotency_keys (scope, key, fingerprint, status, response) \
+           SELECT * FROM UNNEST($13::text[], $14::text[], $15::text[], $16::int4[], \
+           $17::jsonb[])), \
+         head AS (UPDATE log_head SET position = $18 WHERE position <> $18) \
+         SELECT CASE WHEN $18 <> $19 THEN pg_notify($20, $18::text) END",
+    )
+    .bind(&events.position)
+    .bind(&events.event_id)
+    .bind(&events.stream_id)
+    .bind(&events.stream_type)
+    .bind(&events.version)
+    .bind(&events.event_type)
+    .bind(&events.schema_version)
+    .bind(&events.occurred_at)
+    .bind(&events.actor_id)
+    .bind(&events.correlation_id)
+    .bind(&events.causation_id)
+    .bind(&events.data)
+    .bind(&claims.scope)
+    .bind(&claims.key)
+    .bind(&claims.fingerprint)
+    .bind(&claims.status)
+    .bind(&claims.response)
+    .bind(position)
+    .bind(head)
+    .bind(APPENDED_CHANNEL)
+    .execute(&mut *tx)
+    .await;
+    if let Err(e) = written {
+        // Cannot happen while every writer takes the head lock; if something wrote events
+        // behind our back, report it as a conflict to every accepted request: none of them is
+        // appended (the transaction is aborted and must be rolled back).
+        if is_stream_version_violation(&e) {
+            tracing::warn!(error = %e, "unique violation on (stream_id, version) under the head lock");
+            for (slot, req) in results.iter_mut().zip(reqs) {
+                if slot.is_ok() {
+                    *slot = Err(AppendError::Conflict {
+                        stream_id: req.stream_id.clone(),
+                        expected: req.expected.to_string(),
+                        actual: versions.get(&req.stream_id).copied().unwrap_or(0),
+                    });
                 }
-                return Ok(results);
             }
-            return Err(e);
+            return Ok(results);
         }
-    }
-
-    if !claims.scope.is_empty() {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, response) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::jsonb[])",
-        )
-        .bind(&claims.scope)
-        .bind(&claims.key)
-        .bind(&claims.fingerprint)
-        .bind(&claims.status)
-        .bind(&claims.response)
-        .execute(&mut *tx)
-        .await?;
-    }
-
-    if position != head {
-        sqlx::query("UPDATE log_head SET position = $1")
-            .bind(position)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(APPENDED_CHANNEL)
-            .bind(position.to_string())
-            .execute(&mut *tx)
-            .await?;
+        return Err(e);
     }
 
     Ok(results)

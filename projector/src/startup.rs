@@ -14,7 +14,7 @@ use http_kit::settings::redact_url;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -116,9 +116,7 @@ impl Settings {
 
 async fn connect(url: &str, max: u32) -> anyhow::Result<PgPool> {
     let opts = PgConnectOptions::from_str(url).context("not a valid PostgreSQL URL")?;
-    Ok(PgPoolOptions::new()
-        .max_connections(max.max(2))
-        .acquire_timeout(Duration::from_secs(5))
+    Ok(eventlog::pool_options(max.max(2))
         .connect_with(opts)
         .await?)
 }

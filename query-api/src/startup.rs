@@ -14,7 +14,6 @@ use axum::routing::get;
 use http_kit::auth::JwtKeys;
 use http_kit::error::{ApiError, json_errors};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,9 +125,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 }
 
 async fn connect(url: &str, max: u32) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(Duration::from_secs(5))
+    eventlog::pool_options(max)
         .connect(url)
         .await
         .context("connecting to PostgreSQL")
