@@ -105,6 +105,12 @@ pub struct Relay {
     pool: PgPool,
     js: jetstream::Context,
     config: RelayConfig,
+    /// The next position to publish as of the last successful round, and when the stream's
+    /// state was last checked against the log. Within one poll interval of that check a round
+    /// trusts it instead of asking PostgreSQL and JetStream again: every publish still carries
+    /// `Nats-Expected-Last-Sequence`, so a stream changed behind our back fails the publish, and
+    /// any failure clears this.
+    resume: Option<(i64, Instant)>,
 }
 
 impl Relay {
@@ -113,6 +119,7 @@ impl Relay {
             pool,
             js: jetstream::new(client),
             config,
+            resume: None,
         }
     }
 
@@ -198,13 +205,15 @@ impl Relay {
 
     /// The active relay's loop. Returns only with an error (the lock connection was lost).
     async fn active(&mut self, lock_conn: &mut PgConnection) -> anyhow::Result<()> {
+        // Another relay may have published while this one did not hold the lock.
+        self.resume = None;
         let mut notifications = self.listen().await;
         let health_every = self.config.poll_interval.max(Duration::from_secs(1));
         let mut last_health = Instant::now();
         loop {
             // LISTEN is in place before this, so no commit can slip between a round and the wait.
             let mut failed = false;
-            match self.publish_pending().await {
+            match self.round().await {
                 Ok(n) if n > 0 => tracing::debug!(published = n, "relay round"),
                 Ok(_) => {}
                 Err(e) => {
@@ -274,11 +283,29 @@ impl Relay {
     /// it, as needed) and publishes everything committed so far. Returns the number of events
     /// published (acknowledged, including duplicates the server dropped).
     pub async fn publish_pending(&mut self) -> anyhow::Result<usize> {
+        self.resume = None;
+        self.round().await
+    }
+
+    /// [`Self::publish_pending`], except that within one poll interval of the last check of
+    /// the stream against the log (and after a successful round) it publishes from where that
+    /// round ended without checking again: the active loop's path, woken by every commit.
+    /// Anything that changed the stream meanwhile either fails the next publish (its expected
+    /// last sequence) or is found by the check at most one poll interval later.
+    async fn round(&mut self) -> anyhow::Result<usize> {
         let mut published = 0usize;
         let mut failures = 0usize;
         loop {
-            let next = match self.sync_stream().await {
-                Ok(next) => next,
+            let recent = self
+                .resume
+                .take()
+                .filter(|(_, checked)| checked.elapsed() < self.config.poll_interval);
+            let synced = match recent {
+                Some(known) => Ok(known),
+                None => self.sync_stream().await.map(|next| (next, Instant::now())),
+            };
+            let (next, checked) = match synced {
+                Ok(known) => known,
                 Err(e) => {
                     failures += 1;
                     if failures >= MAX_ATTEMPTS {
@@ -292,7 +319,11 @@ impl Relay {
             let result = self.publish_from(next, &mut count).await;
             published += count;
             match result {
-                Ok(()) => return Ok(published),
+                Ok(()) => {
+                    let count = i64::try_from(count)?;
+                    self.resume = Some((next + count, checked));
+                    return Ok(published);
+                }
                 Err(e) => {
                     // Drop whatever is in flight, re-read the stream and resume from there.
                     if count > 0 {
