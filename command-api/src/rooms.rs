@@ -43,6 +43,21 @@ pub struct Idem {
     pub scope: String,
     pub key: String,
     pub fingerprint: String,
+    /// The key is [`message_key`] of a `client_msg_id`, which the room's `MessageSent`
+    /// events record: the actor then knows from the log whether it was ever used.
+    pub from_message: bool,
+}
+
+/// The idempotency key (in the room's scope) of a message sent with `client_msg_id`.
+pub fn message_key(sender: UserId, client_msg_id: &str) -> String {
+    format!("{sender}:msg:{client_msg_id}")
+}
+
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 /// What a successful command answers, built from the events it produced.
@@ -175,6 +190,7 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             rx,
             state: None,
             version: 0,
+            message_keys: HashSet::new(),
             registry: self.actors.clone(),
             generation,
         };
@@ -213,6 +229,11 @@ struct RoomActor<S: EventStore> {
     /// `None` until loaded, and again after anything failed (reload from the log).
     state: Option<RoomState>,
     version: i64,
+    /// Hashes of the [`message_key`]s of every message in the loaded state that carried a
+    /// `client_msg_id`. A message whose key is not here has never been sent (as far as the
+    /// log read so far says), so it skips the stored-response lookup; the append's own check
+    /// is authoritative and catches a key another replica used meanwhile.
+    message_keys: HashSet<u64>,
     registry: Registry,
     generation: u64,
 }
@@ -322,7 +343,9 @@ impl<S: EventStore> RoomActor<S> {
     async fn answer_stored(&self, queue: VecDeque<Pending>) -> Result<VecDeque<Pending>, ()> {
         let mut by_scope: HashMap<&str, Vec<String>> = HashMap::new();
         for p in &queue {
-            if let Some(i) = &p.sub.idempotency {
+            if let Some(i) = &p.sub.idempotency
+                && (!i.from_message || self.message_keys.contains(&key_hash(&i.key)))
+            {
                 by_scope.entry(&i.scope).or_default().push(i.key.clone());
             }
         }
@@ -452,6 +475,9 @@ impl<S: EventStore> RoomActor<S> {
                 *state = room::evolve(std::mem::take(state), e);
             }
             self.version = new_version;
+            if let Some(i) = p.sub.idempotency.as_ref().filter(|i| i.from_message) {
+                self.message_keys.insert(key_hash(&i.key));
+            }
             let idempotency = p
                 .sub
                 .idempotency
@@ -536,7 +562,14 @@ impl<S: EventStore> RoomActor<S> {
     /// Loads the room on first use and folds in anything appended since (by
     /// another replica). Errors are strings so they can be shared by many replies.
     async fn catch_up(&mut self) -> Result<(), String> {
-        let mut state = self.state.take().unwrap_or_default();
+        let mut state = match self.state.take() {
+            Some(state) => state,
+            None => {
+                self.version = 0;
+                self.message_keys.clear();
+                RoomState::default()
+            }
+        };
         loop {
             let page = self
                 .store
@@ -554,6 +587,15 @@ impl<S: EventStore> RoomActor<S> {
             for rec in &page {
                 match decode(rec) {
                     Ok(ev) => {
+                        if let RoomEvent::MessageSent {
+                            sender_id,
+                            client_msg_id: Some(c),
+                            ..
+                        } = &ev
+                        {
+                            self.message_keys
+                                .insert(key_hash(&message_key(*sender_id, c)));
+                        }
                         state = room::evolve(state, &ev);
                         self.version = rec.version;
                     }

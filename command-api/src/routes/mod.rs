@@ -71,6 +71,7 @@ pub(crate) fn header_idem(
         scope: room.map_or_else(|| format!("user:{user}"), room_scope),
         key: format!("{user}:hdr:{k}"),
         fingerprint: fingerprint(request),
+        from_message: false,
     })
 }
 
@@ -93,8 +94,9 @@ pub(crate) fn message_idem(
     }
     Ok(Idem {
         scope: room_scope(room),
-        key: format!("{user}:msg:{client_msg_id}"),
+        key: crate::rooms::message_key(user, client_msg_id),
         fingerprint: fingerprint(request),
+        from_message: true,
     })
 }
 
