@@ -269,42 +269,8 @@ async fn apply_room(
                 )));
             }
         }
-        E::MessageSent {
-            message_id,
-            seq,
-            sender_id,
-            body,
-            reply_to,
-            client_msg_id,
-        } => {
-            let seq = seq_i64(seq)?;
-            let rooms: i64 = sqlx::query_scalar(
-                "WITH room AS (UPDATE rm_rooms SET last_seq = GREATEST(last_seq, $2), \
-                 last_message_id = $3, last_message_at = $8, version = $9, position = $10 \
-                 WHERE room_id = $1 RETURNING room_id), \
-                 msg AS (INSERT INTO rm_messages (room_id, seq, message_id, sender_id, body, \
-                 reply_to, client_msg_id, sent_at, version, position) \
-                 SELECT room_id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM room), \
-                 unread AS (UPDATE rm_members SET unread_count = unread_count + 1 \
-                 WHERE room_id IN (SELECT room_id FROM room) AND status = 'joined' \
-                 AND user_id <> $4 AND read_seq < $2) \
-                 SELECT count(*) FROM room",
-            )
-            .bind(room_id)
-            .bind(seq)
-            .bind(message_id.0)
-            .bind(sender_id.0)
-            .bind(body.as_str())
-            .bind(reply_to.map(|r| r.0))
-            .bind(client_msg_id)
-            .bind(at)
-            .bind(version)
-            .bind(position)
-            .fetch_one(tx)
-            .await?;
-            if rooms == 0 {
-                return Err(room_missing(room_id));
-            }
+        sent @ E::MessageSent { .. } => {
+            apply_message_run(tx, &[SentRow::new(ev, room_id, sent)?]).await?;
         }
         E::MessageEdited {
             message_id,
@@ -529,6 +495,123 @@ async fn reaction(
         .await?;
     if changed == 0 {
         return Err(message_missing(room_id, seq));
+    }
+    Ok(())
+}
+
+/// A decoded `MessageSent`, ready for [`apply_message_run`].
+#[derive(Clone, Debug)]
+pub struct SentRow {
+    pub room_id: Uuid,
+    pub seq: i64,
+    pub message_id: Uuid,
+    pub sender_id: Uuid,
+    pub body: String,
+    pub reply_to: Option<Uuid>,
+    pub client_msg_id: Option<String>,
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+    pub version: i64,
+    pub position: i64,
+}
+
+impl SentRow {
+    /// The row of `event`, which must be the `MessageSent` recorded as `ev` in room `room_id`.
+    fn new(ev: &RecordedEvent, room_id: Uuid, event: RoomEvent) -> Result<SentRow, ApplyError> {
+        let RoomEvent::MessageSent {
+            message_id,
+            seq,
+            sender_id,
+            body,
+            reply_to,
+            client_msg_id,
+        } = event
+        else {
+            return Err(poison(format!("{} is not a MessageSent", ev.event_type)));
+        };
+        Ok(SentRow {
+            room_id,
+            seq: seq_i64(seq)?,
+            message_id: message_id.0,
+            sender_id: sender_id.0,
+            body: body.as_str().to_owned(),
+            reply_to: reply_to.map(|r| r.0),
+            client_msg_id,
+            sent_at: ev.occurred_at,
+            version: ev.version,
+            position: ev.position,
+        })
+    }
+}
+
+/// The event as a [`SentRow`] when it is a well-formed `MessageSent` of a room stream; `None`
+/// for anything else (including undecodable events, which [`apply_event`] then dead-letters).
+pub fn as_message_sent(ev: &RecordedEvent) -> Option<SentRow> {
+    if ev.stream_type != RoomEvent::STREAM_TYPE || ev.event_type != "MessageSent" {
+        return None;
+    }
+    let room_id = ev
+        .stream_id
+        .strip_prefix("room-")
+        .and_then(|id| Uuid::parse_str(id).ok())?;
+    let event = RoomEvent::from_stored(&ev.event_type, ev.schema_version, ev.data.clone()).ok()?;
+    SentRow::new(ev, room_id, event).ok()
+}
+
+/// Applies consecutive `MessageSent` events (in position order) in one statement, with the same
+/// effect as applying them one by one: every message row is inserted, each room's last message,
+/// version and position become those of its last message in the run, and every joined member
+/// other than the sender with `read_seq` below a message's seq gains one unread per such message
+/// — so a member row is written once per run instead of once per message.
+///
+/// Messages commute with each other in these tables (none reads what another writes), which is
+/// what makes the run one statement. A missing room is poison, as in [`apply_event`]; the caller
+/// then applies the run event by event to find the culprit.
+pub async fn apply_message_run(tx: &mut PgConnection, run: &[SentRow]) -> Result<(), ApplyError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let mut rooms: Vec<Uuid> = run.iter().map(|m| m.room_id).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    let found: i64 = sqlx::query_scalar(
+        "WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::uuid[], $4::uuid[], \
+           $5::text[], $6::uuid[], $7::text[], $8::timestamptz[], $9::int8[], $10::int8[]) \
+           AS t(room_id, seq, message_id, sender_id, body, reply_to, client_msg_id, sent_at, \
+           version, position)), \
+         last AS (SELECT DISTINCT ON (room_id) room_id, seq, message_id, sent_at, version, \
+           position FROM input ORDER BY room_id, position DESC), \
+         room AS (UPDATE rm_rooms r SET last_seq = GREATEST(r.last_seq, l.seq), \
+           last_message_id = l.message_id, last_message_at = l.sent_at, version = l.version, \
+           position = l.position FROM last l WHERE r.room_id = l.room_id RETURNING r.room_id), \
+         msg AS (INSERT INTO rm_messages (room_id, seq, message_id, sender_id, body, reply_to, \
+           client_msg_id, sent_at, version, position) \
+           SELECT room_id, seq, message_id, sender_id, body, reply_to, client_msg_id, sent_at, \
+           version, position FROM input WHERE room_id IN (SELECT room_id FROM room)), \
+         unread AS (UPDATE rm_members m SET unread_count = m.unread_count + c.n \
+           FROM (SELECT mm.room_id, mm.user_id, count(*) AS n FROM rm_members mm \
+             JOIN input i ON i.room_id = mm.room_id AND mm.user_id <> i.sender_id \
+             AND mm.read_seq < i.seq WHERE mm.status = 'joined' GROUP BY 1, 2) c \
+           WHERE m.room_id = c.room_id AND m.user_id = c.user_id) \
+         SELECT count(*) FROM room",
+    )
+    .bind(run.iter().map(|m| m.room_id).collect::<Vec<_>>())
+    .bind(run.iter().map(|m| m.seq).collect::<Vec<_>>())
+    .bind(run.iter().map(|m| m.message_id).collect::<Vec<_>>())
+    .bind(run.iter().map(|m| m.sender_id).collect::<Vec<_>>())
+    .bind(run.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+    .bind(run.iter().map(|m| m.reply_to).collect::<Vec<_>>())
+    .bind(
+        run.iter()
+            .map(|m| m.client_msg_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(run.iter().map(|m| m.sent_at).collect::<Vec<_>>())
+    .bind(run.iter().map(|m| m.version).collect::<Vec<_>>())
+    .bind(run.iter().map(|m| m.position).collect::<Vec<_>>())
+    .fetch_one(tx)
+    .await?;
+    if usize::try_from(found).unwrap_or(0) != rooms.len() {
+        return Err(poison("a message's room is not in the read model"));
     }
     Ok(())
 }

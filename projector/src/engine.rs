@@ -7,7 +7,9 @@ use anyhow::Context as _;
 use eventlog::RecordedEvent;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::apply::{ApplyError, apply_event};
+use std::borrow::Cow;
+
+use crate::apply::{ApplyError, SentRow, apply_event, apply_message_run, as_message_sent};
 
 /// Events read from the log per query when filling a gap.
 const LOG_CHUNK: i64 = 1000;
@@ -124,41 +126,44 @@ async fn try_batch(
         checkpoint: start,
         ..BatchReport::default()
     };
+    // What to apply, in position order: the deliveries beyond the checkpoint, with any gap
+    // before one of them filled from the log.
+    let mut todo: Vec<Cow<'_, RecordedEvent>> = Vec::with_capacity(sorted.len());
+    let mut next = start;
     for (position, event) in sorted {
         let position = *position;
-        if position <= report.checkpoint {
+        if position <= next {
             report.duplicates += 1;
             continue;
         }
         // A gap: the transport skipped events (purged, max_deliver, a lost stream). Never skip:
         // read them from the log, the source of truth, and apply them first.
-        while report.checkpoint + 1 < position {
-            let want = (position - 1 - report.checkpoint).min(LOG_CHUNK);
-            let missing = eventlog::read_all(log, report.checkpoint, want)
+        while next + 1 < position {
+            let want = (position - 1 - next).min(LOG_CHUNK);
+            let missing = eventlog::read_all(log, next, want)
                 .await
                 .context("read a gap from the log")?;
             if missing.is_empty() {
                 return Err(Failure::Other(anyhow::anyhow!(
-                    "gap after position {}: the log does not have it yet",
-                    report.checkpoint
+                    "gap after position {next}: the log does not have it yet"
                 )));
             }
-            for ev in &missing {
-                apply_one(&mut tx, projection, ev, careful, &mut report).await?;
+            for ev in missing {
+                next = ev.position;
                 report.from_log += 1;
+                todo.push(Cow::Owned(ev));
             }
         }
-        let owned;
-        let ev = match event {
-            Some(ev) => ev,
+        match event {
+            Some(ev) => todo.push(Cow::Borrowed(ev)),
             None => {
-                owned = eventlog::read_all(log, position - 1, 1)
+                let mut owned = eventlog::read_all(log, position - 1, 1)
                     .await
                     .context("read an undecodable delivery from the log")?;
-                match owned.first() {
+                match owned.pop() {
                     Some(ev) if ev.position == position => {
                         report.from_log += 1;
-                        ev
+                        todo.push(Cow::Owned(ev));
                     }
                     _ => {
                         return Err(Failure::Other(anyhow::anyhow!(
@@ -167,9 +172,17 @@ async fn try_batch(
                     }
                 }
             }
-        };
-        apply_one(&mut tx, projection, ev, careful, &mut report).await?;
+        }
+        next = position;
     }
+    apply_all(
+        &mut tx,
+        projection,
+        todo.iter().map(|e| &**e),
+        careful,
+        &mut report,
+    )
+    .await?;
     if report.checkpoint > start {
         save_checkpoint(&mut tx, projection, report.checkpoint).await?;
         tx.commit().await?;
@@ -221,16 +234,15 @@ async fn try_log_batch(
     let events = eventlog::read_all(log, start, batch.max(1))
         .await
         .context("read the log")?;
-    for ev in &events {
-        if ev.position != report.checkpoint + 1 {
+    for (expected, ev) in (start + 1..).zip(&events) {
+        if ev.position != expected {
             return Err(Failure::Other(anyhow::anyhow!(
-                "log read is not contiguous: expected position {}, got {}",
-                report.checkpoint + 1,
+                "log read is not contiguous: expected position {expected}, got {}",
                 ev.position
             )));
         }
-        apply_one(&mut tx, projection, ev, careful, &mut report).await?;
     }
+    apply_all(&mut tx, projection, events.iter(), careful, &mut report).await?;
     if report.checkpoint > start {
         save_checkpoint(&mut tx, projection, report.checkpoint).await?;
         tx.commit().await?;
@@ -238,6 +250,47 @@ async fn try_log_batch(
         tx.rollback().await?;
     }
     Ok(report)
+}
+
+/// Applies `events` (contiguous, in position order). Fast mode applies each run of consecutive
+/// `MessageSent` events in one statement ([`apply_message_run`]) and everything else one by one;
+/// careful mode goes event by event so a poison event can be isolated.
+async fn apply_all<'a>(
+    tx: &mut PgConnection,
+    projection: &str,
+    events: impl Iterator<Item = &'a RecordedEvent>,
+    careful: bool,
+    report: &mut BatchReport,
+) -> Result<(), Failure> {
+    let mut run: Vec<SentRow> = Vec::new();
+    for ev in events {
+        if !careful && let Some(row) = as_message_sent(ev) {
+            run.push(row);
+            continue;
+        }
+        flush_run(tx, &mut run, report).await?;
+        apply_one(tx, projection, ev, careful, report).await?;
+    }
+    flush_run(tx, &mut run, report).await
+}
+
+async fn flush_run(
+    tx: &mut PgConnection,
+    run: &mut Vec<SentRow>,
+    report: &mut BatchReport,
+) -> Result<(), Failure> {
+    let Some(last) = run.last().map(|m| m.position) else {
+        return Ok(());
+    };
+    match apply_message_run(tx, run).await {
+        Ok(()) => {}
+        Err(e) if e.is_poison() => return Err(Failure::NeedsCareful),
+        Err(e) => return Err(Failure::Other(e.into())),
+    }
+    report.applied += run.len() as u64;
+    report.checkpoint = last;
+    run.clear();
+    Ok(())
 }
 
 /// Applies one event. Fast mode: any poison aborts the batch (the caller redoes it carefully).
