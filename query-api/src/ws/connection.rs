@@ -1,5 +1,5 @@
-//! `GET /v1/ws`: authentication and `Origin` check before the upgrade, then one
-//! writer task and one reader task per socket that end together.
+//! `GET /v1/ws`: authentication and `Origin` check before the upgrade, then a
+//! writer (the connection's own task) and a reader task per socket that end together.
 //!
 //! The writer takes frames from two queues: `direct` (replies, back-fill; the
 //! reader awaits room in it, so it applies back-pressure to the reader only) and
@@ -32,6 +32,8 @@ use tokio::time::Instant;
 const DIRECT_FRAMES: usize = 16;
 /// Events read from the log per back-fill query.
 const BACKFILL_PAGE: i64 = 250;
+/// Initial read buffer per socket (see `handler`).
+const READ_BUFFER: usize = 1024;
 /// How long a close frame may take to reach a client before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -107,8 +109,10 @@ pub async fn handler(
     let max = st.settings.ws_max_message_bytes;
     let user = UserId(claims.sub);
     let exp = claims.exp;
-    // tungstenite's defaults are 128 KiB per buffer: far too much for many sockets.
-    ws.read_buffer_size(4 * 1024)
+    // tungstenite's defaults are 128 KiB per buffer: far too much for many sockets. Client
+    // frames are small (subscribe, typing, ping); a larger one grows the buffer as needed, up
+    // to the message limit. The write buffer is only allocated once something is written.
+    ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(4 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
@@ -169,7 +173,9 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
     let expires_in = Duration::from_secs(
         u64::try_from(exp.saturating_sub(chrono::Utc::now().timestamp())).unwrap_or(0),
     );
-    let mut writer = tokio::spawn(write_loop(
+    // The writer runs inside this task (one task fewer per socket); the reader is its own
+    // task so a reply it waits to queue never blocks the writer that drains the queue.
+    let writer = write_loop(
         sink,
         reg.live,
         direct_rx,
@@ -178,7 +184,8 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
         ping,
         activity.clone(),
         st.metrics.clone(),
-    ));
+    );
+    tokio::pin!(writer);
     let ctx = Ctx {
         live: live.clone(),
         hub: hub.clone(),
@@ -188,13 +195,11 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
     };
     let mut reader = tokio::spawn(read_loop(ctx, stream, activity));
     tokio::select! {
-        _ = &mut writer => reader.abort(),
+        () = &mut writer => reader.abort(),
         _ = &mut reader => {
             // The reader is done (client closed, or a protocol error asked the
             // writer to close): give the writer a moment to send its close frame.
-            if tokio::time::timeout(CLOSE_TIMEOUT * 2, &mut writer).await.is_err() {
-                writer.abort();
-            }
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT * 2, &mut writer).await;
         }
     }
     st.metrics.ws_connections.dec();
@@ -293,7 +298,9 @@ async fn read_loop(ctx: Ctx, mut stream: SplitStream<WebSocket>, activity: Arc<A
         };
         activity.touch();
         let handled = match msg {
-            Message::Text(text) => handle_text(&ctx, text.as_str()).await,
+            // Boxed: a subscribe's back-fill future is large, and an idle socket's reader
+            // would otherwise carry its space for as long as it lives.
+            Message::Text(text) => Box::pin(handle_text(&ctx, text.as_str())).await,
             Message::Binary(_) => {
                 reply(
                     &ctx,
@@ -440,9 +447,7 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
             if ev.version <= last {
                 continue;
             }
-            let mut frame = ev.frame.clone();
-            frame.kind = "backfill";
-            reply(ctx, frame).await?;
+            reply(ctx, ev.frame.relabel("backfill")).await?;
             last = ev.version;
             sent += 1;
             if ev.removes() == Some(ctx.user) {
