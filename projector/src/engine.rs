@@ -29,6 +29,13 @@ pub struct BatchReport {
     pub checkpoint: i64,
 }
 
+/// Every projection transaction commits without waiting for its WAL flush. The read models are
+/// derived data: a PostgreSQL crash can lose the last few projection commits, but each one
+/// loses its checkpoint with its rows (one transaction), and the projector then re-applies
+/// from the checkpoint it finds (a delivery beyond it is a gap, filled from the log). The
+/// event log's own commits stay synchronous.
+const BEGIN_PROJECTION: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
 /// Locks this projection's checkpoint row (creating it at 0) and returns its position.
 pub(crate) async fn lock_checkpoint(
     conn: &mut PgConnection,
@@ -120,7 +127,7 @@ async fn try_batch(
     sorted: &[&Delivered],
     careful: bool,
 ) -> Result<BatchReport, Failure> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(BEGIN_PROJECTION).await?;
     let start = lock_checkpoint(&mut tx, projection).await?;
     let mut report = BatchReport {
         checkpoint: start,
@@ -225,7 +232,7 @@ async fn try_log_batch(
     batch: i64,
     careful: bool,
 ) -> Result<BatchReport, Failure> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(BEGIN_PROJECTION).await?;
     let start = lock_checkpoint(&mut tx, projection).await?;
     let mut report = BatchReport {
         checkpoint: start,
