@@ -213,7 +213,7 @@ async fn apply_room(
                 "INSERT INTO rm_members (room_id, user_id, status, role) \
                  VALUES ($1, $2, 'invited', 'member') \
                  ON CONFLICT (room_id, user_id) DO UPDATE \
-                 SET status = 'invited', role = 'member', unread_count = 0 \
+                 SET status = 'invited', role = 'member', skipped = 0 \
                  WHERE rm_members.status <> 'joined'",
             )
             .bind(room_id)
@@ -230,10 +230,10 @@ async fn apply_room(
                  AND status = 'joined') THEN 0 ELSE 1 END, version = $4, position = $5 \
                  WHERE room_id = $1 RETURNING last_seq) \
                  INSERT INTO rm_members (room_id, user_id, status, role, joined_at, read_seq, \
-                 unread_count) SELECT $1, $2, 'joined', $3, $6, last_seq, 0 FROM room \
+                 skipped) SELECT $1, $2, 'joined', $3, $6, last_seq, 0 FROM room \
                  ON CONFLICT (room_id, user_id) DO UPDATE SET status = 'joined', \
                  role = EXCLUDED.role, joined_at = EXCLUDED.joined_at, \
-                 read_seq = GREATEST(rm_members.read_seq, EXCLUDED.read_seq), unread_count = 0",
+                 read_seq = GREATEST(rm_members.read_seq, EXCLUDED.read_seq), skipped = 0",
             )
             .bind(room_id)
             .bind(user_id.0)
@@ -312,9 +312,9 @@ async fn apply_room(
                  RETURNING sender_id), \
                  room AS (UPDATE rm_rooms SET version = $5, position = $6 \
                  WHERE room_id = $1 AND EXISTS (SELECT 1 FROM msg)), \
-                 unread AS (UPDATE rm_members SET unread_count = unread_count - 1 \
+                 skip AS (UPDATE rm_members SET skipped = skipped + 1 \
                  WHERE room_id = $1 AND status = 'joined' AND read_seq < $2 \
-                 AND unread_count > 0 AND EXISTS (SELECT 1 FROM msg) \
+                 AND EXISTS (SELECT 1 FROM msg) \
                  AND user_id NOT IN (SELECT sender_id FROM msg)) \
                  SELECT count(*) FROM msg",
             )
@@ -374,13 +374,13 @@ async fn apply_room(
             .await?;
         }
         E::ReadMarkerMoved { user_id, seq } => {
-            // Never moves back; the unread count is recounted from the messages after it.
+            // Never moves back; `skipped` is recounted from the messages after it.
             let rooms: i64 = sqlx::query_scalar(
                 "WITH room AS (UPDATE rm_rooms SET version = $4, position = $5 \
                  WHERE room_id = $1 RETURNING room_id), \
-                 member AS (UPDATE rm_members SET read_seq = $3, unread_count = CASE \
+                 member AS (UPDATE rm_members SET read_seq = $3, skipped = CASE \
                  WHEN status = 'joined' THEN (SELECT count(*) FROM rm_messages m \
-                 WHERE m.room_id = $1 AND m.seq > $3 AND m.sender_id <> $2 AND NOT m.deleted) \
+                 WHERE m.room_id = $1 AND m.seq > $3 AND (m.sender_id = $2 OR m.deleted)) \
                  ELSE 0 END \
                  WHERE room_id IN (SELECT room_id FROM room) AND user_id = $2 AND read_seq < $3) \
                  SELECT count(*) FROM room",
@@ -434,8 +434,8 @@ async fn update_room_field(
     Ok(())
 }
 
-/// Membership ends (left or kicked): the member count drops if they were joined; the unread
-/// count is no longer maintained (0).
+/// Membership ends (left or kicked): the member count drops if they were joined; `skipped` is
+/// no longer maintained (0).
 async fn member_gone(
     tx: &mut PgConnection,
     ev: &RecordedEvent,
@@ -445,7 +445,7 @@ async fn member_gone(
 ) -> Result<(), ApplyError> {
     let done = sqlx::query(
         "WITH old AS (SELECT status FROM rm_members WHERE room_id = $1 AND user_id = $2), \
-         member AS (UPDATE rm_members SET status = $3, unread_count = 0 \
+         member AS (UPDATE rm_members SET status = $3, skipped = 0 \
          WHERE room_id = $1 AND user_id = $2) \
          UPDATE rm_rooms SET member_count = member_count - \
          (SELECT count(*) FROM old WHERE status = 'joined')::int, version = $4, position = $5 \
@@ -559,9 +559,10 @@ pub fn as_message_sent(ev: &RecordedEvent) -> Option<SentRow> {
 
 /// Applies consecutive `MessageSent` events (in position order) in one statement, with the same
 /// effect as applying them one by one: every message row is inserted, each room's last message,
-/// version and position become those of its last message in the run, and every joined member
-/// other than the sender with `read_seq` below a message's seq gains one unread per such message
-/// — so a member row is written once per run instead of once per message.
+/// version and position become those of its last message in the run, and each sender's own
+/// messages are added to their `skipped` (their read marker is below every new seq: a marker
+/// never passes the room's last message). Other members' unread counts follow from the room's
+/// `last_seq` alone (the `rm_unread` view), so a message writes no row of theirs.
 ///
 /// Messages commute with each other in these tables (none reads what another writes), which is
 /// what makes the run one statement. A missing room is poison, as in [`apply_event`]; the caller
@@ -587,11 +588,9 @@ pub async fn apply_message_run(tx: &mut PgConnection, run: &[SentRow]) -> Result
            client_msg_id, sent_at, version, position) \
            SELECT room_id, seq, message_id, sender_id, body, reply_to, client_msg_id, sent_at, \
            version, position FROM input WHERE room_id IN (SELECT room_id FROM room)), \
-         unread AS (UPDATE rm_members m SET unread_count = m.unread_count + c.n \
-           FROM (SELECT mm.room_id, mm.user_id, count(*) AS n FROM rm_members mm \
-             JOIN input i ON i.room_id = mm.room_id AND mm.user_id <> i.sender_id \
-             AND mm.read_seq < i.seq WHERE mm.status = 'joined' GROUP BY 1, 2) c \
-           WHERE m.room_id = c.room_id AND m.user_id = c.user_id) \
+         own AS (UPDATE rm_members m SET skipped = m.skipped + c.n \
+           FROM (SELECT room_id, sender_id, count(*) AS n FROM input GROUP BY 1, 2) c \
+           WHERE m.room_id = c.room_id AND m.user_id = c.sender_id AND m.status = 'joined') \
          SELECT count(*) FROM room",
     )
     .bind(run.iter().map(|m| m.room_id).collect::<Vec<_>>())

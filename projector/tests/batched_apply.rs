@@ -1,5 +1,6 @@
 //! Runs of `MessageSent` are applied in one statement per run; applying the same log one event
-//! at a time (each in its own transaction, `apply::apply_event`) must give the same rows.
+//! at a time (each in its own transaction, `apply::apply_event`) must give the same rows, and
+//! every unread count must equal its definition.
 
 mod common;
 
@@ -43,10 +44,29 @@ async fn message_runs_applied_together_equal_events_applied_one_by_one() {
 
     common::assert_same_read_models(&batched.pool, &single.pool).await;
     let unread: i64 =
-        sqlx::query_scalar("SELECT coalesce(sum(unread_count), 0)::int8 FROM rm_members")
+        sqlx::query_scalar("SELECT coalesce(sum(unread_count), 0)::int8 FROM rm_unread")
             .fetch_one(&single.pool)
             .await
             .expect("unread");
     assert!(unread > 0, "the load must leave unread messages");
+
+    // The unread count (a subtraction, see the rm_unread view) equals its definition: the
+    // messages after the member's read marker that they did not send and that are not deleted.
+    let wrong: Vec<(uuid::Uuid, uuid::Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT m.room_id, m.user_id, u.unread_count, \
+           (SELECT count(*) FROM rm_messages x WHERE x.room_id = m.room_id \
+             AND x.seq > m.read_seq AND x.sender_id <> m.user_id AND NOT x.deleted) AS expected \
+         FROM rm_members m JOIN rm_unread u USING (room_id, user_id) WHERE m.status = 'joined'",
+    )
+    .fetch_all(&batched.pool)
+    .await
+    .expect("unread counts")
+    .into_iter()
+    .filter(|(_, _, got, expected)| got != expected)
+    .collect();
+    assert!(
+        wrong.is_empty(),
+        "unread counts differ from their definition: {wrong:?}"
+    );
     h.nats.cleanup().await;
 }

@@ -15,7 +15,8 @@ const WITHIN: Duration = Duration::from_secs(30);
 
 async fn unread(h: &Harness, room: &SimRoom, user: events::UserId) -> (i64, i64, String) {
     sqlx::query_as(
-        "SELECT unread_count, read_seq, status FROM rm_members WHERE room_id = $1 AND user_id = $2",
+        "SELECT u.unread_count, m.read_seq, m.status FROM rm_members m \
+         JOIN rm_unread u USING (room_id, user_id) WHERE m.room_id = $1 AND m.user_id = $2",
     )
     .bind(room.id.0)
     .bind(user.0)
@@ -26,8 +27,8 @@ async fn unread(h: &Harness, room: &SimRoom, user: events::UserId) -> (i64, i64,
 
 async fn member(h: &Harness, room: &SimRoom, user: events::UserId) -> (String, String, i64, i64) {
     sqlx::query_as(
-        "SELECT status, role, read_seq, unread_count FROM rm_members \
-         WHERE room_id = $1 AND user_id = $2",
+        "SELECT m.status, m.role, m.read_seq, u.unread_count FROM rm_members m \
+         JOIN rm_unread u USING (room_id, user_id) WHERE m.room_id = $1 AND m.user_id = $2",
     )
     .bind(room.id.0)
     .bind(user.0)

@@ -178,13 +178,14 @@ impl From<MyRoomRow> for MyRoom {
 const MY_ROOMS_SQL: &str = "
 SELECT r.room_id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.member_count,
        r.created_at, r.last_seq, r.version, r.position,
-       m.role, m.read_seq, m.unread_count,
+       m.role, m.read_seq, u.unread_count,
        lm.seq AS lm_seq, lm.message_id AS lm_message_id, lm.sender_id AS lm_sender_id,
        lm.body AS lm_body, lm.deleted AS lm_deleted, lm.sent_at AS lm_sent_at,
        ou.user_id AS other_id, ou.username AS other_username,
        ou.display_name AS other_display_name
   FROM rm_members m
   JOIN rm_rooms r ON r.room_id = m.room_id
+  JOIN rm_unread u ON u.room_id = m.room_id AND u.user_id = m.user_id
   LEFT JOIN rm_messages lm ON lm.room_id = r.room_id AND lm.seq = r.last_seq
   LEFT JOIN rm_direct_pairs dp ON r.kind = 'direct' AND dp.room_id = r.room_id
   LEFT JOIN rm_users ou
