@@ -38,6 +38,8 @@ pub struct Settings {
     pub batch: usize,
     pub max_deliver: i64,
     pub ack_wait_ms: u64,
+    /// How long a batch keeps collecting after its first event (see `ProjectorConfig::linger`).
+    pub linger_ms: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Settings {
             .field("subject_prefix", &self.subject_prefix)
             .field("consumer_name", &self.consumer_name)
             .field("batch", &self.batch)
+            .field("linger_ms", &self.linger_ms)
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +84,8 @@ impl Settings {
             .set_default("consumer_name", d.consumer_name)?
             .set_default("batch", d.batch as u64)?
             .set_default("max_deliver", d.max_deliver)?
-            .set_default("ack_wait_ms", d.ack_wait.as_millis() as u64)
+            .set_default("ack_wait_ms", d.ack_wait.as_millis() as u64)?
+            .set_default("linger_ms", d.linger.as_millis() as u64)
     }
 
     pub fn projector_config(&self) -> ProjectorConfig {
@@ -92,6 +96,7 @@ impl Settings {
             batch: self.batch.max(1),
             max_deliver: self.max_deliver,
             ack_wait: Duration::from_millis(self.ack_wait_ms.max(1000)),
+            linger: Duration::from_millis(self.linger_ms),
             ..ProjectorConfig::default()
         }
     }
