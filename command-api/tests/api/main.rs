@@ -8,3 +8,4 @@ mod flows;
 mod helpers;
 mod idempotency;
 mod jwt;
+mod replicas;

@@ -1,0 +1,117 @@
+//! Two command-api replicas over one log: each has its own room actors (`RoomCommands`), so
+//! one may append a key the other's actor has never seen.
+
+use axum::http::StatusCode;
+use command_api::rooms::{Idem, Reply, RoomCommands, Submission, message_key};
+use eventlog::testing::TestDb;
+use eventlog::{GroupCommitConfig, PgEventStore};
+use events::room::{RoomCommand, RoomEvent};
+use events::values::{MessageBody, RoomName, Topic, Visibility};
+use events::{MessageId, RoomId, UserId};
+use serde_json::json;
+use uuid::Uuid;
+
+fn submission(actor: UserId, cmd: RoomCommand, idempotency: Option<Idem>) -> Submission {
+    Submission {
+        actor,
+        cmds: vec![cmd],
+        idempotency,
+        correlation_id: Uuid::now_v7(),
+        respond: Box::new(|d| {
+            let seq = d.events.iter().find_map(|e| match e {
+                RoomEvent::MessageSent { seq, .. } => Some(*seq),
+                _ => None,
+            });
+            (StatusCode::CREATED, json!({ "seq": seq }))
+        }),
+    }
+}
+
+fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
+    RoomCommand::SendMessage {
+        message_id: MessageId::new(),
+        body: MessageBody::parse(text).unwrap(),
+        reply_to: None,
+        client_msg_id: client_msg_id.map(str::to_owned),
+    }
+}
+
+fn message_idem(user: UserId, room: RoomId, client_msg_id: &str) -> Idem {
+    Idem {
+        scope: format!("room:{room}"),
+        key: message_key(user, client_msg_id),
+        fingerprint: format!("send {client_msg_id}"),
+        from_message: true,
+    }
+}
+
+#[tokio::test]
+async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original_response() {
+    let db = TestDb::new().await.unwrap();
+    let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
+    let a = RoomCommands::new(store.clone());
+    let b = RoomCommands::new(store);
+    let owner = UserId::new();
+    let room = RoomId::new();
+    let create = RoomCommand::Create {
+        room_id: room,
+        name: RoomName::parse("replicas").unwrap(),
+        topic: Topic::parse("").unwrap(),
+        visibility: Visibility::Public,
+    };
+    a.submit(room, submission(owner, create, None))
+        .await
+        .unwrap();
+
+    // B's actor loads the room before the key is used.
+    let one = b
+        .submit(room, submission(owner, send("one", None), None))
+        .await
+        .unwrap();
+    assert_eq!(one.body["seq"], 1);
+
+    // The message with the key goes through A.
+    let original: Reply = a
+        .submit(
+            room,
+            submission(
+                owner,
+                send("two", Some("k")),
+                Some(message_idem(owner, room, "k")),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(original.status, StatusCode::CREATED);
+    assert_eq!(original.body["seq"], 2);
+
+    // The client retries through B, whose actor has not seen the key: the append's own check
+    // finds it, and the stored response comes back.
+    let retried = b
+        .submit(
+            room,
+            submission(
+                owner,
+                send("two", Some("k")),
+                Some(message_idem(owner, room, "k")),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried, original);
+
+    // B goes on from the log as it is.
+    let three = b
+        .submit(room, submission(owner, send("three", None), None))
+        .await
+        .unwrap();
+    assert_eq!(three.body["seq"], 3);
+    let with_key: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'MessageSent' \
+         AND data->>'client_msg_id' = 'k'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(with_key, 1);
+}
