@@ -173,9 +173,17 @@ struct ClaimColumns {
     response: Vec<serde_json::Value>,
 }
 
+/// The statement that takes the log head's row lock, shared by [`BEGIN_APPEND`] and
+/// [`append_in_tx`].
+macro_rules! lock_head {
+    () => {
+        "SELECT 1 FROM log_head FOR UPDATE"
+    };
+}
+
 /// Starts an append transaction and takes the log head's row lock in the same round trip
 /// (`pool.begin_with(BEGIN_APPEND)`); [`append_in_tx`] expects it.
-pub const BEGIN_APPEND: &str = "BEGIN; SELECT 1 FROM log_head FOR UPDATE";
+pub const BEGIN_APPEND: &str = concat!("BEGIN; ", lock_head!());
 
 /// The append core: appends a batch of requests inside the caller's transaction.
 ///
@@ -189,9 +197,7 @@ pub async fn append_in_tx(
     tx: &mut PgConnection,
     reqs: &[AppendRequest],
 ) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    sqlx::query("SELECT 1 FROM log_head FOR UPDATE")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(lock_head!()).execute(&mut *tx).await?;
     append_locked(tx, reqs).await
 }
 
