@@ -19,7 +19,7 @@ use eventlog::{
     RecordedEvent,
 };
 use events::room::{self, RoomCommand, RoomError, RoomEvent, RoomState};
-use events::{RoomId, StoredEvent, UserId};
+use events::{MessageId, RoomId, StoredEvent, UserId};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -37,20 +37,34 @@ const QUEUE: usize = 4096;
 const READ_PAGE: i64 = 10_000;
 
 /// An idempotency key claimed by a command: a retry with the same key returns the
-/// stored response and appends nothing.
+/// original response and appends nothing.
+///
+/// Two kinds, kept in PostgreSQL either way (design.md decision 8):
+/// * an `Idempotency-Key` header: the response is stored in `idempotency_keys` by the
+///   append that carries the command;
+/// * a message's `client_msg_id` (`from_message`): the room's own `MessageSent` event
+///   records it, so the event log is the record. The actor answers a retry from that
+///   event, and the append's expected version guarantees that no other writer used the
+///   key since the state the actor decided against (module docs).
 #[derive(Clone, Debug)]
 pub struct Idem {
     pub scope: String,
     pub key: String,
     pub fingerprint: String,
-    /// The key is [`message_key`] of a `client_msg_id`, which the room's `MessageSent`
-    /// events record: the actor then knows from the log whether it was ever used.
+    /// The key is [`message_key`] of a `client_msg_id` and the fingerprint is
+    /// [`message_fingerprint`] of the message.
     pub from_message: bool,
 }
 
 /// The idempotency key (in the room's scope) of a message sent with `client_msg_id`.
 pub fn message_key(sender: UserId, client_msg_id: &str) -> String {
     format!("{sender}:msg:{client_msg_id}")
+}
+
+/// What ties a `client_msg_id` to one exact message: its (trimmed) body and `reply_to`.
+pub fn message_fingerprint(body: &str, reply_to: Option<MessageId>) -> String {
+    let reply = reply_to.map(|r| r.to_string()).unwrap_or_default();
+    crate::routes::fingerprint(&[body, &reply])
 }
 
 fn key_hash(key: &str) -> u64 {
@@ -190,7 +204,7 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             rx,
             state: None,
             version: 0,
-            message_keys: HashSet::new(),
+            message_keys: HashMap::new(),
             registry: self.actors.clone(),
             generation,
         };
@@ -229,11 +243,12 @@ struct RoomActor<S: EventStore> {
     /// `None` until loaded, and again after anything failed (reload from the log).
     state: Option<RoomState>,
     version: i64,
-    /// Hashes of the [`message_key`]s of every message in the loaded state that carried a
-    /// `client_msg_id`. A message whose key is not here has never been sent (as far as the
-    /// log read so far says), so it skips the stored-response lookup; the append's own check
-    /// is authoritative and catches a key another replica used meanwhile.
-    message_keys: HashSet<u64>,
+    /// Hash of the [`message_key`] of every message in the loaded state that carried a
+    /// `client_msg_id` → the stream version of its `MessageSent`. A key that is not here
+    /// was not used up to `version`; one that is here is answered from that event. Another
+    /// replica that used the key meanwhile moved the stream past `version`, so the append
+    /// fails its expected version, the state is reloaded, and the key is found then.
+    message_keys: HashMap<u64, i64>,
     registry: Registry,
     generation: u64,
 }
@@ -339,19 +354,31 @@ impl<S: EventStore> RoomActor<S> {
         self.settle(plan, results)
     }
 
-    /// Answers commands whose idempotency key is already stored.
+    /// Answers commands whose idempotency key is already used: header keys from
+    /// `idempotency_keys`, `client_msg_id`s from their `MessageSent` event in the log.
     async fn answer_stored(&self, queue: VecDeque<Pending>) -> Result<VecDeque<Pending>, ()> {
         let mut by_scope: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut sent_at: Vec<i64> = Vec::new();
         for p in &queue {
-            if let Some(i) = &p.sub.idempotency
-                && (!i.from_message || self.message_keys.contains(&key_hash(&i.key)))
-            {
-                by_scope.entry(&i.scope).or_default().push(i.key.clone());
+            match &p.sub.idempotency {
+                Some(i) if i.from_message => {
+                    if let Some(v) = self.message_keys.get(&key_hash(&i.key)) {
+                        sent_at.push(*v);
+                    }
+                }
+                Some(i) => by_scope.entry(&i.scope).or_default().push(i.key.clone()),
+                None => {}
             }
         }
-        if by_scope.is_empty() {
+        if by_scope.is_empty() && sent_at.is_empty() {
             return Ok(queue);
         }
+        let fail = |queue: VecDeque<Pending>, msg: String| {
+            for p in queue {
+                let _ = p.reply.send(Err(CommandError::Store(msg.clone())));
+            }
+            Err(())
+        };
         let mut stored = HashMap::new();
         for (scope, keys) in by_scope {
             match self.store.lookup_idempotency(scope, &keys).await {
@@ -360,37 +387,95 @@ impl<S: EventStore> RoomActor<S> {
                         stored.insert((scope.to_owned(), k), v);
                     }
                 }
-                Err(e) => {
-                    let msg = e.to_string();
-                    for p in queue {
-                        let _ = p.reply.send(Err(CommandError::Store(msg.clone())));
-                    }
-                    return Err(());
+                Err(e) => return fail(queue, e.to_string()),
+            }
+        }
+        let mut sent: HashMap<i64, (RecordedEvent, RoomEvent)> = HashMap::new();
+        for version in sent_at {
+            if sent.contains_key(&version) {
+                continue;
+            }
+            let read = self
+                .store
+                .read_stream(&self.stream_id, version - 1, 1)
+                .await;
+            match read.map_err(|e| e.to_string()).and_then(|mut page| {
+                let rec = page.pop().filter(|r| r.version == version).ok_or_else(|| {
+                    format!("{} has no event at version {version}", self.stream_id)
+                })?;
+                let ev = decode(&rec)?;
+                Ok((rec, ev))
+            }) {
+                Ok(found) => {
+                    sent.insert(version, found);
                 }
+                Err(e) => return fail(queue, e),
             }
         }
         let mut rest = VecDeque::new();
         for p in queue {
-            let hit = p.sub.idempotency.as_ref().and_then(|i| {
-                stored
-                    .get(&(i.scope.clone(), i.key.clone()))
-                    .map(|s| (i, s))
-            });
-            match hit {
-                Some((i, s)) if s.fingerprint == i.fingerprint => {
-                    let status = StatusCode::from_u16(s.status).unwrap_or(StatusCode::OK);
-                    let _ = p.reply.send(Ok(Reply {
-                        status,
-                        body: s.response.clone(),
-                    }));
-                }
-                Some(_) => {
-                    let _ = p.reply.send(Err(CommandError::IdempotencyMismatch));
+            let answer = match &p.sub.idempotency {
+                Some(i) if i.from_message => self
+                    .message_keys
+                    .get(&key_hash(&i.key))
+                    .and_then(|v| sent.get(v))
+                    .and_then(|(rec, ev)| self.replay_sent(&p.sub, i, rec, ev)),
+                Some(i) => stored.get(&(i.scope.clone(), i.key.clone())).map(|s| {
+                    if s.fingerprint == i.fingerprint {
+                        Ok(Reply {
+                            status: StatusCode::from_u16(s.status).unwrap_or(StatusCode::OK),
+                            body: s.response.clone(),
+                        })
+                    } else {
+                        Err(CommandError::IdempotencyMismatch)
+                    }
+                }),
+                None => None,
+            };
+            match answer {
+                Some(answer) => {
+                    let _ = p.reply.send(answer);
                 }
                 None => rest.push_back(p),
             }
         }
         Ok(rest)
+    }
+
+    /// The answer to a retried `client_msg_id`, rebuilt from the `MessageSent` it produced
+    /// exactly as the first answer was built (same responder, version and position).
+    /// `None` if the event is not that message after all (a hash collision).
+    fn replay_sent(
+        &self,
+        sub: &Submission,
+        idem: &Idem,
+        rec: &RecordedEvent,
+        ev: &RoomEvent,
+    ) -> Option<Result<Reply, CommandError>> {
+        let RoomEvent::MessageSent {
+            sender_id,
+            body,
+            reply_to,
+            client_msg_id: Some(client_msg_id),
+            ..
+        } = ev
+        else {
+            return None;
+        };
+        if message_key(*sender_id, client_msg_id) != idem.key {
+            return None;
+        }
+        if message_fingerprint(body.as_str(), *reply_to) != idem.fingerprint {
+            return Some(Err(CommandError::IdempotencyMismatch));
+        }
+        let (status, mut body) = (sub.respond)(&Decided {
+            room_id: self.room_id,
+            events: std::slice::from_ref(ev),
+            version: rec.version,
+        });
+        set_field(&mut body, "version", rec.version.into());
+        set_field(&mut body, "position", rec.position.into());
+        Some(Ok(Reply { status, body }))
     }
 
     /// Decides every command in order against the state as it will be after the
@@ -471,17 +556,27 @@ impl<S: EventStore> RoomActor<S> {
                 plan.push(Planned::Answer(Err(CommandError::Store(err)), p));
                 continue;
             }
-            for e in &events {
+            for (i, e) in events.iter().enumerate() {
+                if let RoomEvent::MessageSent {
+                    sender_id,
+                    client_msg_id: Some(c),
+                    ..
+                } = e
+                {
+                    self.message_keys.insert(
+                        key_hash(&message_key(*sender_id, c)),
+                        self.version + i as i64 + 1,
+                    );
+                }
                 *state = room::evolve(std::mem::take(state), e);
             }
             self.version = new_version;
-            if let Some(i) = p.sub.idempotency.as_ref().filter(|i| i.from_message) {
-                self.message_keys.insert(key_hash(&i.key));
-            }
+            // A `client_msg_id` is recorded by the event itself; only header keys need a row.
             let idempotency = p
                 .sub
                 .idempotency
                 .iter()
+                .filter(|i| !i.from_message)
                 .map(|i| IdempotencyClaim {
                     scope: i.scope.clone(),
                     key: i.key.clone(),
@@ -594,7 +689,7 @@ impl<S: EventStore> RoomActor<S> {
                         } = &ev
                         {
                             self.message_keys
-                                .insert(key_hash(&message_key(*sender_id, c)));
+                                .insert(key_hash(&message_key(*sender_id, c)), rec.version);
                         }
                         state = room::evolve(state, &ev);
                         self.version = rec.version;

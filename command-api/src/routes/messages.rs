@@ -50,15 +50,17 @@ pub async fn send_message(
 ) -> Result<Response, ApiError> {
     let text = MessageBody::parse(&body.body)?;
     let reply_to = body.reply_to.map(MessageId);
-    let reply = reply_to.map(|r| r.to_string()).unwrap_or_default();
     let idem = match (&body.client_msg_id, key) {
-        (Some(id), _) => Some(message_idem(me, room_id, id, &[text.as_str(), &reply])?),
-        (None, key) => header_idem(
-            me,
-            Some(room_id),
-            key,
-            &["send", &room_id.to_string(), text.as_str(), &reply],
-        ),
+        (Some(id), _) => Some(message_idem(me, room_id, id, text.as_str(), reply_to)?),
+        (None, key) => {
+            let reply = reply_to.map(|r| r.to_string()).unwrap_or_default();
+            header_idem(
+                me,
+                Some(room_id),
+                key,
+                &["send", &room_id.to_string(), text.as_str(), &reply],
+            )
+        }
     };
     let cmd = RoomCommand::SendMessage {
         message_id: MessageId::new(),

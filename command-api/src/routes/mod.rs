@@ -14,7 +14,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use events::room::RoomCommand;
-use events::{RoomId, UserId};
+use events::{MessageId, RoomId, UserId};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
@@ -79,12 +79,15 @@ fn room_scope(room: RoomId) -> String {
     format!("room:{room}")
 }
 
-/// The idempotency record of a message carrying a `client_msg_id`.
+/// The idempotency record of a message carrying a `client_msg_id`. Its fingerprint is
+/// [`crate::rooms::message_fingerprint`] of the message, which the room actor can compute
+/// again from the `MessageSent` event in the log.
 pub(crate) fn message_idem(
     user: UserId,
     room: RoomId,
     client_msg_id: &str,
-    request: &[&str],
+    body: &str,
+    reply_to: Option<MessageId>,
 ) -> Result<Idem, ApiError> {
     if !valid_client_key(client_msg_id) {
         return Err(ApiError::bad_request(
@@ -95,19 +98,28 @@ pub(crate) fn message_idem(
     Ok(Idem {
         scope: room_scope(room),
         key: crate::rooms::message_key(user, client_msg_id),
-        fingerprint: fingerprint(request),
+        fingerprint: crate::rooms::message_fingerprint(body, reply_to),
         from_message: true,
     })
 }
 
-fn fingerprint(parts: &[&str]) -> String {
+/// SHA-256 over the length-prefixed parts, in hex.
+pub(crate) fn fingerprint(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    let digest = h.finalize();
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for b in digest {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    hex
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// `201` when the command created something, else `200`.
 pub(crate) fn created_if(created: bool) -> StatusCode {

@@ -319,3 +319,31 @@ async fn a_rejected_command_does_not_use_up_its_client_msg_id() {
     assert_eq!(app.count_of(&room_stream(room), "MessageSent").await, 1);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_client_msg_id_retried_after_its_message_was_deleted_returns_the_original_answer() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "public").await;
+    let path = format!("/v1/rooms/{room}/messages");
+    let body = json!({ "client_msg_id": "gone", "body": "soon deleted" });
+    let original = app.post(&path, Some(&alice.token), body.clone()).await;
+    let original = original.assert_status(201).clone();
+    let message = original["message_id"].as_str().unwrap().to_owned();
+    app.request(
+        Method::DELETE,
+        &format!("{path}/{message}"),
+        Some(&alice.token),
+        None,
+        &[],
+    )
+    .await
+    .assert_status(200);
+    let before = app.event_count().await;
+    // The record of the key is the `MessageSent` in the log, which a tombstone does not erase.
+    let again = app.post(&path, Some(&alice.token), body).await;
+    assert_eq!(again.assert_status(201), &original);
+    assert_eq!(app.event_count().await, before);
+    assert_eq!(app.count_of(&room_stream(room), "MessageSent").await, 1);
+    app.cleanup().await;
+}

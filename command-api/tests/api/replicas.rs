@@ -2,7 +2,9 @@
 //! one may append a key the other's actor has never seen.
 
 use axum::http::StatusCode;
-use command_api::rooms::{Idem, Reply, RoomCommands, Submission, message_key};
+use command_api::rooms::{
+    CommandError, Idem, Reply, RoomCommands, Submission, message_fingerprint, message_key,
+};
 use eventlog::testing::TestDb;
 use eventlog::{GroupCommitConfig, PgEventStore};
 use events::room::{RoomCommand, RoomEvent};
@@ -36,11 +38,11 @@ fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
     }
 }
 
-fn message_idem(user: UserId, room: RoomId, client_msg_id: &str) -> Idem {
+fn message_idem(user: UserId, room: RoomId, client_msg_id: &str, text: &str) -> Idem {
     Idem {
         scope: format!("room:{room}"),
         key: message_key(user, client_msg_id),
-        fingerprint: format!("send {client_msg_id}"),
+        fingerprint: message_fingerprint(text, None),
         from_message: true,
     }
 }
@@ -77,7 +79,7 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
             submission(
                 owner,
                 send("two", Some("k")),
-                Some(message_idem(owner, room, "k")),
+                Some(message_idem(owner, room, "k", "two")),
             ),
         )
         .await
@@ -85,20 +87,39 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
     assert_eq!(original.status, StatusCode::CREATED);
     assert_eq!(original.body["seq"], 2);
 
-    // The client retries through B, whose actor has not seen the key: the append's own check
-    // finds it, and the stored response comes back.
+    // The client retries through B, whose actor has not seen the key: its append expects the
+    // version B last saw, fails, B reloads the room, finds the key in A's `MessageSent`, and
+    // answers from that event exactly as A did.
     let retried = b
         .submit(
             room,
             submission(
                 owner,
                 send("two", Some("k")),
-                Some(message_idem(owner, room, "k")),
+                Some(message_idem(owner, room, "k", "two")),
             ),
         )
         .await
         .unwrap();
     assert_eq!(retried, original);
+    // The same key with another body is refused, through either replica.
+    for replica in [&a, &b] {
+        let reused = replica
+            .submit(
+                room,
+                submission(
+                    owner,
+                    send("not two", Some("k")),
+                    Some(message_idem(owner, room, "k", "not two")),
+                ),
+            )
+            .await;
+        assert!(
+            matches!(reused, Err(CommandError::IdempotencyMismatch)),
+            "{:?}",
+            reused.map(|r| r.body)
+        );
+    }
 
     // B goes on from the log as it is.
     let three = b
@@ -114,4 +135,10 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
     .await
     .unwrap();
     assert_eq!(with_key, 1);
+    // The log is the record of a `client_msg_id`: no separate idempotency row.
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
 }
