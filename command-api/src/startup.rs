@@ -7,7 +7,7 @@ use crate::error::json_errors;
 use crate::metrics::Metrics;
 use crate::rooms::RoomCommands;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -195,7 +195,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         )),
         _ => None,
     };
-    let state = AppState {
+    let state = AppState::new(Shared {
         pool: pool.clone(),
         rooms: RoomCommands::new(store.clone()),
         store,
@@ -205,7 +205,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         metrics: Metrics::new()?,
         nats,
         settings: Arc::new(settings.clone()),
-    };
+    });
     Ok((state, relay))
 }
 

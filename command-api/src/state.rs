@@ -9,8 +9,12 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Cheap to clone (one shared allocation): axum clones the state for every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares; its fields are reached through `Deref`.
+pub struct Shared {
     pub pool: PgPool,
     pub store: PgEventStore,
     pub rooms: RoomCommands<PgEventStore>,
@@ -22,6 +26,19 @@ pub struct AppState {
     /// NATS was unreachable at start-up; it reconnects in the background.
     pub nats: Option<async_nats::Client>,
     pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl axum::extract::FromRef<AppState> for JwtKeys {

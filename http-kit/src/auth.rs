@@ -7,6 +7,7 @@
 //!   only their SHA-256 is meant to be stored.
 //! * [`forge`]: deliberately broken tokens for negative tests.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,7 +142,14 @@ struct JwtInner {
     issuer: String,
     audience: String,
     access_ttl: Duration,
+    /// Tokens that passed full verification, with their claims (see [`JwtKeys::verify_access`]).
+    verified: std::sync::Mutex<HashMap<Box<str>, Claims>>,
 }
+
+/// Most tokens kept in the verified-token cache. A client sends the same access token with
+/// every request for its lifetime; when the cache is full, expired entries are dropped, and
+/// if that is not enough, all of them.
+const VERIFIED_CACHE: usize = 16_384;
 
 impl fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,6 +199,7 @@ impl JwtKeys {
                 issuer: cfg.issuer.clone(),
                 audience: cfg.audience.clone(),
                 access_ttl: cfg.access_ttl,
+                verified: std::sync::Mutex::default(),
             }),
         })
     }
@@ -213,7 +222,50 @@ impl JwtKeys {
 
     /// Verifies signature (HS256 only), `exp` (required, no leeway), `iss`
     /// and `aud`.
+    ///
+    /// A token that passed once is remembered with its claims, byte for byte: the same
+    /// string under the same key verifies the same way until its `exp`, which is checked
+    /// again on every use. (Full verification parses the token's JSON three times and was
+    /// a tenth of the command API's CPU.) Only verified tokens are stored, so a forged or
+    /// altered token never matches one.
     pub fn verify_access(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_access_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// [`Self::verify_access`] as of `now` (seconds since the epoch) for remembered tokens;
+    /// a token seen for the first time is verified against the system clock.
+    fn verify_access_at(&self, token: &str, now: u64) -> Result<Claims, AuthError> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let mut cache = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(claims) = cache.get(token) {
+            if claims.exp < now {
+                cache.remove(token);
+                return Err(AuthError::Expired);
+            }
+            return Ok(claims.clone());
+        }
+        drop(cache);
+        let claims = self.verify_fully(token)?;
+        let mut cache = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= VERIFIED_CACHE {
+            cache.retain(|_, c| c.exp >= now);
+            if cache.len() >= VERIFIED_CACHE {
+                cache.clear();
+            }
+        }
+        cache.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_fully(&self, token: &str) -> Result<Claims, AuthError> {
         // Pin the algorithm before anything else; `none` does not even parse.
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken)?;
         if header.alg != Algorithm::HS256 {
@@ -551,6 +603,39 @@ mod tests {
         let (other, _) = keys.issue_access(user, now);
         let other = keys.verify_access(&other).expect("valid token");
         assert_ne!(claims.jti, other.jti, "jti must be unique per token");
+    }
+
+    #[test]
+    fn a_remembered_token_expires_on_time_and_an_altered_one_is_not_remembered() {
+        let keys = keys();
+        let issued = Utc::now();
+        let (token, ttl) = keys.issue_access(Uuid::new_v4(), issued);
+        let claims = keys.verify_access(&token).expect("valid token");
+        assert_eq!(claims.exp, issued.timestamp() + ttl);
+        // Now remembered: the same answer, then expiry exactly as full verification has it.
+        assert_eq!(keys.verify_access(&token), Ok(claims.clone()));
+        let exp = u64::try_from(claims.exp).expect("exp after the epoch");
+        assert_eq!(keys.verify_access_at(&token, exp), Ok(claims));
+        assert_eq!(
+            keys.verify_access_at(&token, exp + 1),
+            Err(AuthError::Expired)
+        );
+        // An altered signature or payload is not the remembered string.
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3, "{token}");
+        let sig = parts[2];
+        let flipped = if sig.ends_with('A') { 'B' } else { 'A' };
+        let altered = format!(
+            "{}.{}.{}{flipped}",
+            parts[0],
+            parts[1],
+            &sig[..sig.len() - 1]
+        );
+        assert_eq!(keys.verify_access(&altered), Err(AuthError::InvalidToken));
+        let (other, _) = keys.issue_access(Uuid::new_v4(), issued);
+        let other_payload = other.split('.').nth(1).expect("three parts");
+        let swapped = format!("{}.{other_payload}.{sig}", parts[0]);
+        assert_eq!(keys.verify_access(&swapped), Err(AuthError::InvalidToken));
     }
 
     #[test]
