@@ -624,13 +624,9 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3, "{token}");
         let sig = parts[2];
-        let flipped = if sig.ends_with('A') { 'B' } else { 'A' };
-        let altered = format!(
-            "{}.{}.{}{flipped}",
-            parts[0],
-            parts[1],
-            &sig[..sig.len() - 1]
-        );
+        // (The first character: the last one of a 43-character signature carries padding bits.)
+        let flipped = if sig.starts_with('A') { 'B' } else { 'A' };
+        let altered = format!("{}.{}.{flipped}{}", parts[0], parts[1], &sig[1..]);
         assert_eq!(keys.verify_access(&altered), Err(AuthError::InvalidToken));
         let (other, _) = keys.issue_access(Uuid::new_v4(), issued);
         let other_payload = other.split('.').nth(1).expect("three parts");
