@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, context::GetStreamErrorKind, stream};
+use async_nats::{HeaderMap, header};
 use futures::{FutureExt, Stream, StreamExt};
 use sqlx::postgres::{PgListener, PgNotification};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -103,6 +104,7 @@ pub fn stream_config(stream_name: &str, subject_prefix: &str) -> stream::Config 
 
 pub struct Relay {
     pool: PgPool,
+    client: async_nats::Client,
     js: jetstream::Context,
     config: RelayConfig,
     /// The next position to publish as of the last successful round, and when the stream's
@@ -117,7 +119,8 @@ impl Relay {
     pub fn new(pool: PgPool, client: async_nats::Client, config: RelayConfig) -> Self {
         Relay {
             pool,
-            js: jetstream::new(client),
+            js: jetstream::new(client.clone()),
+            client,
             config,
             resume: None,
         }
@@ -396,8 +399,16 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes every event from position `next` on, `batch` at a time: sends the whole batch,
-    /// then awaits the acks in order. Stops at the first failure.
+    /// Publishes every event from position `next` on, `batch` at a time. Stops at the first
+    /// failure.
+    ///
+    /// Only the last event of a batch is published with a reply subject and its ack awaited;
+    /// the others go out as plain publishes, in order on the same connection. That is enough:
+    /// every message carries `Nats-Expected-Last-Sequence: position - 1`, so JetStream stores
+    /// the event at position `p` only at sequence `p` and only right after `p - 1`. If any
+    /// earlier message of the batch was not stored, the last one's expectation fails and so
+    /// does its ack; an ack at sequence `last` means the stream holds every position up to it.
+    /// (A per-message ack would cost a reply inbox and a response per event.)
     async fn publish_from(&self, mut next: i64, count: &mut usize) -> anyhow::Result<()> {
         let batch = self.config.batch.max(1);
         loop {
@@ -408,7 +419,7 @@ impl Relay {
                 return Ok(());
             };
             let last_position = last.position;
-            let mut acks = Vec::with_capacity(events.len());
+            let mut ack = None;
             for (i, ev) in events.iter().enumerate() {
                 let expected = next + i64::try_from(i)?;
                 anyhow::ensure!(
@@ -416,24 +427,35 @@ impl Relay {
                     "gap in the log: expected position {expected}, read {}",
                     ev.position
                 );
-                let ack = self
-                    .js
-                    .send_publish(self.subject(ev), self.message(ev)?)
-                    .await
-                    .with_context(|| format!("publish position {}", ev.position))?;
-                acks.push((ev.position, ack));
+                let (subject, headers, payload) = self.message(ev)?;
+                if ev.position == last_position {
+                    let publish = jetstream::message::PublishMessage::build()
+                        .payload(payload)
+                        .headers(headers);
+                    ack = Some(
+                        self.js
+                            .send_publish(subject, publish)
+                            .await
+                            .with_context(|| format!("publish position {}", ev.position))?,
+                    );
+                } else {
+                    self.client
+                        .publish_with_headers(subject, headers, payload)
+                        .await
+                        .with_context(|| format!("publish position {}", ev.position))?;
+                }
             }
-            for (position, ack) in acks {
+            if let Some(ack) = ack {
                 let ack = ack
                     .await
-                    .with_context(|| format!("ack for position {position}"))?;
+                    .with_context(|| format!("ack for position {last_position}"))?;
                 anyhow::ensure!(
-                    i64::try_from(ack.sequence)? == position,
-                    "position {position} acknowledged at stream sequence {} (duplicate: {})",
+                    i64::try_from(ack.sequence)? == last_position,
+                    "position {last_position} acknowledged at stream sequence {} (duplicate: {})",
                     ack.sequence,
                     ack.duplicate
                 );
-                *count += 1;
+                *count += events.len();
             }
             next = last_position + 1;
             if i64::try_from(events.len())? < batch {
@@ -446,15 +468,19 @@ impl Relay {
         subject_for(&self.config.subject_prefix, &ev.stream_type, &ev.stream_id)
     }
 
-    fn message(&self, ev: &RecordedEvent) -> anyhow::Result<jetstream::message::PublishMessage> {
+    /// Subject, headers and payload of the message that carries `ev`.
+    fn message(&self, ev: &RecordedEvent) -> anyhow::Result<(String, HeaderMap, bytes::Bytes)> {
         let payload = serde_json::to_vec(ev)?;
-        Ok(jetstream::message::PublishMessage::build()
-            .payload(payload.into())
-            .message_id(ev.event_id.to_string())
-            .expected_last_sequence(u64::try_from(ev.position - 1)?)
-            .header(HEADER_POSITION, ev.position.to_string())
-            .header(HEADER_STREAM_ID, ev.stream_id.as_str())
-            .header(HEADER_VERSION, ev.version.to_string())
-            .header(HEADER_EVENT_TYPE, ev.event_type.as_str()))
+        let mut headers = HeaderMap::new();
+        headers.insert(header::NATS_MESSAGE_ID, ev.event_id.to_string());
+        headers.insert(
+            header::NATS_EXPECTED_LAST_SEQUENCE,
+            u64::try_from(ev.position - 1)?.to_string(),
+        );
+        headers.insert(HEADER_POSITION, ev.position.to_string());
+        headers.insert(HEADER_STREAM_ID, ev.stream_id.as_str());
+        headers.insert(HEADER_VERSION, ev.version.to_string());
+        headers.insert(HEADER_EVENT_TYPE, ev.event_type.as_str());
+        Ok((self.subject(ev), headers, payload.into()))
     }
 }
