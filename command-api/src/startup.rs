@@ -14,7 +14,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use eventlog::relay::{Relay, RelayConfig};
-use eventlog::{GroupCommitConfig, PgEventStore};
+use eventlog::{GroupCommitConfig, PgEventStore, Recent};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 use std::net::SocketAddr;
@@ -169,10 +169,13 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         .context("event log migrations")?;
     migrate(&pool).await.context("command-api migrations")?;
 
+    // The relay publishes what this process commits straight from memory.
+    let recent = settings.relay_enabled.then(Recent::default);
     let store = PgEventStore::new(
         pool.clone(),
         GroupCommitConfig {
             max_batch: settings.group_commit_max_batch,
+            recent: recent.clone(),
             ..GroupCommitConfig::default()
         },
     );
@@ -184,15 +187,21 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         .await
         .ok();
     let relay = match (&nats, settings.relay_enabled) {
-        (Some(client), true) => Some(Relay::new(
-            pool.clone(),
-            client.clone(),
-            RelayConfig {
-                stream_name: settings.stream_name.clone(),
-                subject_prefix: settings.subject_prefix.clone(),
-                ..RelayConfig::default()
-            },
-        )),
+        (Some(client), true) => {
+            let relay = Relay::new(
+                pool.clone(),
+                client.clone(),
+                RelayConfig {
+                    stream_name: settings.stream_name.clone(),
+                    subject_prefix: settings.subject_prefix.clone(),
+                    ..RelayConfig::default()
+                },
+            );
+            Some(match recent {
+                Some(recent) => relay.with_recent(recent),
+                None => relay,
+            })
+        }
         _ => None,
     };
     let state = AppState::new(Shared {

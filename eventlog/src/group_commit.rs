@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::postgres::{BEGIN_APPEND, append_locked};
+use crate::recent::Recent;
 use crate::store::{AppendError, AppendRequest, Appended};
 
 /// Group-commit tuning.
@@ -18,6 +19,8 @@ pub struct GroupCommitConfig {
     pub max_batch: usize,
     /// Capacity of the request queue (default 16384); senders wait when it is full.
     pub queue: usize,
+    /// Where committed events go for this process's relay (default none).
+    pub recent: Option<Recent>,
 }
 
 impl Default for GroupCommitConfig {
@@ -25,6 +28,7 @@ impl Default for GroupCommitConfig {
         GroupCommitConfig {
             max_batch: 512,
             queue: 16384,
+            recent: None,
         }
     }
 }
@@ -51,17 +55,30 @@ impl Handle {
 
 pub(crate) fn spawn(pool: PgPool, config: GroupCommitConfig) -> Handle {
     let (tx, rx) = mpsc::channel(config.queue.max(1));
-    tokio::spawn(run(pool, rx, config.max_batch.max(1)));
+    tokio::spawn(run(pool, rx, config.max_batch.max(1), config.recent));
     Handle { tx }
 }
 
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<(AppendRequest, Reply)>, max_batch: usize) {
+async fn run(
+    pool: PgPool,
+    mut rx: mpsc::Receiver<(AppendRequest, Reply)>,
+    max_batch: usize,
+    recent: Option<Recent>,
+) {
     let mut batch: Vec<(AppendRequest, Reply)> = Vec::with_capacity(max_batch);
     // `recv_many` waits for at least one request, then takes whatever else is queued.
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         tracing::debug!(batch_size = batch.len(), "group commit");
         let (reqs, replies): (Vec<AppendRequest>, Vec<Reply>) = batch.drain(..).unzip();
         let results = commit_batch(&pool, &reqs).await;
+        if let Some(recent) = &recent {
+            // Only what was committed (`Ok`); see `commit_batch`.
+            recent.committed(
+                reqs.into_iter()
+                    .zip(&results)
+                    .filter_map(|(req, res)| res.as_ref().ok().map(|a| (req, a))),
+            );
+        }
         for (reply, result) in replies.into_iter().zip(results) {
             // The waiter may have gone away (request cancelled); the append stands regardless.
             let _ = reply.send(result);

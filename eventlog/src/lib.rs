@@ -4,6 +4,7 @@
 
 pub mod group_commit;
 pub mod postgres;
+pub mod recent;
 pub mod relay;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -14,6 +15,7 @@ pub use postgres::{
     APPENDED_CHANNEL, BEGIN_APPEND, PgEventStore, append_in_tx, append_locked, head_position,
     lookup_idempotency, migrate, pool_options, read_all, read_stream,
 };
+pub use recent::Recent;
 pub use relay::{Relay, RelayConfig, subject_for};
 pub use store::{
     AppendError, AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyClaim, NewEvent,

@@ -9,6 +9,7 @@
 //! log, it is deleted, re-created and re-filled from position 1.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -19,6 +20,7 @@ use sqlx::postgres::{PgListener, PgNotification};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::postgres::{APPENDED_CHANNEL, head_position, read_all};
+use crate::recent::Recent;
 use crate::store::RecordedEvent;
 
 /// How often a relay that does not hold the advisory lock tries again.
@@ -113,6 +115,13 @@ pub struct Relay {
     /// `Nats-Expected-Last-Sequence`, so a stream changed behind our back fails the publish, and
     /// any failure clears this.
     resume: Option<(i64, Instant)>,
+    /// Events this process committed, published without reading them back ([`Self::with_recent`]).
+    recent: Option<Recent>,
+    /// The highest log head known: from the last check against the log and from every
+    /// commit's NOTIFY (its payload is the new head). With `recent`, a round publishes up to
+    /// here and stops without asking the log whether there is more; a commit it has not
+    /// heard of yet wakes it again.
+    known_head: i64,
 }
 
 impl Relay {
@@ -123,6 +132,21 @@ impl Relay {
             client,
             config,
             resume: None,
+            recent: None,
+            known_head: 0,
+        }
+    }
+
+    /// Publishes the events this process's group committer commits from memory (the store's
+    /// [`crate::GroupCommitConfig::recent`]); others are still read from the log.
+    pub fn with_recent(mut self, recent: Recent) -> Self {
+        self.recent = Some(recent);
+        self
+    }
+
+    fn heard(&mut self, notification: &PgNotification) {
+        if let Ok(head) = notification.payload().parse::<i64>() {
+            self.known_head = self.known_head.max(head);
         }
     }
 
@@ -241,9 +265,12 @@ impl Relay {
                 Some(stream) => {
                     tokio::select! {
                         n = stream.next() => match n {
-                            Some(Ok(_)) => {
+                            Some(Ok(n)) => {
+                                self.heard(&n);
                                 // Coalesce whatever else is already buffered.
-                                while let Some(Some(Ok(_))) = stream.next().now_or_never() {}
+                                while let Some(Some(Ok(n))) = stream.next().now_or_never() {
+                                    self.heard(&n);
+                                }
                             }
                             Some(Err(e)) => {
                                 tracing::warn!(error = %e, "relay LISTEN connection failed; reconnecting");
@@ -305,7 +332,10 @@ impl Relay {
                 .filter(|(_, checked)| checked.elapsed() < self.config.poll_interval);
             let synced = match recent {
                 Some(known) => Ok(known),
-                None => self.sync_stream().await.map(|next| (next, Instant::now())),
+                None => self.sync_stream().await.map(|(next, head)| {
+                    self.known_head = self.known_head.max(head);
+                    (next, Instant::now())
+                }),
             };
             let (next, checked) = match synced {
                 Ok(known) => known,
@@ -343,8 +373,8 @@ impl Relay {
     }
 
     /// Makes sure the stream exists and is consistent with the log; returns the next position
-    /// to publish (`last_sequence + 1`).
-    async fn sync_stream(&self) -> anyhow::Result<i64> {
+    /// to publish (`last_sequence + 1`) and the log head it read.
+    async fn sync_stream(&self) -> anyhow::Result<(i64, i64)> {
         let head = head_position(&self.pool).await.context("read log head")?;
         let name = &self.config.stream_name;
         let info = match self.js.get_stream(name).await {
@@ -355,7 +385,7 @@ impl Relay {
                 {
                     tracing::info!(stream = %name, "JetStream stream missing; creating it and publishing from position 1");
                     self.create_stream().await?;
-                    return Ok(1);
+                    return Ok((1, head));
                 }
                 return Err(anyhow::Error::new(e).context("get JetStream stream info"));
             }
@@ -383,9 +413,9 @@ impl Relay {
                 Err(e) => tracing::warn!(error = %e, "deleting the inconsistent stream failed"),
             }
             self.create_stream().await?;
-            return Ok(1);
+            return Ok((1, head));
         }
-        Ok(i64::try_from(st.last_sequence)? + 1)
+        Ok((i64::try_from(st.last_sequence)? + 1, head))
     }
 
     async fn create_stream(&self) -> anyhow::Result<()> {
@@ -412,9 +442,22 @@ impl Relay {
     async fn publish_from(&self, mut next: i64, count: &mut usize) -> anyhow::Result<()> {
         let batch = self.config.batch.max(1);
         loop {
-            let events = read_all(&self.pool, next - 1, batch)
-                .await
-                .context("read the log")?;
+            let cached = match &self.recent {
+                Some(_) if next > self.known_head => return Ok(()),
+                Some(recent) => recent.run_from(next, usize::try_from(batch)?),
+                None => Vec::new(),
+            };
+            let from_log = cached.is_empty();
+            let events = if from_log {
+                read_all(&self.pool, next - 1, batch)
+                    .await
+                    .context("read the log")?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect()
+            } else {
+                cached
+            };
             let Some(last) = events.last() else {
                 return Ok(());
             };
@@ -458,7 +501,7 @@ impl Relay {
                 *count += events.len();
             }
             next = last_position + 1;
-            if i64::try_from(events.len())? < batch {
+            if from_log && i64::try_from(events.len())? < batch {
                 return Ok(());
             }
         }

@@ -6,15 +6,40 @@ use std::time::{Duration, Instant};
 
 use common::{append_events, assert_stream_equals_log, wait_for_stream};
 use eventlog::testing::{TestDb, TestNats};
-use eventlog::{EventStore, GroupCommitConfig, PgEventStore, Relay};
+use eventlog::{EventStore, GroupCommitConfig, PgEventStore, Recent, Relay, RelayConfig};
 use rand::Rng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_relay_ten_times_while_appending_loses_nothing_and_duplicates_nothing() {
+    kill_ten_times(None).await;
+}
+
+/// The same with the relay publishing this process's commits from memory (`Recent`), as
+/// command-api runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_a_relay_that_publishes_from_memory_ten_times_loses_nothing() {
+    kill_ten_times(Some(Recent::default())).await;
+}
+
+fn relay(db: &TestDb, nats: &TestNats, config: RelayConfig, recent: &Option<Recent>) -> Relay {
+    let relay = Relay::new(db.pool.clone(), nats.client.clone(), config);
+    match recent {
+        Some(recent) => relay.with_recent(recent.clone()),
+        None => relay,
+    }
+}
+
+async fn kill_ten_times(recent: Option<Recent>) {
     let started = Instant::now();
     let db = TestDb::new().await.unwrap();
     let nats = TestNats::new().await.unwrap();
-    let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
+    let store = PgEventStore::new(
+        db.pool.clone(),
+        GroupCommitConfig {
+            recent: recent.clone(),
+            ..GroupCommitConfig::default()
+        },
+    );
     let mut config = nats.relay_config();
     config.batch = 200;
     config.poll_interval = Duration::from_millis(200);
@@ -26,7 +51,7 @@ async fn killing_the_relay_ten_times_while_appending_loses_nothing_and_duplicate
 
     let mut progress = Vec::new();
     for kill in 0..10 {
-        let relay = Relay::new(db.pool.clone(), nats.client.clone(), config.clone());
+        let relay = relay(&db, &nats, config.clone(), &recent);
         let task = tokio::spawn(relay.run(std::future::pending()));
         let after = rand::rng().random_range(10..400u64);
         tokio::time::sleep(Duration::from_millis(after)).await;
@@ -56,7 +81,7 @@ async fn killing_the_relay_ten_times_while_appending_loses_nothing_and_duplicate
 
     // Run until caught up.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let relay = Relay::new(db.pool.clone(), nats.client.clone(), config.clone());
+    let relay = relay(&db, &nats, config.clone(), &recent);
     let task = tokio::spawn(relay.run(async move {
         let _ = stopped.await;
     }));
@@ -75,6 +100,50 @@ async fn killing_the_relay_ten_times_while_appending_loses_nothing_and_duplicate
 
     assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
     eprintln!("relay kill test took {:?}", started.elapsed());
+    nats.cleanup().await;
+}
+
+/// Two processes commit to one log; the active relay holds only its own process's commits in
+/// memory and must read the other's from the log, interleaved, in position order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_publishing_from_memory_also_publishes_another_process_commits() {
+    let db = TestDb::new().await.unwrap();
+    let nats = TestNats::new().await.unwrap();
+    let recent = Recent::default();
+    let ours = PgEventStore::new(
+        db.pool.clone(),
+        GroupCommitConfig {
+            recent: Some(recent.clone()),
+            ..GroupCommitConfig::default()
+        },
+    );
+    let theirs = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
+    let mut config = nats.relay_config();
+    config.poll_interval = Duration::from_millis(200);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relay(&db, &nats, config, &Some(recent)).run(async move {
+        let _ = stopped.await;
+    }));
+    let (a, b) = tokio::join!(
+        append_events(&ours, 4, 2000),
+        append_events(&theirs, 4, 2000)
+    );
+    let _ = (a, b);
+    let head = ours.head_position().await.unwrap();
+    assert_eq!(head, 4000);
+    assert!(
+        wait_for_stream(
+            &nats.client,
+            &nats.stream_name,
+            head as u64,
+            Duration::from_secs(30)
+        )
+        .await,
+        "relay did not catch up"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
     nats.cleanup().await;
 }
 
