@@ -70,6 +70,9 @@ async fn run(
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         tracing::debug!(batch_size = batch.len(), "group commit");
         let (reqs, replies): (Vec<AppendRequest>, Vec<Reply>) = batch.drain(..).unzip();
+        if let Some(recent) = &recent {
+            recent.begin();
+        }
         let results = commit_batch(&pool, &reqs).await;
         if let Some(recent) = &recent {
             // Only what was committed (`Ok`); see `commit_batch`.

@@ -7,7 +7,10 @@
 //! this buffer does not hold as one contiguous run.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use chrono::{DateTime, Utc};
 
@@ -21,6 +24,10 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 pub struct Recent {
     inner: Arc<Mutex<VecDeque<Arc<RecordedEvent>>>>,
     capacity: usize,
+    /// Batches between [`Self::begin`] and [`Self::committed`].
+    in_flight: Arc<AtomicUsize>,
+    /// Woken after every batch.
+    settled: Arc<Notify>,
 }
 
 impl Default for Recent {
@@ -34,14 +41,29 @@ impl Recent {
         Recent {
             inner: Arc::default(),
             capacity: capacity.max(1),
+            in_flight: Arc::default(),
+            settled: Arc::default(),
         }
     }
 
-    /// Records the events of every request that was committed (`Ok`) in one transaction.
+    /// The committer is about to run a batch: until [`Self::committed`], a commit's NOTIFY
+    /// may reach the relay before its events are here.
+    pub(crate) fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends a batch begun with [`Self::begin`], recording the events of every request that
+    /// was committed (`Ok`) in it.
     pub(crate) fn committed<'a>(
         &self,
         batch: impl IntoIterator<Item = (AppendRequest, &'a Appended)>,
     ) {
+        self.add(batch);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.settled.notify_waiters();
+    }
+
+    fn add<'a>(&self, batch: impl IntoIterator<Item = (AppendRequest, &'a Appended)>) {
         let mut added = Vec::new();
         for (req, appended) in batch {
             let AppendRequest {
@@ -84,6 +106,29 @@ impl Recent {
         while buf.len() > self.capacity {
             buf.pop_front();
         }
+    }
+
+    /// [`Self::run_from`], but when `next` is not here while a batch is being committed,
+    /// first waits (at most `wait`) for that batch to be handed over: it may be the commit
+    /// whose NOTIFY woke the relay.
+    pub async fn run_from_settled(
+        &self,
+        next: i64,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Vec<Arc<RecordedEvent>> {
+        let run = self.run_from(next, max);
+        if !run.is_empty() || self.in_flight.load(Ordering::SeqCst) == 0 {
+            return run;
+        }
+        // Registered before the second look, so a hand-over in between is not missed.
+        let settled = self.settled.notified();
+        let run = self.run_from(next, max);
+        if !run.is_empty() {
+            return run;
+        }
+        let _ = tokio::time::timeout(wait, settled).await;
+        self.run_from(next, max)
     }
 
     /// The events at positions `next, next + 1, …` (at most `max`) that are here without a
@@ -154,9 +199,11 @@ mod tests {
         let recent = Recent::new(100);
         let a = appended(1, 1, 2);
         let b = appended(3, 1, 1);
+        recent.begin();
         recent.committed([(req("a", 2), &a), (req("b", 1), &b)]);
         // Positions 4 and 5 were another process's commit.
         let c = appended(6, 3, 2);
+        recent.begin();
         recent.committed([(req("a", 2), &c)]);
 
         assert_eq!(positions(&recent.run_from(1, 2)), vec![1, 2]);
@@ -169,10 +216,33 @@ mod tests {
         assert!(recent.run_from(8, 10).is_empty());
     }
 
+    #[tokio::test]
+    async fn a_run_asked_for_during_a_commit_waits_for_its_hand_over() {
+        let recent = Recent::new(100);
+        // Not committing: nothing to wait for.
+        let started = std::time::Instant::now();
+        let long = std::time::Duration::from_secs(10);
+        assert!(recent.run_from_settled(1, 10, long).await.is_empty());
+        assert!(started.elapsed() < long / 2);
+        recent.begin();
+        let committer = {
+            let recent = recent.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let a = appended(1, 1, 3);
+                recent.committed([(req("a", 3), &a)]);
+            })
+        };
+        let run = recent.run_from_settled(1, 10, long).await;
+        assert_eq!(positions(&run), vec![1, 2, 3]);
+        committer.await.expect("committer task");
+    }
+
     #[test]
     fn capacity_bounds_the_buffer_and_timestamps_are_whole_microseconds() {
         let recent = Recent::new(3);
         let a = appended(1, 1, 5);
+        recent.begin();
         recent.committed([(req("a", 5), &a)]);
         assert!(recent.run_from(1, 10).is_empty());
         let run = recent.run_from(3, 10);

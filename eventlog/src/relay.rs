@@ -25,6 +25,9 @@ use crate::store::RecordedEvent;
 
 /// How often a relay that does not hold the advisory lock tries again.
 const LOCK_RETRY: Duration = Duration::from_secs(1);
+/// How long a relay that heard of a commit waits for this process's committer to hand the
+/// commit's events over before reading them from the log instead.
+const HAND_OVER_WAIT: Duration = Duration::from_millis(50);
 /// Consecutive failed attempts inside one [`Relay::publish_pending`] before it gives up.
 const MAX_ATTEMPTS: usize = 3;
 
@@ -444,7 +447,11 @@ impl Relay {
         loop {
             let cached = match &self.recent {
                 Some(_) if next > self.known_head => return Ok(()),
-                Some(recent) => recent.run_from(next, usize::try_from(batch)?),
+                Some(recent) => {
+                    recent
+                        .run_from_settled(next, usize::try_from(batch)?, HAND_OVER_WAIT)
+                        .await
+                }
                 None => Vec::new(),
             };
             let from_log = cached.is_empty();
