@@ -176,6 +176,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         GroupCommitConfig {
             max_batch: settings.group_commit_max_batch,
             recent: recent.clone(),
+            dedicated_thread: true,
             ..GroupCommitConfig::default()
         },
     );

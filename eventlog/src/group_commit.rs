@@ -8,7 +8,7 @@
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::postgres::{BEGIN_APPEND, append_locked};
+use crate::postgres::{BEGIN_APPEND, append_locked, pool_options};
 use crate::recent::Recent;
 use crate::store::{AppendError, AppendRequest, Appended};
 
@@ -21,6 +21,13 @@ pub struct GroupCommitConfig {
     pub queue: usize,
     /// Where committed events go for this process's relay (default none).
     pub recent: Option<Recent>,
+    /// Run the committer on a thread of its own, with its own runtime and two connections
+    /// (default false: a task on the caller's runtime). A transaction is four round trips
+    /// under the log's head lock; on a runtime busy with thousands of HTTP requests each of
+    /// them waits its turn in the run queue, and every append in the process waits for the
+    /// lock holder. On its own thread the committer is scheduled by the OS as soon as
+    /// PostgreSQL answers.
+    pub dedicated_thread: bool,
 }
 
 impl Default for GroupCommitConfig {
@@ -29,6 +36,7 @@ impl Default for GroupCommitConfig {
             max_batch: 512,
             queue: 16384,
             recent: None,
+            dedicated_thread: false,
         }
     }
 }
@@ -55,7 +63,32 @@ impl Handle {
 
 pub(crate) fn spawn(pool: PgPool, config: GroupCommitConfig) -> Handle {
     let (tx, rx) = mpsc::channel(config.queue.max(1));
-    tokio::spawn(run(pool, rx, config.max_batch.max(1), config.recent));
+    let max_batch = config.max_batch.max(1);
+    if !config.dedicated_thread {
+        tokio::spawn(run(pool, rx, max_batch, config.recent));
+        return Handle { tx };
+    }
+    let options = pool.connect_options();
+    drop(pool);
+    let thread = std::thread::Builder::new()
+        .name("group-commit".to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                // Connections opened here belong to this thread's runtime.
+                Ok(rt) => rt.block_on(async move {
+                    let own = pool_options(2).connect_lazy_with((*options).clone());
+                    run(own, rx, max_batch, config.recent).await;
+                }),
+                Err(e) => tracing::error!(error = %e, "cannot start the group commit runtime"),
+            }
+        });
+    if let Err(e) = thread {
+        // Without its thread the receiver is gone, and every append reports ShuttingDown.
+        tracing::error!(error = %e, "cannot start the group commit thread");
+    }
     Handle { tx }
 }
 

@@ -14,8 +14,8 @@ async fn killing_the_relay_ten_times_while_appending_loses_nothing_and_duplicate
     kill_ten_times(None).await;
 }
 
-/// The same with the relay publishing this process's commits from memory (`Recent`), as
-/// command-api runs it.
+/// The same as command-api runs it: the relay publishes this process's commits from memory
+/// (`Recent`) and the committer has a thread of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_a_relay_that_publishes_from_memory_ten_times_loses_nothing() {
     kill_ten_times(Some(Recent::default())).await;
@@ -36,6 +36,7 @@ async fn kill_ten_times(recent: Option<Recent>) {
     let store = PgEventStore::new(
         db.pool.clone(),
         GroupCommitConfig {
+            dedicated_thread: recent.is_some(),
             recent: recent.clone(),
             ..GroupCommitConfig::default()
         },
