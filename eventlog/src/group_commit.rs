@@ -5,6 +5,8 @@
 //! through [`append_locked`], commits, and only then answers each waiter. A waiter never hears
 //! "appended" before the commit succeeded.
 
+use std::time::{Duration, Instant};
+
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -170,20 +172,42 @@ async fn try_commit(
     pool: &PgPool,
     reqs: &[AppendRequest],
 ) -> Result<Vec<Result<Appended, AppendError>>, Failure> {
+    let started = Instant::now();
     let mut tx = pool
         .begin_with(BEGIN_APPEND)
         .await
         .map_err(Failure::BeforeCommit)?;
+    let locked = started.elapsed();
     let results = append_locked(&mut tx, reqs)
         .await
         .map_err(Failure::BeforeCommit)?;
+    let written = started.elapsed();
     if results.iter().any(Result::is_ok) {
         tx.commit().await.map_err(Failure::Commit)?;
     } else if let Err(e) = tx.rollback().await {
         // Nothing was written; the rejections stand.
         tracing::debug!(error = %e, "rollback of a fully rejected batch failed");
     }
+    let total = started.elapsed();
+    if total >= SLOW_COMMIT {
+        // Every append in the process waits for this transaction (it holds the head lock).
+        tracing::warn!(
+            batch_size = reqs.len(),
+            total_ms = ms(total),
+            begin_and_lock_ms = ms(locked),
+            read_and_write_ms = ms(written - locked),
+            commit_ms = ms(total - written),
+            "slow group commit"
+        );
+    }
     Ok(results)
+}
+
+/// A transaction slower than this is logged with the time of each step.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// `sqlx::Error` is not `Clone`; keep the kind where it matters to callers.
