@@ -279,17 +279,6 @@ async fn consume_events(
                     break;
                 }
             };
-            // The relay's headers say which stream and position this is: an event of a room
-            // nobody here subscribes to is passed over without decoding its payload.
-            if let Some((position, stream_id)) = position_and_stream(&msg) {
-                if position <= last {
-                    continue;
-                }
-                if !tracks(&hub, stream_id) {
-                    last = position;
-                    continue;
-                }
-            }
             let rec: RecordedEvent = match serde_json::from_slice(&msg.payload) {
                 Ok(r) => r,
                 Err(e) => {
@@ -304,7 +293,12 @@ async fn consume_events(
             // Rooms nobody here subscribes to are skipped before decoding (if a
             // subscription starts right after, its snapshot is read from the log,
             // which already holds this event).
-            if !tracks(&hub, &rec.stream_id) {
+            let tracked = rec
+                .stream_id
+                .strip_prefix("room-")
+                .and_then(|id| id.parse().ok())
+                .is_some_and(|id| hub.tracks(id));
+            if !tracked {
                 continue;
             }
             match LiveEvent::decode(&rec) {
@@ -315,26 +309,6 @@ async fn consume_events(
         }
         tokio::time::sleep(retry).await;
     }
-}
-
-/// Whether this node follows the room whose stream this is.
-fn tracks(hub: &Hub, stream_id: &str) -> bool {
-    stream_id
-        .strip_prefix("room-")
-        .and_then(|id| id.parse().ok())
-        .is_some_and(|id| hub.tracks(id))
-}
-
-/// The log position and stream id the relay put in a message's headers, if it did.
-fn position_and_stream(msg: &jetstream::Message) -> Option<(i64, &str)> {
-    let headers = msg.headers.as_ref()?;
-    let position = headers
-        .get(eventlog::relay::HEADER_POSITION)?
-        .as_str()
-        .parse()
-        .ok()?;
-    let stream_id = headers.get(eventlog::relay::HEADER_STREAM_ID)?.as_str();
-    Some((position, stream_id))
 }
 
 async fn forward_ephemeral(hub: Arc<Hub>, mut sub: async_nats::Subscriber) {
