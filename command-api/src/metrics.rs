@@ -1,5 +1,6 @@
 //! Prometheus metrics named for the questions an operator asks.
 
+use eventlog::CommitMetrics;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -13,6 +14,8 @@ pub struct Metrics {
     pub command_seconds: HistogramVec,
     /// `chat_room_actors`: rooms with a live command actor in this process.
     pub room_actors: IntGauge,
+    /// `chat_group_commit_batch_size` and `chat_group_commit_seconds{step}`.
+    pub commit: CommitMetrics,
 }
 
 impl Metrics {
@@ -39,11 +42,13 @@ impl Metrics {
         registry.register(Box::new(commands.clone()))?;
         registry.register(Box::new(command_seconds.clone()))?;
         registry.register(Box::new(room_actors.clone()))?;
+        let commit = CommitMetrics::register(&registry)?;
         Ok(Self {
             registry,
             commands,
             command_seconds,
             room_actors,
+            commit,
         })
     }
 

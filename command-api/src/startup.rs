@@ -169,6 +169,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         .context("event log migrations")?;
     migrate(&pool).await.context("command-api migrations")?;
 
+    let metrics = Metrics::new()?;
     // The relay publishes what this process commits straight from memory.
     let recent = settings.relay_enabled.then(Recent::default);
     let store = PgEventStore::new(
@@ -177,6 +178,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
             max_batch: settings.group_commit_max_batch,
             recent: recent.clone(),
             dedicated_thread: true,
+            metrics: Some(metrics.commit.clone()),
             ..GroupCommitConfig::default()
         },
     );
@@ -212,7 +214,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         hasher: PasswordHasher::new(&auth),
         jwt,
         refresh_ttl: auth.refresh_ttl,
-        metrics: Metrics::new()?,
+        metrics,
         nats,
         settings: Arc::new(settings.clone()),
     });

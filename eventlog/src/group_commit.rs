@@ -5,7 +5,10 @@
 //! through [`append_locked`], commits, and only then answers each waiter. A waiter never hears
 //! "appended" before the commit succeeded.
 
+use std::fmt;
 use std::time::{Duration, Instant};
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, Registry};
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -30,6 +33,54 @@ pub struct GroupCommitConfig {
     /// lock holder. On its own thread the committer is scheduled by the OS as soon as
     /// PostgreSQL answers.
     pub dedicated_thread: bool,
+    /// Where to record batch sizes and step times (default none).
+    pub metrics: Option<CommitMetrics>,
+}
+
+/// What an operator watches of group commit: how many appends share a transaction, and
+/// how long each step holds the log's head lock (every other append waits for it).
+#[derive(Clone)]
+pub struct CommitMetrics {
+    /// `chat_group_commit_batch_size`: append requests per transaction.
+    pub batch_size: Histogram,
+    /// `chat_group_commit_seconds{step}`: `begin_and_lock`, `read_and_write`, `commit`
+    /// (the last one is mostly the WAL flush).
+    pub seconds: HistogramVec,
+}
+
+impl fmt::Debug for CommitMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CommitMetrics")
+    }
+}
+
+impl CommitMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "chat_group_commit_batch_size",
+                "Append requests per group-commit transaction",
+            )
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
+        )?;
+        let seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "chat_group_commit_seconds",
+                "Time of each step of a group-commit transaction",
+            )
+            .buckets(vec![
+                0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+            ]),
+            &["step"],
+        )?;
+        registry.register(Box::new(batch_size.clone()))?;
+        registry.register(Box::new(seconds.clone()))?;
+        Ok(CommitMetrics {
+            batch_size,
+            seconds,
+        })
+    }
 }
 
 impl Default for GroupCommitConfig {
@@ -39,6 +90,7 @@ impl Default for GroupCommitConfig {
             queue: 16384,
             recent: None,
             dedicated_thread: false,
+            metrics: None,
         }
     }
 }
@@ -67,7 +119,7 @@ pub(crate) fn spawn(pool: PgPool, config: GroupCommitConfig) -> Handle {
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let max_batch = config.max_batch.max(1);
     if !config.dedicated_thread {
-        tokio::spawn(run(pool, rx, max_batch, config.recent));
+        tokio::spawn(run(pool, rx, max_batch, config.recent, config.metrics));
         return Handle { tx };
     }
     let options = pool.connect_options();
@@ -82,7 +134,7 @@ pub(crate) fn spawn(pool: PgPool, config: GroupCommitConfig) -> Handle {
                 // Connections opened here belong to this thread's runtime.
                 Ok(rt) => rt.block_on(async move {
                     let own = pool_options(2).connect_lazy_with((*options).clone());
-                    run(own, rx, max_batch, config.recent).await;
+                    run(own, rx, max_batch, config.recent, config.metrics).await;
                 }),
                 Err(e) => tracing::error!(error = %e, "cannot start the group commit runtime"),
             }
@@ -99,6 +151,7 @@ async fn run(
     mut rx: mpsc::Receiver<(AppendRequest, Reply)>,
     max_batch: usize,
     recent: Option<Recent>,
+    metrics: Option<CommitMetrics>,
 ) {
     let mut batch: Vec<(AppendRequest, Reply)> = Vec::with_capacity(max_batch);
     // `recv_many` waits for at least one request, then takes whatever else is queued.
@@ -108,7 +161,7 @@ async fn run(
         if let Some(recent) = &recent {
             recent.begin();
         }
-        let results = commit_batch(&pool, &reqs).await;
+        let results = commit_batch(&pool, &reqs, metrics.as_ref()).await;
         if let Some(recent) = &recent {
             // Only what was committed (`Ok`); see `commit_batch`.
             recent.committed(
@@ -126,8 +179,12 @@ async fn run(
 }
 
 /// Runs one batch; returns exactly one result per request.
-async fn commit_batch(pool: &PgPool, reqs: &[AppendRequest]) -> Vec<Result<Appended, AppendError>> {
-    match try_commit(pool, reqs).await {
+async fn commit_batch(
+    pool: &PgPool,
+    reqs: &[AppendRequest],
+    metrics: Option<&CommitMetrics>,
+) -> Vec<Result<Appended, AppendError>> {
+    match try_commit(pool, reqs, metrics).await {
         Ok(results) => results,
         Err(Failure::BeforeCommit(e)) if reqs.len() > 1 && e.as_database_error().is_some() => {
             // A statement was rejected by the database (e.g. a duplicate event_id): nothing was
@@ -136,7 +193,7 @@ async fn commit_batch(pool: &PgPool, reqs: &[AppendRequest]) -> Vec<Result<Appen
             let mut out = Vec::with_capacity(reqs.len());
             for req in reqs {
                 let one = std::slice::from_ref(req);
-                match try_commit(pool, one).await {
+                match try_commit(pool, one, metrics).await {
                     Ok(mut r) => out.push(r.pop().unwrap_or(Err(AppendError::ShuttingDown))),
                     Err(Failure::BeforeCommit(e)) | Err(Failure::Commit(e)) => {
                         out.push(Err(AppendError::Database(e)))
@@ -171,6 +228,7 @@ enum Failure {
 async fn try_commit(
     pool: &PgPool,
     reqs: &[AppendRequest],
+    metrics: Option<&CommitMetrics>,
 ) -> Result<Vec<Result<Appended, AppendError>>, Failure> {
     let started = Instant::now();
     let mut tx = pool
@@ -189,6 +247,18 @@ async fn try_commit(
         tracing::debug!(error = %e, "rollback of a fully rejected batch failed");
     }
     let total = started.elapsed();
+    if let Some(m) = metrics {
+        m.batch_size.observe(reqs.len() as f64);
+        for (step, d) in [
+            ("begin_and_lock", locked),
+            ("read_and_write", written - locked),
+            ("commit", total - written),
+        ] {
+            m.seconds
+                .with_label_values(&[step])
+                .observe(d.as_secs_f64());
+        }
+    }
     if total >= SLOW_COMMIT {
         // Every append in the process waits for this transaction (it holds the head lock).
         tracing::warn!(

@@ -10,7 +10,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use group_commit::GroupCommitConfig;
+pub use group_commit::{CommitMetrics, GroupCommitConfig};
 pub use postgres::{
     APPENDED_CHANNEL, BEGIN_APPEND, PgEventStore, append_in_tx, append_locked, head_position,
     lookup_idempotency, migrate, pool_options, read_all, read_stream,

@@ -138,6 +138,8 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
         "chat_commands_total",
         "chat_ws_connections",
         "chat_projector_checkpoint",
+        "chat_group_commit_batch_size_count",
+        "chat_group_commit_seconds_bucket{step=\"commit\"",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
