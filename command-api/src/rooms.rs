@@ -358,19 +358,21 @@ impl<S: EventStore> RoomActor<S> {
     /// `idempotency_keys`, `client_msg_id`s from their `MessageSent` event in the log.
     async fn answer_stored(&self, queue: VecDeque<Pending>) -> Result<VecDeque<Pending>, ()> {
         let mut by_scope: HashMap<&str, Vec<String>> = HashMap::new();
-        let mut sent_at: Vec<i64> = Vec::new();
+        // Per queued command, in order: the version of the `MessageSent` that used its
+        // `client_msg_id`, if one did.
+        let mut sent_at: Vec<Option<i64>> = Vec::with_capacity(queue.len());
         for p in &queue {
+            let mut version = None;
             match &p.sub.idempotency {
                 Some(i) if i.from_message => {
-                    if let Some(v) = self.message_keys.get(&key_hash(&i.key)) {
-                        sent_at.push(*v);
-                    }
+                    version = self.message_keys.get(&key_hash(&i.key)).copied();
                 }
                 Some(i) => by_scope.entry(&i.scope).or_default().push(i.key.clone()),
                 None => {}
             }
+            sent_at.push(version);
         }
-        if by_scope.is_empty() && sent_at.is_empty() {
+        if by_scope.is_empty() && sent_at.iter().all(Option::is_none) {
             return Ok(queue);
         }
         let fail = |queue: VecDeque<Pending>, msg: String| {
@@ -391,7 +393,7 @@ impl<S: EventStore> RoomActor<S> {
             }
         }
         let mut sent: HashMap<i64, (RecordedEvent, RoomEvent)> = HashMap::new();
-        for version in sent_at {
+        for &version in sent_at.iter().flatten() {
             if sent.contains_key(&version) {
                 continue;
             }
@@ -413,12 +415,10 @@ impl<S: EventStore> RoomActor<S> {
             }
         }
         let mut rest = VecDeque::new();
-        for p in queue {
+        for (p, version) in queue.into_iter().zip(sent_at) {
             let answer = match &p.sub.idempotency {
-                Some(i) if i.from_message => self
-                    .message_keys
-                    .get(&key_hash(&i.key))
-                    .and_then(|v| sent.get(v))
+                Some(i) if i.from_message => version
+                    .and_then(|v| sent.get(&v))
                     .and_then(|(rec, ev)| self.replay_sent(&p.sub, i, rec, ev)),
                 Some(i) => stored.get(&(i.scope.clone(), i.key.clone())).map(|s| {
                     if s.fingerprint == i.fingerprint {

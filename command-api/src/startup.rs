@@ -190,8 +190,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         .await
         .ok();
     let relay = match (&nats, settings.relay_enabled) {
-        (Some(client), true) => {
-            let relay = Relay::new(
+        (Some(client), true) => Some(
+            Relay::new(
                 pool.clone(),
                 client.clone(),
                 RelayConfig {
@@ -199,12 +199,9 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
                     subject_prefix: settings.subject_prefix.clone(),
                     ..RelayConfig::default()
                 },
-            );
-            Some(match recent {
-                Some(recent) => relay.with_recent(recent),
-                None => relay,
-            })
-        }
+            )
+            .with_recent(recent),
+        ),
         _ => None,
     };
     let state = AppState::new(Shared {

@@ -141,9 +141,10 @@ impl Relay {
     }
 
     /// Publishes the events this process's group committer commits from memory (the store's
-    /// [`crate::GroupCommitConfig::recent`]); others are still read from the log.
-    pub fn with_recent(mut self, recent: Recent) -> Self {
-        self.recent = Some(recent);
+    /// [`crate::GroupCommitConfig::recent`], when it has one); others are still read from the
+    /// log.
+    pub fn with_recent(mut self, recent: Option<Recent>) -> Self {
+        self.recent = recent;
         self
     }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{append_events, assert_stream_equals_log, wait_for_stream};
+use common::{append_events, assert_stream_equals_log, stop_when_caught_up};
 use eventlog::testing::{TestDb, TestNats};
 use eventlog::{EventStore, GroupCommitConfig, PgEventStore, Recent, Relay, RelayConfig};
 use rand::Rng;
@@ -22,11 +22,7 @@ async fn killing_a_relay_that_publishes_from_memory_ten_times_loses_nothing() {
 }
 
 fn relay(db: &TestDb, nats: &TestNats, config: RelayConfig, recent: &Option<Recent>) -> Relay {
-    let relay = Relay::new(db.pool.clone(), nats.client.clone(), config);
-    match recent {
-        Some(recent) => relay.with_recent(recent.clone()),
-        None => relay,
-    }
+    Relay::new(db.pool.clone(), nats.client.clone(), config).with_recent(recent.clone())
 }
 
 async fn kill_ten_times(recent: Option<Recent>) {
@@ -86,20 +82,7 @@ async fn kill_ten_times(recent: Option<Recent>) {
     let task = tokio::spawn(relay.run(async move {
         let _ = stopped.await;
     }));
-    assert!(
-        wait_for_stream(
-            &nats.client,
-            &nats.stream_name,
-            head as u64,
-            Duration::from_secs(30)
-        )
-        .await,
-        "relay did not catch up"
-    );
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
-
-    assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
+    stop_when_caught_up(&nats, &db, head, stop, task, "relay did not catch up").await;
     eprintln!("relay kill test took {:?}", started.elapsed());
     nats.cleanup().await;
 }
@@ -125,26 +108,13 @@ async fn a_relay_publishing_from_memory_also_publishes_another_process_commits()
     let task = tokio::spawn(relay(&db, &nats, config, &Some(recent)).run(async move {
         let _ = stopped.await;
     }));
-    let (a, b) = tokio::join!(
+    tokio::join!(
         append_events(&ours, 4, 2000),
         append_events(&theirs, 4, 2000)
     );
-    let _ = (a, b);
     let head = ours.head_position().await.unwrap();
     assert_eq!(head, 4000);
-    assert!(
-        wait_for_stream(
-            &nats.client,
-            &nats.stream_name,
-            head as u64,
-            Duration::from_secs(30)
-        )
-        .await,
-        "relay did not catch up"
-    );
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
-    assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
+    stop_when_caught_up(&nats, &db, head, stop, task, "relay did not catch up").await;
     nats.cleanup().await;
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{append_events, assert_stream_equals_log, wait_for_stream};
+use common::{append_events, assert_stream_equals_log, stop_when_caught_up, wait_for_stream};
 use eventlog::testing::{TestDb, TestNats};
 use eventlog::{EventStore, GroupCommitConfig, PgEventStore, Relay};
 
@@ -51,19 +51,15 @@ async fn a_stream_deleted_mid_run_is_re_created_and_re_filled_from_the_log() {
     writer.await.unwrap();
     let head = store.head_position().await.unwrap();
     assert_eq!(head, 3000);
-    assert!(
-        wait_for_stream(
-            &nats.client,
-            &nats.stream_name,
-            head as u64,
-            Duration::from_secs(30)
-        )
-        .await,
-        "relay did not re-fill the stream"
-    );
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
-    assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
+    stop_when_caught_up(
+        &nats,
+        &db,
+        head,
+        stop,
+        task,
+        "relay did not re-fill the stream",
+    )
+    .await;
     nats.cleanup().await;
 }
 

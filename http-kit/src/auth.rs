@@ -419,16 +419,8 @@ pub fn new_refresh_token() -> RefreshToken {
 }
 
 pub fn hash_refresh_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(digest.len() * 2);
-    for byte in digest {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    out
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 // ---------------------------------------------------------------------------
 // Forged tokens for negative tests

@@ -110,16 +110,8 @@ pub(crate) fn fingerprint(parts: &[&str]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p.as_bytes());
     }
-    let digest = h.finalize();
-    let mut hex = String::with_capacity(digest.len() * 2);
-    for b in digest {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    hex
+    format!("{:x}", h.finalize())
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// `201` when the command created something, else `200`.
 pub(crate) fn created_if(created: bool) -> StatusCode {

@@ -38,13 +38,16 @@ fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
     }
 }
 
-fn message_idem(user: UserId, room: RoomId, client_msg_id: &str, text: &str) -> Idem {
-    Idem {
+/// A message `text` sent with `client_msg_id`, with its idempotency record as the route
+/// builds it.
+fn keyed(user: UserId, room: RoomId, text: &str, client_msg_id: &str) -> Submission {
+    let idem = Idem {
         scope: format!("room:{room}"),
         key: message_key(user, client_msg_id),
         fingerprint: message_fingerprint(text, None),
         from_message: true,
-    }
+    };
+    submission(user, send(text, Some(client_msg_id)), Some(idem))
 }
 
 #[tokio::test]
@@ -74,14 +77,7 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
 
     // The message with the key goes through A.
     let original: Reply = a
-        .submit(
-            room,
-            submission(
-                owner,
-                send("two", Some("k")),
-                Some(message_idem(owner, room, "k", "two")),
-            ),
-        )
+        .submit(room, keyed(owner, room, "two", "k"))
         .await
         .unwrap();
     assert_eq!(original.status, StatusCode::CREATED);
@@ -91,28 +87,14 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
     // version B last saw, fails, B reloads the room, finds the key in A's `MessageSent`, and
     // answers from that event exactly as A did.
     let retried = b
-        .submit(
-            room,
-            submission(
-                owner,
-                send("two", Some("k")),
-                Some(message_idem(owner, room, "k", "two")),
-            ),
-        )
+        .submit(room, keyed(owner, room, "two", "k"))
         .await
         .unwrap();
     assert_eq!(retried, original);
     // The same key with another body is refused, through either replica.
     for replica in [&a, &b] {
         let reused = replica
-            .submit(
-                room,
-                submission(
-                    owner,
-                    send("not two", Some("k")),
-                    Some(message_idem(owner, room, "k", "not two")),
-                ),
-            )
+            .submit(room, keyed(owner, room, "not two", "k"))
             .await;
         assert!(
             matches!(reused, Err(CommandError::IdempotencyMismatch)),

@@ -140,3 +140,28 @@ pub async fn append_events(store: &eventlog::PgEventStore, writers: usize, total
         t.await.unwrap();
     }
 }
+
+/// Waits (up to 30 s) until the relay `task` has published up to `head`, stops it through
+/// `stop`, and checks that the stream holds exactly the log.
+pub async fn stop_when_caught_up(
+    nats: &eventlog::testing::TestNats,
+    db: &eventlog::testing::TestDb,
+    head: i64,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    failure: &str,
+) {
+    assert!(
+        wait_for_stream(
+            &nats.client,
+            &nats.stream_name,
+            u64::try_from(head).unwrap(),
+            std::time::Duration::from_secs(30)
+        )
+        .await,
+        "{failure}"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
+}
