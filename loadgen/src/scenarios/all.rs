@@ -39,7 +39,8 @@ pub struct AllArgs {
     /// Round trips per NATS baseline.
     #[arg(long, default_value_t = 10_000)]
     pub count: u64,
-    /// Also run the open loop at this many messages/s (with the largest client count as connections).
+    /// Also run the open loop at this many messages/s (with the largest client count as
+    /// connections), and raw PostgreSQL at the same rate over as many connections.
     #[arg(long, conflicts_with = "rate_fraction")]
     pub rate: Option<f64>,
     /// Also run the open loop at this fraction of the best closed-loop throughput (e.g. 0.7).
@@ -53,6 +54,7 @@ struct AllReport<'a> {
     command: String,
     machine: Machine,
     baseline_pg: &'a PgReport,
+    baseline_pg_open_loop: Option<&'a PgReport>,
     baseline_nats: &'a NatsReport,
     send: &'a SendReport,
     send_open_loop: Option<&'a SendReport>,
@@ -108,6 +110,7 @@ pub async fn run(a: &AllArgs, out: &Path) -> anyhow::Result<()> {
         clients: a.clients.clone(),
         duration: a.duration,
         warmup: a.warmup,
+        rate: None,
     })
     .await?;
     baseline_pg::emit(&pg, out)?;
@@ -140,6 +143,23 @@ pub async fn run(a: &AllArgs, out: &Path) -> anyhow::Result<()> {
         .map(|l| l.accepted_per_s)
         .fold(0.0_f64, f64::max);
     let open_rate = a.rate.or(a.rate_fraction.map(|f| (f * best).max(1.0)));
+    // The open loop's baseline: one-row commits at the same rate, over as many
+    // connections as the API's open loop uses.
+    let pg_open = match open_rate {
+        Some(rate) => {
+            let r = baseline_pg::measure(&PgArgs {
+                database_url: a.database_url.clone(),
+                clients: a.clients.iter().max().copied().into_iter().collect(),
+                duration: a.duration,
+                warmup: a.warmup,
+                rate: Some(rate),
+            })
+            .await?;
+            baseline_pg::emit(&r, out)?;
+            Some(r)
+        }
+        None => None,
+    };
     let open = match open_rate {
         Some(rate) => {
             send_args.rate = Some(rate);
@@ -243,12 +263,14 @@ pub async fn run(a: &AllArgs, out: &Path) -> anyhow::Result<()> {
         open.as_ref(),
         &cmp,
         best,
+        pg_open.as_ref(),
     );
     let all = AllReport {
         scenario: "all",
         command,
         machine,
         baseline_pg: &pg,
+        baseline_pg_open_loop: pg_open.as_ref(),
         baseline_nats: &nats,
         send: &closed,
         send_open_loop: open.as_ref(),
@@ -275,6 +297,7 @@ fn summary_md(
     open: Option<&SendReport>,
     cmp: &Table,
     best: f64,
+    pg_open: Option<&PgReport>,
 ) -> String {
     let s = &pg.settings;
     let mut md = format!(
@@ -320,6 +343,10 @@ fn summary_md(
     }
     md.push_str(&baseline_pg::table(pg).markdown());
     md.push('\n');
+    if let Some(p) = pg_open {
+        md.push_str(&baseline_pg::table(p).markdown());
+        md.push_str("\n![raw PostgreSQL, open loop](baseline-pg-open-loop-latency.svg)\n\n");
+    }
     md.push_str(&baseline_nats::table(nats).markdown());
     md.push_str("\n![NATS latency](baseline-nats-latency.svg)\n\n");
 
@@ -343,6 +370,7 @@ fn summary_md(
         },
         yes_no(best >= 10_000.0 && s.synchronous_commit == "on").into(),
     ]);
+    let pg_open = pg_open.and_then(|p| p.levels.first());
     match open.and_then(|o| o.levels.first()) {
         Some(l) => targets.row(vec![
             "p99 < 20 ms at 70% of that rate".into(),
@@ -352,8 +380,15 @@ fn summary_md(
                 l.target_rate_per_s.unwrap_or(0.0),
                 l.accepted_per_s
             ),
-            "-".into(),
-            "-".into(),
+            pg_open.map_or("-".into(), |p| {
+                format!(
+                    "raw PG one-row commits at the same rate: p99 {:.2} ms",
+                    p.latency.p99_ms
+                )
+            }),
+            pg_open
+                .filter(|p| p.latency.p99_ms > 0.0)
+                .map_or("-".into(), |p| f2(l.latency.p99_ms / p.latency.p99_ms)),
             yes_no(
                 l.latency.p99_ms < 20.0
                     && l.target_rate_per_s.unwrap_or(0.0) >= 7_000.0

@@ -5,6 +5,11 @@
 //! (an autocommit statement: one round trip, one commit, one WAL flush when
 //! `synchronous_commit=on`) into a scratch table shaped like an event row, in
 //! a scratch database that is created for the run and dropped after it.
+//!
+//! With `--rate R` each level is an open loop instead: commits are scheduled
+//! every 1/R s, taken by whichever connection is free, and latency runs from
+//! the scheduled time. That is the same-run baseline for a latency target at a
+//! fixed rate: what this PostgreSQL and its disk give one-row transactions.
 
 use crate::report::{self, Table, f0};
 use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
@@ -34,6 +39,9 @@ pub struct PgArgs {
     /// Unmeasured time before each level.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// Open loop: commits per second in total, on a fixed schedule.
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -49,6 +57,10 @@ pub struct PgSettings {
 #[derive(Clone, Debug, Serialize)]
 pub struct PgLevel {
     pub clients: usize,
+    /// Open loop: the scheduled commits per second.
+    pub target_rate_per_s: Option<f64>,
+    /// Open loop: the largest delay between a scheduled time and a free connection (ms).
+    pub max_lag_ms: Option<f64>,
     pub duration_s: f64,
     pub commits: u64,
     pub commits_per_s: f64,
@@ -86,6 +98,9 @@ pub async fn run(args: &PgArgs, out: &Path) -> anyhow::Result<PgReport> {
 pub async fn measure(args: &PgArgs) -> anyhow::Result<PgReport> {
     if args.clients.is_empty() || args.clients.contains(&0) {
         return Err(anyhow!("--clients needs positive numbers"));
+    }
+    if args.rate.is_some_and(|r| !r.is_finite() || r <= 0.0) {
+        return Err(anyhow!("--rate needs a positive number"));
     }
     let started_at = chrono::Utc::now().to_rfc3339();
     let admin_opts = PgConnectOptions::from_str(&args.database_url)
@@ -177,6 +192,28 @@ struct ClientResult {
     hist: Histogram<u64>,
     errors: Errors,
     ok: u64,
+    max_lag: Duration,
+}
+
+/// When each client's next commit is due: at once (closed loop), or at the
+/// next free slot of the schedule (open loop, slots shared by all clients).
+#[derive(Clone)]
+struct Schedule {
+    start: Instant,
+    interval: Option<Duration>,
+    next: Arc<AtomicU64>,
+}
+
+impl Schedule {
+    fn due(&self) -> Instant {
+        match self.interval {
+            None => Instant::now(),
+            Some(iv) => {
+                let k = self.next.fetch_add(1, Ordering::Relaxed);
+                self.start + iv.mul_f64(k as f64)
+            }
+        }
+    }
 }
 
 async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Result<PgLevel> {
@@ -192,21 +229,32 @@ async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Resu
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
     let ok_ctr = Arc::new(AtomicU64::new(0));
+    let schedule = Schedule {
+        start,
+        interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+        next: Arc::new(AtomicU64::new(0)),
+    };
     let mut tasks = Vec::with_capacity(n);
     for (i, mut conn) in conns.into_iter().enumerate() {
-        let ok_ctr = ok_ctr.clone();
+        let (ok_ctr, schedule) = (ok_ctr.clone(), schedule.clone());
         tasks.push(tokio::spawn(async move {
             let mut r = ClientResult {
                 hist: stats::new_histogram(),
                 errors: Errors::default(),
                 ok: 0,
+                max_lag: Duration::ZERO,
             };
             tokio::time::sleep_until(start).await;
             let mut k = 0u64;
             loop {
-                let t0 = Instant::now();
+                // Latency runs from here: the scheduled time in an open loop.
+                let t0 = schedule.due();
                 if t0 >= end {
                     break;
+                }
+                tokio::time::sleep_until(t0).await;
+                if t0 >= measure_from {
+                    r.max_lag = r.max_lag.max(Instant::now().saturating_duration_since(t0));
                 }
                 k += 1;
                 let res = sqlx::query(INSERT)
@@ -216,7 +264,9 @@ async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Resu
                     .execute(&mut conn)
                     .await;
                 let t1 = Instant::now();
-                let counted = t0 >= measure_from && t1 <= end;
+                // An open loop counts every commit scheduled in the window, however
+                // late it finished; a closed loop only those that finished inside it.
+                let counted = t0 >= measure_from && (schedule.interval.is_some() || t1 <= end);
                 match res {
                     Ok(_) => {
                         ok_ctr.fetch_add(1, Ordering::Relaxed);
@@ -263,12 +313,14 @@ async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Resu
     let mut hist = stats::new_histogram();
     let mut errors = Errors::default();
     let mut ok = 0;
+    let mut max_lag = Duration::ZERO;
     for t in tasks {
         match t.await {
             Ok(r) => {
                 let _ = hist.add(&r.hist);
                 errors.merge(&r.errors);
                 ok += r.ok;
+                max_lag = max_lag.max(r.max_lag);
             }
             Err(_) => errors.add("client-task-panicked"),
         }
@@ -277,6 +329,8 @@ async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Resu
     pb.finish_and_clear();
     Ok(PgLevel {
         clients: n,
+        target_rate_per_s: args.rate,
+        max_lag_ms: args.rate.map(|_| max_lag.as_secs_f64() * 1000.0),
         duration_s: args.duration.as_secs_f64(),
         commits: ok,
         commits_per_s: ok as f64 / args.duration.as_secs_f64().max(1e-9),
@@ -306,6 +360,7 @@ pub fn table(r: &PgReport) -> Table {
         ),
         &[
             "clients",
+            "offered/s",
             "commits/s",
             "p50 ms",
             "p90 ms",
@@ -319,7 +374,11 @@ pub fn table(r: &PgReport) -> Table {
     for l in &r.levels {
         t.row(
             [
-                vec![l.clients.to_string(), f0(l.commits_per_s)],
+                vec![
+                    l.clients.to_string(),
+                    l.target_rate_per_s.map_or("closed loop".into(), f0),
+                    f0(l.commits_per_s),
+                ],
                 l.latency.cells().to_vec(),
                 vec![
                     l.errors.brief(),
@@ -332,10 +391,20 @@ pub fn table(r: &PgReport) -> Table {
     t
 }
 
+/// Whether the report's levels ran on a fixed schedule.
+fn open_loop(r: &PgReport) -> bool {
+    r.levels.iter().any(|l| l.target_rate_per_s.is_some())
+}
+
 pub fn emit(r: &PgReport, out: &Path) -> anyhow::Result<()> {
     table(r).print();
-    let json = report::write_json(out, "baseline-pg.json", r)?;
-    let svg = out.join("baseline-pg-throughput.svg");
+    let stem = if open_loop(r) {
+        "baseline-pg-open-loop"
+    } else {
+        "baseline-pg"
+    };
+    let json = report::write_json(out, &format!("{stem}.json"), r)?;
+    let svg = out.join(format!("{stem}-throughput.svg"));
     report::plot_xy(
         &svg,
         "raw PostgreSQL single-row INSERT+COMMIT vs concurrency",
@@ -349,11 +418,17 @@ pub fn emit(r: &PgReport, out: &Path) -> anyhow::Result<()> {
                 .collect(),
         )],
     )?;
-    let lat = out.join("baseline-pg-latency.svg");
+    let lat = out.join(format!("{stem}-latency.svg"));
     let curves: Vec<(String, &Histogram<u64>)> = r
         .levels
         .iter()
-        .map(|l| (format!("{} clients", l.clients), &l.histogram))
+        .map(|l| {
+            let name = match l.target_rate_per_s {
+                Some(rate) => format!("open loop {rate:.0}/s, {} clients", l.clients),
+                None => format!("{} clients", l.clients),
+            };
+            (name, &l.histogram)
+        })
         .collect();
     report::plot_percentiles(
         &lat,
@@ -364,4 +439,30 @@ pub fn emit(r: &PgReport, out: &Path) -> anyhow::Result<()> {
         report::say(&format!("wrote {}", f.display()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_loop_hands_out_consecutive_slots_and_a_closed_loop_the_present() {
+        let start = Instant::now() + Duration::from_secs(1);
+        let open = Schedule {
+            start,
+            interval: Some(Duration::from_millis(4)),
+            next: Arc::new(AtomicU64::new(0)),
+        };
+        let other_client = open.clone();
+        assert_eq!(open.due(), start);
+        assert_eq!(other_client.due(), start + Duration::from_millis(4));
+        assert_eq!(open.due(), start + Duration::from_millis(8));
+
+        let closed = Schedule {
+            start,
+            interval: None,
+            next: Arc::new(AtomicU64::new(0)),
+        };
+        assert_eq!(closed.due(), Instant::now());
+    }
 }
