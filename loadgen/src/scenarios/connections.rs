@@ -32,6 +32,10 @@ pub struct ConnectionsArgs {
     /// Base URL of the platform.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// Where the WebSockets go, when the query API is a process of its own (default: --url).
+    /// Users and rooms are always set up through --url.
+    #[arg(long)]
+    pub ws_url: Option<String>,
     /// Idle WebSockets to open and hold; socket i subscribes to room i mod R.
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
@@ -245,7 +249,7 @@ pub async fn measure(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport
     }
 
     let fx = Arc::new(fanout::setup(&args.url, args.users, args.rooms).await?);
-    let dialer = Dialer::new(&args.url, !args.no_spread).await?;
+    let dialer = Dialer::new(args.ws_url.as_ref().unwrap_or(&args.url), !args.no_spread).await?;
     // Let the setup's work (and its allocations) settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss_kib(pid);
@@ -378,7 +382,7 @@ pub async fn measure(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport
     };
     Ok(ConnectionsReport {
         scenario: "connections",
-        url: args.url.clone(),
+        url: args.ws_url.clone().unwrap_or_else(|| args.url.clone()),
         started_at,
         requested: args.connections,
         opened: n_open,
