@@ -8,7 +8,7 @@
 //! events that follow it.
 
 use crate::state::AppState;
-use crate::ws::hub::{Close, ConnId, Drain, Hub};
+use crate::ws::hub::{Close, ConnId, Drain, Hub, Kill};
 use crate::ws::membership;
 use crate::ws::protocol::{ClientFrame, Frame, LiveEvent, parse_client};
 use crate::ws::{Live, MAX_BACKFILL};
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Replies and back-fill frames queued per connection.
@@ -151,7 +151,7 @@ struct Ctx {
     hub: Arc<Hub>,
     id: ConnId,
     user: UserId,
-    direct: mpsc::Sender<Frame>,
+    direct: flume::Sender<Frame>,
 }
 
 async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
@@ -164,7 +164,8 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
         live.presence().local_online(user);
     }
     let (sink, stream) = socket.split();
-    let (direct_tx, direct_rx) = mpsc::channel(DIRECT_FRAMES);
+    // flume, not tokio's mpsc, for this cold queue: an idle one costs ~150 bytes, not ~900.
+    let (direct_tx, direct_rx) = flume::bounded(DIRECT_FRAMES);
     let activity = Arc::new(Activity {
         base: Instant::now(),
         last_ms: AtomicU64::new(0),
@@ -212,8 +213,8 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut live: mpsc::Receiver<Frame>,
-    mut direct: mpsc::Receiver<Frame>,
-    mut kill: watch::Receiver<Option<Close>>,
+    direct: flume::Receiver<Frame>,
+    kill: Arc<Kill>,
     expires_at: Instant,
     ping_every: Duration,
     activity: Arc<Activity>,
@@ -225,13 +226,7 @@ async fn write_loop(
     let close = loop {
         let msg = tokio::select! {
             biased;
-            changed = kill.changed() => match changed {
-                Ok(()) => match *kill.borrow_and_update() {
-                    Some(c) => break Some(c),
-                    None => continue,
-                },
-                Err(_) => break None,
-            },
+            c = kill.requested() => break Some(c),
             _ = &mut expiry => break Some(TOKEN_EXPIRED),
             _ = ping.tick() => {
                 if activity.idle() > ping_every * 3 {
@@ -239,11 +234,11 @@ async fn write_loop(
                 }
                 Message::Ping(bytes::Bytes::new())
             }
-            frame = direct.recv() => match frame {
-                Some(f) => frame_message(&f, &metrics),
+            frame = direct.recv_async() => match frame {
+                Ok(f) => frame_message(&f, &metrics),
                 // The reader ended (the client closed, or went away): finish
                 // the closing handshake if the client is still there.
-                None => {
+                Err(_) => {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
                     break None;
                 }
@@ -256,14 +251,7 @@ async fn write_loop(
         // A write stuck on a client that does not read must not outlive a kill.
         tokio::select! {
             biased;
-            changed = kill.changed() => match changed {
-                Ok(()) => {
-                    if let Some(c) = *kill.borrow_and_update() {
-                        break Some(c);
-                    }
-                }
-                Err(_) => break None,
-            },
+            c = kill.requested() => break Some(c),
             _ = &mut expiry => break Some(TOKEN_EXPIRED),
             sent = sink.send(msg) => if sent.is_err() { break None },
         }
@@ -341,7 +329,7 @@ fn read_error(e: &axum::Error) -> Option<Close> {
 struct Gone;
 
 async fn reply(ctx: &Ctx, frame: Frame) -> Result<(), Gone> {
-    ctx.direct.send(frame).await.map_err(|_| Gone)
+    ctx.direct.send_async(frame).await.map_err(|_| Gone)
 }
 
 async fn handle_text(ctx: &Ctx, text: &str) -> Result<(), Gone> {
