@@ -216,11 +216,13 @@ mod tests {
         assert!(recent.run_from(8, 10).is_empty());
     }
 
-    #[tokio::test]
+    // The clock is paused: timers fire in order as soon as every task waits, so the
+    // committer's delay orders it after the relay's look, without real waiting.
+    #[tokio::test(start_paused = true)]
     async fn a_run_asked_for_during_a_commit_waits_for_its_hand_over() {
         let recent = Recent::new(100);
         // Not committing: nothing to wait for.
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let long = std::time::Duration::from_secs(10);
         assert!(recent.run_from_settled(1, 10, long).await.is_empty());
         assert!(started.elapsed() < long / 2);
@@ -233,8 +235,11 @@ mod tests {
                 recent.committed([(req("a", 3), &a)]);
             })
         };
+        let asked = tokio::time::Instant::now();
         let run = recent.run_from_settled(1, 10, long).await;
         assert_eq!(positions(&run), vec![1, 2, 3]);
+        // Woken by the hand-over, not by the end of the wait.
+        assert!(asked.elapsed() < long / 2);
         committer.await.expect("committer task");
     }
 

@@ -5,7 +5,10 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Highest latency a histogram records exactly (larger values are clamped): 5 minutes.
 const MAX_MICROS: u64 = 300_000_000;
@@ -19,6 +22,31 @@ pub fn new_histogram() -> Histogram<u64> {
 pub fn record(h: &mut Histogram<u64>, d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     h.saturating_record(us.clamp(1, MAX_MICROS));
+}
+
+/// The schedule of an open loop, shared by all its clients: slot k is due at
+/// `start + k / rate`, and each slot goes to whichever client takes it first.
+#[derive(Clone, Debug)]
+pub struct Slots {
+    start: Instant,
+    interval: Duration,
+    next: Arc<AtomicU64>,
+}
+
+impl Slots {
+    pub fn new(start: Instant, rate_per_s: f64) -> Self {
+        Slots {
+            start,
+            interval: Duration::from_secs_f64(1.0 / rate_per_s.max(1e-3)),
+            next: Arc::default(),
+        }
+    }
+
+    /// Takes the next free slot: its number and when it is due.
+    pub fn take(&self) -> (u64, Instant) {
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        (k, self.start + self.interval.mul_f64(k as f64))
+    }
 }
 
 /// Percentiles of one histogram, in milliseconds.
@@ -181,6 +209,16 @@ pub fn spawn_progress(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[tokio::test(start_paused = true)]
+    async fn slots_are_consecutive_and_shared_by_every_clone() {
+        let start = Instant::now() + Duration::from_secs(1);
+        let slots = Slots::new(start, 250.0);
+        let other_client = slots.clone();
+        assert_eq!(slots.take(), (0, start));
+        assert_eq!(other_client.take(), (1, start + Duration::from_millis(4)));
+        assert_eq!(slots.take(), (2, start + Duration::from_millis(8)));
+    }
+
     use super::*;
 
     #[test]

@@ -12,7 +12,7 @@
 //! fixed rate: what this PostgreSQL and its disk give one-row transactions.
 
 use crate::report::{self, Table, f0};
-use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
+use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, Slots, parse_duration};
 use anyhow::{Context, anyhow};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -195,25 +195,10 @@ struct ClientResult {
     max_lag: Duration,
 }
 
-/// When each client's next commit is due: at once (closed loop), or at the
-/// next free slot of the schedule (open loop, slots shared by all clients).
-#[derive(Clone)]
-struct Schedule {
-    start: Instant,
-    interval: Option<Duration>,
-    next: Arc<AtomicU64>,
-}
-
-impl Schedule {
-    fn due(&self) -> Instant {
-        match self.interval {
-            None => Instant::now(),
-            Some(iv) => {
-                let k = self.next.fetch_add(1, Ordering::Relaxed);
-                self.start + iv.mul_f64(k as f64)
-            }
-        }
-    }
+/// When a client's next commit is due: at once (closed loop), or at the next
+/// free slot of the open loop's schedule.
+fn due(slots: Option<&Slots>) -> Instant {
+    slots.map_or_else(Instant::now, |s| s.take().1)
 }
 
 async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Result<PgLevel> {
@@ -229,14 +214,10 @@ async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Resu
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
     let ok_ctr = Arc::new(AtomicU64::new(0));
-    let schedule = Schedule {
-        start,
-        interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
-        next: Arc::new(AtomicU64::new(0)),
-    };
+    let slots = args.rate.map(|r| Slots::new(start, r));
     let mut tasks = Vec::with_capacity(n);
     for (i, mut conn) in conns.into_iter().enumerate() {
-        let (ok_ctr, schedule) = (ok_ctr.clone(), schedule.clone());
+        let (ok_ctr, slots) = (ok_ctr.clone(), slots.clone());
         tasks.push(tokio::spawn(async move {
             let mut r = ClientResult {
                 hist: stats::new_histogram(),
@@ -248,7 +229,7 @@ async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Resu
             let mut k = 0u64;
             loop {
                 // Latency runs from here: the scheduled time in an open loop.
-                let t0 = schedule.due();
+                let t0 = due(slots.as_ref());
                 if t0 >= end {
                     break;
                 }
@@ -266,7 +247,7 @@ async fn level(args: &PgArgs, opts: &PgConnectOptions, n: usize) -> anyhow::Resu
                 let t1 = Instant::now();
                 // An open loop counts every commit scheduled in the window, however
                 // late it finished; a closed loop only those that finished inside it.
-                let counted = t0 >= measure_from && (schedule.interval.is_some() || t1 <= end);
+                let counted = t0 >= measure_from && (slots.is_some() || t1 <= end);
                 match res {
                     Ok(_) => {
                         ok_ctr.fetch_add(1, Ordering::Relaxed);
@@ -448,21 +429,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_open_loop_hands_out_consecutive_slots_and_a_closed_loop_the_present() {
         let start = Instant::now() + Duration::from_secs(1);
-        let open = Schedule {
-            start,
-            interval: Some(Duration::from_millis(4)),
-            next: Arc::new(AtomicU64::new(0)),
-        };
+        let open = Slots::new(start, 250.0);
         let other_client = open.clone();
-        assert_eq!(open.due(), start);
-        assert_eq!(other_client.due(), start + Duration::from_millis(4));
-        assert_eq!(open.due(), start + Duration::from_millis(8));
+        assert_eq!(due(Some(&open)), start);
+        assert_eq!(due(Some(&other_client)), start + Duration::from_millis(4));
+        assert_eq!(due(Some(&open)), start + Duration::from_millis(8));
 
-        let closed = Schedule {
-            start,
-            interval: None,
-            next: Arc::new(AtomicU64::new(0)),
-        };
-        assert_eq!(closed.due(), Instant::now());
+        assert_eq!(due(None), Instant::now());
     }
 }

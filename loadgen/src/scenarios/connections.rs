@@ -249,7 +249,8 @@ pub async fn measure(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport
     }
 
     let fx = Arc::new(fanout::setup(&args.url, args.users, args.rooms).await?);
-    let dialer = Dialer::new(args.ws_url.as_ref().unwrap_or(&args.url), !args.no_spread).await?;
+    let ws_url = args.ws_url.as_deref().unwrap_or(&args.url);
+    let dialer = Dialer::new(ws_url, !args.no_spread).await?;
     // Let the setup's work (and its allocations) settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss_kib(pid);
@@ -382,7 +383,7 @@ pub async fn measure(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport
     };
     Ok(ConnectionsReport {
         scenario: "connections",
-        url: args.ws_url.clone().unwrap_or_else(|| args.url.clone()),
+        url: ws_url.to_owned(),
         started_at,
         requested: args.connections,
         opened: n_open,

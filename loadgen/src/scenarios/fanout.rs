@@ -14,7 +14,7 @@
 
 use crate::http::{Conn, Target, bearer, field, post};
 use crate::report::{self, Table, f0};
-use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
+use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, Slots, parse_duration};
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -590,11 +590,10 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     }
 
     // Send on a fixed schedule.
-    let interval = Duration::from_secs_f64(1.0 / args.rate);
     let start = Instant::now() + Duration::from_millis(300);
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
-    let next = Arc::new(AtomicU64::new(0));
+    let slots = Slots::new(start, args.rate);
     let ok_ctr = Arc::new(AtomicU64::new(0));
     let err_ctr = Arc::new(AtomicU64::new(0));
     let body: String = "loadgen fanout message "
@@ -611,8 +610,12 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     let mut senders = Vec::with_capacity(args.senders);
     for s in 0..args.senders {
         let mut conn = Conn::new(fx.target.clone(), args.timeout);
-        let (next, ok_ctr, err_ctr, paths) =
-            (next.clone(), ok_ctr.clone(), err_ctr.clone(), paths.clone());
+        let (slots, ok_ctr, err_ctr, paths) = (
+            slots.clone(),
+            ok_ctr.clone(),
+            err_ctr.clone(),
+            paths.clone(),
+        );
         let token = fx.sender.clone();
         let prefix = format!("{}-f{s}", fx.run_id);
         let body = body.clone();
@@ -629,8 +632,7 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
             }
             let mut n = 0u64;
             loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let intended = start + interval.mul_f64(k as f64);
+                let (k, intended) = slots.take();
                 if intended >= end {
                     break;
                 }

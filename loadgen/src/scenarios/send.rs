@@ -8,7 +8,7 @@
 
 use crate::http::{Conn, Target, bearer, field, post};
 use crate::report::{self, Table, f0};
-use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, parse_duration};
+use crate::stats::{self, CpuSnapshot, CpuUsage, Errors, Latency, Slots, parse_duration};
 use anyhow::anyhow;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -402,17 +402,16 @@ async fn closed_level(fx: &Fixture, args: &SendArgs, n: usize) -> Level {
 }
 
 async fn open_level(fx: &Fixture, args: &SendArgs, n: usize, rate: f64) -> Level {
-    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
     let start = Instant::now() + Duration::from_millis(200 + 5 * n as u64);
+    let slots = Slots::new(start, rate);
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
-    let next = Arc::new(AtomicU64::new(0));
     let ok_ctr = Arc::new(AtomicU64::new(0));
     let err_ctr = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let mut s = Sender::new(fx, args, n, i);
-        let (next, ok_ctr, err_ctr) = (next.clone(), ok_ctr.clone(), err_ctr.clone());
+        let (slots, ok_ctr, err_ctr) = (slots.clone(), ok_ctr.clone(), err_ctr.clone());
         tasks.push(tokio::spawn(async move {
             let mut r = ClientResult::new();
             if let Err(e) = s.conn.connect().await {
@@ -420,8 +419,7 @@ async fn open_level(fx: &Fixture, args: &SendArgs, n: usize, rate: f64) -> Level
                 return r;
             }
             loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let intended = start + interval.mul_f64(k as f64);
+                let (_, intended) = slots.take();
                 if intended >= end {
                     break;
                 }

@@ -628,7 +628,7 @@ mod tests {
         label: "token_expired",
     };
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_close_requested_before_the_writer_waits_is_not_lost_and_the_first_one_wins() {
         let kill = Kill::default();
         kill.request(SLOW_CONSUMER);
@@ -639,14 +639,16 @@ mod tests {
         assert_eq!(kill.requested().await, SLOW_CONSUMER);
     }
 
-    #[tokio::test]
+    // The clock is paused: the timeout elapses as soon as the waiter has nothing left to do.
+    #[tokio::test(start_paused = true)]
     async fn a_waiting_writer_wakes_on_a_request_and_not_before() {
         let kill = Arc::new(Kill::default());
-        let waiter = tokio::spawn({
+        let mut waiter = tokio::spawn({
             let kill = kill.clone();
             async move { kill.requested().await }
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let early = tokio::time::timeout(Duration::from_secs(60), &mut waiter).await;
+        assert!(early.is_err(), "woke without a request");
         assert!(!waiter.is_finished());
         kill.request(OTHER);
         let got = tokio::time::timeout(Duration::from_secs(1), waiter).await;
