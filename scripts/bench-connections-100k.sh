@@ -10,6 +10,7 @@
 #   scripts/bench-connections-100k.sh            # N=6 TOTAL=100000 HOLD=30s OUT=bench-results/connections-100k
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/bench-lib.sh
 N=${N:-6}
 TOTAL=${TOTAL:-100000}
 HOLD=${HOLD:-30s}
@@ -24,23 +25,11 @@ pids=()
 cleanup() {
     kill "${pids[@]}" 2>/dev/null || true
     sleep 1
-    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    drop_database_and_stream "$DB" "$APP_STREAM_NAME" 2>/dev/null || true
 }
 trap cleanup EXIT
 
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
-# The stream goes with the database (JetStream API over the plain NATS protocol).
-python3 - "$APP_STREAM_NAME" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", 4222)); s.recv(4096)
-s.sendall(b'CONNECT {"verbose":false}\r\nPUB $JS.API.STREAM.DELETE.%s 0\r\n\r\nPING\r\n' % sys.argv[1].encode())
-s.recv(4096); s.close()
-PY
-wait_ready() {
-    for _ in $(seq 1 100); do curl -sf "http://$1/readyz" >/dev/null && return 0; sleep 0.3; done
-    echo "not ready: $1" >&2
-    exit 1
-}
+drop_database_and_stream "$DB" "$APP_STREAM_NAME"
 APP_LISTEN=127.0.0.1:8080 "$bin/command-api" >/tmp/bench-command-api.log 2>&1 &
 pids+=($!)
 wait_ready 127.0.0.1:8080

@@ -1,9 +1,13 @@
 //! Group commit: many appends, one transaction (design.md decision 3).
 //!
 //! A single task receives `(AppendRequest, reply)` pairs over a bounded channel, takes one, drains
-//! whatever else is already queued (up to `max_batch`, no artificial linger), runs one transaction
-//! through [`append_locked`], commits, and only then answers each waiter. A waiter never hears
-//! "appended" before the commit succeeded.
+//! whatever else is already queued (up to `max_batch`, no artificial linger), appends the batch in
+//! one transaction, and only then answers each waiter. A waiter never hears "appended" before the
+//! commit succeeded.
+//!
+//! The transaction is one statement in autocommit when the batch allows it
+//! ([`crate::one_statement`]), and otherwise (or when that statement refuses the batch)
+//! `BEGIN`, [`append_locked`] and `COMMIT`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -13,6 +17,7 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, Registry};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::one_statement::{Plan, append_one_statement};
 use crate::postgres::{BEGIN_APPEND, append_locked, pool_options};
 use crate::recent::Recent;
 use crate::store::{AppendError, AppendRequest, Appended};
@@ -27,8 +32,8 @@ pub struct GroupCommitConfig {
     /// Where committed events go for this process's relay (default none).
     pub recent: Option<Recent>,
     /// Run the committer on a thread of its own, with its own runtime and two connections
-    /// (default false: a task on the caller's runtime). A transaction is four round trips
-    /// under the log's head lock; on a runtime busy with thousands of HTTP requests each of
+    /// (default false: a task on the caller's runtime). A transaction holds the log's head
+    /// lock for one to four round trips; on a runtime busy with thousands of HTTP requests each of
     /// them waits its turn in the run queue, and every append in the process waits for the
     /// lock holder. On its own thread the committer is scheduled by the OS as soon as
     /// PostgreSQL answers.
@@ -43,8 +48,9 @@ pub struct GroupCommitConfig {
 pub struct CommitMetrics {
     /// `chat_group_commit_batch_size`: append requests per transaction.
     pub batch_size: Histogram,
-    /// `chat_group_commit_seconds{step}`: `begin_and_lock`, `read_and_write`, `commit`
-    /// (the last one is mostly the WAL flush).
+    /// `chat_group_commit_seconds{step}`: `one_statement` (the whole transaction, on the
+    /// fast path), or `begin_and_lock`, `read_and_write`, `commit` on the locked path
+    /// (`commit` is mostly the WAL flush).
     pub seconds: HistogramVec,
 }
 
@@ -133,7 +139,13 @@ pub(crate) fn spawn(pool: PgPool, config: GroupCommitConfig) -> Handle {
             match runtime {
                 // Connections opened here belong to this thread's runtime.
                 Ok(rt) => rt.block_on(async move {
-                    let own = pool_options(2).connect_lazy_with((*options).clone());
+                    // Generic plans for the append statements: PostgreSQL keeps choosing
+                    // custom plans for their array parameters, and planning them again
+                    // on every group commit costs a fifth of the backend's CPU (ADR 8).
+                    let options = (*options)
+                        .clone()
+                        .options([("plan_cache_mode", "force_generic_plan")]);
+                    let own = pool_options(2).connect_lazy_with(options);
                     run(own, rx, max_batch, config.recent, config.metrics).await;
                 }),
                 Err(e) => tracing::error!(error = %e, "cannot start the group commit runtime"),
@@ -230,6 +242,38 @@ async fn try_commit(
     reqs: &[AppendRequest],
     metrics: Option<&CommitMetrics>,
 ) -> Result<Vec<Result<Appended, AppendError>>, Failure> {
+    if let Some(plan) = Plan::new(reqs) {
+        let started = Instant::now();
+        match append_one_statement(pool, plan).await {
+            Ok(Some(results)) => {
+                let total = started.elapsed();
+                if let Some(m) = metrics {
+                    m.batch_size.observe(reqs.len() as f64);
+                    m.seconds
+                        .with_label_values(&["one_statement"])
+                        .observe(total.as_secs_f64());
+                }
+                if total >= SLOW_COMMIT {
+                    tracing::warn!(
+                        batch_size = reqs.len(),
+                        total_ms = ms(total),
+                        "slow group commit (one statement)"
+                    );
+                }
+                return Ok(results);
+            }
+            // A check failed or a unique index said no: nothing was written. The locked
+            // path below finds out which request it was.
+            Ok(None) => {}
+            // The database refused the statement, so it rolled back; the locked path
+            // isolates the offender (`commit_batch`).
+            Err(e) if e.as_database_error().is_some() => {
+                tracing::debug!(error = %e, "one-statement append refused; taking the locked path");
+            }
+            // The connection failed with the statement (and its commit) in flight.
+            Err(e) => return Err(Failure::Commit(e)),
+        }
+    }
     let started = Instant::now();
     let mut tx = pool
         .begin_with(BEGIN_APPEND)

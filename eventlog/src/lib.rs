@@ -3,6 +3,7 @@
 //! See `docs/adr` and design.md decisions 1-3 and 8.
 
 pub mod group_commit;
+mod one_statement;
 pub mod postgres;
 pub mod recent;
 pub mod relay;

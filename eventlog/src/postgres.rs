@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::group_commit::{self, GroupCommitConfig};
 use crate::store::{
-    AppendError, AppendRequest, Appended, EventStore, RecordedEvent, StoredResponse,
+    AppendError, AppendRequest, Appended, EventStore, IdempotencyClaim, NewEvent, RecordedEvent,
+    StoredResponse,
 };
 
 /// The NOTIFY channel that carries the last committed position after every append.
@@ -148,29 +149,58 @@ pub async fn lookup_idempotency<'e>(
 
 /// Column arrays for the one multi-row insert of events.
 #[derive(Default)]
-struct EventColumns {
-    position: Vec<i64>,
-    event_id: Vec<Uuid>,
-    stream_id: Vec<String>,
-    stream_type: Vec<String>,
-    version: Vec<i64>,
-    event_type: Vec<String>,
-    schema_version: Vec<i32>,
-    occurred_at: Vec<DateTime<Utc>>,
-    actor_id: Vec<Option<Uuid>>,
-    correlation_id: Vec<Uuid>,
-    causation_id: Vec<Option<Uuid>>,
-    data: Vec<serde_json::Value>,
+pub(crate) struct EventColumns {
+    pub(crate) position: Vec<i64>,
+    pub(crate) event_id: Vec<Uuid>,
+    pub(crate) stream_id: Vec<String>,
+    pub(crate) stream_type: Vec<String>,
+    pub(crate) version: Vec<i64>,
+    pub(crate) event_type: Vec<String>,
+    pub(crate) schema_version: Vec<i32>,
+    pub(crate) occurred_at: Vec<DateTime<Utc>>,
+    pub(crate) actor_id: Vec<Option<Uuid>>,
+    pub(crate) correlation_id: Vec<Uuid>,
+    pub(crate) causation_id: Vec<Option<Uuid>>,
+    pub(crate) data: Vec<serde_json::Value>,
 }
 
 /// Column arrays for the one multi-row insert of idempotency records.
 #[derive(Default)]
-struct ClaimColumns {
-    scope: Vec<String>,
-    key: Vec<String>,
-    fingerprint: Vec<String>,
-    status: Vec<i32>,
-    response: Vec<serde_json::Value>,
+pub(crate) struct ClaimColumns {
+    pub(crate) scope: Vec<String>,
+    pub(crate) key: Vec<String>,
+    pub(crate) fingerprint: Vec<String>,
+    pub(crate) status: Vec<i32>,
+    pub(crate) response: Vec<serde_json::Value>,
+}
+
+impl EventColumns {
+    /// Adds `ev`, the event of `req` at `position` and stream `version`.
+    pub(crate) fn push(&mut self, position: i64, version: i64, req: &AppendRequest, ev: &NewEvent) {
+        self.position.push(position);
+        self.event_id.push(ev.event_id);
+        self.stream_id.push(req.stream_id.clone());
+        self.stream_type.push(req.stream_type.clone());
+        self.version.push(version);
+        self.event_type.push(ev.event_type.clone());
+        self.schema_version.push(ev.schema_version);
+        self.occurred_at.push(ev.occurred_at);
+        self.actor_id.push(ev.actor_id);
+        self.correlation_id.push(ev.correlation_id);
+        self.causation_id.push(ev.causation_id);
+        self.data.push(ev.data.clone());
+    }
+}
+
+impl ClaimColumns {
+    /// Adds claim `c` with the response to store.
+    pub(crate) fn push(&mut self, c: &IdempotencyClaim, response: serde_json::Value) {
+        self.scope.push(c.scope.clone());
+        self.key.push(c.key.clone());
+        self.fingerprint.push(c.fingerprint.clone());
+        self.status.push(i32::from(c.status));
+        self.response.push(response);
+    }
 }
 
 /// The statement that takes the log head's row lock, shared by [`BEGIN_APPEND`] and
@@ -295,18 +325,7 @@ pub async fn append_locked(
         for ev in &req.events {
             position += 1;
             version += 1;
-            events.position.push(position);
-            events.event_id.push(ev.event_id);
-            events.stream_id.push(req.stream_id.clone());
-            events.stream_type.push(req.stream_type.clone());
-            events.version.push(version);
-            events.event_type.push(ev.event_type.clone());
-            events.schema_version.push(ev.schema_version);
-            events.occurred_at.push(ev.occurred_at);
-            events.actor_id.push(ev.actor_id);
-            events.correlation_id.push(ev.correlation_id);
-            events.causation_id.push(ev.causation_id);
-            events.data.push(ev.data.clone());
+            events.push(position, version, req, ev);
         }
         versions.insert(req.stream_id.clone(), version);
 
@@ -319,11 +338,7 @@ pub async fn append_locked(
                 obj.insert("position".to_owned(), serde_json::Value::from(position));
             }
             taken.insert((c.scope.clone(), c.key.clone()));
-            claims.scope.push(c.scope.clone());
-            claims.key.push(c.key.clone());
-            claims.fingerprint.push(c.fingerprint.clone());
-            claims.status.push(i32::from(c.status));
-            claims.response.push(response.clone());
+            claims.push(c, response.clone());
             responses.push(response);
         }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{append_events, assert_stream_equals_log, stop_when_caught_up};
+use common::{append_events, append_events_paced, assert_stream_equals_log, stop_when_caught_up};
 use eventlog::testing::{TestDb, TestNats};
 use eventlog::{EventStore, GroupCommitConfig, PgEventStore, Recent, Relay, RelayConfig};
 use rand::Rng;
@@ -41,9 +41,14 @@ async fn kill_ten_times(recent: Option<Recent>) {
     config.batch = 200;
     config.poll_interval = Duration::from_millis(200);
 
+    // 10 writers x 50 appends of 10 events, each writer pausing 40 ms after an append: the
+    // appends take at least 2 s, about as long as the ten kills (10-400 ms apart), however
+    // fast the machine commits.
     let writer = {
         let store = store.clone();
-        tokio::spawn(async move { append_events(&store, 10, 5000).await })
+        tokio::spawn(async move {
+            append_events_paced(&store, 10, 5000, Duration::from_millis(40)).await
+        })
     };
 
     let mut progress = Vec::new();

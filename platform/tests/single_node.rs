@@ -139,7 +139,7 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
         "chat_ws_connections",
         "chat_projector_checkpoint",
         "chat_group_commit_batch_size_count",
-        "chat_group_commit_seconds_bucket{step=\"commit\"",
+        "chat_group_commit_seconds_bucket{step=\"one_statement\"",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }

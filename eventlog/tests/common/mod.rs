@@ -115,6 +115,17 @@ pub async fn assert_stream_equals_log(
 
 /// Appends `total` events from `writers` concurrent tasks (10 events per append).
 pub async fn append_events(store: &eventlog::PgEventStore, writers: usize, total: usize) {
+    append_events_paced(store, writers, total, std::time::Duration::ZERO).await;
+}
+
+/// [`append_events`] with a pause of `pause` after each append of each writer, so that the
+/// appends are spread over a time that does not depend on how fast the machine is.
+pub async fn append_events_paced(
+    store: &eventlog::PgEventStore,
+    writers: usize,
+    total: usize,
+    pause: std::time::Duration,
+) {
     use eventlog::EventStore;
     let per_writer = total / writers;
     let mut tasks = Vec::new();
@@ -133,6 +144,9 @@ pub async fn append_events(store: &eventlog::PgEventStore, writers: usize, total
                     .await
                     .unwrap();
                 left -= n;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
             }
         }));
     }
