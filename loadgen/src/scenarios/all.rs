@@ -39,10 +39,15 @@ pub struct AllArgs {
     /// Round trips per NATS baseline.
     #[arg(long, default_value_t = 10_000)]
     pub count: u64,
-    /// Also run the open loop at this many messages/s (with the largest client count as
-    /// connections), and raw PostgreSQL at the same rate over as many connections.
+    /// Also run the open loop at this many messages/s (over `--open-clients` connections),
+    /// and raw PostgreSQL at the same rate over the largest `--clients` connections.
     #[arg(long, conflicts_with = "rate_fraction")]
     pub rate: Option<f64>,
+    /// Connections of the API's open loop. At a fixed rate, too few connections queue
+    /// sends behind each other (HTTP/1.1 carries one request at a time), which measures
+    /// the generator, not the server.
+    #[arg(long, default_value_t = 512)]
+    pub open_clients: usize,
     /// Also run the open loop at this fraction of the best closed-loop throughput (e.g. 0.7).
     #[arg(long)]
     pub rate_fraction: Option<f64>,
@@ -143,8 +148,8 @@ pub async fn run(a: &AllArgs, out: &Path) -> anyhow::Result<()> {
         .map(|l| l.accepted_per_s)
         .fold(0.0_f64, f64::max);
     let open_rate = a.rate.or(a.rate_fraction.map(|f| (f * best).max(1.0)));
-    // The open loop's baseline: one-row commits at the same rate, over as many
-    // connections as the API's open loop uses.
+    // The open loop's baseline: one-row commits at the same rate, over the largest
+    // closed-loop level's connections (PostgreSQL's `max_connections` bounds them).
     let pg_open = match open_rate {
         Some(rate) => {
             let r = baseline_pg::measure(&PgArgs {
@@ -163,6 +168,7 @@ pub async fn run(a: &AllArgs, out: &Path) -> anyhow::Result<()> {
     let open = match open_rate {
         Some(rate) => {
             send_args.rate = Some(rate);
+            send_args.clients = vec![a.open_clients];
             let r = send::measure(&send_args).await?;
             send::table(&r).print();
             report::write_json(out, "send-open-loop.json", &r)?;
