@@ -14,10 +14,12 @@ pub mod testing;
 pub use group_commit::{CommitMetrics, GroupCommitConfig};
 pub use postgres::{
     APPENDED_CHANNEL, BEGIN_APPEND, PgEventStore, append_in_tx, append_locked, head_position,
-    lookup_idempotency, migrate, pool_options, read_all, read_stream,
+    log_id, lookup_idempotency, migrate, pool_options, read_all, read_stream,
 };
 pub use recent::Recent;
-pub use relay::{Relay, RelayConfig, subject_for};
+pub use relay::{
+    Relay, RelayConfig, check_stream_identity, stream_config, stream_description, subject_for,
+};
 pub use store::{
     AppendError, AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyClaim, NewEvent,
     RecordedEvent, StoredResponse,

@@ -110,6 +110,13 @@ pub async fn head_position<'e>(executor: impl PgExecutor<'e>) -> Result<i64, sql
         .await
 }
 
+/// The log's identity (created with the schema; see [`crate::relay::stream_description`]).
+pub async fn log_id<'e>(executor: impl PgExecutor<'e>) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar("SELECT log_id FROM log_identity")
+        .fetch_one(executor)
+        .await
+}
+
 /// Stored idempotency responses for `keys` in `scope`.
 pub async fn lookup_idempotency<'e>(
     executor: impl PgExecutor<'e>,

@@ -19,7 +19,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use sqlx::postgres::{PgListener, PgNotification};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::postgres::{APPENDED_CHANNEL, head_position, read_all};
+use crate::postgres::{APPENDED_CHANNEL, head_position, log_id, read_all};
 use crate::recent::Recent;
 use crate::store::RecordedEvent;
 
@@ -88,10 +88,36 @@ fn sanitize_token(s: &str) -> String {
         .collect()
 }
 
-/// The stream configuration the relay creates.
-pub fn stream_config(stream_name: &str, subject_prefix: &str) -> stream::Config {
+/// The description of the stream that carries the log `log_id`. A stream with another
+/// description holds another log's events (or predates log identities): the relay replaces
+/// it, and consumers must not apply it ([`check_stream_identity`]).
+pub fn stream_description(log_id: uuid::Uuid) -> String {
+    format!("chat event log {log_id}")
+}
+
+/// Fails unless `info` is the stream of the log `log`: consumers call this before reading,
+/// so that a stream left over from another log is never applied (the relay replaces it).
+pub async fn check_stream_identity(info: &stream::Info, log: &PgPool) -> anyhow::Result<()> {
+    let expected = stream_description(log_id(log).await.context("read the log's identity")?);
+    let found = info.config.description.as_deref().unwrap_or("");
+    anyhow::ensure!(
+        found == expected,
+        "JetStream stream {} is not this log's (description {found:?}, expected {expected:?}); \
+         waiting for the relay to replace it",
+        info.config.name
+    );
+    Ok(())
+}
+
+/// The stream configuration the relay creates for the log `log_id`.
+pub fn stream_config(
+    stream_name: &str,
+    subject_prefix: &str,
+    log_id: uuid::Uuid,
+) -> stream::Config {
     stream::Config {
         name: stream_name.to_owned(),
+        description: Some(stream_description(log_id)),
         subjects: vec![format!("{subject_prefix}.events.>")],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
@@ -380,6 +406,9 @@ impl Relay {
     /// to publish (`last_sequence + 1`) and the log head it read.
     async fn sync_stream(&self) -> anyhow::Result<(i64, i64)> {
         let head = head_position(&self.pool).await.context("read log head")?;
+        let log_id = log_id(&self.pool)
+            .await
+            .context("read the log's identity")?;
         let name = &self.config.stream_name;
         let info = match self.js.get_stream(name).await {
             Ok(stream) => stream.cached_info().clone(),
@@ -388,7 +417,7 @@ impl Relay {
                     && js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
                 {
                     tracing::info!(stream = %name, "JetStream stream missing; creating it and publishing from position 1");
-                    self.create_stream().await?;
+                    self.create_stream(log_id).await?;
                     return Ok((1, head));
                 }
                 return Err(anyhow::Error::new(e).context("get JetStream stream info"));
@@ -403,30 +432,36 @@ impl Relay {
                 && st.messages == st.last_sequence - st.first_sequence + 1
         };
         let beyond_head = i64::try_from(st.last_sequence).map_or(true, |last| last > head);
-        if !consistent || beyond_head {
+        // Another log's stream may look consistent (positions 1..n, n <= head) and still
+        // hold other events: its description says whose it is.
+        let ours = info.config.description.as_deref() == Some(stream_description(log_id).as_str());
+        if !consistent || beyond_head || !ours {
             tracing::warn!(
                 stream = %name,
                 messages = st.messages,
                 first_sequence = st.first_sequence,
                 last_sequence = st.last_sequence,
                 log_head = head,
-                "JetStream stream is inconsistent with the log; deleting and re-creating it, re-publishing from position 1"
+                description = info.config.description.as_deref().unwrap_or(""),
+                %log_id,
+                "JetStream stream is inconsistent with the log or another log's; deleting and re-creating it, re-publishing from position 1"
             );
             match self.js.delete_stream(name).await {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "deleting the inconsistent stream failed"),
             }
-            self.create_stream().await?;
+            self.create_stream(log_id).await?;
             return Ok((1, head));
         }
         Ok((i64::try_from(st.last_sequence)? + 1, head))
     }
 
-    async fn create_stream(&self) -> anyhow::Result<()> {
+    async fn create_stream(&self, log_id: uuid::Uuid) -> anyhow::Result<()> {
         self.js
             .create_stream(stream_config(
                 &self.config.stream_name,
                 &self.config.subject_prefix,
+                log_id,
             ))
             .await
             .context("create JetStream stream")?;

@@ -94,3 +94,41 @@ async fn a_purged_or_foreign_stream_is_deleted_re_created_and_re_filled() {
     assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
     nats.cleanup().await;
 }
+
+/// A stream that looks consistent with the log (positions 1..n, n below the head) but was
+/// filled by another log is replaced, not continued: its description names its log.
+#[tokio::test]
+async fn another_logs_stream_that_looks_consistent_is_replaced_and_re_filled() {
+    let nats = TestNats::new().await.unwrap();
+    let other = TestDb::new().await.unwrap();
+    let other_store = PgEventStore::new(other.pool.clone(), GroupCommitConfig::default());
+    append_events(&other_store, 1, 300).await;
+    let mut other_relay = Relay::new(other.pool.clone(), nats.client.clone(), nats.relay_config());
+    assert_eq!(other_relay.publish_pending().await.unwrap(), 300);
+
+    let db = TestDb::new().await.unwrap();
+    let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
+    append_events(&store, 2, 1000).await;
+    let mut relay = Relay::new(db.pool.clone(), nats.client.clone(), nats.relay_config());
+    assert_eq!(
+        relay.publish_pending().await.unwrap(),
+        1000,
+        "re-published from position 1"
+    );
+    assert_stream_equals_log(&nats.client, &nats.stream_name, &nats.prefix, &db.pool).await;
+
+    let js = async_nats::jetstream::new(nats.client.clone());
+    let info = js
+        .get_stream(&nats.stream_name)
+        .await
+        .unwrap()
+        .cached_info()
+        .clone();
+    let log_id = eventlog::log_id(&db.pool).await.unwrap();
+    assert_ne!(log_id, eventlog::log_id(&other.pool).await.unwrap());
+    assert_eq!(
+        info.config.description,
+        Some(eventlog::stream_description(log_id))
+    );
+    nats.cleanup().await;
+}

@@ -134,3 +134,56 @@ async fn a_poison_event_goes_to_dead_letters_with_a_reason_and_later_events_stil
     let _ = relay.await;
     h.nats.cleanup().await;
 }
+
+/// A database dropped and created again (or another deployment on the same NATS account)
+/// leaves a stream holding another log's events at the positions this log will use. The
+/// projector must apply none of them: it waits for the relay to replace the stream.
+#[tokio::test]
+async fn a_stream_left_over_from_another_log_is_not_applied_until_the_relay_replaces_it() {
+    let a = Harness::new().await;
+    common::setup_world(&a.store, 4, 1, 1, 5).await;
+    let published =
+        i64::try_from(a.relay().publish_pending().await.expect("publish A")).expect("count");
+    assert!(published > 0);
+
+    // Log B, larger than A's stream, so that the stream looks like B's first positions.
+    let b = Harness::new().await;
+    common::setup_world(&b.store, 12, 3, 2, 6).await;
+    let head = b.head().await;
+    assert!(
+        head > published,
+        "B's log {head} is longer than A's stream {published}"
+    );
+    let mut config = a.projector_config();
+    config.idle_wait = Duration::from_millis(100);
+    let mut p = projector::Projector::new(
+        b.db.pool.clone(),
+        b.db.pool.clone(),
+        a.nats.client.clone(),
+        config,
+    );
+    for _ in 0..5 {
+        let err = p
+            .process_next()
+            .await
+            .expect_err("another log's stream is refused");
+        assert!(format!("{err:#}").contains("not this log's"), "{err:#}");
+    }
+    assert_eq!(b.checkpoint().await, 0, "nothing of log A was applied");
+
+    // B's relay replaces the stream; the projector then follows B's log.
+    let replaced = eventlog::Relay::new(
+        b.db.pool.clone(),
+        a.nats.client.clone(),
+        a.nats.relay_config(),
+    )
+    .publish_pending()
+    .await
+    .expect("publish B");
+    assert_eq!(i64::try_from(replaced).expect("count"), head);
+    b.drive_to_head(&mut p, Duration::from_secs(30)).await;
+    let (oracle, _, _) = common::oracle(&b.db.pool).await;
+    common::assert_same_read_models(&b.db.pool, &oracle.pool).await;
+    a.nats.cleanup().await;
+    b.nats.cleanup().await;
+}

@@ -113,6 +113,7 @@ impl Live {
             consume_events(
                 hub.clone(),
                 nats.clone(),
+                log_pool.clone(),
                 settings.stream_name.clone(),
                 format!("{prefix}.events.room.>"),
                 start_after,
@@ -232,6 +233,7 @@ async fn until_stopped(mut stopped: watch::Receiver<()>, task: impl Future<Outpu
 async fn consume_events(
     hub: Arc<Hub>,
     nats: async_nats::Client,
+    log: sqlx::PgPool,
     stream_name: String,
     filter: String,
     start_after: i64,
@@ -248,6 +250,13 @@ async fn consume_events(
                 continue;
             }
         };
+        // Another log's stream (left over, not yet replaced by the relay) must not reach
+        // the sockets.
+        if let Err(e) = eventlog::check_stream_identity(stream.cached_info(), &log).await {
+            tracing::warn!(error = %e, "not following the event stream yet");
+            tokio::time::sleep(retry).await;
+            continue;
+        }
         let config = jetstream::consumer::push::OrderedConfig {
             deliver_subject: nats.new_inbox(),
             filter_subject: filter.clone(),
