@@ -246,20 +246,7 @@ async fn try_commit(
         let started = Instant::now();
         match append_one_statement(pool, plan).await {
             Ok(Some(results)) => {
-                let total = started.elapsed();
-                if let Some(m) = metrics {
-                    m.batch_size.observe(reqs.len() as f64);
-                    m.seconds
-                        .with_label_values(&["one_statement"])
-                        .observe(total.as_secs_f64());
-                }
-                if total >= SLOW_COMMIT {
-                    tracing::warn!(
-                        batch_size = reqs.len(),
-                        total_ms = ms(total),
-                        "slow group commit (one statement)"
-                    );
-                }
+                record(metrics, reqs.len(), &[("one_statement", started.elapsed())]);
                 return Ok(results);
             }
             // A check failed or a unique index said no: nothing was written. The locked
@@ -291,30 +278,39 @@ async fn try_commit(
         tracing::debug!(error = %e, "rollback of a fully rejected batch failed");
     }
     let total = started.elapsed();
-    if let Some(m) = metrics {
-        m.batch_size.observe(reqs.len() as f64);
-        for (step, d) in [
+    record(
+        metrics,
+        reqs.len(),
+        &[
             ("begin_and_lock", locked),
             ("read_and_write", written - locked),
             ("commit", total - written),
-        ] {
+        ],
+    );
+    Ok(results)
+}
+
+/// Records a transaction's batch size and the time of each step, and logs it when it was
+/// slow: every append in the process waited for it, since it held the head lock.
+fn record(metrics: Option<&CommitMetrics>, batch_size: usize, steps: &[(&'static str, Duration)]) {
+    if let Some(m) = metrics {
+        m.batch_size.observe(batch_size as f64);
+        for (step, d) in steps {
             m.seconds
                 .with_label_values(&[step])
                 .observe(d.as_secs_f64());
         }
     }
+    let total: Duration = steps.iter().map(|(_, d)| *d).sum();
     if total >= SLOW_COMMIT {
-        // Every append in the process waits for this transaction (it holds the head lock).
+        let steps_ms: Vec<(&str, f64)> = steps.iter().map(|(step, d)| (*step, ms(*d))).collect();
         tracing::warn!(
-            batch_size = reqs.len(),
+            batch_size,
             total_ms = ms(total),
-            begin_and_lock_ms = ms(locked),
-            read_and_write_ms = ms(written - locked),
-            commit_ms = ms(total - written),
+            steps_ms = ?steps_ms,
             "slow group commit"
         );
     }
-    Ok(results)
 }
 
 /// A transaction slower than this is logged with the time of each step.

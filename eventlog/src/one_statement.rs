@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::PgExecutor;
 
-use crate::postgres::{APPENDED_CHANNEL, ClaimColumns, EventColumns};
+use crate::postgres::{APPENDED_CHANNEL, ClaimColumns, EventColumns, is_unique_violation};
 use crate::store::{AppendError, AppendRequest, Appended, ExpectedVersion};
 
 /// A batch laid out for [`append_one_statement`], with positions relative to the head.
@@ -93,18 +93,11 @@ impl Plan {
                 if !claimed.insert((&c.scope, &c.key)) {
                     return None;
                 }
-                let mut response = c.response.clone();
-                let position_offset = match response.as_object_mut() {
-                    Some(obj) => {
-                        // Filled in with the real position after the statement.
-                        obj.insert("position".to_owned(), serde_json::Value::from(offset));
-                        offset
-                    }
-                    None => 0,
-                };
+                // An object response gets the request's last position (see `into_results`).
+                let position_offset = if c.response.is_object() { offset } else { 0 };
                 plan.claims.push(c, c.response.clone());
                 plan.claim_offsets.push(position_offset);
-                responses.push(response);
+                responses.push(c.response.clone());
             }
             plan.results.push(Appended {
                 first_version: expected + 1,
@@ -124,11 +117,13 @@ impl Plan {
             .map(|mut a| {
                 a.first_position += head;
                 a.last_position += head;
+                // As the statement stores them (and as `append_locked` answers).
                 for r in &mut a.responses {
-                    if let Some(p) = r.get_mut("position")
-                        && let Some(off) = p.as_i64()
-                    {
-                        *p = serde_json::Value::from(head + off);
+                    if let Some(obj) = r.as_object_mut() {
+                        obj.insert(
+                            "position".to_owned(),
+                            serde_json::Value::from(a.last_position),
+                        );
                     }
                 }
                 Ok(a)
@@ -195,14 +190,9 @@ pub(crate) async fn append_one_statement<'e>(
     match head {
         Ok(Some(head)) => Ok(Some(plan.into_results(head))),
         Ok(None) => Ok(None),
-        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) if is_unique_violation(&e, None) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.code().as_deref() == Some("23505"))
 }
 
 #[cfg(test)]

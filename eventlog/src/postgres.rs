@@ -421,8 +421,13 @@ pub async fn append_locked(
 }
 
 fn is_stream_version_violation(e: &sqlx::Error) -> bool {
+    is_unique_violation(e, Some(STREAM_VERSION_CONSTRAINT))
+}
+
+/// Whether `e` is a unique violation (of `constraint`, when given).
+pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: Option<&str>) -> bool {
     e.as_database_error().is_some_and(|d| {
-        d.code().as_deref() == Some("23505") && d.constraint() == Some(STREAM_VERSION_CONSTRAINT)
+        d.code().as_deref() == Some("23505") && constraint.is_none_or(|c| d.constraint() == Some(c))
     })
 }
 

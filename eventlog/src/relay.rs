@@ -19,7 +19,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use sqlx::postgres::{PgListener, PgNotification};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::postgres::{APPENDED_CHANNEL, head_position, log_id, read_all};
+use crate::postgres::{APPENDED_CHANNEL, log_id, read_all};
 use crate::recent::Recent;
 use crate::store::RecordedEvent;
 
@@ -98,15 +98,21 @@ pub fn stream_description(log_id: uuid::Uuid) -> String {
 /// Fails unless `info` is the stream of the log `log`: consumers call this before reading,
 /// so that a stream left over from another log is never applied (the relay replaces it).
 pub async fn check_stream_identity(info: &stream::Info, log: &PgPool) -> anyhow::Result<()> {
-    let expected = stream_description(log_id(log).await.context("read the log's identity")?);
-    let found = info.config.description.as_deref().unwrap_or("");
+    let log_id = log_id(log).await.context("read the log's identity")?;
     anyhow::ensure!(
-        found == expected,
-        "JetStream stream {} is not this log's (description {found:?}, expected {expected:?}); \
+        is_stream_of(info, log_id),
+        "JetStream stream {} is not this log's (description {:?}, expected {:?}); \
          waiting for the relay to replace it",
-        info.config.name
+        info.config.name,
+        info.config.description.as_deref().unwrap_or(""),
+        stream_description(log_id)
     );
     Ok(())
+}
+
+/// Whether the stream described by `info` carries the log `log_id`.
+fn is_stream_of(info: &stream::Info, log_id: uuid::Uuid) -> bool {
+    info.config.description.as_deref() == Some(stream_description(log_id).as_str())
 }
 
 /// The stream configuration the relay creates for the log `log_id`.
@@ -405,10 +411,12 @@ impl Relay {
     /// Makes sure the stream exists and is consistent with the log; returns the next position
     /// to publish (`last_sequence + 1`) and the log head it read.
     async fn sync_stream(&self) -> anyhow::Result<(i64, i64)> {
-        let head = head_position(&self.pool).await.context("read log head")?;
-        let log_id = log_id(&self.pool)
-            .await
-            .context("read the log's identity")?;
+        // The head and the log's identity in one round trip.
+        let (head, log_id): (i64, uuid::Uuid) =
+            sqlx::query_as("SELECT h.position, i.log_id FROM log_head h CROSS JOIN log_identity i")
+                .fetch_one(&self.pool)
+                .await
+                .context("read the log's head and identity")?;
         let name = &self.config.stream_name;
         let info = match self.js.get_stream(name).await {
             Ok(stream) => stream.cached_info().clone(),
@@ -434,8 +442,7 @@ impl Relay {
         let beyond_head = i64::try_from(st.last_sequence).map_or(true, |last| last > head);
         // Another log's stream may look consistent (positions 1..n, n <= head) and still
         // hold other events: its description says whose it is.
-        let ours = info.config.description.as_deref() == Some(stream_description(log_id).as_str());
-        if !consistent || beyond_head || !ours {
+        if !consistent || beyond_head || !is_stream_of(&info, log_id) {
             tracing::warn!(
                 stream = %name,
                 messages = st.messages,
