@@ -28,6 +28,15 @@ macro_rules! id_type {
             pub fn stream_id(&self) -> String {
                 format!(concat!($prefix, "-{}"), self.0)
             }
+
+            /// The inverse of [`Self::stream_id`]: the id whose stream is `stream_id`, or
+            /// `None` when `stream_id` is not a stream of this kind of entity.
+            pub fn from_stream_id(stream_id: &str) -> Option<Self> {
+                stream_id
+                    .strip_prefix(concat!($prefix, "-"))
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .map(Self)
+            }
         }
 
         impl Default for $name {

@@ -513,6 +513,23 @@ mod ids {
     }
 
     #[test]
+    fn an_id_round_trips_through_its_stream_id() {
+        let u = UserId::new();
+        let r = RoomId::new();
+        assert_eq!(UserId::from_stream_id(&u.stream_id()), Some(u));
+        assert_eq!(RoomId::from_stream_id(&r.stream_id()), Some(r));
+    }
+
+    #[test]
+    fn a_stream_of_another_kind_or_a_malformed_one_is_no_id() {
+        let r = RoomId::new();
+        assert_eq!(UserId::from_stream_id(&r.stream_id()), None);
+        assert_eq!(RoomId::from_stream_id(&format!("room-{r}x")), None);
+        assert_eq!(RoomId::from_stream_id(&r.to_string()), None);
+        assert_eq!(RoomId::from_stream_id("room-"), None);
+    }
+
+    #[test]
     fn an_id_round_trips_through_its_text_form() {
         let u = UserId::new();
         assert_eq!(u.to_string().parse::<UserId>().unwrap(), u);
