@@ -180,9 +180,35 @@ pg_trust_localhost() {
     "${SUDO[@]}" chmod 640 "$hba" 2>/dev/null || true
 }
 
+# pg_login: true if user postgres can log in over TCP without a password (what the
+# tests and the default settings use). Without psql, assume it can.
+pg_login() {
+    command -v psql >/dev/null 2>&1 || return 0
+    PGCONNECT_TIMEOUT=3 psql -w -X -q -h "$PG_DEFAULT_HOST" -p "$PG_DEFAULT_PORT" -U postgres \
+        -d postgres -c 'SELECT 1' >/dev/null 2>&1 </dev/null
+}
+
+# A PostgreSQL that answers but refuses user postgres without a password (a machine
+# whose image ships a running cluster with the packaged pg_hba.conf): add the trust
+# lines and reload.
+ensure_local_login() {
+    pg_login && return 0
+    local ver
+    ver=$(pg_version)
+    [[ -n $ver && -f /etc/postgresql/$ver/main/pg_hba.conf ]] ||
+        die "PostgreSQL at $PG_DEFAULT_HOST:$PG_DEFAULT_PORT refuses user postgres without a password, and there is no local /etc/postgresql/*/main/pg_hba.conf to change. Allow it, or set APP_DATABASE_URL and TEST_DATABASE_URL with credentials."
+    need_root "allowing user postgres to log in from 127.0.0.1"
+    pg_trust_localhost "$ver"
+    "${SUDO[@]}" pg_ctlcluster --skip-systemctl-redirect "$ver" main reload </dev/null ||
+        die "pg_ctlcluster $ver main reload failed"
+    wait_for "$TIMEOUT" "PostgreSQL login as postgres" pg_login ||
+        die "user postgres still cannot log in at $PG_DEFAULT_HOST:$PG_DEFAULT_PORT without a password after adding trust lines to /etc/postgresql/$ver/main/pg_hba.conf"
+}
+
 ensure_local_postgres() {
     if pg_ready "" "$PG_DEFAULT_HOST" "$PG_DEFAULT_PORT"; then
         log "PostgreSQL is reachable at $PG_DEFAULT_HOST:$PG_DEFAULT_PORT"
+        ensure_local_login
         return 0
     fi
     log "PostgreSQL is not answering at $PG_DEFAULT_HOST:$PG_DEFAULT_PORT; starting it"
@@ -216,6 +242,7 @@ ensure_local_postgres() {
     wait_for "$TIMEOUT" "PostgreSQL at $PG_DEFAULT_HOST:$PG_DEFAULT_PORT" \
         pg_ready "" "$PG_DEFAULT_HOST" "$PG_DEFAULT_PORT" ||
         die "PostgreSQL did not answer on $PG_DEFAULT_HOST:$PG_DEFAULT_PORT within ${TIMEOUT}s (see /var/log/postgresql/postgresql-$ver-main.log)"
+    ensure_local_login
 }
 
 check_remote_postgres() {
