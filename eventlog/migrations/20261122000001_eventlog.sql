@@ -1,4 +1,4 @@
--- The durable event log (docs/architecture.md D1-D3, D8).
+-- The durable event log (design.md decisions 1-3, 8).
 
 CREATE TABLE IF NOT EXISTS events (
     position        BIGINT      PRIMARY KEY CHECK (position >= 1),

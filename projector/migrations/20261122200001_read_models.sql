@@ -8,8 +8,7 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
     projection TEXT PRIMARY KEY,
     position   BIGINT NOT NULL,
     -- Bumped by every rebuild, so a client resuming with positions from before a rebuild can be
-    -- told to resync (docs/architecture.md D11: no client reads it yet; the live feed resumes
-    -- from the log, D6).
+    -- told to resync (design.md decision 6: "the epoch changes when a projection is rebuilt").
     epoch      BIGINT NOT NULL DEFAULT 1,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
