@@ -3,6 +3,7 @@
 //! commit, and relays the log to JetStream.
 
 pub mod configuration;
+pub mod idempotency;
 pub mod metrics;
 pub mod rooms;
 pub mod routes;

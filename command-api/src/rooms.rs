@@ -11,21 +11,20 @@
 //! every append catches that: on a conflict the actor drops its cache, reloads the
 //! stream and decides the affected commands again (bounded attempts).
 
-use crate::error::ApiError;
-use axum::http::StatusCode;
 use chrono::Utc;
 use eventlog::{
-    AppendError, AppendRequest, EventStore, ExpectedVersion, IdempotencyClaim, NewEvent,
-    RecordedEvent,
+    AppendError, AppendRequest, EventStore, ExpectedVersion, IdempotencyClaim, IdempotencyRecord,
+    IdempotencyScope, NewEvent, RecordedEvent, StoreError,
 };
 use events::room::{self, RoomCommand, RoomError, RoomEvent, RoomState};
-use events::{MessageId, RoomId, StoredEvent, UserId};
-use serde_json::Value;
+use events::{RoomId, StoredEvent, UserId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+use crate::idempotency::{Idem, key_hash, message_fingerprint, message_key};
 
 /// Commands one actor takes from its queue in one round.
 const MAX_ROUND: usize = 512;
@@ -36,53 +35,21 @@ const IDLE_RETIRE: Duration = Duration::from_secs(300);
 const QUEUE: usize = 4096;
 const READ_PAGE: i64 = 10_000;
 
-/// An idempotency key claimed by a command: a retry with the same key returns the
-/// original response and appends nothing.
-///
-/// Two kinds, kept in PostgreSQL either way (design.md decision 8):
-/// * an `Idempotency-Key` header: the response is stored in `idempotency_keys` by the
-///   append that carries the command;
-/// * a message's `client_msg_id` (`from_message`): the room's own `MessageSent` event
-///   records it, so the event log is the record. The actor answers a retry from that
-///   event, and the append's expected version guarantees that no other writer used the
-///   key since the state the actor decided against (module docs).
-#[derive(Clone, Debug)]
-pub struct Idem {
-    pub scope: String,
-    pub key: String,
-    pub fingerprint: String,
-    /// The key is [`message_key`] of a `client_msg_id` and the fingerprint is
-    /// [`message_fingerprint`] of the message.
-    pub from_message: bool,
-}
-
-/// The idempotency key (in the room's scope) of a message sent with `client_msg_id`.
-pub fn message_key(sender: UserId, client_msg_id: &str) -> String {
-    format!("{sender}:msg:{client_msg_id}")
-}
-
-/// What ties a `client_msg_id` to one exact message: its (trimmed) body and `reply_to`.
-pub fn message_fingerprint(body: &str, reply_to: Option<MessageId>) -> String {
-    let reply = reply_to.map(|r| r.to_string()).unwrap_or_default();
-    crate::routes::fingerprint(&[body, &reply])
-}
-
-fn key_hash(key: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish()
-}
-
-/// What a successful command answers, built from the events it produced.
-pub struct Decided<'a> {
+/// What an accepted command did: the outcome the route renders.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Committed {
+    /// The room the events belong to (for a retried room creation: the room the first
+    /// attempt created).
     pub room_id: RoomId,
-    pub events: &'a [RoomEvent],
+    /// The events the command appended, or, for a retry, those its first attempt appended;
+    /// empty when it changed nothing.
+    pub events: Vec<RoomEvent>,
     /// The room stream's version after the command.
     pub version: i64,
+    /// The log position of the command's last event (`None` when it appended nothing): a
+    /// read-your-writes `min_position`.
+    pub position: Option<i64>,
 }
-
-pub type Responder = Box<dyn Fn(&Decided<'_>) -> (StatusCode, Value) + Send + Sync>;
 
 /// A command for one room, from one user.
 pub struct Submission {
@@ -91,17 +58,11 @@ pub struct Submission {
     pub cmds: Vec<RoomCommand>,
     pub idempotency: Option<Idem>,
     pub correlation_id: Uuid,
-    pub respond: Responder,
 }
 
-/// The response to send: status and JSON body (with `position` and `version`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
-}
-
-#[derive(Debug, thiserror::Error)]
+/// Why a room command was not carried out. Failures of the log are shared by every command
+/// of the round they hit, hence the `Arc`s.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
     Domain(#[from] RoomError),
@@ -109,29 +70,40 @@ pub enum CommandError {
     IdempotencyMismatch,
     #[error("too much contention on this room")]
     Busy,
-    #[error("event store: {0}")]
-    Store(String),
+    #[error("the room's actor is not running (shutting down)")]
+    ActorGone,
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+    #[error("the room's log holds an event this version cannot read")]
+    Decode(#[source] Arc<DecodeError>),
+    #[error("{stream_id} has no event at version {version}")]
+    MissingEvent { stream_id: String, version: i64 },
+    #[error("an event of this command cannot be encoded")]
+    Encode(#[source] Arc<serde_json::Error>),
 }
 
-impl From<CommandError> for ApiError {
-    fn from(e: CommandError) -> Self {
-        match e {
-            CommandError::Domain(d) => d.into(),
-            CommandError::IdempotencyMismatch => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this idempotency key was used with a different request",
-            ),
-            CommandError::Busy => ApiError::unavailable("room busy, retry shortly"),
-            CommandError::Store(m) => ApiError::internal(m),
-        }
+/// An event of a room's stream that could not be read or written as a [`RoomEvent`].
+#[derive(Debug, thiserror::Error)]
+#[error("event {event_id} at position {position} ({stream_id} v{version})")]
+pub struct DecodeError {
+    pub event_id: Uuid,
+    pub position: i64,
+    pub stream_id: String,
+    pub version: i64,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        CommandError::Store(Arc::new(e))
     }
 }
 
 enum Job {
     Submit(
         Box<Submission>,
-        oneshot::Sender<Result<Reply, CommandError>>,
+        oneshot::Sender<Result<Committed, CommandError>>,
     ),
     IsMember(UserId, oneshot::Sender<Result<(), CommandError>>),
 }
@@ -157,11 +129,14 @@ impl<S: EventStore + Clone> RoomCommands<S> {
 
     /// Decides and appends `sub` against room `room_id`; the reply is sent only
     /// after the events are committed.
-    pub async fn submit(&self, room_id: RoomId, sub: Submission) -> Result<Reply, CommandError> {
+    pub async fn submit(
+        &self,
+        room_id: RoomId,
+        sub: Submission,
+    ) -> Result<Committed, CommandError> {
         let (tx, rx) = oneshot::channel();
         self.send(room_id, Job::Submit(Box::new(sub), tx)).await?;
-        rx.await
-            .map_err(|_| CommandError::Store("room actor stopped".into()))?
+        rx.await.map_err(|_| CommandError::ActorGone)?
     }
 
     /// Succeeds when `user` is a member of the room now (read from the log, not a
@@ -169,8 +144,7 @@ impl<S: EventStore + Clone> RoomCommands<S> {
     pub async fn require_member(&self, room_id: RoomId, user: UserId) -> Result<(), CommandError> {
         let (tx, rx) = oneshot::channel();
         self.send(room_id, Job::IsMember(user, tx)).await?;
-        rx.await
-            .map_err(|_| CommandError::Store("room actor stopped".into()))?
+        rx.await.map_err(|_| CommandError::ActorGone)?
     }
 
     async fn send(&self, room_id: RoomId, mut job: Job) -> Result<(), CommandError> {
@@ -182,7 +156,7 @@ impl<S: EventStore + Clone> RoomCommands<S> {
                 Err(mpsc::error::SendError(j)) => job = j,
             }
         }
-        Err(CommandError::Store("could not reach room actor".into()))
+        Err(CommandError::ActorGone)
     }
 
     fn actor_for(&self, room_id: RoomId) -> mpsc::Sender<Job> {
@@ -220,16 +194,16 @@ impl<S: EventStore + Clone> RoomCommands<S> {
 
 struct Pending {
     sub: Box<Submission>,
-    reply: oneshot::Sender<Result<Reply, CommandError>>,
+    reply: oneshot::Sender<Result<Committed, CommandError>>,
     attempts: u32,
 }
 
 enum Planned {
-    /// Appended as request `usize` of this round; answered with this reply
-    /// (plus `position`) once committed.
-    Append(usize, Pending, Reply),
+    /// Appended as request `usize` of this round; answered with this outcome
+    /// (plus its `position`) once committed.
+    Append(usize, Pending, Committed),
     /// Answered without appending (a no-op or a domain rejection), in order.
-    Answer(Result<Reply, CommandError>, Pending),
+    Answer(Result<Committed, CommandError>, Pending),
     /// Shares an idempotency key with an earlier command of this round: it is
     /// answered next round from the stored response.
     Follower(Pending),
@@ -321,8 +295,8 @@ impl<S: EventStore> RoomActor<S> {
                         .require_member(user)
                         .map(|_| ())
                         .map_err(CommandError::from),
-                    (Err(e), _) => Err(CommandError::Store(e.clone())),
-                    (Ok(()), None) => Err(CommandError::Store("room state missing".into())),
+                    (Err(e), _) => Err(e.clone()),
+                    (Ok(()), None) => Err(CommandError::ActorGone),
                 };
                 let _ = reply.send(answer);
             }
@@ -340,7 +314,7 @@ impl<S: EventStore> RoomActor<S> {
             && let Err(e) = self.catch_up().await
         {
             for p in queue {
-                let _ = p.reply.send(Err(CommandError::Store(e.clone())));
+                let _ = p.reply.send(Err(e.clone()));
             }
             return VecDeque::new();
         }
@@ -355,9 +329,10 @@ impl<S: EventStore> RoomActor<S> {
     }
 
     /// Answers commands whose idempotency key is already used: header keys from
-    /// `idempotency_keys`, `client_msg_id`s from their `MessageSent` event in the log.
+    /// `idempotency_keys` (then the events their record points at), `client_msg_id`s from
+    /// their `MessageSent` event in the log.
     async fn answer_stored(&self, queue: VecDeque<Pending>) -> Result<VecDeque<Pending>, ()> {
-        let mut by_scope: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut by_scope: HashMap<&IdempotencyScope, Vec<String>> = HashMap::new();
         // Per queued command, in order: the version of the `MessageSent` that used its
         // `client_msg_id`, if one did.
         let mut sent_at: Vec<Option<i64>> = Vec::with_capacity(queue.len());
@@ -375,61 +350,33 @@ impl<S: EventStore> RoomActor<S> {
         if by_scope.is_empty() && sent_at.iter().all(Option::is_none) {
             return Ok(queue);
         }
-        let fail = |queue: VecDeque<Pending>, msg: String| {
-            for p in queue {
-                let _ = p.reply.send(Err(CommandError::Store(msg.clone())));
+        let found = self.stored_outcomes(by_scope, &sent_at).await;
+        let (records, sent) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                for p in queue {
+                    let _ = p.reply.send(Err(e.clone()));
+                }
+                return Err(());
             }
-            Err(())
         };
-        let mut stored = HashMap::new();
-        for (scope, keys) in by_scope {
-            match self.store.lookup_idempotency(scope, &keys).await {
-                Ok(found) => {
-                    for (k, v) in found {
-                        stored.insert((scope.to_owned(), k), v);
-                    }
-                }
-                Err(e) => return fail(queue, e.to_string()),
-            }
-        }
-        let mut sent: HashMap<i64, (RecordedEvent, RoomEvent)> = HashMap::new();
-        for &version in sent_at.iter().flatten() {
-            if sent.contains_key(&version) {
-                continue;
-            }
-            let read = self
-                .store
-                .read_stream(&self.stream_id, version - 1, 1)
-                .await;
-            match read.map_err(|e| e.to_string()).and_then(|mut page| {
-                let rec = page.pop().filter(|r| r.version == version).ok_or_else(|| {
-                    format!("{} has no event at version {version}", self.stream_id)
-                })?;
-                let ev = decode(&rec)?;
-                Ok((rec, ev))
-            }) {
-                Ok(found) => {
-                    sent.insert(version, found);
-                }
-                Err(e) => return fail(queue, e),
-            }
-        }
         let mut rest = VecDeque::new();
         for (p, version) in queue.into_iter().zip(sent_at) {
             let answer = match &p.sub.idempotency {
                 Some(i) if i.from_message => version
                     .and_then(|v| sent.get(&v))
-                    .and_then(|(rec, ev)| self.replay_sent(&p.sub, i, rec, ev)),
-                Some(i) => stored.get(&(i.scope.clone(), i.key.clone())).map(|s| {
-                    if s.fingerprint == i.fingerprint {
-                        Ok(Reply {
-                            status: StatusCode::from_u16(s.status).unwrap_or(StatusCode::OK),
-                            body: s.response.clone(),
+                    .and_then(|(rec, ev)| self.replay_sent(i, rec, ev)),
+                Some(i) => {
+                    records
+                        .get(&(i.scope.clone(), i.key.clone()))
+                        .map(|(record, committed)| {
+                            if record.fingerprint == i.fingerprint {
+                                Ok(committed.clone())
+                            } else {
+                                Err(CommandError::IdempotencyMismatch)
+                            }
                         })
-                    } else {
-                        Err(CommandError::IdempotencyMismatch)
-                    }
-                }),
+                }
                 None => None,
             };
             match answer {
@@ -442,16 +389,84 @@ impl<S: EventStore> RoomActor<S> {
         Ok(rest)
     }
 
-    /// The answer to a retried `client_msg_id`, rebuilt from the `MessageSent` it produced
-    /// exactly as the first answer was built (same responder, version and position).
-    /// `None` if the event is not that message after all (a hash collision).
+    /// The records of the header keys in `by_scope` with the outcomes they point at, and the
+    /// `MessageSent` events at the versions in `sent_at`.
+    #[allow(clippy::type_complexity)]
+    async fn stored_outcomes(
+        &self,
+        by_scope: HashMap<&IdempotencyScope, Vec<String>>,
+        sent_at: &[Option<i64>],
+    ) -> Result<
+        (
+            HashMap<(IdempotencyScope, String), (IdempotencyRecord, Committed)>,
+            HashMap<i64, (RecordedEvent, RoomEvent)>,
+        ),
+        CommandError,
+    > {
+        let mut records = HashMap::new();
+        for (scope, keys) in by_scope {
+            for (key, record) in self.store.lookup_idempotency(scope, &keys).await? {
+                let committed = self.read_outcome(&record).await?;
+                records.insert((scope.clone(), key), (record, committed));
+            }
+        }
+        let mut sent = HashMap::new();
+        for &version in sent_at.iter().flatten() {
+            if sent.contains_key(&version) {
+                continue;
+            }
+            let mut page = self
+                .store
+                .read_stream(&self.stream_id, version - 1, 1)
+                .await?;
+            // The actor saw this version in its own stream; a log without it is corrupt.
+            let rec = page.pop().filter(|r| r.version == version).ok_or_else(|| {
+                CommandError::MissingEvent {
+                    stream_id: self.stream_id.clone(),
+                    version,
+                }
+            })?;
+            let ev = decode(&rec)?;
+            sent.insert(version, (rec, ev));
+        }
+        Ok((records, sent))
+    }
+
+    /// The outcome a command had, read back from the events its idempotency record points at.
+    async fn read_outcome(&self, record: &IdempotencyRecord) -> Result<Committed, CommandError> {
+        let records = self
+            .store
+            .read_all(record.first_position - 1, record.event_count())
+            .await?;
+        let mut events = Vec::with_capacity(records.len());
+        for rec in &records {
+            events.push(decode(rec)?);
+        }
+        Ok(match records.last() {
+            Some(last) => Committed {
+                room_id: RoomId::from_stream_id(&last.stream_id).unwrap_or(self.room_id),
+                events,
+                version: last.version,
+                position: Some(last.position),
+            },
+            None => Committed {
+                room_id: self.room_id,
+                events,
+                version: self.version,
+                position: None,
+            },
+        })
+    }
+
+    /// The outcome of a retried `client_msg_id`: the `MessageSent` it produced, with its
+    /// version and position, as the first attempt answered. `None` if the event is not that
+    /// message after all (a hash collision).
     fn replay_sent(
         &self,
-        sub: &Submission,
         idem: &Idem,
         rec: &RecordedEvent,
         ev: &RoomEvent,
-    ) -> Option<Result<Reply, CommandError>> {
+    ) -> Option<Result<Committed, CommandError>> {
         let RoomEvent::MessageSent {
             sender_id,
             body,
@@ -468,14 +483,12 @@ impl<S: EventStore> RoomActor<S> {
         if message_fingerprint(body.as_str(), *reply_to) != idem.fingerprint {
             return Some(Err(CommandError::IdempotencyMismatch));
         }
-        let (status, mut body) = (sub.respond)(&Decided {
+        Some(Ok(Committed {
             room_id: self.room_id,
-            events: std::slice::from_ref(ev),
+            events: vec![ev.clone()],
             version: rec.version,
-        });
-        set_field(&mut body, "version", rec.version.into());
-        set_field(&mut body, "position", rec.position.into());
-        Some(Ok(Reply { status, body }))
+            position: Some(rec.position),
+        }))
     }
 
     /// Decides every command in order against the state as it will be after the
@@ -483,7 +496,7 @@ impl<S: EventStore> RoomActor<S> {
     fn plan(&mut self, queue: VecDeque<Pending>) -> (Vec<Planned>, Vec<AppendRequest>) {
         let mut plan = Vec::with_capacity(queue.len());
         let mut requests = Vec::new();
-        let mut claimed: HashSet<(String, String)> = HashSet::new();
+        let mut claimed: HashSet<(IdempotencyScope, String)> = HashSet::new();
         let now = Utc::now();
         let Some(state) = self.state.as_mut() else {
             return (plan, requests);
@@ -513,14 +526,13 @@ impl<S: EventStore> RoomActor<S> {
                 continue;
             }
             if events.is_empty() {
-                let (status, mut body) = (p.sub.respond)(&Decided {
+                let unchanged = Committed {
                     room_id: self.room_id,
-                    events: &[],
+                    events,
                     version: self.version,
-                });
-                set_field(&mut body, "position", Value::Null);
-                set_field(&mut body, "version", self.version.into());
-                plan.push(Planned::Answer(Ok(Reply { status, body }), p));
+                    position: None,
+                };
+                plan.push(Planned::Answer(Ok(unchanged), p));
                 continue;
             }
             let expected = if self.version == 0 {
@@ -529,12 +541,6 @@ impl<S: EventStore> RoomActor<S> {
                 ExpectedVersion::Exact(self.version)
             };
             let new_version = self.version + events.len() as i64;
-            let (status, mut body) = (p.sub.respond)(&Decided {
-                room_id: self.room_id,
-                events: &events,
-                version: new_version,
-            });
-            set_field(&mut body, "version", new_version.into());
             let mut new_events = Vec::with_capacity(events.len());
             let mut encode_error = None;
             for e in &events {
@@ -549,11 +555,11 @@ impl<S: EventStore> RoomActor<S> {
                         correlation_id: p.sub.correlation_id,
                         causation_id: None,
                     }),
-                    Err(err) => encode_error = Some(err.to_string()),
+                    Err(e) => encode_error = Some(e),
                 }
             }
             if let Some(err) = encode_error {
-                plan.push(Planned::Answer(Err(CommandError::Store(err)), p));
+                plan.push(Planned::Answer(Err(CommandError::Encode(Arc::new(err))), p));
                 continue;
             }
             for (i, e) in events.iter().enumerate() {
@@ -581,8 +587,6 @@ impl<S: EventStore> RoomActor<S> {
                     scope: i.scope.clone(),
                     key: i.key.clone(),
                     fingerprint: i.fingerprint.clone(),
-                    status: status.as_u16(),
-                    response: body.clone(),
                 })
                 .collect();
             requests.push(AppendRequest {
@@ -592,11 +596,13 @@ impl<S: EventStore> RoomActor<S> {
                 events: new_events,
                 idempotency,
             });
-            plan.push(Planned::Append(
-                requests.len() - 1,
-                p,
-                Reply { status, body },
-            ));
+            let committed = Committed {
+                room_id: self.room_id,
+                events,
+                version: new_version,
+                position: None,
+            };
+            plan.push(Planned::Append(requests.len() - 1, p, committed));
         }
         (plan, requests)
     }
@@ -622,16 +628,16 @@ impl<S: EventStore> RoomActor<S> {
                         let _ = p.reply.send(answer);
                     }
                 }
-                Planned::Append(i, p, mut reply) => {
+                Planned::Append(i, p, mut committed) => {
                     let result = results.get_mut(i).and_then(Option::take);
                     match (failed, result) {
                         (false, Some(Ok(appended))) => {
-                            set_field(&mut reply.body, "position", appended.last_position.into());
-                            let _ = p.reply.send(Ok(reply));
+                            committed.position = Some(appended.last_position);
+                            let _ = p.reply.send(Ok(committed));
                         }
-                        (_, Some(Err(AppendError::Database(e)))) => {
+                        (_, Some(Err(AppendError::Store(e)))) => {
                             failed = true;
-                            let _ = p.reply.send(Err(CommandError::Store(e.to_string())));
+                            let _ = p.reply.send(Err(e.into()));
                         }
                         (_, Some(Err(AppendError::ShuttingDown))) => {
                             failed = true;
@@ -655,8 +661,8 @@ impl<S: EventStore> RoomActor<S> {
     }
 
     /// Loads the room on first use and folds in anything appended since (by
-    /// another replica). Errors are strings so they can be shared by many replies.
-    async fn catch_up(&mut self) -> Result<(), String> {
+    /// another replica). Errors are shared by every reply of the round.
+    async fn catch_up(&mut self) -> Result<(), CommandError> {
         let mut state = match self.state.take() {
             Some(state) => state,
             None => {
@@ -669,13 +675,12 @@ impl<S: EventStore> RoomActor<S> {
             let page = self
                 .store
                 .read_stream(&self.stream_id, self.version, READ_PAGE)
-                .await
-                .map_err(|e| e.to_string());
+                .await;
             let page = match page {
                 Ok(p) => p,
                 Err(e) => {
                     self.version = 0;
-                    return Err(e);
+                    return Err(e.into());
                 }
             };
             let n = page.len() as i64;
@@ -718,17 +723,16 @@ fn requeue(again: &mut VecDeque<Pending>, mut p: Pending) {
     }
 }
 
-fn set_field(body: &mut Value, key: &str, value: Value) {
-    if let Value::Object(map) = body {
-        map.insert(key.to_owned(), value);
-    }
-}
-
-fn decode(rec: &RecordedEvent) -> Result<RoomEvent, String> {
-    RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data.clone()).map_err(|e| {
-        format!(
-            "cannot decode event {} at position {}: {e}",
-            rec.event_id, rec.position
-        )
-    })
+fn decode(rec: &RecordedEvent) -> Result<RoomEvent, CommandError> {
+    RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data.clone()).map_err(
+        |source| {
+            CommandError::Decode(Arc::new(DecodeError {
+                event_id: rec.event_id,
+                position: rec.position,
+                stream_id: rec.stream_id.clone(),
+                version: rec.version,
+                source,
+            }))
+        },
+    )
 }

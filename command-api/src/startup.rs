@@ -164,7 +164,7 @@ pub async fn run_relay(relay: Relay, mut stop: watch::Receiver<bool>) {
 /// by whoever serves (see [`run_relay`]).
 pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option<Relay>)> {
     let pool = connect_db(&settings).await?;
-    eventlog::migrate(&pool)
+    eventlog::PgEventStore::migrate(&pool)
         .await
         .context("event log migrations")?;
     migrate(&pool).await.context("command-api migrations")?;
@@ -248,7 +248,7 @@ async fn connect_db(settings: &Settings) -> anyhow::Result<PgPool> {
                 .await;
         }
     }
-    eventlog::pool_options(settings.db_max_connections)
+    eventlog::PgEventStore::pool_options(settings.db_max_connections)
         .connect_with(opts)
         .await
         .context("connecting to PostgreSQL")

@@ -1,4 +1,4 @@
-//! Group commit: many appends, one transaction (design.md decision 3).
+//! Group commit: many appends, one transaction (docs/architecture.md D3).
 //!
 //! A single task receives `(AppendRequest, reply)` pairs over a bounded channel, takes one, drains
 //! whatever else is already queued (up to `max_batch`, no artificial linger), appends the batch in
@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::one_statement::{Plan, append_one_statement};
 use crate::postgres::{BEGIN_APPEND, append_locked, pool_options};
 use crate::recent::Recent;
+use crate::store::StoreError;
 use crate::store::{AppendError, AppendRequest, Appended};
 
 /// Group-commit tuning.
@@ -174,6 +175,9 @@ async fn run(
             recent.begin();
         }
         let results = commit_batch(&pool, &reqs, metrics.as_ref()).await;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            log_batch(&reqs, &results);
+        }
         if let Some(recent) = &recent {
             // Only what was committed (`Ok`); see `commit_batch`.
             recent.committed(
@@ -188,6 +192,23 @@ async fn run(
         }
     }
     tracing::debug!("group commit task finished");
+}
+
+/// One line per committed batch at `debug`: its positions and the correlation ids of the
+/// requests it appended, so a request can be followed from its handler to the log.
+fn log_batch(reqs: &[AppendRequest], results: &[Result<Appended, AppendError>]) {
+    let appended: Vec<String> = reqs
+        .iter()
+        .zip(results)
+        .filter_map(|(req, r)| r.as_ref().ok().zip(req.events.first()))
+        .map(|(a, ev)| format!("{}@{}", ev.correlation_id, a.last_position))
+        .collect();
+    tracing::debug!(
+        batch_size = reqs.len(),
+        appended = appended.len(),
+        correlation_ids = %appended.join(","),
+        "group commit appended"
+    );
 }
 
 /// Runs one batch; returns exactly one result per request.
@@ -208,7 +229,7 @@ async fn commit_batch(
                 match try_commit(pool, one, metrics).await {
                     Ok(mut r) => out.push(r.pop().unwrap_or(Err(AppendError::ShuttingDown))),
                     Err(Failure::BeforeCommit(e)) | Err(Failure::Commit(e)) => {
-                        out.push(Err(AppendError::Database(e)))
+                        out.push(Err(AppendError::Store(e.into())))
                     }
                 }
             }
@@ -218,12 +239,13 @@ async fn commit_batch(
             // Connection-level failure, or the commit itself failed (outcome unknown): every
             // waiter gets the error; none gets a success.
             tracing::warn!(error = %e, batch_size = reqs.len(), "group commit transaction failed");
+            let e = StoreError::from(e);
             let mut out = Vec::with_capacity(reqs.len());
             for _ in 1..reqs.len() {
-                out.push(Err(AppendError::Database(copy_error(&e))));
+                out.push(Err(AppendError::Store(copy_error(&e))));
             }
             if !reqs.is_empty() {
-                out.push(Err(AppendError::Database(e)));
+                out.push(Err(AppendError::Store(e)));
             }
             out
         }
@@ -235,6 +257,19 @@ enum Failure {
     BeforeCommit(sqlx::Error),
     /// COMMIT failed: the outcome is unknown.
     Commit(sqlx::Error),
+}
+
+/// One batch as group commit runs it (the one statement when it can decide, else the
+/// locked path), for the tests that compare the two.
+#[cfg(test)]
+pub(crate) async fn try_commit_for_test(
+    pool: &PgPool,
+    reqs: &[AppendRequest],
+) -> Vec<Result<Appended, AppendError>> {
+    match try_commit(pool, reqs, None).await {
+        Ok(results) => results,
+        Err(Failure::BeforeCommit(e) | Failure::Commit(e)) => panic!("batch failed: {e}"),
+    }
 }
 
 async fn try_commit(
@@ -320,13 +355,18 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// `sqlx::Error` is not `Clone`; keep the kind where it matters to callers.
-fn copy_error(e: &sqlx::Error) -> sqlx::Error {
-    match e {
+/// `sqlx::Error` is not `Clone`: a copy for every waiter of a failed batch, of the same
+/// kind (unavailable or not) and with the same text.
+fn copy_error(e: &StoreError) -> StoreError {
+    let copy = |e: &sqlx::Error| match e {
         sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
         sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
         sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
         sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
         other => sqlx::Error::Protocol(format!("group commit failed: {other}")),
+    };
+    match e {
+        StoreError::Unavailable(e) => StoreError::Unavailable(copy(e)),
+        StoreError::Query(e) => StoreError::Query(copy(e)),
     }
 }

@@ -1,26 +1,26 @@
 //! The durable event log (PostgreSQL), group commit, idempotency records and the JetStream relay.
 //!
-//! See `docs/adr` and design.md decisions 1-3 and 8.
+//! See `docs/adr` and docs/architecture.md D1-D3 and D8.
 
+#[cfg(test)]
+mod append_equivalence;
 pub mod group_commit;
 mod one_statement;
-pub mod postgres;
+mod postgres;
 pub mod recent;
 pub mod relay;
 pub mod store;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use group_commit::{CommitMetrics, GroupCommitConfig};
-pub use postgres::{
-    APPENDED_CHANNEL, BEGIN_APPEND, PgEventStore, append_in_tx, append_locked, head_position,
-    log_id, lookup_idempotency, migrate, pool_options, read_all, read_stream,
-};
+pub use postgres::PgEventStore;
 pub use recent::Recent;
 pub use relay::{
-    Relay, RelayConfig, check_stream_identity, stream_config, stream_description, subject_for,
+    Relay, RelayConfig, StreamIdentityError, check_stream_identity, correlation_ids, stream_config,
+    stream_description, subject_for,
 };
 pub use store::{
-    AppendError, AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyClaim, NewEvent,
-    RecordedEvent, StoredResponse,
+    AppendError, AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyClaim,
+    IdempotencyRecord, IdempotencyScope, NewEvent, RecordedEvent, StoreError,
 };

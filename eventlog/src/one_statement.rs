@@ -34,9 +34,8 @@ use crate::store::{AppendError, AppendRequest, Appended, ExpectedVersion};
 pub(crate) struct Plan {
     /// `events.position` holds offsets from the head (1, 2, ...).
     events: EventColumns,
+    /// Positions relative to the head, like `events`.
     claims: ClaimColumns,
-    /// Per claim: the offset of the position to write into its response (0: none).
-    claim_offsets: Vec<i64>,
     /// `(stream, version)` pairs that must exist.
     check_stream: Vec<String>,
     check_version: Vec<i64>,
@@ -53,7 +52,6 @@ impl Plan {
         let mut plan = Plan {
             events: EventColumns::default(),
             claims: ClaimColumns::default(),
-            claim_offsets: Vec::new(),
             check_stream: Vec::new(),
             check_version: Vec::new(),
             results: Vec::with_capacity(reqs.len()),
@@ -88,23 +86,17 @@ impl Plan {
                 plan.events.push(offset, version, req, ev);
             }
             versions.insert(&req.stream_id, version);
-            let mut responses = Vec::with_capacity(req.idempotency.len());
             for c in &req.idempotency {
-                if !claimed.insert((&c.scope, &c.key)) {
+                if !claimed.insert((c.scope.as_str(), &c.key)) {
                     return None;
                 }
-                // An object response gets the request's last position (see `into_results`).
-                let position_offset = if c.response.is_object() { offset } else { 0 };
-                plan.claims.push(c, c.response.clone());
-                plan.claim_offsets.push(position_offset);
-                responses.push(c.response.clone());
+                plan.claims.push(c, first_position, offset);
             }
             plan.results.push(Appended {
                 first_version: expected + 1,
                 last_version: version,
                 first_position,
                 last_position: offset,
-                responses,
             });
         }
         Some(plan)
@@ -117,15 +109,6 @@ impl Plan {
             .map(|mut a| {
                 a.first_position += head;
                 a.last_position += head;
-                // As the statement stores them (and as `append_locked` answers).
-                for r in &mut a.responses {
-                    if let Some(obj) = r.as_object_mut() {
-                        obj.insert(
-                            "position".to_owned(),
-                            serde_json::Value::from(a.last_position),
-                        );
-                    }
-                }
                 Ok(a)
             })
             .collect()
@@ -155,13 +138,11 @@ pub(crate) async fn append_one_statement<'e>(
            $13::uuid[], $14::uuid[], $15::jsonb[]) AS e(off, event_id, stream_id, stream_type, \
            version, event_type, schema_version, occurred_at, actor_id, correlation_id, \
            causation_id, data)), \
-         claims AS (INSERT INTO idempotency_keys (scope, key, fingerprint, status, response) \
-           SELECT c.scope, c.key, c.fingerprint, c.status, CASE WHEN c.off > 0 \
-           THEN jsonb_set(c.response, '{position}', to_jsonb(head.base + c.off)) \
-           ELSE c.response END FROM head, UNNEST($16::text[], $17::text[], $18::text[], \
-           $19::int4[], $20::jsonb[], $21::int8[]) AS c(scope, key, fingerprint, status, \
-           response, off)) \
-         SELECT base, pg_notify($22, (base + $3)::text) FROM head",
+         claims AS (INSERT INTO idempotency_keys (scope, key, fingerprint, first_position, \
+           last_position) SELECT c.scope, c.key, c.fingerprint, head.base + c.first_off, \
+           head.base + c.last_off FROM head, UNNEST($16::text[], $17::text[], $18::text[], \
+           $19::int8[], $20::int8[]) AS c(scope, key, fingerprint, first_off, last_off)) \
+         SELECT base, pg_notify($21, (base + $3)::text) FROM head",
     )
     .bind(&plan.check_stream)
     .bind(&plan.check_version)
@@ -181,9 +162,8 @@ pub(crate) async fn append_one_statement<'e>(
     .bind(&plan.claims.scope)
     .bind(&plan.claims.key)
     .bind(&plan.claims.fingerprint)
-    .bind(&plan.claims.status)
-    .bind(&plan.claims.response)
-    .bind(&plan.claim_offsets)
+    .bind(&plan.claims.first_position)
+    .bind(&plan.claims.last_position)
     .bind(APPENDED_CHANNEL)
     .fetch_optional(executor)
     .await;
@@ -199,7 +179,7 @@ pub(crate) async fn append_one_statement<'e>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::store::{IdempotencyClaim, NewEvent};
+    use crate::store::{IdempotencyClaim, IdempotencyScope, NewEvent};
 
     fn request(stream: &str, expected: ExpectedVersion, events: usize) -> AppendRequest {
         AppendRequest {
@@ -222,21 +202,18 @@ mod tests {
         }
     }
 
-    fn claim(key: &str, response: serde_json::Value) -> IdempotencyClaim {
+    fn claim(key: &str) -> IdempotencyClaim {
         IdempotencyClaim {
-            scope: "s".to_owned(),
+            scope: IdempotencyScope::named("s"),
             key: key.to_owned(),
             fingerprint: "f".to_owned(),
-            status: 201,
-            response,
         }
     }
 
     #[test]
     fn a_batch_is_laid_out_relative_to_the_head_with_versions_chained_per_stream() {
         let mut b = request("b", ExpectedVersion::NoStream, 1);
-        b.idempotency
-            .push(claim("k", serde_json::json!({ "seq": 1 })));
+        b.idempotency.push(claim("k"));
         let reqs = [
             request("a", ExpectedVersion::Exact(4), 2),
             b,
@@ -249,7 +226,9 @@ mod tests {
         // Only the first expectation of a stream is looked up; NoStream needs nothing.
         assert_eq!(plan.check_stream, ["a"]);
         assert_eq!(plan.check_version, [4]);
-        assert_eq!(plan.claim_offsets, [3]);
+        // A claim records the positions of its request's events.
+        assert_eq!(plan.claims.first_position, [3]);
+        assert_eq!(plan.claims.last_position, [3]);
 
         let results: Vec<Appended> = plan
             .into_results(100)
@@ -271,10 +250,6 @@ mod tests {
             ranges,
             [(5, 6, 101, 102), (1, 1, 103, 103), (7, 7, 104, 104)]
         );
-        assert_eq!(
-            results[1].responses,
-            [serde_json::json!({ "seq": 1, "position": 103 })]
-        );
     }
 
     #[test]
@@ -286,22 +261,12 @@ mod tests {
             request("a", ExpectedVersion::Exact(3), 1),
         ];
         let mut first = request("a", ExpectedVersion::NoStream, 1);
-        first.idempotency.push(claim("k", serde_json::json!({})));
+        first.idempotency.push(claim("k"));
         let mut second = request("b", ExpectedVersion::NoStream, 1);
-        second.idempotency.push(claim("k", serde_json::json!({})));
+        second.idempotency.push(claim("k"));
         let same_key = [first, second];
         for batch in [&any[..], &empty, &unchained, &same_key] {
             assert!(Plan::new(batch).is_none());
         }
-    }
-
-    #[test]
-    fn a_response_that_is_not_an_object_is_stored_as_it_is() {
-        let mut r = request("a", ExpectedVersion::NoStream, 2);
-        r.idempotency.push(claim("k", serde_json::json!("done")));
-        let plan = Plan::new(std::slice::from_ref(&r)).unwrap();
-        assert_eq!(plan.claim_offsets, [0]);
-        let a = plan.into_results(7).pop().unwrap().unwrap();
-        assert_eq!(a.responses, [serde_json::json!("done")]);
     }
 }

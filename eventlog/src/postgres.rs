@@ -2,7 +2,7 @@
 //! [`PgEventStore`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::group_commit::{self, GroupCommitConfig};
 use crate::store::{
-    AppendError, AppendRequest, Appended, EventStore, IdempotencyClaim, NewEvent, RecordedEvent,
-    StoredResponse,
+    AppendError, AppendRequest, Appended, EventStore, IdempotencyClaim, IdempotencyRecord,
+    IdempotencyScope, NewEvent, RecordedEvent, StoreError,
 };
 
 /// The NOTIFY channel that carries the last committed position after every append.
@@ -23,7 +23,7 @@ const STREAM_VERSION_CONSTRAINT: &str = "events_stream_id_version_key";
 
 /// Runs this crate's migrations. Other crates keep their own migrations in the same database,
 /// so migrations applied but unknown here are ignored.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+pub(crate) async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
     migrator.run(pool).await
@@ -34,7 +34,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 /// double the round trips of the hot paths. A connection that died while idle fails its next
 /// query instead, and the pool then drops it; every caller already treats a database error as
 /// retryable.
-pub fn pool_options(max: u32) -> sqlx::postgres::PgPoolOptions {
+pub(crate) fn pool_options(max: u32) -> sqlx::postgres::PgPoolOptions {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(std::time::Duration::from_secs(5))
@@ -103,6 +103,34 @@ pub async fn read_stream<'e>(
     rows.iter().map(event_from_row).collect()
 }
 
+/// See [`EventStore::read_stream_of_types`]. One statement: the stream's events of those
+/// types plus its newest event (for the version), so both come from one snapshot.
+pub(crate) async fn read_stream_of_types<'e>(
+    executor: impl PgExecutor<'e>,
+    stream_id: &str,
+    event_types: &[&str],
+) -> Result<(Vec<RecordedEvent>, i64), sqlx::Error> {
+    let rows = sqlx::query(select_events!(
+        "WHERE stream_id = $1 AND (event_type = ANY($2) \
+           OR version = (SELECT max(version) FROM events WHERE stream_id = $1)) \
+         ORDER BY version"
+    ))
+    .bind(stream_id)
+    .bind(event_types)
+    .fetch_all(executor)
+    .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut version = 0;
+    for row in &rows {
+        let ev = event_from_row(row)?;
+        version = ev.version;
+        if event_types.contains(&ev.event_type.as_str()) {
+            events.push(ev);
+        }
+    }
+    Ok((events, version))
+}
+
 /// The position of the last committed event (0 when the log is empty).
 pub async fn head_position<'e>(executor: impl PgExecutor<'e>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT position FROM log_head")
@@ -117,12 +145,12 @@ pub async fn log_id<'e>(executor: impl PgExecutor<'e>) -> Result<Uuid, sqlx::Err
         .await
 }
 
-/// Stored idempotency responses for `keys` in `scope`.
-pub async fn lookup_idempotency<'e>(
+/// The idempotency records of `keys` in `scope`.
+pub(crate) async fn lookup_idempotency<'e>(
     executor: impl PgExecutor<'e>,
-    scope: &str,
+    scope: &IdempotencyScope,
     keys: &[String],
-) -> Result<HashMap<String, StoredResponse>, sqlx::Error> {
+) -> Result<HashMap<String, IdempotencyRecord>, sqlx::Error> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
@@ -130,24 +158,23 @@ pub async fn lookup_idempotency<'e>(
         // One primary-key probe per key. (`key = ANY($2)` and a plain join let the
         // planner pick a sequential scan of the whole, ever-growing table; the
         // LIMIT keeps the lateral subquery from being flattened into such a join.)
-        "SELECT k.key, k.fingerprint, k.status, k.response \
+        "SELECT k.key, k.fingerprint, k.first_position, k.last_position \
          FROM unnest($2::text[]) AS c(key) \
-         CROSS JOIN LATERAL (SELECT key, fingerprint, status, response FROM idempotency_keys \
-           WHERE scope = $1 AND key = c.key LIMIT 1) AS k",
+         CROSS JOIN LATERAL (SELECT key, fingerprint, first_position, last_position \
+           FROM idempotency_keys WHERE scope = $1 AND key = c.key LIMIT 1) AS k",
     )
-    .bind(scope)
+    .bind(scope.as_str())
     .bind(keys)
     .fetch_all(executor)
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
-        let status: i32 = row.try_get("status")?;
         out.insert(
             row.try_get::<String, _>("key")?,
-            StoredResponse {
+            IdempotencyRecord {
                 fingerprint: row.try_get("fingerprint")?,
-                status: u16::try_from(status).unwrap_or(0),
-                response: row.try_get("response")?,
+                first_position: row.try_get("first_position")?,
+                last_position: row.try_get("last_position")?,
             },
         );
     }
@@ -177,8 +204,8 @@ pub(crate) struct ClaimColumns {
     pub(crate) scope: Vec<String>,
     pub(crate) key: Vec<String>,
     pub(crate) fingerprint: Vec<String>,
-    pub(crate) status: Vec<i32>,
-    pub(crate) response: Vec<serde_json::Value>,
+    pub(crate) first_position: Vec<i64>,
+    pub(crate) last_position: Vec<i64>,
 }
 
 impl EventColumns {
@@ -200,13 +227,13 @@ impl EventColumns {
 }
 
 impl ClaimColumns {
-    /// Adds claim `c` with the response to store.
-    pub(crate) fn push(&mut self, c: &IdempotencyClaim, response: serde_json::Value) {
-        self.scope.push(c.scope.clone());
+    /// Adds claim `c` of a request that appended `first_position..=last_position`.
+    pub(crate) fn push(&mut self, c: &IdempotencyClaim, first_position: i64, last_position: i64) {
+        self.scope.push(c.scope.as_str().to_owned());
         self.key.push(c.key.clone());
         self.fingerprint.push(c.fingerprint.clone());
-        self.status.push(i32::from(c.status));
-        self.response.push(response);
+        self.first_position.push(first_position);
+        self.last_position.push(last_position);
     }
 }
 
@@ -262,7 +289,7 @@ pub async fn append_locked(
     let (claim_scopes, claim_keys): (Vec<String>, Vec<String>) = reqs
         .iter()
         .flat_map(|r| r.idempotency.iter())
-        .map(|c| (c.scope.clone(), c.key.clone()))
+        .map(|c| (c.scope.as_str().to_owned(), c.key.clone()))
         .unzip();
     let rows = sqlx::query(
         "SELECT 'head' AS kind, NULL::text AS a, NULL::text AS b, position AS n FROM log_head \
@@ -307,7 +334,7 @@ pub async fn append_locked(
         let mut own: HashSet<(&str, &str)> = HashSet::new();
         for c in &req.idempotency {
             let dup_in_req = !own.insert((c.scope.as_str(), c.key.as_str()));
-            if dup_in_req || taken.contains(&(c.scope.clone(), c.key.clone())) {
+            if dup_in_req || taken.contains(&(c.scope.as_str().to_owned(), c.key.clone())) {
                 results.push(Err(AppendError::DuplicateIdempotencyKey {
                     scope: c.scope.clone(),
                     key: c.key.clone(),
@@ -336,17 +363,9 @@ pub async fn append_locked(
         }
         versions.insert(req.stream_id.clone(), version);
 
-        let mut responses = Vec::with_capacity(req.idempotency.len());
         for c in &req.idempotency {
-            let mut response = c.response.clone();
-            if !req.events.is_empty()
-                && let Some(obj) = response.as_object_mut()
-            {
-                obj.insert("position".to_owned(), serde_json::Value::from(position));
-            }
-            taken.insert((c.scope.clone(), c.key.clone()));
-            claims.push(c, response.clone());
-            responses.push(response);
+            taken.insert((c.scope.as_str().to_owned(), c.key.clone()));
+            claims.push(c, first_position, position);
         }
 
         results.push(Ok(Appended {
@@ -354,7 +373,6 @@ pub async fn append_locked(
             last_version: version,
             first_position,
             last_position: position,
-            responses,
         }));
     }
 
@@ -369,9 +387,9 @@ pub async fn append_locked(
            SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
            $6::text[], $7::int4[], $8::timestamptz[], $9::uuid[], $10::uuid[], $11::uuid[], \
            $12::jsonb[])), \
-         claims AS (INSERT INTO idempotency_keys (scope, key, fingerprint, status, response) \
-           SELECT * FROM UNNEST($13::text[], $14::text[], $15::text[], $16::int4[], \
-           $17::jsonb[])), \
+         claims AS (INSERT INTO idempotency_keys (scope, key, fingerprint, first_position, \
+           last_position) SELECT * FROM UNNEST($13::text[], $14::text[], $15::text[], \
+           $16::int8[], $17::int8[])), \
          head AS (UPDATE log_head SET position = $18 WHERE position <> $18) \
          SELECT CASE WHEN $18 <> $19 THEN pg_notify($20, $18::text) END",
     )
@@ -390,8 +408,8 @@ pub async fn append_locked(
     .bind(&claims.scope)
     .bind(&claims.key)
     .bind(&claims.fingerprint)
-    .bind(&claims.status)
-    .bind(&claims.response)
+    .bind(&claims.first_position)
+    .bind(&claims.last_position)
     .bind(position)
     .bind(head)
     .bind(APPENDED_CHANNEL)
@@ -431,7 +449,8 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: Option<&str>) -> 
     })
 }
 
-/// The PostgreSQL [`EventStore`]. Cheap to clone. Appends go through group commit.
+/// The PostgreSQL [`EventStore`]. Cheap to clone. Appends go through group commit, whose
+/// task starts with the first append: a store that only reads never starts it.
 #[derive(Clone)]
 pub struct PgEventStore {
     inner: Arc<Inner>,
@@ -439,26 +458,65 @@ pub struct PgEventStore {
 
 struct Inner {
     pool: PgPool,
-    committer: group_commit::Handle,
+    config: GroupCommitConfig,
+    committer: OnceLock<group_commit::Handle>,
 }
 
 impl PgEventStore {
-    /// Creates the store and spawns its group-commit task (needs a Tokio runtime).
+    /// The store over `pool`; its group committer is configured by `config`.
     pub fn new(pool: PgPool, config: GroupCommitConfig) -> Self {
-        let committer = group_commit::spawn(pool.clone(), config);
         PgEventStore {
-            inner: Arc::new(Inner { pool, committer }),
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                committer: OnceLock::new(),
+            }),
         }
+    }
+
+    /// A store used to read the log (a projector, the live feed): appends, if any, use the
+    /// default group-commit settings.
+    pub fn reader(pool: PgPool) -> Self {
+        Self::new(pool, GroupCommitConfig::default())
+    }
+
+    /// Creates or upgrades the log's schema. Other crates keep their own migrations in the
+    /// same database; migrations applied but unknown here are ignored.
+    pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+        migrate(pool).await
+    }
+
+    /// Pool settings shared by every role (see [`pool_options`]).
+    pub fn pool_options(max: u32) -> sqlx::postgres::PgPoolOptions {
+        pool_options(max)
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
     }
+
+    /// Appends `reqs` inside the caller's transaction, together with whatever else the caller
+    /// writes there (a registration's credentials row: ADR 4). Takes the log head's lock; the
+    /// caller commits. The outer `Err` means the transaction is unusable and must be rolled
+    /// back; each request's own outcome is in the inner results.
+    pub async fn append_in_tx(
+        &self,
+        tx: &mut PgConnection,
+        reqs: &[AppendRequest],
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        Ok(append_in_tx(tx, reqs).await?)
+    }
+
+    fn committer(&self) -> &group_commit::Handle {
+        self.inner
+            .committer
+            .get_or_init(|| group_commit::spawn(self.inner.pool.clone(), self.inner.config.clone()))
+    }
 }
 
 impl EventStore for PgEventStore {
     async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
-        self.inner.committer.append(req).await
+        self.committer().append(req).await
     }
 
     async fn read_stream(
@@ -466,27 +524,39 @@ impl EventStore for PgEventStore {
         stream_id: &str,
         after_version: i64,
         limit: i64,
-    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        read_stream(&self.inner.pool, stream_id, after_version, limit).await
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(read_stream(&self.inner.pool, stream_id, after_version, limit).await?)
+    }
+
+    async fn read_stream_of_types(
+        &self,
+        stream_id: &str,
+        event_types: &[&str],
+    ) -> Result<(Vec<RecordedEvent>, i64), StoreError> {
+        Ok(read_stream_of_types(&self.inner.pool, stream_id, event_types).await?)
     }
 
     async fn read_all(
         &self,
         after_position: i64,
         limit: i64,
-    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        read_all(&self.inner.pool, after_position, limit).await
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(read_all(&self.inner.pool, after_position, limit).await?)
     }
 
-    async fn head_position(&self) -> Result<i64, sqlx::Error> {
-        head_position(&self.inner.pool).await
+    async fn head_position(&self) -> Result<i64, StoreError> {
+        Ok(head_position(&self.inner.pool).await?)
+    }
+
+    async fn log_id(&self) -> Result<Uuid, StoreError> {
+        Ok(log_id(&self.inner.pool).await?)
     }
 
     async fn lookup_idempotency(
         &self,
-        scope: &str,
+        scope: &IdempotencyScope,
         keys: &[String],
-    ) -> Result<HashMap<String, StoredResponse>, sqlx::Error> {
-        lookup_idempotency(&self.inner.pool, scope, keys).await
+    ) -> Result<HashMap<String, IdempotencyRecord>, StoreError> {
+        Ok(lookup_idempotency(&self.inner.pool, scope, keys).await?)
     }
 }

@@ -186,7 +186,6 @@ mod tests {
             last_version: first_version + n - 1,
             first_position,
             last_position: first_position + n - 1,
-            responses: Vec::new(),
         }
     }
 

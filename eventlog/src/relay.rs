@@ -1,5 +1,5 @@
 //! The relay: publishes the log to a JetStream stream, in position order, at least once
-//! (design.md decision 2: JetStream is the transport, PostgreSQL the source of truth).
+//! (docs/architecture.md D2: JetStream is the transport, PostgreSQL the source of truth).
 //!
 //! Invariant: the stream's sequence equals the event's position; the stream holds positions
 //! `1..=N` exactly. Every publish carries `Nats-Expected-Last-Sequence: position - 1`, so a message
@@ -19,9 +19,10 @@ use futures::{FutureExt, Stream, StreamExt};
 use sqlx::postgres::{PgListener, PgNotification};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::postgres::{APPENDED_CHANNEL, log_id, read_all};
+use crate::postgres::{APPENDED_CHANNEL, read_all};
 use crate::recent::Recent;
 use crate::store::RecordedEvent;
+use crate::store::{EventStore, StoreError};
 
 /// How often a relay that does not hold the advisory lock tries again.
 const LOCK_RETRY: Duration = Duration::from_secs(1);
@@ -95,19 +96,54 @@ pub fn stream_description(log_id: uuid::Uuid) -> String {
     format!("chat event log {log_id}")
 }
 
+/// The distinct correlation ids of `events`, comma-separated, in order (for debug logs).
+pub fn correlation_ids<E: std::borrow::Borrow<RecordedEvent>>(events: &[E]) -> String {
+    let mut out = String::new();
+    let mut last = None;
+    for ev in events {
+        let id = ev.borrow().correlation_id;
+        if last != Some(id) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(&id.to_string());
+            last = Some(id);
+        }
+    }
+    out
+}
+
+/// Why a consumer must not read a JetStream stream ([`check_stream_identity`]).
+#[derive(thiserror::Error, Debug)]
+pub enum StreamIdentityError {
+    #[error("cannot read the log's identity")]
+    Store(#[from] StoreError),
+    #[error(
+        "JetStream stream {stream} is not this log's (description {found:?}, expected \
+         {expected:?}); waiting for the relay to replace it"
+    )]
+    OtherLog {
+        stream: String,
+        found: String,
+        expected: String,
+    },
+}
+
 /// Fails unless `info` is the stream of the log `log`: consumers call this before reading,
 /// so that a stream left over from another log is never applied (the relay replaces it).
-pub async fn check_stream_identity(info: &stream::Info, log: &PgPool) -> anyhow::Result<()> {
-    let log_id = log_id(log).await.context("read the log's identity")?;
-    anyhow::ensure!(
-        is_stream_of(info, log_id),
-        "JetStream stream {} is not this log's (description {:?}, expected {:?}); \
-         waiting for the relay to replace it",
-        info.config.name,
-        info.config.description.as_deref().unwrap_or(""),
-        stream_description(log_id)
-    );
-    Ok(())
+pub async fn check_stream_identity(
+    info: &stream::Info,
+    log: &impl EventStore,
+) -> Result<(), StreamIdentityError> {
+    let log_id = log.log_id().await?;
+    if is_stream_of(info, log_id) {
+        return Ok(());
+    }
+    Err(StreamIdentityError::OtherLog {
+        stream: info.config.name.clone(),
+        found: info.config.description.clone().unwrap_or_default(),
+        expected: stream_description(log_id),
+    })
 }
 
 /// Whether the stream described by `info` carries the log `log_id`.
@@ -542,6 +578,14 @@ impl Relay {
                 let ack = ack
                     .await
                     .with_context(|| format!("ack for position {last_position}"))?;
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    tracing::debug!(
+                        first = next,
+                        last = last_position,
+                        correlation_ids = %correlation_ids(&events),
+                        "relay published"
+                    );
+                }
                 anyhow::ensure!(
                     i64::try_from(ack.sequence)? == last_position,
                     "position {last_position} acknowledged at stream sequence {} (duplicate: {})",

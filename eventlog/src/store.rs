@@ -1,7 +1,7 @@
 //! The event-store contract: the types every caller codes against and the [`EventStore`] trait.
 //!
 //! PostgreSQL is the implementation today ([`crate::PgEventStore`]); the trait exists so another
-//! log (EventStoreDB/KurrentDB) can be put behind the same contract tests (design.md decision 1).
+//! log (EventStoreDB/KurrentDB) can be put behind the same contract tests (docs/architecture.md D1).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -56,25 +56,65 @@ impl fmt::Display for ExpectedVersion {
     }
 }
 
-/// Claim an idempotency key in the same transaction as the events (design.md decision 8).
+/// Claim an idempotency key in the same transaction as the events (architecture.md, D8).
 ///
-/// `response` should be a JSON object; when stored, the store sets `response["position"]` to the
-/// position of the LAST event of the request (if the request has events).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The record keeps what the request appended (its positions), never a rendering of it: a
+/// retry reads those events back and is answered exactly as the first attempt was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyClaim {
-    pub scope: String,
+    pub scope: IdempotencyScope,
     pub key: String,
+    /// Ties the key to one exact request: the same key with another fingerprint is a misuse.
     pub fingerprint: String,
-    pub status: u16,
-    pub response: serde_json::Value,
 }
 
-/// A response stored under an idempotency key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoredResponse {
+/// The namespace of idempotency keys: keys are unique within a scope.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IdempotencyScope(String);
+
+impl IdempotencyScope {
+    /// The keys of commands on one stream (e.g. a room's), looked up together by its writer.
+    pub fn stream(stream_id: &str) -> Self {
+        IdempotencyScope(format!("stream:{stream_id}"))
+    }
+
+    /// The keys of one actor's commands that have no stream yet (e.g. creating a room).
+    pub fn actor(actor: uuid::Uuid) -> Self {
+        IdempotencyScope(format!("actor:{actor}"))
+    }
+
+    /// A scope by its stored name.
+    pub fn named(name: impl Into<String>) -> Self {
+        IdempotencyScope(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What an idempotency key's record says: the request it belongs to (fingerprint) and the
+/// positions of the events it appended (`first_position > last_position` when it appended
+/// none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
     pub fingerprint: String,
-    pub status: u16,
-    pub response: serde_json::Value,
+    pub first_position: i64,
+    pub last_position: i64,
+}
+
+impl IdempotencyRecord {
+    /// How many events the request appended.
+    pub fn event_count(&self) -> i64 {
+        (self.last_position - self.first_position + 1).max(0)
+    }
 }
 
 /// One command's worth of events for one stream, plus its idempotency claims.
@@ -99,8 +139,6 @@ pub struct Appended {
     pub last_version: i64,
     pub first_position: i64,
     pub last_position: i64,
-    /// The stored responses of the claims (position filled in), in the order of the claims.
-    pub responses: Vec<serde_json::Value>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -115,12 +153,68 @@ pub enum AppendError {
     /// A claim's (scope, key) exists already (or twice in the batch): nothing was appended for
     /// this request.
     #[error("idempotency key already used: {scope}/{key}")]
-    DuplicateIdempotencyKey { scope: String, key: String },
+    DuplicateIdempotencyKey {
+        scope: IdempotencyScope,
+        key: String,
+    },
     /// The store is shutting down; the request was not (or not known to be) appended.
     #[error("event store is shutting down")]
     ShuttingDown,
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    /// The store failed; the request was not (or not known to be) appended.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A failure of the event store itself (as opposed to a rejected append).
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    /// The store cannot be reached now (connection refused or lost, no connection free in
+    /// time): worth retrying later, a 503 at the edge.
+    #[error("the event store is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// The store answered with an error.
+    #[error("an event store query failed")]
+    Query(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed without anything else changing.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_connection_error(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Query(e)
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(e: sqlx::Error) -> Self {
+        AppendError::Store(e.into())
+    }
+}
+
+/// Whether `e` says the database could not be reached or dropped the connection, rather than
+/// rejecting a statement: pool time-outs, I/O and TLS errors, and SQLSTATE classes 08
+/// (connection exception) and 57P (operator intervention: shutdown, cannot connect now).
+pub fn is_connection_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// An event as stored in the log.
@@ -140,7 +234,7 @@ pub struct RecordedEvent {
     pub data: serde_json::Value,
 }
 
-/// The event log.
+/// The event log: the one port every caller codes against.
 pub trait EventStore: Send + Sync + 'static {
     /// Appends one request (through group commit). Returns only after the transaction committed.
     fn append(
@@ -154,22 +248,35 @@ pub trait EventStore: Send + Sync + 'static {
         stream_id: &str,
         after_version: i64,
         limit: i64,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// The events of one stream whose type is one of `event_types`, in version order, and
+    /// the stream's version (0: no such stream), both as of one snapshot: e.g. a room's
+    /// membership "as of version V" without reading its messages.
+    fn read_stream_of_types(
+        &self,
+        stream_id: &str,
+        event_types: &[&str],
+    ) -> impl Future<Output = Result<(Vec<RecordedEvent>, i64), StoreError>> + Send;
 
     /// Events with `position > after_position`, in position order, at most `limit`.
     fn read_all(
         &self,
         after_position: i64,
         limit: i64,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
     /// The position of the last committed event (0 when the log is empty).
-    fn head_position(&self) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    fn head_position(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
-    /// Stored responses for the given keys in `scope` (missing keys are absent from the map).
+    /// The log's identity, created with it: a transport or a projection that carries events
+    /// of another log (a dropped and re-created database) can tell by it.
+    fn log_id(&self) -> impl Future<Output = Result<uuid::Uuid, StoreError>> + Send;
+
+    /// The records of the given keys in `scope` (missing keys are absent from the map).
     fn lookup_idempotency(
         &self,
-        scope: &str,
+        scope: &IdempotencyScope,
         keys: &[String],
-    ) -> impl Future<Output = Result<HashMap<String, StoredResponse>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<HashMap<String, IdempotencyRecord>, StoreError>> + Send;
 }

@@ -3,6 +3,12 @@
 
 use std::str::FromStr;
 
+/// The PostgreSQL log's internals, for tests that check them directly (production code goes
+/// through [`crate::EventStore`] and [`crate::PgEventStore`]).
+pub use crate::postgres::{
+    APPENDED_CHANNEL, BEGIN_APPEND, append_in_tx, append_locked, head_position, log_id, read_all,
+};
+
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
@@ -52,7 +58,7 @@ impl TestDb {
             .connect_with(options)
             .await?;
         let db = TestDb { pool, name, url };
-        crate::migrate(&db.pool).await?;
+        crate::postgres::migrate(&db.pool).await?;
         Ok(db)
     }
 }

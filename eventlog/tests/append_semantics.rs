@@ -5,7 +5,8 @@ mod common;
 use common::{count_events, request};
 use eventlog::testing::TestDb;
 use eventlog::{
-    AppendError, EventStore, ExpectedVersion, GroupCommitConfig, PgEventStore, append_in_tx,
+    AppendError, EventStore, ExpectedVersion, GroupCommitConfig, PgEventStore,
+    testing::append_in_tx,
 };
 
 #[tokio::test]
@@ -138,5 +139,5 @@ async fn an_uncommitted_append_in_tx_leaves_no_trace() {
         tx.rollback().await.unwrap();
     }
     assert_eq!(count_events(&db.pool).await, 0);
-    assert_eq!(eventlog::head_position(&db.pool).await.unwrap(), 0);
+    assert_eq!(eventlog::testing::head_position(&db.pool).await.unwrap(), 0);
 }

@@ -5,7 +5,8 @@ mod common;
 use common::{claim, count_events, request};
 use eventlog::testing::TestDb;
 use eventlog::{
-    AppendError, EventStore, ExpectedVersion, GroupCommitConfig, PgEventStore, append_in_tx,
+    AppendError, EventStore, ExpectedVersion, GroupCommitConfig, IdempotencyRecord,
+    IdempotencyScope, PgEventStore, testing::append_in_tx,
 };
 
 #[tokio::test]
@@ -16,16 +17,14 @@ async fn a_duplicate_idempotency_key_is_rejected_and_appends_nothing() {
     let mut req = request("room-1", ExpectedVersion::Any, 2);
     req.idempotency.push(claim("user-1", "msg-1"));
     let first = store.append(req.clone()).await.unwrap();
-    assert_eq!(first.responses.len(), 1);
-    assert_eq!(first.responses[0]["position"], 2);
-    assert_eq!(first.responses[0]["ok"], true);
+    assert_eq!((first.first_position, first.last_position), (1, 2));
 
     // The retry (fresh event ids) is rejected.
     let mut retry = request("room-1", ExpectedVersion::Any, 2);
     retry.idempotency.push(claim("user-1", "msg-1"));
     let err = store.append(retry).await.unwrap_err();
     assert!(
-        matches!(&err, AppendError::DuplicateIdempotencyKey { scope, key } if scope == "user-1" && key == "msg-1"),
+        matches!(&err, AppendError::DuplicateIdempotencyKey { scope, key } if scope.as_str() == "user-1" && key == "msg-1"),
         "{err:?}"
     );
     assert_eq!(count_events(&db.pool).await, 2);
@@ -38,7 +37,7 @@ async fn a_duplicate_idempotency_key_is_rejected_and_appends_nothing() {
 }
 
 #[tokio::test]
-async fn lookup_idempotency_returns_the_stored_response_with_the_position_filled_in() {
+async fn lookup_idempotency_returns_the_record_of_what_the_request_appended() {
     let db = TestDb::new().await.unwrap();
     let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
     store
@@ -46,28 +45,35 @@ async fn lookup_idempotency_returns_the_stored_response_with_the_position_filled
         .await
         .unwrap();
     let mut req = request("room-1", ExpectedVersion::Any, 3);
-    let mut c = claim("user-1", "msg-1");
-    c.response = serde_json::json!({ "message_id": "m1", "seq": 3 });
-    req.idempotency.push(c);
+    req.idempotency.push(claim("user-1", "msg-1"));
     let appended = store.append(req).await.unwrap();
     assert_eq!(appended.last_position, 7);
 
     let found = store
-        .lookup_idempotency("user-1", &["msg-1".to_owned(), "missing".to_owned()])
+        .lookup_idempotency(
+            &IdempotencyScope::named("user-1"),
+            &["msg-1".to_owned(), "missing".to_owned()],
+        )
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
     let stored = &found["msg-1"];
-    assert_eq!(stored.fingerprint, "fp-msg-1");
-    assert_eq!(stored.status, 201);
     assert_eq!(
-        stored.response,
-        serde_json::json!({ "message_id": "m1", "seq": 3, "position": 7 })
+        stored,
+        &IdempotencyRecord {
+            fingerprint: "fp-msg-1".to_owned(),
+            first_position: 5,
+            last_position: 7,
+        }
     );
-    assert_eq!(stored.response, appended.responses[0]);
+    assert_eq!(
+        (stored.first_position, stored.last_position),
+        (appended.first_position, appended.last_position)
+    );
+    assert_eq!(stored.event_count(), 3);
     assert!(
         store
-            .lookup_idempotency("user-2", &["msg-1".to_owned()])
+            .lookup_idempotency(&IdempotencyScope::named("user-2"), &["msg-1".to_owned()])
             .await
             .unwrap()
             .is_empty()
@@ -114,7 +120,7 @@ async fn the_same_key_twice_in_one_batch_is_rejected_for_the_second_request_only
 }
 
 #[tokio::test]
-async fn a_request_without_events_still_stores_its_claim_without_a_position() {
+async fn a_request_without_events_still_stores_its_claim_with_an_empty_range() {
     let db = TestDb::new().await.unwrap();
     let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
     store
@@ -126,12 +132,15 @@ async fn a_request_without_events_still_stores_its_claim_without_a_position() {
     let appended = store.append(req).await.unwrap();
     assert_eq!((appended.first_version, appended.last_version), (3, 2));
     assert_eq!((appended.first_position, appended.last_position), (3, 2));
-    assert_eq!(appended.responses[0], serde_json::json!({ "ok": true }));
     let found = store
-        .lookup_idempotency("s", &["noop".to_owned()])
+        .lookup_idempotency(&IdempotencyScope::named("s"), &["noop".to_owned()])
         .await
         .unwrap();
-    assert_eq!(found["noop"].response, serde_json::json!({ "ok": true }));
+    assert_eq!(
+        (found["noop"].first_position, found["noop"].last_position),
+        (3, 2)
+    );
+    assert_eq!(found["noop"].event_count(), 0);
 }
 
 #[tokio::test]
@@ -155,7 +164,7 @@ async fn a_duplicate_event_id_fails_only_its_own_request_in_a_group_commit_batch
     for (i, t) in tasks.into_iter().enumerate() {
         match t.await.unwrap() {
             Ok(_) => assert_ne!(i, 25),
-            Err(AppendError::Database(_)) => {
+            Err(AppendError::Store(_)) => {
                 assert_eq!(i, 25);
                 failed += 1;
             }

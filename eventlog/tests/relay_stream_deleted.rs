@@ -124,8 +124,11 @@ async fn another_logs_stream_that_looks_consistent_is_replaced_and_re_filled() {
         .unwrap()
         .cached_info()
         .clone();
-    let log_id = eventlog::log_id(&db.pool).await.unwrap();
-    assert_ne!(log_id, eventlog::log_id(&other.pool).await.unwrap());
+    let log_id = eventlog::testing::log_id(&db.pool).await.unwrap();
+    assert_ne!(
+        log_id,
+        eventlog::testing::log_id(&other.pool).await.unwrap()
+    );
     assert_eq!(
         info.config.description,
         Some(eventlog::stream_description(log_id))

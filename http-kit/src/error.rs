@@ -41,9 +41,20 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    /// An infrastructure failure: the cause is logged, the client sees nothing of it.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
+    /// An infrastructure failure: the cause and all its sources are logged once, here; the
+    /// client sees nothing of them.
+    pub fn internal<E: std::error::Error + ?Sized>(cause: &E) -> Self {
+        tracing::error!(error = %Chain(cause), "internal error");
+        Self::internal_response()
+    }
+
+    /// An infrastructure failure described by a message (no error value to chain).
+    pub fn internal_message(message: &str) -> Self {
+        tracing::error!(error = message, "internal error");
+        Self::internal_response()
+    }
+
+    fn internal_response() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -57,6 +68,15 @@ impl ApiError {
             retry_after: Some(1),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
         }
+    }
+
+    /// [`Self::unavailable`] because of `cause`, which is logged (with its sources) once.
+    pub fn unavailable_because<E: std::error::Error + ?Sized>(
+        message: impl Into<String>,
+        cause: &E,
+    ) -> Self {
+        tracing::warn!(error = %Chain(cause), "unavailable");
+        Self::unavailable(message)
     }
 
     pub fn body(code: &str, message: &str) -> serde_json::Value {
@@ -119,18 +139,42 @@ impl From<crate::auth::AuthError> for ApiError {
             A::InvalidCredentials => {
                 Self::unauthorized("invalid_credentials", "invalid username or password")
             }
-            A::Config(m) => Self::internal(m),
-            A::Hashing => Self::internal("password hashing failed"),
+            A::Config(m) => Self::internal_message(&m),
+            A::Hashing => Self::internal_message("password hashing failed"),
         }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut => Self::unavailable("database busy, retry shortly"),
-            other => Self::internal(other),
+        eventlog::StoreError::from(e).into()
+    }
+}
+
+/// A database that cannot be reached (or has no connection free in time) is a 503 with
+/// `Retry-After`; any other database failure an opaque 500.
+impl From<eventlog::StoreError> for ApiError {
+    fn from(e: eventlog::StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::unavailable_because("database unavailable, retry shortly", &e)
+        } else {
+            Self::internal(&e)
         }
+    }
+}
+
+/// An error and its sources, `outer: inner: innermost`.
+pub struct Chain<'a, E: ?Sized>(pub &'a E);
+
+impl<E: std::error::Error + ?Sized> std::fmt::Display for Chain<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
     }
 }
 

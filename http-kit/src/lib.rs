@@ -2,6 +2,7 @@
 //! the one JSON error shape, extractors whose rejections use it, and logging.
 
 pub mod auth;
+pub mod correlation;
 pub mod error;
 pub mod extract;
 pub mod settings;

@@ -163,9 +163,17 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
 }
 
 async fn metrics(State(h): State<Health>) -> Result<impl IntoResponse, ApiError> {
-    let mut body = h.command.render_metrics().map_err(ApiError::internal)?;
-    body.push_str(&h.query.metrics.render().map_err(ApiError::internal)?);
-    body.push_str(&h.projector.render().map_err(ApiError::internal)?);
+    let mut body = h
+        .command
+        .render_metrics()
+        .map_err(|e| ApiError::internal(&e))?;
+    body.push_str(
+        &h.query
+            .metrics
+            .render()
+            .map_err(|e| ApiError::internal(&e))?,
+    );
+    body.push_str(&h.projector.render().map_err(|e| ApiError::internal(&e))?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }
 

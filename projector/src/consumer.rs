@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
-use eventlog::RecordedEvent;
+use eventlog::{PgEventStore, RecordedEvent};
 use futures::{FutureExt as _, StreamExt as _};
 use sqlx::PgPool;
 
@@ -126,7 +126,11 @@ impl Projector {
             .with_context(|| format!("JetStream stream {}", self.cfg.stream_name))?;
         // A stream left over from another log would feed that log's events into these read
         // models; wait until the relay has replaced it.
-        eventlog::check_stream_identity(stream.cached_info(), &self.log).await?;
+        eventlog::check_stream_identity(
+            stream.cached_info(),
+            &PgEventStore::reader(self.log.clone()),
+        )
+        .await?;
         // A consumer's start cannot be changed in place; one that does not exist is fine.
         let _ = stream.delete_consumer(&self.cfg.consumer_name).await;
         let batch = self.cfg.batch.max(1);

@@ -4,7 +4,7 @@
 //! checkpoint are duplicates and positions beyond `checkpoint + 1` are filled from the log first.
 
 use anyhow::Context as _;
-use eventlog::RecordedEvent;
+use eventlog::{EventStore, RecordedEvent};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use std::borrow::Cow;
@@ -147,7 +147,8 @@ async fn try_batch(
         // read them from the log, the source of truth, and apply them first.
         while next + 1 < position {
             let want = (position - 1 - next).min(LOG_CHUNK);
-            let missing = eventlog::read_all(log, next, want)
+            let missing = eventlog::PgEventStore::reader(log.clone())
+                .read_all(next, want)
                 .await
                 .context("read a gap from the log")?;
             if missing.is_empty() {
@@ -164,7 +165,8 @@ async fn try_batch(
         match event {
             Some(ev) => todo.push(Cow::Borrowed(ev)),
             None => {
-                let mut owned = eventlog::read_all(log, position - 1, 1)
+                let mut owned = eventlog::PgEventStore::reader(log.clone())
+                    .read_all(position - 1, 1)
                     .await
                     .context("read an undecodable delivery from the log")?;
                 match owned.pop() {
@@ -238,7 +240,8 @@ async fn try_log_batch(
         checkpoint: start,
         ..BatchReport::default()
     };
-    let events = eventlog::read_all(log, start, batch.max(1))
+    let events = eventlog::PgEventStore::reader(log.clone())
+        .read_all(start, batch.max(1))
         .await
         .context("read the log")?;
     for (expected, ev) in (start + 1..).zip(&events) {

@@ -121,7 +121,7 @@ impl Settings {
 
 async fn connect(url: &str, max: u32) -> anyhow::Result<PgPool> {
     let opts = PgConnectOptions::from_str(url).context("not a valid PostgreSQL URL")?;
-    Ok(eventlog::pool_options(max.max(2))
+    Ok(eventlog::PgEventStore::pool_options(max.max(2))
         .connect_with(opts)
         .await?)
 }

@@ -15,7 +15,9 @@ async fn message_runs_applied_together_equal_events_applied_one_by_one() {
     common::random_load(&h.store, users, rooms, 4_000, 2, 7).await;
     let head = h.head().await;
 
-    let log = eventlog::read_all(&h.db.pool, 0, head).await.expect("log");
+    let log = eventlog::testing::read_all(&h.db.pool, 0, head)
+        .await
+        .expect("log");
     assert_eq!(log.len() as i64, head);
     let longest_run = log
         .split(|e| projector::apply::as_message_sent(e).is_none())

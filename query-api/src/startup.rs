@@ -73,7 +73,7 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let body = st.metrics.render().map_err(ApiError::internal)?;
+    let body = st.metrics.render().map_err(|e| ApiError::internal(&e))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }
 
@@ -125,7 +125,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 }
 
 async fn connect(url: &str, max: u32) -> anyhow::Result<PgPool> {
-    eventlog::pool_options(max)
+    eventlog::PgEventStore::pool_options(max)
         .connect(url)
         .await
         .context("connecting to PostgreSQL")

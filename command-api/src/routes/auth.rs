@@ -103,11 +103,14 @@ pub async fn register(
             .collect::<Result<_, _>>()?,
         idempotency: vec![],
     };
-    let results = eventlog::append_in_tx(&mut tx, std::slice::from_ref(&request)).await?;
+    let results = st
+        .store
+        .append_in_tx(&mut tx, std::slice::from_ref(&request))
+        .await?;
     match results.into_iter().next() {
         Some(Ok(_)) => {}
-        Some(Err(e)) => return Err(ApiError::internal(e)),
-        None => return Err(ApiError::internal("append returned no result")),
+        Some(Err(e)) => return Err(ApiError::internal(&e)),
+        None => return Err(ApiError::internal_message("append returned no result")),
     }
     let tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7()).await?;
     tx.commit().await?;
@@ -194,7 +197,7 @@ async fn issue_tokens(
     let now = Utc::now();
     let (access_token, expires_in) = st.jwt.issue_access(user_id.0, now);
     let refresh = new_refresh_token();
-    let ttl = chrono::Duration::from_std(st.refresh_ttl).map_err(ApiError::internal)?;
+    let ttl = chrono::Duration::from_std(st.refresh_ttl).map_err(|e| ApiError::internal(&e))?;
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at) VALUES ($1, $2, $3, $4)",
     )
@@ -214,7 +217,7 @@ async fn issue_tokens(
 }
 
 fn new_event(e: &UserEvent, actor: UserId) -> Result<NewEvent, ApiError> {
-    let (event_type, schema_version, data) = e.to_stored().map_err(ApiError::internal)?;
+    let (event_type, schema_version, data) = e.to_stored().map_err(|e| ApiError::internal(&e))?;
     Ok(NewEvent {
         event_id: Uuid::now_v7(),
         event_type,
@@ -222,7 +225,7 @@ fn new_event(e: &UserEvent, actor: UserId) -> Result<NewEvent, ApiError> {
         data,
         occurred_at: Utc::now(),
         actor_id: Some(actor.0),
-        correlation_id: Uuid::now_v7(),
+        correlation_id: http_kit::correlation::current().map_or_else(Uuid::now_v7, |c| c.0),
         causation_id: None,
     })
 }

@@ -1,5 +1,5 @@
 //! Typing indicators and ephemeral messages: checked against membership in the
-//! log, then broadcast over core NATS. Never stored (design.md decision 7).
+//! log, then broadcast over core NATS. Never stored (docs/architecture.md D7).
 
 use crate::error::ApiError;
 use crate::extract::{AuthUser, Json, Path};
@@ -69,7 +69,7 @@ async fn broadcast(
     let Some(nats) = &st.nats else {
         return Err(ApiError::unavailable("message bus unavailable"));
     };
-    let payload = serde_json::to_vec(&frame).map_err(ApiError::internal)?;
+    let payload = serde_json::to_vec(&frame).map_err(|e| ApiError::internal(&e))?;
     nats.publish(
         ephemeral_subject(&st.settings.subject_prefix, room_id),
         payload.into(),

@@ -34,7 +34,7 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let body = st.render_metrics().map_err(ApiError::internal)?;
+    let body = st.render_metrics().map_err(|e| ApiError::internal(&e))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }
 

@@ -8,20 +8,24 @@ pub mod rooms;
 
 use crate::error::ApiError;
 use crate::extract::valid_client_key;
-use crate::rooms::{Decided, Idem, Submission};
+use crate::idempotency::{Idem, fingerprint, message_fingerprint, message_key};
+use crate::rooms::{CommandError, Committed, Submission};
 use crate::state::AppState;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use eventlog::IdempotencyScope;
 use events::room::RoomCommand;
 use events::{MessageId, RoomId, UserId};
+use http_kit::correlation;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::time::Instant;
 use uuid::Uuid;
 
-/// Runs room commands through the room's actor and turns the outcome into a
-/// response, recording `chat_commands_total` and the latency histogram.
+/// Runs room commands through the room's actor and renders the outcome: `render` gives the
+/// status and the command's own fields, to which every answer adds the room stream's
+/// `version` and the `position` of its last event (`null` when it changed nothing).
+/// Records `chat_commands_total` and the latency histogram.
 pub(crate) async fn exec(
     st: &AppState,
     command: &'static str,
@@ -29,9 +33,10 @@ pub(crate) async fn exec(
     actor: UserId,
     cmds: Vec<RoomCommand>,
     idempotency: Option<Idem>,
-    respond: impl Fn(&Decided<'_>) -> (StatusCode, Value) + Send + Sync + 'static,
+    render: impl FnOnce(&Committed) -> (StatusCode, Value),
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let correlation_id = correlation::current().map_or_else(Uuid::now_v7, |c| c.0);
     let result = st
         .rooms
         .submit(
@@ -40,13 +45,32 @@ pub(crate) async fn exec(
                 actor,
                 cmds,
                 idempotency,
-                correlation_id: Uuid::now_v7(),
-                respond: Box::new(respond),
+                correlation_id,
             },
         )
         .await;
+    match &result {
+        Ok(c) => tracing::debug!(
+            command,
+            %room_id,
+            %correlation_id,
+            version = c.version,
+            position = c.position,
+            "command committed"
+        ),
+        Err(e) => {
+            tracing::debug!(command, %room_id, %correlation_id, error = %e, "command refused")
+        }
+    }
     let response = match result {
-        Ok(reply) => (reply.status, Json(reply.body)).into_response(),
+        Ok(committed) => {
+            let (status, mut body) = render(&committed);
+            if let Value::Object(fields) = &mut body {
+                fields.insert("version".to_owned(), committed.version.into());
+                fields.insert("position".to_owned(), committed.position.into());
+            }
+            (status, Json(body)).into_response()
+        }
         Err(e) => ApiError::from(e).into_response(),
     };
     st.metrics.observe(
@@ -68,19 +92,19 @@ pub(crate) fn header_idem(
     request: &[&str],
 ) -> Option<Idem> {
     key.map(|k| Idem {
-        scope: room.map_or_else(|| format!("user:{user}"), room_scope),
+        scope: room.map_or_else(|| IdempotencyScope::actor(user.0), room_scope),
         key: format!("{user}:hdr:{k}"),
         fingerprint: fingerprint(request),
         from_message: false,
     })
 }
 
-fn room_scope(room: RoomId) -> String {
-    format!("room:{room}")
+fn room_scope(room: RoomId) -> IdempotencyScope {
+    IdempotencyScope::stream(&room.stream_id())
 }
 
 /// The idempotency record of a message carrying a `client_msg_id`. Its fingerprint is
-/// [`crate::rooms::message_fingerprint`] of the message, which the room actor can compute
+/// [`message_fingerprint`] of the message, which the room actor can compute
 /// again from the `MessageSent` event in the log.
 pub(crate) fn message_idem(
     user: UserId,
@@ -97,20 +121,34 @@ pub(crate) fn message_idem(
     }
     Ok(Idem {
         scope: room_scope(room),
-        key: crate::rooms::message_key(user, client_msg_id),
-        fingerprint: crate::rooms::message_fingerprint(body, reply_to),
+        key: message_key(user, client_msg_id),
+        fingerprint: message_fingerprint(body, reply_to),
         from_message: true,
     })
 }
 
-/// SHA-256 over the length-prefixed parts, in hex.
-pub(crate) fn fingerprint(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
+/// How a room command's failure is answered: domain rejections are 4xx, contention and an
+/// unreachable log 503 (retry), anything else an opaque 500 whose whole cause is logged once.
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Domain(d) => d.into(),
+            CommandError::IdempotencyMismatch => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this idempotency key was used with a different request",
+            ),
+            CommandError::Busy => ApiError::unavailable("room busy, retry shortly"),
+            CommandError::ActorGone => ApiError::unavailable("shutting down, retry shortly"),
+            CommandError::Store(s) if s.is_unavailable() => {
+                ApiError::unavailable_because("the event log is unavailable, retry shortly", &*s)
+            }
+            e @ (CommandError::Store(_)
+            | CommandError::Decode(_)
+            | CommandError::MissingEvent { .. }
+            | CommandError::Encode(_)) => ApiError::internal(&e),
+        }
     }
-    format!("{:x}", h.finalize())
 }
 
 /// `201` when the command created something, else `200`.

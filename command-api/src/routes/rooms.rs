@@ -3,6 +3,7 @@
 use super::{created_if, exec, header_idem, user_exists};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, IdempotencyKey, Json, Path};
+use crate::rooms::Committed;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -48,10 +49,7 @@ pub struct RoleBody {
     pub role: Role,
 }
 
-fn room_reply(
-    room_id: RoomId,
-) -> impl Fn(&crate::rooms::Decided<'_>) -> (StatusCode, serde_json::Value) + Send + Sync + 'static
-{
+fn room_reply(room_id: RoomId) -> impl FnOnce(&Committed) -> (StatusCode, serde_json::Value) {
     move |_| (StatusCode::OK, json!({ "room_id": room_id }))
 }
 
@@ -86,7 +84,8 @@ pub async fn create_room(
         me,
         vec![cmd],
         idem,
-        move |_| (StatusCode::CREATED, json!({ "room_id": room_id })),
+        // A retry answers with the room its first attempt created.
+        |d| (StatusCode::CREATED, json!({ "room_id": d.room_id })),
     )
     .await
 }

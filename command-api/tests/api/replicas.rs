@@ -1,16 +1,13 @@
 //! Two command-api replicas over one log: each has its own room actors (`RoomCommands`), so
 //! one may append a key the other's actor has never seen.
 
-use axum::http::StatusCode;
-use command_api::rooms::{
-    CommandError, Idem, Reply, RoomCommands, Submission, message_fingerprint, message_key,
-};
+use command_api::idempotency::{Idem, message_fingerprint, message_key};
+use command_api::rooms::{CommandError, Committed, RoomCommands, Submission};
 use eventlog::testing::TestDb;
-use eventlog::{GroupCommitConfig, PgEventStore};
+use eventlog::{GroupCommitConfig, IdempotencyScope, PgEventStore};
 use events::room::{RoomCommand, RoomEvent};
 use events::values::{MessageBody, RoomName, Topic, Visibility};
 use events::{MessageId, RoomId, UserId};
-use serde_json::json;
 use uuid::Uuid;
 
 fn submission(actor: UserId, cmd: RoomCommand, idempotency: Option<Idem>) -> Submission {
@@ -19,14 +16,15 @@ fn submission(actor: UserId, cmd: RoomCommand, idempotency: Option<Idem>) -> Sub
         cmds: vec![cmd],
         idempotency,
         correlation_id: Uuid::now_v7(),
-        respond: Box::new(|d| {
-            let seq = d.events.iter().find_map(|e| match e {
-                RoomEvent::MessageSent { seq, .. } => Some(*seq),
-                _ => None,
-            });
-            (StatusCode::CREATED, json!({ "seq": seq }))
-        }),
     }
+}
+
+/// The `seq` of the message a command sent.
+fn seq(c: &Committed) -> Option<u64> {
+    c.events.iter().find_map(|e| match e {
+        RoomEvent::MessageSent { seq, .. } => Some(*seq),
+        _ => None,
+    })
 }
 
 fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
@@ -42,7 +40,7 @@ fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
 /// builds it.
 fn keyed(user: UserId, room: RoomId, text: &str, client_msg_id: &str) -> Submission {
     let idem = Idem {
-        scope: format!("room:{room}"),
+        scope: IdempotencyScope::stream(&room.stream_id()),
         key: message_key(user, client_msg_id),
         fingerprint: message_fingerprint(text, None),
         from_message: true,
@@ -73,15 +71,15 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
         .submit(room, submission(owner, send("one", None), None))
         .await
         .unwrap();
-    assert_eq!(one.body["seq"], 1);
+    assert_eq!(seq(&one), Some(1));
 
     // The message with the key goes through A.
-    let original: Reply = a
+    let original: Committed = a
         .submit(room, keyed(owner, room, "two", "k"))
         .await
         .unwrap();
-    assert_eq!(original.status, StatusCode::CREATED);
-    assert_eq!(original.body["seq"], 2);
+    assert!(original.position.is_some(), "{original:?}");
+    assert_eq!(seq(&original), Some(2));
 
     // The client retries through B, whose actor has not seen the key: its append expects the
     // version B last saw, fails, B reloads the room, finds the key in A's `MessageSent`, and
@@ -99,7 +97,7 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
         assert!(
             matches!(reused, Err(CommandError::IdempotencyMismatch)),
             "{:?}",
-            reused.map(|r| r.body)
+            reused.map(|r| seq(&r))
         );
     }
 
@@ -108,7 +106,7 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
         .submit(room, submission(owner, send("three", None), None))
         .await
         .unwrap();
-    assert_eq!(three.body["seq"], 3);
+    assert_eq!(seq(&three), Some(3));
     let with_key: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE event_type = 'MessageSent' \
          AND data->>'client_msg_id' = 'k'",

@@ -1,7 +1,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use chrono::Utc;
-use eventlog::{AppendRequest, ExpectedVersion, IdempotencyClaim, NewEvent};
+use eventlog::{AppendRequest, ExpectedVersion, IdempotencyClaim, IdempotencyScope, NewEvent};
 use uuid::Uuid;
 
 pub fn event(n: i64) -> NewEvent {
@@ -29,11 +29,9 @@ pub fn request(stream_id: &str, expected: ExpectedVersion, events: usize) -> App
 
 pub fn claim(scope: &str, key: &str) -> IdempotencyClaim {
     IdempotencyClaim {
-        scope: scope.to_owned(),
+        scope: IdempotencyScope::named(scope),
         key: key.to_owned(),
         fingerprint: format!("fp-{key}"),
-        status: 201,
-        response: serde_json::json!({ "ok": true }),
     }
 }
 
@@ -74,7 +72,9 @@ pub async fn assert_stream_equals_log(
     prefix: &str,
     pool: &sqlx::PgPool,
 ) {
-    let log = eventlog::read_all(pool, 0, i64::MAX).await.unwrap();
+    let log = eventlog::testing::read_all(pool, 0, i64::MAX)
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(client.clone());
     let stream = js.get_stream(stream_name).await.unwrap();
     let state = stream.cached_info().state.clone();

@@ -86,7 +86,7 @@ impl Harness {
     }
 
     pub async fn head(&self) -> i64 {
-        eventlog::head_position(&self.db.pool)
+        eventlog::testing::head_position(&self.db.pool)
             .await
             .expect("log head")
     }
@@ -541,7 +541,7 @@ pub async fn random_load(
     seed: u64,
 ) -> Vec<SimRoom> {
     let head = usize::try_from(
-        eventlog::head_position(store.pool())
+        eventlog::testing::head_position(store.pool())
             .await
             .expect("log head"),
     )

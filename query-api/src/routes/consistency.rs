@@ -1,4 +1,4 @@
-//! Read-your-writes (design decision 9): a command answers with the log position it
+//! Read-your-writes (docs/architecture.md D9): a command answers with the log position it
 //! committed at; a read given `min_position=P` (query parameter) or
 //! `X-Min-Position: P` (header) waits until the read models have applied position
 //! `P`, at most `settings.min_position_wait_ms`, then answers as usual. If the

@@ -366,7 +366,7 @@ pub async fn room(
             serde_json::to_value(room)
         }
     }
-    .map_err(ApiError::internal)?;
+    .map_err(|e| ApiError::internal(&e))?;
     tx.commit().await?;
     Ok(Json(value))
 }

@@ -16,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use eventlog::EventStore as _;
 use events::{RoomId, UserId};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -413,7 +414,10 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
     let mut last = from;
     let mut sent: i64 = 0;
     loop {
-        let page = match eventlog::read_stream(ctx.live.log_pool(), &stream_id, last, BACKFILL_PAGE)
+        let page = match ctx
+            .live
+            .log()
+            .read_stream(&stream_id, last, BACKFILL_PAGE)
             .await
         {
             Ok(p) => p,
@@ -451,7 +455,7 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
 async fn typing(ctx: &Ctx, room_id: RoomId) -> Result<(), Gone> {
     let member = match ctx.hub.is_member(room_id, ctx.user) {
         Some(m) => Ok(m),
-        None => membership::load(ctx.live.log_pool(), room_id)
+        None => membership::load(ctx.live.log(), room_id)
             .await
             .map(|s| s.state.is_member(ctx.user))
             .map_err(|e| tracing::warn!(error = %e, "typing membership check failed")),
@@ -467,7 +471,7 @@ async fn typing(ctx: &Ctx, room_id: RoomId) -> Result<(), Gone> {
         }
         Ok(false) => {
             // Same answer as a subscribe: a private room is not revealed.
-            let state = membership::load(ctx.live.log_pool(), room_id).await;
+            let state = membership::load(ctx.live.log(), room_id).await;
             let (code, message) = match &state {
                 Ok(s) => membership::refusal(&s.state),
                 Err(_) => ("room_not_found", "room not found"),

@@ -7,9 +7,9 @@
 
 use crate::ws::membership::{self, Snapshot};
 use crate::ws::protocol::{Frame, LiveEvent, is_membership};
+use eventlog::PgEventStore;
 use events::room::{RoomState, evolve};
 use events::{RoomId, UserId};
-use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -116,7 +116,7 @@ struct Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
-    log_pool: PgPool,
+    log: PgEventStore,
     queue_frames: usize,
     buffer_frames: usize,
 }
@@ -160,12 +160,12 @@ pub enum Drain {
 }
 
 impl Hub {
-    pub fn new(log_pool: PgPool, queue_frames: usize) -> Arc<Hub> {
+    pub fn new(log: PgEventStore, queue_frames: usize) -> Arc<Hub> {
         let queue_frames = queue_frames.max(1);
         Arc::new(Hub {
             inner: Mutex::new(Inner::default()),
             next_id: AtomicU64::new(1),
-            log_pool,
+            log,
             queue_frames,
             buffer_frames: queue_frames.saturating_mul(4).max(1024),
         })
@@ -322,7 +322,7 @@ impl Hub {
 
     async fn load_room(self: Arc<Self>, room_id: RoomId) {
         loop {
-            let loaded = membership::load(&self.log_pool, room_id).await;
+            let loaded = membership::load(&self.log, room_id).await;
             let mut inner = self.lock();
             let Some(room) = inner.rooms.get_mut(&room_id) else {
                 return;

@@ -7,9 +7,9 @@
 //! older than the live events already seen would re-admit a kicked user.
 
 use crate::ws::protocol::{MEMBERSHIP_EVENT_TYPES, is_membership};
+use eventlog::{EventStore, PgEventStore};
 use events::room::{RoomEvent, RoomState, evolve};
 use events::{RoomId, StoredEvent};
-use sqlx::{PgPool, Row};
 
 /// Membership of a room as of `version` (0 and an empty state: no such room).
 pub struct Snapshot {
@@ -17,34 +17,13 @@ pub struct Snapshot {
     pub version: i64,
 }
 
-pub async fn load(log_pool: &PgPool, room_id: RoomId) -> anyhow::Result<Snapshot> {
-    let types: Vec<String> = MEMBERSHIP_EVENT_TYPES
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    let rows = sqlx::query(
-        "SELECT version, event_type, schema_version, data FROM events \
-         WHERE stream_id = $1 AND (event_type = ANY($2) \
-           OR version = (SELECT max(version) FROM events WHERE stream_id = $1)) \
-         ORDER BY version",
-    )
-    .bind(room_id.stream_id())
-    .bind(&types)
-    .fetch_all(log_pool)
-    .await?;
+pub async fn load(log: &PgEventStore, room_id: RoomId) -> anyhow::Result<Snapshot> {
+    let (events, version) = log
+        .read_stream_of_types(&room_id.stream_id(), &MEMBERSHIP_EVENT_TYPES)
+        .await?;
     let mut state = RoomState::default();
-    let mut version = 0;
-    for row in rows {
-        version = row.try_get::<i64, _>("version")?;
-        let event_type: String = row.try_get("event_type")?;
-        if !MEMBERSHIP_EVENT_TYPES.contains(&event_type.as_str()) {
-            continue;
-        }
-        let event = RoomEvent::from_stored(
-            &event_type,
-            row.try_get("schema_version")?,
-            row.try_get("data")?,
-        )?;
+    for rec in events {
+        let event = RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data)?;
         if is_membership(&event) {
             state = evolve(state, &event);
         }

@@ -2,7 +2,7 @@
 //!
 //! * Live room events come from the JetStream event stream (one ordered consumer
 //!   per node on `{prefix}.events.room.>`), not from the read models, so delivery
-//!   does not wait for projection (design.md decision 6).
+//!   does not wait for projection (docs/architecture.md D6).
 //! * Membership is tracked per subscribed room "as the stream says it is now": a
 //!   snapshot folded from the PostgreSQL log (see [`membership`]) plus the live
 //!   membership events applied in stream order; a kick or leave ends the user's
@@ -31,7 +31,7 @@ use async_nats::jetstream;
 use axum::Router;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use eventlog::RecordedEvent;
+use eventlog::{EventStore, PgEventStore, RecordedEvent};
 use events::{RoomId, UserId};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ pub struct Live {
 struct Inner {
     hub: Arc<Hub>,
     presence: Arc<Presence>,
-    log_pool: PgPool,
+    log: PgEventStore,
     nats: async_nats::Client,
     prefix: String,
     _stop: watch::Sender<()>,
@@ -88,7 +88,8 @@ impl Live {
         // Connections count their frames and closes in `AppState::metrics`.
         _metrics: Metrics,
     ) -> anyhow::Result<Live> {
-        let hub = Hub::new(log_pool.clone(), settings.ws_queue_frames);
+        let log = PgEventStore::reader(log_pool);
+        let hub = Hub::new(log.clone(), settings.ws_queue_frames);
         let timeout = Duration::from_secs(settings.presence_timeout_secs.max(1));
         let (presence, changes) =
             Presence::new(pool, nats.clone(), &settings.subject_prefix, timeout);
@@ -106,14 +107,14 @@ impl Live {
             .map_err(|e| anyhow::anyhow!("subscribing to presence: {e}"))?;
         // Live events start after the log's head now: a room loaded from the log
         // later is current up to its load, and everything after start arrives here.
-        let start_after = eventlog::head_position(&log_pool).await?;
+        let start_after = log.head_position().await?;
 
         tokio::spawn(until_stopped(
             stopped.clone(),
             consume_events(
                 hub.clone(),
                 nats.clone(),
-                log_pool.clone(),
+                log.clone(),
                 settings.stream_name.clone(),
                 format!("{prefix}.events.room.>"),
                 start_after,
@@ -139,7 +140,7 @@ impl Live {
             inner: Arc::new(Inner {
                 hub,
                 presence,
-                log_pool,
+                log,
                 nats,
                 prefix,
                 _stop: stop,
@@ -200,8 +201,8 @@ impl Live {
         &self.inner.presence
     }
 
-    pub(crate) fn log_pool(&self) -> &PgPool {
-        &self.inner.log_pool
+    pub(crate) fn log(&self) -> &PgEventStore {
+        &self.inner.log
     }
 
     /// Publishes on the room's core NATS ephemeral subject (as command-api does).
@@ -233,7 +234,7 @@ async fn until_stopped(mut stopped: watch::Receiver<()>, task: impl Future<Outpu
 async fn consume_events(
     hub: Arc<Hub>,
     nats: async_nats::Client,
-    log: sqlx::PgPool,
+    log: PgEventStore,
     stream_name: String,
     filter: String,
     start_after: i64,

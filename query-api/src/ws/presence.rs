@@ -1,4 +1,4 @@
-//! Presence (design.md decision 7): a user is online while they have an open
+//! Presence (docs/architecture.md D7): a user is online while they have an open
 //! socket on any node. Each node announces its connected users on core NATS
 //! (`{prefix}.presence`): a heartbeat listing all of them every
 //! `presence_heartbeat_secs`, and an immediate `online`/`offline` when a user's

@@ -1,4 +1,4 @@
-//! The JSON frames of `/v1/ws` (design.md, "WebSocket protocol") and how a stored
+//! The JSON frames of `/v1/ws` (docs/architecture.md, "WebSocket protocol") and how a stored
 //! room event becomes a server frame.
 
 use axum::extract::ws::Utf8Bytes;
