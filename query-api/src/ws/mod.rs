@@ -303,11 +303,7 @@ async fn consume_events(
             // Rooms nobody here subscribes to are skipped before decoding (if a
             // subscription starts right after, its snapshot is read from the log,
             // which already holds this event).
-            let tracked = rec
-                .stream_id
-                .strip_prefix("room-")
-                .and_then(|id| id.parse().ok())
-                .is_some_and(|id| hub.tracks(id));
+            let tracked = RoomId::from_stream_id(&rec.stream_id).is_some_and(|id| hub.tracks(id));
             if !tracked {
                 continue;
             }

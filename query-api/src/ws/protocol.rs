@@ -123,10 +123,7 @@ impl LiveEvent {
         if rec.stream_type != RoomEvent::STREAM_TYPE {
             return Ok(None);
         }
-        let room_id: RoomId = rec
-            .stream_id
-            .strip_prefix("room-")
-            .and_then(|s| s.parse().ok())
+        let room_id = RoomId::from_stream_id(&rec.stream_id)
             .ok_or_else(|| format!("bad room stream id {:?}", rec.stream_id))?;
         let event =
             RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data.clone())
