@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod secret;
 pub mod settings;
 pub mod telemetry;
 
