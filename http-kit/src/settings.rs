@@ -124,7 +124,7 @@ impl TokenSettings {
     }
 }
 
-/// Limits of an HTTP API's requests.
+/// Limits of an HTTP API's requests (see [`crate::service::limit`]).
 #[derive(Clone, Debug, Deserialize)]
 pub struct RequestLimits {
     /// Largest request body accepted.
