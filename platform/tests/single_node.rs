@@ -19,21 +19,21 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
 
     let mut command = command_api::configuration::Settings::from_defaults().unwrap();
-    command.database_url = db.url.clone();
+    command.service.database_url = db.url.clone().into();
     command.create_database = false;
-    command.nats_url = eventlog::testing::nats_url();
-    command.stream_name = nats.stream_name.clone();
-    command.subject_prefix = nats.prefix.clone();
-    command.jwt_secret = secret.clone();
+    command.service.nats_url = eventlog::testing::nats_url().into();
+    command.service.stream_name = nats.stream_name.clone();
+    command.service.subject_prefix = nats.prefix.clone();
+    command.tokens.jwt_secret = secret.clone().into();
     let mut query = query_api::configuration::Settings::from_defaults().unwrap();
-    query.database_url = db.url.clone();
-    query.nats_url = command.nats_url.clone();
-    query.stream_name = nats.stream_name.clone();
-    query.subject_prefix = nats.prefix.clone();
-    query.jwt_secret = secret;
+    query.service.database_url = db.url.clone().into();
+    query.service.nats_url = command.service.nats_url.clone();
+    query.service.stream_name = nats.stream_name.clone();
+    query.service.subject_prefix = nats.prefix.clone();
+    query.tokens.jwt_secret = secret.into();
     let mut projector = projector::startup::Settings::from_defaults().unwrap();
     projector.database_url = db.url.clone();
-    projector.nats_url = command.nats_url.clone();
+    projector.nats_url = eventlog::testing::nats_url();
     projector.stream_name = nats.stream_name.clone();
     projector.subject_prefix = nats.prefix.clone();
 

@@ -76,13 +76,14 @@ impl TestApp {
         let db = TestDb::new().await.expect("test database");
         let nats = TestNats::new().await.expect("test nats");
         let mut settings = Settings::from_defaults().expect("default settings");
-        settings.listen = "127.0.0.1:0".into();
-        settings.database_url = db.url.clone();
+        settings.service.listen = "127.0.0.1:0".into();
+        settings.service.database_url = db.url.clone().into();
         settings.create_database = false;
-        settings.nats_url = eventlog::testing::nats_url();
-        settings.stream_name = nats.stream_name.clone();
-        settings.subject_prefix = nats.prefix.clone();
-        settings.jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        settings.service.nats_url = eventlog::testing::nats_url().into();
+        settings.service.stream_name = nats.stream_name.clone();
+        settings.service.subject_prefix = nats.prefix.clone();
+        settings.tokens.jwt_secret =
+            format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()).into();
         settings.hash_concurrency = 2;
         configure(&mut settings);
         let app = Application::build(settings.clone())

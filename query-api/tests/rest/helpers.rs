@@ -102,13 +102,13 @@ impl TestApp {
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
 
         let mut cs = command_api::configuration::Settings::from_defaults().expect("defaults");
-        cs.listen = "127.0.0.1:0".into();
-        cs.database_url = db.url.clone();
+        cs.service.listen = "127.0.0.1:0".into();
+        cs.service.database_url = db.url.clone().into();
         cs.create_database = false;
-        cs.nats_url = eventlog::testing::nats_url();
-        cs.stream_name = nats.stream_name.clone();
-        cs.subject_prefix = nats.prefix.clone();
-        cs.jwt_secret = secret.clone();
+        cs.service.nats_url = eventlog::testing::nats_url().into();
+        cs.service.stream_name = nats.stream_name.clone();
+        cs.service.subject_prefix = nats.prefix.clone();
+        cs.tokens.jwt_secret = secret.clone().into();
         cs.hash_concurrency = 2;
         let cmd_app = command_api::startup::Application::build(cs)
             .await
@@ -120,13 +120,13 @@ impl TestApp {
             .expect("read-model migrations");
 
         let mut qs = query_api::configuration::Settings::from_defaults().expect("defaults");
-        qs.listen = "127.0.0.1:0".into();
-        qs.database_url = db.url.clone();
-        qs.db_max_connections = 8;
-        qs.nats_url = eventlog::testing::nats_url();
-        qs.stream_name = nats.stream_name.clone();
-        qs.subject_prefix = nats.prefix.clone();
-        qs.jwt_secret = secret;
+        qs.service.listen = "127.0.0.1:0".into();
+        qs.service.database_url = db.url.clone().into();
+        qs.service.db_max_connections = 8;
+        qs.service.nats_url = eventlog::testing::nats_url().into();
+        qs.service.stream_name = nats.stream_name.clone();
+        qs.service.subject_prefix = nats.prefix.clone();
+        qs.tokens.jwt_secret = secret.into();
         configure(&mut qs);
         let query_app = query_api::startup::Application::build(qs)
             .await

@@ -77,13 +77,13 @@ impl Platform {
         let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let mut settings =
             command_api::configuration::Settings::from_defaults().expect("default settings");
-        settings.listen = "127.0.0.1:0".into();
-        settings.database_url = db.url.clone();
+        settings.service.listen = "127.0.0.1:0".into();
+        settings.service.database_url = db.url.clone().into();
         settings.create_database = false;
-        settings.nats_url = eventlog::testing::nats_url();
-        settings.stream_name = nats.stream_name.clone();
-        settings.subject_prefix = nats.prefix.clone();
-        settings.jwt_secret = jwt_secret.clone();
+        settings.service.nats_url = eventlog::testing::nats_url().into();
+        settings.service.stream_name = nats.stream_name.clone();
+        settings.service.subject_prefix = nats.prefix.clone();
+        settings.tokens.jwt_secret = jwt_secret.clone().into();
         settings.hash_concurrency = 2;
         let app = command_api::startup::Application::build(settings)
             .await
@@ -249,13 +249,13 @@ fn query_settings_for(
     jwt_secret: &str,
 ) -> query_api::configuration::Settings {
     let mut s = query_api::configuration::Settings::from_defaults().expect("defaults");
-    s.listen = "127.0.0.1:0".into();
-    s.database_url = db.url.clone();
-    s.db_max_connections = 8;
-    s.nats_url = eventlog::testing::nats_url();
-    s.stream_name = nats.stream_name.clone();
-    s.subject_prefix = nats.prefix.clone();
-    s.jwt_secret = jwt_secret.to_owned();
+    s.service.listen = "127.0.0.1:0".into();
+    s.service.database_url = db.url.clone().into();
+    s.service.db_max_connections = 8;
+    s.service.nats_url = eventlog::testing::nats_url().into();
+    s.service.stream_name = nats.stream_name.clone();
+    s.service.subject_prefix = nats.prefix.clone();
+    s.tokens.jwt_secret = jwt_secret.into();
     s
 }
 

@@ -1,5 +1,6 @@
 use crate::helpers::{Client, DEADLINE, Got, Platform, is_message};
 use events::UserId;
+use http_kit::secret::ExposeSecret;
 use serde_json::Value;
 use std::process::Stdio;
 use std::time::Duration;
@@ -95,11 +96,11 @@ async fn the_users_of_a_node_killed_with_sigkill_go_offline_within_the_timeout()
     let s = p.query_settings();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_query-api"))
         .env("APP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("APP_DATABASE_URL", &s.database_url)
-        .env("APP_NATS_URL", &s.nats_url)
-        .env("APP_STREAM_NAME", &s.stream_name)
-        .env("APP_SUBJECT_PREFIX", &s.subject_prefix)
-        .env("APP_JWT_SECRET", &s.jwt_secret)
+        .env("APP_DATABASE_URL", s.service.database_url.expose_secret())
+        .env("APP_NATS_URL", s.service.nats_url.expose_secret())
+        .env("APP_STREAM_NAME", &s.service.stream_name)
+        .env("APP_SUBJECT_PREFIX", &s.service.subject_prefix)
+        .env("APP_JWT_SECRET", s.tokens.jwt_secret.expose_secret())
         .env("APP_PRESENCE_HEARTBEAT_SECS", "1")
         .env("APP_PRESENCE_TIMEOUT_SECS", "3")
         .env("RUST_LOG", "warn")
