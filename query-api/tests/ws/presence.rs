@@ -1,4 +1,4 @@
-use crate::helpers::{Client, DEADLINE, Got, Platform, is_message};
+use crate::helpers::{Client, DEADLINE, Got, Platform, is_message, wait_until};
 use events::UserId;
 use http_kit::secret::ExposeSecret;
 use serde_json::Value;
@@ -110,11 +110,13 @@ async fn the_users_of_a_node_killed_with_sigkill_go_offline_within_the_timeout()
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let ready = Instant::now() + DEADLINE;
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < ready, "the node did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        DEADLINE,
+        Duration::from_millis(50),
+        "the node did not start",
+        || async { tokio::net::TcpStream::connect(addr).await.is_ok() },
+    )
+    .await;
 
     let mut bob_ws = Client::connect_watching_presence(p.query.addr, &bob.token).await;
     bob_ws.subscribe(room, None).await;
