@@ -1,53 +1,30 @@
 //! Typed settings, layered: built-in defaults, then an optional TOML file
 //! (`APP_CONFIG_FILE`), then `APP_*` environment variables. Passed in explicitly;
-//! there is no global.
+//! there is no global. The sections every service shares are `http_kit::settings`'.
 
-use http_kit::settings::redact_url;
+use http_kit::settings::{Defaults, RequestLimits, ServiceSettings, TokenSettings};
 use serde::Deserialize;
 use std::time::Duration;
 
-#[derive(Clone, Deserialize)]
+/// `Debug` shows no secret (the JWT secret, passwords in URLs): safe to log.
+#[derive(Clone, Debug, Deserialize)]
 pub struct Settings {
-    /// Address the HTTP server binds, e.g. `127.0.0.1:8081`; port 0 picks a free one.
-    pub listen: String,
-    /// PostgreSQL holding the event log and credentials.
-    pub database_url: String,
+    /// Listens on `127.0.0.1:8081` by default.
+    #[serde(flatten)]
+    pub service: ServiceSettings,
+    #[serde(flatten)]
+    pub tokens: TokenSettings,
+    #[serde(flatten)]
+    pub limits: RequestLimits,
     /// Create the database named in `database_url` when it does not exist.
     pub create_database: bool,
-    pub db_max_connections: u32,
-    pub nats_url: String,
-    /// JetStream stream that carries every event, and the subject prefix of its subjects.
-    pub stream_name: String,
-    pub subject_prefix: String,
     /// Run the log → JetStream relay in this process (one instance is active at a time).
     pub relay_enabled: bool,
-    /// HS256 secret for access tokens, at least 32 bytes. Never logged.
-    pub jwt_secret: String,
-    pub jwt_issuer: String,
-    pub jwt_audience: String,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
     /// Concurrent argon2 hashes allowed (each takes ~19 MiB and a core).
     pub hash_concurrency: usize,
-    pub body_limit_bytes: usize,
-    pub request_timeout_ms: u64,
     pub group_commit_max_batch: usize,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("listen", &self.listen)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("nats_url", &redact_url(&self.nats_url))
-            .field("stream_name", &self.stream_name)
-            .field("subject_prefix", &self.subject_prefix)
-            .field("relay_enabled", &self.relay_enabled)
-            .field("jwt_secret", &"<redacted>")
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("jwt_audience", &self.jwt_audience)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Settings {
@@ -61,38 +38,41 @@ impl Settings {
         http_kit::settings::defaults_only(Self::defaults()?)
     }
 
-    fn defaults() -> Result<http_kit::settings::Defaults, config::ConfigError> {
-        http_kit::settings::builder()
-            .set_default("listen", "127.0.0.1:8081")?
-            .set_default("database_url", "postgres://postgres@127.0.0.1:5432/chat")?
+    fn defaults() -> Result<Defaults, config::ConfigError> {
+        http_kit::settings::api_defaults("127.0.0.1:8081")?
             .set_default("create_database", true)?
-            .set_default("db_max_connections", 16)?
-            .set_default("nats_url", "nats://127.0.0.1:4222")?
-            .set_default("stream_name", "CHAT_EVENTS")?
-            .set_default("subject_prefix", "chat")?
             .set_default("relay_enabled", true)?
-            .set_default("jwt_secret", "")?
-            .set_default("jwt_issuer", "chat")?
-            .set_default("jwt_audience", "chat-api")?
             .set_default("access_ttl_secs", 900)?
             .set_default("refresh_ttl_secs", 30 * 24 * 3600)?
             .set_default(
                 "hash_concurrency",
                 std::thread::available_parallelism().map_or(2, |n| n.get()) as u64,
             )?
-            .set_default("body_limit_bytes", 64 * 1024)?
-            .set_default("request_timeout_ms", 10_000)?
             .set_default("group_commit_max_batch", 512)
     }
 
     pub fn auth_config(&self) -> crate::auth::AuthConfig {
         crate::auth::AuthConfig {
-            jwt_secret: self.jwt_secret.clone(),
-            issuer: self.jwt_issuer.clone(),
-            audience: self.jwt_audience.clone(),
             access_ttl: Duration::from_secs(self.access_ttl_secs),
             refresh_ttl: Duration::from_secs(self.refresh_ttl_secs),
             hash_concurrency: self.hash_concurrency.max(1),
+            ..self.tokens.auth_config()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let mut settings = Settings::from_defaults().expect("defaults");
+        settings.tokens.jwt_secret = "jwt-secret-that-must-not-leak-0123456789".into();
+        settings.service.database_url = "postgres://chat:db-password@db:5432/chat".into();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("jwt-secret-that-must-not-leak"), "{shown}");
+        assert!(!shown.contains("db-password"), "{shown}");
+        assert!(shown.contains("db:5432/chat"), "{shown}");
     }
 }

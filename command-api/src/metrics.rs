@@ -1,9 +1,7 @@
 //! Prometheus metrics named for the questions an operator asks.
 
 use eventlog::CommitMetrics;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -63,11 +61,5 @@ impl Metrics {
         self.command_seconds
             .with_label_values(&[command])
             .observe(seconds);
-    }
-
-    pub fn render(&self) -> Result<String, prometheus::Error> {
-        let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
-        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 }

@@ -3,36 +3,31 @@
 
 use crate::auth::{JwtKeys, PasswordHasher};
 use crate::configuration::Settings;
-use crate::error::json_errors;
 use crate::metrics::Metrics;
 use crate::rooms::RoomCommands;
 use crate::routes;
 use crate::state::{AppState, Shared};
 use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, post, put};
 use eventlog::relay::{Relay, RelayConfig};
 use eventlog::{GroupCommitConfig, PgEventStore, Recent};
+use http_kit::health::{self, Readiness};
+use http_kit::metrics::Scrape;
+use http_kit::serve::Server;
+use http_kit::service::{self, Ops};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
 
 /// The command routes with their state and layers, without health, metrics or a
 /// fallback — the single-node platform merges these beside the query routes.
 pub fn api_routes(state: AppState) -> Router {
-    let body_limit = state.settings.body_limit_bytes;
-    let timeout = Duration::from_millis(state.settings.request_timeout_ms);
-    Router::new()
+    let limits = state.settings.limits.clone();
+    let routes = Router::new()
         .route("/v1/auth/register", post(routes::auth::register))
         .route("/v1/auth/login", post(routes::auth::login))
         .route("/v1/auth/refresh", post(routes::auth::refresh))
@@ -77,36 +72,31 @@ pub fn api_routes(state: AppState) -> Router {
         .route(
             "/v1/rooms/{room_id}/ephemeral",
             post(routes::ephemeral::ephemeral),
-        )
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
-        .layer(CatchPanicLayer::new())
-        // Outside the timeout and panic layers, so their responses get the JSON shape too.
-        .layer(axum::middleware::map_response(json_errors))
-        .with_state(state)
+        );
+    service::limit(service::timeout(routes, &limits), &limits).with_state(state)
+}
+
+/// Health, readiness (PostgreSQL answers; NATS is shown but does not gate it: commands
+/// are durable in the log and relayed when it returns), metrics and the OpenAPI document.
+pub fn ops(state: &AppState) -> Ops {
+    let readiness = Readiness::new()
+        .require("postgres", health::postgres(state.pool.clone(), "SELECT 1"))
+        .report("nats", health::nats(state.nats.clone()));
+    let st = state.clone();
+    let scrape = Scrape::new(state.metrics.registry.clone()).sample(move || {
+        st.metrics.room_actors.set(st.rooms.active_rooms() as i64);
+        async {}
+    });
+    Ops::new(readiness, scrape).openapi(routes::health::ApiDoc::openapi())
 }
 
 /// Every route of the command side, served alone (tests call it without a socket).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/openapi.json", get(routes::health::openapi))
-        .with_state(state.clone())
-        .merge(api_routes(state))
-        .fallback(|| async { StatusCode::NOT_FOUND })
-        .layer(axum::middleware::map_response(json_errors))
-        .layer(TraceLayer::new_for_http())
+    service::router(ops(&state), api_routes(state))
 }
 
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    relay: Option<Relay>,
+    server: Server,
     pub state: AppState,
 }
 
@@ -114,54 +104,28 @@ impl Application {
     /// Connects, migrates, binds. Nothing is served until [`Application::run`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (state, relay) = build_state(settings.clone()).await?;
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        Ok(Self {
-            listener,
-            router: router(state.clone()),
-            relay,
-            state,
-        })
+        let mut server = Server::bind(&settings.service.listen, router(state.clone())).await?;
+        if let Some(relay) = relay {
+            server = server.task("relay", |stop| relay.run(stop));
+        }
+        Ok(Self { server, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.server.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    /// Serves until `shutdown` resolves, then drains in-flight requests and stops the relay.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let relay_task = self
-            .relay
-            .map(|relay| tokio::spawn(run_relay(relay, stop_rx)));
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
-        let _ = stop_tx.send(true);
-        if let Some(t) = relay_task {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
-        Ok(())
-    }
-}
-
-/// Runs the relay until `stop` turns true.
-pub async fn run_relay(relay: Relay, mut stop: watch::Receiver<bool>) {
-    let stopped = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Err(e) = relay.run(stopped).await {
-        tracing::error!(error = %e, "relay stopped");
+        self.server.run(shutdown).await
     }
 }
 
 /// Connects, migrates and wires the command side; the relay is returned to be run
-/// by whoever serves (see [`run_relay`]).
+/// by whoever serves (a [`Server::task`]).
 pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option<Relay>)> {
     let pool = connect_db(&settings).await?;
     eventlog::PgEventStore::migrate(&pool)
@@ -186,7 +150,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
     let jwt = JwtKeys::new(&auth).context("APP_JWT_SECRET must be at least 32 bytes")?;
     let nats = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
-        .connect(&settings.nats_url)
+        .connect(settings.service.nats_url.expose_secret())
         .await
         .ok();
     let relay = match (&nats, settings.relay_enabled) {
@@ -195,8 +159,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
                 pool.clone(),
                 client.clone(),
                 RelayConfig {
-                    stream_name: settings.stream_name.clone(),
-                    subject_prefix: settings.subject_prefix.clone(),
+                    stream_name: settings.service.stream_name.clone(),
+                    subject_prefix: settings.service.subject_prefix.clone(),
                     ..RelayConfig::default()
                 },
             )
@@ -225,7 +189,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 }
 
 async fn connect_db(settings: &Settings) -> anyhow::Result<PgPool> {
-    let opts = PgConnectOptions::from_str(&settings.database_url)
+    let opts = PgConnectOptions::from_str(settings.service.database_url.expose_secret())
         .context("APP_DATABASE_URL is not a valid PostgreSQL URL")?;
     if settings.create_database
         && let Some(db) = opts.get_database().map(str::to_owned)
@@ -248,7 +212,7 @@ async fn connect_db(settings: &Settings) -> anyhow::Result<PgPool> {
                 .await;
         }
     }
-    eventlog::PgEventStore::pool_options(settings.db_max_connections)
+    eventlog::PgEventStore::pool_options(settings.service.db_max_connections)
         .connect_with(opts)
         .await
         .context("connecting to PostgreSQL")

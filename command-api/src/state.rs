@@ -46,14 +46,3 @@ impl axum::extract::FromRef<AppState> for JwtKeys {
         st.jwt.clone()
     }
 }
-
-impl AppState {
-    /// The command side's metrics in Prometheus text, with the gauges that are
-    /// sampled rather than counted brought up to date first.
-    pub fn render_metrics(&self) -> Result<String, prometheus::Error> {
-        self.metrics
-            .room_actors
-            .set(self.rooms.active_rooms() as i64);
-        self.metrics.render()
-    }
-}

@@ -1,29 +1,19 @@
 //! Shared by every HTTP service of the platform: access-token and password auth,
-//! the one JSON error shape, extractors whose rejections use it, and logging.
+//! the one JSON error shape, extractors whose rejections use it, logging, settings
+//! (with secrets that never show), and the service scaffold: health, readiness,
+//! metrics and OpenAPI routes ([`service`]), binding and serving ([`serve`]).
 
 pub mod auth;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod secret;
+pub mod serve;
+pub mod service;
 pub mod settings;
 pub mod telemetry;
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
-}
+pub use serve::shutdown_signal;

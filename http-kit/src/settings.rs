@@ -1,20 +1,36 @@
 //! Layered settings, the same for every service: built-in defaults, then an
 //! optional TOML file named by `APP_CONFIG_FILE`, then `APP_*` environment variables.
+//!
+//! The settings every service shares are declared here once, as sections a service's
+//! `Settings` flattens into its own (`#[serde(flatten)]`), each with its defaults:
+//! [`ServiceSettings`] (listen address, databases, NATS, the event stream),
+//! [`TokenSettings`] (access tokens) and [`RequestLimits`]. Their keys stay flat
+//! (`APP_DATABASE_URL`, `APP_JWT_SECRET`, ...), the same in every service.
+
+use std::fmt::Display;
+use std::str::FromStr;
 
 use config::builder::DefaultState;
 use config::{Config, ConfigBuilder, ConfigError, Environment, File};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+
+pub use crate::secret::redact_url;
+use crate::secret::{ExposeSecret, SecretString, SecretUrl};
 
 pub type Defaults = ConfigBuilder<DefaultState>;
 
 /// Defaults, `APP_CONFIG_FILE` if set, then `APP_*` variables.
+///
+/// Environment values stay text (no guessing of types): a JWT secret made only of digits
+/// stays that secret. Each field parses its own text, numbers and booleans included.
 pub fn load<T: DeserializeOwned>(defaults: Defaults) -> Result<T, ConfigError> {
     let mut builder = defaults;
     if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
         builder = builder.add_source(File::with_name(&path));
     }
     builder
-        .add_source(Environment::with_prefix("APP").try_parsing(true))
+        .add_source(Environment::with_prefix("APP"))
         .build()?
         .try_deserialize()
 }
@@ -29,28 +45,204 @@ pub fn builder() -> Defaults {
     Config::builder()
 }
 
-/// Hides a password in a URL (`postgres://user:secret@host` → `postgres://user:***@host`),
-/// for logging settings.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
-            let colon = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
-            format!("{}:***{}", &url[..colon], &url[at..])
+/// The defaults of a service whose API takes access tokens: those of [`ServiceSettings`]
+/// (listening on `listen`), [`TokenSettings`] and [`RequestLimits`].
+pub fn api_defaults(listen: &str) -> Result<Defaults, ConfigError> {
+    RequestLimits::defaults(TokenSettings::defaults(ServiceSettings::defaults(
+        builder(),
+        listen,
+    )?)?)
+}
+
+/// Where a service listens and what it connects to: every service has these.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServiceSettings {
+    /// Address the HTTP server binds, e.g. `127.0.0.1:8081`; port 0 picks a free one.
+    pub listen: String,
+    /// The service's PostgreSQL database (for a read-side service, the read models).
+    pub database_url: SecretUrl,
+    /// The database holding the event log, when it is not `database_url` (read-side
+    /// services reading the log from elsewhere); see [`ServiceSettings::log_database_url`].
+    pub log_database_url: Option<SecretUrl>,
+    #[serde(deserialize_with = "number")]
+    pub db_max_connections: u32,
+    pub nats_url: SecretUrl,
+    /// JetStream stream that carries every event, and the prefix of its subjects.
+    pub stream_name: String,
+    pub subject_prefix: String,
+}
+
+impl ServiceSettings {
+    /// The defaults of every service; `listen` is the service's own default address.
+    pub fn defaults(builder: Defaults, listen: &str) -> Result<Defaults, ConfigError> {
+        builder
+            .set_default("listen", listen)?
+            .set_default("database_url", "postgres://postgres@127.0.0.1:5432/chat")?
+            .set_default("db_max_connections", 16)?
+            .set_default("nats_url", "nats://127.0.0.1:4222")?
+            .set_default("stream_name", "CHAT_EVENTS")?
+            .set_default("subject_prefix", "chat")
+    }
+
+    /// The event log's database: `log_database_url` when set (and not empty), else
+    /// `database_url`.
+    pub fn log_database_url(&self) -> &SecretUrl {
+        match &self.log_database_url {
+            Some(url) if !url.expose_secret().is_empty() => url,
+            _ => &self.database_url,
         }
-        _ => url.to_owned(),
+    }
+}
+
+/// Access tokens (HS256 JWTs): services that issue or verify them.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TokenSettings {
+    /// HS256 secret, at least 32 bytes. Never logged.
+    pub jwt_secret: SecretString,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+}
+
+impl TokenSettings {
+    /// No secret (a service refuses to start without one), issuer `chat`, audience `chat-api`.
+    pub fn defaults(builder: Defaults) -> Result<Defaults, ConfigError> {
+        builder
+            .set_default("jwt_secret", "")?
+            .set_default("jwt_issuer", "chat")?
+            .set_default("jwt_audience", "chat-api")
+    }
+
+    /// The access-token settings; what is not configured here (lifetimes, hashing)
+    /// keeps [`crate::auth::AuthConfig`]'s defaults.
+    pub fn auth_config(&self) -> crate::auth::AuthConfig {
+        crate::auth::AuthConfig {
+            jwt_secret: self.jwt_secret.expose_secret().to_owned(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            ..crate::auth::AuthConfig::default()
+        }
+    }
+}
+
+/// Limits of an HTTP API's requests (see [`crate::service::limit`]).
+#[derive(Clone, Debug, Deserialize)]
+pub struct RequestLimits {
+    /// Largest request body accepted.
+    #[serde(deserialize_with = "number")]
+    pub body_limit_bytes: usize,
+    /// A request still running after this long is answered 503 `unavailable`.
+    #[serde(deserialize_with = "number")]
+    pub request_timeout_ms: u64,
+}
+
+impl RequestLimits {
+    /// 64 KiB bodies, 10 s per request.
+    pub fn defaults(builder: Defaults) -> Result<Defaults, ConfigError> {
+        builder
+            .set_default("body_limit_bytes", 64 * 1024)?
+            .set_default("request_timeout_ms", 10_000)
+    }
+}
+
+/// A number given as a number (defaults, TOML) or as text (environment variables).
+///
+/// Fields of a flattened section need this: serde hands them the raw value, which from
+/// the environment is text, instead of letting `config` convert it.
+fn number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64> + FromStr,
+    <T as FromStr>::Err: Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText {
+        Number(u64),
+        Text(String),
+    }
+    match NumberOrText::deserialize(deserializer)? {
+        NumberOrText::Number(n) => {
+            T::try_from(n).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+        }
+        NumberOrText::Text(s) => s.trim().parse().map_err(D::Error::custom),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Example {
+        #[serde(flatten)]
+        service: ServiceSettings,
+        #[serde(flatten)]
+        tokens: TokenSettings,
+        #[serde(flatten)]
+        limits: RequestLimits,
+        own: u32,
+    }
+
+    fn example(overrides: &[(&str, &str)]) -> Example {
+        let mut b = api_defaults("127.0.0.1:1")
+            .and_then(|b| b.set_default("own", 7))
+            .expect("defaults");
+        for (k, v) in overrides {
+            b = b.set_override(*k, *v).expect("override");
+        }
+        defaults_only(b).expect("settings")
+    }
 
     #[test]
-    fn a_password_in_a_url_is_never_shown() {
+    fn every_section_has_defaults() {
+        let e = example(&[]);
+        assert_eq!(e.service.listen, "127.0.0.1:1");
+        assert_eq!(e.service.db_max_connections, 16);
+        assert_eq!(e.service.stream_name, "CHAT_EVENTS");
+        assert_eq!(e.tokens.jwt_issuer, "chat");
+        assert_eq!(e.limits.body_limit_bytes, 64 * 1024);
+        assert_eq!(e.own, 7);
+        assert_eq!(e.service.log_database_url(), &e.service.database_url);
+    }
+
+    #[test]
+    fn numbers_and_secrets_given_as_text_keep_their_value() {
+        // As environment variables arrive: text, the secret made only of digits.
+        let digits = "12345678901234567890123456789012345678901234567890";
+        let e = example(&[
+            ("db_max_connections", "3"),
+            ("request_timeout_ms", "250"),
+            ("own", "9"),
+            ("jwt_secret", digits),
+            ("log_database_url", "postgres://log@h/log"),
+        ]);
+        assert_eq!(e.service.db_max_connections, 3);
+        assert_eq!(e.limits.request_timeout_ms, 250);
+        assert_eq!(e.own, 9);
+        assert_eq!(e.tokens.jwt_secret.expose_secret(), digits);
         assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
+            e.service.log_database_url().expose_secret(),
+            "postgres://log@h/log"
         );
-        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let e = example(&[
+            ("jwt_secret", "the-jwt-secret-0123456789abcdef0123"),
+            ("database_url", "postgres://chat:db-password@db:5432/chat"),
+            ("log_database_url", "postgres://h/log?password=log-password"),
+            ("nats_url", "nats://user:nats-password@nats:4222"),
+        ]);
+        let shown = format!("{e:?}");
+        for secret in [
+            "the-jwt-secret",
+            "db-password",
+            "log-password",
+            "nats-password",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db:5432/chat"), "{shown}");
     }
 }

@@ -9,6 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     http_kit::telemetry::init();
     let settings = Settings::load()?;
+    tracing::info!(?settings, "starting the chat platform");
     let platform = Platform::build(settings).await?;
     tracing::info!(addr = %platform.local_addr()?, "chat platform listening (single node)");
     platform.run(http_kit::shutdown_signal()).await

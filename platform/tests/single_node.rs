@@ -4,108 +4,58 @@
 //! same address.
 #![allow(clippy::unwrap_used)]
 
-use eventlog::testing::{TestDb, TestNats};
-use futures::{SinkExt, StreamExt};
 use platform::{Platform, Settings};
-use serde_json::{Value, json};
-use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
-use uuid::Uuid;
+use serde_json::Value;
+use test_support::{Api, Client, Running, TestEnv};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
-    let db = TestDb::new().await.unwrap();
-    let nats = TestNats::new().await.unwrap();
-    let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-
-    let mut command = command_api::configuration::Settings::from_defaults().unwrap();
-    command.database_url = db.url.clone();
-    command.create_database = false;
-    command.nats_url = eventlog::testing::nats_url();
-    command.stream_name = nats.stream_name.clone();
-    command.subject_prefix = nats.prefix.clone();
-    command.jwt_secret = secret.clone();
-    let mut query = query_api::configuration::Settings::from_defaults().unwrap();
-    query.database_url = db.url.clone();
-    query.nats_url = command.nats_url.clone();
-    query.stream_name = nats.stream_name.clone();
-    query.subject_prefix = nats.prefix.clone();
-    query.jwt_secret = secret;
+    let env = TestEnv::new().await;
     let mut projector = projector::startup::Settings::from_defaults().unwrap();
-    projector.database_url = db.url.clone();
-    projector.nats_url = command.nats_url.clone();
-    projector.stream_name = nats.stream_name.clone();
-    projector.subject_prefix = nats.prefix.clone();
+    projector.database_url = env.db.url.clone();
+    projector.nats_url = eventlog::testing::nats_url();
+    projector.stream_name = env.nats.stream_name.clone();
+    projector.subject_prefix = env.nats.prefix.clone();
 
     let platform = Platform::build(Settings {
         listen: "127.0.0.1:0".into(),
-        command,
-        query,
+        command: env.command_settings(),
+        query: env.query_settings(),
         projector,
     })
     .await
     .unwrap();
     let addr = platform.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(platform.run(async move {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::new();
-    let base = format!("http://{addr}");
+    let server = Running::spawn(|stop| platform.run(stop));
+    let api = Api::new(reqwest::Client::new(), format!("http://{addr}"));
+    let http = &api.http;
+    let base = &api.base;
 
-    let reg = post(
-        &http,
-        format!("{base}/v1/auth/register"),
-        None,
-        json!({ "username": "solo", "password": "correct horse battery" }),
-    )
-    .await;
-    let token = reg["access_token"].as_str().unwrap().to_owned();
-    let created = post(
-        &http,
-        format!("{base}/v1/rooms"),
-        Some(&token),
-        json!({ "name": "lobby", "visibility": "public" }),
-    )
-    .await;
-    let room = created["room_id"].as_str().unwrap().to_owned();
+    let solo = api.register("solo").await;
+    let token = solo.token.clone();
+    let room = api.create_room(&solo, "lobby", "public").await;
 
     // The live feed on the same port.
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{addr}/v1/ws?access_token={token}"),
-    )
-    .unwrap();
+    let mut req = format!("ws://{addr}/v1/ws?access_token={token}")
+        .into_client_request()
+        .unwrap();
     req.headers_mut().remove("origin");
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Message::Text(
-        json!({ "type": "subscribe", "room_id": room })
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    loop {
-        let f = next_frame(&mut ws).await;
-        if f["type"] == "subscribed" {
-            break;
-        }
-    }
+    let mut ws = Client::open(req).await;
+    let answer = ws.subscribe(room, None).await;
+    assert_eq!(answer.last().unwrap()["type"], "subscribed");
 
-    let sent = post(
-        &http,
-        format!("{base}/v1/rooms/{room}/messages"),
-        Some(&token),
-        json!({ "client_msg_id": "1", "body": "hello, single node" }),
-    )
-    .await;
-    let position = sent["position"].as_i64().unwrap();
+    let sent = api
+        .post(
+            &format!("/v1/rooms/{room}/messages"),
+            Some(&token),
+            serde_json::json!({ "client_msg_id": "1", "body": "hello, single node" }),
+        )
+        .await;
+    let position = sent.assert_status(201)["position"].as_i64().unwrap();
 
-    let live = loop {
-        let f = next_frame(&mut ws).await;
-        if f["type"] == "message_sent" {
-            break f;
-        }
-    };
+    let frames = ws.until(|f| f["type"] == "message_sent").await;
+    let live = frames.last().unwrap();
     assert_eq!(live["data"]["body"], "hello, single node");
     assert_eq!(live["position"], position);
 
@@ -154,28 +104,6 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     assert!(doc["paths"]["/v1/rooms/{room_id}/messages"]["post"].is_object());
     assert!(doc["paths"]["/v1/rooms/{room_id}/messages"]["get"].is_object());
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    nats.cleanup().await;
-}
-
-async fn next_frame<S>(ws: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str(t.as_str()).unwrap(),
-        other => panic!("expected a frame, got {other:?}"),
-    }
-}
-
-/// POSTs a command and returns its body; every command here must be a 201.
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
-    let mut req = http.post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.unwrap();
-    assert_eq!(res.status(), 201);
-    res.json().await.unwrap()
+    server.stop().await;
+    env.cleanup().await;
 }

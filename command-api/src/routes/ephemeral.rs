@@ -71,7 +71,7 @@ async fn broadcast(
     };
     let payload = serde_json::to_vec(&frame).map_err(|e| ApiError::internal(&e))?;
     nats.publish(
-        ephemeral_subject(&st.settings.subject_prefix, room_id),
+        ephemeral_subject(&st.settings.service.subject_prefix, room_id),
         payload.into(),
     )
     .await

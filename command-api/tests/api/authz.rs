@@ -42,26 +42,6 @@ async fn edit_msg(app: &TestApp, who: &TestUser, room: Uuid, m: Uuid) -> Res {
     .await
 }
 
-async fn invite(app: &TestApp, by: &TestUser, room: Uuid, who: &TestUser) -> Res {
-    app.post(
-        &format!("/v1/rooms/{room}/invites"),
-        Some(&by.token),
-        json!({ "user_id": who.id }),
-    )
-    .await
-}
-
-async fn kick(app: &TestApp, by: &TestUser, room: Uuid, who: Uuid) -> Res {
-    app.request(
-        Method::DELETE,
-        &format!("/v1/rooms/{room}/members/{who}"),
-        Some(&by.token),
-        None,
-        &[],
-    )
-    .await
-}
-
 async fn set_role(app: &TestApp, by: &TestUser, room: Uuid, who: Uuid, role: &str) -> Res {
     app.request(
         Method::PUT,
@@ -121,10 +101,10 @@ async fn stage(app: &TestApp, cast: &Cast, admin: &TestUser, visibility: &str) -
     ];
     if visibility == "private" {
         for u in joiners {
-            invite(app, &cast.owner, room, u).await.assert_status(200);
+            app.invite(&cast.owner, room, u).await.assert_status(200);
         }
     }
-    invite(app, &cast.owner, room, &cast.invited)
+    app.invite(&cast.owner, room, &cast.invited)
         .await
         .assert_status(200);
     for u in joiners {
@@ -140,7 +120,7 @@ async fn stage(app: &TestApp, cast: &Cast, admin: &TestUser, visibility: &str) -
     app.post_empty(&format!("/v1/rooms/{room}/leave"), &cast.leaver.token)
         .await
         .assert_status(200);
-    kick(app, &cast.owner, room, cast.kicked.id)
+    app.kick(&cast.owner, room, cast.kicked.id)
         .await
         .assert_status(200);
     Staged {
@@ -238,8 +218,8 @@ async fn run(
             app.request(Method::DELETE, &format!("{msgs}/{own_msg}"), t, None, &[])
                 .await
         }
-        "invite" => invite(app, actor, room, &cast.guest).await,
-        "kick" => kick(app, actor, room, cast.bystander.id).await,
+        "invite" => app.invite(actor, room, &cast.guest).await,
+        "kick" => app.kick(actor, room, cast.bystander.id).await,
         "rename" => rename(app, actor, room, "mine now").await,
         "role change" => set_role(app, actor, room, cast.bystander.id, "admin").await,
         "typing" => {
@@ -429,7 +409,7 @@ async fn only_moderators_kick_admins_kick_members_and_nobody_kicks_the_owner() {
         let room = app.create_room(&owner, visibility).await;
         for u in [&admin, &admin2, &member, &member2] {
             if visibility == "private" {
-                invite(&app, &owner, room, u).await.assert_status(200);
+                app.invite(&owner, room, u).await.assert_status(200);
             }
             app.join(u, room).await.assert_status(200);
         }
@@ -440,60 +420,52 @@ async fn only_moderators_kick_admins_kick_members_and_nobody_kicks_the_owner() {
         }
 
         // A member moderates nothing.
-        refused(
-            &app,
-            kick(&app, &member, room, member2.id),
-            403,
-            "forbidden",
-        )
-        .await;
-        refused(&app, kick(&app, &member, room, owner.id), 403, "forbidden").await;
-        refused(&app, kick(&app, &member, room, admin.id), 403, "forbidden").await;
+        refused(&app, app.kick(&member, room, member2.id), 403, "forbidden").await;
+        refused(&app, app.kick(&member, room, owner.id), 403, "forbidden").await;
+        refused(&app, app.kick(&member, room, admin.id), 403, "forbidden").await;
         // Nobody kicks the owner, not even an admin; the owner cannot kick itself.
         refused(
             &app,
-            kick(&app, &admin, room, owner.id),
+            app.kick(&admin, room, owner.id),
             403,
             "cannot_target_owner",
         )
         .await;
         refused(
             &app,
-            kick(&app, &owner, room, owner.id),
+            app.kick(&owner, room, owner.id),
             400,
             "cannot_target_self",
         )
         .await;
         // An admin cannot kick another admin.
-        refused(&app, kick(&app, &admin, room, admin2.id), 403, "forbidden").await;
+        refused(&app, app.kick(&admin, room, admin2.id), 403, "forbidden").await;
         // Someone who is not in the room cannot be kicked out of it.
         refused(
             &app,
-            kick(&app, &admin, room, outsider.id),
+            app.kick(&admin, room, outsider.id),
             404,
             "member_not_found",
         )
         .await;
         refused(
             &app,
-            kick(&app, &admin, room, Uuid::new_v4()),
+            app.kick(&admin, room, Uuid::new_v4()),
             404,
             "member_not_found",
         )
         .await;
 
         // An admin kicks a member; the owner kicks an admin.
-        kick(&app, &admin, room, member2.id)
-            .await
-            .assert_status(200);
+        app.kick(&admin, room, member2.id).await.assert_status(200);
         refused(
             &app,
-            kick(&app, &admin, room, member2.id),
+            app.kick(&admin, room, member2.id),
             404,
             "member_not_found",
         )
         .await;
-        kick(&app, &owner, room, admin2.id).await.assert_status(200);
+        app.kick(&owner, room, admin2.id).await.assert_status(200);
 
         // The owner is still there and still the owner.
         app.send(&owner, room, "still here")

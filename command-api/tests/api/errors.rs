@@ -1337,8 +1337,8 @@ async fn an_invalid_idempotency_key_or_client_msg_id_is_a_400() {
 async fn a_request_that_outlives_the_timeout_gets_a_503_in_the_json_shape() {
     // Registration hashes a password (Argon2id, tens of milliseconds): it cannot
     // finish within one millisecond.
-    let app = TestApp::spawn_with(|s| s.request_timeout_ms = 1).await;
-    assert_eq!(app.settings.request_timeout_ms, 1);
+    let app = TestApp::spawn_with(|s| s.limits.request_timeout_ms = 1).await;
+    assert_eq!(app.settings.limits.request_timeout_ms, 1);
     let res = app
         .post(
             "/v1/auth/register",

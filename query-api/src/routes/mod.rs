@@ -18,6 +18,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::routing::get;
 use http_kit::error::ApiError;
+use http_kit::openapi::BearerAuth;
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 
@@ -54,24 +55,6 @@ pub fn router() -> Router<AppState> {
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()

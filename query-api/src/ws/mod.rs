@@ -91,10 +91,14 @@ impl Live {
         let log = PgEventStore::reader(log_pool);
         let hub = Hub::new(log.clone(), settings.ws_queue_frames);
         let timeout = Duration::from_secs(settings.presence_timeout_secs.max(1));
-        let (presence, changes) =
-            Presence::new(pool, nats.clone(), &settings.subject_prefix, timeout);
+        let (presence, changes) = Presence::new(
+            pool,
+            nats.clone(),
+            &settings.service.subject_prefix,
+            timeout,
+        );
         let (stop, stopped) = watch::channel(());
-        let prefix = settings.subject_prefix.clone();
+        let prefix = settings.service.subject_prefix.clone();
 
         // Subscriptions first, so nothing published after `start` returns is missed.
         let ephemeral = nats
@@ -115,7 +119,7 @@ impl Live {
                 hub.clone(),
                 nats.clone(),
                 log.clone(),
-                settings.stream_name.clone(),
+                settings.service.stream_name.clone(),
                 format!("{prefix}.events.room.>"),
                 start_after,
             ),

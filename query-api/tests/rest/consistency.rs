@@ -2,28 +2,29 @@
 
 use crate::helpers::{TestApp, unique};
 use std::time::{Duration, Instant};
+use test_support::wait_until;
 
 /// Waits (bounded) until some connection of this test's database has run the
 /// query-api's checkpoint poll: the read is then known to be waiting.
 async fn until_a_read_is_waiting(app: &TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database()
-                -- (split so that this query's own text does not match)
-                AND query LIKE '%/* min_position' || ' wait */%'",
-        )
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
-        if n > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the read never started waiting");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(2),
+        "the read never started waiting",
+        || async {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database()
+                    -- (split so that this query's own text does not match)
+                    AND query LIKE '%/* min_position' || ' wait */%'",
+            )
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+            n > 0
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -3,80 +3,23 @@
 //! over HTTP, projected with `projector::catch_up_from_log`, and read over HTTP.
 
 use reqwest::Method;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+use test_support::{Api, Node, Running, TestEnv};
 use uuid::Uuid;
 
+pub use test_support::{Res, TestUser, unique};
+
 pub struct TestApp {
-    /// command-api
-    pub cmd: String,
     /// query-api
     pub query: String,
     pub http: reqwest::Client,
     pub db: eventlog::testing::TestDb,
     pub nats: eventlog::testing::TestNats,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-    servers: Vec<tokio::task::JoinHandle<()>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct TestUser {
-    pub id: Uuid,
-    pub username: String,
-    pub token: String,
-}
-
-/// A response: status, headers and JSON body (`Value::Null` when not JSON), plus
-/// the raw text (to look for leaks).
-#[derive(Debug)]
-pub struct Res {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
-
-impl Res {
-    /// The documented error shape with this status and code.
-    #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            self.status, status,
-            "unexpected status, body: {}",
-            self.text
-        );
-        assert_eq!(
-            self.body["error"]["code"], code,
-            "unexpected error code, body: {}",
-            self.text
-        );
-        assert!(
-            self.body["error"]["message"].is_string(),
-            "error without message: {}",
-            self.text
-        );
-    }
-
-    #[track_caller]
-    pub fn assert_status(&self, status: u16) -> &Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status, body: {}",
-            self.text
-        );
-        &self.body
-    }
-
-    /// `(status, error code)`; the code is empty for a success.
-    pub fn outcome(&self) -> (u16, String) {
-        (
-            self.status,
-            self.body["error"]["code"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        )
-    }
+    /// The command API.
+    commands: Api,
+    /// The query API.
+    reads: Api,
+    running: Vec<Running>,
 }
 
 /// Where a command committed: `position` of a command response.
@@ -95,82 +38,31 @@ impl TestApp {
     pub async fn spawn_with(
         configure: impl FnOnce(&mut query_api::configuration::Settings),
     ) -> TestApp {
-        let db = eventlog::testing::TestDb::new()
-            .await
-            .expect("test database");
-        let nats = eventlog::testing::TestNats::new().await.expect("test nats");
-        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-
-        let mut cs = command_api::configuration::Settings::from_defaults().expect("defaults");
-        cs.listen = "127.0.0.1:0".into();
-        cs.database_url = db.url.clone();
-        cs.create_database = false;
-        cs.nats_url = eventlog::testing::nats_url();
-        cs.stream_name = nats.stream_name.clone();
-        cs.subject_prefix = nats.prefix.clone();
-        cs.jwt_secret = secret.clone();
-        cs.hash_concurrency = 2;
-        let cmd_app = command_api::startup::Application::build(cs)
-            .await
-            .expect("build command-api");
-        let cmd_addr = cmd_app.local_addr().expect("local addr");
-
-        projector::migrate(&db.pool)
+        let env = TestEnv::new().await;
+        let cmd = Node::command(env.command_settings()).await;
+        projector::migrate(&env.db.pool)
             .await
             .expect("read-model migrations");
-
-        let mut qs = query_api::configuration::Settings::from_defaults().expect("defaults");
-        qs.listen = "127.0.0.1:0".into();
-        qs.database_url = db.url.clone();
-        qs.db_max_connections = 8;
-        qs.nats_url = eventlog::testing::nats_url();
-        qs.stream_name = nats.stream_name.clone();
-        qs.subject_prefix = nats.prefix.clone();
-        qs.jwt_secret = secret;
+        let mut qs = env.query_settings();
         configure(&mut qs);
-        let query_app = query_api::startup::Application::build(qs)
-            .await
-            .expect("build query-api");
-        let query_addr = query_app.local_addr().expect("local addr");
-
-        let mut stops = Vec::new();
-        let mut servers = Vec::new();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop);
-        servers.push(tokio::spawn(async move {
-            let _ = cmd_app
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        }));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop);
-        servers.push(tokio::spawn(async move {
-            let _ = query_app
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        }));
+        let query = Node::query(qs).await;
+        let http = reqwest::Client::new();
+        let TestEnv { db, nats, .. } = env;
         TestApp {
-            cmd: format!("http://{cmd_addr}"),
-            query: format!("http://{query_addr}"),
-            http: reqwest::Client::new(),
+            query: query.base(),
+            commands: Api::new(http.clone(), cmd.base()),
+            reads: Api::new(http.clone(), query.base()),
+            http,
             db,
             nats,
-            stops,
-            servers,
+            running: vec![cmd.running, query.running],
         }
     }
 
     /// Stops both servers and deletes the stream; the database goes with `db`.
-    pub async fn cleanup(mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-        for server in self.servers.drain(..) {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+    pub async fn cleanup(self) {
+        for running in self.running {
+            running.stop().await;
         }
         self.nats.cleanup().await;
     }
@@ -182,36 +74,6 @@ impl TestApp {
             .expect("projection catch-up")
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        url: String,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Res {
-        let mut req = self.http.request(method, url);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request sent");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body read");
-        Res {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
-    }
-
     // ---- query-api ----
 
     pub async fn get(&self, path: &str, token: &str) -> Res {
@@ -219,14 +81,9 @@ impl TestApp {
     }
 
     pub async fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Res {
-        self.send(
-            Method::GET,
-            format!("{}{path}", self.query),
-            token,
-            None,
-            headers,
-        )
-        .await
+        self.reads
+            .request(Method::GET, path, token, None, headers)
+            .await
     }
 
     // ---- command-api ----
@@ -238,112 +95,49 @@ impl TestApp {
         token: &str,
         body: Option<Value>,
     ) -> Res {
-        self.send(
-            method,
-            format!("{}{path}", self.cmd),
-            Some(token),
-            body,
-            &[],
-        )
-        .await
+        self.commands
+            .request(method, path, Some(token), body, &[])
+            .await
     }
 
     pub async fn register(&self, username: &str) -> TestUser {
-        let res = self
-            .send(
-                Method::POST,
-                format!("{}/v1/auth/register", self.cmd),
-                None,
-                Some(json!({ "username": username, "password": "correct horse battery" })),
-                &[],
-            )
-            .await;
-        let body = res.assert_status(201);
-        TestUser {
-            id: body["user_id"]
-                .as_str()
-                .expect("user_id")
-                .parse()
-                .expect("uuid"),
-            username: username.to_owned(),
-            token: body["access_token"].as_str().expect("token").to_owned(),
-        }
+        self.commands.register(username).await
     }
 
     /// Creates a group room; returns its id.
     pub async fn create_room(&self, owner: &TestUser, name: &str, visibility: &str) -> Uuid {
-        let res = self
-            .command(
-                Method::POST,
-                "/v1/rooms",
-                &owner.token,
-                Some(json!({ "name": name, "topic": format!("topic of {name}"), "visibility": visibility })),
+        self.commands
+            .create_room_with(
+                owner,
+                json!({ "name": name, "topic": format!("topic of {name}"), "visibility": visibility }),
             )
-            .await;
-        res.assert_status(201)["room_id"]
-            .as_str()
-            .expect("room_id")
-            .parse()
-            .expect("uuid")
+            .await
     }
 
     pub async fn join(&self, user: &TestUser, room: Uuid) -> Res {
-        self.command(
-            Method::POST,
-            &format!("/v1/rooms/{room}/join"),
-            &user.token,
-            None,
-        )
-        .await
+        self.commands.join(user, room).await
     }
 
     pub async fn leave(&self, user: &TestUser, room: Uuid) -> Res {
-        self.command(
-            Method::POST,
-            &format!("/v1/rooms/{room}/leave"),
-            &user.token,
-            None,
-        )
-        .await
+        self.commands
+            .post_empty(&format!("/v1/rooms/{room}/leave"), &user.token)
+            .await
     }
 
     pub async fn invite(&self, by: &TestUser, room: Uuid, who: &TestUser) -> Res {
-        self.command(
-            Method::POST,
-            &format!("/v1/rooms/{room}/invites"),
-            &by.token,
-            Some(json!({ "user_id": who.id })),
-        )
-        .await
+        self.commands.invite(by, room, who).await
     }
 
     pub async fn kick(&self, by: &TestUser, room: Uuid, who: &TestUser) -> Res {
-        self.command(
-            Method::DELETE,
-            &format!("/v1/rooms/{room}/members/{}", who.id),
-            &by.token,
-            None,
-        )
-        .await
+        self.commands.kick(by, room, who.id).await
     }
 
     /// Sends a message; returns `(message_id, seq, position)`.
     pub async fn say(&self, user: &TestUser, room: Uuid, body: &str) -> (Uuid, i64, i64) {
-        let res = self
-            .command(
-                Method::POST,
-                &format!("/v1/rooms/{room}/messages"),
-                &user.token,
-                Some(json!({ "client_msg_id": Uuid::new_v4().to_string(), "body": body })),
-            )
-            .await;
+        let res = self.commands.send_message(user, room, body).await;
         let b = res.assert_status(201);
         (
-            b["message_id"]
-                .as_str()
-                .expect("message_id")
-                .parse()
-                .expect("uuid"),
+            res.uuid("message_id"),
             b["seq"].as_i64().expect("seq"),
             position(b),
         )
@@ -384,15 +178,6 @@ impl TestApp {
             "open direct: {}",
             res.text
         );
-        res.body["room_id"]
-            .as_str()
-            .expect("room_id")
-            .parse()
-            .expect("uuid")
+        res.uuid("room_id")
     }
-}
-
-/// A short unique suffix for names that must not collide across tests.
-pub fn unique() -> String {
-    Uuid::new_v4().simple().to_string()[..8].to_owned()
 }

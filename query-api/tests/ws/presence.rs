@@ -1,5 +1,6 @@
-use crate::helpers::{Client, DEADLINE, Got, Platform, is_message};
+use crate::helpers::{Client, DEADLINE, Got, Platform, is_message, wait_until};
 use events::UserId;
+use http_kit::secret::ExposeSecret;
 use serde_json::Value;
 use std::process::Stdio;
 use std::time::Duration;
@@ -95,11 +96,11 @@ async fn the_users_of_a_node_killed_with_sigkill_go_offline_within_the_timeout()
     let s = p.query_settings();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_query-api"))
         .env("APP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("APP_DATABASE_URL", &s.database_url)
-        .env("APP_NATS_URL", &s.nats_url)
-        .env("APP_STREAM_NAME", &s.stream_name)
-        .env("APP_SUBJECT_PREFIX", &s.subject_prefix)
-        .env("APP_JWT_SECRET", &s.jwt_secret)
+        .env("APP_DATABASE_URL", s.service.database_url.expose_secret())
+        .env("APP_NATS_URL", s.service.nats_url.expose_secret())
+        .env("APP_STREAM_NAME", &s.service.stream_name)
+        .env("APP_SUBJECT_PREFIX", &s.service.subject_prefix)
+        .env("APP_JWT_SECRET", s.tokens.jwt_secret.expose_secret())
         .env("APP_PRESENCE_HEARTBEAT_SECS", "1")
         .env("APP_PRESENCE_TIMEOUT_SECS", "3")
         .env("RUST_LOG", "warn")
@@ -109,11 +110,13 @@ async fn the_users_of_a_node_killed_with_sigkill_go_offline_within_the_timeout()
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let ready = Instant::now() + DEADLINE;
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < ready, "the node did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        DEADLINE,
+        Duration::from_millis(50),
+        "the node did not start",
+        || async { tokio::net::TcpStream::connect(addr).await.is_ok() },
+    )
+    .await;
 
     let mut bob_ws = Client::connect_watching_presence(p.query.addr, &bob.token).await;
     bob_ws.subscribe(room, None).await;

@@ -1,0 +1,172 @@
+//! Building a service apart from serving it: [`Server::bind`] binds the listener (port 0
+//! picks a free port, which [`Server::local_addr`] tells), [`Server::run`] serves until
+//! a shutdown future resolves, drains in-flight requests, then stops the background
+//! tasks that live as long as the service ([`Server::task`]: a relay, a projector).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use futures::future::{BoxFuture, FutureExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long background tasks get to stop once serving has ended.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves when a background task should stop.
+pub type Stop = BoxFuture<'static, ()>;
+
+type Task = Box<dyn FnOnce(Stop) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+
+/// A bound listener, the router it serves and the background tasks of the service.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    tasks: Vec<(&'static str, Task)>,
+    stop_grace: Duration,
+}
+
+impl Server {
+    /// Binds `listen` (e.g. `127.0.0.1:8081`; port 0 picks a free port). Nothing is
+    /// served until [`Server::run`].
+    pub async fn bind(listen: &str, router: Router) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        Ok(Self {
+            listener,
+            router,
+            tasks: Vec::new(),
+            stop_grace: STOP_GRACE,
+        })
+    }
+
+    /// The address bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs `task` beside the server from [`Server::run`] on, until the [`Stop`] it is
+    /// given resolves (after serving has ended). An error it ends with is logged.
+    pub fn task<F, Fut>(mut self, name: &'static str, task: F) -> Self
+    where
+        F: FnOnce(Stop) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.tasks
+            .push((name, Box::new(move |stop| task(stop).boxed())));
+        self
+    }
+
+    /// How long the background tasks get to stop ([`STOP_GRACE`] unless set).
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
+        self
+    }
+
+    /// Starts the background tasks and serves (handlers may extract
+    /// `ConnectInfo<SocketAddr>`) until `shutdown` resolves; then drains in-flight
+    /// requests and stops the tasks, waiting for them at most the stop grace.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tasks: Vec<_> = self
+            .tasks
+            .into_iter()
+            .map(|(name, task)| {
+                let mut rx = stop_rx.clone();
+                let stop = async move {
+                    let _ = rx.wait_for(|stopped| *stopped).await;
+                }
+                .boxed();
+                (name, tokio::spawn(task(stop)))
+            })
+            .collect();
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
+        let _ = stop_tx.send(true);
+        let deadline = tokio::time::Instant::now() + self.stop_grace;
+        for (name, handle) in tasks {
+            match tokio::time::timeout_at(deadline, handle).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::error!(task = name, error = %format!("{e:#}"), "stopped with an error")
+                }
+                Ok(Err(e)) => tracing::error!(task = name, error = %e, "task failed"),
+                Err(_) => tracing::warn!(task = name, "did not stop in time"),
+            }
+        }
+        served
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[tokio::test]
+    async fn serves_on_the_bound_port_and_stops_its_tasks_after_shutdown() {
+        let router = Router::new().route("/", get(|| async { "hi" }));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let seen = stopped.clone();
+        let server = Server::bind("127.0.0.1:0", router)
+            .await
+            .expect("bind")
+            .task("waits", move |stop| async move {
+                stop.await;
+                seen.store(true, Ordering::SeqCst);
+                Ok(())
+            });
+        let addr = server.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.expect("read");
+        assert!(response.ends_with("hi"), "{response}");
+        assert!(!stopped.load(Ordering::SeqCst));
+        let _ = tx.send(());
+        running.await.expect("join").expect("run");
+        assert!(stopped.load(Ordering::SeqCst));
+    }
+}

@@ -1,0 +1,163 @@
+//! The real services, each on port 0, against a database and a JetStream stream made
+//! for one test.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use eventlog::testing::{TestDb, TestNats};
+use futures::future::{BoxFuture, FutureExt};
+use uuid::Uuid;
+
+/// How long stopping a served application may take.
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// One test's fresh database (dropped with it), unique JetStream stream (deleted by
+/// [`TestEnv::cleanup`]) and JWT secret, shared by the services it starts.
+pub struct TestEnv {
+    pub db: TestDb,
+    pub nats: TestNats,
+    pub jwt_secret: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        TestEnv {
+            db: TestDb::new().await.expect("test database"),
+            nats: TestNats::new().await.expect("test nats"),
+            jwt_secret: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+        }
+    }
+
+    /// command-api settings for this test: port 0, its database (which exists), its
+    /// stream, its secret, two concurrent password hashes.
+    pub fn command_settings(&self) -> command_api::configuration::Settings {
+        let mut s = command_api::configuration::Settings::from_defaults().expect("defaults");
+        self.point(&mut s.service);
+        s.tokens.jwt_secret = self.jwt_secret.as_str().into();
+        s.create_database = false;
+        s.hash_concurrency = 2;
+        s
+    }
+
+    /// query-api settings for this test: port 0, its database (read models and log),
+    /// its stream, its secret, eight connections.
+    pub fn query_settings(&self) -> query_api::configuration::Settings {
+        let mut s = query_api::configuration::Settings::from_defaults().expect("defaults");
+        self.point(&mut s.service);
+        s.service.db_max_connections = 8;
+        s.tokens.jwt_secret = self.jwt_secret.as_str().into();
+        s
+    }
+
+    fn point(&self, s: &mut http_kit::settings::ServiceSettings) {
+        s.listen = "127.0.0.1:0".into();
+        s.database_url = self.db.url.as_str().into();
+        s.nats_url = eventlog::testing::nats_url().into();
+        s.stream_name = self.nats.stream_name.clone();
+        s.subject_prefix = self.nats.prefix.clone();
+    }
+
+    /// Deletes the stream; the database is dropped with `db`.
+    pub async fn cleanup(self) {
+        self.nats.cleanup().await;
+    }
+}
+
+/// An application served in the background until [`Running::stop`].
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Runs `serve` (an application's `run`) with a shutdown future that resolves on
+    /// [`Running::stop`].
+    pub fn spawn<F, Fut>(serve: F) -> Running
+    where
+        F: FnOnce(BoxFuture<'static, ()>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = serve(
+            async move {
+                let _ = stopped.await;
+            }
+            .boxed(),
+        );
+        let task = tokio::spawn(async move {
+            let _ = served.await;
+        });
+        Running { stop, task }
+    }
+
+    /// Shuts the application down and waits (bounded) until it has stopped.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(STOP_WITHIN, self.task).await;
+    }
+}
+
+/// A service served on `addr`, with its state.
+pub struct Node<S> {
+    pub addr: SocketAddr,
+    pub state: S,
+    pub running: Running,
+}
+
+impl<S> Node<S> {
+    /// `http://` and the address.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await;
+    }
+}
+
+impl<S> Node<S> {
+    fn serve<F, Fut>(addr: std::io::Result<SocketAddr>, state: S, run: F) -> Self
+    where
+        F: FnOnce(BoxFuture<'static, ()>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        Node {
+            addr: addr.expect("local addr"),
+            state,
+            running: Running::spawn(run),
+        }
+    }
+}
+
+impl Node<command_api::state::AppState> {
+    /// The real command-api (with its relay when the settings enable it).
+    pub async fn command(settings: command_api::configuration::Settings) -> Self {
+        let app = command_api::startup::Application::build(settings).await;
+        let app = app.expect("build command-api");
+        Node::serve(app.local_addr(), app.state.clone(), |stop| app.run(stop))
+    }
+}
+
+impl Node<query_api::state::AppState> {
+    /// The real query-api.
+    pub async fn query(settings: query_api::configuration::Settings) -> Self {
+        let app = query_api::startup::Application::build(settings).await;
+        let app = app.expect("build query-api");
+        Node::serve(app.local_addr(), app.state.clone(), |stop| app.run(stop))
+    }
+
+    /// The live hub: connections, subscriptions, presence.
+    pub fn live(&self) -> &query_api::ws::Live {
+        &self.state.live
+    }
+
+    /// Connections the server closed for `reason` (`chat_ws_closed_total{reason}`).
+    pub fn closed(&self, reason: &str) -> u64 {
+        self.state
+            .metrics
+            .ws_closed
+            .with_label_values(&[reason])
+            .get()
+    }
+}
