@@ -2,7 +2,7 @@
 //! (`APP_CONFIG_FILE`), then `APP_*` environment variables. Passed in explicitly;
 //! there is no global. The sections every service shares are `http_kit::settings`'.
 
-use http_kit::settings::{Defaults, RequestLimits, ServiceSettings, TokenSettings};
+use http_kit::settings::{Defaults, Layered, RequestLimits, ServiceSettings, TokenSettings};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -27,17 +27,7 @@ pub struct Settings {
     pub group_commit_max_batch: usize,
 }
 
-impl Settings {
-    /// Defaults, then `APP_CONFIG_FILE` (TOML) if set, then `APP_*` variables.
-    pub fn load() -> Result<Self, config::ConfigError> {
-        http_kit::settings::load(Self::defaults()?)
-    }
-
-    /// Built-in defaults only, ignoring the environment (tests start from these).
-    pub fn from_defaults() -> Result<Self, config::ConfigError> {
-        http_kit::settings::defaults_only(Self::defaults()?)
-    }
-
+impl Layered for Settings {
     fn defaults() -> Result<Defaults, config::ConfigError> {
         http_kit::settings::api_defaults("127.0.0.1:8081")?
             .set_default("create_database", true)?
@@ -50,7 +40,9 @@ impl Settings {
             )?
             .set_default("group_commit_max_batch", 512)
     }
+}
 
+impl Settings {
     pub fn auth_config(&self) -> crate::auth::AuthConfig {
         crate::auth::AuthConfig {
             access_ttl: Duration::from_secs(self.access_ttl_secs),
@@ -64,6 +56,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::Settings;
+    use http_kit::settings::Layered as _;
 
     #[test]
     fn debug_output_shows_no_secret() {

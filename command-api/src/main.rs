@@ -1,6 +1,6 @@
 use anyhow::Context;
 use command_api::configuration::Settings;
-use command_api::startup::Application;
+use http_kit::settings::Layered as _;
 use http_kit::shutdown_signal;
 
 /// mimalloc instead of the system allocator: the request, event and frame paths allocate
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
     command_api::telemetry::init();
     let settings = Settings::load().context("loading settings")?;
     tracing::info!(?settings, "starting command-api");
-    let app = Application::build(settings).await?;
+    let app = command_api::startup::build(settings).await?;
     tracing::info!(addr = %app.local_addr()?, "listening");
     app.run(shutdown_signal()).await
 }

@@ -18,7 +18,6 @@ use http_kit::serve::Server;
 use http_kit::service::{self, Ops};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -95,33 +94,19 @@ pub fn router(state: AppState) -> Router {
     service::router(ops(&state), api_routes(state))
 }
 
-pub struct Application {
-    server: Server,
-    pub state: AppState,
-}
+/// The command side, built: `state` and the server that serves it.
+pub type Application = http_kit::serve::Application<AppState>;
 
-impl Application {
-    /// Connects, migrates, binds. Nothing is served until [`Application::run`].
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let (state, relay) = build_state(settings.clone()).await?;
-        let mut server = Server::bind(&settings.service.listen, router(state.clone())).await?;
-        if let Some(relay) = relay {
-            server = server.task("relay", |stop| relay.run(stop));
-        }
-        Ok(Self { server, state })
+/// Connects, migrates, binds. Nothing is served until [`Application::run`], which
+/// serves until its shutdown future resolves, then drains in-flight requests and stops
+/// the relay.
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let (state, relay) = build_state(settings.clone()).await?;
+    let mut server = Server::bind(&settings.service.listen, router(state.clone())).await?;
+    if let Some(relay) = relay {
+        server = server.task("relay", |stop| relay.run(stop));
     }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.server.local_addr()
-    }
-
-    /// Serves until `shutdown` resolves, then drains in-flight requests and stops the relay.
-    pub async fn run(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        self.server.run(shutdown).await
-    }
+    Ok(Application::new(server, state))
 }
 
 /// Connects, migrates and wires the command side; the relay is returned to be run

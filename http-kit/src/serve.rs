@@ -111,6 +111,32 @@ impl Server {
     }
 }
 
+/// A built service: its [`Server`], and the state its routes serve (for whoever runs it
+/// in-process, such as tests, to reach into).
+pub struct Application<S> {
+    server: Server,
+    pub state: S,
+}
+
+impl<S> Application<S> {
+    pub fn new(server: Server, state: S) -> Self {
+        Self { server, state }
+    }
+
+    /// The address bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.server.local_addr()
+    }
+
+    /// [`Server::run`].
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.server.run(shutdown).await
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

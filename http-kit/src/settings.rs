@@ -10,8 +10,9 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
+pub use config::ConfigError;
 use config::builder::DefaultState;
-use config::{Config, ConfigBuilder, ConfigError, Environment, File};
+use config::{Config, ConfigBuilder, Environment, File};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
@@ -43,6 +44,23 @@ pub fn defaults_only<T: DeserializeOwned>(defaults: Defaults) -> Result<T, Confi
 /// An empty builder to put defaults on.
 pub fn builder() -> Defaults {
     Config::builder()
+}
+
+/// Settings layered the same way in every service: a service states its built-in
+/// [`Layered::defaults`] and gets [`Layered::load`] and [`Layered::from_defaults`].
+pub trait Layered: DeserializeOwned {
+    /// The built-in defaults.
+    fn defaults() -> Result<Defaults, ConfigError>;
+
+    /// Defaults, then `APP_CONFIG_FILE` (TOML) if set, then `APP_*` variables.
+    fn load() -> Result<Self, ConfigError> {
+        load(Self::defaults()?)
+    }
+
+    /// Built-in defaults only, ignoring file and environment (tests start from these).
+    fn from_defaults() -> Result<Self, ConfigError> {
+        defaults_only(Self::defaults()?)
+    }
 }
 
 /// The defaults of a service whose API takes access tokens: those of [`ServiceSettings`]

@@ -2,6 +2,7 @@
 //! variables (and `APP_CONFIG_FILE`), and the one address they share.
 
 use anyhow::Context;
+use http_kit::settings::{ConfigError, Defaults, Layered};
 use serde::Deserialize;
 
 /// `Debug` shows no secret: safe to log.
@@ -20,11 +21,16 @@ struct Listen {
     listen: String,
 }
 
+impl Layered for Listen {
+    fn defaults() -> Result<Defaults, ConfigError> {
+        http_kit::settings::builder().set_default("listen", "127.0.0.1:8080")
+    }
+}
+
 impl Settings {
     /// Defaults, `APP_CONFIG_FILE`, then `APP_*`, for every role.
     pub fn load() -> anyhow::Result<Self> {
-        let defaults = http_kit::settings::builder().set_default("listen", "127.0.0.1:8080")?;
-        let Listen { listen } = http_kit::settings::load(defaults).context("listen address")?;
+        let Listen { listen } = Listen::load().context("listen address")?;
         Ok(Self {
             listen,
             command: command_api::configuration::Settings::load().context("command settings")?,

@@ -8,63 +8,49 @@ pub use configuration::Settings;
 
 use anyhow::Context;
 use axum::Router;
-use http_kit::serve::Server;
+use http_kit::serve::{Application, Server};
 use http_kit::service;
-use std::net::SocketAddr;
 
-pub struct Platform {
-    server: Server,
+/// Every role in one process: [`Application::run`] serves until its shutdown future
+/// resolves, then stops the relay and the projector.
+pub type Platform = Application<Roles>;
+
+/// The state of the roles served.
+#[derive(Clone)]
+pub struct Roles {
     pub command: command_api::state::AppState,
     pub query: query_api::state::AppState,
 }
 
-impl Platform {
-    /// Connects, migrates (log, credentials, read models, presence), binds.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let (command, relay) = command_api::startup::build_state(settings.command).await?;
-        projector::migrate(&command.pool)
-            .await
-            .context("read-model migrations")?;
-        let query = query_api::startup::build_state(settings.query).await?;
-        let projector_metrics = projector::Metrics::new()?;
-        let projector = projector::Projector::new(
-            query.pool.clone(),
-            command.pool.clone(),
-            query.nats.clone(),
-            settings.projector.projector_config(),
-        )
-        .with_metrics(projector_metrics.clone());
-        // One address serves the checks and metrics of every role, and one OpenAPI document.
-        let mut ops = command_api::startup::ops(&command).merge(query_api::startup::ops(&query));
-        ops.scrape = ops.scrape.registry(projector_metrics.registry.clone());
-        if let Some(doc) = &mut ops.openapi {
-            doc.info.title = "chat".to_owned();
-        }
-        let api = Router::new()
-            .merge(command_api::startup::api_routes(command.clone()))
-            .merge(query_api::startup::api_routes(query.clone()));
-        let mut server = Server::bind(&settings.listen, service::router(ops, api))
-            .await?
-            .task("projector", |stop| projector.run(stop));
-        if let Some(relay) = relay {
-            server = server.task("relay", |stop| relay.run(stop));
-        }
-        Ok(Self {
-            server,
-            command,
-            query,
-        })
+/// Connects, migrates (log, credentials, read models, presence), binds.
+pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
+    let (command, relay) = command_api::startup::build_state(settings.command).await?;
+    projector::migrate(&command.pool)
+        .await
+        .context("read-model migrations")?;
+    let query = query_api::startup::build_state(settings.query).await?;
+    let projector_metrics = projector::Metrics::new()?;
+    let projector = projector::Projector::new(
+        query.pool.clone(),
+        command.pool.clone(),
+        query.nats.clone(),
+        settings.projector.projector_config(),
+    )
+    .with_metrics(projector_metrics.clone());
+    // One address serves the checks and metrics of every role, and one OpenAPI document.
+    let mut ops = command_api::startup::ops(&command).merge(query_api::startup::ops(&query));
+    ops.scrape = ops.scrape.registry(projector_metrics.registry.clone());
+    if let Some(doc) = &mut ops.openapi {
+        doc.info.title = "chat".to_owned();
     }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.server.local_addr()
+    let api = Router::new()
+        .merge(command_api::startup::api_routes(command.clone()))
+        .merge(query_api::startup::api_routes(query.clone()));
+    let mut server = Server::bind(&settings.listen, service::router(ops, api))
+        .await?
+        .task("projector", |stop| projector.run(stop));
+    if let Some(relay) = relay {
+        server = server.task("relay", |stop| relay.run(stop));
     }
-
-    /// Serves until `shutdown`, then stops the relay and the projector.
-    pub async fn run(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        self.server.run(shutdown).await
-    }
+    Ok(Application::new(server, Roles { command, query }))
 }

@@ -1,4 +1,4 @@
-use platform::{Platform, Settings};
+use platform::Settings;
 
 /// mimalloc instead of the system allocator: the request, event and frame paths allocate
 /// many small short-lived buffers, where glibc malloc showed up as a fifth of the CPU time.
@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
     http_kit::telemetry::init();
     let settings = Settings::load()?;
     tracing::info!(?settings, "starting the chat platform");
-    let platform = Platform::build(settings).await?;
+    let platform = platform::build(settings).await?;
     tracing::info!(addr = %platform.local_addr()?, "chat platform listening (single node)");
     platform.run(http_kit::shutdown_signal()).await
 }

@@ -4,7 +4,7 @@
 //! same address.
 #![allow(clippy::unwrap_used)]
 
-use platform::{Platform, Settings};
+use platform::Settings;
 use serde_json::Value;
 use test_support::{Api, Client, Running, TestEnv};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -18,7 +18,7 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     projector.stream_name = env.nats.stream_name.clone();
     projector.subject_prefix = env.nats.prefix.clone();
 
-    let platform = Platform::build(Settings {
+    let platform = platform::build(Settings {
         listen: "127.0.0.1:0".into(),
         command: env.command_settings(),
         query: env.query_settings(),

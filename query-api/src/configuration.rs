@@ -1,7 +1,7 @@
 //! Typed settings: defaults, then `APP_CONFIG_FILE` (TOML), then `APP_*` variables.
 //! The sections every service shares are `http_kit::settings`'.
 
-use http_kit::settings::{Defaults, RequestLimits, ServiceSettings, TokenSettings};
+use http_kit::settings::{Defaults, Layered, RequestLimits, ServiceSettings, TokenSettings};
 use serde::Deserialize;
 
 /// `Debug` shows no secret (the JWT secret, passwords in URLs): safe to log.
@@ -33,16 +33,7 @@ pub struct Settings {
     pub min_position_wait_ms: u64,
 }
 
-impl Settings {
-    pub fn load() -> Result<Self, config::ConfigError> {
-        http_kit::settings::load(Self::defaults()?)
-    }
-
-    /// Built-in defaults only, ignoring the environment (tests start from these).
-    pub fn from_defaults() -> Result<Self, config::ConfigError> {
-        http_kit::settings::defaults_only(Self::defaults()?)
-    }
-
+impl Layered for Settings {
     fn defaults() -> Result<Defaults, config::ConfigError> {
         http_kit::settings::api_defaults("127.0.0.1:8082")?
             .set_default("ws_allowed_origins", "")?

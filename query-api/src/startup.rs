@@ -14,7 +14,6 @@ use http_kit::secret::SecretUrl;
 use http_kit::serve::Server;
 use http_kit::service::{self, Ops};
 use sqlx::PgPool;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The query routes (REST and WebSocket) with their state, without health or
@@ -98,27 +97,13 @@ async fn connect(url: &SecretUrl, max: u32) -> anyhow::Result<PgPool> {
         .context("connecting to PostgreSQL")
 }
 
-pub struct Application {
-    server: Server,
-    pub state: AppState,
-}
+/// The query side, built: `state` and the server that serves it.
+pub type Application = http_kit::serve::Application<AppState>;
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listen = settings.service.listen.clone();
-        let state = build_state(settings).await?;
-        let server = Server::bind(&listen, router(state.clone())).await?;
-        Ok(Self { server, state })
-    }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.server.local_addr()
-    }
-
-    pub async fn run(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        self.server.run(shutdown).await
-    }
+/// Connects, migrates, binds. Nothing is served until [`Application::run`].
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let listen = settings.service.listen.clone();
+    let state = build_state(settings).await?;
+    let server = Server::bind(&listen, router(state.clone())).await?;
+    Ok(Application::new(server, state))
 }

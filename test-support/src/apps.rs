@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use eventlog::testing::{TestDb, TestNats};
 use futures::future::{BoxFuture, FutureExt};
+use http_kit::serve::Application;
+use http_kit::settings::Layered as _;
 use uuid::Uuid;
 
 /// How long stopping a served application may take.
@@ -116,16 +118,13 @@ impl<S> Node<S> {
     }
 }
 
-impl<S> Node<S> {
-    fn serve<F, Fut>(addr: std::io::Result<SocketAddr>, state: S, run: F) -> Self
-    where
-        F: FnOnce(BoxFuture<'static, ()>) -> Fut,
-        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
+impl<S: Clone + Send + 'static> Node<S> {
+    /// Serves a built application in the background.
+    pub fn start(app: Application<S>) -> Self {
         Node {
-            addr: addr.expect("local addr"),
-            state,
-            running: Running::spawn(run),
+            addr: app.local_addr().expect("local addr"),
+            state: app.state.clone(),
+            running: Running::spawn(|stop| app.run(stop)),
         }
     }
 }
@@ -133,18 +132,22 @@ impl<S> Node<S> {
 impl Node<command_api::state::AppState> {
     /// The real command-api (with its relay when the settings enable it).
     pub async fn command(settings: command_api::configuration::Settings) -> Self {
-        let app = command_api::startup::Application::build(settings).await;
-        let app = app.expect("build command-api");
-        Node::serve(app.local_addr(), app.state.clone(), |stop| app.run(stop))
+        Node::start(
+            command_api::startup::build(settings)
+                .await
+                .expect("build command-api"),
+        )
     }
 }
 
 impl Node<query_api::state::AppState> {
     /// The real query-api.
     pub async fn query(settings: query_api::configuration::Settings) -> Self {
-        let app = query_api::startup::Application::build(settings).await;
-        let app = app.expect("build query-api");
-        Node::serve(app.local_addr(), app.state.clone(), |stop| app.run(stop))
+        Node::start(
+            query_api::startup::build(settings)
+                .await
+                .expect("build query-api"),
+        )
     }
 
     /// The live hub: connections, subscriptions, presence.

@@ -8,4 +8,5 @@ mod flows;
 mod helpers;
 mod idempotency;
 mod jwt;
+mod ops;
 mod replicas;

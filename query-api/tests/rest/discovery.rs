@@ -222,3 +222,15 @@ async fn the_openapi_document_lists_every_read() {
     }
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn readiness_requires_the_read_models_and_shows_nats() {
+    let app = TestApp::spawn().await;
+    let res = app.get_with("/readyz", None, &[]).await;
+    let body = res.assert_status(200);
+    assert_eq!(body["ready"], true, "{body}");
+    assert_eq!(body["checks"]["read_models"]["ok"], true, "{body}");
+    assert_eq!(body["checks"]["read_models"]["required"], true, "{body}");
+    assert_eq!(body["checks"]["nats"]["required"], false, "{body}");
+    app.cleanup().await;
+}

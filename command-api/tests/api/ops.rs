@@ -1,0 +1,37 @@
+//! The operational endpoints (http-kit's service scaffold) on the command side.
+
+use crate::helpers::TestApp;
+use reqwest::Method;
+
+#[tokio::test]
+async fn health_readiness_metrics_and_the_openapi_document_are_served() {
+    let app = TestApp::spawn().await;
+    let health = app.request(Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!(health.assert_status(200)["status"], "ok");
+
+    // PostgreSQL gates readiness; NATS is shown but does not.
+    let ready = app.request(Method::GET, "/readyz", None, None, &[]).await;
+    let body = ready.assert_status(200);
+    assert_eq!(body["ready"], true, "{body}");
+    assert_eq!(body["checks"]["postgres"]["ok"], true, "{body}");
+    assert_eq!(body["checks"]["postgres"]["required"], true, "{body}");
+    assert_eq!(body["checks"]["nats"]["required"], false, "{body}");
+
+    let alice = app.register("alice").await;
+    app.create_room(&alice, "public").await;
+    let metrics = app.request(Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!(metrics.status, 200);
+    // Sampled at the scrape: the room created above has a live actor.
+    assert!(
+        metrics.text.contains("chat_room_actors 1"),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics.text.contains("chat_commands_total{"));
+
+    let doc = app
+        .request(Method::GET, "/openapi.json", None, None, &[])
+        .await;
+    assert!(doc.assert_status(200)["paths"]["/v1/rooms"]["post"].is_object());
+    app.cleanup().await;
+}
