@@ -22,7 +22,7 @@ pub struct Settings {
     pub listen: String,
     pub command: command_api::configuration::Settings,
     pub query: query_api::configuration::Settings,
-    pub projector: projector::startup::Settings,
+    pub projector: projector::configuration::Settings,
 }
 
 impl Settings {
@@ -33,7 +33,7 @@ impl Settings {
             listen: std::env::var("APP_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".to_owned()),
             command: command_api::configuration::Settings::load().context("command settings")?,
             query: query_api::configuration::Settings::load().context("query settings")?,
-            projector: projector::startup::Settings::load().context("projector settings")?,
+            projector: projector::configuration::Settings::load().context("projector settings")?,
         })
     }
 }

@@ -31,7 +31,7 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     query.stream_name = nats.stream_name.clone();
     query.subject_prefix = nats.prefix.clone();
     query.jwt_secret = secret;
-    let mut projector = projector::startup::Settings::from_defaults().unwrap();
+    let mut projector = projector::configuration::Settings::from_defaults().unwrap();
     projector.database_url = db.url.clone();
     projector.nats_url = command.nats_url.clone();
     projector.stream_name = nats.stream_name.clone();

@@ -8,6 +8,7 @@
 //! - [`oracle`]: row-by-row comparison of two read-model databases.
 
 pub mod apply;
+pub mod configuration;
 mod consumer;
 pub mod engine;
 pub mod metrics;

@@ -5,7 +5,8 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use projector::startup::{Application, Settings};
+use projector::configuration::Settings;
+use projector::startup::Application;
 
 /// mimalloc instead of the system allocator: the request, event and frame paths allocate
 /// many small short-lived buffers, where glibc malloc showed up as a fifth of the CPU time.
