@@ -17,6 +17,7 @@ use sqlx::PgPool;
 
 use crate::READ_MODELS;
 use crate::engine::{self, Delivered};
+use crate::log;
 use crate::metrics::Metrics;
 
 /// How the projector consumes the stream.
@@ -126,7 +127,7 @@ impl Projector {
             .with_context(|| format!("JetStream stream {}", self.cfg.stream_name))?;
         // A stream left over from another log would feed that log's events into these read
         // models; wait until the relay has replaced it.
-        eventlog::check_stream_identity(stream.cached_info(), &self.log).await?;
+        log::check_stream_identity(stream.cached_info(), &self.log).await?;
         // A consumer's start cannot be changed in place; one that does not exist is fine.
         let _ = stream.delete_consumer(&self.cfg.consumer_name).await;
         let batch = self.cfg.batch.max(1);

@@ -10,6 +10,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use std::borrow::Cow;
 
 use crate::apply::{ApplyError, SentRow, apply_event, apply_message_run, as_message_sent};
+use crate::log;
 
 /// Events read from the log per query when filling a gap.
 const LOG_CHUNK: i64 = 1000;
@@ -147,7 +148,7 @@ async fn try_batch(
         // read them from the log, the source of truth, and apply them first.
         while next + 1 < position {
             let want = (position - 1 - next).min(LOG_CHUNK);
-            let missing = eventlog::read_all(log, next, want)
+            let missing = log::read_after(log, next, want)
                 .await
                 .context("read a gap from the log")?;
             if missing.is_empty() {
@@ -164,7 +165,7 @@ async fn try_batch(
         match event {
             Some(ev) => todo.push(Cow::Borrowed(ev)),
             None => {
-                let mut owned = eventlog::read_all(log, position - 1, 1)
+                let mut owned = log::read_after(log, position - 1, 1)
                     .await
                     .context("read an undecodable delivery from the log")?;
                 match owned.pop() {
@@ -238,7 +239,7 @@ async fn try_log_batch(
         checkpoint: start,
         ..BatchReport::default()
     };
-    let events = eventlog::read_all(log, start, batch.max(1))
+    let events = log::read_after(log, start, batch.max(1))
         .await
         .context("read the log")?;
     for (expected, ev) in (start + 1..).zip(&events) {

@@ -5,12 +5,14 @@
 //! - [`Projector`]: the live path, a durable JetStream pull consumer; batches are applied in one
 //!   PostgreSQL transaction together with the checkpoint, then acked.
 //! - [`catch_up_from_log`] / [`rebuild`]: the same logic fed straight from the PostgreSQL log.
+//! - [`log`]: the one module that reads the event log.
 //! - [`oracle`]: row-by-row comparison of two read-model databases.
 
 pub mod apply;
 pub mod configuration;
 mod consumer;
 pub mod engine;
+mod log;
 pub mod metrics;
 pub mod oracle;
 pub mod startup;
