@@ -49,7 +49,8 @@ pub struct Platform {
     listener: TcpListener,
     router: Router,
     relay: Option<eventlog::relay::Relay>,
-    projector: projector::Projector,
+    /// A runner for every registered projection.
+    projectors: Vec<projector::Projector>,
     pub command: command_api::state::AppState,
     pub query: query_api::state::AppState,
 }
@@ -63,13 +64,16 @@ impl Platform {
             .context("read-model migrations")?;
         let query = query_api::startup::build_state(settings.query).await?;
         let projector_metrics = projector::Metrics::new()?;
-        let projector = projector::Projector::new(
-            query.pool.clone(),
-            command.pool.clone(),
-            query.nats.clone(),
-            settings.projector.projector_config(),
-        )
-        .with_metrics(projector_metrics.clone());
+        // Every registered projection, stored with the read models; the log is the command
+        // side's database.
+        let projectors = projector::startup::runners(
+            &projector::registry(&query.pool),
+            &settings.projector,
+            &query.pool,
+            &command.pool,
+            &query.nats,
+            &projector_metrics,
+        );
         let health = Health {
             command: command.clone(),
             query: query.clone(),
@@ -93,7 +97,7 @@ impl Platform {
             listener,
             router,
             relay,
-            projector,
+            projectors,
             command,
             query,
         })
@@ -103,7 +107,7 @@ impl Platform {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown`, then stops the relay and the projector.
+    /// Serves until `shutdown`, then stops the relay and the projections.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -113,7 +117,7 @@ impl Platform {
             .relay
             .map(|r| tokio::spawn(command_api::startup::run_relay(r, stop_rx.clone())));
         let mut stop = stop_rx.clone();
-        let projector = tokio::spawn(self.projector.run(async move {
+        let projector = tokio::spawn(projector::run_all(self.projectors, async move {
             let _ = stop.wait_for(|s| *s).await;
         }));
         axum::serve(

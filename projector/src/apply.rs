@@ -1,7 +1,7 @@
 //! The projection logic: one stored event → the read-model rows it changes.
 //!
 //! Not idempotent on purpose: exactly-once comes from the checkpoint, written in the same
-//! transaction (see [`crate::engine`]). Events must be applied strictly in position order.
+//! transaction (see [`crate::read_models`]). Events must be applied strictly in position order.
 //! Every handler is one SQL statement where it can be (data-modifying CTEs), so a batch costs
 //! about one round trip per event.
 

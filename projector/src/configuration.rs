@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::ProjectorConfig;
+use crate::{ProjectorConfig, READ_MODELS, consumer_name};
 
 /// Typed settings, layered: built-in defaults, then an optional TOML file (`APP_CONFIG_FILE`),
 /// then `APP_*` environment variables.
@@ -17,7 +17,7 @@ use crate::ProjectorConfig;
 pub struct Settings {
     /// Address of the health and metrics endpoints (default `127.0.0.1:8083`).
     pub listen: String,
-    /// PostgreSQL holding the read models.
+    /// PostgreSQL holding the read models, the checkpoints and the dead letters.
     pub database_url: String,
     /// PostgreSQL holding the event log; defaults to `database_url`.
     pub log_database_url: Option<String>,
@@ -25,6 +25,8 @@ pub struct Settings {
     pub nats_url: String,
     pub stream_name: String,
     pub subject_prefix: String,
+    /// The durable consumer of the read models (default `read-models`, the name every
+    /// projection's consumer gets from its own name anyway; see [`crate::consumer_name`]).
     pub consumer_name: String,
     pub batch: usize,
     pub max_deliver: i64,
@@ -72,18 +74,19 @@ impl Settings {
             .set_default("nats_url", "nats://127.0.0.1:4222")?
             .set_default("stream_name", d.stream_name)?
             .set_default("subject_prefix", d.subject_prefix)?
-            .set_default("consumer_name", d.consumer_name)?
+            .set_default("consumer_name", consumer_name(READ_MODELS))?
             .set_default("batch", d.batch as u64)?
             .set_default("max_deliver", d.max_deliver)?
             .set_default("ack_wait_ms", d.ack_wait.as_millis() as u64)?
             .set_default("linger_ms", d.linger.as_millis() as u64)
     }
 
-    pub fn projector_config(&self) -> ProjectorConfig {
+    /// How the runner of `projection` consumes the stream.
+    pub fn projector_config(&self, projection: &str) -> ProjectorConfig {
         ProjectorConfig {
             stream_name: self.stream_name.clone(),
             subject_prefix: self.subject_prefix.clone(),
-            consumer_name: self.consumer_name.clone(),
+            consumer_name: (projection == READ_MODELS).then(|| self.consumer_name.clone()),
             batch: self.batch.max(1),
             max_deliver: self.max_deliver,
             ack_wait: Duration::from_millis(self.ack_wait_ms.max(1000)),
@@ -92,7 +95,7 @@ impl Settings {
         }
     }
 
-    /// Connects to the read-model database and the log database (the same pool when no
+    /// Connects to the projector's database and the log database (the same pool when no
     /// `log_database_url` is set).
     pub async fn connect_databases(&self) -> anyhow::Result<(PgPool, PgPool)> {
         let pool = connect(&self.database_url, self.db_max_connections)

@@ -1,5 +1,5 @@
-//! `projector`: runs the read-model projector (health and metrics on `APP_LISTEN`).
-//! `projector rebuild --all`: empties the read models and replays the whole log.
+//! `projector`: runs every registered projection (health and metrics on `APP_LISTEN`).
+//! `projector rebuild --all`: empties every registered projection and replays the whole log.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -35,14 +35,19 @@ async fn main() -> anyhow::Result<()> {
             projector::migrate(&pool)
                 .await
                 .context("read-model migrations")?;
-            let started = Instant::now();
-            let n = projector::rebuild(&pool, &log).await?;
-            let secs = started.elapsed().as_secs_f64();
-            writeln!(
-                std::io::stdout(),
-                "rebuilt read models: {n} events in {secs:.2} s ({:.0} events/s)",
-                n as f64 / secs.max(1e-9)
-            )?;
+            for projection in projector::registry(&pool) {
+                let started = Instant::now();
+                let n =
+                    projector::framework::rebuild(&*projection, &pool, &log, projector::LOG_BATCH)
+                        .await?;
+                let secs = started.elapsed().as_secs_f64();
+                writeln!(
+                    std::io::stdout(),
+                    "rebuilt {}: {n} events in {secs:.2} s ({:.0} events/s)",
+                    projection.name(),
+                    n as f64 / secs.max(1e-9)
+                )?;
+            }
             Ok(())
         }
         _ => {

@@ -1,6 +1,9 @@
-//! The health/metrics router and the [`Application`] that runs the projector.
+//! The command line, the health/metrics router and the [`Application`] that runs the
+//! projections.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,15 +18,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::configuration::Settings;
-use crate::{Metrics, Projector, READ_MODELS};
+use crate::projection::Projection;
+use crate::{Metrics, Projector};
 
 /// What the HTTP handlers need.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
     pub nats: async_nats::Client,
     pub stream_name: String,
     pub metrics: Metrics,
+    /// The projections this process runs.
+    pub projections: Vec<Arc<dyn Projection>>,
 }
 
 /// `/healthz`, `/readyz`, `/metrics`.
@@ -40,14 +45,25 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Ready when PostgreSQL answers and NATS is connected; reports the checkpoint.
+/// The checkpoint of every projection, `None` where its store did not answer.
+async fn checkpoints(projections: &[Arc<dyn Projection>]) -> BTreeMap<String, Option<i64>> {
+    let mut out = BTreeMap::new();
+    for p in projections {
+        out.insert(p.name().to_owned(), p.checkpoint().await.ok());
+    }
+    out
+}
+
+/// Ready when every projection's store answers and NATS is connected; reports each
+/// projection's checkpoint.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    let checkpoint = crate::checkpoint(&st.pool, READ_MODELS).await.ok();
+    let checkpoints = checkpoints(&st.projections).await;
+    let stores = checkpoints.values().all(Option::is_some);
     let nats = matches!(
         st.nats.connection_state(),
         async_nats::connection::State::Connected
     );
-    let ready = checkpoint.is_some() && nats;
+    let ready = stores && nats;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -57,23 +73,21 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         status,
         axum::Json(json!({
             "ready": ready,
-            "postgres": checkpoint.is_some(),
+            "postgres": stores,
             "nats": nats,
-            "checkpoint": checkpoint,
+            "checkpoints": checkpoints,
         })),
     )
 }
 
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let js = async_nats::jetstream::new(st.nats.clone());
-    if let Ok(lag) = crate::lag(&js, &st.pool, &st.stream_name).await {
-        st.metrics.lag.with_label_values(&[READ_MODELS]).set(lag);
-    }
-    if let Ok(cp) = crate::checkpoint(&st.pool, READ_MODELS).await {
-        st.metrics
-            .checkpoint
-            .with_label_values(&[READ_MODELS])
-            .set(cp);
+    for (name, checkpoint) in checkpoints(&st.projections).await {
+        let Some(cp) = checkpoint else { continue };
+        if let Ok(lag) = crate::lag(&js, &st.stream_name, cp).await {
+            st.metrics.lag.with_label_values(&[&name]).set(lag);
+        }
+        st.metrics.checkpoint.with_label_values(&[&name]).set(cp);
     }
     match st.metrics.render() {
         Ok(body) => (
@@ -89,35 +103,71 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// The projector process: the consumer loop plus the health and metrics endpoints.
+/// A runner for each of `projections`, configured by `settings`, recording into `metrics`;
+/// `pool` is the projector's database (dead letters), `log` the event log.
+pub fn runners(
+    projections: &[Arc<dyn Projection>],
+    settings: &Settings,
+    pool: &PgPool,
+    log: &PgPool,
+    nats: &async_nats::Client,
+    metrics: &Metrics,
+) -> Vec<Projector> {
+    projections
+        .iter()
+        .map(|p| {
+            Projector::new(
+                p.clone(),
+                pool.clone(),
+                log.clone(),
+                nats.clone(),
+                settings.projector_config(p.name()),
+            )
+            .with_metrics(metrics.clone())
+        })
+        .collect()
+}
+
+/// The projector process: a runner per projection plus the health and metrics endpoints.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    projector: Projector,
+    runners: Vec<Projector>,
     pub state: AppState,
 }
 
 impl Application {
-    /// Connects, migrates the read models, binds. Nothing runs until [`Application::run`].
+    /// Connects, migrates the read models, binds; runs every registered projection. Nothing
+    /// runs until [`Application::run`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (pool, log) = settings.connect_databases().await?;
         crate::migrate(&pool)
             .await
             .context("read-model migrations")?;
+        let projections = crate::registry(&pool);
+        Self::with_projections(settings, pool, log, projections).await
+    }
+
+    /// Runs exactly `projections` (the tests add their own to the registered ones); `pool` is
+    /// the projector's database (dead letters), `log` the event log.
+    pub async fn with_projections(
+        settings: Settings,
+        pool: PgPool,
+        log: PgPool,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> anyhow::Result<Self> {
         let nats = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connect(&settings.nats_url)
             .await
             .context("connecting to NATS")?;
         let metrics = Metrics::new()?;
-        let projector =
-            Projector::new(pool.clone(), log, nats.clone(), settings.projector_config())
-                .with_metrics(metrics.clone());
+        let runners = runners(&projections, &settings, &pool, &log, &nats, &metrics);
         let state = AppState {
-            pool,
             nats,
             stream_name: settings.stream_name.clone(),
             metrics,
+            projections,
         };
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -125,7 +175,7 @@ impl Application {
         Ok(Self {
             listener,
             router: router(state.clone()),
-            projector,
+            runners,
             state,
         })
     }
@@ -134,7 +184,7 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Runs the projector and serves HTTP until `shutdown` resolves.
+    /// Runs the projections and serves HTTP until `shutdown` resolves.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -143,14 +193,14 @@ impl Application {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let projector = tokio::spawn(self.projector.run(stopped(stop_rx.clone())));
+        let runners = tokio::spawn(crate::run_all(self.runners, stopped(stop_rx.clone())));
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future();
         let server = tokio::spawn(server);
         shutdown.await;
         let _ = stop_tx.send(true);
-        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(10), projector)
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(10), runners)
             .await
             .unwrap_or(Ok(Ok(())))
         {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -157,6 +158,7 @@ async fn a_stream_left_over_from_another_log_is_not_applied_until_the_relay_repl
     let mut config = a.projector_config();
     config.idle_wait = Duration::from_millis(100);
     let mut p = projector::Projector::new(
+        Arc::new(projector::ReadModels::new(b.db.pool.clone())),
         b.db.pool.clone(),
         b.db.pool.clone(),
         a.nats.client.clone(),

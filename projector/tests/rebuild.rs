@@ -24,7 +24,8 @@ async fn rebuilding_in_place_yields_the_read_model_the_live_projection_built() {
             .await
             .expect("epoch");
 
-    let n = projector::rebuild(&h.db.pool, &h.db.pool)
+    let read_models = projector::ReadModels::new(h.db.pool.clone());
+    let n = projector::framework::rebuild(&read_models, &h.db.pool, &h.db.pool, 1000)
         .await
         .expect("rebuild");
 
