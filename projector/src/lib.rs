@@ -56,9 +56,66 @@ pub fn registry(pool: &PgPool) -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(ReadModels::new(pool.clone()))]
 }
 
+/// The projections of `registered` named in `names`, in that order (all of them when `names`
+/// is empty). An unknown name is an error that lists the known ones.
+pub fn select(
+    registered: Vec<Arc<dyn Projection>>,
+    names: &[String],
+) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
+    if names.is_empty() {
+        return Ok(registered);
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            anyhow::ensure!(
+                !names[..i].contains(name),
+                "projection {name:?} named twice"
+            );
+            registered
+                .iter()
+                .find(|p| p.name() == name)
+                .cloned()
+                .ok_or_else(|| {
+                    let known: Vec<&str> = registered.iter().map(|p| p.name()).collect();
+                    anyhow::anyhow!("unknown projection {name:?}; known: {}", known.join(", "))
+                })
+        })
+        .collect()
+}
+
 /// Catches the read models in `pool` up with the log (`log`) through the framework
 /// ([`framework::catch_up_from_log`], 1000 events per transaction). Returns the number of
 /// events applied (dead-lettered ones included).
 pub async fn catch_up_from_log(pool: &PgPool, log: &PgPool) -> anyhow::Result<u64> {
     framework::catch_up_from_log(&ReadModels::new(pool.clone()), pool, log, LOG_BATCH).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn projections_are_selected_by_name_and_an_unknown_name_lists_the_known_ones() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("lazy pool");
+        let names = |ps: Vec<Arc<dyn Projection>>| -> Vec<String> {
+            ps.iter().map(|p| p.name().to_owned()).collect()
+        };
+        let all = select(registry(&pool), &[]).expect("all");
+        assert_eq!(names(all), vec![READ_MODELS.to_owned()]);
+        let one = select(registry(&pool), &[READ_MODELS.to_owned()]).expect("one");
+        assert_eq!(names(one), vec![READ_MODELS.to_owned()]);
+        let err = select(registry(&pool), &["search".to_owned()])
+            .err()
+            .expect("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown projection \"search\"; known: read_models"
+        );
+        let twice = vec![READ_MODELS.to_owned(), READ_MODELS.to_owned()];
+        assert!(select(registry(&pool), &twice).is_err());
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -19,7 +19,72 @@ use tokio::sync::watch;
 
 use crate::configuration::Settings;
 use crate::projection::Projection;
-use crate::{Metrics, Projector};
+use crate::{LOG_BATCH, Metrics, Projector};
+
+/// What the `projector` binary was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `projector [run] [--projection NAME]...`: run these projections (all when empty).
+    Run { projections: Vec<String> },
+    /// `projector rebuild --all | NAME...`: empty and replay these (all when empty).
+    Rebuild { projections: Vec<String> },
+}
+
+/// The usage line of the `projector` binary.
+pub const USAGE: &str =
+    "usage: projector [run] [--projection NAME]... | projector rebuild (--all | NAME...)";
+
+impl Command {
+    /// Parses the arguments after the program name.
+    pub fn parse(args: &[String]) -> anyhow::Result<Command> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match args.as_slice() {
+            ["rebuild", "--all"] => Ok(Command::Rebuild {
+                projections: vec![],
+            }),
+            ["rebuild", names @ ..]
+                if !names.is_empty() && !names.iter().any(|n| n.starts_with("--")) =>
+            {
+                Ok(Command::Rebuild {
+                    projections: names.iter().map(|n| (*n).to_owned()).collect(),
+                })
+            }
+            ["run", rest @ ..] | rest => {
+                let mut projections = Vec::new();
+                let mut rest = rest.iter();
+                while let Some(arg) = rest.next() {
+                    match (*arg, rest.next()) {
+                        ("--projection", Some(name)) => projections.push((*name).to_owned()),
+                        _ => anyhow::bail!(USAGE),
+                    }
+                }
+                Ok(Command::Run { projections })
+            }
+        }
+    }
+}
+
+/// Rebuilds the named projections (all registered ones when `names` is empty) one after the
+/// other; returns one line per projection for the operator.
+pub async fn rebuild(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<String>> {
+    let (pool, log) = settings.connect_databases().await?;
+    let projections = crate::select(crate::registry(&pool), names)?;
+    crate::migrate(&pool)
+        .await
+        .context("read-model migrations")?;
+    let mut lines = Vec::new();
+    for projection in projections {
+        let started = Instant::now();
+        let n = crate::framework::rebuild(&*projection, &pool, &log, LOG_BATCH).await?;
+        let secs = started.elapsed().as_secs_f64();
+        lines.push(format!(
+            "rebuilt {}: {n} events in {secs:.2} s ({:.0} events/s)",
+            projection.name(),
+            n as f64 / secs.max(1e-9)
+        ));
+    }
+    Ok(lines)
+}
 
 /// What the HTTP handlers need.
 #[derive(Clone)]
@@ -137,14 +202,14 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates the read models, binds; runs every registered projection. Nothing
-    /// runs until [`Application::run`].
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    /// Connects, migrates the read models, picks the registered projections named in `names`
+    /// (all when empty), binds. Nothing runs until [`Application::run`].
+    pub async fn build(settings: Settings, names: &[String]) -> anyhow::Result<Self> {
         let (pool, log) = settings.connect_databases().await?;
+        let projections = crate::select(crate::registry(&pool), names)?;
         crate::migrate(&pool)
             .await
             .context("read-model migrations")?;
-        let projections = crate::registry(&pool);
         Self::with_projections(settings, pool, log, projections).await
     }
 
@@ -208,5 +273,61 @@ impl Application {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Command;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Command> {
+        Command::parse(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_command_line_selects_projections_to_run_or_rebuild() {
+        let all = Command::Run {
+            projections: vec![],
+        };
+        assert_eq!(parse(&[]).ok(), Some(all.clone()));
+        assert_eq!(parse(&["run"]).ok(), Some(all));
+        assert_eq!(
+            parse(&["run", "--projection", "a", "--projection", "b"]).ok(),
+            Some(Command::Run {
+                projections: names(&["a", "b"])
+            })
+        );
+        assert_eq!(
+            parse(&["--projection", "a"]).ok(),
+            Some(Command::Run {
+                projections: names(&["a"])
+            })
+        );
+        assert_eq!(
+            parse(&["rebuild", "--all"]).ok(),
+            Some(Command::Rebuild {
+                projections: vec![]
+            })
+        );
+        assert_eq!(
+            parse(&["rebuild", "a", "b"]).ok(),
+            Some(Command::Rebuild {
+                projections: names(&["a", "b"])
+            })
+        );
+        for wrong in [
+            &["rebuild"][..],
+            &["rebuild", "a", "--all"],
+            &["rebuild", "--projection", "a"],
+            &["run", "--projection"],
+            &["run", "a"],
+            &["serve"],
+        ] {
+            assert!(parse(wrong).is_err(), "{wrong:?}");
+        }
     }
 }
