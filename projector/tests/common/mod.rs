@@ -2,6 +2,8 @@
 //! simulator that appends real domain events (`events::room::decide` output) to the log.
 #![allow(dead_code)]
 
+pub mod message_counts;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
