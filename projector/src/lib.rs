@@ -13,8 +13,12 @@
 //! - [`read_models::ReadModels`]: the read models (`rm_*` tables), the first projection: one
 //!   PostgreSQL transaction per batch holding the checkpoint row lock, the changes
 //!   ([`apply`]) and the new checkpoint.
-//! - [`registry`]: the projections the `projector` binary and the single-node platform run.
-//! - [`log`]: the one module that reads the event log.
+//! - [`registry`]: the projections the `projector` binary and the single-node platform run;
+//!   [`select`] picks some by name.
+//! - [`configuration`]: the settings; [`startup`]: the command line (`projector run
+//!   [--projection NAME]...`, `projector rebuild (--all | NAME...)`) and the process, with
+//!   `/readyz` reporting every running projection's checkpoint and `/metrics`.
+//! - `log` (private): the one module that reads the event log.
 //! - [`oracle`]: row-by-row comparison of two read-model databases.
 
 pub mod apply;
