@@ -13,7 +13,7 @@ pub struct Settings {
     pub listen: String,
     pub command: command_api::configuration::Settings,
     pub query: query_api::configuration::Settings,
-    pub projector: projector::startup::Settings,
+    pub projector: projector::configuration::Settings,
 }
 
 #[derive(Deserialize)]
@@ -35,7 +35,7 @@ impl Settings {
             listen,
             command: command_api::configuration::Settings::load().context("command settings")?,
             query: query_api::configuration::Settings::load().context("query settings")?,
-            projector: projector::startup::Settings::load().context("projector settings")?,
+            projector: projector::configuration::Settings::load().context("projector settings")?,
         })
     }
 }

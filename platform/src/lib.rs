@@ -1,4 +1,4 @@
-//! Single-node mode (design.md decision 10): the command API, the log → JetStream
+//! Single-node mode (docs/architecture.md D10): the command API, the log → JetStream
 //! relay, the projector and the query API in one process, on one port. The same
 //! roles run as separate processes (`command-api`, `projector`, `query-api`) to scale.
 
@@ -30,13 +30,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         .context("read-model migrations")?;
     let query = query_api::startup::build_state(settings.query).await?;
     let projector_metrics = projector::Metrics::new()?;
-    let projector = projector::Projector::new(
-        query.pool.clone(),
-        command.pool.clone(),
-        query.nats.clone(),
-        settings.projector.projector_config(),
-    )
-    .with_metrics(projector_metrics.clone());
+    // Every registered projection, stored with the read models; the log is the command
+    // side's database.
+    let projectors = projector::startup::runners(
+        &projector::registry(&query.pool),
+        &settings.projector,
+        &query.pool,
+        &command.pool,
+        &query.nats,
+        &projector_metrics,
+    );
     // One address serves the checks and metrics of every role, and one OpenAPI document.
     let mut ops = command_api::startup::ops(&command).merge(query_api::startup::ops(&query));
     ops.scrape = ops.scrape.registry(projector_metrics.registry.clone());
@@ -48,7 +51,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         .merge(query_api::startup::api_routes(query.clone()));
     let mut server = Server::bind(&settings.listen, service::router(ops, api))
         .await?
-        .task("projector", |stop| projector.run(stop));
+        .task("projector", |stop| projector::run_all(projectors, stop));
     if let Some(relay) = relay {
         server = server.task("relay", |stop| relay.run(stop));
     }

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     let env = TestEnv::new().await;
-    let mut projector = projector::startup::Settings::from_defaults().unwrap();
+    let mut projector = projector::configuration::Settings::from_defaults().unwrap();
     projector.database_url = env.db.url.clone();
     projector.nats_url = eventlog::testing::nats_url();
     projector.stream_name = env.nats.stream_name.clone();

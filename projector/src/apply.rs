@@ -1,12 +1,13 @@
 //! The projection logic: one stored event → the read-model rows it changes.
 //!
 //! Not idempotent on purpose: exactly-once comes from the checkpoint, written in the same
-//! transaction (see [`crate::engine`]). Events must be applied strictly in position order.
+//! transaction (see [`crate::read_models`]). Events must be applied strictly in position order.
 //! Every handler is one SQL statement where it can be (data-modifying CTEs), so a batch costs
 //! about one round trip per event.
 
 use eventlog::RecordedEvent;
 use events::StoredEvent;
+use events::ids::RoomId;
 use events::room::RoomEvent;
 use events::user::UserEvent;
 use events::values::{Role, Visibility};
@@ -73,11 +74,9 @@ pub async fn apply_event(tx: &mut PgConnection, ev: &RecordedEvent) -> Result<()
                         ev.event_type, ev.schema_version
                     ))
                 })?;
-            let room_id = ev
-                .stream_id
-                .strip_prefix("room-")
-                .and_then(|id| Uuid::parse_str(id).ok())
-                .ok_or_else(|| poison(format!("not a room stream id: {}", ev.stream_id)))?;
+            let room_id = RoomId::from_stream_id(&ev.stream_id)
+                .ok_or_else(|| poison(format!("not a room stream id: {}", ev.stream_id)))?
+                .0;
             apply_room(tx, ev, room_id, event).await
         }
         _ => Ok(()),
@@ -549,10 +548,7 @@ pub fn as_message_sent(ev: &RecordedEvent) -> Option<SentRow> {
     if ev.stream_type != RoomEvent::STREAM_TYPE || ev.event_type != "MessageSent" {
         return None;
     }
-    let room_id = ev
-        .stream_id
-        .strip_prefix("room-")
-        .and_then(|id| Uuid::parse_str(id).ok())?;
+    let room_id = RoomId::from_stream_id(&ev.stream_id)?.0;
     let event = RoomEvent::from_stored(&ev.event_type, ev.schema_version, ev.data.clone()).ok()?;
     SentRow::new(ev, room_id, event).ok()
 }

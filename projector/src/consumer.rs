@@ -1,33 +1,40 @@
-//! The live path: a durable JetStream pull consumer feeding [`crate::engine`].
+//! The live path of every projection: a durable JetStream pull consumer per projection, named
+//! after it, feeding [`crate::framework`].
 //!
-//! The consumer is (re-)created starting at `checkpoint + 1` whenever this projector starts and
+//! The consumer is (re-)created starting at `checkpoint + 1` whenever the runner starts and
 //! after any failure (the stream was re-created by the relay, the consumer was deleted, NATS or
-//! PostgreSQL failed): PostgreSQL's checkpoint, not the consumer's ack floor, says where to
-//! resume. Messages are acked (AckPolicy::All, the last one of a batch) only after the batch
-//! committed; a crash in between only causes duplicates, which the checkpoint filters out.
+//! the projection's store failed): the projection's checkpoint, not the consumer's ack floor,
+//! says where to resume. Messages are acked (AckPolicy::All, the last one of a batch) only after
+//! the projection committed the batch; a crash in between only causes duplicates, which the
+//! projection skips.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
-use eventlog::{PgEventStore, RecordedEvent};
+use eventlog::RecordedEvent;
 use futures::{FutureExt as _, StreamExt as _};
 use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use crate::READ_MODELS;
-use crate::engine::{self, Delivered};
+use crate::framework::{self, BatchReport, Delivered};
+use crate::log;
 use crate::metrics::Metrics;
+use crate::projection::Projection;
 
-/// How the projector consumes the stream.
+/// How a projection's runner consumes the stream.
 #[derive(Clone, Debug)]
 pub struct ProjectorConfig {
     /// JetStream stream of all events (the relay's).
     pub stream_name: String,
     /// Subjects are `{subject_prefix}.events.>`.
     pub subject_prefix: String,
-    /// Durable consumer name (default `read-models`).
-    pub consumer_name: String,
+    /// Durable consumer name; `None` (the default): named after the projection
+    /// ([`consumer_name`]).
+    pub consumer_name: Option<String>,
     /// Most events per transaction (default 500).
     pub batch: usize,
     /// Deliveries of one message before JetStream gives up on it (default 20). A message
@@ -50,7 +57,7 @@ impl Default for ProjectorConfig {
         ProjectorConfig {
             stream_name: "CHAT_EVENTS".to_owned(),
             subject_prefix: "chat".to_owned(),
-            consumer_name: "read-models".to_owned(),
+            consumer_name: None,
             batch: 500,
             max_deliver: 20,
             ack_wait: Duration::from_secs(30),
@@ -58,6 +65,12 @@ impl Default for ProjectorConfig {
             linger: Duration::from_millis(10),
         }
     }
+}
+
+/// The durable consumer name of a projection: its name with `_` as `-` (`read_models` →
+/// `read-models`).
+pub fn consumer_name(projection: &str) -> String {
+    projection.replace('_', "-")
 }
 
 /// What one [`Projector::process_next`] did.
@@ -79,32 +92,49 @@ struct Live {
     consumer: consumer::PullConsumer,
     messages: consumer::pull::Stream,
     last_check: Instant,
+    /// The projection's checkpoint as far as this runner knows (see [`crate::framework`]).
+    checkpoint: i64,
 }
 
-/// The read-model projector.
+/// The live runner of one projection: its durable consumer, batches, dead letters, metrics.
 pub struct Projector {
+    projection: Arc<dyn Projection>,
     pool: PgPool,
     log: PgPool,
     js: jetstream::Context,
     cfg: ProjectorConfig,
+    consumer_name: String,
     metrics: Option<Metrics>,
     live: Option<Live>,
 }
 
 impl Projector {
-    /// `pool` holds the read models, `log` the event log (the same pool in a single database).
-    pub fn new(pool: PgPool, log: PgPool, nats: async_nats::Client, cfg: ProjectorConfig) -> Self {
+    /// Runs `projection`; `pool` is the projector's database (its `dead_letters`), `log` the
+    /// event log (the same pool in a single database).
+    pub fn new(
+        projection: Arc<dyn Projection>,
+        pool: PgPool,
+        log: PgPool,
+        nats: async_nats::Client,
+        cfg: ProjectorConfig,
+    ) -> Self {
+        let consumer_name = cfg
+            .consumer_name
+            .clone()
+            .unwrap_or_else(|| consumer_name(projection.name()));
         Projector {
+            projection,
             pool,
             log,
             js: jetstream::new(nats),
             cfg,
+            consumer_name,
             metrics: None,
             live: None,
         }
     }
 
-    /// Records into these metrics.
+    /// Records into these metrics (labelled with the projection's name).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -114,30 +144,33 @@ impl Projector {
         &self.cfg
     }
 
+    pub fn projection(&self) -> &Arc<dyn Projection> {
+        &self.projection
+    }
+
     /// Deletes and re-creates the durable consumer so that it starts at `checkpoint + 1`.
     async fn connect(&mut self) -> anyhow::Result<()> {
-        let checkpoint = engine::checkpoint(&self.pool, READ_MODELS)
+        let name = self.projection.name();
+        let checkpoint = self
+            .projection
+            .checkpoint()
             .await
-            .context("read the checkpoint")?;
+            .with_context(|| format!("read the checkpoint of {name}"))?;
         let stream = self
             .js
             .get_stream(&self.cfg.stream_name)
             .await
             .with_context(|| format!("JetStream stream {}", self.cfg.stream_name))?;
-        // A stream left over from another log would feed that log's events into these read
-        // models; wait until the relay has replaced it.
-        eventlog::check_stream_identity(
-            stream.cached_info(),
-            &PgEventStore::reader(self.log.clone()),
-        )
-        .await?;
+        // A stream left over from another log would feed that log's events into the
+        // projection; wait until the relay has replaced it.
+        log::check_stream_identity(stream.cached_info(), &self.log).await?;
         // A consumer's start cannot be changed in place; one that does not exist is fine.
-        let _ = stream.delete_consumer(&self.cfg.consumer_name).await;
+        let _ = stream.delete_consumer(&self.consumer_name).await;
         let batch = self.cfg.batch.max(1);
         let consumer: consumer::PullConsumer = stream
             .create_consumer(consumer::pull::Config {
-                durable_name: Some(self.cfg.consumer_name.clone()),
-                description: Some("read models (projector)".to_owned()),
+                durable_name: Some(self.consumer_name.clone()),
+                description: Some(format!("projection {name} (projector)")),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: u64::try_from(checkpoint + 1)?,
                 },
@@ -149,7 +182,7 @@ impl Projector {
                 ..Default::default()
             })
             .await
-            .with_context(|| format!("create consumer {}", self.cfg.consumer_name))?;
+            .with_context(|| format!("create consumer {}", self.consumer_name))?;
         let messages = consumer
             .stream()
             .max_messages_per_batch(batch)
@@ -159,7 +192,8 @@ impl Projector {
             .await
             .context("start pulling")?;
         tracing::info!(
-            consumer = %self.cfg.consumer_name,
+            projection = name,
+            consumer = %self.consumer_name,
             start = checkpoint + 1,
             "JetStream consumer created"
         );
@@ -167,13 +201,13 @@ impl Projector {
             consumer,
             messages,
             last_check: Instant::now(),
+            checkpoint,
         });
         Ok(())
     }
 
-    /// Waits (up to `idle_wait`) for messages, applies one batch in one transaction with the
-    /// checkpoint, commits, then acks. On any error the consumer is dropped and re-created
-    /// from the checkpoint on the next call.
+    /// Waits (up to `idle_wait`) for messages, has the projection commit one batch, then acks.
+    /// On any error the consumer is dropped and re-created from the checkpoint on the next call.
     pub async fn process_next(&mut self) -> anyhow::Result<Outcome> {
         let result = self.step().await;
         if result.is_err() {
@@ -241,41 +275,31 @@ impl Projector {
                 .filter(|e| e.position == seq);
             delivered.push((seq, event));
         }
+        // At debug level, the batch's correlation ids: one grep for a request's id finds
+        // the projection batch that applied it (docs/architecture.md, "Tracing").
+        let correlation_ids = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            let events: Vec<&RecordedEvent> =
+                delivered.iter().filter_map(|(_, e)| e.as_ref()).collect();
+            eventlog::correlation_ids(&events)
+        });
         let started = Instant::now();
-        let report = engine::commit_delivered(&self.pool, &self.log, READ_MODELS, &delivered)
-            .await
-            .context("apply a batch")?;
-        if let Some(metrics) = &self.metrics {
-            metrics
-                .batch_seconds
-                .with_label_values(&[READ_MODELS])
-                .observe(started.elapsed().as_secs_f64());
-            metrics
-                .applied
-                .with_label_values(&[READ_MODELS])
-                .inc_by(report.applied);
-            metrics
-                .dead_letters
-                .with_label_values(&[READ_MODELS])
-                .inc_by(report.dead_lettered);
-            metrics
-                .gap_events
-                .with_label_values(&[READ_MODELS])
-                .inc_by(report.from_log);
-            metrics
-                .duplicates
-                .with_label_values(&[READ_MODELS])
-                .inc_by(report.duplicates);
-            metrics
-                .checkpoint
-                .with_label_values(&[READ_MODELS])
-                .set(report.checkpoint);
-        }
-        if report.from_log > 0 {
-            tracing::info!(
-                events = report.from_log,
+        let report = framework::commit_delivered(
+            &*self.projection,
+            &self.pool,
+            &self.log,
+            &mut live.checkpoint,
+            delivered,
+        )
+        .await
+        .context("apply a batch")?;
+        self.record(&report, started.elapsed());
+        if let Some(ids) = correlation_ids {
+            tracing::debug!(
+                projection = self.projection.name(),
+                applied = report.applied,
                 checkpoint = report.checkpoint,
-                "filled a gap in the stream from the log"
+                correlation_ids = %ids,
+                "projection batch applied"
             );
         }
         // Committed: now ack. AckPolicy::All acks everything delivered up to the last message.
@@ -290,13 +314,57 @@ impl Projector {
         Ok(Outcome::Applied(report.applied))
     }
 
+    fn record(&self, report: &BatchReport, took: Duration) {
+        let name = self.projection.name();
+        if let Some(metrics) = &self.metrics {
+            let label = [name];
+            metrics
+                .batch_seconds
+                .with_label_values(&label)
+                .observe(took.as_secs_f64());
+            metrics
+                .applied
+                .with_label_values(&label)
+                .inc_by(report.applied);
+            metrics
+                .dead_letters
+                .with_label_values(&label)
+                .inc_by(report.dead_lettered);
+            metrics
+                .gap_events
+                .with_label_values(&label)
+                .inc_by(report.from_log);
+            metrics
+                .duplicates
+                .with_label_values(&label)
+                .inc_by(report.duplicates);
+            metrics
+                .checkpoint
+                .with_label_values(&label)
+                .set(report.checkpoint);
+        }
+        if report.from_log > 0 {
+            tracing::info!(
+                projection = name,
+                events = report.from_log,
+                checkpoint = report.checkpoint,
+                "filled a gap in the stream from the log"
+            );
+        }
+    }
+
     /// Updates the lag gauge: stream last sequence − checkpoint.
     async fn refresh_lag(&self) {
         let Some(metrics) = &self.metrics else {
             return;
         };
-        if let Ok(lag) = lag(&self.js, &self.pool, &self.cfg.stream_name).await {
-            metrics.lag.with_label_values(&[READ_MODELS]).set(lag);
+        if let Ok(checkpoint) = self.projection.checkpoint().await
+            && let Ok(lag) = lag(&self.js, &self.cfg.stream_name, checkpoint).await
+        {
+            metrics
+                .lag
+                .with_label_values(&[self.projection.name()])
+                .set(lag);
         }
     }
 
@@ -313,7 +381,12 @@ impl Projector {
             match result {
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "projector step failed");
+                    tracing::warn!(
+                        projection = self.projection.name(),
+                        error = %format!("{e:#}"),
+                        retry_in = ?backoff,
+                        "projector step failed"
+                    );
                     tokio::select! {
                         _ = &mut shutdown => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
@@ -325,10 +398,34 @@ impl Projector {
     }
 }
 
-/// Stream last sequence − checkpoint of the read models.
-pub async fn lag(js: &jetstream::Context, pool: &PgPool, stream_name: &str) -> anyhow::Result<i64> {
+/// Runs every runner, each in its own task, until `shutdown` completes.
+pub async fn run_all(
+    runners: Vec<Projector>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for runner in runners {
+        let mut stopped = stopped.clone();
+        tasks.spawn(runner.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    while let Some(done) = tasks.join_next().await {
+        done.context("a projection's runner panicked")??;
+    }
+    Ok(())
+}
+
+/// Stream last sequence − `checkpoint`.
+pub async fn lag(
+    js: &jetstream::Context,
+    stream_name: &str,
+    checkpoint: i64,
+) -> anyhow::Result<i64> {
     let mut stream = js.get_stream(stream_name).await?;
     let last = i64::try_from(stream.info().await?.state.last_sequence)?;
-    let checkpoint = engine::checkpoint(pool, READ_MODELS).await?;
     Ok((last - checkpoint).max(0))
 }

@@ -1,88 +1,125 @@
-//! Builds the read models from the event stream, exactly once in effect (design.md decision 4),
-//! and rebuilds them from the log.
+//! Builds models from the event stream, exactly once in effect (design.md decision 4), and
+//! rebuilds them from the log. Projections are plug-ins (ADR 9): the framework is written once
+//! and every projection gets it.
 //!
-//! - [`apply::apply_event`]: the projection logic, one event.
-//! - [`Projector`]: the live path, a durable JetStream pull consumer; batches are applied in one
-//!   PostgreSQL transaction together with the checkpoint, then acked.
-//! - [`catch_up_from_log`] / [`rebuild`]: the same logic fed straight from the PostgreSQL log.
+//! - [`projection::Projection`]: the plug-in interface. A projection applies contiguous
+//!   batches of events atomically with its own checkpoint, skips what its checkpoint already
+//!   covers, reports poison events, and can reset itself.
+//! - [`framework`]: what every projection shares: gaps and undecodable deliveries filled from
+//!   the log (never skipped), dead letters in `dead_letters` (keyed by projection),
+//!   [`framework::catch_up_from_log`] and [`framework::rebuild`].
+//! - [`Projector`]: the live path of one projection, a durable JetStream pull consumer named
+//!   after it; each batch is committed by the projection, then acked. [`run_all`] runs several.
+//! - [`read_models::ReadModels`]: the read models (`rm_*` tables), the first projection: one
+//!   PostgreSQL transaction per batch holding the checkpoint row lock, the changes
+//!   ([`apply`]) and the new checkpoint.
+//! - [`registry`]: the projections the `projector` binary and the single-node platform run;
+//!   [`select`] picks some by name.
+//! - [`configuration`]: the settings; [`startup`]: the command line (`projector run
+//!   [--projection NAME]...`, `projector rebuild (--all | NAME...)`) and the process, with
+//!   `/readyz` reporting every running projection's checkpoint and `/metrics`.
+//! - `log` (private): the one module that reads the event log.
 //! - [`oracle`]: row-by-row comparison of two read-model databases.
 
 pub mod apply;
+pub mod configuration;
 mod consumer;
-pub mod engine;
+pub mod framework;
+mod log;
 pub mod metrics;
 pub mod oracle;
+pub mod projection;
+pub mod read_models;
 pub mod startup;
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use sqlx::PgPool;
 
-pub use consumer::{Outcome, Projector, ProjectorConfig, lag};
-pub use engine::{BatchReport, checkpoint};
+pub use consumer::{Outcome, Projector, ProjectorConfig, consumer_name, lag, run_all};
+pub use framework::BatchReport;
 pub use metrics::Metrics;
+pub use projection::Projection;
+pub use read_models::{READ_MODEL_TABLES, READ_MODELS, ReadModels};
 
-/// The projection of all read models (its checkpoint name).
-pub const READ_MODELS: &str = "read_models";
+/// Events per commit when reading from the log.
+pub const LOG_BATCH: i64 = 1000;
 
-/// Every read-model table (each starts with `rm_`).
-pub const READ_MODEL_TABLES: &[&str] = &[
-    "rm_users",
-    "rm_rooms",
-    "rm_members",
-    "rm_messages",
-    "rm_direct_pairs",
-];
-
-/// Events per transaction when reading from the log.
-const LOG_BATCH: i64 = 1000;
-
-/// Runs the read-model migrations. Other crates keep their own migrations in the same database,
-/// so migrations applied but unknown here are ignored.
+/// Runs the read-model migrations (also the framework's `dead_letters` and the read models'
+/// `projection_checkpoints`). Other crates keep their own migrations in the same database, so
+/// migrations applied but unknown here are ignored.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
     migrator.run(pool).await
 }
 
-/// Applies every event after the checkpoint, read directly from the PostgreSQL log (`log`), in
-/// batches of 1000 (one transaction per batch, checkpoint in the same transaction). Returns the
-/// number of events applied (dead-lettered ones included).
-pub async fn catch_up_from_log(pool: &PgPool, log: &PgPool) -> anyhow::Result<u64> {
-    engine::catch_up(pool, log, READ_MODELS, LOG_BATCH).await
+/// Every projection this crate provides, stored in `pool` (the projector's database): the
+/// read models, for now.
+pub fn registry(pool: &PgPool) -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(ReadModels::new(pool.clone()))]
 }
 
-/// Empties every read model, this projection's dead letters and its checkpoint (bumping its
-/// epoch) in one transaction, then replays the whole log with [`catch_up_from_log`].
-pub async fn rebuild(pool: &PgPool, log: &PgPool) -> anyhow::Result<u64> {
-    let mut tx = pool.begin().await?;
-    // Taking the checkpoint row lock first makes a running projector wait for the rebuild's
-    // reset instead of interleaving with it.
-    engine::lock_checkpoint(&mut tx, READ_MODELS).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "TRUNCATE {}",
-        READ_MODEL_TABLES.join(", ")
-    )))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM dead_letters WHERE projection = $1")
-        .bind(READ_MODELS)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE projection_checkpoints SET position = 0, epoch = epoch + 1, updated_at = now() \
-         WHERE projection = $1",
-    )
-    .bind(READ_MODELS)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let started = Instant::now();
-    let n = catch_up_from_log(pool, log).await?;
-    tracing::info!(
-        events = n,
-        seconds = started.elapsed().as_secs_f64(),
-        "rebuilt read models"
-    );
-    Ok(n)
+/// The projections of `registered` named in `names`, in that order (all of them when `names`
+/// is empty). An unknown name is an error that lists the known ones.
+pub fn select(
+    registered: Vec<Arc<dyn Projection>>,
+    names: &[String],
+) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
+    if names.is_empty() {
+        return Ok(registered);
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            anyhow::ensure!(
+                !names[..i].contains(name),
+                "projection {name:?} named twice"
+            );
+            registered
+                .iter()
+                .find(|p| p.name() == name)
+                .cloned()
+                .ok_or_else(|| {
+                    let known: Vec<&str> = registered.iter().map(|p| p.name()).collect();
+                    anyhow::anyhow!("unknown projection {name:?}; known: {}", known.join(", "))
+                })
+        })
+        .collect()
+}
+
+/// Catches the read models in `pool` up with the log (`log`) through the framework
+/// ([`framework::catch_up_from_log`], 1000 events per transaction). Returns the number of
+/// events applied (dead-lettered ones included).
+pub async fn catch_up_from_log(pool: &PgPool, log: &PgPool) -> anyhow::Result<u64> {
+    framework::catch_up_from_log(&ReadModels::new(pool.clone()), pool, log, LOG_BATCH).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn projections_are_selected_by_name_and_an_unknown_name_lists_the_known_ones() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("lazy pool");
+        let names = |ps: Vec<Arc<dyn Projection>>| -> Vec<String> {
+            ps.iter().map(|p| p.name().to_owned()).collect()
+        };
+        let all = select(registry(&pool), &[]).expect("all");
+        assert_eq!(names(all), vec![READ_MODELS.to_owned()]);
+        let one = select(registry(&pool), &[READ_MODELS.to_owned()]).expect("one");
+        assert_eq!(names(one), vec![READ_MODELS.to_owned()]);
+        let err = select(registry(&pool), &["search".to_owned()])
+            .err()
+            .expect("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown projection \"search\"; known: read_models"
+        );
+        let twice = vec![READ_MODELS.to_owned(), READ_MODELS.to_owned()];
+        assert!(select(registry(&pool), &twice).is_err());
+    }
 }

@@ -1,11 +1,12 @@
-//! `projector`: runs the read-model projector (health and metrics on `APP_LISTEN`).
-//! `projector rebuild --all`: empties the read models and replays the whole log.
+//! `projector [run] [--projection NAME]...`: runs the registered projections (all by default;
+//! health and metrics on `APP_LISTEN`).
+//! `projector rebuild (--all | NAME...)`: empties projections and replays the whole log.
 
 use std::io::Write as _;
-use std::time::Instant;
 
 use anyhow::Context as _;
-use projector::startup::{Application, Settings};
+use projector::configuration::Settings;
+use projector::startup::{Application, Command};
 
 /// mimalloc instead of the system allocator: the request, event and frame paths allocate
 /// many small short-lived buffers, where glibc malloc showed up as a fifth of the CPU time.
@@ -17,35 +18,18 @@ async fn main() -> anyhow::Result<()> {
     http_kit::telemetry::init();
     let settings = Settings::load().context("loading settings")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] | ["run"] => {
-            tracing::info!(?settings, "starting projector");
-            let app = Application::build(settings).await?;
+    match Command::parse(&args)? {
+        Command::Run { projections } => {
+            tracing::info!(?settings, ?projections, "starting projector");
+            let app = Application::build(settings, &projections).await?;
             tracing::info!(addr = %app.local_addr()?, "listening");
             app.run(http_kit::shutdown_signal()).await
         }
-        ["rebuild", "--all"] => {
-            let (pool, log) = settings.connect_databases().await?;
-            projector::migrate(&pool)
-                .await
-                .context("read-model migrations")?;
-            let started = Instant::now();
-            let n = projector::rebuild(&pool, &log).await?;
-            let secs = started.elapsed().as_secs_f64();
-            writeln!(
-                std::io::stdout(),
-                "rebuilt read models: {n} events in {secs:.2} s ({:.0} events/s)",
-                n as f64 / secs.max(1e-9)
-            )?;
+        Command::Rebuild { projections } => {
+            for line in projector::startup::rebuild(&settings, &projections).await? {
+                writeln!(std::io::stdout(), "{line}")?;
+            }
             Ok(())
-        }
-        _ => {
-            anyhow::bail!("usage: projector [run] | projector rebuild --all");
         }
     }
 }

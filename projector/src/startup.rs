@@ -1,8 +1,10 @@
-//! Settings, the health/metrics router and the [`Application`] that runs the projector.
+//! The command line, the health/metrics router and the [`Application`] that runs the
+//! projections.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -10,129 +12,88 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use http_kit::settings::redact_url;
-use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::{Metrics, Projector, ProjectorConfig, READ_MODELS};
+use crate::configuration::Settings;
+use crate::projection::Projection;
+use crate::{LOG_BATCH, Metrics, Projector};
 
-/// Typed settings, layered: built-in defaults, then an optional TOML file (`APP_CONFIG_FILE`),
-/// then `APP_*` environment variables.
-#[derive(Clone, Deserialize)]
-pub struct Settings {
-    /// Address of the health and metrics endpoints (default `127.0.0.1:8083`).
-    pub listen: String,
-    /// PostgreSQL holding the read models.
-    pub database_url: String,
-    /// PostgreSQL holding the event log; defaults to `database_url`.
-    pub log_database_url: Option<String>,
-    pub db_max_connections: u32,
-    pub nats_url: String,
-    pub stream_name: String,
-    pub subject_prefix: String,
-    pub consumer_name: String,
-    pub batch: usize,
-    pub max_deliver: i64,
-    pub ack_wait_ms: u64,
-    /// How long a batch keeps collecting after its first event (see `ProjectorConfig::linger`).
-    pub linger_ms: u64,
+/// What the `projector` binary was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `projector [run] [--projection NAME]...`: run these projections (all when empty).
+    Run { projections: Vec<String> },
+    /// `projector rebuild --all | NAME...`: empty and replay these (all when empty).
+    Rebuild { projections: Vec<String> },
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("listen", &self.listen)
-            .field("database_url", &redact_url(&self.database_url))
-            .field(
-                "log_database_url",
-                &self.log_database_url.as_deref().map(redact_url),
-            )
-            .field("nats_url", &redact_url(&self.nats_url))
-            .field("stream_name", &self.stream_name)
-            .field("subject_prefix", &self.subject_prefix)
-            .field("consumer_name", &self.consumer_name)
-            .field("batch", &self.batch)
-            .field("linger_ms", &self.linger_ms)
-            .finish_non_exhaustive()
-    }
-}
+/// The usage line of the `projector` binary.
+pub const USAGE: &str =
+    "usage: projector [run] [--projection NAME]... | projector rebuild (--all | NAME...)";
 
-impl Settings {
-    /// Defaults, then `APP_CONFIG_FILE` (TOML) if set, then `APP_*` variables.
-    pub fn load() -> Result<Self, config::ConfigError> {
-        http_kit::settings::load(Self::defaults()?)
-    }
-
-    /// Built-in defaults only, ignoring the environment.
-    pub fn from_defaults() -> Result<Self, config::ConfigError> {
-        http_kit::settings::defaults_only(Self::defaults()?)
-    }
-
-    fn defaults() -> Result<http_kit::settings::Defaults, config::ConfigError> {
-        let d = ProjectorConfig::default();
-        http_kit::settings::builder()
-            .set_default("listen", "127.0.0.1:8083")?
-            .set_default("database_url", "postgres://postgres@127.0.0.1:5432/chat")?
-            .set_default("db_max_connections", 8)?
-            .set_default("nats_url", "nats://127.0.0.1:4222")?
-            .set_default("stream_name", d.stream_name)?
-            .set_default("subject_prefix", d.subject_prefix)?
-            .set_default("consumer_name", d.consumer_name)?
-            .set_default("batch", d.batch as u64)?
-            .set_default("max_deliver", d.max_deliver)?
-            .set_default("ack_wait_ms", d.ack_wait.as_millis() as u64)?
-            .set_default("linger_ms", d.linger.as_millis() as u64)
-    }
-
-    pub fn projector_config(&self) -> ProjectorConfig {
-        ProjectorConfig {
-            stream_name: self.stream_name.clone(),
-            subject_prefix: self.subject_prefix.clone(),
-            consumer_name: self.consumer_name.clone(),
-            batch: self.batch.max(1),
-            max_deliver: self.max_deliver,
-            ack_wait: Duration::from_millis(self.ack_wait_ms.max(1000)),
-            linger: Duration::from_millis(self.linger_ms),
-            ..ProjectorConfig::default()
+impl Command {
+    /// Parses the arguments after the program name.
+    pub fn parse(args: &[String]) -> anyhow::Result<Command> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match args.as_slice() {
+            ["rebuild", "--all"] => Ok(Command::Rebuild {
+                projections: vec![],
+            }),
+            ["rebuild", names @ ..]
+                if !names.is_empty() && !names.iter().any(|n| n.starts_with("--")) =>
+            {
+                Ok(Command::Rebuild {
+                    projections: names.iter().map(|n| (*n).to_owned()).collect(),
+                })
+            }
+            ["run", rest @ ..] | rest => {
+                let mut projections = Vec::new();
+                let mut rest = rest.iter();
+                while let Some(arg) = rest.next() {
+                    match (*arg, rest.next()) {
+                        ("--projection", Some(name)) => projections.push((*name).to_owned()),
+                        _ => anyhow::bail!(USAGE),
+                    }
+                }
+                Ok(Command::Run { projections })
+            }
         }
     }
-
-    /// Connects to the read-model database and the log database (the same pool when no
-    /// `log_database_url` is set).
-    pub async fn connect_databases(&self) -> anyhow::Result<(PgPool, PgPool)> {
-        let pool = connect(&self.database_url, self.db_max_connections)
-            .await
-            .context("read-model database (APP_DATABASE_URL)")?;
-        let log = match &self.log_database_url {
-            Some(url) if !url.is_empty() && url != &self.database_url => {
-                connect(url, self.db_max_connections)
-                    .await
-                    .context("log database (APP_LOG_DATABASE_URL)")?
-            }
-            _ => pool.clone(),
-        };
-        Ok((pool, log))
-    }
 }
 
-async fn connect(url: &str, max: u32) -> anyhow::Result<PgPool> {
-    let opts = PgConnectOptions::from_str(url).context("not a valid PostgreSQL URL")?;
-    Ok(eventlog::PgEventStore::pool_options(max.max(2))
-        .connect_with(opts)
-        .await?)
+/// Rebuilds the named projections (all registered ones when `names` is empty) one after the
+/// other; returns one line per projection for the operator.
+pub async fn rebuild(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<String>> {
+    let (pool, log) = settings.connect_databases().await?;
+    let projections = crate::select(crate::registry(&pool), names)?;
+    crate::migrate(&pool)
+        .await
+        .context("read-model migrations")?;
+    let mut lines = Vec::new();
+    for projection in projections {
+        let started = Instant::now();
+        let n = crate::framework::rebuild(&*projection, &pool, &log, LOG_BATCH).await?;
+        let secs = started.elapsed().as_secs_f64();
+        lines.push(format!(
+            "rebuilt {}: {n} events in {secs:.2} s ({:.0} events/s)",
+            projection.name(),
+            n as f64 / secs.max(1e-9)
+        ));
+    }
+    Ok(lines)
 }
 
 /// What the HTTP handlers need.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
     pub nats: async_nats::Client,
     pub stream_name: String,
     pub metrics: Metrics,
+    /// The projections this process runs.
+    pub projections: Vec<Arc<dyn Projection>>,
 }
 
 /// `/healthz`, `/readyz`, `/metrics`.
@@ -149,14 +110,25 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Ready when PostgreSQL answers and NATS is connected; reports the checkpoint.
+/// The checkpoint of every projection, `None` where its store did not answer.
+async fn checkpoints(projections: &[Arc<dyn Projection>]) -> BTreeMap<String, Option<i64>> {
+    let mut out = BTreeMap::new();
+    for p in projections {
+        out.insert(p.name().to_owned(), p.checkpoint().await.ok());
+    }
+    out
+}
+
+/// Ready when every projection's store answers and NATS is connected; reports each
+/// projection's checkpoint.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    let checkpoint = crate::checkpoint(&st.pool, READ_MODELS).await.ok();
+    let checkpoints = checkpoints(&st.projections).await;
+    let stores = checkpoints.values().all(Option::is_some);
     let nats = matches!(
         st.nats.connection_state(),
         async_nats::connection::State::Connected
     );
-    let ready = checkpoint.is_some() && nats;
+    let ready = stores && nats;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -166,23 +138,21 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         status,
         axum::Json(json!({
             "ready": ready,
-            "postgres": checkpoint.is_some(),
+            "postgres": stores,
             "nats": nats,
-            "checkpoint": checkpoint,
+            "checkpoints": checkpoints,
         })),
     )
 }
 
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let js = async_nats::jetstream::new(st.nats.clone());
-    if let Ok(lag) = crate::lag(&js, &st.pool, &st.stream_name).await {
-        st.metrics.lag.with_label_values(&[READ_MODELS]).set(lag);
-    }
-    if let Ok(cp) = crate::checkpoint(&st.pool, READ_MODELS).await {
-        st.metrics
-            .checkpoint
-            .with_label_values(&[READ_MODELS])
-            .set(cp);
+    for (name, checkpoint) in checkpoints(&st.projections).await {
+        let Some(cp) = checkpoint else { continue };
+        if let Ok(lag) = crate::lag(&js, &st.stream_name, cp).await {
+            st.metrics.lag.with_label_values(&[&name]).set(lag);
+        }
+        st.metrics.checkpoint.with_label_values(&[&name]).set(cp);
     }
     match st.metrics.render() {
         Ok(body) => (
@@ -198,35 +168,71 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// The projector process: the consumer loop plus the health and metrics endpoints.
+/// A runner for each of `projections`, configured by `settings`, recording into `metrics`;
+/// `pool` is the projector's database (dead letters), `log` the event log.
+pub fn runners(
+    projections: &[Arc<dyn Projection>],
+    settings: &Settings,
+    pool: &PgPool,
+    log: &PgPool,
+    nats: &async_nats::Client,
+    metrics: &Metrics,
+) -> Vec<Projector> {
+    projections
+        .iter()
+        .map(|p| {
+            Projector::new(
+                p.clone(),
+                pool.clone(),
+                log.clone(),
+                nats.clone(),
+                settings.projector_config(p.name()),
+            )
+            .with_metrics(metrics.clone())
+        })
+        .collect()
+}
+
+/// The projector process: a runner per projection plus the health and metrics endpoints.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    projector: Projector,
+    runners: Vec<Projector>,
     pub state: AppState,
 }
 
 impl Application {
-    /// Connects, migrates the read models, binds. Nothing runs until [`Application::run`].
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    /// Connects, migrates the read models, picks the registered projections named in `names`
+    /// (all when empty), binds. Nothing runs until [`Application::run`].
+    pub async fn build(settings: Settings, names: &[String]) -> anyhow::Result<Self> {
         let (pool, log) = settings.connect_databases().await?;
+        let projections = crate::select(crate::registry(&pool), names)?;
         crate::migrate(&pool)
             .await
             .context("read-model migrations")?;
+        Self::with_projections(settings, pool, log, projections).await
+    }
+
+    /// Runs exactly `projections` (the tests add their own to the registered ones); `pool` is
+    /// the projector's database (dead letters), `log` the event log.
+    pub async fn with_projections(
+        settings: Settings,
+        pool: PgPool,
+        log: PgPool,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> anyhow::Result<Self> {
         let nats = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connect(&settings.nats_url)
             .await
             .context("connecting to NATS")?;
         let metrics = Metrics::new()?;
-        let projector =
-            Projector::new(pool.clone(), log, nats.clone(), settings.projector_config())
-                .with_metrics(metrics.clone());
+        let runners = runners(&projections, &settings, &pool, &log, &nats, &metrics);
         let state = AppState {
-            pool,
             nats,
             stream_name: settings.stream_name.clone(),
             metrics,
+            projections,
         };
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -234,7 +240,7 @@ impl Application {
         Ok(Self {
             listener,
             router: router(state.clone()),
-            projector,
+            runners,
             state,
         })
     }
@@ -243,7 +249,7 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Runs the projector and serves HTTP until `shutdown` resolves.
+    /// Runs the projections and serves HTTP until `shutdown` resolves.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -252,14 +258,14 @@ impl Application {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let projector = tokio::spawn(self.projector.run(stopped(stop_rx.clone())));
+        let runners = tokio::spawn(crate::run_all(self.runners, stopped(stop_rx.clone())));
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future();
         let server = tokio::spawn(server);
         shutdown.await;
         let _ = stop_tx.send(true);
-        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(10), projector)
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(10), runners)
             .await
             .unwrap_or(Ok(Ok(())))
         {
@@ -267,5 +273,61 @@ impl Application {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Command;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Command> {
+        Command::parse(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_command_line_selects_projections_to_run_or_rebuild() {
+        let all = Command::Run {
+            projections: vec![],
+        };
+        assert_eq!(parse(&[]).ok(), Some(all.clone()));
+        assert_eq!(parse(&["run"]).ok(), Some(all));
+        assert_eq!(
+            parse(&["run", "--projection", "a", "--projection", "b"]).ok(),
+            Some(Command::Run {
+                projections: names(&["a", "b"])
+            })
+        );
+        assert_eq!(
+            parse(&["--projection", "a"]).ok(),
+            Some(Command::Run {
+                projections: names(&["a"])
+            })
+        );
+        assert_eq!(
+            parse(&["rebuild", "--all"]).ok(),
+            Some(Command::Rebuild {
+                projections: vec![]
+            })
+        );
+        assert_eq!(
+            parse(&["rebuild", "a", "b"]).ok(),
+            Some(Command::Rebuild {
+                projections: names(&["a", "b"])
+            })
+        );
+        for wrong in [
+            &["rebuild"][..],
+            &["rebuild", "a", "--all"],
+            &["rebuild", "--projection", "a"],
+            &["run", "--projection"],
+            &["run", "a"],
+            &["serve"],
+        ] {
+            assert!(parse(wrong).is_err(), "{wrong:?}");
+        }
     }
 }

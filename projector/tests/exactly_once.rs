@@ -1,25 +1,69 @@
 //! Exactly-once in effect under `kill -9`: the projector runs as a separate process and is
 //! killed ten times at random moments of a 20,000-event load; afterwards its read models equal
 //! a fresh replay of the PostgreSQL log (the oracle reads PostgreSQL, not NATS).
+//!
+//! The process alternates between the `projector` binary (the read models) and this test
+//! binary run again as a child ([`child_runs_the_read_models_and_the_message_counts`]), which
+//! runs the same framework with the read models and the tests' own projection
+//! ([`common::message_counts`]): that one must end at the same checkpoint, with the counts
+//! the log holds.
 
 mod common;
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Harness;
+use common::message_counts::MessageCounts;
+use projector::Projection as _;
 use rand::{Rng, SeedableRng};
 
 const EVENTS: usize = 20_000;
 const KILLS: usize = 10;
 
-fn spawn_projector(h: &Harness, log: &std::path::Path) -> tokio::process::Child {
+/// Set in the environment of this test binary when it runs as the child process.
+const CHILD: &str = "PROJECTOR_TEST_CHILD";
+const CHILD_TEST: &str = "child_runs_the_read_models_and_the_message_counts";
+
+/// The child process the kill test runs when it re-executes this test binary: the projector's
+/// [`Application`](projector::startup::Application), configured from `APP_*` like the binary,
+/// running the registered projections plus [`MessageCounts`] until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of the kill -9 test, which runs it"]
+async fn child_runs_the_read_models_and_the_message_counts() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    http_kit::telemetry::init();
+    let settings = projector::configuration::Settings::load().expect("settings");
+    let (pool, log) = settings.connect_databases().await.expect("databases");
+    projector::migrate(&pool).await.expect("migrations");
+    let mut projections = projector::registry(&pool);
+    projections.push(Arc::new(MessageCounts::create(&pool).await));
+    let app = projector::startup::Application::with_projections(settings, pool, log, projections)
+        .await
+        .expect("application");
+    app.run(std::future::pending()).await.expect("run");
+}
+
+/// The `projector` binary (the read models), or this test binary as the child running the
+/// read models and the message counts.
+fn spawn_projector(h: &Harness, log: &std::path::Path, child: bool) -> tokio::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("projector log file");
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+    let mut command = if child {
+        let mut c = tokio::process::Command::new(std::env::current_exe().expect("test binary"));
+        c.args(["--exact", CHILD_TEST, "--ignored", "--nocapture"])
+            .env(CHILD, "1");
+        c
+    } else {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+    };
+    command
         .env("APP_LISTEN", "127.0.0.1:0")
         .env("APP_DATABASE_URL", &h.db.url)
         .env("APP_NATS_URL", eventlog::testing::nats_url())
@@ -58,6 +102,8 @@ async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_
     let log_path = std::env::temp_dir().join(format!("projector-kill-{}.log", h.nats.prefix));
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b696c6c);
     let started = Instant::now();
+    let counts = MessageCounts::create(&h.db.pool).await;
+    let counted = || async { counts.checkpoint().await.expect("counts checkpoint") };
 
     // The load: real domain events, appended through group commit by 4 concurrent writers.
     let store = h.store.clone();
@@ -68,7 +114,7 @@ async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_
 
     let mut kills_during_load = 0;
     for kill in 0..KILLS {
-        let mut child = spawn_projector(&h, &log_path);
+        let mut child = spawn_projector(&h, &log_path, kill % 2 == 1);
         let before = h.checkpoint().await;
         // Spread the kills over the load: kill `k` comes once the log holds k/10 of it and the
         // projector has made progress since its start, at a random moment after that.
@@ -91,8 +137,9 @@ async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_
         let status = child.wait().await.expect("wait for the killed projector");
         assert!(!status.success(), "the projector was not killed: {status}");
         eprintln!(
-            "kill {kill}: checkpoint {} head {} after {:?}",
+            "kill {kill}: checkpoint {} (message counts {}) head {} after {:?}",
             h.checkpoint().await,
+            counted().await,
             h.head().await,
             started.elapsed()
         );
@@ -104,18 +151,19 @@ async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_
         "the load appended only {head} events"
     );
 
-    // Once more, to the end.
-    let mut child = spawn_projector(&h, &log_path);
+    // Once more, to the end, with both projections.
+    let mut child = spawn_projector(&h, &log_path, true);
     let done = wait_for(Duration::from_secs(180), || async {
-        h.checkpoint().await == head
+        h.checkpoint().await == head && counted().await == head
     })
     .await;
     child.start_kill().expect("stop the projector");
     let _ = child.wait().await;
     assert!(
         done,
-        "the projector did not reach the head {head} (checkpoint {}); see {}",
+        "the projector did not reach the head {head} (checkpoints {} and {}); see {}",
         h.checkpoint().await,
+        counted().await,
         log_path.display()
     );
     eprintln!(
@@ -125,7 +173,14 @@ async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_
         started.elapsed()
     );
     assert_eq!(h.checkpoint().await, head);
+    assert_eq!(counted().await, h.checkpoint().await, "the same checkpoint");
     assert!(h.dead_letters().await.is_empty(), "no event is poison");
+    let expected = MessageCounts::expected(&h.db.pool).await;
+    assert!(
+        expected.values().sum::<i64>() > 1000,
+        "the load sends messages"
+    );
+    assert_eq!(counts.counts().await, expected, "messages per room");
 
     let (oracle, n, took) = common::oracle(&h.db.pool).await;
     assert_eq!(n, u64::try_from(head).expect("head"));

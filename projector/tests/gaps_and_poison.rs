@@ -1,14 +1,18 @@
 //! A gap in the stream is filled from the log, never skipped; a poison event lands in
-//! dead_letters with a reason while later events still apply.
+//! dead_letters with a reason while later events still apply. For the read models and for any
+//! other projection.
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use common::message_counts::{MESSAGE_COUNTS, MessageCounts};
 use common::{Harness, SimRoom, append_raw, create, register, send};
 use events::room::RoomCommand;
 use events::values::Visibility;
+use projector::Projection as _;
 use serde_json::json;
 
 #[tokio::test]
@@ -157,6 +161,7 @@ async fn a_stream_left_over_from_another_log_is_not_applied_until_the_relay_repl
     let mut config = a.projector_config();
     config.idle_wait = Duration::from_millis(100);
     let mut p = projector::Projector::new(
+        Arc::new(projector::ReadModels::new(b.db.pool.clone())),
         b.db.pool.clone(),
         b.db.pool.clone(),
         a.nats.client.clone(),
@@ -186,4 +191,92 @@ async fn a_stream_left_over_from_another_log_is_not_applied_until_the_relay_repl
     common::assert_same_read_models(&b.db.pool, &oracle.pool).await;
     a.nats.cleanup().await;
     b.nats.cleanup().await;
+}
+
+/// The framework's gap filling and dead letters serve any projection: the tests' own
+/// projection (messages per room, its own table and checkpoint) dead-letters its poison event
+/// under its own name, is refilled from the log when it was reset behind its runner's back, and
+/// fills a purged stretch of the stream from the log; its counts are always what the log holds.
+#[tokio::test]
+async fn another_projection_fills_gaps_from_the_log_and_dead_letters_its_poison_too() {
+    let h = Harness::new().await;
+    let (users, rooms) = common::setup_world(&h.store, 20, 4, 2, 8).await;
+    let mut rooms = common::random_load(&h.store, users.clone(), rooms, 300, 2, 9).await;
+    let poisoned = append_raw(
+        &h.store,
+        &rooms[0].id.stream_id(),
+        "room",
+        "MessageSent",
+        json!({ "nonsense": true }),
+    )
+    .await;
+    rooms[0].version = poisoned.last_version;
+    let poison = poisoned.last_position;
+    common::random_load(&h.store, users, rooms, 400, 2, 10).await;
+    let mut relay = h.relay();
+    relay.publish_pending().await.expect("publish");
+
+    let counts = Arc::new(MessageCounts::create(&h.db.pool).await);
+    let metrics = projector::Metrics::new().expect("metrics");
+    let label = [MESSAGE_COUNTS];
+    let from_log = || metrics.gap_events.with_label_values(&label).get();
+    let mut p = h.runner(counts.clone()).with_metrics(metrics.clone());
+    h.drive_to_head(&mut p, Duration::from_secs(60)).await;
+
+    assert_eq!(from_log(), 0);
+    assert_eq!(metrics.dead_letters.with_label_values(&label).get(), 1);
+    let dead_letters = || async {
+        sqlx::query_as::<_, (String, i64, String)>(
+            "SELECT projection, position, reason FROM dead_letters",
+        )
+        .fetch_all(&h.db.pool)
+        .await
+        .expect("dead letters")
+    };
+    let dead = dead_letters().await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0].0.as_str(), dead[0].1), (MESSAGE_COUNTS, poison));
+    assert!(dead[0].2.contains("cannot decode"), "reason: {}", dead[0].2);
+    let head = h.head().await;
+    assert_eq!(counts.checkpoint().await.expect("checkpoint"), head);
+    let expected = MessageCounts::expected(&h.db.pool).await;
+    assert!(
+        expected.values().sum::<i64>() > 50,
+        "the load sends messages"
+    );
+    assert_eq!(counts.counts().await, expected);
+    assert_eq!(h.checkpoint().await, 0, "the read models were not touched");
+
+    // A reset the runner does not know of: the next delivery is far beyond the projection's
+    // checkpoint, and everything before it is read from the log.
+    counts.reset().await.expect("reset");
+    register(&h.store, "late_user").await;
+    relay.publish_pending().await.expect("publish");
+    h.drive_to_head(&mut p, Duration::from_secs(60)).await;
+    assert_eq!(from_log(), u64::try_from(head).expect("head"));
+    assert_eq!(metrics.dead_letters.with_label_values(&label).get(), 2);
+    assert_eq!(
+        dead_letters().await,
+        dead,
+        "the same dead letter, written again"
+    );
+    assert_eq!(counts.counts().await, expected);
+
+    // The stream loses its first 150 events (no relay runs afterwards, so nothing repairs
+    // it): a runner starting from scratch first sees 151 and reads 1..=150 from the log.
+    let js = jetstream::new(h.nats.client.clone());
+    let stream = js.get_stream(&h.nats.stream_name).await.expect("stream");
+    stream.purge().sequence(151).await.expect("purge");
+    counts.reset().await.expect("reset");
+    let before = from_log();
+    let mut p = h.runner(counts.clone()).with_metrics(metrics.clone());
+    h.drive_to_head(&mut p, Duration::from_secs(60)).await;
+    assert_eq!(from_log() - before, 150, "events 1..=150 came from the log");
+    assert_eq!(
+        counts.checkpoint().await.expect("checkpoint"),
+        h.head().await
+    );
+    assert_eq!(counts.counts().await, expected);
+    assert_eq!(dead_letters().await, dead);
+    h.nats.cleanup().await;
 }

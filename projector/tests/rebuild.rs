@@ -5,6 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::Harness;
+use common::message_counts::MessageCounts;
+use projector::Projection as _;
 
 #[tokio::test]
 async fn rebuilding_in_place_yields_the_read_model_the_live_projection_built() {
@@ -24,7 +26,8 @@ async fn rebuilding_in_place_yields_the_read_model_the_live_projection_built() {
             .await
             .expect("epoch");
 
-    let n = projector::rebuild(&h.db.pool, &h.db.pool)
+    let read_models = projector::ReadModels::new(h.db.pool.clone());
+    let n = projector::framework::rebuild(&read_models, &h.db.pool, &h.db.pool, 1000)
         .await
         .expect("rebuild");
 
@@ -51,5 +54,40 @@ async fn rebuilding_in_place_yields_the_read_model_the_live_projection_built() {
 
     let _ = stop_relay.send(());
     let _ = relay.await;
+    h.nats.cleanup().await;
+}
+
+/// The framework's rebuild is the same for any projection: the tests' message counts, caught up
+/// from the log and then damaged, are reset by the projection itself and replayed.
+#[tokio::test]
+async fn rebuilding_another_projection_resets_it_and_replays_the_log() {
+    let h = Harness::new().await;
+    let (users, rooms) = common::setup_world(&h.store, 20, 4, 2, 12).await;
+    common::random_load(&h.store, users, rooms, 800, 2, 13).await;
+    let (pool, head) = (&h.db.pool, h.head().await);
+    let counts = MessageCounts::create(pool).await;
+    let n = projector::framework::catch_up_from_log(&counts, pool, pool, 100)
+        .await
+        .expect("catch up");
+    assert_eq!(n, u64::try_from(head).expect("head"));
+    let expected = MessageCounts::expected(pool).await;
+    assert!(
+        expected.values().sum::<i64>() > 100,
+        "the load sends messages"
+    );
+    assert_eq!(counts.counts().await, expected);
+    sqlx::query("UPDATE test_message_counts SET messages = messages + 7")
+        .execute(pool)
+        .await
+        .expect("damage");
+
+    let n = projector::framework::rebuild(&counts, pool, pool, 100)
+        .await
+        .expect("rebuild");
+
+    assert_eq!(n, u64::try_from(head).expect("head"));
+    assert_eq!(counts.checkpoint().await.expect("checkpoint"), head);
+    assert_eq!(counts.counts().await, expected);
+    assert_eq!(h.checkpoint().await, 0, "the read models were not touched");
     h.nats.cleanup().await;
 }

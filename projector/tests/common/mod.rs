@@ -2,6 +2,8 @@
 //! simulator that appends real domain events (`events::room::decide` output) to the log.
 #![allow(dead_code)]
 
+pub mod message_counts;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use events::ids::{MessageId, RoomId, UserId};
 use events::room::{RoomCommand, RoomEvent, RoomState, decide, evolve};
 use events::user::{Register, UserEvent, UserState};
 use events::values::{Emoji, MessageBody, Role, RoomName, Topic, Username, Visibility};
-use projector::{Outcome, Projector, ProjectorConfig};
+use projector::{Outcome, Projection, Projector, ProjectorConfig, ReadModels};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -76,8 +78,15 @@ impl Harness {
         }
     }
 
+    /// A live runner of the read models.
     pub fn projector(&self) -> Projector {
+        self.runner(Arc::new(ReadModels::new(self.db.pool.clone())))
+    }
+
+    /// A live runner of `projection` (dead letters in this database, this log).
+    pub fn runner(&self, projection: Arc<dyn Projection>) -> Projector {
         Projector::new(
+            projection,
             self.db.pool.clone(),
             self.db.pool.clone(),
             self.nats.client.clone(),
@@ -91,24 +100,27 @@ impl Harness {
             .expect("log head")
     }
 
+    /// The read models' checkpoint.
     pub async fn checkpoint(&self) -> i64 {
-        projector::checkpoint(&self.db.pool, projector::READ_MODELS)
+        projector::read_models::checkpoint(&self.db.pool, projector::READ_MODELS)
             .await
             .expect("checkpoint")
     }
 
-    /// Drives `projector` from JetStream until its checkpoint equals the log head.
+    /// Drives `projector` from JetStream until its projection's checkpoint equals the log head.
     pub async fn drive_to_head(&self, projector: &mut Projector, within: Duration) {
         let deadline = Instant::now() + within;
+        let projection = projector.projection().clone();
+        let checkpoint = || async { projection.checkpoint().await.expect("checkpoint") };
         loop {
             let head = self.head().await;
-            if self.checkpoint().await >= head {
+            if checkpoint().await >= head {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
                 "projector did not reach the log head {head} in {within:?} (checkpoint {})",
-                self.checkpoint().await
+                checkpoint().await
             );
             match projector.process_next().await {
                 Ok(Outcome::Applied(_) | Outcome::Idle) => {}

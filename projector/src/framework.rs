@@ -1,0 +1,299 @@
+//! What every projection shares, written once: turning deliveries into a contiguous batch
+//! (duplicates dropped, gaps and undecodable deliveries read from the log, never skipped),
+//! dead letters, catch-up straight from the log and rebuilds. The live JetStream loop around it
+//! is [`crate::Projector`].
+//!
+//! The framework keeps its own idea of a projection's checkpoint (read once when it starts,
+//! then taken from each commit) to build batches without a round trip; the projection checks
+//! it against its own, locked checkpoint. If the framework was behind, the projection skips the
+//! duplicates; if it was ahead (a rebuild reset the projection meanwhile), the projection
+//! reports [`ApplyBatchError::Gap`] and the framework fills it from the log.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use eventlog::RecordedEvent;
+use sqlx::PgPool;
+
+use crate::log;
+use crate::projection::{ApplyBatchError, Batch, Projection};
+
+/// Events read from the log per query.
+const LOG_CHUNK: i64 = 1000;
+
+/// What one committed batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Events applied (including dead-lettered ones: the checkpoint moved past them).
+    pub applied: u64,
+    /// Of those, events that went to `dead_letters`.
+    pub dead_lettered: u64,
+    /// Of those, events read from the log because the transport skipped them or they did not
+    /// decode.
+    pub from_log: u64,
+    /// Delivered events at or below the checkpoint, skipped.
+    pub duplicates: u64,
+    /// The checkpoint after the batch.
+    pub checkpoint: i64,
+}
+
+/// A delivered event: its position (the stream sequence) and, when the payload decoded and
+/// agreed with that position, the event. `None` means "read it from the log".
+pub(crate) type Delivered = (i64, Option<RecordedEvent>);
+
+/// Commits the delivered events (any order, duplicates allowed) through `projection`:
+/// positions at or below `checkpoint` are dropped, every position missing up to the last
+/// delivery (a gap, or a delivery that did not decode) is read from the log, and the
+/// contiguous result is applied with [`apply_contiguous`]. `checkpoint` is the framework's idea
+/// of the projection's checkpoint; it is updated. `pool` holds `dead_letters`.
+pub(crate) async fn commit_delivered(
+    projection: &dyn Projection,
+    pool: &PgPool,
+    log: &PgPool,
+    checkpoint: &mut i64,
+    mut delivered: Vec<Delivered>,
+) -> anyhow::Result<BatchReport> {
+    delivered.sort_by_key(|d| d.0);
+    delivered.dedup_by_key(|d| d.0);
+    let mut report = BatchReport {
+        checkpoint: *checkpoint,
+        ..BatchReport::default()
+    };
+    let mut events: Vec<RecordedEvent> = Vec::with_capacity(delivered.len());
+    let mut next = *checkpoint;
+    for (position, event) in delivered {
+        if position <= next {
+            report.duplicates += 1;
+            continue;
+        }
+        // A gap (the transport skipped events: purged, max_deliver, a lost stream) or a
+        // delivery that did not decode. Never skip: read them from the log, the source of truth.
+        let upto = if event.is_some() {
+            position - 1
+        } else {
+            position
+        };
+        report.from_log += read_range(log, next, upto, &mut events).await?;
+        if let Some(ev) = event {
+            events.push(ev);
+        }
+        next = position;
+    }
+    // The projection's checkpoint can only be below ours if a rebuild reset it meanwhile; a
+    // few attempts are plenty.
+    for _ in 0..3 {
+        match apply_contiguous(projection, pool, &events, &mut report).await {
+            Ok(()) => {
+                *checkpoint = report.checkpoint;
+                return Ok(report);
+            }
+            Err(ApplyBatchError::Gap { checkpoint: behind }) => {
+                let mut missing = Vec::new();
+                let first = events.first().map_or(behind, |e| e.position - 1);
+                report.from_log += read_range(log, behind, first, &mut missing).await?;
+                missing.append(&mut events);
+                events = missing;
+                *checkpoint = behind;
+            }
+            Err(ApplyBatchError::Failed(e)) => return Err(e),
+        }
+    }
+    anyhow::bail!(
+        "projection {} kept moving back while a batch was applied",
+        projection.name()
+    )
+}
+
+/// Reads positions `after + 1 ..= upto` from the log into `into`, all of them or an error.
+/// Returns how many.
+async fn read_range(
+    log: &PgPool,
+    after: i64,
+    upto: i64,
+    into: &mut Vec<RecordedEvent>,
+) -> anyhow::Result<u64> {
+    let mut next = after;
+    while next < upto {
+        let chunk = log::read_after(log, next, (upto - next).min(LOG_CHUNK))
+            .await
+            .context("read missing events from the log")?;
+        anyhow::ensure!(
+            !chunk.is_empty(),
+            "position {} is not in the log (yet)",
+            next + 1
+        );
+        for ev in chunk {
+            anyhow::ensure!(
+                ev.position == next + 1,
+                "log read is not contiguous: expected position {}, got {}",
+                next + 1,
+                ev.position
+            );
+            next = ev.position;
+            into.push(ev);
+        }
+    }
+    Ok(u64::try_from(upto.saturating_sub(after).max(0))?)
+}
+
+/// Applies `events` (contiguous, in position order) through `projection` until all are
+/// committed. A poison event it reports is recorded in `dead_letters` (`pool`) first, and only
+/// then stepped over by the projection (the next call, atomically with its store): a crash in
+/// between re-applies it, finds it poison again and writes the same dead letter again.
+pub(crate) async fn apply_contiguous(
+    projection: &dyn Projection,
+    pool: &PgPool,
+    events: &[RecordedEvent],
+    report: &mut BatchReport,
+) -> Result<(), ApplyBatchError> {
+    let mut rest = events;
+    let mut dead_lettered: Vec<i64> = Vec::new();
+    while !rest.is_empty() {
+        let applied = projection
+            .apply_batch(Batch {
+                events: rest,
+                dead_lettered: &dead_lettered,
+            })
+            .await?;
+        report.applied += applied.applied;
+        report.duplicates += applied.skipped;
+        report.checkpoint = applied.checkpoint;
+        rest = &rest[rest.partition_point(|e| e.position <= applied.checkpoint)..];
+        let Some(poison) = applied.poison else {
+            if rest.is_empty() {
+                break;
+            }
+            return Err(anyhow::anyhow!(
+                "projection {} stopped at position {} without a reason",
+                projection.name(),
+                applied.checkpoint
+            )
+            .into());
+        };
+        let event = rest
+            .first()
+            .filter(|e| e.position == poison.position)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "projection {} reported position {} as poison, not the next one after {}",
+                    projection.name(),
+                    poison.position,
+                    applied.checkpoint
+                )
+            })?;
+        dead_letter(pool, projection.name(), event, &poison.reason).await?;
+        report.dead_lettered += 1;
+        dead_lettered.push(poison.position);
+    }
+    Ok(())
+}
+
+/// Records a poison event of `projection` in `dead_letters` (again: the same row).
+async fn dead_letter(
+    pool: &PgPool,
+    projection: &str,
+    ev: &RecordedEvent,
+    reason: &str,
+) -> anyhow::Result<()> {
+    tracing::warn!(
+        projection,
+        position = ev.position,
+        event_type = %ev.event_type,
+        stream_id = %ev.stream_id,
+        %reason,
+        "poison event sent to dead_letters"
+    );
+    sqlx::query(
+        "INSERT INTO dead_letters (projection, position, event_id, event_type, reason, payload) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (projection, position) DO UPDATE SET reason = EXCLUDED.reason, \
+         failed_at = now()",
+    )
+    .bind(projection)
+    .bind(ev.position)
+    .bind(ev.event_id)
+    .bind(&ev.event_type)
+    .bind(reason)
+    .bind(sqlx::types::Json(ev))
+    .execute(pool)
+    .await
+    .context("write a dead letter")?;
+    Ok(())
+}
+
+/// Applies every event after `projection`'s checkpoint, read directly from the log, `batch`
+/// events per call (one commit each), until the log has no more. `pool` holds `dead_letters`.
+/// Returns the number of events applied (dead-lettered ones included).
+pub async fn catch_up_from_log(
+    projection: &dyn Projection,
+    pool: &PgPool,
+    log: &PgPool,
+    batch: i64,
+) -> anyhow::Result<u64> {
+    let batch = batch.max(1);
+    let mut checkpoint = projection
+        .checkpoint()
+        .await
+        .with_context(|| format!("the checkpoint of {}", projection.name()))?;
+    let mut total = 0u64;
+    loop {
+        let events = log::read_after(log, checkpoint, batch)
+            .await
+            .context("read the log")?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(total);
+        };
+        let read = i64::try_from(events.len())?;
+        anyhow::ensure!(
+            last == checkpoint + read,
+            "log read is not contiguous: {read} events after position {checkpoint} end at {last}"
+        );
+        let mut report = BatchReport::default();
+        match apply_contiguous(projection, pool, &events, &mut report).await {
+            Ok(()) => {}
+            Err(ApplyBatchError::Gap { checkpoint: behind }) => {
+                checkpoint = behind;
+                continue;
+            }
+            Err(ApplyBatchError::Failed(e)) => return Err(e),
+        }
+        total += report.applied;
+        checkpoint = report.checkpoint;
+        if read < batch {
+            return Ok(total);
+        }
+    }
+}
+
+/// Empties `projection` ([`Projection::reset`]: its store and its checkpoint), then its dead
+/// letters, then replays the whole log into it with [`catch_up_from_log`]. Returns the number
+/// of events applied.
+///
+/// The dead letters go after the reset: a crash in between leaves dead letters the replay
+/// writes again, never a projection past an event without its dead letter.
+pub async fn rebuild(
+    projection: &dyn Projection,
+    pool: &PgPool,
+    log: &PgPool,
+    batch: i64,
+) -> anyhow::Result<u64> {
+    let name = projection.name();
+    projection
+        .reset()
+        .await
+        .with_context(|| format!("reset {name}"))?;
+    sqlx::query("DELETE FROM dead_letters WHERE projection = $1")
+        .bind(name)
+        .execute(pool)
+        .await
+        .context("delete the dead letters")?;
+    let started = Instant::now();
+    let n = catch_up_from_log(projection, pool, log, batch).await?;
+    tracing::info!(
+        projection = name,
+        events = n,
+        seconds = started.elapsed().as_secs_f64(),
+        "rebuilt"
+    );
+    Ok(n)
+}

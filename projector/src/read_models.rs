@@ -1,0 +1,268 @@
+//! The read models (`rm_*` tables) as a [`Projection`]: each batch is one PostgreSQL
+//! transaction that locks the checkpoint row in `projection_checkpoints`, applies every event
+//! after the checkpoint ([`crate::apply`]) and saves the new checkpoint.
+
+use eventlog::RecordedEvent;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::apply::{SentRow, apply_event, apply_message_run, as_message_sent};
+use crate::projection::{Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection};
+
+/// The projection of all read models (its name and checkpoint key).
+pub const READ_MODELS: &str = "read_models";
+
+/// Every read-model table (each starts with `rm_`).
+pub const READ_MODEL_TABLES: &[&str] = &[
+    "rm_users",
+    "rm_rooms",
+    "rm_members",
+    "rm_messages",
+    "rm_direct_pairs",
+];
+
+/// Every projection transaction commits without waiting for its WAL flush. The read models are
+/// derived data: a PostgreSQL crash can lose the last few projection commits, but each one
+/// loses its checkpoint with its rows (one transaction), and the projector then re-applies
+/// from the checkpoint it finds (a delivery beyond it is a gap, filled from the log). The
+/// event log's own commits stay synchronous.
+const BEGIN_PROJECTION: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
+/// The read models, in the PostgreSQL database `pool` (migrated with [`crate::migrate`]).
+#[derive(Clone, Debug)]
+pub struct ReadModels {
+    pool: PgPool,
+}
+
+impl ReadModels {
+    pub fn new(pool: PgPool) -> Self {
+        ReadModels { pool }
+    }
+}
+
+impl Projection for ReadModels {
+    fn name(&self) -> &str {
+        READ_MODELS
+    }
+
+    fn checkpoint(&self) -> BoxFuture<'_, anyhow::Result<i64>> {
+        Box::pin(async move { Ok(checkpoint(&self.pool, READ_MODELS).await?) })
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        batch: Batch<'a>,
+    ) -> BoxFuture<'a, Result<Applied, ApplyBatchError>> {
+        Box::pin(async move {
+            // Fast first; a poison event aborts the transaction, and the batch is redone with a
+            // savepoint per event to commit what comes before it.
+            match self.try_batch(batch, false).await {
+                Err(Failure::NeedsCareful) => {}
+                other => return other.map_err(Failure::into_error),
+            }
+            self.try_batch(batch, true)
+                .await
+                .map_err(Failure::into_error)
+        })
+    }
+
+    fn reset(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            // Taking the checkpoint row lock first makes a running projector wait for the
+            // reset instead of interleaving with it.
+            lock_checkpoint(&mut tx, READ_MODELS).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "TRUNCATE {}",
+                READ_MODEL_TABLES.join(", ")
+            )))
+            .execute(&mut *tx)
+            .await?;
+            // A new epoch: clients holding positions from before the rebuild resync.
+            sqlx::query(
+                "UPDATE projection_checkpoints SET position = 0, epoch = epoch + 1, \
+                 updated_at = now() WHERE projection = $1",
+            )
+            .bind(READ_MODELS)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+/// Locks this projection's checkpoint row (creating it at 0) and returns its position.
+async fn lock_checkpoint(conn: &mut PgConnection, projection: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO projection_checkpoints (projection, position) VALUES ($1, 0) \
+         ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection \
+         RETURNING position",
+    )
+    .bind(projection)
+    .fetch_one(conn)
+    .await
+}
+
+async fn save_checkpoint(
+    conn: &mut PgConnection,
+    projection: &str,
+    position: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1",
+    )
+    .bind(projection)
+    .bind(position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The checkpoint of `projection` in `projection_checkpoints` (0 when it has none).
+pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<i64, sqlx::Error> {
+    let p: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+            .bind(projection)
+            .fetch_optional(pool)
+            .await?;
+    Ok(p.unwrap_or(0))
+}
+
+enum Failure {
+    /// An event is poison: redo the batch with a savepoint per event.
+    NeedsCareful,
+    Gap(i64),
+    Other(anyhow::Error),
+}
+
+impl Failure {
+    fn into_error(self) -> ApplyBatchError {
+        match self {
+            Failure::NeedsCareful => {
+                ApplyBatchError::Failed(anyhow::anyhow!("poison event escaped careful mode"))
+            }
+            Failure::Gap(checkpoint) => ApplyBatchError::Gap { checkpoint },
+            Failure::Other(e) => ApplyBatchError::Failed(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Other(e.into())
+    }
+}
+
+impl ReadModels {
+    async fn try_batch(&self, batch: Batch<'_>, careful: bool) -> Result<Applied, Failure> {
+        let mut tx = self.pool.begin_with(BEGIN_PROJECTION).await?;
+        let start = lock_checkpoint(&mut tx, READ_MODELS).await?;
+        let skipped = batch.events.partition_point(|e| e.position <= start);
+        let todo = &batch.events[skipped..];
+        let mut applied = Applied {
+            checkpoint: start,
+            skipped: u64::try_from(skipped).unwrap_or(u64::MAX),
+            ..Applied::default()
+        };
+        if let Some(first) = todo.first()
+            && first.position != start + 1
+        {
+            tx.rollback().await?;
+            return Err(Failure::Gap(start));
+        }
+        apply_all(&mut tx, todo, batch.dead_lettered, careful, &mut applied).await?;
+        if applied.checkpoint > start {
+            save_checkpoint(&mut tx, READ_MODELS, applied.checkpoint).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(applied)
+    }
+}
+
+/// Applies `events` (contiguous, in position order), stepping over the dead-lettered ones. Fast
+/// mode applies each run of consecutive `MessageSent` events in one statement
+/// ([`apply_message_run`]) and everything else one by one; careful mode goes event by event so
+/// a poison event can be isolated, and stops there.
+async fn apply_all(
+    tx: &mut PgConnection,
+    events: &[RecordedEvent],
+    dead_lettered: &[i64],
+    careful: bool,
+    applied: &mut Applied,
+) -> Result<(), Failure> {
+    let mut run: Vec<SentRow> = Vec::new();
+    for ev in events {
+        if dead_lettered.contains(&ev.position) {
+            flush_run(tx, &mut run, applied).await?;
+            applied.applied += 1;
+            applied.checkpoint = ev.position;
+            continue;
+        }
+        if !careful && let Some(row) = as_message_sent(ev) {
+            run.push(row);
+            continue;
+        }
+        flush_run(tx, &mut run, applied).await?;
+        apply_one(tx, ev, careful, applied).await?;
+        if applied.poison.is_some() {
+            return Ok(());
+        }
+    }
+    flush_run(tx, &mut run, applied).await
+}
+
+async fn flush_run(
+    tx: &mut PgConnection,
+    run: &mut Vec<SentRow>,
+    applied: &mut Applied,
+) -> Result<(), Failure> {
+    let Some(last) = run.last().map(|m| m.position) else {
+        return Ok(());
+    };
+    match apply_message_run(tx, run).await {
+        Ok(()) => {}
+        Err(e) if e.is_poison() => return Err(Failure::NeedsCareful),
+        Err(e) => return Err(Failure::Other(e.into())),
+    }
+    applied.applied += run.len() as u64;
+    applied.checkpoint = last;
+    run.clear();
+    Ok(())
+}
+
+/// Applies one event. Fast mode: any poison aborts the batch (the caller redoes it carefully).
+/// Careful mode: a savepoint per event; a poison event is rolled back to its savepoint and
+/// reported in `applied.poison` (the caller stops there).
+async fn apply_one(
+    tx: &mut PgConnection,
+    ev: &RecordedEvent,
+    careful: bool,
+    applied: &mut Applied,
+) -> Result<(), Failure> {
+    if !careful {
+        match apply_event(tx, ev).await {
+            Ok(()) => {}
+            Err(e) if e.is_poison() => return Err(Failure::NeedsCareful),
+            Err(e) => return Err(Failure::Other(e.into())),
+        }
+    } else {
+        let mut sp = tx.begin().await?;
+        match apply_event(&mut sp, ev).await {
+            Ok(()) => sp.commit().await?,
+            Err(e) if e.is_poison() => {
+                sp.rollback().await?;
+                applied.poison = Some(Poison {
+                    position: ev.position,
+                    reason: e.reason(),
+                });
+                return Ok(());
+            }
+            Err(e) => return Err(Failure::Other(e.into())),
+        }
+    }
+    applied.applied += 1;
+    applied.checkpoint = ev.position;
+    Ok(())
+}

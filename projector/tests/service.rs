@@ -1,0 +1,78 @@
+//! The projector process: it runs every projection it is given, each with its own consumer,
+//! reports each one's checkpoint on `/readyz` and labels `/metrics` by projection; an unknown
+//! projection name is refused with the known ones.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Harness;
+use common::message_counts::{MESSAGE_COUNTS, MessageCounts};
+use projector::configuration::Settings;
+use projector::startup::Application;
+use serde_json::Value;
+
+fn settings(h: &Harness) -> Settings {
+    let mut s = Settings::from_defaults().expect("defaults");
+    s.listen = "127.0.0.1:0".to_owned();
+    s.database_url = h.db.url.clone();
+    s.nats_url = eventlog::testing::nats_url();
+    s.stream_name = h.nats.stream_name.clone();
+    s.subject_prefix = h.nats.prefix.clone();
+    s
+}
+
+async fn get(base: &str, path: &str) -> reqwest::Response {
+    reqwest::get(format!("{base}{path}")).await.expect(path)
+}
+
+#[tokio::test]
+async fn readyz_reports_the_checkpoint_of_every_running_projection() {
+    let h = Harness::new().await;
+    let unknown = Application::build(settings(&h), &["search".to_owned()]).await;
+    let err = format!(
+        "{:#}",
+        unknown.err().expect("an unknown projection is refused")
+    );
+    assert!(err.contains("known: read_models"), "{err}");
+
+    common::setup_world(&h.store, 5, 2, 1, 3).await;
+    h.relay().publish_pending().await.expect("publish");
+    let head = h.head().await;
+    let pool = h.db.pool.clone();
+    let mut projections = projector::registry(&pool);
+    projections.push(Arc::new(MessageCounts::create(&pool).await));
+    let app = Application::with_projections(settings(&h), pool.clone(), pool, projections)
+        .await
+        .expect("application");
+    let base = format!("http://{}", app.local_addr().expect("address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        let body: Value = get(&base, "/readyz").await.json().await.expect("json");
+        let at = |name: &str| body["checkpoints"][name].as_i64();
+        if at(projector::READ_MODELS) == Some(head) && at(MESSAGE_COUNTS) == Some(head) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready["ready"], Value::Bool(true), "{ready}");
+
+    let metrics = get(&base, "/metrics").await.text().await.expect("text");
+    for name in [projector::READ_MODELS, MESSAGE_COUNTS] {
+        let line = format!("chat_projector_checkpoint{{projection=\"{name}\"}} {head}");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+        let lag = format!("chat_projector_lag_events{{projection=\"{name}\"}} 0");
+        assert!(metrics.contains(&lag), "{lag} in\n{metrics}");
+    }
+
+    let _ = stop.send(());
+    running.await.expect("join").expect("run");
+    h.nats.cleanup().await;
+}
