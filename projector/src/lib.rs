@@ -1,4 +1,4 @@
-//! Builds models from the event stream, exactly once in effect (design.md decision 4), and
+//! Builds models from the event stream, exactly once in effect (docs/architecture.md D4), and
 //! rebuilds them from the log. Projections are plug-ins (ADR 9): the framework is written once
 //! and every projection gets it.
 //!
