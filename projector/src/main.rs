@@ -5,6 +5,7 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
+use http_kit::settings::Layered as _;
 use projector::configuration::Settings;
 use projector::startup::{Application, Command};
 

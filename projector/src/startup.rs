@@ -223,20 +223,20 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let nats = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
-            .connect(&settings.nats_url)
+            .connect(settings.service.nats_url.expose_secret())
             .await
             .context("connecting to NATS")?;
         let metrics = Metrics::new()?;
         let runners = runners(&projections, &settings, &pool, &log, &nats, &metrics);
         let state = AppState {
             nats,
-            stream_name: settings.stream_name.clone(),
+            stream_name: settings.service.stream_name.clone(),
             metrics,
             projections,
         };
-        let listener = TcpListener::bind(&settings.listen)
+        let listener = TcpListener::bind(&settings.service.listen)
             .await
-            .with_context(|| format!("binding {}", settings.listen))?;
+            .with_context(|| format!("binding {}", settings.service.listen))?;
         Ok(Self {
             listener,
             router: router(state.clone()),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::Harness;
 use common::message_counts::MessageCounts;
+use http_kit::settings::Layered as _;
 use projector::Projection as _;
 use rand::{Rng, SeedableRng};
 

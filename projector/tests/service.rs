@@ -9,17 +9,18 @@ use std::time::{Duration, Instant};
 
 use common::Harness;
 use common::message_counts::{MESSAGE_COUNTS, MessageCounts};
+use http_kit::settings::Layered as _;
 use projector::configuration::Settings;
 use projector::startup::Application;
 use serde_json::Value;
 
 fn settings(h: &Harness) -> Settings {
     let mut s = Settings::from_defaults().expect("defaults");
-    s.listen = "127.0.0.1:0".to_owned();
-    s.database_url = h.db.url.clone();
-    s.nats_url = eventlog::testing::nats_url();
-    s.stream_name = h.nats.stream_name.clone();
-    s.subject_prefix = h.nats.prefix.clone();
+    s.service.listen = "127.0.0.1:0".to_owned();
+    s.service.database_url = h.db.url.as_str().into();
+    s.service.nats_url = eventlog::testing::nats_url().into();
+    s.service.stream_name = h.nats.stream_name.clone();
+    s.service.subject_prefix = h.nats.prefix.clone();
     s
 }
 
