@@ -77,6 +77,9 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     // One address serves health, metrics of every role, and one OpenAPI document.
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    let projected = &ready["checks"]["projections"]["detail"][projector::READ_MODELS];
+    assert!(projected.as_i64() >= Some(position), "{ready}");
     let metrics = http
         .get(format!("{base}/metrics"))
         .send()
