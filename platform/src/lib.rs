@@ -29,20 +29,32 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         .await
         .context("read-model migrations")?;
     let query = query_api::startup::build_state(settings.query).await?;
-    let projector_metrics = projector::Metrics::new()?;
     // Every registered projection, stored with the read models; the log is the command
     // side's database.
+    let projector = projector::startup::AppState {
+        nats: query.nats.clone(),
+        stream_name: settings.projector.service.stream_name.clone(),
+        metrics: projector::Metrics::new()?,
+        projections: projector::registry(&query.pool),
+    };
     let projectors = projector::startup::runners(
-        &projector::registry(&query.pool),
+        &projector.projections,
         &settings.projector,
         &query.pool,
         &command.pool,
-        &query.nats,
-        &projector_metrics,
+        &projector.nats,
+        &projector.metrics,
     );
     // One address serves the checks and metrics of every role, and one OpenAPI document.
+    // The projector's own `postgres` and `nats` checks are the command and query sides'
+    // here (NATS does not gate readiness: commands are durable in the log); its checkpoints
+    // are checked as `projections`.
     let mut ops = command_api::startup::ops(&command).merge(query_api::startup::ops(&query));
-    ops.scrape = ops.scrape.registry(projector_metrics.registry.clone());
+    ops.readiness = ops.readiness.require(
+        "projections",
+        projector::startup::checkpoints(projector.projections.clone()),
+    );
+    ops.scrape = ops.scrape.merge(projector::startup::scrape(&projector));
     if let Some(doc) = &mut ops.openapi {
         doc.info.title = "chat".to_owned();
     }

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http_kit::settings::Layered as _;
 use platform::Settings;
 use test_support::{Api, Running, TestEnv, wait_until};
 use uuid::Uuid;
@@ -53,10 +54,10 @@ async fn a_json_log_filtered_by_one_sends_correlation_id_shows_its_whole_path() 
 
     let env = TestEnv::new().await;
     let mut projector = projector::configuration::Settings::from_defaults().unwrap();
-    projector.database_url = env.db.url.clone();
-    projector.nats_url = eventlog::testing::nats_url();
-    projector.stream_name = env.nats.stream_name.clone();
-    projector.subject_prefix = env.nats.prefix.clone();
+    projector.service.database_url = env.db.url.as_str().into();
+    projector.service.nats_url = eventlog::testing::nats_url().into();
+    projector.service.stream_name = env.nats.stream_name.clone();
+    projector.service.subject_prefix = env.nats.prefix.clone();
     let platform = platform::build(Settings {
         listen: "127.0.0.1:0".into(),
         command: env.command_settings(),

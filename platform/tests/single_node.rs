@@ -4,6 +4,7 @@
 //! same address.
 #![allow(clippy::unwrap_used)]
 
+use http_kit::settings::Layered as _;
 use platform::Settings;
 use serde_json::Value;
 use test_support::{Api, Client, Running, TestEnv};
@@ -13,10 +14,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     let env = TestEnv::new().await;
     let mut projector = projector::configuration::Settings::from_defaults().unwrap();
-    projector.database_url = env.db.url.clone();
-    projector.nats_url = eventlog::testing::nats_url();
-    projector.stream_name = env.nats.stream_name.clone();
-    projector.subject_prefix = env.nats.prefix.clone();
+    projector.service.database_url = env.db.url.as_str().into();
+    projector.service.nats_url = eventlog::testing::nats_url().into();
+    projector.service.stream_name = env.nats.stream_name.clone();
+    projector.service.subject_prefix = env.nats.prefix.clone();
 
     let platform = platform::build(Settings {
         listen: "127.0.0.1:0".into(),
@@ -76,6 +77,9 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     // One address serves health, metrics of every role, and one OpenAPI document.
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    let projected = &ready["checks"]["projections"]["detail"][projector::READ_MODELS];
+    assert!(projected.as_i64() >= Some(position), "{ready}");
     let metrics = http
         .get(format!("{base}/metrics"))
         .send()

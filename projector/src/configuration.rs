@@ -1,10 +1,12 @@
 //! Typed settings: defaults, then `APP_CONFIG_FILE` (TOML), then `APP_*` variables.
+//! The section every service shares is `http_kit::settings`'.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http_kit::settings::redact_url;
+use http_kit::secret::SecretUrl;
+use http_kit::settings::{Defaults, Layered, ServiceSettings};
 use serde::Deserialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -12,19 +14,15 @@ use sqlx::postgres::PgConnectOptions;
 use crate::{ProjectorConfig, READ_MODELS, consumer_name};
 
 /// Typed settings, layered: built-in defaults, then an optional TOML file (`APP_CONFIG_FILE`),
-/// then `APP_*` environment variables.
-#[derive(Clone, Deserialize)]
+/// then `APP_*` environment variables. `Debug` shows no secret (passwords in URLs): safe to
+/// log.
+#[derive(Clone, Debug, Deserialize)]
 pub struct Settings {
-    /// Address of the health and metrics endpoints (default `127.0.0.1:8083`).
-    pub listen: String,
-    /// PostgreSQL holding the read models, the checkpoints and the dead letters.
-    pub database_url: String,
-    /// PostgreSQL holding the event log; defaults to `database_url`.
-    pub log_database_url: Option<String>,
-    pub db_max_connections: u32,
-    pub nats_url: String,
-    pub stream_name: String,
-    pub subject_prefix: String,
+    /// Health and metrics on `127.0.0.1:8083` by default; `database_url` holds the read
+    /// models, the checkpoints and the dead letters, `log_database_url` the event log
+    /// (defaults to `database_url`); 8 connections each by default.
+    #[serde(flatten)]
+    pub service: ServiceSettings,
     /// The durable consumer of the read models (default `read-models`, the name every
     /// projection's consumer gets from its own name anyway; see [`crate::consumer_name`]).
     pub consumer_name: String,
@@ -35,43 +33,11 @@ pub struct Settings {
     pub linger_ms: u64,
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("listen", &self.listen)
-            .field("database_url", &redact_url(&self.database_url))
-            .field(
-                "log_database_url",
-                &self.log_database_url.as_deref().map(redact_url),
-            )
-            .field("nats_url", &redact_url(&self.nats_url))
-            .field("stream_name", &self.stream_name)
-            .field("subject_prefix", &self.subject_prefix)
-            .field("consumer_name", &self.consumer_name)
-            .field("batch", &self.batch)
-            .field("linger_ms", &self.linger_ms)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Settings {
-    /// Defaults, then `APP_CONFIG_FILE` (TOML) if set, then `APP_*` variables.
-    pub fn load() -> Result<Self, config::ConfigError> {
-        http_kit::settings::load(Self::defaults()?)
-    }
-
-    /// Built-in defaults only, ignoring the environment.
-    pub fn from_defaults() -> Result<Self, config::ConfigError> {
-        http_kit::settings::defaults_only(Self::defaults()?)
-    }
-
-    fn defaults() -> Result<http_kit::settings::Defaults, config::ConfigError> {
+impl Layered for Settings {
+    fn defaults() -> Result<Defaults, config::ConfigError> {
         let d = ProjectorConfig::default();
-        http_kit::settings::builder()
-            .set_default("listen", "127.0.0.1:8083")?
-            .set_default("database_url", "postgres://postgres@127.0.0.1:5432/chat")?
+        ServiceSettings::defaults(http_kit::settings::builder(), "127.0.0.1:8083")?
             .set_default("db_max_connections", 8)?
-            .set_default("nats_url", "nats://127.0.0.1:4222")?
             .set_default("stream_name", d.stream_name)?
             .set_default("subject_prefix", d.subject_prefix)?
             .set_default("consumer_name", consumer_name(READ_MODELS))?
@@ -80,12 +46,14 @@ impl Settings {
             .set_default("ack_wait_ms", d.ack_wait.as_millis() as u64)?
             .set_default("linger_ms", d.linger.as_millis() as u64)
     }
+}
 
+impl Settings {
     /// How the runner of `projection` consumes the stream.
     pub fn projector_config(&self, projection: &str) -> ProjectorConfig {
         ProjectorConfig {
-            stream_name: self.stream_name.clone(),
-            subject_prefix: self.subject_prefix.clone(),
+            stream_name: self.service.stream_name.clone(),
+            subject_prefix: self.service.subject_prefix.clone(),
             consumer_name: (projection == READ_MODELS).then(|| self.consumer_name.clone()),
             batch: self.batch.max(1),
             max_deliver: self.max_deliver,
@@ -98,24 +66,88 @@ impl Settings {
     /// Connects to the projector's database and the log database (the same pool when no
     /// `log_database_url` is set).
     pub async fn connect_databases(&self) -> anyhow::Result<(PgPool, PgPool)> {
-        let pool = connect(&self.database_url, self.db_max_connections)
+        let service = &self.service;
+        let pool = connect(&service.database_url, service.db_max_connections)
             .await
             .context("read-model database (APP_DATABASE_URL)")?;
-        let log = match &self.log_database_url {
-            Some(url) if !url.is_empty() && url != &self.database_url => {
-                connect(url, self.db_max_connections)
+        let log =
+            match service.log_database_url() {
+                url if url != &service.database_url => connect(url, service.db_max_connections)
                     .await
-                    .context("log database (APP_LOG_DATABASE_URL)")?
-            }
-            _ => pool.clone(),
-        };
+                    .context("log database (APP_LOG_DATABASE_URL)")?,
+                _ => pool.clone(),
+            };
         Ok((pool, log))
     }
 }
 
-async fn connect(url: &str, max: u32) -> anyhow::Result<PgPool> {
-    let opts = PgConnectOptions::from_str(url).context("not a valid PostgreSQL URL")?;
+async fn connect(url: &SecretUrl, max: u32) -> anyhow::Result<PgPool> {
+    let opts =
+        PgConnectOptions::from_str(url.expose_secret()).context("not a valid PostgreSQL URL")?;
     Ok(eventlog::PgEventStore::pool_options(max.max(2))
         .connect_with(opts)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+    use http_kit::settings::Layered as _;
+
+    fn with(overrides: &[(&str, &str)]) -> Settings {
+        let mut b = Settings::defaults().expect("defaults");
+        for (k, v) in overrides {
+            b = b.set_override(*k, *v).expect("override");
+        }
+        http_kit::settings::defaults_only(b).expect("settings")
+    }
+
+    #[test]
+    fn the_defaults_are_the_projectors() {
+        let s = Settings::from_defaults().expect("defaults");
+        assert_eq!(s.service.listen, "127.0.0.1:8083");
+        assert_eq!(s.service.db_max_connections, 8);
+        assert_eq!(s.service.stream_name, "CHAT_EVENTS");
+        assert_eq!(s.service.subject_prefix, "chat");
+        assert_eq!(s.consumer_name, "read-models");
+        let c = s.projector_config(crate::READ_MODELS);
+        assert_eq!(c.consumer_name.as_deref(), Some("read-models"));
+        assert_eq!((c.batch, c.max_deliver), (500, 20));
+        assert_eq!(c.ack_wait.as_millis(), 30_000);
+        assert_eq!(c.linger.as_millis(), 10);
+    }
+
+    #[test]
+    fn numbers_given_as_text_keep_their_value() {
+        // As environment variables arrive: text.
+        let s = with(&[
+            ("db_max_connections", "4"),
+            ("batch", "7"),
+            ("max_deliver", "3"),
+            ("ack_wait_ms", "2000"),
+            ("linger_ms", "0"),
+        ]);
+        assert_eq!(s.service.db_max_connections, 4);
+        assert_eq!(
+            (s.batch, s.max_deliver, s.ack_wait_ms, s.linger_ms),
+            (7, 3, 2000, 0)
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let s = with(&[
+            ("database_url", "postgres://chat:db-password@db:5432/chat"),
+            (
+                "log_database_url",
+                "postgres://chat:log-password@log:5432/chat",
+            ),
+            ("nats_url", "nats://user:nats-password@nats:4222"),
+        ]);
+        let shown = format!("{s:?}");
+        for secret in ["db-password", "log-password", "nats-password"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db:5432/chat"), "{shown}");
+    }
 }

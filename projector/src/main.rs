@@ -5,8 +5,9 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
+use http_kit::settings::Layered as _;
 use projector::configuration::Settings;
-use projector::startup::{Application, Command};
+use projector::startup::Command;
 
 /// mimalloc instead of the system allocator: the request, event and frame paths allocate
 /// many small short-lived buffers, where glibc malloc showed up as a fifth of the CPU time.
@@ -21,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     match Command::parse(&args)? {
         Command::Run { projections } => {
             tracing::info!(?settings, ?projections, "starting projector");
-            let app = Application::build(settings, &projections).await?;
+            let app = projector::startup::build(settings, &projections).await?;
             tracing::info!(addr = %app.local_addr()?, "listening");
             app.run(http_kit::shutdown_signal()).await
         }

@@ -1,21 +1,18 @@
-//! The command line, the health/metrics router and the [`Application`] that runs the
-//! projections.
+//! The command line, the health/readiness/metrics endpoints ([`ops`]) and the
+//! [`Application`] that runs the projections beside them.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use serde_json::json;
+use futures::future::{BoxFuture, FutureExt as _};
+use http_kit::health::{self, Readiness};
+use http_kit::metrics::Scrape;
+use http_kit::serve::Server;
+use http_kit::service::{self, Ops};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::configuration::Settings;
 use crate::projection::Projection;
@@ -86,7 +83,8 @@ pub async fn rebuild(settings: &Settings, names: &[String]) -> anyhow::Result<Ve
     Ok(lines)
 }
 
-/// What the HTTP handlers need.
+/// What the projector's endpoints report on: the projections this process runs, their
+/// metrics, and the NATS client and stream their lag is measured against.
 #[derive(Clone)]
 pub struct AppState {
     pub nats: async_nats::Client,
@@ -96,76 +94,55 @@ pub struct AppState {
     pub projections: Vec<Arc<dyn Projection>>,
 }
 
-/// `/healthz`, `/readyz`, `/metrics`.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(|| async { StatusCode::NOT_FOUND })
-        .with_state(state)
-}
-
-async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({ "status": "ok" }))
-}
-
-/// The checkpoint of every projection, `None` where its store did not answer.
-async fn checkpoints(projections: &[Arc<dyn Projection>]) -> BTreeMap<String, Option<i64>> {
-    let mut out = BTreeMap::new();
-    for p in projections {
-        out.insert(p.name().to_owned(), p.checkpoint().await.ok());
-    }
-    out
-}
-
-/// Ready when every projection's store answers and NATS is connected; reports each
-/// projection's checkpoint.
-async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    let checkpoints = checkpoints(&st.projections).await;
-    let stores = checkpoints.values().all(Option::is_some);
-    let nats = matches!(
-        st.nats.connection_state(),
-        async_nats::connection::State::Connected
-    );
-    let ready = stores && nats;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        axum::Json(json!({
-            "ready": ready,
-            "postgres": stores,
-            "nats": nats,
-            "checkpoints": checkpoints,
-        })),
-    )
-}
-
-async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    let js = async_nats::jetstream::new(st.nats.clone());
-    for (name, checkpoint) in checkpoints(&st.projections).await {
-        let Some(cp) = checkpoint else { continue };
-        if let Ok(lag) = crate::lag(&js, &st.stream_name, cp).await {
-            st.metrics.lag.with_label_values(&[&name]).set(lag);
+/// A readiness check: every one of `projections` reads its checkpoint from its store; the
+/// checkpoints, by projection name, are the check's detail.
+pub fn checkpoints(
+    projections: Vec<Arc<dyn Projection>>,
+) -> impl Fn() -> BoxFuture<'static, anyhow::Result<BTreeMap<String, i64>>> + Send + Sync + 'static
+{
+    move || {
+        let projections = projections.clone();
+        async move {
+            let mut out = BTreeMap::new();
+            for p in &projections {
+                let cp = p.checkpoint().await.with_context(|| p.name().to_owned())?;
+                out.insert(p.name().to_owned(), cp);
+            }
+            Ok(out)
         }
-        st.metrics.checkpoint.with_label_values(&[&name]).set(cp);
+        .boxed()
     }
-    match st.metrics.render() {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            body,
-        ),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            e.to_string(),
-        ),
-    }
+}
+
+/// `/metrics`: the projector's registry, with each projection's checkpoint and lag behind
+/// the stream sampled before every scrape.
+pub fn scrape(state: &AppState) -> Scrape {
+    let st = state.clone();
+    Scrape::new(state.metrics.registry.clone()).sample(move || {
+        let st = st.clone();
+        async move {
+            let js = async_nats::jetstream::new(st.nats.clone());
+            for p in &st.projections {
+                let Ok(cp) = p.checkpoint().await else {
+                    continue;
+                };
+                let name = p.name();
+                if let Ok(lag) = crate::lag(&js, &st.stream_name, cp).await {
+                    st.metrics.lag.with_label_values(&[name]).set(lag);
+                }
+                st.metrics.checkpoint.with_label_values(&[name]).set(cp);
+            }
+        }
+    })
+}
+
+/// Health; readiness (every projection's store answers, with its checkpoint as detail, and
+/// NATS is connected: both gate it); metrics ([`scrape`]).
+pub fn ops(state: &AppState) -> Ops {
+    let readiness = Readiness::new()
+        .require("postgres", checkpoints(state.projections.clone()))
+        .require("nats", health::nats(Some(state.nats.clone())));
+    Ops::new(readiness, scrape(state))
 }
 
 /// A runner for each of `projections`, configured by `settings`, recording into `metrics`;
@@ -193,87 +170,54 @@ pub fn runners(
         .collect()
 }
 
-/// The projector process: a runner per projection plus the health and metrics endpoints.
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    runners: Vec<Projector>,
-    pub state: AppState,
+/// How long the runners get to finish their batch once serving has ended.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The projector process, built: a runner per projection (a [`Server::task`]) and the
+/// health and metrics endpoints. Nothing runs until [`Application::run`], which serves until
+/// its shutdown future resolves, then stops the runners.
+pub type Application = http_kit::serve::Application<AppState>;
+
+/// Connects, migrates the read models, picks the registered projections named in `names`
+/// (all when empty), binds.
+pub async fn build(settings: Settings, names: &[String]) -> anyhow::Result<Application> {
+    let (pool, log) = settings.connect_databases().await?;
+    let projections = crate::select(crate::registry(&pool), names)?;
+    crate::migrate(&pool)
+        .await
+        .context("read-model migrations")?;
+    with_projections(settings, pool, log, projections).await
 }
 
-impl Application {
-    /// Connects, migrates the read models, picks the registered projections named in `names`
-    /// (all when empty), binds. Nothing runs until [`Application::run`].
-    pub async fn build(settings: Settings, names: &[String]) -> anyhow::Result<Self> {
-        let (pool, log) = settings.connect_databases().await?;
-        let projections = crate::select(crate::registry(&pool), names)?;
-        crate::migrate(&pool)
-            .await
-            .context("read-model migrations")?;
-        Self::with_projections(settings, pool, log, projections).await
-    }
-
-    /// Runs exactly `projections` (the tests add their own to the registered ones); `pool` is
-    /// the projector's database (dead letters), `log` the event log.
-    pub async fn with_projections(
-        settings: Settings,
-        pool: PgPool,
-        log: PgPool,
-        projections: Vec<Arc<dyn Projection>>,
-    ) -> anyhow::Result<Self> {
-        let nats = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connect(&settings.nats_url)
-            .await
-            .context("connecting to NATS")?;
-        let metrics = Metrics::new()?;
-        let runners = runners(&projections, &settings, &pool, &log, &nats, &metrics);
-        let state = AppState {
-            nats,
-            stream_name: settings.stream_name.clone(),
-            metrics,
-            projections,
-        };
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        Ok(Self {
-            listener,
-            router: router(state.clone()),
-            runners,
-            state,
-        })
-    }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Runs the projections and serves HTTP until `shutdown` resolves.
-    pub async fn run(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let runners = tokio::spawn(crate::run_all(self.runners, stopped(stop_rx.clone())));
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future();
-        let server = tokio::spawn(server);
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(10), runners)
-            .await
-            .unwrap_or(Ok(Ok(())))
-        {
-            tracing::error!(error = %format!("{e:#}"), "projector stopped with an error");
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-        Ok(())
-    }
+/// Runs exactly `projections` (the tests add their own to the registered ones); `pool` is
+/// the projector's database (dead letters), `log` the event log.
+pub async fn with_projections(
+    settings: Settings,
+    pool: PgPool,
+    log: PgPool,
+    projections: Vec<Arc<dyn Projection>>,
+) -> anyhow::Result<Application> {
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(settings.service.nats_url.expose_secret())
+        .await
+        .context("connecting to NATS")?;
+    let metrics = Metrics::new()?;
+    let runners = runners(&projections, &settings, &pool, &log, &nats, &metrics);
+    let state = AppState {
+        nats,
+        stream_name: settings.service.stream_name.clone(),
+        metrics,
+        projections,
+    };
+    let server = Server::bind(
+        &settings.service.listen,
+        service::router(ops(&state), Router::new()),
+    )
+    .await?
+    .task("projector", |stop| crate::run_all(runners, stop))
+    .stop_grace(STOP_GRACE);
+    Ok(Application::new(server, state))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::Harness;
 use common::message_counts::MessageCounts;
+use http_kit::settings::Layered as _;
 use projector::Projection as _;
 use rand::{Rng, SeedableRng};
 
@@ -27,8 +28,9 @@ const CHILD: &str = "PROJECTOR_TEST_CHILD";
 const CHILD_TEST: &str = "child_runs_the_read_models_and_the_message_counts";
 
 /// The child process the kill test runs when it re-executes this test binary: the projector's
-/// [`Application`](projector::startup::Application), configured from `APP_*` like the binary,
-/// running the registered projections plus [`MessageCounts`] until it is killed.
+/// [`Application`](projector::startup::Application) (from
+/// [`with_projections`](projector::startup::with_projections)), configured from `APP_*` like
+/// the binary, running the registered projections plus [`MessageCounts`] until it is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child process of the kill -9 test, which runs it"]
 async fn child_runs_the_read_models_and_the_message_counts() {
@@ -41,7 +43,7 @@ async fn child_runs_the_read_models_and_the_message_counts() {
     projector::migrate(&pool).await.expect("migrations");
     let mut projections = projector::registry(&pool);
     projections.push(Arc::new(MessageCounts::create(&pool).await));
-    let app = projector::startup::Application::with_projections(settings, pool, log, projections)
+    let app = projector::startup::with_projections(settings, pool, log, projections)
         .await
         .expect("application");
     app.run(std::future::pending()).await.expect("run");

@@ -9,17 +9,17 @@ use std::time::{Duration, Instant};
 
 use common::Harness;
 use common::message_counts::{MESSAGE_COUNTS, MessageCounts};
+use http_kit::settings::Layered as _;
 use projector::configuration::Settings;
-use projector::startup::Application;
 use serde_json::Value;
 
 fn settings(h: &Harness) -> Settings {
     let mut s = Settings::from_defaults().expect("defaults");
-    s.listen = "127.0.0.1:0".to_owned();
-    s.database_url = h.db.url.clone();
-    s.nats_url = eventlog::testing::nats_url();
-    s.stream_name = h.nats.stream_name.clone();
-    s.subject_prefix = h.nats.prefix.clone();
+    s.service.listen = "127.0.0.1:0".to_owned();
+    s.service.database_url = h.db.url.as_str().into();
+    s.service.nats_url = eventlog::testing::nats_url().into();
+    s.service.stream_name = h.nats.stream_name.clone();
+    s.service.subject_prefix = h.nats.prefix.clone();
     s
 }
 
@@ -30,7 +30,7 @@ async fn get(base: &str, path: &str) -> reqwest::Response {
 #[tokio::test]
 async fn readyz_reports_the_checkpoint_of_every_running_projection() {
     let h = Harness::new().await;
-    let unknown = Application::build(settings(&h), &["search".to_owned()]).await;
+    let unknown = projector::startup::build(settings(&h), &["search".to_owned()]).await;
     let err = format!(
         "{:#}",
         unknown.err().expect("an unknown projection is refused")
@@ -43,7 +43,7 @@ async fn readyz_reports_the_checkpoint_of_every_running_projection() {
     let pool = h.db.pool.clone();
     let mut projections = projector::registry(&pool);
     projections.push(Arc::new(MessageCounts::create(&pool).await));
-    let app = Application::with_projections(settings(&h), pool.clone(), pool, projections)
+    let app = projector::startup::with_projections(settings(&h), pool.clone(), pool, projections)
         .await
         .expect("application");
     let base = format!("http://{}", app.local_addr().expect("address"));
@@ -55,7 +55,7 @@ async fn readyz_reports_the_checkpoint_of_every_running_projection() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let ready = loop {
         let body: Value = get(&base, "/readyz").await.json().await.expect("json");
-        let at = |name: &str| body["checkpoints"][name].as_i64();
+        let at = |name: &str| body["checks"]["postgres"]["detail"][name].as_i64();
         if at(projector::READ_MODELS) == Some(head) && at(MESSAGE_COUNTS) == Some(head) {
             break body;
         }
