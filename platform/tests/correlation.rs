@@ -4,13 +4,13 @@
 //! (Its own test binary: it installs the process-wide log subscriber.)
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_kit::settings::Layered as _;
-use platform::Settings;
-use test_support::{Api, Running, TestEnv, wait_until};
+use test_support::{TestEnv, wait_until};
 use uuid::Uuid;
 
 /// Every log line written, in memory.
@@ -53,22 +53,7 @@ async fn a_json_log_filtered_by_one_sends_correlation_id_shows_its_whole_path() 
         .init();
 
     let env = TestEnv::new().await;
-    let mut projector = projector::configuration::Settings::from_defaults().unwrap();
-    projector.service.database_url = env.db.url.as_str().into();
-    projector.service.nats_url = eventlog::testing::nats_url().into();
-    projector.service.stream_name = env.nats.stream_name.clone();
-    projector.service.subject_prefix = env.nats.prefix.clone();
-    let platform = platform::build(Settings {
-        listen: "127.0.0.1:0".into(),
-        command: env.command_settings(),
-        query: env.query_settings(),
-        projector,
-    })
-    .await
-    .unwrap();
-    let addr = platform.local_addr().unwrap();
-    let server = Running::spawn(|stop| platform.run(stop));
-    let api = Api::new(reqwest::Client::new(), format!("http://{addr}"));
+    let (server, api) = common::start(&env).await;
     let solo = api.register("traced").await;
     let room = api.create_room(&solo, "traced", "public").await;
 

@@ -4,32 +4,17 @@
 //! same address.
 #![allow(clippy::unwrap_used)]
 
-use http_kit::settings::Layered as _;
-use platform::Settings;
+mod common;
+
 use serde_json::Value;
-use test_support::{Api, Client, Running, TestEnv};
+use test_support::{Client, TestEnv};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     let env = TestEnv::new().await;
-    let mut projector = projector::configuration::Settings::from_defaults().unwrap();
-    projector.service.database_url = env.db.url.as_str().into();
-    projector.service.nats_url = eventlog::testing::nats_url().into();
-    projector.service.stream_name = env.nats.stream_name.clone();
-    projector.service.subject_prefix = env.nats.prefix.clone();
-
-    let platform = platform::build(Settings {
-        listen: "127.0.0.1:0".into(),
-        command: env.command_settings(),
-        query: env.query_settings(),
-        projector,
-    })
-    .await
-    .unwrap();
-    let addr = platform.local_addr().unwrap();
-    let server = Running::spawn(|stop| platform.run(stop));
-    let api = Api::new(reqwest::Client::new(), format!("http://{addr}"));
+    let (server, api) = common::start(&env).await;
+    let addr = api.base.trim_start_matches("http://").to_owned();
     let http = &api.http;
     let base = &api.base;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
-use eventlog::RecordedEvent;
+use eventlog::{PgEventStore, RecordedEvent};
 use futures::{FutureExt as _, StreamExt as _};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -100,7 +100,8 @@ struct Live {
 pub struct Projector {
     projection: Arc<dyn Projection>,
     pool: PgPool,
-    log: PgPool,
+    /// The event log, read through its port (gaps, undecodable deliveries, its identity).
+    log: PgEventStore,
     js: jetstream::Context,
     cfg: ProjectorConfig,
     consumer_name: String,
@@ -125,7 +126,7 @@ impl Projector {
         Projector {
             projection,
             pool,
-            log,
+            log: PgEventStore::reader(log),
             js: jetstream::new(nats),
             cfg,
             consumer_name,

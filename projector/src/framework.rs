@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use eventlog::RecordedEvent;
+use eventlog::{PgEventStore, RecordedEvent};
 use sqlx::PgPool;
 
 use crate::log;
@@ -49,7 +49,7 @@ pub(crate) type Delivered = (i64, Option<RecordedEvent>);
 pub(crate) async fn commit_delivered(
     projection: &dyn Projection,
     pool: &PgPool,
-    log: &PgPool,
+    log: &PgEventStore,
     checkpoint: &mut i64,
     mut delivered: Vec<Delivered>,
 ) -> anyhow::Result<BatchReport> {
@@ -107,7 +107,7 @@ pub(crate) async fn commit_delivered(
 /// Reads positions `after + 1 ..= upto` from the log into `into`, all of them or an error.
 /// Returns how many.
 async fn read_range(
-    log: &PgPool,
+    log: &PgEventStore,
     after: i64,
     upto: i64,
     into: &mut Vec<RecordedEvent>,
@@ -230,6 +230,8 @@ pub async fn catch_up_from_log(
     log: &PgPool,
     batch: i64,
 ) -> anyhow::Result<u64> {
+    // One reader for the whole catch-up.
+    let store = PgEventStore::reader(log.clone());
     let batch = batch.max(1);
     let mut checkpoint = projection
         .checkpoint()
@@ -237,7 +239,7 @@ pub async fn catch_up_from_log(
         .with_context(|| format!("the checkpoint of {}", projection.name()))?;
     let mut total = 0u64;
     loop {
-        let events = log::read_after(log, checkpoint, batch)
+        let events = log::read_after(&store, checkpoint, batch)
             .await
             .context("read the log")?;
         let Some(last) = events.last().map(|e| e.position) else {

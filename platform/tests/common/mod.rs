@@ -1,0 +1,29 @@
+//! The single-node platform started for a test: every role on one port over `env`'s
+//! database and stream.
+
+use http_kit::settings::Layered as _;
+use platform::Settings;
+use test_support::{Api, Running, TestEnv};
+
+/// Builds and runs the platform on port 0; returns it running and a client for it.
+pub async fn start(env: &TestEnv) -> (Running, Api) {
+    let mut projector = projector::configuration::Settings::from_defaults().unwrap();
+    projector.service.database_url = env.db.url.as_str().into();
+    projector.service.nats_url = eventlog::testing::nats_url().into();
+    projector.service.stream_name = env.nats.stream_name.clone();
+    projector.service.subject_prefix = env.nats.prefix.clone();
+    let platform = platform::build(Settings {
+        listen: "127.0.0.1:0".into(),
+        command: env.command_settings(),
+        query: env.query_settings(),
+        projector,
+    })
+    .await
+    .unwrap();
+    let addr = platform.local_addr().unwrap();
+    let server = Running::spawn(|stop| platform.run(stop));
+    (
+        server,
+        Api::new(reqwest::Client::new(), format!("http://{addr}")),
+    )
+}
