@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh
 #
-# Steps: services (PostgreSQL + NATS JetStream), `events` purity, rustfmt,
+# Steps: services (PostgreSQL + NATS JetStream, and OpenSearch for the search contract suite),
+# `events` purity, rustfmt,
 # clippy (-D warnings), tests (cargo-nextest when installed, else cargo test),
 # and doctests (nextest does not run them). Honours CARGO_TARGET_DIR.
 set -euo pipefail
@@ -21,6 +22,15 @@ echo "test.sh: workspace $ROOT, target dir ${CARGO_TARGET_DIR:-$ROOT/target}"
 
 step "services: PostgreSQL and NATS JetStream (scripts/services.sh)"
 bash "$ROOT/scripts/services.sh"
+
+step "search: an OpenSearch node for the search contract suite (scripts/opensearch.sh)"
+if ! bash "$ROOT/scripts/opensearch.sh"; then
+    # Loud, but the rest of the suite still runs: the OpenSearch half of the contract suite
+    # then prints "OpenSearch: not run" instead of passing.
+    printf '\n!!! OpenSearch: not run: scripts/opensearch.sh could not start a node (see above).\n' >&2
+    printf '!!! The OpenSearch half of the search contract suite is skipped, not passed.\n\n' >&2
+    export CHAT_OPENSEARCH=skip
+fi
 
 step "purity: the events crate must not depend on axum, sqlx, async-nats or tokio"
 tree=$(cargo tree -p events -e normal --prefix none --format '{p}') ||

@@ -1,0 +1,154 @@
+//! The one contract both search backends fulfil ([`SearchBackend`]), and what flows through it.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::query::Clause;
+
+/// A boxed future that can move between threads (the trait is used as `Arc<dyn …>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A message as the index holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageDoc {
+    pub message_id: Uuid,
+    pub room_id: Uuid,
+    pub seq: i64,
+    pub sender_id: Uuid,
+    pub sent_at: DateTime<Utc>,
+    /// The current text (the newest edit's).
+    pub body: String,
+    /// The log position of its `MessageSent`: the order of `sort=recent` and the tie-break of
+    /// `sort=relevance`.
+    pub sent_position: i64,
+    /// The log position of the last event applied to it (its send or its newest edit): the
+    /// document's version, so an older write never replaces a newer one.
+    pub position: i64,
+}
+
+/// One event's effect on the index.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    Sent(MessageDoc),
+    /// The message's text is now `body` (from the edit at `position`).
+    Edited {
+        message_id: Uuid,
+        body: String,
+        position: i64,
+    },
+    /// The message is gone from search (deleted at `position`).
+    Deleted {
+        message_id: Uuid,
+        position: i64,
+    },
+}
+
+/// The order of hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    /// Best match first (BM25), newest first among equals.
+    #[default]
+    Relevance,
+    /// Newest first.
+    Recent,
+}
+
+/// Where the previous page ended: the sort key of its last hit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct After {
+    /// The relevance score of the last hit (`sort=relevance` only).
+    pub score: Option<f32>,
+    pub sent_position: i64,
+}
+
+/// A resolved search: text clauses and filters by id and time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchRequest {
+    /// All must match; none: every message passing the filters.
+    pub clauses: Vec<Clause>,
+    /// Only these rooms (the caller's, at query time). Empty: no hits.
+    pub rooms: Vec<Uuid>,
+    /// Only these senders; empty: anyone.
+    pub senders: Vec<Uuid>,
+    /// Sent at or after.
+    pub sent_from: Option<DateTime<Utc>>,
+    /// Sent before.
+    pub sent_before: Option<DateTime<Utc>>,
+    pub has_link: bool,
+    pub sort: Sort,
+    pub limit: usize,
+    /// Messages sent after this position are left out, so later pages do not shift under new
+    /// messages: [`SearchPage::snapshot`] of the first page. `None` for a first page.
+    pub snapshot: Option<i64>,
+    pub after: Option<After>,
+}
+
+/// A matching message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    pub doc: MessageDoc,
+    /// The relevance score (0 with `sort=recent`).
+    pub score: f32,
+}
+
+/// One page of hits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchPage {
+    /// At most `limit`, in the requested order.
+    pub hits: Vec<Hit>,
+    /// Whether more hits follow the last one.
+    pub more: bool,
+    /// The snapshot of this series of pages: the request's, or for a first page the highest
+    /// `sent_position` the search could see.
+    pub snapshot: i64,
+}
+
+/// Why the index could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// [`SearchBackend::apply`] was called with a `from` that is not the checkpoint.
+    #[error("the index is at position {checkpoint}, not {expected}")]
+    Gap { checkpoint: i64, expected: i64 },
+    /// The index (its server or directory) cannot be reached now; try again.
+    #[error("the search index is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A message index: written by the `search` projection (one writer), read by every query API.
+///
+/// Both implementations pass one contract suite (`search/tests/contract.rs`).
+pub trait SearchBackend: Send + Sync {
+    /// `tantivy` or `opensearch`.
+    fn kind(&self) -> &'static str;
+
+    /// The position of the last event whose effects the index holds (0 before the first).
+    fn checkpoint(&self) -> BoxFuture<'_, Result<i64, SearchError>>;
+
+    /// Applies `changes` (events after `from`, in position order) and moves the checkpoint from
+    /// `from` to `to`, so that the checkpoint is never ahead of the documents and never behind
+    /// them by more than one call's changes (which are idempotent: a replay of them is
+    /// harmless). [`SearchError::Gap`] if the checkpoint is not `from`.
+    fn apply(
+        &self,
+        from: i64,
+        changes: Vec<Change>,
+        to: i64,
+    ) -> BoxFuture<'_, Result<(), SearchError>>;
+
+    /// Empties the index and sets its checkpoint to 0.
+    fn reset(&self) -> BoxFuture<'_, Result<(), SearchError>>;
+
+    /// The position searches see now; when below `at_least`, looks again (a reload, a refresh)
+    /// before answering. Polling this until it reaches a command's position is read-your-writes.
+    fn visible_position(&self, at_least: i64) -> BoxFuture<'_, Result<i64, SearchError>>;
+
+    /// One page of hits.
+    fn search(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchPage, SearchError>>;
+}

@@ -1,0 +1,706 @@
+//! The embedded backend: a Tantivy index in a directory on the host.
+//!
+//! One process writes it (the `search` projection; Tantivy's lock file refuses a second
+//! writer), any number read it. Every [`SearchBackend::apply`] is one Tantivy commit whose
+//! payload is the new checkpoint, so the documents and the checkpoint are one atomic step: a
+//! crash leaves the index at its last commit, documents and checkpoint together. Readers
+//! reload when a commit lands (Tantivy watches `meta.json`) and when a read asks for a newer
+//! position ([`SearchBackend::visible_position`]).
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use tantivy::collector::TopDocs;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
+    TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value as _,
+};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
+    Term,
+};
+use uuid::Uuid;
+
+use crate::analysis::{self, MAX_PREFIX, MIN_PREFIX, PREFIXES, WORDS};
+use crate::backend::{
+    BoxFuture, Change, Hit, MessageDoc, SearchBackend, SearchError, SearchPage, SearchRequest, Sort,
+};
+use crate::query::Clause;
+
+/// The writer's memory and threads.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterSettings {
+    /// Indexing threads (each gets an equal share of `heap_bytes`, at least 15 MB).
+    pub threads: usize,
+    pub heap_bytes: usize,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings {
+            threads: 1,
+            heap_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    message_id: Field,
+    room_id: Field,
+    sender_id: Field,
+    seq: Field,
+    sent_at: Field,
+    sent_position: Field,
+    position: Field,
+    /// False for a deleted message's tombstone (kept so its version outlives it).
+    live: Field,
+    has_link: Field,
+    body: Field,
+    body_prefix: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = |tokenizer: &str, record: IndexRecordOption| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(record),
+        )
+    };
+    let fields = Fields {
+        message_id: b.add_text_field("message_id", STRING | STORED),
+        room_id: b.add_text_field("room_id", STRING | STORED),
+        sender_id: b.add_text_field("sender_id", STRING | STORED),
+        seq: b.add_i64_field("seq", STORED),
+        sent_at: b.add_i64_field("sent_at_us", INDEXED | STORED | FAST),
+        sent_position: b.add_i64_field("sent_position", INDEXED | STORED | FAST),
+        position: b.add_i64_field("position", STORED),
+        live: b.add_bool_field("live", INDEXED | STORED),
+        has_link: b.add_bool_field("has_link", INDEXED),
+        body: b.add_text_field(
+            "body",
+            text(WORDS, IndexRecordOption::WithFreqsAndPositions).set_stored(),
+        ),
+        body_prefix: b.add_text_field("body_prefix", text(PREFIXES, IndexRecordOption::WithFreqs)),
+    };
+    (b.build(), fields)
+}
+
+struct Writer {
+    writer: IndexWriter,
+    checkpoint: i64,
+    /// The highest position any document was written with: only a change at or below it can
+    /// meet a newer version already in the index (after a rewind), so only those look it up.
+    written: i64,
+}
+
+/// What the index holds for a message id.
+#[derive(Clone, Debug)]
+enum Current {
+    Live(MessageDoc),
+    /// Deleted at this position.
+    Gone(i64),
+}
+
+impl Current {
+    fn version(&self) -> i64 {
+        match self {
+            Current::Live(d) => d.position,
+            Current::Gone(p) => *p,
+        }
+    }
+}
+
+/// The commit payload: the checkpoint and the highest position written.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Payload {
+    checkpoint: i64,
+    written: i64,
+}
+
+/// A Tantivy message index (see the module): a cheap handle to share.
+#[derive(Clone)]
+pub struct TantivyIndex(Arc<Inner>);
+
+struct Inner {
+    index: Index,
+    fields: Fields,
+    reader: IndexReader,
+    writer: Option<Mutex<Writer>>,
+    /// A position every searcher from `reader` holds (a lower bound).
+    visible: AtomicI64,
+}
+
+impl TantivyIndex {
+    /// Opens (creating it if needed) the index in `dir` as its one writer.
+    pub fn open_writer(dir: &Path, settings: WriterSettings) -> anyhow::Result<Self> {
+        let index = open(dir)?;
+        let writer: IndexWriter = index
+            .writer_with_num_threads(
+                settings.threads.max(1),
+                settings
+                    .heap_bytes
+                    .max(settings.threads.max(1) * (15 << 20) + (1 << 20)),
+            )
+            .with_context(|| {
+                format!(
+                    "take the search index's writer lock in {} (is another projector writing it?)",
+                    dir.display()
+                )
+            })?;
+        let Payload {
+            checkpoint,
+            written,
+        } = payload(&index)?;
+        Self::new(
+            index,
+            Some(Writer {
+                writer,
+                checkpoint,
+                written,
+            }),
+        )
+    }
+
+    /// Opens (creating it if needed) the index in `dir` to search it.
+    pub fn open_reader(dir: &Path) -> anyhow::Result<Self> {
+        Self::new(open(dir)?, None)
+    }
+
+    /// Moves the checkpoint back to `to` without touching a document: the state a crash
+    /// between writing documents and the checkpoint would leave, if a commit were not atomic.
+    /// For the contract suite, which checks that replaying from there is harmless.
+    #[doc(hidden)]
+    pub async fn rewind_checkpoint(&self, to: i64) -> Result<(), SearchError> {
+        blocking(self.0.clone(), move |ix| {
+            let mut w = ix.writer()?;
+            let written = w.written;
+            commit(
+                &mut w.writer,
+                Payload {
+                    checkpoint: to,
+                    written,
+                },
+            )?;
+            w.checkpoint = to;
+            Ok(())
+        })
+        .await
+    }
+
+    fn new(index: Index, writer: Option<Writer>) -> anyhow::Result<Self> {
+        let (_, fields) = schema();
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .context("open a reader of the search index")?;
+        let visible = AtomicI64::new(payload(&index)?.checkpoint);
+        Ok(TantivyIndex(Arc::new(Inner {
+            index,
+            fields,
+            reader,
+            writer: writer.map(Mutex::new),
+            visible,
+        })))
+    }
+}
+
+impl Inner {
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>, SearchError> {
+        let w = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("this search index was opened to read only"))?;
+        // A panic while writing poisons the lock; the writer is rolled back on every error, so
+        // what it holds is the last commit.
+        Ok(w.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn apply_now(&self, from: i64, changes: Vec<Change>, to: i64) -> Result<(), SearchError> {
+        let mut w = self.writer()?;
+        if w.checkpoint != from {
+            return Err(SearchError::Gap {
+                checkpoint: w.checkpoint,
+                expected: from,
+            });
+        }
+        let written = w.written;
+        let result = self.write(&mut w.writer, changes, written, to);
+        if result.is_err() {
+            // Drop whatever this call added: the index stays at its last commit.
+            if let Err(e) = w.writer.rollback() {
+                tracing::error!(error = %e, "roll back the search index's writer");
+            }
+            return result;
+        }
+        w.checkpoint = to;
+        w.written = w.written.max(to);
+        drop(w);
+        self.reader
+            .reload()
+            .context("reload the search index after a commit")?;
+        self.visible.fetch_max(to, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        writer: &mut IndexWriter,
+        changes: Vec<Change>,
+        written: i64,
+        to: i64,
+    ) -> Result<(), SearchError> {
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        // What this call wrote (not yet searchable), by message.
+        let mut pending: HashMap<Uuid, Current> = HashMap::new();
+        let current =
+            |pending: &HashMap<Uuid, Current>, id: Uuid, position: i64| match pending.get(&id) {
+                Some(c) => Ok(Some(c.clone())),
+                None if position > written => Ok(None),
+                None => self.stored(&searcher, id),
+            };
+        let mut writes: Vec<(Uuid, Current)> = Vec::new();
+        for change in changes {
+            match change {
+                Change::Sent(doc) => {
+                    if current(&pending, doc.message_id, doc.position)?
+                        .is_some_and(|c| c.version() >= doc.position)
+                    {
+                        continue;
+                    }
+                    writes.push((doc.message_id, Current::Live(doc)));
+                }
+                Change::Edited {
+                    message_id,
+                    body,
+                    position,
+                } => {
+                    // Edits need the message's other fields; a deleted or unknown one stays so.
+                    let Some(Current::Live(mut doc)) = current(&pending, message_id, 0)? else {
+                        continue;
+                    };
+                    if doc.position >= position {
+                        continue;
+                    }
+                    doc.body = body;
+                    doc.position = position;
+                    writes.push((message_id, Current::Live(doc)));
+                }
+                Change::Deleted {
+                    message_id,
+                    position,
+                } => {
+                    if current(&pending, message_id, position)?
+                        .is_some_and(|c| c.version() >= position)
+                    {
+                        continue;
+                    }
+                    writes.push((message_id, Current::Gone(position)));
+                }
+            }
+            if let Some((id, c)) = writes.last() {
+                pending.insert(*id, c.clone());
+            }
+        }
+        for (id, c) in writes {
+            writer.delete_term(id_term(f, id));
+            let d = match &c {
+                Current::Live(doc) => self.document(doc),
+                Current::Gone(position) => {
+                    let mut d = TantivyDocument::new();
+                    d.add_text(f.message_id, id.to_string());
+                    d.add_i64(f.position, *position);
+                    d.add_bool(f.live, false);
+                    d
+                }
+            };
+            writer.add_document(d).context("add a document")?;
+        }
+        commit(
+            writer,
+            Payload {
+                checkpoint: to,
+                written: written.max(to),
+            },
+        )
+    }
+
+    fn document(&self, doc: &MessageDoc) -> TantivyDocument {
+        let f = self.fields;
+        let mut d = TantivyDocument::new();
+        d.add_text(f.message_id, doc.message_id.to_string());
+        d.add_text(f.room_id, doc.room_id.to_string());
+        d.add_text(f.sender_id, doc.sender_id.to_string());
+        d.add_i64(f.seq, doc.seq);
+        d.add_i64(f.sent_at, doc.sent_at.timestamp_micros());
+        d.add_i64(f.sent_position, doc.sent_position);
+        d.add_i64(f.position, doc.position);
+        d.add_bool(f.live, true);
+        d.add_bool(f.has_link, analysis::has_link(&doc.body));
+        d.add_text(f.body, &doc.body);
+        d.add_text(f.body_prefix, &doc.body);
+        d
+    }
+
+    /// What `searcher` holds for `message_id`, if anything.
+    fn stored(
+        &self,
+        searcher: &Searcher,
+        message_id: Uuid,
+    ) -> Result<Option<Current>, SearchError> {
+        let f = self.fields;
+        let query = TermQuery::new(id_term(f, message_id), IndexRecordOption::Basic);
+        let top = searcher
+            .search(&query, &TopDocs::with_limit(1).order_by_score())
+            .context("look a message up")?;
+        let Some((_, address)) = top.first() else {
+            return Ok(None);
+        };
+        let d: TantivyDocument = searcher.doc(*address).context("read a stored message")?;
+        if d.get_first(f.live).and_then(|v| v.as_bool()) == Some(false) {
+            let position = d
+                .get_first(f.position)
+                .and_then(|v| v.as_i64())
+                .unwrap_or_default();
+            return Ok(Some(Current::Gone(position)));
+        }
+        Ok(Some(Current::Live(self.load(searcher, *address)?)))
+    }
+
+    fn load(&self, searcher: &Searcher, address: DocAddress) -> Result<MessageDoc, SearchError> {
+        let f = self.fields;
+        let d: TantivyDocument = searcher.doc(address).context("read a stored message")?;
+        let text = |field: Field| {
+            d.get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let int = |field: Field| {
+            d.get_first(field)
+                .and_then(|v| v.as_i64())
+                .unwrap_or_default()
+        };
+        let uuid =
+            |field: Field| Uuid::parse_str(&text(field)).context("a stored id is not a UUID");
+        Ok(MessageDoc {
+            message_id: uuid(f.message_id)?,
+            room_id: uuid(f.room_id)?,
+            seq: int(f.seq),
+            sender_id: uuid(f.sender_id)?,
+            sent_at: DateTime::<Utc>::from_timestamp_micros(int(f.sent_at)).unwrap_or_default(),
+            body: text(f.body),
+            sent_position: int(f.sent_position),
+            position: int(f.position),
+        })
+    }
+
+    fn query(&self, req: &SearchRequest, snapshot: i64) -> Box<dyn Query> {
+        let f = self.fields;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for clause in &req.clauses {
+            must.push((Occur::Must, self.clause(clause)));
+        }
+        if must.is_empty() {
+            must.push((Occur::Must, Box::new(AllQuery)));
+        }
+        let mut filter =
+            |q: Box<dyn Query>| must.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
+        filter(Box::new(TermQuery::new(
+            Term::from_field_bool(f.live, true),
+            IndexRecordOption::Basic,
+        )));
+        filter(Box::new(TermSetQuery::new(
+            req.rooms
+                .iter()
+                .map(|r| Term::from_field_text(f.room_id, &r.to_string())),
+        )));
+        if !req.senders.is_empty() {
+            filter(Box::new(TermSetQuery::new(
+                req.senders
+                    .iter()
+                    .map(|s| Term::from_field_text(f.sender_id, &s.to_string())),
+            )));
+        }
+        if req.sent_from.is_some() || req.sent_before.is_some() {
+            let micros = |t: DateTime<Utc>| Term::from_field_i64(f.sent_at, t.timestamp_micros());
+            filter(Box::new(RangeQuery::new(
+                req.sent_from
+                    .map_or(Bound::Unbounded, |t| Bound::Included(micros(t))),
+                req.sent_before
+                    .map_or(Bound::Unbounded, |t| Bound::Excluded(micros(t))),
+            )));
+        }
+        if req.has_link {
+            filter(Box::new(TermQuery::new(
+                Term::from_field_bool(f.has_link, true),
+                IndexRecordOption::Basic,
+            )));
+        }
+        // The snapshot, and for `recent` the keyset: everything sent before the last hit.
+        let mut upper = snapshot;
+        if let (Sort::Recent, Some(after)) = (req.sort, req.after) {
+            upper = upper.min(after.sent_position - 1);
+        }
+        filter(Box::new(RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Included(Term::from_field_i64(f.sent_position, upper)),
+        )));
+        Box::new(BooleanQuery::new(must))
+    }
+
+    fn clause(&self, clause: &Clause) -> Box<dyn Query> {
+        let f = self.fields;
+        let term = |field: Field, t: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, t),
+                IndexRecordOption::WithFreqs,
+            ))
+        };
+        match clause {
+            Clause::Word(w) if (MIN_PREFIX..=MAX_PREFIX).contains(&w.chars().count()) => {
+                Box::new(BooleanQuery::new(vec![
+                    (
+                        Occur::Should,
+                        Box::new(BoostQuery::new(term(f.body, w), 2.0)),
+                    ),
+                    (Occur::Should, term(f.body_prefix, w)),
+                ]))
+            }
+            Clause::Word(w) => term(f.body, w),
+            Clause::Prefix(p) => term(f.body_prefix, p),
+            Clause::Phrase(words) if words.len() == 1 => term(f.body, &words[0]),
+            Clause::Phrase(words) => Box::new(PhraseQuery::new(
+                words
+                    .iter()
+                    .map(|w| Term::from_field_text(f.body, w))
+                    .collect(),
+            )),
+        }
+    }
+
+    fn search_now(&self, req: SearchRequest) -> Result<SearchPage, SearchError> {
+        let searcher = self.reader.searcher();
+        let snapshot = match req.snapshot {
+            Some(s) => s,
+            None => max_sent_position(&searcher)?,
+        };
+        let query = self.query(&req, snapshot);
+        let want = req.limit + 1;
+        let addresses: Vec<(f32, DocAddress)> = match req.sort {
+            Sort::Recent => searcher
+                .search(
+                    &query,
+                    &TopDocs::with_limit(want)
+                        .order_by_fast_field::<i64>("sent_position", Order::Desc),
+                )
+                .context("search")?
+                .into_iter()
+                .map(|(_, a)| (0.0, a))
+                .collect(),
+            Sort::Relevance => {
+                let after = req.after;
+                let collector = TopDocs::with_limit(want).tweak_score(
+                    move |segment: &tantivy::SegmentReader| {
+                        let positions = segment
+                            .fast_fields()
+                            .i64("sent_position")
+                            .ok()
+                            .map(|c| c.first_or_default_col(0));
+                        move |doc: tantivy::DocId, score: tantivy::Score| {
+                            let p = positions.as_ref().map_or(0, |c| c.get_val(doc));
+                            let past = after.is_none_or(|a| {
+                                let s = a.score.unwrap_or(f32::INFINITY);
+                                score < s || (score == s && p < a.sent_position)
+                            });
+                            if past {
+                                (score, p)
+                            } else {
+                                (f32::NEG_INFINITY, i64::MIN)
+                            }
+                        }
+                    },
+                );
+                searcher
+                    .search(&query, &collector)
+                    .context("search")?
+                    .into_iter()
+                    .filter(|((score, _), _)| score.is_finite())
+                    .map(|((score, _), a)| (score, a))
+                    .collect()
+            }
+        };
+        let more = addresses.len() > req.limit;
+        let hits = addresses
+            .into_iter()
+            .take(req.limit)
+            .map(|(score, address)| {
+                Ok(Hit {
+                    doc: self.load(&searcher, address)?,
+                    score,
+                })
+            })
+            .collect::<Result<Vec<_>, SearchError>>()?;
+        Ok(SearchPage {
+            hits,
+            more,
+            snapshot,
+        })
+    }
+}
+
+fn open(dir: &Path) -> anyhow::Result<Index> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("create the search index directory {}", dir.display()))?;
+    let directory = MmapDirectory::open(dir)
+        .with_context(|| format!("open the search index directory {}", dir.display()))?;
+    let (schema, _) = schema();
+    let index = Index::open_or_create(directory, schema).with_context(|| {
+        format!(
+            "open the search index in {} (made by another version? `projector rebuild search`)",
+            dir.display()
+        )
+    })?;
+    index
+        .tokenizers()
+        .register(WORDS, analysis::words_analyzer());
+    index
+        .tokenizers()
+        .register(PREFIXES, analysis::prefixes_analyzer());
+    Ok(index)
+}
+
+/// The last commit's payload (zeros before the first).
+fn payload(index: &Index) -> anyhow::Result<Payload> {
+    let metas = index
+        .load_metas()
+        .context("read the search index's last commit")?;
+    match metas.payload {
+        None => Ok(Payload::default()),
+        Some(p) => serde_json::from_str(&p).with_context(|| {
+            format!("the search index's commit payload {p:?} is not a checkpoint")
+        }),
+    }
+}
+
+/// Commits everything added since the last commit with `payload`, in one atomic step.
+fn commit(writer: &mut IndexWriter, payload: Payload) -> Result<(), SearchError> {
+    let mut prepared = writer.prepare_commit().context("prepare a commit")?;
+    prepared.set_payload(&serde_json::to_string(&payload).context("encode the payload")?);
+    prepared.commit().context("commit the search index")?;
+    Ok(())
+}
+
+fn id_term(f: Fields, message_id: Uuid) -> Term {
+    Term::from_field_text(f.message_id, &message_id.to_string())
+}
+
+/// The highest `sent_position` among the searcher's documents (deleted ones included: an
+/// upper bound is all a snapshot needs).
+fn max_sent_position(searcher: &Searcher) -> Result<i64, SearchError> {
+    let mut max = 0;
+    for segment in searcher.segment_readers() {
+        let column = segment
+            .fast_fields()
+            .i64("sent_position")
+            .context("read the sent_position column")?;
+        if segment.num_docs() > 0 {
+            max = max.max(column.max_value());
+        }
+    }
+    Ok(max)
+}
+
+fn blocking<T: Send + 'static>(
+    index: Arc<Inner>,
+    f: impl FnOnce(&Inner) -> Result<T, SearchError> + Send + 'static,
+) -> BoxFuture<'static, Result<T, SearchError>> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || f(&index))
+            .await
+            .map_err(|e| SearchError::Other(anyhow::anyhow!("a search task failed: {e}")))?
+    })
+}
+
+/// Each call moves a handle onto Tokio's blocking pool (Tantivy's work is CPU and disk).
+impl SearchBackend for TantivyIndex {
+    fn kind(&self) -> &'static str {
+        "tantivy"
+    }
+
+    fn checkpoint(&self) -> BoxFuture<'_, Result<i64, SearchError>> {
+        Box::pin(async move {
+            match &self.0.writer {
+                Some(w) => Ok(w.lock().unwrap_or_else(|p| p.into_inner()).checkpoint),
+                None => Ok(payload(&self.0.index)?.checkpoint),
+            }
+        })
+    }
+
+    fn apply(
+        &self,
+        from: i64,
+        changes: Vec<Change>,
+        to: i64,
+    ) -> BoxFuture<'_, Result<(), SearchError>> {
+        blocking(self.0.clone(), move |ix| ix.apply_now(from, changes, to))
+    }
+
+    fn reset(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+        blocking(self.0.clone(), |ix| {
+            let mut w = ix.writer()?;
+            w.writer
+                .delete_all_documents()
+                .context("empty the search index")?;
+            commit(&mut w.writer, Payload::default())?;
+            w.checkpoint = 0;
+            w.written = 0;
+            drop(w);
+            ix.reader.reload().context("reload the search index")?;
+            ix.visible.store(0, Ordering::Release);
+            Ok(())
+        })
+    }
+
+    fn visible_position(&self, at_least: i64) -> BoxFuture<'_, Result<i64, SearchError>> {
+        blocking(self.0.clone(), move |ix| {
+            let seen = ix.visible.load(Ordering::Acquire);
+            if seen >= at_least {
+                return Ok(seen);
+            }
+            let committed = payload(&ix.index)?.checkpoint;
+            if committed > seen {
+                ix.reader.reload().context("reload the search index")?;
+                ix.visible.fetch_max(committed, Ordering::AcqRel);
+            }
+            Ok(committed)
+        })
+    }
+
+    fn search(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchPage, SearchError>> {
+        blocking(self.0.clone(), move |ix| {
+            if req.rooms.is_empty() || req.limit == 0 {
+                return Ok(SearchPage {
+                    hits: Vec::new(),
+                    more: false,
+                    snapshot: req.snapshot.unwrap_or(0),
+                });
+            }
+            ix.search_now(req)
+        })
+    }
+}
