@@ -35,7 +35,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         nats: query.nats.clone(),
         stream_name: settings.projector.service.stream_name.clone(),
         metrics: projector::Metrics::new()?,
-        projections: projector::registry(&query.pool),
+        projections: projector::registry(
+            &query.pool,
+            projector::SearchIndex::from_settings(settings.projector.search.clone()),
+        ),
     };
     let projectors = projector::startup::runners(
         &projector.projections,

@@ -11,7 +11,10 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::{ProjectorConfig, READ_MODELS, consumer_name};
+use search::SearchSettings;
+
+use crate::search_index::SEARCH_LINGER;
+use crate::{ProjectorConfig, READ_MODELS, SEARCH, consumer_name};
 
 /// Typed settings, layered: built-in defaults, then an optional TOML file (`APP_CONFIG_FILE`),
 /// then `APP_*` environment variables. `Debug` shows no secret (passwords in URLs): safe to
@@ -23,6 +26,10 @@ pub struct Settings {
     /// (defaults to `database_url`); 8 connections each by default.
     #[serde(flatten)]
     pub service: ServiceSettings,
+    /// The search index the `search` projection writes (`APP_SEARCH_BACKEND`, `APP_DATA_DIR`,
+    /// `APP_OPENSEARCH_URL`, ...).
+    #[serde(flatten)]
+    pub search: SearchSettings,
     /// The durable consumer of the read models (default `read-models`, the name every
     /// projection's consumer gets from its own name anyway; see [`crate::consumer_name`]).
     pub consumer_name: String,
@@ -36,15 +43,18 @@ pub struct Settings {
 impl Layered for Settings {
     fn defaults() -> Result<Defaults, config::ConfigError> {
         let d = ProjectorConfig::default();
-        ServiceSettings::defaults(http_kit::settings::builder(), "127.0.0.1:8083")?
-            .set_default("db_max_connections", 8)?
-            .set_default("stream_name", d.stream_name)?
-            .set_default("subject_prefix", d.subject_prefix)?
-            .set_default("consumer_name", consumer_name(READ_MODELS))?
-            .set_default("batch", d.batch as u64)?
-            .set_default("max_deliver", d.max_deliver)?
-            .set_default("ack_wait_ms", d.ack_wait.as_millis() as u64)?
-            .set_default("linger_ms", d.linger.as_millis() as u64)
+        SearchSettings::defaults(ServiceSettings::defaults(
+            http_kit::settings::builder(),
+            "127.0.0.1:8083",
+        )?)?
+        .set_default("db_max_connections", 8)?
+        .set_default("stream_name", d.stream_name)?
+        .set_default("subject_prefix", d.subject_prefix)?
+        .set_default("consumer_name", consumer_name(READ_MODELS))?
+        .set_default("batch", d.batch as u64)?
+        .set_default("max_deliver", d.max_deliver)?
+        .set_default("ack_wait_ms", d.ack_wait.as_millis() as u64)?
+        .set_default("linger_ms", d.linger.as_millis() as u64)
     }
 }
 
@@ -58,7 +68,11 @@ impl Settings {
             batch: self.batch.max(1),
             max_deliver: self.max_deliver,
             ack_wait: Duration::from_millis(self.ack_wait_ms.max(1000)),
-            linger: Duration::from_millis(self.linger_ms),
+            // Each search batch is an index commit: it lingers longer (still well under 1 s).
+            linger: match projection {
+                SEARCH => Duration::from_millis(self.linger_ms).max(SEARCH_LINGER),
+                _ => Duration::from_millis(self.linger_ms),
+            },
             ..ProjectorConfig::default()
         }
     }

@@ -13,6 +13,8 @@
 //! - [`read_models::ReadModels`]: the read models (`rm_*` tables), the first projection: one
 //!   PostgreSQL transaction per batch holding the checkpoint row lock, the changes
 //!   ([`apply`]) and the new checkpoint.
+//! - [`search_index::SearchIndex`]: the message search index (Tantivy or OpenSearch, the
+//!   `search` crate), whose own commits hold its checkpoint.
 //! - [`registry`]: the projections the `projector` binary and the single-node platform run;
 //!   [`select`] picks some by name.
 //! - [`configuration`]: the settings; [`startup`]: the command line (`projector run
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod oracle;
 pub mod projection;
 pub mod read_models;
+pub mod search_index;
 pub mod startup;
 
 use std::sync::Arc;
@@ -41,6 +44,7 @@ pub use framework::BatchReport;
 pub use metrics::Metrics;
 pub use projection::Projection;
 pub use read_models::{READ_MODEL_TABLES, READ_MODELS, ReadModels};
+pub use search_index::{SEARCH, SearchIndex};
 
 /// Events per commit when reading from the log.
 pub const LOG_BATCH: i64 = 1000;
@@ -54,10 +58,10 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     migrator.run(pool).await
 }
 
-/// Every projection this crate provides, stored in `pool` (the projector's database): the
-/// read models, for now.
-pub fn registry(pool: &PgPool) -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(ReadModels::new(pool.clone()))]
+/// Every projection this crate provides: the read models, stored in `pool` (the projector's
+/// database), and the search index.
+pub fn registry(pool: &PgPool, search: SearchIndex) -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(ReadModels::new(pool.clone())), Arc::new(search)]
 }
 
 /// The projections of `registered` named in `names`, in that order (all of them when `names`
@@ -105,19 +109,26 @@ mod tests {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .expect("lazy pool");
+        let registry = |pool: &PgPool| {
+            use http_kit::settings::Layered as _;
+            let settings = crate::configuration::Settings::from_defaults().expect("defaults");
+            super::registry(pool, SearchIndex::from_settings(settings.search))
+        };
         let names = |ps: Vec<Arc<dyn Projection>>| -> Vec<String> {
             ps.iter().map(|p| p.name().to_owned()).collect()
         };
         let all = select(registry(&pool), &[]).expect("all");
-        assert_eq!(names(all), vec![READ_MODELS.to_owned()]);
+        assert_eq!(names(all), vec![READ_MODELS.to_owned(), SEARCH.to_owned()]);
         let one = select(registry(&pool), &[READ_MODELS.to_owned()]).expect("one");
         assert_eq!(names(one), vec![READ_MODELS.to_owned()]);
-        let err = select(registry(&pool), &["search".to_owned()])
+        let one = select(registry(&pool), &[SEARCH.to_owned()]).expect("search");
+        assert_eq!(names(one), vec![SEARCH.to_owned()]);
+        let err = select(registry(&pool), &["searches".to_owned()])
             .err()
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown projection \"search\"; known: read_models"
+            "unknown projection \"searches\"; known: read_models, search"
         );
         let twice = vec![READ_MODELS.to_owned(), READ_MODELS.to_owned()];
         assert!(select(registry(&pool), &twice).is_err());

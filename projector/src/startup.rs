@@ -12,6 +12,8 @@ use http_kit::health::{self, Readiness};
 use http_kit::metrics::Scrape;
 use http_kit::serve::Server;
 use http_kit::service::{self, Ops};
+
+use crate::SearchIndex;
 use sqlx::PgPool;
 
 use crate::configuration::Settings;
@@ -65,7 +67,10 @@ impl Command {
 /// other; returns one line per projection for the operator.
 pub async fn rebuild(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<String>> {
     let (pool, log) = settings.connect_databases().await?;
-    let projections = crate::select(crate::registry(&pool), names)?;
+    let projections = crate::select(
+        crate::registry(&pool, SearchIndex::from_settings(settings.search.clone())),
+        names,
+    )?;
     crate::migrate(&pool)
         .await
         .context("read-model migrations")?;
@@ -182,7 +187,10 @@ pub type Application = http_kit::serve::Application<AppState>;
 /// (all when empty), binds.
 pub async fn build(settings: Settings, names: &[String]) -> anyhow::Result<Application> {
     let (pool, log) = settings.connect_databases().await?;
-    let projections = crate::select(crate::registry(&pool), names)?;
+    let projections = crate::select(
+        crate::registry(&pool, SearchIndex::from_settings(settings.search.clone())),
+        names,
+    )?;
     crate::migrate(&pool)
         .await
         .context("read-model migrations")?;

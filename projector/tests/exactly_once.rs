@@ -41,7 +41,10 @@ async fn child_runs_the_read_models_and_the_message_counts() {
     let settings = projector::configuration::Settings::load().expect("settings");
     let (pool, log) = settings.connect_databases().await.expect("databases");
     projector::migrate(&pool).await.expect("migrations");
-    let mut projections = projector::registry(&pool);
+    let mut projections = projector::registry(
+        &pool,
+        projector::SearchIndex::from_settings(settings.search.clone()),
+    );
     projections.push(Arc::new(MessageCounts::create(&pool).await));
     let app = projector::startup::with_projections(settings, pool, log, projections)
         .await
@@ -72,6 +75,7 @@ fn spawn_projector(h: &Harness, log: &std::path::Path, child: bool) -> tokio::pr
         .env("APP_STREAM_NAME", &h.nats.stream_name)
         .env("APP_SUBJECT_PREFIX", &h.nats.prefix)
         .env("APP_DB_MAX_CONNECTIONS", "4")
+        .env("APP_DATA_DIR", h.data.path())
         .env("RUST_LOG", "info,sqlx=warn,async_nats=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -106,6 +110,14 @@ async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_
     let started = Instant::now();
     let counts = MessageCounts::create(&h.db.pool).await;
     let counted = || async { counts.checkpoint().await.expect("counts checkpoint") };
+    // The search index, as a query API on the host reads it.
+    let index_dir = h.data.path().join("search");
+    let indexed = || async {
+        match search::TantivyIndex::open_reader(&index_dir) {
+            Ok(ix) => search::SearchBackend::checkpoint(&ix).await.unwrap_or(0),
+            Err(_) => 0,
+        }
+    };
 
     // The load: real domain events, appended through group commit by 4 concurrent writers.
     let store = h.store.clone();
@@ -156,16 +168,17 @@ async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_
     // Once more, to the end, with both projections.
     let mut child = spawn_projector(&h, &log_path, true);
     let done = wait_for(Duration::from_secs(180), || async {
-        h.checkpoint().await == head && counted().await == head
+        h.checkpoint().await == head && counted().await == head && indexed().await == head
     })
     .await;
     child.start_kill().expect("stop the projector");
     let _ = child.wait().await;
     assert!(
         done,
-        "the projector did not reach the head {head} (checkpoints {} and {}); see {}",
+        "the projector did not reach the head {head} (checkpoints {}, {} and {}); see {}",
         h.checkpoint().await,
         counted().await,
+        indexed().await,
         log_path.display()
     );
     eprintln!(
@@ -191,9 +204,65 @@ async fn read_models_equal_a_replay_of_the_log_after_ten_kill_9s_during_a_20000_
         n as f64 / took.as_secs_f64()
     );
     common::assert_same_read_models(&h.db.pool, &oracle.pool).await;
+    assert_search_holds_the_read_models_messages(&h.db.pool, &index_dir).await;
 
     let _ = stop_relay.send(());
     let _ = relay.await;
     h.nats.cleanup().await;
     let _ = std::fs::remove_file(&log_path);
+}
+
+/// The search index holds exactly the messages the read models hold undeleted, each with its
+/// current text: nothing lost, duplicated or stale through the kills.
+async fn assert_search_holds_the_read_models_messages(
+    pool: &sqlx::PgPool,
+    index_dir: &std::path::Path,
+) {
+    use search::{After, SearchBackend as _, SearchRequest, Sort};
+    let expected: std::collections::BTreeMap<uuid::Uuid, String> =
+        sqlx::query_as("SELECT message_id, body FROM rm_messages WHERE NOT deleted")
+            .fetch_all(pool)
+            .await
+            .expect("messages")
+            .into_iter()
+            .collect();
+    let rooms: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT room_id FROM rm_rooms")
+        .fetch_all(pool)
+        .await
+        .expect("rooms");
+    let index = search::TantivyIndex::open_reader(index_dir).expect("the search index");
+    let mut found = std::collections::BTreeMap::new();
+    let mut req = SearchRequest {
+        clauses: Vec::new(),
+        rooms,
+        senders: Vec::new(),
+        sent_from: None,
+        sent_before: None,
+        has_link: false,
+        sort: Sort::Recent,
+        limit: 100,
+        snapshot: None,
+        after: None,
+    };
+    loop {
+        let page = index.search(req.clone()).await.expect("search");
+        for hit in &page.hits {
+            let again = found.insert(hit.doc.message_id, hit.doc.body.clone());
+            assert!(again.is_none(), "{} found twice", hit.doc.message_id);
+        }
+        let Some(last) = page.hits.last() else { break };
+        if !page.more {
+            break;
+        }
+        req.snapshot = Some(page.snapshot);
+        req.after = Some(After {
+            score: None,
+            sent_position: last.doc.sent_position,
+        });
+    }
+    assert_eq!(found.len(), expected.len(), "messages in the index");
+    assert!(
+        found == expected,
+        "the index's messages and texts are the read models'"
+    );
 }

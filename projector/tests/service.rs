@@ -15,6 +15,7 @@ use serde_json::Value;
 
 fn settings(h: &Harness) -> Settings {
     let mut s = Settings::from_defaults().expect("defaults");
+    s.search.data_dir = h.data.path().to_owned();
     s.service.listen = "127.0.0.1:0".to_owned();
     s.service.database_url = h.db.url.as_str().into();
     s.service.nats_url = eventlog::testing::nats_url().into();
@@ -30,18 +31,21 @@ async fn get(base: &str, path: &str) -> reqwest::Response {
 #[tokio::test]
 async fn readyz_reports_the_checkpoint_of_every_running_projection() {
     let h = Harness::new().await;
-    let unknown = projector::startup::build(settings(&h), &["search".to_owned()]).await;
+    let unknown = projector::startup::build(settings(&h), &["nonexistent".to_owned()]).await;
     let err = format!(
         "{:#}",
         unknown.err().expect("an unknown projection is refused")
     );
-    assert!(err.contains("known: read_models"), "{err}");
+    assert!(err.contains("known: read_models, search"), "{err}");
 
     common::setup_world(&h.store, 5, 2, 1, 3).await;
     h.relay().publish_pending().await.expect("publish");
     let head = h.head().await;
     let pool = h.db.pool.clone();
-    let mut projections = projector::registry(&pool);
+    let mut projections = projector::registry(
+        &pool,
+        projector::SearchIndex::from_settings(settings(&h).search),
+    );
     projections.push(Arc::new(MessageCounts::create(&pool).await));
     let app = projector::startup::with_projections(settings(&h), pool.clone(), pool, projections)
         .await

@@ -16,6 +16,9 @@ pub struct Settings {
     pub tokens: TokenSettings,
     #[serde(flatten)]
     pub limits: RequestLimits,
+    /// The search index searches read (`APP_SEARCH_BACKEND`, `APP_DATA_DIR`, ...).
+    #[serde(flatten)]
+    pub search: search::SearchSettings,
     /// Browser origins allowed to open the WebSocket; requests without an `Origin`
     /// header (non-browser clients) are always allowed. Comma-separated; `*` allows any.
     pub ws_allowed_origins: String,
@@ -35,7 +38,7 @@ pub struct Settings {
 
 impl Layered for Settings {
     fn defaults() -> Result<Defaults, config::ConfigError> {
-        http_kit::settings::api_defaults("127.0.0.1:8082")?
+        search::SearchSettings::defaults(http_kit::settings::api_defaults("127.0.0.1:8082")?)?
             .set_default("ws_allowed_origins", "")?
             .set_default("ws_queue_frames", 256)?
             .set_default("ws_max_message_bytes", 64 * 1024)?

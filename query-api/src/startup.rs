@@ -64,6 +64,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         .await
         .context("connecting to NATS")?;
     let metrics = Metrics::new()?;
+    let search_settings = settings.search.clone();
+    let search = tokio::task::spawn_blocking(move || search_settings.open_reader())
+        .await
+        .context("open the search index")?
+        .context("open the search index")?;
     let settings = Arc::new(settings);
     let live = Live::start(
         settings.clone(),
@@ -80,6 +85,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         nats,
         live,
         metrics,
+        search,
         settings,
     })
 }

@@ -4,6 +4,7 @@ use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::ws::Live;
 use http_kit::auth::JwtKeys;
+use search::SearchBackend;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     /// Live fan-out of room events, typing, ephemeral messages and presence.
     pub live: Live,
     pub metrics: Metrics,
+    /// The message search index (read only).
+    pub search: Arc<dyn SearchBackend>,
     pub settings: Arc<Settings>,
 }
 

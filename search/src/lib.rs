@@ -17,6 +17,7 @@ pub mod cursor;
 pub mod highlight;
 pub mod opensearch;
 pub mod query;
+pub mod settings;
 pub mod tantivy_index;
 
 pub use backend::{
@@ -26,6 +27,7 @@ pub use backend::{
 pub use cursor::Cursor;
 pub use opensearch::OpenSearchIndex;
 pub use query::{Clause, ParsedQuery, QueryError};
+pub use settings::{BackendKind, SearchSettings};
 pub use tantivy_index::TantivyIndex;
 
 /// The name of the search projection (its checkpoint, consumer, metrics and dead letters).

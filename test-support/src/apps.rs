@@ -20,6 +20,8 @@ pub struct TestEnv {
     pub db: TestDb,
     pub nats: TestNats,
     pub jwt_secret: String,
+    /// The data directory (the search index), removed with the env.
+    pub data: tempfile::TempDir,
 }
 
 impl TestEnv {
@@ -28,7 +30,17 @@ impl TestEnv {
             db: TestDb::new().await.expect("test database"),
             nats: TestNats::new().await.expect("test nats"),
             jwt_secret: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+            data: tempfile::tempdir().expect("data directory"),
         }
+    }
+
+    /// The search settings of this test: the embedded index in its own data directory.
+    pub fn search_settings(&self) -> search::SearchSettings {
+        let mut s = projector::configuration::Settings::from_defaults()
+            .expect("defaults")
+            .search;
+        s.data_dir = self.data.path().to_owned();
+        s
     }
 
     /// command-api settings for this test: port 0, its database (which exists), its
@@ -49,6 +61,7 @@ impl TestEnv {
         self.point(&mut s.service);
         s.service.db_max_connections = 8;
         s.tokens.jwt_secret = self.jwt_secret.as_str().into();
+        s.search = self.search_settings();
         s
     }
 

@@ -12,6 +12,7 @@ pub async fn start(env: &TestEnv) -> (Running, Api) {
     projector.service.nats_url = eventlog::testing::nats_url().into();
     projector.service.stream_name = env.nats.stream_name.clone();
     projector.service.subject_prefix = env.nats.prefix.clone();
+    projector.search = env.search_settings();
     let platform = platform::build(Settings {
         listen: "127.0.0.1:0".into(),
         command: env.command_settings(),

@@ -30,6 +30,8 @@ pub struct Harness {
     pub db: TestDb,
     pub nats: TestNats,
     pub store: PgEventStore,
+    /// The data directory (the search index), removed with the harness.
+    pub data: tempfile::TempDir,
 }
 
 impl Harness {
@@ -40,7 +42,13 @@ impl Harness {
             .expect("read-model migrations");
         let nats = TestNats::new().await.expect("test nats");
         let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
-        Harness { db, nats, store }
+        let data = tempfile::tempdir().expect("data directory");
+        Harness {
+            db,
+            nats,
+            store,
+            data,
+        }
     }
 
     pub fn relay(&self) -> Relay {

@@ -10,6 +10,7 @@ pub mod me;
 pub mod messages;
 pub mod presence;
 pub mod rooms;
+pub mod search;
 pub mod users;
 
 use crate::state::AppState;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rooms/{room_id}/members", get(rooms::members))
         .route("/v1/rooms/{room_id}/messages", get(messages::history))
         .route("/v1/presence", get(presence::presence))
+        .route("/v1/search/messages", get(search::search_messages))
 }
 
 #[derive(OpenApi)]
@@ -51,6 +53,7 @@ pub fn router() -> Router<AppState> {
         rooms::members,
         messages::history,
         presence::presence,
+        search::search_messages,
     ),
     modifiers(&BearerAuth)
 )]

@@ -24,6 +24,8 @@ pub struct Platform {
     commands: Api,
     cmd: Running,
     query_settings: query_api::configuration::Settings,
+    /// The search index directory, kept as long as the query API runs.
+    _data: tempfile::TempDir,
 }
 
 impl Platform {
@@ -48,6 +50,7 @@ impl Platform {
             db,
             nats,
             jwt_secret,
+            data,
         } = env;
         Platform {
             cmd_base: commands.base.clone(),
@@ -59,6 +62,7 @@ impl Platform {
             commands,
             cmd: cmd.running,
             query_settings,
+            _data: data,
         }
     }
 

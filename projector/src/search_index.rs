@@ -1,0 +1,194 @@
+//! The search index as a [`Projection`]: messages sent, edited and deleted, written through a
+//! [`SearchBackend`] (the embedded Tantivy index or OpenSearch), whose own commit holds the
+//! checkpoint (see the `search` crate).
+//!
+//! Only three event types matter; the others move the checkpoint and nothing else, and are
+//! not even decoded. A message event that does not decode is poison, as for the read models.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use eventlog::RecordedEvent;
+use events::room::RoomEvent;
+use events::{RoomId, StoredEvent as _};
+use search::{Change, MessageDoc, SearchBackend, SearchError, SearchSettings};
+use tokio::sync::OnceCell;
+
+use crate::projection::{Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection};
+
+/// The search projection's name (its consumer, metrics and dead letters).
+pub const SEARCH: &str = search::PROJECTION;
+
+/// How long the live runner collects events before a commit: each commit is an index commit
+/// (Tantivy writes a segment), so fewer and bigger ones are cheaper; a message is still
+/// searchable well within a second.
+pub const SEARCH_LINGER: Duration = Duration::from_millis(100);
+
+/// The search index, written through its backend.
+#[derive(Clone)]
+pub struct SearchIndex {
+    backend: Arc<OnceCell<Arc<dyn SearchBackend>>>,
+    settings: Option<Arc<SearchSettings>>,
+}
+
+impl SearchIndex {
+    /// Writes through `backend`.
+    pub fn new(backend: Arc<dyn SearchBackend>) -> Self {
+        SearchIndex {
+            backend: Arc::new(OnceCell::new_with(Some(backend))),
+            settings: None,
+        }
+    }
+
+    /// Opens the index `settings` name as its writer when first used, so that a process
+    /// that does not run this projection never takes the index's writer lock.
+    pub fn from_settings(settings: SearchSettings) -> Self {
+        SearchIndex {
+            backend: Arc::new(OnceCell::new()),
+            settings: Some(Arc::new(settings)),
+        }
+    }
+
+    async fn backend(&self) -> anyhow::Result<&Arc<dyn SearchBackend>> {
+        self.backend
+            .get_or_try_init(|| async {
+                let settings = self
+                    .settings
+                    .clone()
+                    .context("a search index without settings or backend")?;
+                tokio::task::spawn_blocking(move || settings.open_writer())
+                    .await
+                    .context("open the search index")?
+                    .context("open the search index")
+            })
+            .await
+    }
+}
+
+/// The event's effect on the index: `Ok(None)` when it has none.
+fn change(ev: &RecordedEvent) -> Result<Option<Change>, String> {
+    if ev.stream_type != RoomEvent::STREAM_TYPE
+        || !matches!(
+            ev.event_type.as_str(),
+            "MessageSent" | "MessageEdited" | "MessageDeleted"
+        )
+    {
+        return Ok(None);
+    }
+    let room_id = RoomId::from_stream_id(&ev.stream_id)
+        .ok_or_else(|| format!("not a room stream id: {}", ev.stream_id))?;
+    let event = RoomEvent::from_stored(&ev.event_type, ev.schema_version, ev.data.clone())
+        .map_err(|e| {
+            format!(
+                "cannot decode {} (schema {}): {e}",
+                ev.event_type, ev.schema_version
+            )
+        })?;
+    Ok(match event {
+        RoomEvent::MessageSent {
+            message_id,
+            seq,
+            sender_id,
+            body,
+            ..
+        } => Some(Change::Sent(MessageDoc {
+            message_id: message_id.0,
+            room_id: room_id.0,
+            seq: i64::try_from(seq).map_err(|_| format!("seq {seq} out of range"))?,
+            sender_id: sender_id.0,
+            sent_at: ev.occurred_at,
+            body: body.into_inner(),
+            sent_position: ev.position,
+            position: ev.position,
+        })),
+        RoomEvent::MessageEdited {
+            message_id, body, ..
+        } => Some(Change::Edited {
+            message_id: message_id.0,
+            body: body.into_inner(),
+            position: ev.position,
+        }),
+        RoomEvent::MessageDeleted { message_id, .. } => Some(Change::Deleted {
+            message_id: message_id.0,
+            position: ev.position,
+        }),
+        _ => None,
+    })
+}
+
+fn failed(e: SearchError) -> ApplyBatchError {
+    match e {
+        SearchError::Gap { checkpoint, .. } => ApplyBatchError::Gap { checkpoint },
+        other => ApplyBatchError::Failed(anyhow::Error::new(other).context("the search index")),
+    }
+}
+
+impl Projection for SearchIndex {
+    fn name(&self) -> &str {
+        SEARCH
+    }
+
+    fn checkpoint(&self) -> BoxFuture<'_, anyhow::Result<i64>> {
+        Box::pin(async move { Ok(self.backend().await?.checkpoint().await?) })
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        batch: Batch<'a>,
+    ) -> BoxFuture<'a, Result<Applied, ApplyBatchError>> {
+        Box::pin(async move {
+            let backend = self.backend().await?;
+            let checkpoint = backend.checkpoint().await.map_err(failed)?;
+            let fresh = batch.events.partition_point(|e| e.position <= checkpoint);
+            let skipped = fresh as u64;
+            let events = &batch.events[fresh..];
+            let Some(first) = events.first() else {
+                return Ok(Applied {
+                    checkpoint,
+                    applied: 0,
+                    skipped,
+                    poison: None,
+                });
+            };
+            if first.position != checkpoint + 1 {
+                return Err(ApplyBatchError::Gap { checkpoint });
+            }
+            let mut changes = Vec::new();
+            let mut last = checkpoint;
+            let mut poison = None;
+            for ev in events {
+                if !batch.dead_lettered.contains(&ev.position) {
+                    match change(ev) {
+                        Ok(Some(c)) => changes.push(c),
+                        Ok(None) => {}
+                        Err(reason) => {
+                            poison = Some(Poison {
+                                position: ev.position,
+                                reason,
+                            });
+                            break;
+                        }
+                    }
+                }
+                last = ev.position;
+            }
+            if last > checkpoint {
+                backend
+                    .apply(checkpoint, changes, last)
+                    .await
+                    .map_err(failed)?;
+            }
+            Ok(Applied {
+                checkpoint: last,
+                applied: u64::try_from(last - checkpoint).unwrap_or_default(),
+                skipped,
+                poison,
+            })
+        })
+    }
+
+    fn reset(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move { Ok(self.backend().await?.reset().await?) })
+    }
+}
