@@ -12,6 +12,7 @@
 #   APP_JWT_SECRET    default: a dev secret generated once into .local/jwt-secret
 #   APP_DATABASE_URL  default (in the binary): postgres://postgres@127.0.0.1:5432/chat
 #                     (the binary creates the database and runs migrations itself)
+#   APP_DATA_DIR      default .local/data (the embedded search index)
 #   APP_NATS_URL, APP_STREAM_NAME, APP_SUBJECT_PREFIX, RUST_LOG (default info)
 #   CHAT_RUN_PACKAGE  cargo package to run, default platform (single node)
 set -euo pipefail
@@ -22,6 +23,8 @@ cd "$ROOT"
 bash "$ROOT/scripts/services.sh"
 
 export APP_LISTEN="${APP_LISTEN:-127.0.0.1:8080}"
+# The data directory (the embedded search index), outside version control.
+export APP_DATA_DIR="${APP_DATA_DIR:-$ROOT/.local/data}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 if [[ -z ${APP_JWT_SECRET:-} ]]; then

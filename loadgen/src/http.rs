@@ -107,7 +107,28 @@ impl Conn {
         token: Option<&HeaderValue>,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), Failure> {
-        match tokio::time::timeout(self.timeout, self.post_inner(path, token, body)).await {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// GETs `path` (with its query string); returns the status and the whole response body.
+    pub async fn get(
+        &mut self,
+        path: &str,
+        token: Option<&HeaderValue>,
+    ) -> Result<(StatusCode, Bytes), Failure> {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&HeaderValue>,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), Failure> {
+        let timeout = self.timeout;
+        let call = self.request_inner(method, path, token, body);
+        match tokio::time::timeout(timeout, call).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 self.sender = None;
@@ -120,11 +141,12 @@ impl Conn {
         }
     }
 
-    async fn post_inner(
+    async fn request_inner(
         &mut self,
+        method: Method,
         path: &str,
         token: Option<&HeaderValue>,
-        body: Bytes,
+        body: Option<Bytes>,
     ) -> Result<(StatusCode, Bytes), Failure> {
         self.connect().await?;
         let sender = self
@@ -136,15 +158,17 @@ impl Conn {
             .await
             .map_err(|e| Failure::Io(e.to_string()))?;
         let mut req = Request::builder()
-            .method(Method::POST)
+            .method(method)
             .uri(path)
-            .header(HOST, self.target.host_header.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            .header(HOST, self.target.host_header.clone());
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         if let Some(t) = token {
             req = req.header(AUTHORIZATION, t.clone());
         }
         let req = req
-            .body(Full::new(body))
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| Failure::Io(e.to_string()))?;
         let resp = sender
             .send_request(req)

@@ -25,8 +25,9 @@ pub fn api_routes(state: AppState) -> Router {
     service::limit(rest.merge(crate::ws::router()), &limits).with_state(state)
 }
 
-/// Health, readiness (the read models can be queried; NATS, which the live feed needs,
-/// is shown), metrics and the OpenAPI document.
+/// Health, readiness (the read models can be queried; NATS, which the live feed needs, and
+/// the search index with the position its searches see, are shown), metrics and the OpenAPI
+/// document.
 pub fn ops(state: &AppState) -> Ops {
     let readiness = Readiness::new()
         .require(
@@ -36,7 +37,15 @@ pub fn ops(state: &AppState) -> Ops {
                 "SELECT position FROM projection_checkpoints LIMIT 1",
             ),
         )
-        .report("nats", health::nats(Some(state.nats.clone())));
+        .report("nats", health::nats(Some(state.nats.clone())))
+        .report("search", {
+            // Shown, not required: without its index only search is down.
+            let search = state.search.clone();
+            move || {
+                let search = search.clone();
+                async move { Ok::<_, anyhow::Error>(search.visible_position(0).await?) }
+            }
+        });
     let scrape = Scrape::new(state.metrics.registry.clone());
     Ops::new(readiness, scrape).openapi(crate::routes::openapi())
 }

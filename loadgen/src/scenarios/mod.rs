@@ -1,12 +1,13 @@
 //! The scenarios. To add one: a module here with its `clap::Args` struct and a
 //! `run(&args, out)`, and a variant in [`Scenario`] dispatched in [`run`].
-//! (Planned by others: `rebuild`, `search`.)
+//! (Planned by others: `rebuild`.)
 
 pub mod all;
 pub mod baseline_nats;
 pub mod baseline_pg;
 pub mod connections;
 pub mod fanout;
+pub mod search_lag;
 pub mod send;
 
 use std::path::Path;
@@ -23,6 +24,8 @@ pub enum Scenario {
     Fanout(fanout::FanoutArgs),
     /// Hold N idle WebSockets and report the server's memory per connection.
     Connections(connections::ConnectionsArgs),
+    /// Send → searchable lag: messages at a fixed rate, some of them polled for over search.
+    SearchLag(search_lag::SearchLagArgs),
     /// baseline-pg, baseline-nats and send one after another; writes all.json and summary.md.
     All(all::AllArgs),
 }
@@ -34,6 +37,7 @@ pub async fn run(scenario: Scenario, out: &Path) -> anyhow::Result<()> {
         Scenario::BaselineNats(a) => baseline_nats::run(&a, out).await.map(drop),
         Scenario::Fanout(a) => fanout::run(&a, out).await.map(drop),
         Scenario::Connections(a) => connections::run(&a, out).await.map(drop),
+        Scenario::SearchLag(a) => search_lag::run(&a, out).await.map(drop),
         Scenario::All(a) => all::run(&a, out).await,
     }
 }

@@ -89,11 +89,11 @@ pub struct SendReport {
 }
 
 /// Users and rooms made through the public API for this run.
-struct Fixture {
-    target: Target,
-    tokens: Vec<HeaderValue>,
-    rooms: Vec<String>,
-    run_id: String,
+pub(crate) struct Fixture {
+    pub target: Target,
+    pub tokens: Vec<HeaderValue>,
+    pub rooms: Vec<String>,
+    pub run_id: String,
 }
 
 pub async fn run(args: &SendArgs, out: &Path) -> anyhow::Result<SendReport> {
@@ -215,7 +215,7 @@ pub fn emit(r: &SendReport, out: &Path) -> anyhow::Result<()> {
 }
 
 /// Registers users, creates public rooms and has every user join every room.
-async fn setup(args: &SendArgs) -> anyhow::Result<Fixture> {
+pub(crate) async fn setup(args: &SendArgs) -> anyhow::Result<Fixture> {
     let target = Target::parse(&args.url)?;
     let mut conn = Conn::new(target.clone(), Duration::from_secs(30));
     conn.connect()
