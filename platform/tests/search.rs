@@ -67,7 +67,40 @@ fn position(res: &Res) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_words_phrases_partial_words_cjk_and_filters_in_the_callers_rooms() {
     let env = TestEnv::new().await;
-    let (server, api) = common::start(&env).await;
+    let search = env.search_settings();
+    features(env, search).await;
+}
+
+/// The same through OpenSearch (`APP_SEARCH_BACKEND=opensearch`), on an index prefix of its
+/// own; "OpenSearch: not run" with `CHAT_OPENSEARCH=skip`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_through_opensearch_finds_the_same() {
+    let env = TestEnv::new().await;
+    let mut search = env.search_settings();
+    search.search_backend = search::BackendKind::OpenSearch;
+    if let Ok(url) = std::env::var("APP_OPENSEARCH_URL") {
+        search.opensearch_url = url;
+    }
+    search.opensearch_index_prefix = format!("platform-{}", Uuid::new_v4().simple());
+    let index =
+        search::OpenSearchIndex::new(&search.opensearch_url, &search.opensearch_index_prefix)
+            .unwrap();
+    if let Err(e) = index.ensure().await {
+        if std::env::var("CHAT_OPENSEARCH").as_deref() == Ok("skip") {
+            eprintln!("OpenSearch: not run (CHAT_OPENSEARCH=skip; {e})");
+            return;
+        }
+        panic!(
+            "OpenSearch at {} is needed: bash scripts/opensearch.sh: {e}",
+            search.opensearch_url
+        );
+    }
+    features(env, search).await;
+    index.delete_all().await.unwrap();
+}
+
+async fn features(env: TestEnv, settings: search::SearchSettings) {
+    let (server, api) = common::start_with(&env, settings).await;
     let alice = api.register(&format!("alice{}", unique())).await;
     let bob = api.register(&format!("bob{}", unique())).await;
     let general = format!("general-{}", unique());

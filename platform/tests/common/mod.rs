@@ -7,16 +7,24 @@ use test_support::{Api, Running, TestEnv};
 
 /// Builds and runs the platform on port 0; returns it running and a client for it.
 pub async fn start(env: &TestEnv) -> (Running, Api) {
+    start_with(env, env.search_settings()).await
+}
+
+/// [`start`] with these search settings (another backend).
+#[allow(dead_code)] // not every test binary uses it
+pub async fn start_with(env: &TestEnv, search: search::SearchSettings) -> (Running, Api) {
     let mut projector = projector::configuration::Settings::from_defaults().unwrap();
     projector.service.database_url = env.db.url.as_str().into();
     projector.service.nats_url = eventlog::testing::nats_url().into();
     projector.service.stream_name = env.nats.stream_name.clone();
     projector.service.subject_prefix = env.nats.prefix.clone();
-    projector.search = env.search_settings();
+    projector.search = search.clone();
+    let mut query = env.query_settings();
+    query.search = search;
     let platform = platform::build(Settings {
         listen: "127.0.0.1:0".into(),
         command: env.command_settings(),
-        query: env.query_settings(),
+        query,
         projector,
     })
     .await
