@@ -91,3 +91,35 @@ async fn rebuilding_another_projection_resets_it_and_replays_the_log() {
     assert_eq!(h.checkpoint().await, 0, "the read models were not touched");
     h.nats.cleanup().await;
 }
+
+/// The search projection caught up from the log, then rebuilt (reset and replayed), holds
+/// exactly the read models' messages with their current text, both times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_index_caught_up_and_rebuilt_from_the_log_holds_the_read_models_messages() {
+    let h = Harness::new().await;
+    let (users, rooms) = common::setup_world(&h.store, 20, 4, 2, 21).await;
+    common::random_load(&h.store, users, rooms, 1_500, 2, 22).await;
+    let (pool, head) = (&h.db.pool, h.head().await);
+    projector::catch_up_from_log(pool, pool)
+        .await
+        .expect("read models");
+    let index = search::TantivyIndex::open_writer(
+        &h.data.path().join("search"),
+        search::tantivy_index::WriterSettings::default(),
+    )
+    .expect("index");
+    let projection = projector::SearchIndex::new(std::sync::Arc::new(index.clone()));
+    let n = projector::framework::catch_up_from_log(&projection, pool, pool, 250)
+        .await
+        .expect("catch up");
+    assert_eq!(n, u64::try_from(head).expect("head"));
+    assert_eq!(projection.checkpoint().await.expect("checkpoint"), head);
+    common::assert_search_holds_the_read_models_messages(pool, &index).await;
+
+    let n = projector::framework::rebuild(&projection, pool, pool, 1000)
+        .await
+        .expect("rebuild");
+    assert_eq!(n, u64::try_from(head).expect("head"));
+    common::assert_search_holds_the_read_models_messages(pool, &index).await;
+    h.nats.cleanup().await;
+}

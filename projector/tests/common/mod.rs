@@ -595,3 +595,58 @@ pub async fn random_load(
     }
     out
 }
+
+/// The search index holds exactly the messages the read models hold undeleted, each with its
+/// current text: nothing lost, duplicated or stale.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn assert_search_holds_the_read_models_messages(
+    pool: &sqlx::PgPool,
+    index: &dyn search::SearchBackend,
+) {
+    use search::{After, SearchRequest, Sort};
+    let expected: std::collections::BTreeMap<uuid::Uuid, String> =
+        sqlx::query_as("SELECT message_id, body FROM rm_messages WHERE NOT deleted")
+            .fetch_all(pool)
+            .await
+            .expect("messages")
+            .into_iter()
+            .collect();
+    let rooms: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT room_id FROM rm_rooms")
+        .fetch_all(pool)
+        .await
+        .expect("rooms");
+    let mut found = std::collections::BTreeMap::new();
+    let mut req = SearchRequest {
+        clauses: Vec::new(),
+        rooms,
+        senders: Vec::new(),
+        sent_from: None,
+        sent_before: None,
+        has_link: false,
+        sort: Sort::Recent,
+        limit: 100,
+        snapshot: None,
+        after: None,
+    };
+    loop {
+        let page = index.search(req.clone()).await.expect("search");
+        for hit in &page.hits {
+            let again = found.insert(hit.doc.message_id, hit.doc.body.clone());
+            assert!(again.is_none(), "{} found twice", hit.doc.message_id);
+        }
+        let Some(last) = page.hits.last() else { break };
+        if !page.more {
+            break;
+        }
+        req.snapshot = Some(page.snapshot);
+        req.after = Some(After {
+            score: None,
+            sent_position: last.doc.sent_position,
+        });
+    }
+    assert_eq!(found.len(), expected.len(), "messages in the index");
+    assert!(
+        found == expected,
+        "the index's messages and texts are the read models'"
+    );
+}
