@@ -28,17 +28,23 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     projector::migrate(&command.pool)
         .await
         .context("read-model migrations")?;
-    let query = query_api::startup::build_state(settings.query).await?;
+    let mut query = query_api::startup::build_state(settings.query).await?;
+    // One search index handle for the projection that writes it and the searches: with the
+    // embedded index, a search sees each commit the moment it lands (a reader in another
+    // process reloads when Tantivy's watcher notices, within half a second).
+    let search_settings = settings.projector.search.clone();
+    let search = tokio::task::spawn_blocking(move || search_settings.open_writer())
+        .await
+        .context("open the search index")?
+        .context("open the search index")?;
+    query.search = search.clone();
     // Every registered projection, stored with the read models; the log is the command
     // side's database.
     let projector = projector::startup::AppState {
         nats: query.nats.clone(),
         stream_name: settings.projector.service.stream_name.clone(),
         metrics: projector::Metrics::new()?,
-        projections: projector::registry(
-            &query.pool,
-            projector::SearchIndex::from_settings(settings.projector.search.clone()),
-        ),
+        projections: projector::registry(&query.pool, projector::SearchIndex::new(search)),
     };
     let projectors = projector::startup::runners(
         &projector.projections,
