@@ -22,8 +22,8 @@ use tantivy::query::{
     TermQuery, TermSetQuery,
 };
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions, Value as _,
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    Value as _,
 };
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
@@ -84,11 +84,15 @@ fn schema() -> (Schema, Fields) {
         room_id: b.add_text_field("room_id", STRING | STORED),
         sender_id: b.add_text_field("sender_id", STRING | STORED),
         seq: b.add_i64_field("seq", STORED),
-        sent_at: b.add_i64_field("sent_at_us", INDEXED | STORED | FAST),
-        sent_position: b.add_i64_field("sent_position", INDEXED | STORED | FAST),
+        // Filters on numbers read the columns (fast fields): no term dictionary to build at
+        // every commit.
+        sent_at: b.add_i64_field("sent_at_us", STORED | FAST),
+        sent_position: b.add_i64_field("sent_position", STORED | FAST),
         position: b.add_i64_field("position", STORED),
-        live: b.add_bool_field("live", INDEXED | STORED),
-        has_link: b.add_bool_field("has_link", INDEXED),
+        // Tombstones hold no room id, so the rooms filter of every search leaves them out.
+        live: b.add_bool_field("live", STORED),
+        // 1 with a link, else 0 (a column; a range over booleans is not supported).
+        has_link: b.add_u64_field("has_link", FAST),
         body: b.add_text_field(
             "body",
             text(WORDS, IndexRecordOption::WithFreqsAndPositions).set_stored(),
@@ -350,7 +354,7 @@ impl Inner {
         d.add_i64(f.sent_position, doc.sent_position);
         d.add_i64(f.position, doc.position);
         d.add_bool(f.live, true);
-        d.add_bool(f.has_link, analysis::has_link(&doc.body));
+        d.add_u64(f.has_link, u64::from(analysis::has_link(&doc.body)));
         d.add_text(f.body, &doc.body);
         d.add_text(f.body_prefix, &doc.body);
         d
@@ -409,7 +413,8 @@ impl Inner {
         })
     }
 
-    fn query(&self, req: &SearchRequest, snapshot: i64) -> Box<dyn Query> {
+    /// The query of `req` over a searcher whose newest message was sent at `newest`.
+    fn query(&self, req: &SearchRequest, snapshot: i64, newest: i64) -> Box<dyn Query> {
         let f = self.fields;
         let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for clause in &req.clauses {
@@ -420,10 +425,6 @@ impl Inner {
         }
         let mut filter =
             |q: Box<dyn Query>| must.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
-        filter(Box::new(TermQuery::new(
-            Term::from_field_bool(f.live, true),
-            IndexRecordOption::Basic,
-        )));
         filter(Box::new(TermSetQuery::new(
             req.rooms
                 .iter()
@@ -446,9 +447,10 @@ impl Inner {
             )));
         }
         if req.has_link {
-            filter(Box::new(TermQuery::new(
-                Term::from_field_bool(f.has_link, true),
-                IndexRecordOption::Basic,
+            let yes = Term::from_field_u64(f.has_link, 1);
+            filter(Box::new(RangeQuery::new(
+                Bound::Included(yes.clone()),
+                Bound::Included(yes),
             )));
         }
         // The snapshot, and for `recent` the keyset: everything sent before the last hit.
@@ -456,10 +458,13 @@ impl Inner {
         if let (Sort::Recent, Some(after)) = (req.sort, req.after) {
             upper = upper.min(after.sent_position - 1);
         }
-        filter(Box::new(RangeQuery::new(
-            Bound::Unbounded,
-            Bound::Included(Term::from_field_i64(f.sent_position, upper)),
-        )));
+        // (A first page's snapshot is everything there is: no filter needed.)
+        if upper < newest {
+            filter(Box::new(RangeQuery::new(
+                Bound::Unbounded,
+                Bound::Included(Term::from_field_i64(f.sent_position, upper)),
+            )));
+        }
         Box::new(BooleanQuery::new(must))
     }
 
@@ -495,11 +500,9 @@ impl Inner {
 
     fn search_now(&self, req: SearchRequest) -> Result<SearchPage, SearchError> {
         let searcher = self.reader.searcher();
-        let snapshot = match req.snapshot {
-            Some(s) => s,
-            None => max_sent_position(&searcher)?,
-        };
-        let query = self.query(&req, snapshot);
+        let newest = max_sent_position(&searcher)?;
+        let snapshot = req.snapshot.unwrap_or(newest);
+        let query = self.query(&req, snapshot, newest);
         let want = req.limit + 1;
         let addresses: Vec<(f32, DocAddress)> = match req.sort {
             Sort::Recent => searcher
