@@ -271,22 +271,26 @@ impl Inner {
         let searcher = self.reader.searcher();
         // What this call wrote (not yet searchable), by message.
         let mut pending: HashMap<Uuid, Current> = HashMap::new();
+        // What the index holds for `id`; a send above `written` (`sent_at`) skips the lookup.
         let current =
-            |pending: &HashMap<Uuid, Current>, id: Uuid, position: i64| match pending.get(&id) {
+            |pending: &HashMap<Uuid, Current>, id: Uuid, sent_at: i64| match pending.get(&id) {
                 Some(c) => Ok(Some(c.clone())),
-                None if position > written => Ok(None),
+                None if sent_at > written => Ok(None),
                 None => self.stored(&searcher, id),
             };
-        let mut writes: Vec<(Uuid, Current)> = Vec::new();
+        // Each write, and whether it replaces a document (only then is the old one deleted:
+        // a delete costs a term lookup in every segment at the commit). A message first seen
+        // above `written` has no document yet: any would come from one of its own events,
+        // all at or after its send.
+        let mut writes: Vec<(Uuid, Current, bool)> = Vec::new();
         for change in changes {
             match change {
                 Change::Sent(doc) => {
-                    if current(&pending, doc.message_id, doc.position)?
-                        .is_some_and(|c| c.version() >= doc.position)
-                    {
+                    let before = current(&pending, doc.message_id, doc.position)?;
+                    if before.as_ref().is_some_and(|c| c.version() >= doc.position) {
                         continue;
                     }
-                    writes.push((doc.message_id, Current::Live(doc)));
+                    writes.push((doc.message_id, Current::Live(doc), before.is_some()));
                 }
                 Change::Edited {
                     message_id,
@@ -302,26 +306,28 @@ impl Inner {
                     }
                     doc.body = body;
                     doc.position = position;
-                    writes.push((message_id, Current::Live(doc)));
+                    writes.push((message_id, Current::Live(doc), true));
                 }
                 Change::Deleted {
                     message_id,
                     position,
                 } => {
-                    if current(&pending, message_id, position)?
-                        .is_some_and(|c| c.version() >= position)
-                    {
+                    // (Always looked up: the message was sent earlier, maybe below `written`.)
+                    let before = current(&pending, message_id, 0)?;
+                    if before.as_ref().is_some_and(|c| c.version() >= position) {
                         continue;
                     }
-                    writes.push((message_id, Current::Gone(position)));
+                    writes.push((message_id, Current::Gone(position), before.is_some()));
                 }
             }
-            if let Some((id, c)) = writes.last() {
+            if let Some((id, c, _)) = writes.last() {
                 pending.insert(*id, c.clone());
             }
         }
-        for (id, c) in writes {
-            writer.delete_term(id_term(f, id));
+        for (id, c, replaces) in writes {
+            if replaces {
+                writer.delete_term(id_term(f, id));
+            }
             let d = match &c {
                 Current::Live(doc) => self.document(doc),
                 Current::Gone(position) => {
