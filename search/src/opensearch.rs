@@ -605,13 +605,11 @@ impl OpenSearchIndex {
 fn clause(c: &Clause) -> Value {
     let term = |field: &str, t: &str| json!({ "term": { field: t } });
     match c {
+        // The word's starts include the word: they match, the whole word adds to the score.
         Clause::Word(w) if (MIN_PREFIX..=MAX_PREFIX).contains(&w.chars().count()) => json!({
             "bool": {
-                "should": [
-                    { "term": { "body": { "value": w, "boost": 2.0 } } },
-                    term("body.prefix", w),
-                ],
-                "minimum_should_match": 1
+                "must": [term("body.prefix", w)],
+                "should": [{ "term": { "body": { "value": w, "boost": 2.0 } } }]
             }
         }),
         Clause::Word(w) => term("body", w),

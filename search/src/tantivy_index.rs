@@ -483,13 +483,16 @@ impl Inner {
             ))
         };
         match clause {
+            // The word's starts include the word itself: they decide what matches (one posting
+            // list drives), and the whole word only adds to the score (it is looked up at
+            // those documents, not merged with them).
             Clause::Word(w) if (MIN_PREFIX..=MAX_PREFIX).contains(&w.chars().count()) => {
                 Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, term(f.body_prefix, w)),
                     (
                         Occur::Should,
                         Box::new(BoostQuery::new(term(f.body, w), 2.0)),
                     ),
-                    (Occur::Should, term(f.body_prefix, w)),
                 ]))
             }
             Clause::Word(w) => term(f.body, w),
