@@ -26,8 +26,8 @@ use tantivy::schema::{
     Value as _,
 };
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
-    Term,
+    Directory as _, DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher,
+    TantivyDocument, Term,
 };
 use uuid::Uuid;
 
@@ -141,10 +141,16 @@ pub struct TantivyIndex(Arc<Inner>);
 struct Inner {
     index: Index,
     fields: Fields,
+    /// Reloaded only through [`Inner::reload`].
     reader: IndexReader,
+    /// Reloads one at a time: each reads the newest commit, so they only move forward. (Two
+    /// at once could end with the older searcher stored last.)
+    reloading: Mutex<()>,
     writer: Option<Mutex<Writer>>,
     /// A position every searcher from `reader` holds (a lower bound).
     visible: AtomicI64,
+    /// A reader's subscription to new commits (Tantivy watches `meta.json`).
+    watch: std::sync::OnceLock<tantivy::directory::WatchHandle>,
 }
 
 impl TantivyIndex {
@@ -208,21 +214,48 @@ impl TantivyIndex {
         let (_, fields) = schema();
         let reader = index
             .reader_builder()
-            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .context("open a reader of the search index")?;
         let visible = AtomicI64::new(payload(&index)?.checkpoint);
-        Ok(TantivyIndex(Arc::new(Inner {
+        let is_reader = writer.is_none();
+        let inner = Arc::new(Inner {
             index,
             fields,
             reader,
+            reloading: Mutex::new(()),
             writer: writer.map(Mutex::new),
             visible,
-        })))
+            watch: std::sync::OnceLock::new(),
+        });
+        if is_reader {
+            // The writer is another process: follow its commits (the writer reloads itself
+            // after each).
+            let weak = Arc::downgrade(&inner);
+            let handle = inner
+                .index
+                .directory()
+                .watch(tantivy::directory::WatchCallback::new(move || {
+                    if let Some(inner) = weak.upgrade()
+                        && let Err(e) = inner.reload()
+                    {
+                        tracing::warn!(error = %e, "reload the search index");
+                    }
+                }))
+                .context("watch the search index for commits")?;
+            let _ = inner.watch.set(handle);
+        }
+        Ok(TantivyIndex(inner))
     }
 }
 
 impl Inner {
+    /// Makes the reader's searcher the newest commit's, one reload at a time.
+    fn reload(&self) -> tantivy::Result<()> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        self.reader.reload()
+    }
+
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>, SearchError> {
         let w = self
             .writer
@@ -253,8 +286,7 @@ impl Inner {
         w.checkpoint = to;
         w.written = w.written.max(to);
         drop(w);
-        self.reader
-            .reload()
+        self.reload()
             .context("reload the search index after a commit")?;
         self.visible.fetch_max(to, Ordering::AcqRel);
         Ok(())
@@ -682,7 +714,7 @@ impl SearchBackend for TantivyIndex {
             w.checkpoint = 0;
             w.written = 0;
             drop(w);
-            ix.reader.reload().context("reload the search index")?;
+            ix.reload().context("reload the search index")?;
             ix.visible.store(0, Ordering::Release);
             Ok(())
         })
@@ -696,7 +728,7 @@ impl SearchBackend for TantivyIndex {
             }
             let committed = payload(&ix.index)?.checkpoint;
             if committed > seen {
-                ix.reader.reload().context("reload the search index")?;
+                ix.reload().context("reload the search index")?;
                 ix.visible.fetch_max(committed, Ordering::AcqRel);
             }
             Ok(committed)
