@@ -28,7 +28,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     projector::migrate(&command.pool)
         .await
         .context("read-model migrations")?;
-    let mut query = query_api::startup::build_state(settings.query).await?;
     // One search index handle for the projection that writes it and the searches: with the
     // embedded index, a search sees each commit the moment it lands (a reader in another
     // process reloads when Tantivy's watcher notices, within half a second).
@@ -37,7 +36,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         .await
         .context("open the search index")?
         .context("open the search index")?;
-    query.search = search.clone();
+    let query = query_api::startup::build_state_with(settings.query, search.clone()).await?;
     // Every registered projection, stored with the read models; the log is the command
     // side's database.
     let projector = projector::startup::AppState {

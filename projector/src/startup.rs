@@ -13,12 +13,11 @@ use http_kit::metrics::Scrape;
 use http_kit::serve::Server;
 use http_kit::service::{self, Ops};
 
-use crate::SearchIndex;
 use sqlx::PgPool;
 
 use crate::configuration::Settings;
 use crate::projection::Projection;
-use crate::{LOG_BATCH, Metrics, Projector};
+use crate::{LOG_BATCH, Metrics, Projector, SearchIndex};
 
 /// What the `projector` binary was asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,14 +65,7 @@ impl Command {
 /// Rebuilds the named projections (all registered ones when `names` is empty) one after the
 /// other; returns one line per projection for the operator.
 pub async fn rebuild(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<String>> {
-    let (pool, log) = settings.connect_databases().await?;
-    let projections = crate::select(
-        crate::registry(&pool, SearchIndex::from_settings(settings.search.clone())),
-        names,
-    )?;
-    crate::migrate(&pool)
-        .await
-        .context("read-model migrations")?;
+    let (pool, log, projections) = prepare(settings, names).await?;
     let mut lines = Vec::new();
     for projection in projections {
         let started = Instant::now();
@@ -186,15 +178,23 @@ pub type Application = http_kit::serve::Application<AppState>;
 /// Connects, migrates the read models, picks the registered projections named in `names`
 /// (all when empty), binds.
 pub async fn build(settings: Settings, names: &[String]) -> anyhow::Result<Application> {
+    let (pool, log, projections) = prepare(&settings, names).await?;
+    with_projections(settings, pool, log, projections).await
+}
+
+/// Connects the databases (the projector's, the log's), picks the registered projections
+/// named in `names` (all when empty) and migrates the read models.
+async fn prepare(
+    settings: &Settings,
+    names: &[String],
+) -> anyhow::Result<(PgPool, PgPool, Vec<Arc<dyn Projection>>)> {
     let (pool, log) = settings.connect_databases().await?;
-    let projections = crate::select(
-        crate::registry(&pool, SearchIndex::from_settings(settings.search.clone())),
-        names,
-    )?;
+    let search = SearchIndex::from_settings(settings.search.clone());
+    let projections = crate::select(crate::registry(&pool, search), names)?;
     crate::migrate(&pool)
         .await
         .context("read-model migrations")?;
-    with_projections(settings, pool, log, projections).await
+    Ok((pool, log, projections))
 }
 
 /// Runs exactly `projections` (the tests add their own to the registered ones); `pool` is

@@ -13,6 +13,7 @@ use http_kit::metrics::Scrape;
 use http_kit::secret::SecretUrl;
 use http_kit::serve::Server;
 use http_kit::service::{self, Ops};
+use search::SearchBackend;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -55,8 +56,23 @@ pub fn router(state: AppState) -> Router {
     service::router(ops(&state), api_routes(state))
 }
 
-/// Builds the state: pools, migrations, NATS, the live hub.
+/// Builds the state: pools, migrations, NATS, the live hub, and a reader of the search index
+/// its settings name.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let search_settings = settings.search.clone();
+    let search = tokio::task::spawn_blocking(move || search_settings.open_reader())
+        .await
+        .context("open the search index")?
+        .context("open the search index")?;
+    build_state_with(settings, search).await
+}
+
+/// [`build_state`] searching through `search` (the single node passes the index its search
+/// projection writes).
+pub async fn build_state_with(
+    settings: Settings,
+    search: Arc<dyn SearchBackend>,
+) -> anyhow::Result<AppState> {
     let db = &settings.service;
     let pool = connect(&db.database_url, db.db_max_connections).await?;
     let log_pool = if db.log_database_url() == &db.database_url {
@@ -73,11 +89,6 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         .await
         .context("connecting to NATS")?;
     let metrics = Metrics::new()?;
-    let search_settings = settings.search.clone();
-    let search = tokio::task::spawn_blocking(move || search_settings.open_reader())
-        .await
-        .context("open the search index")?
-        .context("open the search index")?;
     let settings = Arc::new(settings);
     let live = Live::start(
         settings.clone(),

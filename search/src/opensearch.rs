@@ -235,16 +235,22 @@ impl OpenSearchIndex {
 
     /// Deletes every index and the template of this prefix (tests clean up with it).
     pub async fn delete_all(&self) -> Result<(), SearchError> {
+        self.delete_indexes().await?;
         self.call(
             Method::Delete,
-            &format!("/{}-messages-*?expand_wildcards=all", self.prefix),
+            &format!("/_index_template/{}-messages-template", self.prefix),
             None,
             &[200, 404],
         )
         .await?;
+        Ok(())
+    }
+
+    /// Deletes every `<prefix>-messages-*` index (and so the alias).
+    async fn delete_indexes(&self) -> Result<(), SearchError> {
         self.call(
             Method::Delete,
-            &format!("/_index_template/{}-messages-template", self.prefix),
+            &format!("/{}-messages-*?expand_wildcards=all", self.prefix),
             None,
             &[200, 404],
         )
@@ -661,13 +667,7 @@ impl SearchBackend for OpenSearchIndex {
         Box::pin(async move {
             let mut checkpoint = self.checkpoint.lock().await;
             *checkpoint = None;
-            self.call(
-                Method::Delete,
-                &format!("/{}-messages-*?expand_wildcards=all", self.prefix),
-                None,
-                &[200, 404],
-            )
-            .await?;
+            self.delete_indexes().await?;
             self.ensure().await?;
             *checkpoint = Some(0);
             self.visible.store(0, Ordering::Release);

@@ -83,10 +83,29 @@ pub async fn checkpoint(pool: &PgPool) -> Result<i64, sqlx::Error> {
 /// Waits until the checkpoint reaches `position`, polling every few milliseconds,
 /// for at most `max_wait`. Returns the checkpoint seen.
 pub async fn wait_for(pool: &PgPool, position: i64, max_wait: Duration) -> Result<i64, ApiError> {
+    wait_until_at("the read models are", position, max_wait, || async {
+        Ok(checkpoint(pool).await?)
+    })
+    .await
+}
+
+/// Waits until `at()` (a position something has reached) reaches `position`, polling every
+/// few milliseconds, for at most `max_wait`; then 503 `not_caught_up` with `Retry-After`,
+/// saying "`{what}` at position …". Returns the position seen.
+pub async fn wait_until_at<F, Fut>(
+    what: &str,
+    position: i64,
+    max_wait: Duration,
+    mut at: F,
+) -> Result<i64, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<i64, ApiError>>,
+{
     let started = Instant::now();
     let mut pause = FIRST_POLL;
     loop {
-        let at = checkpoint(pool).await?;
+        let at = at().await?;
         if at >= position {
             return Ok(at);
         }
@@ -97,9 +116,7 @@ pub async fn wait_for(pool: &PgPool, position: i64, max_wait: Duration) -> Resul
                 ..ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "not_caught_up",
-                    format!(
-                        "the read models are at position {at}, not yet at {position}; retry shortly"
-                    ),
+                    format!("{what} at position {at}, not yet at {position}; retry shortly"),
                 )
             });
         }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::consistency::MinPosition;
+use super::consistency::{MinPosition, wait_until_at};
 use super::rooms::require_member;
 use super::{Query, clamp_limit};
 use crate::state::AppState;
@@ -277,33 +277,14 @@ fn times(
 /// searches see `position`.
 async fn wait_for_index(st: &AppState, position: i64) -> Result<(), ApiError> {
     let max_wait = Duration::from_millis(st.settings.min_position_wait_ms);
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(2);
-    loop {
-        let at = st
-            .search
+    wait_until_at("the search index is", position, max_wait, || async {
+        st.search
             .visible_position(position)
             .await
-            .map_err(search_failed)?;
-        if at >= position {
-            return Ok(());
-        }
-        let waited = started.elapsed();
-        if waited >= max_wait {
-            return Err(ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not_caught_up",
-                    format!(
-                        "the search index is at position {at}, not yet at {position}; retry shortly"
-                    ),
-                )
-            });
-        }
-        tokio::time::sleep(pause.min(max_wait - waited)).await;
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
+            .map_err(search_failed)
+    })
+    .await?;
+    Ok(())
 }
 
 fn search_failed(e: SearchError) -> ApiError {
