@@ -9,14 +9,14 @@
 //! duplicates; if it was ahead (a rebuild reset the projection meanwhile), the projection
 //! reports [`ApplyBatchError::Gap`] and the framework fills it from the log.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use eventlog::{PgEventStore, RecordedEvent};
 use sqlx::PgPool;
 
 use crate::log;
-use crate::projection::{ApplyBatchError, Batch, Projection};
+use crate::projection::{ApplyBatchError, Batch, Projection, Replay, Switched};
 
 /// Events read from the log per query.
 const LOG_CHUNK: i64 = 1000;
@@ -267,35 +267,265 @@ pub async fn catch_up_from_log(
     }
 }
 
-/// Empties `projection` ([`Projection::reset`]: its store and its checkpoint), then its dead
-/// letters, then replays the whole log into it with [`catch_up_from_log`]. Returns the number
-/// of events applied.
+/// Where a rebuild is ([`rebuild`] reports it after every committed batch and each phase).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    pub projection: String,
+    pub phase: Phase,
+    /// The copy's checkpoint.
+    pub position: i64,
+    /// The log's head when last read.
+    pub head: i64,
+    /// Events applied to the copy so far.
+    pub applied: u64,
+    /// Since the rebuild started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Applied events per second so far.
+    pub fn rate(&self) -> f64 {
+        self.applied as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The copy's position as a fraction of the head (1 when the log is empty).
+    pub fn fraction(&self) -> f64 {
+        if self.head <= 0 {
+            1.0
+        } else {
+            (self.position as f64 / self.head as f64).clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// The phases of a [`rebuild`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Replaying the log into the copy.
+    Replay,
+    /// [`crate::projection::Staged::bulk_loaded`]: indexes, merges.
+    Indexing,
+    /// Catching up the last stretch and switching.
+    Switching,
+    /// Switched: the copy is live.
+    Done,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Replay => "replay",
+            Phase::Indexing => "indexing",
+            Phase::Switching => "switching",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// What a [`rebuild`] did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rebuilt {
+    /// Events applied to the copy (dead-lettered ones included), the final catch-up too.
+    pub events: u64,
+    pub switched: Switched,
+    pub elapsed: Duration,
+}
+
+/// Rebuilds `projection` blue/green ([`Projection::stage`], ADR 11) while it keeps serving:
+/// an empty copy is filled from the log, `batch` events per commit, with the next chunk read
+/// while the last one is applied; then [`crate::projection::Staged::bulk_loaded`]; then
+/// [`crate::projection::Staged::switch`] catches the copy up and makes it live under a new
+/// epoch. `progress` hears about every committed batch and phase.
 ///
-/// The dead letters go after the reset: a crash in between leaves dead letters the replay
-/// writes again, never a projection past an event without its dead letter.
+/// One rebuild per projection at a time (a PostgreSQL advisory lock in `pool`, held for the
+/// whole rebuild; a second one fails at once). A rebuild that fails or is interrupted leaves
+/// the live projection untouched (its copy is dropped, or discarded by the next rebuild).
+/// Dead letters: the copy writes its own (the same rows when the same events are poison);
+/// those of the old copy that the replay no longer found poison go at the switch.
 pub async fn rebuild(
     projection: &dyn Projection,
     pool: &PgPool,
     log: &PgPool,
     batch: i64,
-) -> anyhow::Result<u64> {
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> anyhow::Result<Rebuilt> {
     let name = projection.name();
-    projection
-        .reset()
-        .await
-        .with_context(|| format!("reset {name}"))?;
-    sqlx::query("DELETE FROM dead_letters WHERE projection = $1")
+    let mut lock = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(format!("chat.rebuild.{name}"))
+        .fetch_one(&mut *lock)
+        .await?;
+    anyhow::ensure!(locked, "a rebuild of {name} is already running");
+    let started_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *lock)
+        .await?;
+    let result = rebuild_locked(projection, pool, log, batch, progress).await;
+    if let Ok(done) = &result {
+        sqlx::query(
+            "DELETE FROM dead_letters WHERE projection = $1 AND position <= $2              AND failed_at < $3",
+        )
         .bind(name)
-        .execute(pool)
+        .bind(done.switched.checkpoint)
+        .bind(started_at)
+        .execute(&mut *lock)
         .await
-        .context("delete the dead letters")?;
+        .context("delete the dead letters the rebuild did not find again")?;
+    }
+    // Closing the session would release it too; a pooled connection has to say so.
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(format!("chat.rebuild.{name}"))
+        .execute(&mut *lock)
+        .await?;
+    result
+}
+
+async fn rebuild_locked(
+    projection: &dyn Projection,
+    pool: &PgPool,
+    log: &PgPool,
+    batch: i64,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> anyhow::Result<Rebuilt> {
+    let name = projection.name();
     let started = Instant::now();
-    let n = catch_up_from_log(projection, pool, log, batch).await?;
+    let staged = projection
+        .stage()
+        .await
+        .with_context(|| format!("stage a copy of {name}"))?;
+    let store = PgEventStore::reader(log.clone());
+    let mut now = Progress {
+        projection: name.to_owned(),
+        phase: Phase::Replay,
+        position: 0,
+        head: log::head(&store).await?,
+        applied: 0,
+        elapsed: Duration::ZERO,
+    };
+    progress(&now);
+    let replayed = replay(
+        staged.copy(),
+        pool,
+        &store,
+        batch,
+        &mut now,
+        started,
+        progress,
+    )
+    .await;
+    if let Err(e) = replayed {
+        // Best effort: the next rebuild discards it anyway.
+        if let Err(drop) = staged.abandon().await {
+            tracing::warn!(projection = name, error = %drop, "could not drop the copy");
+        }
+        return Err(e);
+    }
+    now.phase = Phase::Indexing;
+    now.elapsed = started.elapsed();
+    progress(&now);
+    staged.bulk_loaded().await?;
+    now.phase = Phase::Switching;
+    now.head = log::head(&store).await?;
+    now.elapsed = started.elapsed();
+    progress(&now);
+    let copy_before = staged.copy().checkpoint().await?;
+    let replay = Replay {
+        pool: pool.clone(),
+        log: log.clone(),
+        batch,
+    };
+    let switched = staged.switch(&replay).await?;
+    now.applied += u64::try_from(switched.checkpoint - copy_before).unwrap_or(0);
+    now.phase = Phase::Done;
+    now.position = switched.checkpoint;
+    now.head = now.head.max(switched.checkpoint);
+    now.elapsed = started.elapsed();
+    progress(&now);
     tracing::info!(
         projection = name,
-        events = n,
-        seconds = started.elapsed().as_secs_f64(),
-        "rebuilt"
+        events = now.applied,
+        epoch = switched.epoch,
+        seconds = now.elapsed.as_secs_f64(),
+        "rebuilt and switched"
     );
-    Ok(n)
+    Ok(Rebuilt {
+        events: now.applied,
+        switched,
+        elapsed: now.elapsed,
+    })
+}
+
+/// Replays the log into `copy` up to the head it finds at the end, reading the next chunk
+/// while the last one is applied.
+async fn replay(
+    copy: &dyn Projection,
+    pool: &PgPool,
+    store: &PgEventStore,
+    batch: i64,
+    now: &mut Progress,
+    started: Instant,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> anyhow::Result<()> {
+    let batch = batch.max(1);
+    let from = copy.checkpoint().await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<RecordedEvent>>>(2);
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut next = from;
+            loop {
+                let chunk = log::read_after(&store, next, batch)
+                    .await
+                    .context("read the log");
+                let last = match &chunk {
+                    Ok(events) => events.last().map(|e| e.position),
+                    Err(_) => None,
+                };
+                let done = chunk.as_ref().map_or(true, |e| (e.len() as i64) < batch);
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+                match last {
+                    Some(last) if !done => next = last,
+                    _ => return,
+                }
+            }
+        })
+    };
+    let _stop_reader = AbortOnDrop(reader);
+    let mut next = from;
+    now.position = from;
+    while let Some(events) = rx.recv().await {
+        let events = events?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            break;
+        };
+        anyhow::ensure!(
+            events[0].position == next + 1 && last - next == events.len() as i64,
+            "log read is not contiguous: {} events after position {next} end at {last}",
+            events.len()
+        );
+        next = last;
+        let mut report = BatchReport::default();
+        match apply_contiguous(copy, pool, &events, &mut report).await {
+            Ok(()) => {}
+            Err(ApplyBatchError::Gap { checkpoint }) => {
+                anyhow::bail!("the copy moved to {checkpoint} behind the rebuild's back")
+            }
+            Err(ApplyBatchError::Failed(e)) => return Err(e),
+        }
+        now.applied += report.applied;
+        now.position = report.checkpoint;
+        now.head = now.head.max(last);
+        now.elapsed = started.elapsed();
+        progress(now);
+    }
+    Ok(())
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -30,8 +30,10 @@ pub mod framework;
 mod log;
 pub mod metrics;
 pub mod oracle;
+pub mod progress;
 pub mod projection;
 pub mod read_models;
+pub mod read_models_copy;
 pub mod search_index;
 pub mod startup;
 
@@ -48,6 +50,10 @@ pub use search_index::{SEARCH, SearchIndex};
 
 /// Events per commit when reading from the log.
 pub const LOG_BATCH: i64 = 1000;
+
+/// Events per commit when a rebuild replays the log into a copy: bigger commits, fewer of
+/// them (each is a transaction, or an index commit).
+pub const REBUILD_BATCH: i64 = 10_000;
 
 /// Runs the read-model migrations (also the framework's `dead_letters` and the read models'
 /// `projection_checkpoints`). Other crates keep their own migrations in the same database, so

@@ -21,3 +21,8 @@ pub(crate) async fn check_stream_identity(
 ) -> Result<(), StreamIdentityError> {
     eventlog::check_stream_identity(info, log).await
 }
+
+/// The log's head: the position of the last event appended (0 when empty).
+pub(crate) async fn head(log: &PgEventStore) -> Result<i64, StoreError> {
+    log.head_position().await
+}

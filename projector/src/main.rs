@@ -27,7 +27,9 @@ async fn main() -> anyhow::Result<()> {
             app.run(http_kit::shutdown_signal()).await
         }
         Command::Rebuild { projections } => {
-            for line in projector::startup::rebuild(&settings, &projections).await? {
+            let display = projector::progress::Display::for_stderr();
+            let show = |p: &projector::framework::Progress| display.show(p);
+            for line in projector::startup::rebuild(&settings, &projections, &show).await? {
                 writeln!(std::io::stdout(), "{line}")?;
             }
             Ok(())

@@ -2,11 +2,13 @@
 //! transaction that locks the checkpoint row in `projection_checkpoints`, applies every event
 //! after the checkpoint ([`crate::apply`]) and saves the new checkpoint.
 
+use std::sync::Arc;
+
 use eventlog::RecordedEvent;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::apply::{SentRow, apply_event, apply_message_run, as_message_sent};
-use crate::projection::{Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection};
+use crate::projection::{Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection, Staged};
 
 /// The projection of all read models (its name and checkpoint key).
 pub const READ_MODELS: &str = "read_models";
@@ -31,11 +33,42 @@ const BEGIN_PROJECTION: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 #[derive(Clone, Debug)]
 pub struct ReadModels {
     pool: PgPool,
+    /// `None` for the live read models (where the connection's `search_path` finds them);
+    /// the schema of a blue/green copy otherwise ([`crate::read_models_copy`]), which holds
+    /// its own tables and its own `projection_checkpoints`.
+    schema: Option<Arc<str>>,
 }
 
 impl ReadModels {
     pub fn new(pool: PgPool) -> Self {
-        ReadModels { pool }
+        ReadModels { pool, schema: None }
+    }
+
+    /// The copy of the read models in `schema` (made by [`crate::read_models_copy`]): every
+    /// transaction sets its `search_path` to it, so the same statements write the copy.
+    pub(crate) fn in_schema(pool: PgPool, schema: &str) -> Self {
+        ReadModels {
+            pool,
+            schema: Some(schema.into()),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        match &self.schema {
+            None => self.pool.begin_with(BEGIN_PROJECTION).await,
+            // The schema name is ours (a constant of read_models_copy), never input.
+            Some(schema) => {
+                self.pool
+                    .begin_with(sqlx::AssertSqlSafe(format!(
+                        "{BEGIN_PROJECTION}; SET LOCAL search_path = {schema}"
+                    )))
+                    .await
+            }
+        }
     }
 }
 
@@ -45,7 +78,17 @@ impl Projection for ReadModels {
     }
 
     fn checkpoint(&self) -> BoxFuture<'_, anyhow::Result<i64>> {
-        Box::pin(async move { Ok(checkpoint(&self.pool, READ_MODELS).await?) })
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let p: Option<i64> = sqlx::query_scalar(
+                "SELECT position FROM projection_checkpoints WHERE projection = $1",
+            )
+            .bind(READ_MODELS)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            Ok(p.unwrap_or(0))
+        })
     }
 
     fn apply_batch<'a>(
@@ -67,7 +110,7 @@ impl Projection for ReadModels {
 
     fn reset(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin().await?;
             // Taking the checkpoint row lock first makes a running projector wait for the
             // reset instead of interleaving with it.
             lock_checkpoint(&mut tx, READ_MODELS).await?;
@@ -87,6 +130,17 @@ impl Projection for ReadModels {
             .await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn stage(&self) -> BoxFuture<'_, anyhow::Result<Box<dyn Staged>>> {
+        Box::pin(async move {
+            anyhow::ensure!(
+                self.schema.is_none(),
+                "a copy of the read models cannot be rebuilt beside itself"
+            );
+            let staged = crate::read_models_copy::ReadModelsCopy::stage(&self.pool).await?;
+            Ok(Box::new(staged) as Box<dyn Staged>)
         })
     }
 }
@@ -155,7 +209,7 @@ impl From<sqlx::Error> for Failure {
 
 impl ReadModels {
     async fn try_batch(&self, batch: Batch<'_>, careful: bool) -> Result<Applied, Failure> {
-        let mut tx = self.pool.begin_with(BEGIN_PROJECTION).await?;
+        let mut tx = self.begin().await?;
         let start = lock_checkpoint(&mut tx, READ_MODELS).await?;
         let skipped = batch.events.partition_point(|e| e.position <= start);
         let todo = &batch.events[skipped..];

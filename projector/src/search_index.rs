@@ -191,4 +191,9 @@ impl Projection for SearchIndex {
     fn reset(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move { Ok(self.backend().await?.reset().await?) })
     }
+
+    // TEMPORARY (branch `rebuild` only): replaced by the search branch's generations.
+    fn stage(&self) -> BoxFuture<'_, anyhow::Result<Box<dyn crate::projection::Staged>>> {
+        Box::pin(async move { anyhow::bail!("search rebuild not merged yet") })
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -17,7 +17,7 @@ use sqlx::PgPool;
 
 use crate::configuration::Settings;
 use crate::projection::Projection;
-use crate::{LOG_BATCH, Metrics, Projector, SearchIndex};
+use crate::{Metrics, Projector, REBUILD_BATCH, SearchIndex};
 
 /// What the `projector` binary was asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,18 +63,27 @@ impl Command {
 }
 
 /// Rebuilds the named projections (all registered ones when `names` is empty) one after the
-/// other; returns one line per projection for the operator.
-pub async fn rebuild(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<String>> {
+/// other, blue/green ([`crate::framework::rebuild`]): each keeps serving until its copy is
+/// switched in. `progress` hears about every batch; returns one line per projection for the
+/// operator.
+pub async fn rebuild(
+    settings: &Settings,
+    names: &[String],
+    progress: &(dyn Fn(&crate::framework::Progress) + Sync),
+) -> anyhow::Result<Vec<String>> {
     let (pool, log, projections) = prepare(settings, names).await?;
     let mut lines = Vec::new();
     for projection in projections {
-        let started = Instant::now();
-        let n = crate::framework::rebuild(&*projection, &pool, &log, LOG_BATCH).await?;
-        let secs = started.elapsed().as_secs_f64();
+        let done =
+            crate::framework::rebuild(&*projection, &pool, &log, REBUILD_BATCH, progress).await?;
+        let secs = done.elapsed.as_secs_f64();
         lines.push(format!(
-            "rebuilt {}: {n} events in {secs:.2} s ({:.0} events/s)",
+            "rebuilt {}: {} events in {secs:.2} s ({:.0} events/s); epoch {}, checkpoint {}",
             projection.name(),
-            n as f64 / secs.max(1e-9)
+            done.events,
+            done.events as f64 / secs.max(1e-9),
+            done.switched.epoch,
+            done.switched.checkpoint,
         ));
     }
     Ok(lines)

@@ -8,7 +8,9 @@ use eventlog::RecordedEvent;
 use events::StoredEvent;
 use events::ids::RoomId;
 use events::room::RoomEvent;
-use projector::projection::{Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection};
+use projector::projection::{
+    Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection, Replay, Staged, Switched,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -17,33 +19,52 @@ pub const MESSAGE_COUNTS: &str = "test_message_counts";
 
 pub struct MessageCounts {
     pool: PgPool,
+    /// `test_message_counts` for the live projection; a blue/green copy has its own tables
+    /// (`test_message_counts_next…`), swapped in by renaming.
+    table: &'static str,
 }
+
+/// The tables of a blue/green copy of the message counts.
+const NEXT: &str = "test_message_counts_next";
 
 impl MessageCounts {
     /// Creates its tables in `pool` if they do not exist yet.
     pub async fn create(pool: &PgPool) -> MessageCounts {
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS test_message_counts ( \
+        Self::create_tables(pool, MESSAGE_COUNTS)
+            .await
+            .expect("create the message counts");
+        MessageCounts {
+            pool: pool.clone(),
+            table: MESSAGE_COUNTS,
+        }
+    }
+
+    async fn create_tables(pool: &PgPool, table: &str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {table} ( \
                room_id UUID PRIMARY KEY, messages BIGINT NOT NULL); \
-             CREATE TABLE IF NOT EXISTS test_message_counts_checkpoint ( \
-               one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), position BIGINT NOT NULL); \
-             INSERT INTO test_message_counts_checkpoint (position) VALUES (0) \
-               ON CONFLICT DO NOTHING;",
-        )
+             CREATE TABLE IF NOT EXISTS {table}_checkpoint ( \
+               one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), position BIGINT NOT NULL, \
+               epoch BIGINT NOT NULL DEFAULT 1); \
+             INSERT INTO {table}_checkpoint (position) VALUES (0) \
+               ON CONFLICT DO NOTHING;"
+        )))
         .execute(pool)
-        .await
-        .expect("create the message counts");
-        MessageCounts { pool: pool.clone() }
+        .await?;
+        Ok(())
     }
 
     /// Its counts: room → messages.
     pub async fn counts(&self) -> BTreeMap<Uuid, i64> {
-        sqlx::query_as("SELECT room_id, messages FROM test_message_counts")
-            .fetch_all(&self.pool)
-            .await
-            .expect("message counts")
-            .into_iter()
-            .collect()
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT room_id, messages FROM {}",
+            self.table
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .expect("message counts")
+        .into_iter()
+        .collect()
     }
 
     /// The oracle, computed from the PostgreSQL log: `MessageSent` events per room, except
@@ -69,9 +90,10 @@ impl MessageCounts {
     /// not follow the checkpoint (nothing written).
     async fn apply(&self, batch: Batch<'_>) -> anyhow::Result<Result<Applied, i64>> {
         let mut tx = self.pool.begin().await?;
-        let start: i64 = sqlx::query_scalar(
-            "SELECT position FROM test_message_counts_checkpoint WHERE one FOR UPDATE",
-        )
+        let start: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT position FROM {}_checkpoint WHERE one FOR UPDATE",
+            self.table
+        )))
         .fetch_one(&mut *tx)
         .await?;
         let skipped = batch.events.partition_point(|e| e.position <= start);
@@ -104,20 +126,24 @@ impl MessageCounts {
         }
         if applied.checkpoint > start {
             let (rooms, ns): (Vec<Uuid>, Vec<i64>) = counts.into_iter().unzip();
-            sqlx::query(
-                "INSERT INTO test_message_counts (room_id, messages) \
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {t} (room_id, messages) \
                  SELECT * FROM UNNEST($1::uuid[], $2::int8[]) \
                  ON CONFLICT (room_id) DO UPDATE \
-                 SET messages = test_message_counts.messages + EXCLUDED.messages",
-            )
+                 SET messages = {t}.messages + EXCLUDED.messages",
+                t = self.table
+            )))
             .bind(rooms)
             .bind(ns)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE test_message_counts_checkpoint SET position = $1")
-                .bind(applied.checkpoint)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {}_checkpoint SET position = $1",
+                self.table
+            )))
+            .bind(applied.checkpoint)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
         }
         Ok(Ok(applied))
@@ -144,11 +170,12 @@ impl Projection for MessageCounts {
 
     fn checkpoint(&self) -> BoxFuture<'_, anyhow::Result<i64>> {
         Box::pin(async move {
-            Ok(
-                sqlx::query_scalar("SELECT position FROM test_message_counts_checkpoint")
-                    .fetch_one(&self.pool)
-                    .await?,
-            )
+            Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT position FROM {}_checkpoint",
+                self.table
+            )))
+            .fetch_one(&self.pool)
+            .await?)
         })
     }
 
@@ -167,13 +194,85 @@ impl Projection for MessageCounts {
     fn reset(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
-            sqlx::raw_sql(
-                "TRUNCATE test_message_counts; \
-                 UPDATE test_message_counts_checkpoint SET position = 0;",
-            )
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "TRUNCATE {t}; UPDATE {t}_checkpoint SET position = 0;",
+                t = self.table
+            )))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Blue/green with fresh tables beside the live ones, swapped in by renaming.
+    fn stage(&self) -> BoxFuture<'_, anyhow::Result<Box<dyn Staged>>> {
+        Box::pin(async move {
+            anyhow::ensure!(self.table == MESSAGE_COUNTS, "a copy cannot be staged");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {NEXT}, {NEXT}_checkpoint"
+            )))
+            .execute(&self.pool)
+            .await?;
+            Self::create_tables(&self.pool, NEXT).await?;
+            Ok(Box::new(MessageCounts {
+                pool: self.pool.clone(),
+                table: NEXT,
+            }) as Box<dyn Staged>)
+        })
+    }
+}
+
+impl Staged for MessageCounts {
+    fn copy(&self) -> &dyn Projection {
+        self
+    }
+
+    fn bulk_loaded(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn switch<'a>(self: Box<Self>, replay: &'a Replay) -> BoxFuture<'a, anyhow::Result<Switched>> {
+        Box::pin(async move {
+            replay.catch_up(&*self).await?;
+            let mut tx = self.pool.begin().await?;
+            // The live checkpoint row, held: the live runner waits at its next batch.
+            let (live, epoch): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT position, epoch FROM {MESSAGE_COUNTS}_checkpoint WHERE one FOR UPDATE"
+            )))
+            .fetch_one(&mut *tx)
+            .await?;
+            replay.catch_up(&*self).await?;
+            let checkpoint = self.checkpoint().await?;
+            anyhow::ensure!(checkpoint >= live, "the copy is behind the live counts");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {NEXT}_checkpoint SET epoch = $1"
+            )))
+            .bind(epoch + 1)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE {MESSAGE_COUNTS}, {MESSAGE_COUNTS}_checkpoint; \
+                 ALTER TABLE {NEXT} RENAME TO {MESSAGE_COUNTS}; \
+                 ALTER TABLE {NEXT}_checkpoint RENAME TO {MESSAGE_COUNTS}_checkpoint;"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Switched {
+                epoch: epoch + 1,
+                checkpoint,
+            })
+        })
+    }
+
+    fn abandon(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {NEXT}, {NEXT}_checkpoint"
+            )))
+            .execute(&self.pool)
+            .await?;
             Ok(())
         })
     }
