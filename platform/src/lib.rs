@@ -2,8 +2,10 @@
 //! relay, the projector and the query API in one process, on one port. The same
 //! roles run as separate processes (`command-api`, `projector`, `query-api`) to scale.
 
+pub mod command;
 pub mod configuration;
 
+pub use command::Command;
 pub use configuration::Settings;
 
 use anyhow::Context;
@@ -40,6 +42,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     // Every registered projection, stored with the read models; the log is the command
     // side's database.
     let projector = projector::startup::AppState {
+        pool: query.pool.clone(),
         nats: query.nats.clone(),
         stream_name: settings.projector.service.stream_name.clone(),
         metrics: projector::Metrics::new()?,

@@ -359,7 +359,13 @@ pub async fn rebuild(
     let started_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(&mut *lock)
         .await?;
-    let result = rebuild_locked(projection, pool, log, batch, progress).await;
+    let recorder = Recorder::new(pool.clone(), started_at);
+    let report = |p: &Progress| {
+        recorder.record(p);
+        progress(p);
+    };
+    let result = rebuild_locked(projection, pool, log, batch, &report).await;
+    recorder.finish(result.as_ref().err()).await;
     if let Ok(done) = &result {
         sqlx::query(
             "DELETE FROM dead_letters WHERE projection = $1 AND position <= $2              AND failed_at < $3",
@@ -519,6 +525,88 @@ async fn replay(
         now.elapsed = started.elapsed();
         progress(now);
     }
+    Ok(())
+}
+
+/// Keeps `projection_rebuilds` current for the services' metrics: the latest report is
+/// written in the background (one at a time, the newest wins), so a slow write never holds
+/// the rebuild back.
+struct Recorder {
+    latest: tokio::sync::watch::Sender<Option<Progress>>,
+    writer: tokio::task::JoinHandle<()>,
+    pool: PgPool,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Recorder {
+    fn new(pool: PgPool, started_at: chrono::DateTime<chrono::Utc>) -> Recorder {
+        let (latest, mut rx) = tokio::sync::watch::channel::<Option<Progress>>(None);
+        let writer_pool = pool.clone();
+        let writer = tokio::spawn(async move {
+            let pool = writer_pool;
+            while rx.changed().await.is_ok() {
+                let Some(p) = rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                if let Err(e) = write_progress(&pool, &p, p.phase.as_str(), started_at).await {
+                    tracing::warn!(error = %e, "could not record the rebuild's progress");
+                }
+            }
+        });
+        Recorder {
+            latest,
+            writer,
+            pool,
+            started_at,
+        }
+    }
+
+    fn record(&self, p: &Progress) {
+        self.latest.send_replace(Some(p.clone()));
+    }
+
+    /// Writes the last report (as `failed` when the rebuild failed) and stops.
+    async fn finish(self, failed: Option<&anyhow::Error>) {
+        let Recorder {
+            latest,
+            writer,
+            pool,
+            started_at,
+        } = self;
+        let last = latest.borrow().clone();
+        drop(latest);
+        let _ = writer.await;
+        if let (Some(p), Some(_)) = (last, failed)
+            && let Err(e) = write_progress(&pool, &p, "failed", started_at).await
+        {
+            tracing::warn!(error = %e, "could not record the rebuild's failure");
+        }
+    }
+}
+
+async fn write_progress(
+    pool: &PgPool,
+    p: &Progress,
+    phase: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_rebuilds (projection, phase, position, head, applied, \
+         events_per_second, started_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) \
+         ON CONFLICT (projection) DO UPDATE SET phase = EXCLUDED.phase, \
+         position = EXCLUDED.position, head = EXCLUDED.head, applied = EXCLUDED.applied, \
+         events_per_second = EXCLUDED.events_per_second, started_at = EXCLUDED.started_at, \
+         updated_at = now()",
+    )
+    .bind(&p.projection)
+    .bind(phase)
+    .bind(p.position)
+    .bind(p.head)
+    .bind(i64::try_from(p.applied).unwrap_or(i64::MAX))
+    .bind(p.rate())
+    .bind(started_at)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Prometheus metrics of the projector, labelled by projection.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -21,6 +23,16 @@ pub struct Metrics {
     pub duplicates: IntCounterVec,
     /// `chat_projector_batch_seconds{projection}`: apply + commit time of one batch.
     pub batch_seconds: HistogramVec,
+    /// `chat_projection_rebuild_progress{projection}`: the last rebuild's copy position as a
+    /// fraction of the log head (0–1), from `projection_rebuilds` on every scrape.
+    pub rebuild_progress: GaugeVec,
+    /// `chat_projection_rebuild_events_per_second{projection}`: that rebuild's rate so far.
+    pub rebuild_rate: GaugeVec,
+    /// `chat_projection_rebuild_running{projection}`: 1 while a rebuild reports progress (a
+    /// report in the last minute, not done or failed), else 0.
+    pub rebuild_running: IntGaugeVec,
+    /// `chat_projection_epoch{projection}`: the read models' epoch (one more per switch).
+    pub epoch: IntGaugeVec,
 }
 
 impl Metrics {
@@ -78,6 +90,38 @@ impl Metrics {
             ]),
             &["projection"],
         )?;
+        let rebuild_progress = GaugeVec::new(
+            Opts::new(
+                "chat_projection_rebuild_progress",
+                "Position of the last rebuild's copy as a fraction of the log head (0-1)",
+            ),
+            &["projection"],
+        )?;
+        let rebuild_rate = GaugeVec::new(
+            Opts::new(
+                "chat_projection_rebuild_events_per_second",
+                "Events per second applied by the last rebuild so far",
+            ),
+            &["projection"],
+        )?;
+        let rebuild_running = IntGaugeVec::new(
+            Opts::new(
+                "chat_projection_rebuild_running",
+                "1 while a rebuild of the projection is reporting progress",
+            ),
+            &["projection"],
+        )?;
+        let epoch = IntGaugeVec::new(
+            Opts::new(
+                "chat_projection_epoch",
+                "The projection's epoch: one more after every rebuild's switch",
+            ),
+            &["projection"],
+        )?;
+        registry.register(Box::new(rebuild_progress.clone()))?;
+        registry.register(Box::new(rebuild_rate.clone()))?;
+        registry.register(Box::new(rebuild_running.clone()))?;
+        registry.register(Box::new(epoch.clone()))?;
         registry.register(Box::new(lag.clone()))?;
         registry.register(Box::new(checkpoint.clone()))?;
         registry.register(Box::new(applied.clone()))?;
@@ -94,6 +138,10 @@ impl Metrics {
             gap_events,
             duplicates,
             batch_seconds,
+            rebuild_progress,
+            rebuild_rate,
+            rebuild_running,
+            epoch,
         })
     }
 }

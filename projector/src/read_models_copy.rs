@@ -33,10 +33,19 @@ pub const COPY_SCHEMA: &str = "rm_rebuild";
 /// The channel that announces a new epoch, with payload `<projection>:<epoch>`.
 pub const EPOCH_CHANNEL: &str = "chat_projection_epoch";
 
-/// Longest the switch waits for a lock (readers in the middle of a query, the live projector
-/// in the middle of a batch) before it gives up; the copy is kept and the switch can be run
-/// again.
-const SWITCH_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the switch waits for the live checkpoint row (the live projector commits its
+/// batch first) before it gives up; the copy is kept and the rebuild can be run again.
+const ROW_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest one attempt waits to lock every live table (readers finish their statements
+/// meanwhile, and new ones wait behind it): well under PostgreSQL's `deadlock_timeout` (1 s).
+const TABLE_LOCK_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Attempts at locking the live tables before the switch gives up.
+const SWITCH_ATTEMPTS: u32 = 100;
+
+/// SQLSTATE `lock_not_available`: a `lock_timeout` expired.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// A copy of the read models in [`COPY_SCHEMA`], being filled.
 pub(crate) struct ReadModelsCopy {
@@ -244,6 +253,97 @@ impl ReadModelsCopy {
     }
 }
 
+impl ReadModelsCopy {
+    /// One attempt at the switch: `None` when the live tables could not all be locked within
+    /// [`TABLE_LOCK_TIMEOUT`] (nothing changed; try again).
+    async fn try_switch(&self, replay: &Replay) -> anyhow::Result<Option<Switched>> {
+        let pool = self.copy.pool().clone();
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            ROW_LOCK_TIMEOUT.as_millis()
+        )))
+        .execute(&mut *tx)
+        .await?;
+        // The live projector takes this row first in each batch: from here on it waits, and
+        // its checkpoint stays where it is.
+        let live: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {}.projection_checkpoints (projection, position) VALUES ($1, 0) \
+             ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection \
+             RETURNING position",
+            quote(&self.live)
+        )))
+        .bind(READ_MODELS)
+        .fetch_one(&mut *tx)
+        .await
+        .context("lock the live checkpoint")?;
+        // The rest, on other connections, while the live projection holds still.
+        replay.catch_up(&self.copy).await?;
+        let checkpoint = self.copy.checkpoint().await?;
+        anyhow::ensure!(
+            checkpoint >= live,
+            "the copy reached position {checkpoint}, behind the live read models ({live})"
+        );
+        // Every live table and view at once, or none: a reader holds its tables from the
+        // start of its statement and takes them in its own order, so waiting long could close
+        // a cycle with one (a deadlock, which PostgreSQL breaks by failing the reader after
+        // deadlock_timeout). Giving up well before that and trying again fails nobody.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            TABLE_LOCK_TIMEOUT.as_millis()
+        )))
+        .execute(&mut *tx)
+        .await?;
+        let mut relations: Vec<String> = READ_MODEL_TABLES
+            .iter()
+            .map(|t| format!("{}.{}", quote(&self.live), quote(t)))
+            .collect();
+        let views: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'v' AND c.relname LIKE 'rm\\_%'",
+        )
+        .bind(&self.live)
+        .fetch_all(&mut *tx)
+        .await?;
+        relations.extend(
+            views
+                .iter()
+                .map(|v| format!("{}.{}", quote(&self.live), quote(v))),
+        );
+        let locked = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            relations.join(", ")
+        )))
+        .execute(&mut *tx)
+        .await;
+        match locked {
+            Ok(_) => {}
+            Err(e)
+                if e.as_database_error().and_then(|d| d.code()).as_deref()
+                    == Some(LOCK_NOT_AVAILABLE) =>
+            {
+                tx.rollback().await?;
+                tracing::debug!("read models busy; the switch tries again");
+                return Ok(None);
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("lock the live read models")),
+        }
+        let epoch = self.swap(&mut tx, checkpoint).await?;
+        tx.commit().await.context("commit the switch")?;
+        Ok(Some(Switched { epoch, checkpoint }))
+    }
+}
+
+/// A pause of 0..`max` ms, from the clock's low bits: enough to keep two waiters apart.
+fn rand_ms(max: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos) % max.max(1)
+}
+
 impl Staged for ReadModelsCopy {
     fn copy(&self) -> &dyn Projection {
         &self.copy
@@ -275,37 +375,21 @@ impl Staged for ReadModelsCopy {
         Box::pin(async move {
             // Most of the way without holding anything.
             replay.catch_up(&self.copy).await?;
-            let pool = self.copy.pool().clone();
-            let mut conn = pool.acquire().await?;
-            let mut tx = conn.begin().await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "SET LOCAL lock_timeout = '{}ms'",
-                SWITCH_LOCK_TIMEOUT.as_millis()
-            )))
-            .execute(&mut *tx)
-            .await?;
-            // The live projector takes this row first in each batch: from here on it waits,
-            // and its checkpoint stays where it is.
-            let live: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {}.projection_checkpoints (projection, position) VALUES ($1, 0) \
-                 ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection \
-                 RETURNING position",
-                quote(&self.live)
-            )))
-            .bind(READ_MODELS)
-            .fetch_one(&mut *tx)
-            .await
-            .context("lock the live checkpoint")?;
-            // The rest, on other connections, while the live projection holds still.
-            replay.catch_up(&self.copy).await?;
-            let checkpoint = self.copy.checkpoint().await?;
-            anyhow::ensure!(
-                checkpoint >= live,
-                "the copy reached position {checkpoint}, behind the live read models ({live})"
-            );
-            let epoch = self.swap(&mut tx, checkpoint).await?;
-            tx.commit().await.context("commit the switch")?;
-            Ok(Switched { epoch, checkpoint })
+            let mut attempt = 0u32;
+            loop {
+                match self.try_switch(replay).await? {
+                    Some(switched) => return Ok(switched),
+                    None if attempt < SWITCH_ATTEMPTS => {
+                        attempt += 1;
+                        let pause = 20 + u64::from(attempt) * 10 + rand_ms(40);
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                    None => anyhow::bail!(
+                        "the read models stayed busy: no switch in {SWITCH_ATTEMPTS} attempts \
+                         (the copy is kept; run the rebuild again)"
+                    ),
+                }
+            }
         })
     }
 

@@ -93,6 +93,8 @@ pub async fn rebuild(
 /// metrics, and the NATS client and stream their lag is measured against.
 #[derive(Clone)]
 pub struct AppState {
+    /// The projector's database: `projection_checkpoints`, `projection_rebuilds`.
+    pub pool: PgPool,
     pub nats: async_nats::Client,
     pub stream_name: String,
     pub metrics: Metrics,
@@ -138,8 +140,44 @@ pub fn scrape(state: &AppState) -> Scrape {
                 }
                 st.metrics.checkpoint.with_label_values(&[name]).set(cp);
             }
+            if let Err(e) = sample_rebuilds(&st).await {
+                tracing::debug!(error = %e, "rebuild progress not sampled");
+            }
         }
     })
+}
+
+/// The rebuilds' progress (`projection_rebuilds`) and the epochs, as gauges.
+async fn sample_rebuilds(st: &AppState) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, f64, f64, bool)> = sqlx::query_as(
+        "SELECT projection, CASE WHEN head > 0 THEN least(position::float8 / head, 1) \
+         ELSE 1 END, events_per_second, \
+         phase NOT IN ('done', 'failed') AND updated_at > now() - interval '1 minute' \
+         FROM projection_rebuilds",
+    )
+    .fetch_all(&st.pool)
+    .await?;
+    for (projection, progress, rate, running) in rows {
+        let m = &st.metrics;
+        m.rebuild_progress
+            .with_label_values(&[&projection])
+            .set(progress);
+        m.rebuild_rate.with_label_values(&[&projection]).set(rate);
+        m.rebuild_running
+            .with_label_values(&[&projection])
+            .set(i64::from(running));
+    }
+    let epochs: Vec<(String, i64)> =
+        sqlx::query_as("SELECT projection, epoch FROM projection_checkpoints")
+            .fetch_all(&st.pool)
+            .await?;
+    for (projection, epoch) in epochs {
+        st.metrics
+            .epoch
+            .with_label_values(&[&projection])
+            .set(epoch);
+    }
+    Ok(())
 }
 
 /// Health; readiness (every projection's store answers, with its checkpoint as detail, and
@@ -222,6 +260,7 @@ pub async fn with_projections(
     let metrics = Metrics::new()?;
     let runners = runners(&projections, &settings, &pool, &log, &nats, &metrics);
     let state = AppState {
+        pool: pool.clone(),
         nats,
         stream_name: settings.service.stream_name.clone(),
         metrics,

@@ -75,6 +75,34 @@ async fn readyz_reports_the_checkpoint_of_every_running_projection() {
         let lag = format!("chat_projector_lag_events{{projection=\"{name}\"}} 0");
         assert!(metrics.contains(&lag), "{lag} in\n{metrics}");
     }
+    let epoch = |m: &str| m.contains("chat_projection_epoch{projection=\"read_models\"} 1");
+    assert!(epoch(&metrics), "epoch 1 in\n{metrics}");
+
+    // A rebuild run beside it (as `projector rebuild` would) shows on its metrics.
+    let lines =
+        projector::startup::rebuild(&settings(&h), &[projector::READ_MODELS.into()], &|_| {})
+            .await
+            .expect("rebuild");
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("rebuilt read_models: "), "{lines:?}");
+    assert!(lines[0].contains("epoch 2"), "{lines:?}");
+    let metrics = get(&base, "/metrics").await.text().await.expect("text");
+    for line in [
+        "chat_projection_epoch{projection=\"read_models\"} 2",
+        "chat_projection_rebuild_progress{projection=\"read_models\"} 1",
+        "chat_projection_rebuild_running{projection=\"read_models\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    let rate: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("chat_projection_rebuild_events_per_second{projection=\"read_models\"} ")
+        })
+        .expect("a rebuild rate")
+        .parse()
+        .expect("a number");
+    assert!(rate > 0.0, "{rate}");
 
     let _ = stop.send(());
     running.await.expect("join").expect("run");
