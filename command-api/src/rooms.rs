@@ -91,7 +91,7 @@ pub struct DecodeError {
     pub stream_id: String,
     pub version: i64,
     #[source]
-    pub source: serde_json::Error,
+    pub source: events::stored::DecodeError,
 }
 
 impl From<StoreError> for CommandError {

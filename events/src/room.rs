@@ -22,7 +22,9 @@ pub enum RoomEvent {
         name: RoomName,
         topic: Topic,
         visibility: Visibility,
-        owner_id: UserId,
+        /// Who created the room, its first owner. Stored as `owner_id` up to schema
+        /// version 1 (see `stored::SCHEMA_VERSIONS`).
+        created_by: UserId,
     },
     #[serde(rename = "DirectRoomOpened")]
     DirectRoomOpened {
@@ -318,7 +320,7 @@ pub fn decide(
                     name,
                     topic,
                     visibility,
-                    owner_id: actor,
+                    created_by: actor,
                 },
                 E::MemberJoined {
                     user_id: actor,
@@ -572,13 +574,13 @@ pub fn evolve(mut state: RoomState, event: &RoomEvent) -> RoomState {
             room_id,
             name,
             visibility,
-            owner_id,
+            created_by,
             ..
         } => {
             state.room_id = Some(*room_id);
             state.kind = Some(RoomKind::Group);
             state.visibility = Some(*visibility);
-            state.owner = Some(*owner_id);
+            state.owner = Some(*created_by);
             state.name = Some(name.clone());
         }
         E::DirectRoomOpened {

@@ -21,7 +21,7 @@ mod creating_a_room {
                     name: name("general"),
                     topic: topic("chat"),
                     visibility: Visibility::Public,
-                    owner_id: OWNER,
+                    created_by: OWNER,
                 },
                 joined_as(OWNER, Role::Owner),
             ]);

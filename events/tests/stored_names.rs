@@ -5,7 +5,7 @@
 use events::StoredEvent;
 use events::ids::{MessageId, RoomId, UserId};
 use events::room::RoomEvent;
-use events::stored::SCHEMA_VERSION;
+use events::stored::SCHEMA_VERSIONS;
 use events::user::UserEvent;
 use events::values::{
     DisplayName, Emoji, MessageBody, Role, RoomName, Topic, Username, Visibility,
@@ -31,7 +31,7 @@ fn every_room_event() -> Vec<(&'static str, RoomEvent)> {
                 name: RoomName::parse("general").unwrap(),
                 topic: Topic::parse("chat").unwrap(),
                 visibility: Visibility::Public,
-                owner_id: ALICE,
+                created_by: ALICE,
             },
         ),
         (
@@ -241,14 +241,75 @@ fn every_user_event_reads_back_as_itself() {
     }
 }
 
+/// The schema version each type is written at. A bump needs an upcaster from the version
+/// before and a fixture of it (`tests/upcasting.rs`, ADR 12).
+const PINNED_VERSIONS: [(&str, i32); 17] = [
+    ("UserRegistered", 1),
+    ("RoomCreated", 2),
+    ("DirectRoomOpened", 1),
+    ("RoomRenamed", 1),
+    ("RoomTopicChanged", 1),
+    ("RoomVisibilityChanged", 1),
+    ("MemberInvited", 1),
+    ("MemberJoined", 1),
+    ("MemberLeft", 1),
+    ("MemberKicked", 1),
+    ("MemberRoleChanged", 1),
+    ("MessageSent", 1),
+    ("MessageEdited", 1),
+    ("MessageDeleted", 1),
+    ("ReactionAdded", 1),
+    ("ReactionRemoved", 1),
+    ("ReadMarkerMoved", 1),
+];
+
+fn pinned_version(name: &str) -> i32 {
+    PINNED_VERSIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("{name} has no pinned version"))
+}
+
 #[test]
-fn every_event_is_stored_at_schema_version_1() {
-    assert_eq!(SCHEMA_VERSION, 1);
+fn every_event_is_stored_at_its_pinned_schema_version() {
+    let mut table: Vec<(&str, i32)> = SCHEMA_VERSIONS.to_vec();
+    let mut pinned = PINNED_VERSIONS.to_vec();
+    table.sort_unstable();
+    pinned.sort_unstable();
+    assert_eq!(table, pinned);
     for (name, event) in every_room_event() {
-        assert_eq!(event.to_stored().unwrap().1, 1, "{name}");
+        assert_eq!(event.to_stored().unwrap().1, pinned_version(name), "{name}");
     }
     for (name, event) in every_user_event() {
-        assert_eq!(event.to_stored().unwrap().1, 1, "{name}");
+        assert_eq!(event.to_stored().unwrap().1, pinned_version(name), "{name}");
+    }
+}
+
+/// The live feed publishes every event with its stored payload as `data`, except where the
+/// stored shape moved on: `RoomCreated` keeps its version-1 `owner_id` there (ADR 12).
+#[test]
+fn every_event_is_published_in_its_version_1_shape() {
+    for (name, event) in every_room_event() {
+        let (_, _, mut stored) = event.to_stored().unwrap();
+        if name == "RoomCreated" {
+            let obj = stored.as_object_mut().unwrap();
+            let creator = obj.remove("created_by").unwrap();
+            obj.insert("owner_id".into(), creator);
+        }
+        assert_eq!(
+            event.to_published().unwrap(),
+            (name.to_owned(), stored),
+            "{name}"
+        );
+    }
+    for (name, event) in every_user_event() {
+        let (_, _, stored) = event.to_stored().unwrap();
+        assert_eq!(
+            event.to_published().unwrap(),
+            (name.to_owned(), stored),
+            "{name}"
+        );
     }
 }
 

@@ -160,7 +160,7 @@ async fn apply_room(
             name,
             topic,
             visibility,
-            owner_id,
+            created_by,
             ..
         } => {
             sqlx::query(
@@ -171,7 +171,7 @@ async fn apply_room(
             .bind(name.as_str())
             .bind(topic.as_str())
             .bind(visibility_str(visibility))
-            .bind(owner_id.0)
+            .bind(created_by.0)
             .bind(version)
             .bind(position)
             .bind(at)

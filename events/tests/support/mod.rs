@@ -171,7 +171,7 @@ pub fn group_room(visibility: Visibility) -> Vec<RoomEvent> {
             name: name("general"),
             topic: topic("chat"),
             visibility,
-            owner_id: OWNER,
+            created_by: OWNER,
         },
         joined_as(OWNER, Role::Owner),
     ]

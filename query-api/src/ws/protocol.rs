@@ -118,7 +118,8 @@ pub struct LiveEvent {
 
 impl LiveEvent {
     /// Decodes a recorded event of a `room-<id>` stream (upcast to the current
-    /// schema). `None` for other streams.
+    /// schema); the frame carries it in its published shape (ADR 12). `None` for
+    /// other streams.
     pub fn decode(rec: &RecordedEvent) -> Result<Option<LiveEvent>, String> {
         if rec.stream_type != RoomEvent::STREAM_TYPE {
             return Ok(None);
@@ -128,8 +129,8 @@ impl LiveEvent {
         let event =
             RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data.clone())
                 .map_err(|e| format!("undecodable {} at {}: {e}", rec.event_type, rec.position))?;
-        let (event_type, _, data) = event
-            .to_stored()
+        let (event_type, data) = event
+            .to_published()
             .map_err(|e| format!("re-encoding {}: {e}", rec.event_type))?;
         let frame = Frame::new(
             "event",

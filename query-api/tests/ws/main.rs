@@ -9,3 +9,4 @@ mod helpers;
 mod presence;
 mod resume;
 mod slow;
+mod upcasting;
