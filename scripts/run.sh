@@ -2,6 +2,7 @@
 # Run the chat platform locally (the README's one run command):
 #
 #   bash scripts/run.sh [[--] extra args for the binary]
+#   bash scripts/run.sh rebuild (--all | NAME...)   # blue/green rebuild beside a running one
 #
 # Makes sure PostgreSQL and NATS JetStream are up (scripts/services.sh), then
 # runs the single-node platform (`cargo run --release -p platform --bin chat`: command API,
@@ -56,8 +57,12 @@ case $host in
 esac
 url="http://$host:$port"
 
-echo "run: building and starting $package (release); it will listen on $url" >&2
-echo "run:   health: $url/healthz   metrics: $url/metrics   API spec: $url/openapi.json" >&2
-echo "run:   press Ctrl-C to stop" >&2
+if [[ ${1:-} == rebuild ]]; then
+    echo "run: building $package (release) and rebuilding: $*" >&2
+else
+    echo "run: building and starting $package (release); it will listen on $url" >&2
+    echo "run:   health: $url/healthz   metrics: $url/metrics   API spec: $url/openapi.json" >&2
+    echo "run:   press Ctrl-C to stop" >&2
+fi
 
 exec cargo run --release -p "$package" ${1+-- "$@"}
