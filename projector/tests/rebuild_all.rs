@@ -1,0 +1,164 @@
+//! `rebuild --all` after a 50,000-event mixed workload, through the command's own code path
+//! (`projector::startup::rebuild`, what `projector rebuild --all` and `chat rebuild --all`
+//! run) while the projector process keeps running both projections: the read models end
+//! identical to the live ones, row for row, and the search index answers a fixed set of
+//! queries with the same hits.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Harness;
+use http_kit::settings::Layered as _;
+use projector::configuration::Settings;
+use search::{SearchBackend, SearchRequest, Sort};
+
+fn settings(h: &Harness) -> Settings {
+    let mut s = Settings::from_defaults().expect("defaults");
+    s.search.data_dir = h.data.path().to_owned();
+    s.service.listen = "127.0.0.1:0".to_owned();
+    s.service.database_url = h.db.url.as_str().into();
+    s.service.nats_url = eventlog::testing::nats_url().into();
+    s.service.stream_name = h.nats.stream_name.clone();
+    s.service.subject_prefix = h.nats.prefix.clone();
+    s
+}
+
+/// The fixed queries: words, a prefix, a phrase, an edited text, one that finds nothing.
+const QUERIES: &[&str] = &[
+    "message",
+    "edited",
+    "mess*",
+    "\"message 1\"",
+    "edit*",
+    "no-such-word",
+];
+
+/// Every hit of `q` in `rooms`, newest first, as (message id, body), paged to the end.
+async fn hits(
+    index: &dyn SearchBackend,
+    q: &str,
+    rooms: &[uuid::Uuid],
+) -> Vec<(uuid::Uuid, String)> {
+    let parsed = search::query::parse(q).expect("query");
+    let mut req = SearchRequest {
+        clauses: parsed.clauses,
+        rooms: rooms.to_vec(),
+        senders: Vec::new(),
+        sent_from: None,
+        sent_before: None,
+        has_link: false,
+        sort: Sort::Recent,
+        limit: 200,
+        snapshot: None,
+        after: None,
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = index.search(req.clone()).await.expect("search");
+        out.extend(
+            page.hits
+                .iter()
+                .map(|h| (h.doc.message_id, h.doc.body.clone())),
+        );
+        let (Some(last), true) = (page.hits.last(), page.more) else {
+            return out;
+        };
+        req.after = Some(search::After {
+            score: None,
+            sent_position: last.doc.sent_position,
+        });
+        req.snapshot = Some(page.snapshot);
+    }
+}
+
+/// Waits until `index` (a reader) has every event up to `position`.
+async fn index_reaches(index: &dyn SearchBackend, position: i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while index.visible_position(position).await.expect("visible") < position {
+        assert!(
+            Instant::now() < deadline,
+            "the index did not reach {position}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_all_after_a_50000_event_mixed_workload_changes_no_row_and_no_hit() {
+    let h = Harness::new().await;
+    let (users, rooms) = common::setup_world(&h.store, 200, 40, 20, 51).await;
+    common::random_load(&h.store, users, rooms, 50_000, 4, 52).await;
+    let head = h.head().await;
+    assert!(head >= 50_000);
+    let (stop_relay, relay) = h.spawn_relay();
+
+    // The live projector process, every registered projection.
+    let app = projector::startup::build(settings(&h), &[])
+        .await
+        .expect("projector");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    let reader = settings(&h).search.open_reader().expect("search reader");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while h.checkpoint().await < head {
+        assert!(
+            Instant::now() < deadline,
+            "the read models did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    index_reaches(&*reader, head).await;
+    let rooms: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT room_id FROM rm_rooms")
+        .fetch_all(&h.db.pool)
+        .await
+        .expect("rooms");
+    let live = projector::oracle::snapshot(&h.db.pool)
+        .await
+        .expect("snapshot");
+    let mut live_hits = Vec::new();
+    for q in QUERIES {
+        live_hits.push(hits(&*reader, q, &rooms).await);
+    }
+    assert!(live_hits[0].len() > 10_000, "{} hits", live_hits[0].len());
+    assert!(!live_hits[1].is_empty() && !live_hits[3].is_empty());
+    assert!(live_hits[5].is_empty());
+
+    let lines = projector::startup::rebuild(&settings(&h), &[], &|_| {})
+        .await
+        .expect("rebuild --all");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("rebuilt read_models: "), "{lines:?}");
+    assert!(lines[1].starts_with("rebuilt search: "), "{lines:?}");
+
+    let rebuilt = projector::oracle::snapshot(&h.db.pool)
+        .await
+        .expect("snapshot");
+    let (differ, examples) = projector::oracle::diff(&live, &rebuilt, 10);
+    let rows: usize = live.iter().map(|(_, r)| r.len()).sum();
+    assert_eq!(
+        differ,
+        0,
+        "{differ} of {rows} rows differ: {}",
+        examples.join("\n")
+    );
+    index_reaches(&*reader, head).await;
+    for (q, before) in QUERIES.iter().zip(&live_hits) {
+        assert_eq!(&hits(&*reader, q, &rooms).await, before, "hits of {q}");
+    }
+    eprintln!(
+        "rebuild --all over {head} events: {rows} read-model rows and {} hits of {} queries \
+         unchanged; {}",
+        live_hits.iter().map(Vec::len).sum::<usize>(),
+        QUERIES.len(),
+        lines.join("; ")
+    );
+
+    let _ = stop.send(());
+    running.await.expect("join").expect("run");
+    let _ = stop_relay.send(());
+    let _ = relay.await;
+    h.nats.cleanup().await;
+}
