@@ -106,6 +106,7 @@ pub async fn build_state_with(
         log_pool.clone(),
         nats.clone(),
         metrics.clone(),
+        epoch.clone(),
     )
     .await?;
     Ok(AppState {
