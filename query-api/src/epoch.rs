@@ -35,7 +35,8 @@ pub const EPOCH_HEADER: HeaderName = HeaderName::from_static("chat-epoch");
 /// The epoch before the projection's checkpoint row exists (the column's default).
 pub const FIRST_EPOCH: i64 = 1;
 
-/// Longest pause between two attempts to LISTEN after it failed.
+/// First and longest pause between two attempts to LISTEN after it failed.
+const FIRST_LISTEN_RETRY: Duration = Duration::from_secs(1);
 const MAX_LISTEN_RETRY: Duration = Duration::from_secs(60);
 
 /// Reads the read models' epoch now and keeps it current in the background, until every
@@ -83,7 +84,7 @@ async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 /// Re-reads the epoch when woken by the listener or the poll, and publishes changes.
 async fn run(pool: PgPool, poll: Duration, tx: watch::Sender<i64>, listener: Option<PgListener>) {
     let wake = Arc::new(Notify::new());
-    let follower = tokio::spawn(follow(pool.clone(), listener, wake.clone(), poll));
+    let follower = tokio::spawn(follow(pool.clone(), listener, wake.clone()));
     let _follower = AbortOnDrop(follower);
     let mut tick = tokio::time::interval_at(Instant::now() + poll, poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -125,9 +126,8 @@ impl Drop for AbortOnDrop {
 /// cancelled halfway): wakes [`run`] for each one about the read models, and after every
 /// reconnection (notifications sent meanwhile are lost). A listener that fails is re-made
 /// with a growing pause; polling covers the time without one.
-async fn follow(pool: PgPool, mut listener: Option<PgListener>, wake: Arc<Notify>, poll: Duration) {
-    let first_retry = poll.max(Duration::from_secs(1));
-    let mut retry = first_retry;
+async fn follow(pool: PgPool, mut listener: Option<PgListener>, wake: Arc<Notify>) {
+    let mut retry = FIRST_LISTEN_RETRY;
     loop {
         let Some(l) = listener.as_mut() else {
             tokio::time::sleep(retry).await;
@@ -136,7 +136,8 @@ async fn follow(pool: PgPool, mut listener: Option<PgListener>, wake: Arc<Notify
                 Ok(l) => {
                     tracing::info!("listening for epoch changes again");
                     listener = Some(l);
-                    retry = first_retry;
+                    retry = FIRST_LISTEN_RETRY;
+                    // What was notified while nobody listened is gone.
                     wake.notify_one();
                 }
                 Err(e) => tracing::debug!(error = %e, "still cannot LISTEN for epoch changes"),

@@ -119,6 +119,37 @@ async fn a_switch_that_is_not_notified_is_found_by_the_poll() {
 }
 
 #[tokio::test]
+async fn a_switch_notified_while_the_listening_connection_was_lost_is_not_missed() {
+    // An hour between polls: only listening again (and re-reading then) can find the bump.
+    let app = TestApp::spawn_with(|s| s.epoch_poll_ms = 3_600_000).await;
+    let u = unique();
+    let alice = app.register(&format!("alice_{u}")).await;
+    app.project().await;
+    until_epoch(&app, "/v1/me", &alice.token, 1).await;
+
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+          WHERE datname = current_database() AND pid <> pg_backend_pid() \
+            AND query ILIKE 'LISTEN%chat_projection_epoch%'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        terminated,
+        vec![true],
+        "the query-api's listening connection"
+    );
+    // Notified to nobody, or to the connection that is going away.
+    let epoch = bump_epoch(&app, true).await;
+    until_epoch(&app, "/v1/me", &alice.token, epoch).await;
+    // Listening again: the next switch is notified as usual.
+    let epoch = bump_epoch(&app, true).await;
+    until_epoch(&app, "/v1/me", &alice.token, epoch).await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_the_epoch_header_on_the_reads() {
     let app = TestApp::spawn().await;
     let doc: Value = reqwest::get(format!("{}/openapi.json", app.query))
