@@ -34,6 +34,10 @@ pub struct Settings {
     pub presence_heartbeat_secs: u64,
     /// Longest a read waits for `min_position` to be projected.
     pub min_position_wait_ms: u64,
+    /// How often the read models' epoch is re-read (`APP_EPOCH_POLL_MS`), besides on every
+    /// `chat_projection_epoch` notification: the fallback for a missed notification, a
+    /// reconnect, or a database that cannot LISTEN (a hot standby).
+    pub epoch_poll_ms: u64,
 }
 
 impl Layered for Settings {
@@ -45,6 +49,7 @@ impl Layered for Settings {
             .set_default("ws_ping_secs", 20)?
             .set_default("presence_timeout_secs", 30)?
             .set_default("presence_heartbeat_secs", 10)?
-            .set_default("min_position_wait_ms", 5000)
+            .set_default("min_position_wait_ms", 5000)?
+            .set_default("epoch_poll_ms", 2000)
     }
 }

@@ -2,6 +2,7 @@
 //! the projector, and the WebSocket live feed fanned out from the event stream.
 
 pub mod configuration;
+pub mod epoch;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

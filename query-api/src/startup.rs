@@ -16,6 +16,7 @@ use http_kit::service::{self, Ops};
 use search::SearchBackend;
 use sqlx::PgPool;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The query routes (REST and WebSocket) with their state, without health or
 /// metrics — the single-node platform merges these beside the command routes.
@@ -23,7 +24,14 @@ pub fn api_routes(state: AppState) -> Router {
     let limits = state.settings.limits.clone();
     // The WebSocket route is outside the timeout: a socket lives for hours.
     let rest = service::timeout(crate::routes::router(), &limits);
-    service::limit(rest.merge(crate::ws::router()), &limits).with_state(state)
+    // Outermost on the REST reads, so every answer of theirs (an error, a timeout, a refused
+    // body, a panic's 500) says which build of the read models it comes from.
+    let rest = service::limit(rest, &limits).layer(axum::middleware::from_fn_with_state(
+        state.epoch.clone(),
+        crate::epoch::stamp,
+    ));
+    rest.merge(service::limit(crate::ws::router(), &limits))
+        .with_state(state)
 }
 
 /// Health, readiness (the read models can be queried; NATS, which the live feed needs, and
@@ -56,8 +64,8 @@ pub fn router(state: AppState) -> Router {
     service::router(ops(&state), api_routes(state))
 }
 
-/// Builds the state: pools, migrations, NATS, the live hub, and a reader of the search index
-/// its settings name.
+/// Builds the state: pools, migrations, NATS, the read models' epoch, the live hub, and a
+/// reader of the search index its settings name.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let search_settings = settings.search.clone();
     let search = tokio::task::spawn_blocking(move || search_settings.open_reader())
@@ -89,6 +97,8 @@ pub async fn build_state_with(
         .await
         .context("connecting to NATS")?;
     let metrics = Metrics::new()?;
+    let epoch =
+        crate::epoch::watch(pool.clone(), Duration::from_millis(settings.epoch_poll_ms)).await?;
     let settings = Arc::new(settings);
     let live = Live::start(
         settings.clone(),
@@ -96,6 +106,7 @@ pub async fn build_state_with(
         log_pool.clone(),
         nats.clone(),
         metrics.clone(),
+        epoch.clone(),
     )
     .await?;
     Ok(AppState {
@@ -107,6 +118,7 @@ pub async fn build_state_with(
         metrics,
         search,
         settings,
+        epoch,
     })
 }
 

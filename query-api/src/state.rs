@@ -7,6 +7,7 @@ use http_kit::auth::JwtKeys;
 use search::SearchBackend;
 use sqlx::PgPool;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -22,6 +23,16 @@ pub struct AppState {
     /// The message search index (read only).
     pub search: Arc<dyn SearchBackend>,
     pub settings: Arc<Settings>,
+    /// The epoch of the read models (`projection_checkpoints.epoch` of `read_models`), kept
+    /// current by [`crate::epoch::watch`].
+    pub epoch: watch::Receiver<i64>,
+}
+
+impl AppState {
+    /// The read models' epoch as this node knows it now.
+    pub fn epoch(&self) -> i64 {
+        *self.epoch.borrow()
+    }
 }
 
 impl axum::extract::FromRef<AppState> for JwtKeys {

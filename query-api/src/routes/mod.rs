@@ -42,7 +42,8 @@ pub fn router() -> Router<AppState> {
         title = "chat query-api",
         description = "Reads of the event-sourced chat platform. Errors: {\"error\":{\"code\",\"message\"}}. \
             Every GET accepts `min_position` (query) or `X-Min-Position` (header): the read waits, bounded, \
-            until the read models have applied that log position, else 503 `not_caught_up`."
+            until the read models have applied that log position, else 503 `not_caught_up`. \
+            Every response carries `Chat-Epoch`: the epoch (build) of the read models it was read from."
     ),
     paths(
         me::me,
@@ -55,9 +56,49 @@ pub fn router() -> Router<AppState> {
         presence::presence,
         search::search_messages,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &EpochHeader)
 )]
 struct ApiDoc;
+
+/// Lists the `Chat-Epoch` header (added to every response by [`crate::epoch::stamp`]) on
+/// every response of every operation.
+struct EpochHeader;
+
+impl utoipa::Modify for EpochHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Object, Type};
+        use utoipa::openapi::{RefOr, header::HeaderBuilder};
+        let header = HeaderBuilder::new()
+            .schema(Object::with_type(Type::Integer))
+            .description(Some(
+                "The epoch of the read models this answer was read from (it changes with \
+                 every rebuild or blue/green switch): a client whose state came from another \
+                 epoch reloads it.",
+            ))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for op in operations.into_iter().flatten() {
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        response
+                            .headers
+                            .insert("Chat-Epoch".to_owned(), header.clone());
+                    }
+                }
+            }
+        }
+    }
+}
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()

@@ -340,7 +340,8 @@ async fn handle_text(ctx: &Ctx, text: &str) -> Result<(), Gone> {
         Ok(ClientFrame::Subscribe {
             room_id,
             after_version,
-        }) => subscribe(ctx, room_id, after_version).await,
+            epoch,
+        }) => subscribe(ctx, room_id, after_version, epoch).await,
         Ok(ClientFrame::Unsubscribe { room_id }) => {
             ctx.hub.unsubscribe(ctx.id, room_id);
             Ok(())
@@ -349,13 +350,24 @@ async fn handle_text(ctx: &Ctx, text: &str) -> Result<(), Gone> {
     }
 }
 
-async fn subscribe(ctx: &Ctx, room_id: RoomId, after_version: Option<i64>) -> Result<(), Gone> {
-    let (from, room_version) = match ctx
+/// Subscribes; a resume (`after_version`) whose `client_epoch` is not the current epoch,
+/// or that is too far behind, gets `resync` instead of a back-fill.
+async fn subscribe(
+    ctx: &Ctx,
+    room_id: RoomId,
+    after_version: Option<i64>,
+    client_epoch: Option<i64>,
+) -> Result<(), Gone> {
+    let (from, room_version, epoch) = match ctx
         .hub
         .begin_subscribe(ctx.id, room_id, after_version)
         .await
     {
-        crate::ws::hub::Begin::Started { from, room_version } => (from, room_version),
+        crate::ws::hub::Begin::Started {
+            from,
+            room_version,
+            epoch,
+        } => (from, room_version, epoch),
         crate::ws::hub::Begin::Refused { code, message } => {
             return reply(ctx, Frame::error(code, message)).await;
         }
@@ -365,7 +377,12 @@ async fn subscribe(ctx: &Ctx, room_id: RoomId, after_version: Option<i64>) -> Re
     };
     let mut last = from;
     if after_version.is_some() {
-        if room_version.saturating_sub(from) > MAX_BACKFILL {
+        // What the client holds was read from another build of the read models: a
+        // back-fill of the log would patch the wrong state.
+        if client_epoch.is_some_and(|e| e != epoch) {
+            reply(ctx, Frame::resync(room_id, "epoch")).await?;
+            last = room_version;
+        } else if room_version.saturating_sub(from) > MAX_BACKFILL {
             reply(ctx, Frame::resync(room_id, "too_far_behind")).await?;
             last = room_version;
         } else {
@@ -382,7 +399,7 @@ async fn subscribe(ctx: &Ctx, room_id: RoomId, after_version: Option<i64>) -> Re
             }
         }
     }
-    reply(ctx, Frame::subscribed(room_id, last)).await?;
+    reply(ctx, Frame::subscribed(room_id, last, epoch)).await?;
     loop {
         match ctx.hub.drain(ctx.id, room_id, last) {
             Drain::Frames { frames, last: l } => {
@@ -391,8 +408,8 @@ async fn subscribe(ctx: &Ctx, room_id: RoomId, after_version: Option<i64>) -> Re
                 }
                 last = l;
             }
-            Drain::Resync { version } => {
-                reply(ctx, Frame::resync(room_id, "too_far_behind")).await?;
+            Drain::Resync { version, reason } => {
+                reply(ctx, Frame::resync(room_id, reason)).await?;
                 last = version;
             }
             Drain::Live | Drain::Gone => return Ok(()),

@@ -88,6 +88,9 @@ struct Buffer {
     overflowed: bool,
     /// The user left or was kicked while back-filling: drop the subscription at the end.
     removed: bool,
+    /// The read models' epoch changed while back-filling: `resync` (reason `epoch`) once
+    /// the subscription is confirmed.
+    epoch_changed: bool,
 }
 
 enum Load {
@@ -111,6 +114,8 @@ struct Inner {
     conns: HashMap<ConnId, Conn>,
     users: HashMap<UserId, usize>,
     rooms: HashMap<RoomId, Room>,
+    /// The read models' epoch as last told by [`Hub::on_epoch`].
+    epoch: i64,
 }
 
 pub struct Hub {
@@ -138,6 +143,9 @@ pub enum Begin {
     Started {
         from: i64,
         room_version: i64,
+        /// The read models' epoch when the subscription started: a later change is
+        /// told to it by a `resync` (reason `epoch`).
+        epoch: i64,
     },
     Refused {
         code: &'static str,
@@ -150,9 +158,10 @@ pub enum Begin {
 pub enum Drain {
     /// Send these (in order), then drain again from `last`.
     Frames { frames: Vec<Frame>, last: i64 },
-    /// Too many live events arrived during the back-fill: the client must reload;
-    /// live delivery goes on after `version` (drain again from it).
-    Resync { version: i64 },
+    /// The client must reload (`reason`: `too_far_behind` when too many live events
+    /// arrived during the back-fill, `epoch` when the read models' epoch changed); live
+    /// delivery goes on after `version` (drain again from it).
+    Resync { version: i64, reason: &'static str },
     /// Now live.
     Live,
     /// The subscription ended meanwhile (kicked, left, unsubscribed, connection closed).
@@ -160,10 +169,14 @@ pub enum Drain {
 }
 
 impl Hub {
-    pub fn new(log: PgEventStore, queue_frames: usize) -> Arc<Hub> {
+    /// A hub of `queue_frames` live frames per connection, in the read models' `epoch`.
+    pub fn new(log: PgEventStore, queue_frames: usize, epoch: i64) -> Arc<Hub> {
         let queue_frames = queue_frames.max(1);
         Arc::new(Hub {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                epoch,
+                ..Inner::default()
+            }),
             next_id: AtomicU64::new(1),
             log,
             queue_frames,
@@ -244,6 +257,11 @@ impl Hub {
         self.lock().conns.len()
     }
 
+    /// The read models' epoch as last told by [`Hub::on_epoch`].
+    pub fn epoch(&self) -> i64 {
+        self.lock().epoch
+    }
+
     /// Starts a subscription in back-fill mode: from now on live events of the
     /// room for this connection are held back until [`Hub::drain`] switches it to live.
     pub async fn begin_subscribe(
@@ -259,6 +277,7 @@ impl Hub {
                     return Begin::Unavailable;
                 };
                 let user = conn.user;
+                let epoch = inner.epoch;
                 if conn.rooms.len() >= MAX_ROOMS_PER_CONNECTION && !conn.rooms.contains(&room_id) {
                     return Begin::Refused {
                         code: "too_many_subscriptions",
@@ -287,7 +306,11 @@ impl Hub {
                             if let Some(c) = inner.conns.get_mut(&id) {
                                 c.rooms.insert(room_id);
                             }
-                            return Begin::Started { from, room_version };
+                            return Begin::Started {
+                                from,
+                                room_version,
+                                epoch,
+                            };
                         }
                         Load::Loading { done, .. } => done.subscribe(),
                     },
@@ -389,7 +412,18 @@ impl Hub {
             buffer.frames = Vec::new();
             let version = room_version.max(last_sent);
             sub.last_version = version;
-            return Drain::Resync { version };
+            return Drain::Resync {
+                version,
+                reason: "too_far_behind",
+            };
+        }
+        if buffer.epoch_changed {
+            // Nothing is skipped: the held-back events follow the `resync`.
+            buffer.epoch_changed = false;
+            return Drain::Resync {
+                version: last_sent,
+                reason: "epoch",
+            };
         }
         let mut last = last_sent;
         let mut frames = Vec::new();
@@ -508,6 +542,42 @@ impl Hub {
             }
         }
         prune(&mut inner.rooms, ev.room_id);
+        for cid in killed {
+            drop_all_subs(inner, cid);
+        }
+    }
+
+    /// The read models' epoch is now `epoch`: every subscription gets `resync` (reason
+    /// `epoch`) and stays live. A live one gets it on its connection's live queue like any
+    /// event (a full queue closes the connection, "slow consumer"); one still back-filling
+    /// gets it once the back-fill is sent ([`Hub::drain`]). Subscriptions that start after
+    /// this call start in the new epoch ([`Begin::Started`]).
+    pub fn on_epoch(&self, epoch: i64) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if inner.epoch == epoch {
+            return;
+        }
+        inner.epoch = epoch;
+        let mut killed = HashSet::new();
+        for (room_id, room) in &mut inner.rooms {
+            if room.subs.is_empty() {
+                continue;
+            }
+            let frame = Frame::resync(*room_id, "epoch");
+            for (cid, sub) in &mut room.subs {
+                match &mut sub.buffer {
+                    Some(b) => b.epoch_changed = true,
+                    None => {
+                        if let Some(conn) = inner.conns.get(cid)
+                            && !push(conn, frame.clone())
+                        {
+                            killed.insert(*cid);
+                        }
+                    }
+                }
+            }
+        }
         for cid in killed {
             drop_all_subs(inner, cid);
         }

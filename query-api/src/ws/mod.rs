@@ -12,6 +12,10 @@
 //!   `version` is the last back-filled one), then the held-back live events with a
 //!   higher version, then switches to live — per-room order, no gap, no duplicate.
 //!   More than [`MAX_BACKFILL`] missed events: `resync` instead of a back-fill.
+//! * Epochs: the REST reads a client reloads from belong to one build of the read models,
+//!   its epoch ([`crate::epoch`]). A resume whose `epoch` is not the current one gets
+//!   `resync` (reason `epoch`) instead of a back-fill, and when the epoch changes every
+//!   subscription on the node gets `resync` (reason `epoch`) and stays live.
 //! * Typing and ephemeral messages travel over core NATS and are never stored;
 //!   presence is heartbeats over core NATS with a timeout ([`presence`]).
 
@@ -87,9 +91,13 @@ impl Live {
         nats: async_nats::Client,
         // Connections count their frames and closes in `AppState::metrics`.
         _metrics: Metrics,
+        // The read models' epoch: every change makes subscribed sockets resync.
+        mut epoch: watch::Receiver<i64>,
     ) -> anyhow::Result<Live> {
         let log = PgEventStore::reader(log_pool);
-        let hub = Hub::new(log.clone(), settings.ws_queue_frames);
+        // Marked seen here, so that any later change reaches `follow_epoch`.
+        let current_epoch = *epoch.borrow_and_update();
+        let hub = Hub::new(log.clone(), settings.ws_queue_frames, current_epoch);
         let timeout = Duration::from_secs(settings.presence_timeout_secs.max(1));
         let (presence, changes) = Presence::new(
             pool,
@@ -127,6 +135,10 @@ impl Live {
         tokio::spawn(until_stopped(
             stopped.clone(),
             forward_ephemeral(hub.clone(), ephemeral),
+        ));
+        tokio::spawn(until_stopped(
+            stopped.clone(),
+            follow_epoch(hub.clone(), epoch),
         ));
         tokio::spawn(until_stopped(
             stopped.clone(),
@@ -195,6 +207,12 @@ impl Live {
     /// Open WebSocket connections on this node.
     pub fn connection_count(&self) -> usize {
         self.inner.hub.connection_count()
+    }
+
+    /// The read models' epoch subscriptions on this node start in (the hub's copy of
+    /// `AppState::epoch`, updated right after it).
+    pub fn epoch(&self) -> i64 {
+        self.inner.hub.epoch()
     }
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
@@ -318,6 +336,15 @@ async fn consume_events(
             }
         }
         tokio::time::sleep(retry).await;
+    }
+}
+
+/// Hands every change of the read models' epoch to the hub, which tells the subscribed
+/// sockets to resync.
+async fn follow_epoch(hub: Arc<Hub>, mut epoch: watch::Receiver<i64>) {
+    while epoch.changed().await.is_ok() {
+        let current = *epoch.borrow_and_update();
+        hub.on_epoch(current);
     }
 }
 

@@ -57,13 +57,17 @@ impl Frame {
         Frame::new("pong", &json!({ "type": "pong" }))
     }
 
-    pub fn subscribed(room_id: RoomId, version: i64) -> Frame {
+    /// The subscription is live after `version`; `epoch` is the read models' epoch it
+    /// started in.
+    pub fn subscribed(room_id: RoomId, version: i64, epoch: i64) -> Frame {
         Frame::new(
             "subscribed",
-            &json!({ "type": "subscribed", "room_id": room_id, "version": version }),
+            &json!({ "type": "subscribed", "room_id": room_id, "version": version, "epoch": epoch }),
         )
     }
 
+    /// Reload the room over REST: `too_far_behind` (a gap the server will not fill) or
+    /// `epoch` (the read models were rebuilt).
     pub fn resync(room_id: RoomId, reason: &str) -> Frame {
         Frame::new(
             "resync",
@@ -80,6 +84,10 @@ pub enum ClientFrame {
         room_id: RoomId,
         #[serde(default)]
         after_version: Option<i64>,
+        /// The read models' epoch of the client's state (`Chat-Epoch` of its REST reads):
+        /// a resume from another epoch gets `resync` instead of a back-fill.
+        #[serde(default)]
+        epoch: Option<i64>,
     },
     Unsubscribe {
         room_id: RoomId,
@@ -233,5 +241,31 @@ mod tests {
             parse_client("{\"type\":\"ping\"}"),
             Ok(ClientFrame::Ping)
         ));
+    }
+
+    #[test]
+    fn a_subscribe_may_carry_the_epoch_of_the_clients_state() {
+        let room = "0190d1a4-0000-7000-8000-000000000001";
+        let frame = format!(
+            "{{\"type\":\"subscribe\",\"room_id\":\"{room}\",\"after_version\":4,\"epoch\":3}}"
+        );
+        assert!(matches!(
+            parse_client(&frame),
+            Ok(ClientFrame::Subscribe {
+                after_version: Some(4),
+                epoch: Some(3),
+                ..
+            })
+        ));
+        let frame = format!("{{\"type\":\"subscribe\",\"room_id\":\"{room}\"}}");
+        assert!(matches!(
+            parse_client(&frame),
+            Ok(ClientFrame::Subscribe { epoch: None, .. })
+        ));
+        let frame = format!("{{\"type\":\"subscribe\",\"room_id\":\"{room}\",\"epoch\":\"3\"}}");
+        assert_eq!(
+            parse_client(&frame).err().map(|e| e.0),
+            Some("invalid_frame")
+        );
     }
 }

@@ -5,6 +5,7 @@
 mod authz;
 mod consistency;
 mod discovery;
+mod epoch;
 mod helpers;
 mod pagination;
 mod unread;

@@ -130,6 +130,46 @@ impl Platform {
             .expect("count")
     }
 
+    /// What a blue/green switch of the read models does to their epoch: bumps it and
+    /// notifies `chat_projection_epoch` in the same transaction. Returns the new epoch. The
+    /// read models' checkpoint must exist ([`Platform::project`]).
+    pub async fn bump_epoch(&self) -> i64 {
+        let mut tx = self.db.pool.begin().await.expect("begin");
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE projection_checkpoints SET epoch = epoch + 1, updated_at = now() \
+             WHERE projection = 'read_models' RETURNING epoch",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .expect("bump the epoch");
+        sqlx::query("SELECT pg_notify('chat_projection_epoch', 'read_models:' || $1)")
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await
+            .expect("notify");
+        tx.commit().await.expect("commit");
+        epoch
+    }
+
+    /// A REST read of the query API: status, `Chat-Epoch`, body.
+    pub async fn read(&self, path: &str, token: &str) -> (u16, i64, Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.query.base()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("read");
+        let status = res.status().as_u16();
+        let epoch = res
+            .headers()
+            .get("chat-epoch")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Chat-Epoch");
+        (status, epoch, res.json().await.expect("JSON body"))
+    }
+
     /// The room-stream version of the event at `position`.
     pub async fn version_at(&self, position: i64) -> i64 {
         sqlx::query_scalar("SELECT version FROM events WHERE position = $1")

@@ -1,10 +1,11 @@
 //! The WebSocket live feed against the real command-api (with its relay) and
 //! query-api nodes: delivery, kicks, non-members, resume, typing and ephemeral
-//! messages, presence (including a `kill -9`ed node) and slow consumers.
+//! messages, presence (including a `kill -9`ed node), slow consumers and epoch switches.
 #![allow(clippy::unwrap_used)]
 
 mod delivery;
 mod ephemeral;
+mod epoch;
 mod helpers;
 mod presence;
 mod resume;
