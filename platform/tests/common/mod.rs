@@ -13,12 +13,7 @@ pub async fn start(env: &TestEnv) -> (Running, Api) {
 /// [`start`] with these search settings (another backend).
 #[allow(dead_code)] // not every test binary uses it
 pub async fn start_with(env: &TestEnv, search: search::SearchSettings) -> (Running, Api) {
-    let mut projector = projector::configuration::Settings::from_defaults().unwrap();
-    projector.service.database_url = env.db.url.as_str().into();
-    projector.service.nats_url = eventlog::testing::nats_url().into();
-    projector.service.stream_name = env.nats.stream_name.clone();
-    projector.service.subject_prefix = env.nats.prefix.clone();
-    projector.search = search.clone();
+    let projector = projector_settings(env, search.clone());
     let mut query = env.query_settings();
     query.search = search;
     let platform = platform::build(Settings {
@@ -35,4 +30,18 @@ pub async fn start_with(env: &TestEnv, search: search::SearchSettings) -> (Runni
         server,
         Api::new(reqwest::Client::new(), format!("http://{addr}")),
     )
+}
+
+/// The projector's settings of the platform [`start_with`] starts: what `chat rebuild` uses.
+pub fn projector_settings(
+    env: &TestEnv,
+    search: search::SearchSettings,
+) -> projector::configuration::Settings {
+    let mut projector = projector::configuration::Settings::from_defaults().unwrap();
+    projector.service.database_url = env.db.url.as_str().into();
+    projector.service.nats_url = eventlog::testing::nats_url().into();
+    projector.service.stream_name = env.nats.stream_name.clone();
+    projector.service.subject_prefix = env.nats.prefix.clone();
+    projector.search = search;
+    projector
 }
