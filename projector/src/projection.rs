@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use eventlog::RecordedEvent;
+use sqlx::PgPool;
 
 /// A boxed future that can move between threads: what [`Projection`]'s methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -92,6 +93,66 @@ pub trait Projection: Send + Sync {
     ) -> BoxFuture<'a, Result<Applied, ApplyBatchError>>;
 
     /// Empties the store and sets the checkpoint to 0, in one atomic step, so that a replay of
-    /// the whole log builds it again (`projector rebuild`).
+    /// the whole log builds it again. Readers see it empty until then; a rebuild while the
+    /// projection serves uses [`Projection::stage`] instead.
     fn reset(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// Starts a blue/green rebuild (`projector rebuild`, ADR 11): a fresh, empty copy of this
+    /// projection beside the live one, which keeps serving untouched. Whatever an interrupted
+    /// rebuild left behind is discarded first, so a rebuild can always be started again.
+    fn stage(&self) -> BoxFuture<'_, anyhow::Result<Box<dyn Staged>>>;
+}
+
+/// The copy a blue/green rebuild fills ([`Projection::stage`]). The framework replays the log
+/// into [`Staged::copy`] (its own store and checkpoint, from 0), calls
+/// [`Staged::bulk_loaded`] once the log's head is near, then [`Staged::switch`].
+pub trait Staged: Send + Sync {
+    /// The copy as a projection: batches applied to it go to the copy's store and checkpoint
+    /// only, never to the live projection.
+    fn copy(&self) -> &dyn Projection;
+
+    /// The bulk replay is done: build what is faster to build after a bulk load (secondary
+    /// indexes, a merge), before the final catch-up and the switch.
+    fn bulk_loaded(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// Makes the copy the live projection in one atomic step (a schema swap in one
+    /// transaction, an alias swap, a directory swap that readers follow), under a new epoch,
+    /// and drops the old copy. The copy is caught up (with `replay`) to at least the live
+    /// projection's checkpoint first, so the switch never moves readers back; where the
+    /// projection must hold its live writer still for that, it does so only for the last
+    /// stretch.
+    fn switch<'a>(self: Box<Self>, replay: &'a Replay) -> BoxFuture<'a, anyhow::Result<Switched>>;
+
+    /// Drops the copy without switching (the rebuild failed); the live projection is
+    /// untouched either way.
+    fn abandon(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>>;
+}
+
+/// What a [`Staged::switch`] left live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switched {
+    /// The projection's epoch after the switch (one more than before).
+    pub epoch: i64,
+    /// The live checkpoint right after the switch.
+    pub checkpoint: i64,
+}
+
+/// How a [`Staged`] copy catches up with the log: the framework's catch-up, handed to
+/// [`Staged::switch`] so a projection never reads the log itself.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    /// Where `dead_letters` live (the projector's database).
+    pub pool: PgPool,
+    /// The event log.
+    pub log: PgPool,
+    /// Events per committed batch.
+    pub batch: i64,
+}
+
+impl Replay {
+    /// Applies everything the log holds after `projection`'s checkpoint; returns how many
+    /// events (see [`crate::framework::catch_up_from_log`]).
+    pub async fn catch_up(&self, projection: &dyn Projection) -> anyhow::Result<u64> {
+        crate::framework::catch_up_from_log(projection, &self.pool, &self.log, self.batch).await
+    }
 }
