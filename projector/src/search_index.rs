@@ -4,6 +4,12 @@
 //!
 //! Only three event types matter; the others move the checkpoint and nothing else, and are
 //! not even decoded. A message event that does not decode is poison, as for the read models.
+//!
+//! A blue/green rebuild ([`Projection::stage`]) fills a fresh index beside the live one (the
+//! next Tantivy generation, the next OpenSearch index; see `search::StagedIndex`) through
+//! this same projection, then switches: most of the catch-up runs while the live writer keeps
+//! writing, the last stretch while it is held still (Tantivy), and the live writer follows
+//! the switch on its own (whatever process it runs in).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +18,12 @@ use anyhow::Context as _;
 use eventlog::RecordedEvent;
 use events::room::RoomEvent;
 use events::{RoomId, StoredEvent as _};
-use search::{Change, MessageDoc, SearchBackend, SearchError, SearchSettings};
+use search::{Change, MessageDoc, SearchBackend, SearchError, SearchSettings, StagedIndex};
 use tokio::sync::OnceCell;
 
-use crate::projection::{Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection};
+use crate::projection::{
+    Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection, Replay, Staged, Switched,
+};
 
 /// The search projection's name (its consumer, metrics and dead letters).
 pub const SEARCH: &str = search::PROJECTION;
@@ -48,6 +56,11 @@ impl SearchIndex {
             backend: Arc::new(OnceCell::new()),
             settings: Some(Arc::new(settings)),
         }
+    }
+
+    /// The epoch of the index searched now (see [`SearchBackend::epoch`]).
+    pub async fn epoch(&self) -> anyhow::Result<i64> {
+        Ok(self.backend().await?.epoch().await?)
     }
 
     async fn backend(&self) -> anyhow::Result<&Arc<dyn SearchBackend>> {
@@ -192,8 +205,76 @@ impl Projection for SearchIndex {
         Box::pin(async move { Ok(self.backend().await?.reset().await?) })
     }
 
-    // TEMPORARY (branch `rebuild` only): replaced by the search branch's generations.
-    fn stage(&self) -> BoxFuture<'_, anyhow::Result<Box<dyn crate::projection::Staged>>> {
-        Box::pin(async move { anyhow::bail!("search rebuild not merged yet") })
+    fn stage(&self) -> BoxFuture<'_, anyhow::Result<Box<dyn Staged>>> {
+        Box::pin(async move {
+            // Staging needs no live writer: with settings only, the live index is not opened
+            // (its writer may be another process, e.g. the platform serving meanwhile).
+            let staged = match (self.backend.get(), &self.settings) {
+                (Some(backend), _) => backend.stage().await?,
+                (None, Some(settings)) => settings.stage().await?,
+                (None, None) => anyhow::bail!("a search index without settings or backend"),
+            };
+            let copy = SearchIndex::new(staged.copy());
+            Ok(Box::new(StagedSearch { staged, copy }) as Box<dyn Staged>)
+        })
+    }
+}
+
+/// How many times the last stretch is caught up before the switch gives up: each round
+/// reads the log to its head, so more than one is needed only when the live writer runs
+/// ahead of the log reads (which it cannot while held).
+const LAST_STRETCH_ROUNDS: usize = 10;
+
+/// A rebuild's copy of the search index ([`Projection::stage`]).
+struct StagedSearch {
+    staged: Box<dyn StagedIndex>,
+    /// The copy as a projection: the same code as the live one, on the copy's backend.
+    copy: SearchIndex,
+}
+
+impl Staged for StagedSearch {
+    fn copy(&self) -> &dyn Projection {
+        &self.copy
+    }
+
+    fn bulk_loaded(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move { Ok(self.staged.bulk_loaded().await?) })
+    }
+
+    fn switch<'a>(self: Box<Self>, replay: &'a Replay) -> BoxFuture<'a, anyhow::Result<Switched>> {
+        Box::pin(async move {
+            let StagedSearch { staged, copy } = *self;
+            // Most of the way while the live writer keeps going...
+            replay.catch_up(&copy).await?;
+            // ...then the last stretch with it held still (where the backend can), until the
+            // copy has everything the live index has, so the switch never moves readers back.
+            staged.hold().await?;
+            let mut rounds = 0;
+            let mut checkpoint = loop {
+                replay.catch_up(&copy).await?;
+                let (mine, live) = (copy.checkpoint().await?, staged.live_checkpoint().await?);
+                if mine >= live {
+                    break mine;
+                }
+                rounds += 1;
+                anyhow::ensure!(
+                    rounds < LAST_STRETCH_ROUNDS,
+                    "the search index's copy stays behind the live one ({mine} < {live})"
+                );
+            };
+            let after = staged.catch_up_after_switch();
+            let epoch = staged.switch().await?;
+            if after {
+                // What the live writer wrote to the old index while the alias moved.
+                replay.catch_up(&copy).await?;
+                checkpoint = copy.checkpoint().await?;
+            }
+            tracing::info!(epoch, checkpoint, "search index rebuilt and switched");
+            Ok(Switched { epoch, checkpoint })
+        })
+    }
+
+    fn abandon(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move { Ok(self.staged.abandon().await?) })
     }
 }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -151,4 +152,59 @@ pub trait SearchBackend: Send + Sync {
 
     /// One page of hits.
     fn search(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchPage, SearchError>>;
+
+    /// The epoch of the index searched now: the live Tantivy generation, or the number of the
+    /// OpenSearch index behind the alias. Each blue/green switch adds one, so a response can say
+    /// which build of the index answered it.
+    fn epoch(&self) -> BoxFuture<'_, Result<i64, SearchError>>;
+
+    /// Starts a blue/green rebuild: a fresh, empty index beside the live one (the next
+    /// generation, the next OpenSearch index), which keeps serving untouched until
+    /// [`StagedIndex::switch`]. Whatever an interrupted rebuild left behind is deleted first.
+    /// Needs no writer of the live index: that may be another process.
+    fn stage(&self) -> BoxFuture<'_, Result<Box<dyn StagedIndex>, SearchError>>;
+}
+
+/// The index a blue/green rebuild fills ([`SearchBackend::stage`]), and its switch.
+///
+/// The rebuild replays the log into [`StagedIndex::copy`], calls
+/// [`StagedIndex::bulk_loaded`], catches the copy up, then [`StagedIndex::hold`]s the live
+/// writer still, catches up the last stretch until the copy is at least at
+/// [`StagedIndex::live_checkpoint`], and [`StagedIndex::switch`]es. Dropped without a switch,
+/// it leaves the live index as it was.
+pub trait StagedIndex: Send + Sync {
+    /// The epoch the copy goes live under.
+    fn epoch(&self) -> i64;
+
+    /// The copy, written by the rebuild (its own checkpoint, from 0): one writer, one commit
+    /// per [`SearchBackend::apply`].
+    fn copy(&self) -> Arc<dyn SearchBackend>;
+
+    /// The bulk load is over: merge what it wrote (Tantivy). Further applies still work.
+    fn bulk_loaded(&self) -> BoxFuture<'_, Result<(), SearchError>>;
+
+    /// The live index's checkpoint now (the copy must reach it before the switch).
+    fn live_checkpoint(&self) -> BoxFuture<'_, Result<i64, SearchError>>;
+
+    /// Holds the live writer still until the switch (or the drop), where the backend can:
+    /// Tantivy's live writer waits for the switch lock before each commit. OpenSearch cannot
+    /// hold a writer in another process; its live writer finds the new index behind the alias
+    /// on its next write and continues from that index's checkpoint instead.
+    fn hold(&self) -> BoxFuture<'_, Result<(), SearchError>>;
+
+    /// Whether the copy must replay the log once more right after the switch, because the
+    /// live writer could not be held and may have written to the old index meanwhile
+    /// (OpenSearch). The copy keeps working after the switch then; a Tantivy copy does not
+    /// (its writer lock goes to the live writer).
+    fn catch_up_after_switch(&self) -> bool {
+        false
+    }
+
+    /// Makes the copy the live index in one atomic step and drops the old one (or leaves it to
+    /// the live writer that still holds it, which drops it once it has moved). Returns the
+    /// new epoch.
+    fn switch(self: Box<Self>) -> BoxFuture<'static, Result<i64, SearchError>>;
+
+    /// Drops the copy without switching.
+    fn abandon(self: Box<Self>) -> BoxFuture<'static, Result<(), SearchError>>;
 }

@@ -11,9 +11,17 @@
 //! - The checkpoint is a document of its own (`_checkpoint`), written after the documents it
 //!   covers, so it is never ahead of them; the events between it and the documents are
 //!   re-applied after a crash, harmlessly (the versions refuse older writes).
+//! - Blue/green rebuilds ([`OpenSearchStaged`]): a copy fills `<prefix>-messages-<n+1>`
+//!   directly, then one `_aliases` request moves the alias onto it. So that a writer never
+//!   moves a checkpoint over documents it did not write, every write names the concrete index
+//!   its checkpoint was read from (not the alias), and the checkpoint moves only if its
+//!   document is still the one read (`if_seq_no`/`if_primary_term`). A live writer that wrote
+//!   to the old index while the alias moved finds the new index's checkpoint on its next
+//!   write and the framework fills the gap from the log.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -28,12 +36,15 @@ use uuid::Uuid;
 
 use crate::analysis::{self, MAX_PREFIX, MIN_PREFIX};
 use crate::backend::{
-    BoxFuture, Change, Hit, MessageDoc, SearchBackend, SearchError, SearchPage, SearchRequest, Sort,
+    BoxFuture, Change, Hit, MessageDoc, SearchBackend, SearchError, SearchPage, SearchRequest,
+    Sort, StagedIndex,
 };
 use crate::query::Clause;
 
 /// The id of the checkpoint document.
 const CHECKPOINT_ID: &str = "_checkpoint";
+/// How often an index is refreshed (a sent message is searchable within a second).
+const REFRESH_INTERVAL: &str = "500ms";
 /// Longest wait for one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -49,7 +60,7 @@ pub fn template(prefix: &str, replicas: u32) -> Value {
                 "number_of_shards": 1,
                 "number_of_replicas": replicas,
                 // A sent message is searchable within a second.
-                "refresh_interval": "500ms",
+                "refresh_interval": REFRESH_INTERVAL,
                 "analysis": {
                     "tokenizer": {
                         // A CJK letter alone, or a run of other letters and digits (Rust's
@@ -114,11 +125,31 @@ pub struct OpenSearchIndex {
     client: opensearch::OpenSearch,
     prefix: String,
     replicas: u32,
-    /// The writer's checkpoint, once read (there is one writer, the projection).
-    checkpoint: Mutex<Option<i64>>,
+    /// A rebuild's copy writes this index directly; `None`: the alias (the live index).
+    index: Option<String>,
+    /// Whether [`Self::ensure`] has run for the alias.
+    ensured: AtomicBool,
+    /// One write at a time through this handle (the projection is the one writer; the
+    /// checkpoint's condition catches any other).
+    writing: Mutex<()>,
     /// A position every search sees (a lower bound).
     visible: AtomicI64,
 }
+
+/// The checkpoint document as read: where and which version of it.
+#[derive(Clone, Debug)]
+struct Checkpoint {
+    position: i64,
+    /// The concrete index (the alias resolved).
+    index: String,
+    /// `(_seq_no, _primary_term)`; `None` when the index has no checkpoint document yet.
+    version: Option<(i64, i64)>,
+}
+
+/// Documents per bulk request, and bulk requests in flight: a rebuild's batches hold tens of
+/// thousands of documents, and two requests keep the node busy while the next is encoded.
+/// (Concurrent requests are safe: a document's external version decides, not the order.)
+const BULK_DOCS: usize = 5_000;
 
 #[derive(Deserialize)]
 struct Source {
@@ -185,9 +216,79 @@ impl OpenSearchIndex {
             client: opensearch::OpenSearch::new(transport),
             prefix: prefix.to_owned(),
             replicas: 0,
-            checkpoint: Mutex::new(None),
+            index: None,
+            ensured: AtomicBool::new(false),
+            writing: Mutex::new(()),
             visible: AtomicI64::new(0),
         })
+    }
+
+    /// A handle on the same cluster and prefix writing `index` directly.
+    fn on_index(&self, index: &str) -> OpenSearchIndex {
+        OpenSearchIndex {
+            client: self.client.clone(),
+            prefix: self.prefix.clone(),
+            replicas: self.replicas,
+            index: Some(index.to_owned()),
+            ensured: AtomicBool::new(true),
+            writing: Mutex::new(()),
+            visible: AtomicI64::new(0),
+        }
+    }
+
+    /// Where reads and writes go: the copy's index, or the alias.
+    fn target(&self) -> String {
+        self.index.clone().unwrap_or_else(|| self.alias())
+    }
+
+    fn index_name(&self, n: i64) -> String {
+        format!("{}-messages-{n}", self.prefix)
+    }
+
+    /// The number of an index of this prefix (`<prefix>-messages-<n>`).
+    fn number(&self, index: &str) -> Result<i64, SearchError> {
+        index
+            .strip_prefix(&format!("{}-messages-", self.prefix))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                SearchError::Other(anyhow::anyhow!(
+                    "{index:?} is not an index of the prefix {:?}",
+                    self.prefix
+                ))
+            })
+    }
+
+    /// The index behind the alias.
+    async fn live_index(&self) -> Result<String, SearchError> {
+        let reply = self
+            .call(
+                Method::Get,
+                &format!("/_alias/{}", self.alias()),
+                None,
+                &[200],
+            )
+            .await?;
+        let names: Vec<&String> = reply
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        match names.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(SearchError::Other(anyhow::anyhow!(
+                "the alias {} points at {} indexes, not one: {reply}",
+                self.alias(),
+                names.len()
+            ))),
+        }
+    }
+
+    /// [`Self::ensure`] once per handle of the alias.
+    async fn ensure_once(&self) -> Result<(), SearchError> {
+        if self.index.is_none() && !self.ensured.load(Ordering::Acquire) {
+            self.ensure().await?;
+            self.ensured.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Replicas of each index (0 by default: a single node could not allocate them).
@@ -320,23 +421,41 @@ impl OpenSearchIndex {
 
     /// The checkpoint document's value (realtime: the last one written).
     async fn read_checkpoint(&self) -> Result<i64, SearchError> {
+        Ok(self.checkpoint_doc().await?.position)
+    }
+
+    /// The checkpoint document (realtime), where it is and its version.
+    async fn checkpoint_doc(&self) -> Result<Checkpoint, SearchError> {
+        self.ensure_once().await?;
         let (status, reply) = self
             .request(
                 Method::Get,
-                &format!("/{}/_doc/{CHECKPOINT_ID}", self.alias()),
+                &format!("/{}/_doc/{CHECKPOINT_ID}", self.target()),
                 None,
             )
             .await?;
+        let index = reply["_index"].as_str().unwrap_or_default().to_owned();
         match status.as_u16() {
-            200 => Ok(reply["_source"]["checkpoint"].as_i64().unwrap_or(0)),
-            404 => Ok(0),
+            200 if !index.is_empty() => Ok(Checkpoint {
+                position: reply["_source"]["checkpoint"].as_i64().unwrap_or(0),
+                index,
+                version: reply["_seq_no"]
+                    .as_i64()
+                    .zip(reply["_primary_term"].as_i64()),
+            }),
+            404 if !index.is_empty() && reply["found"] == false => Ok(Checkpoint {
+                position: 0,
+                index,
+                version: None,
+            }),
             _ => Err(failure(status, &reply, "read the search checkpoint")),
         }
     }
 
-    /// The current documents of `ids` (realtime), tombstones as `None`.
+    /// The current documents of `ids` in `index` (realtime), tombstones as `None`.
     async fn current(
         &self,
+        index: &str,
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, Option<MessageDoc>>, SearchError> {
         if ids.is_empty() {
@@ -345,7 +464,7 @@ impl OpenSearchIndex {
         let reply = self
             .call(
                 Method::Post,
-                &format!("/{}/_mget", self.alias()),
+                &format!("/{index}/_mget"),
                 Some(json!({ "ids": ids })),
                 &[200],
             )
@@ -366,18 +485,13 @@ impl OpenSearchIndex {
     }
 
     async fn apply_now(&self, from: i64, changes: Vec<Change>, to: i64) -> Result<(), SearchError> {
-        let mut checkpoint = self.checkpoint.lock().await;
-        let at = match *checkpoint {
-            Some(c) => c,
-            None => {
-                self.ensure().await?;
-                self.read_checkpoint().await?
-            }
-        };
-        *checkpoint = Some(at);
-        if at != from {
+        let _one = self.writing.lock().await;
+        // Read every time, never cached: after a switch the alias names another index, whose
+        // checkpoint is the one to continue from.
+        let at = self.checkpoint_doc().await?;
+        if at.position != from {
             return Err(SearchError::Gap {
-                checkpoint: at,
+                checkpoint: at.position,
                 expected: from,
             });
         }
@@ -400,7 +514,7 @@ impl OpenSearchIndex {
             .collect();
         lookup.sort();
         lookup.dedup();
-        let mut docs: HashMap<Uuid, Option<MessageDoc>> = self.current(&lookup).await?;
+        let mut docs: HashMap<Uuid, Option<MessageDoc>> = self.current(&at.index, &lookup).await?;
         // The last write of each document in this batch: (version, source).
         let mut writes: Vec<(Uuid, i64, Value)> = Vec::new();
         for change in changes {
@@ -437,27 +551,52 @@ impl OpenSearchIndex {
                 }
             }
         }
-        if !writes.is_empty() {
-            self.bulk(&writes).await?;
-        }
+        // Into the index the checkpoint was read from, whatever the alias says meanwhile.
+        self.bulk(&at.index, &writes).await?;
         // Only now the checkpoint: never ahead of the documents.
-        if let Err(e) = self.write_checkpoint(to).await {
-            *checkpoint = None;
-            return Err(e);
+        if self.write_checkpoint(&at, to).await? {
+            return Ok(());
         }
-        *checkpoint = Some(to);
-        Ok(())
+        // The checkpoint document changed since it was read: another writer, or the index was
+        // switched away (and maybe deleted, and re-created empty by this very write).
+        if self.index.is_none() && self.live_index().await? != at.index {
+            self.call(Method::Delete, &format!("/{}", at.index), None, &[200, 404])
+                .await?;
+        }
+        let now = self.read_checkpoint().await?;
+        if now != from {
+            return Err(SearchError::Gap {
+                checkpoint: now,
+                expected: from,
+            });
+        }
+        Err(SearchError::Unavailable(
+            "the search checkpoint changed during a write; try again".to_owned(),
+        ))
     }
 
-    async fn write_checkpoint(&self, to: i64) -> Result<(), SearchError> {
-        self.call(
-            Method::Put,
-            &format!("/{}/_doc/{CHECKPOINT_ID}", self.alias()),
-            Some(json!({ "kind": "checkpoint", "checkpoint": to })),
-            &[200, 201],
-        )
-        .await?;
-        Ok(())
+    /// Moves the checkpoint `at` (as read) to `to` if its document is still the one read;
+    /// whether it did.
+    async fn write_checkpoint(&self, at: &Checkpoint, to: i64) -> Result<bool, SearchError> {
+        let path = match at.version {
+            Some((seq_no, term)) => format!(
+                "/{}/_doc/{CHECKPOINT_ID}?if_seq_no={seq_no}&if_primary_term={term}",
+                at.index
+            ),
+            None => format!("/{}/_create/{CHECKPOINT_ID}", at.index),
+        };
+        let (status, reply) = self
+            .request(
+                Method::Put,
+                &path,
+                Some(json!({ "kind": "checkpoint", "checkpoint": to })),
+            )
+            .await?;
+        match status.as_u16() {
+            200 | 201 => Ok(true),
+            409 => Ok(false),
+            _ => Err(failure(status, &reply, "write the search checkpoint")),
+        }
     }
 
     /// Moves the checkpoint back to `to` without touching a document: what a crash between
@@ -465,19 +604,39 @@ impl OpenSearchIndex {
     /// replaying from there is harmless.
     #[doc(hidden)]
     pub async fn rewind_checkpoint(&self, to: i64) -> Result<(), SearchError> {
-        let mut checkpoint = self.checkpoint.lock().await;
-        self.ensure().await?;
-        self.write_checkpoint(to).await?;
-        *checkpoint = Some(to);
+        let _one = self.writing.lock().await;
+        let at = self.checkpoint_doc().await?;
+        if !self.write_checkpoint(&at, to).await? {
+            return Err(SearchError::Unavailable(
+                "the search checkpoint changed during a rewind".to_owned(),
+            ));
+        }
         Ok(())
     }
 
-    async fn bulk(&self, writes: &[(Uuid, i64, Value)]) -> Result<(), SearchError> {
-        let alias = self.alias();
-        let mut body = String::with_capacity(writes.len() * 256);
+    /// Writes `writes` into `index`, [`BULK_DOCS`] per request, two requests at a time.
+    async fn bulk(&self, index: &str, writes: &[(Uuid, i64, Value)]) -> Result<(), SearchError> {
+        let mut chunks = writes.chunks(BULK_DOCS);
+        while let Some(first) = chunks.next() {
+            match chunks.next() {
+                Some(second) => {
+                    tokio::try_join!(self.bulk_one(index, first), self.bulk_one(index, second))?;
+                }
+                None => self.bulk_one(index, first).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn bulk_one(
+        &self,
+        index: &str,
+        writes: &[(Uuid, i64, Value)],
+    ) -> Result<(), SearchError> {
+        let mut body = String::with_capacity(writes.len() * 320);
         for (id, version, doc) in writes {
             let action = json!({ "index": {
-                "_index": alias, "_id": id, "version": version, "version_type": "external"
+                "_index": index, "_id": id, "version": version, "version_type": "external"
             }});
             body.push_str(&action.to_string());
             body.push('\n');
@@ -561,25 +720,35 @@ impl OpenSearchIndex {
         if req.snapshot.is_none() {
             body["aggs"] = json!({ "snapshot": { "max": { "field": "sent_position" } } });
         }
-        let (status, reply) = self
-            .request(
-                Method::Post,
-                &format!("/{}/_search", self.alias()),
-                Some(body),
-            )
-            .await?;
-        if status == StatusCode::NOT_FOUND && reply["error"]["type"] == "index_not_found_exception"
-        {
-            // Nothing was ever indexed here.
-            return Ok(SearchPage {
-                hits: Vec::new(),
-                more: false,
-                snapshot: 0,
-            });
-        }
-        if status != StatusCode::OK {
-            return Err(failure(status, &reply, "search"));
-        }
+        let path = format!("/{}/_search", self.target());
+        // A switch deletes the old index right after moving the alias: a search that resolved
+        // the alias before may find its index gone (or its shard closed). Asked again, the
+        // alias names the new index.
+        let mut tries = 0;
+        let reply = loop {
+            tries += 1;
+            let (status, reply) = self
+                .request(Method::Post, &path, Some(body.clone()))
+                .await?;
+            let missing = status == StatusCode::NOT_FOUND
+                && reply["error"]["type"] == "index_not_found_exception";
+            let failed_shards = reply["_shards"]["failed"].as_u64().unwrap_or(0) > 0;
+            if (missing || failed_shards || status.is_server_error()) && tries < 3 {
+                continue;
+            }
+            if missing {
+                // Nothing was ever indexed here.
+                return Ok(SearchPage {
+                    hits: Vec::new(),
+                    more: false,
+                    snapshot: 0,
+                });
+            }
+            if status != StatusCode::OK || failed_shards {
+                return Err(failure(status, &reply, "search"));
+            }
+            break reply;
+        };
         let snapshot = match req.snapshot {
             Some(s) => s,
             None => reply["aggregations"]["snapshot"]["value"]
@@ -642,16 +811,7 @@ impl SearchBackend for OpenSearchIndex {
     }
 
     fn checkpoint(&self) -> BoxFuture<'_, Result<i64, SearchError>> {
-        Box::pin(async move {
-            let mut cached = self.checkpoint.lock().await;
-            if let Some(c) = *cached {
-                return Ok(c);
-            }
-            self.ensure().await?;
-            let c = self.read_checkpoint().await?;
-            *cached = Some(c);
-            Ok(c)
-        })
+        Box::pin(self.read_checkpoint())
     }
 
     fn apply(
@@ -665,11 +825,24 @@ impl SearchBackend for OpenSearchIndex {
 
     fn reset(&self) -> BoxFuture<'_, Result<(), SearchError>> {
         Box::pin(async move {
-            let mut checkpoint = self.checkpoint.lock().await;
-            *checkpoint = None;
+            let _one = self.writing.lock().await;
+            if self.index.is_some() {
+                return Err(SearchError::Other(anyhow::anyhow!(
+                    "a rebuild's copy is not reset"
+                )));
+            }
+            self.ensure_once().await?;
+            // The next number, so that the epoch moves on as with a switch.
+            let next = self.number(&self.live_index().await?)? + 1;
             self.delete_indexes().await?;
-            self.ensure().await?;
-            *checkpoint = Some(0);
+            let body = json!({ "aliases": { self.alias(): { "is_write_index": true } } });
+            self.call(
+                Method::Put,
+                &format!("/{}", self.index_name(next)),
+                Some(body),
+                &[200],
+            )
+            .await?;
             self.visible.store(0, Ordering::Release);
             Ok(())
         })
@@ -686,7 +859,7 @@ impl SearchBackend for OpenSearchIndex {
                 // Everything up to `written` was indexed before it: a refresh now shows it all.
                 self.call(
                     Method::Post,
-                    &format!("/{}/_refresh", self.alias()),
+                    &format!("/{}/_refresh", self.target()),
                     None,
                     &[200],
                 )
@@ -707,6 +880,166 @@ impl SearchBackend for OpenSearchIndex {
                 });
             }
             self.search_now(req).await
+        })
+    }
+
+    fn epoch(&self) -> BoxFuture<'_, Result<i64, SearchError>> {
+        Box::pin(async move {
+            match &self.index {
+                Some(index) => self.number(index),
+                None => {
+                    self.ensure_once().await?;
+                    self.number(&self.live_index().await?)
+                }
+            }
+        })
+    }
+
+    fn stage(&self) -> BoxFuture<'_, Result<Box<dyn StagedIndex>, SearchError>> {
+        Box::pin(async move {
+            if self.index.is_some() {
+                return Err(SearchError::Other(anyhow::anyhow!(
+                    "a rebuild's copy cannot be staged"
+                )));
+            }
+            Ok(Box::new(self.stage_next().await?) as Box<dyn StagedIndex>)
+        })
+    }
+}
+
+impl OpenSearchIndex {
+    /// Creates the index after the live one for a rebuild (see [`OpenSearchStaged`]),
+    /// deleting what an interrupted rebuild left under that name.
+    pub async fn stage_next(&self) -> Result<OpenSearchStaged, SearchError> {
+        self.ensure_once().await?;
+        let old = self.live_index().await?;
+        let epoch = self.number(&old)? + 1;
+        let new = self.index_name(epoch);
+        self.call(Method::Delete, &format!("/{new}"), None, &[200, 404])
+            .await?;
+        // The template gives it the analysis and the mapping; during the load it is neither
+        // refreshed (nothing searches it) nor replicated (replicas are copied once, at the end).
+        self.call(
+            Method::Put,
+            &format!("/{new}"),
+            Some(json!({ "settings": { "index": {
+                "number_of_replicas": 0, "refresh_interval": "-1"
+            } } })),
+            &[200],
+        )
+        .await?;
+        // A checkpoint document from the start, so that every write of a checkpoint is
+        // conditional on the one read.
+        self.call(
+            Method::Put,
+            &format!("/{new}/_create/{CHECKPOINT_ID}"),
+            Some(json!({ "kind": "checkpoint", "checkpoint": 0 })),
+            &[201],
+        )
+        .await?;
+        tracing::info!(index = %new, "search index staged");
+        Ok(OpenSearchStaged {
+            live: self.on_index(&old),
+            alias: self.alias(),
+            copy: Arc::new(self.on_index(&new)),
+            old,
+            new,
+            epoch,
+        })
+    }
+}
+
+/// The next OpenSearch index, filled by a blue/green rebuild
+/// ([`OpenSearchIndex::stage_next`]): `<prefix>-messages-<n+1>`, written directly (bulk
+/// settings until the switch). [`StagedIndex::switch`] restores the settings, refreshes,
+/// moves the alias in one `_aliases` request and deletes the old index. A live writer in
+/// another process cannot be held still: its writes meanwhile land in the old index, and
+/// [`StagedIndex::catch_up_after_switch`] says the copy must replay the log once more after
+/// the switch (the live writer continues from the new index's checkpoint).
+pub struct OpenSearchStaged {
+    /// The live index as it was when staged.
+    live: OpenSearchIndex,
+    alias: String,
+    copy: Arc<OpenSearchIndex>,
+    old: String,
+    new: String,
+    epoch: i64,
+}
+
+impl OpenSearchStaged {
+    async fn switch_now(self) -> Result<i64, SearchError> {
+        let c = &self.copy;
+        c.call(
+            Method::Put,
+            &format!("/{}/_settings", self.new),
+            Some(json!({ "index": {
+                "number_of_replicas": self.live.replicas, "refresh_interval": REFRESH_INTERVAL
+            } })),
+            &[200],
+        )
+        .await?;
+        c.call(
+            Method::Post,
+            &format!("/{}/_refresh", self.new),
+            None,
+            &[200],
+        )
+        .await?;
+        // One request: searches see the old index or the new one, never neither. If the old
+        // index is no longer behind the alias (another switch), nothing changes.
+        c.call(
+            Method::Post,
+            "/_aliases",
+            Some(json!({ "actions": [
+                { "remove": { "index": self.old, "alias": self.alias, "must_exist": true } },
+                { "add": { "index": self.new, "alias": self.alias, "is_write_index": true } }
+            ] })),
+            &[200],
+        )
+        .await?;
+        tracing::info!(index = %self.new, "search index switched");
+        c.call(Method::Delete, &format!("/{}", self.old), None, &[200, 404])
+            .await?;
+        Ok(self.epoch)
+    }
+}
+
+impl StagedIndex for OpenSearchStaged {
+    fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    fn copy(&self) -> Arc<dyn SearchBackend> {
+        self.copy.clone()
+    }
+
+    fn bulk_loaded(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+        // OpenSearch merges in the background as it goes; nothing waits for the end.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn live_checkpoint(&self) -> BoxFuture<'_, Result<i64, SearchError>> {
+        Box::pin(self.live.read_checkpoint())
+    }
+
+    fn hold(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn catch_up_after_switch(&self) -> bool {
+        true
+    }
+
+    fn switch(self: Box<Self>) -> BoxFuture<'static, Result<i64, SearchError>> {
+        Box::pin(self.switch_now())
+    }
+
+    fn abandon(self: Box<Self>) -> BoxFuture<'static, Result<(), SearchError>> {
+        Box::pin(async move {
+            self.copy
+                .call(Method::Delete, &format!("/{}", self.new), None, &[200, 404])
+                .await?;
+            Ok(())
         })
     }
 }

@@ -8,7 +8,7 @@ use config::ConfigError;
 use config::builder::{ConfigBuilder, DefaultState};
 use serde::{Deserialize, Deserializer};
 
-use crate::backend::SearchBackend;
+use crate::backend::{SearchBackend, StagedIndex};
 use crate::opensearch::OpenSearchIndex;
 use crate::tantivy_index::{TantivyIndex, WriterSettings};
 
@@ -92,6 +92,29 @@ impl SearchSettings {
         match self.search_backend {
             BackendKind::Tantivy => Ok(Arc::new(TantivyIndex::open_reader(&self.index_dir())?)),
             BackendKind::OpenSearch => Ok(Arc::new(self.opensearch()?)),
+        }
+    }
+
+    /// Starts a blue/green rebuild of the index (see [`SearchBackend::stage`]) without opening
+    /// its live writer, which may be another process's (the platform serving while `projector
+    /// rebuild` runs).
+    pub async fn stage(&self) -> anyhow::Result<Box<dyn StagedIndex>> {
+        match self.search_backend {
+            BackendKind::Tantivy => {
+                let dir = self.index_dir();
+                let bulk = WriterSettings::bulk();
+                let settings = WriterSettings {
+                    heap_bytes: bulk
+                        .heap_bytes
+                        .max((self.search_writer_heap_mib as usize) << 20),
+                    ..bulk
+                };
+                let staged =
+                    tokio::task::spawn_blocking(move || TantivyIndex::stage_in(&dir, settings))
+                        .await??;
+                Ok(Box::new(staged))
+            }
+            BackendKind::OpenSearch => Ok(Box::new(self.opensearch()?.stage_next().await?)),
         }
     }
 

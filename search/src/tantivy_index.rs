@@ -6,17 +6,23 @@
 //! crash leaves the index at its last commit, documents and checkpoint together. Readers
 //! reload when a commit lands (Tantivy watches `meta.json`) and when a read asks for a newer
 //! position ([`SearchBackend::visible_position`]).
+//!
+//! The directory holds generations of the index ([`crate::generations`]); every handle
+//! follows the live one, and a blue/green rebuild fills the next one
+//! ([`TantivyIndex::stage_in`], [`TantivyStaged`]).
 
 use std::collections::HashMap;
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tantivy::collector::TopDocs;
-use tantivy::directory::MmapDirectory;
+use tantivy::directory::{DirectoryLock, MmapDirectory};
+use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
     TermQuery, TermSetQuery,
@@ -33,8 +39,10 @@ use uuid::Uuid;
 
 use crate::analysis::{self, MAX_PREFIX, MIN_PREFIX, PREFIXES, WORDS};
 use crate::backend::{
-    BoxFuture, Change, Hit, MessageDoc, SearchBackend, SearchError, SearchPage, SearchRequest, Sort,
+    BoxFuture, Change, Hit, MessageDoc, SearchBackend, SearchError, SearchPage, SearchRequest,
+    Sort, StagedIndex,
 };
+use crate::generations::{self, Location};
 use crate::query::Clause;
 
 /// The writer's memory and threads.
@@ -135,10 +143,31 @@ struct Payload {
 }
 
 /// A Tantivy message index (see the module): a cheap handle to share.
+///
+/// It follows the live generation of its directory ([`crate::generations`]): each call first
+/// reads the pointer (one small file), and when a rebuild has switched generations the handle
+/// reopens on the new one before answering. A writer then takes the new generation's writer
+/// lock, continues from its checkpoint and deletes the old generation; a reader's searches
+/// that were already running finish on the old one's open files.
 #[derive(Clone)]
-pub struct TantivyIndex(Arc<Inner>);
+pub struct TantivyIndex(Arc<Shared>);
 
+struct Shared {
+    /// The directory of generations (`<data_dir>/search`); `None` for a rebuild's copy, which
+    /// stays in its own generation.
+    root: Option<PathBuf>,
+    /// How it writes; `None` for a reader.
+    writes: Option<WriterSettings>,
+    /// The generation open now.
+    current: RwLock<Arc<Inner>>,
+    /// One reopen at a time.
+    following: Mutex<()>,
+}
+
+/// One generation, open.
 struct Inner {
+    generation: i64,
+    dir: PathBuf,
     index: Index,
     fields: Fields,
     /// Reloaded only through [`Inner::reload`].
@@ -146,47 +175,118 @@ struct Inner {
     /// Reloads one at a time: each reads the newest commit, so they only move forward. (Two
     /// at once could end with the older searcher stored last.)
     reloading: Mutex<()>,
-    writer: Option<Mutex<Writer>>,
+    /// The writer; `None` inside once it is retired (the handle moved on to a newer
+    /// generation, or this copy went live and its lock was handed over).
+    writer: Option<Mutex<Option<Writer>>>,
     /// A position every searcher from `reader` holds (a lower bound).
     visible: AtomicI64,
     /// A reader's subscription to new commits (Tantivy watches `meta.json`).
-    watch: std::sync::OnceLock<tantivy::directory::WatchHandle>,
+    watch: OnceLock<tantivy::directory::WatchHandle>,
+}
+
+/// The writer of a generation, locked.
+struct WriterGuard<'a>(MutexGuard<'a, Option<Writer>>);
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("checked when locked"))
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("checked when locked"))
+    }
+}
+
+/// How long the live writer waits for a switch to let go of the switch lock (it holds it for
+/// the last catch-up and the pointer's flip only).
+const SWITCH_WAIT: Duration = Duration::from_secs(60);
+
+impl WriterSettings {
+    /// A rebuild's copy: a larger budget and every core, as nothing else is indexed while it
+    /// loads (merges wait for [`crate::StagedIndex::bulk_loaded`]).
+    pub fn bulk() -> WriterSettings {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        WriterSettings {
+            threads: cores.clamp(1, 4),
+            heap_bytes: 512 << 20,
+        }
+    }
 }
 
 impl TantivyIndex {
-    /// Opens (creating it if needed) the index in `dir` as its one writer.
+    /// Opens (creating it if needed) the index in `dir` as its one writer. An index of the
+    /// layout before generations is moved into its first generation.
     pub fn open_writer(dir: &Path, settings: WriterSettings) -> anyhow::Result<Self> {
-        let index = open(dir)?;
-        let writer: IndexWriter = index
-            .writer_with_num_threads(
-                settings.threads.max(1),
-                settings
-                    .heap_bytes
-                    .max(settings.threads.max(1) * (15 << 20) + (1 << 20)),
-            )
-            .with_context(|| {
-                format!(
-                    "take the search index's writer lock in {} (is another projector writing it?)",
-                    dir.display()
-                )
-            })?;
-        let Payload {
-            checkpoint,
-            written,
-        } = payload(&index)?;
-        Self::new(
-            index,
-            Some(Writer {
-                writer,
-                checkpoint,
-                written,
-            }),
-        )
+        let at = init(dir, true)?;
+        let inner = Inner::open(&at, Some((settings, false)))?;
+        // What an earlier switch or migration left for the writer to delete.
+        generations::collect_garbage(dir, at.generation)?;
+        Self::with(Some(dir), Some(settings), inner)
     }
 
     /// Opens (creating it if needed) the index in `dir` to search it.
     pub fn open_reader(dir: &Path) -> anyhow::Result<Self> {
-        Self::new(open(dir)?, None)
+        let at = init(dir, false)?;
+        Self::with(Some(dir), None, Inner::open(&at, None)?)
+    }
+
+    fn with(
+        root: Option<&Path>,
+        writes: Option<WriterSettings>,
+        inner: Inner,
+    ) -> anyhow::Result<Self> {
+        let inner = Arc::new(inner);
+        inner.watch()?;
+        Ok(TantivyIndex(Arc::new(Shared {
+            root: root.map(Path::to_path_buf),
+            writes,
+            current: RwLock::new(inner),
+            following: Mutex::new(()),
+        })))
+    }
+
+    /// Starts a blue/green rebuild of the index in `dir`: an empty next generation beside the
+    /// live one (see [`TantivyStaged`]). What an interrupted rebuild left is deleted first; a
+    /// rebuild still running (holding that generation's writer lock) is an error. The live
+    /// index's writer, if any, may be another process: it is not needed here.
+    pub fn stage_in(dir: &Path, settings: WriterSettings) -> anyhow::Result<TantivyStaged> {
+        let live = init(dir, true)?;
+        for n in generations::generations(dir)? {
+            if n > live.generation && !generations::delete_if_unused(dir, n)? {
+                anyhow::bail!(
+                    "generation {n} of the search index in {} is being written by another rebuild",
+                    dir.display()
+                );
+            }
+        }
+        let at = Location {
+            generation: live.generation + 1,
+            dir: generations::generation_dir(dir, live.generation + 1),
+        };
+        let copy = Self::with(
+            None,
+            Some(settings),
+            Inner::open(&at, Some((settings, true)))?,
+        )?;
+        tracing::info!(generation = at.generation, dir = %at.dir.display(), "search index staged");
+        Ok(TantivyStaged {
+            root: dir.to_path_buf(),
+            live: live.generation,
+            copy,
+            hold: Mutex::new(None),
+        })
+    }
+
+    /// The generation this handle searches and writes now (after following the pointer).
+    pub fn generation(&self) -> Result<i64, SearchError> {
+        Ok(self.0.current()?.generation)
     }
 
     /// Moves the checkpoint back to `to` without touching a document: the state a crash
@@ -194,7 +294,8 @@ impl TantivyIndex {
     /// For the contract suite, which checks that replaying from there is harmless.
     #[doc(hidden)]
     pub async fn rewind_checkpoint(&self, to: i64) -> Result<(), SearchError> {
-        blocking(self.0.clone(), move |ix| {
+        blocking(self.0.clone(), move |s| {
+            let ix = s.current()?;
             let mut w = ix.writer()?;
             let written = w.written;
             commit(
@@ -209,8 +310,161 @@ impl TantivyIndex {
         })
         .await
     }
+}
 
-    fn new(index: Index, writer: Option<Writer>) -> anyhow::Result<Self> {
+/// The live generation of `root`, creating the first one in a new directory. A writer moves
+/// the layout before generations into generation 1 (under that layout's writer lock: a writer
+/// of an older version would hold it); a reader opens it where it is and follows the move.
+fn init(root: &Path, writer: bool) -> anyhow::Result<Location> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("create the search index directory {}", root.display()))?;
+    match generations::locate(root)? {
+        Some(at) if at.dir == root && writer => {
+            let _held = generations::try_writer_lock(root)?.with_context(|| {
+                format!(
+                    "take the search index's writer lock in {} (is another projector writing it?)",
+                    root.display()
+                )
+            })?;
+            generations::migrate(root)
+        }
+        Some(at) => Ok(at),
+        None => {
+            // A new index: generation 1. (Two processes doing this at once make the same
+            // empty index and write the same pointer.)
+            open(&generations::generation_dir(root, 1))?;
+            if generations::read_pointer(root)?.is_none() {
+                generations::write_pointer(root, 1)?;
+            }
+            generations::locate(root)?.context("the search index's pointer vanished")
+        }
+    }
+}
+
+impl Shared {
+    /// The live generation, reopened on first use after a switch.
+    fn current(&self) -> Result<Arc<Inner>, SearchError> {
+        let open = self.open();
+        let Some(root) = &self.root else {
+            return Ok(open);
+        };
+        match generations::locate(root)? {
+            Some(at) if at.dir != open.dir => self.follow(root, &at),
+            _ => Ok(open),
+        }
+    }
+
+    fn open(&self) -> Arc<Inner> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reopens on generation `at` (the pointer's). A writer hands its old generation's lock
+    /// back and deletes that generation, of which it was the last writer.
+    fn follow(&self, root: &Path, at: &Location) -> Result<Arc<Inner>, SearchError> {
+        let _one = self.following.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.open();
+        if old.dir == at.dir {
+            return Ok(old);
+        }
+        let next = Arc::new(Inner::open(at, self.writes.map(|s| (s, false)))?);
+        next.watch()?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
+        tracing::info!(
+            from = old.generation,
+            to = next.generation,
+            writer = self.writes.is_some(),
+            "the search index switched generations"
+        );
+        if self.writes.is_some() {
+            old.retire();
+            if let Err(e) = generations::collect_garbage(root, next.generation) {
+                tracing::warn!(error = %format!("{e:#}"), "delete an old search index generation");
+            }
+        }
+        Ok(next)
+    }
+
+    /// Runs `op` on the live generation; when it fails because a switch moved the index
+    /// meanwhile (its old directory deleted under a reload), runs it again on the new one.
+    fn run<T>(
+        &self,
+        mut op: impl FnMut(&Inner) -> Result<T, SearchError>,
+    ) -> Result<T, SearchError> {
+        let mut tries = 0;
+        loop {
+            let ix = self.current()?;
+            let err = match op(&ix) {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            tries += 1;
+            let moved = self.root.as_ref().is_some_and(|root| {
+                generations::locate(root)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|at| at.dir != ix.dir)
+            });
+            if !moved || tries >= 3 {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Holds a switch off while the live writer commits (see [`crate::generations`]); a
+    /// copy's writer and readers need not.
+    fn hold_switch(&self) -> Result<Option<DirectoryLock>, SearchError> {
+        match (&self.root, self.writes) {
+            (Some(root), Some(_)) => Ok(Some(generations::switch_lock(root, SWITCH_WAIT)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Inner {
+    /// Opens the generation at `at`, with a writer when `writes` says how (and whether it is a
+    /// bulk load: no merges until [`Inner::merge_all`]).
+    fn open(at: &Location, writes: Option<(WriterSettings, bool)>) -> anyhow::Result<Inner> {
+        let index = open(&at.dir)?;
+        let writer = match writes {
+            None => None,
+            Some((settings, bulk)) => {
+                let writer: IndexWriter = index
+                    .writer_with_num_threads(
+                        settings.threads.max(1),
+                        settings
+                            .heap_bytes
+                            .max(settings.threads.max(1) * (15 << 20) + (1 << 20)),
+                    )
+                    .with_context(|| {
+                        format!(
+                            "take the search index's writer lock in {} (is another projector \
+                             writing it?)",
+                            at.dir.display()
+                        )
+                    })?;
+                if bulk {
+                    // Every commit of a bulk load leaves segments; merging them as they come
+                    // would rewrite each message at several levels. One merge at the end.
+                    writer.set_merge_policy(Box::new(NoMergePolicy));
+                }
+                let Payload {
+                    checkpoint,
+                    written,
+                } = payload(&index)?;
+                Some(Writer {
+                    writer,
+                    checkpoint,
+                    written,
+                })
+            }
+        };
+        Inner::new(at, index, writer)
+    }
+
+    fn new(at: &Location, index: Index, writer: Option<Writer>) -> anyhow::Result<Inner> {
         let (_, fields) = schema();
         let reader = index
             .reader_builder()
@@ -218,52 +472,94 @@ impl TantivyIndex {
             .try_into()
             .context("open a reader of the search index")?;
         let visible = AtomicI64::new(payload(&index)?.checkpoint);
-        let is_reader = writer.is_none();
-        let inner = Arc::new(Inner {
+        Ok(Inner {
+            generation: at.generation,
+            dir: at.dir.clone(),
             index,
             fields,
             reader,
             reloading: Mutex::new(()),
-            writer: writer.map(Mutex::new),
+            writer: writer.map(|w| Mutex::new(Some(w))),
             visible,
-            watch: std::sync::OnceLock::new(),
-        });
-        if is_reader {
-            // The writer is another process: follow its commits (the writer reloads itself
-            // after each).
-            let weak = Arc::downgrade(&inner);
-            let handle = inner
-                .index
-                .directory()
-                .watch(tantivy::directory::WatchCallback::new(move || {
-                    if let Some(inner) = weak.upgrade()
-                        && let Err(e) = inner.reload()
-                    {
-                        tracing::warn!(error = %e, "reload the search index");
-                    }
-                }))
-                .context("watch the search index for commits")?;
-            let _ = inner.watch.set(handle);
-        }
-        Ok(TantivyIndex(inner))
+            watch: OnceLock::new(),
+        })
     }
-}
 
-impl Inner {
+    /// A reader follows the commits of the writer, another process (the writer reloads itself
+    /// after each).
+    fn watch(self: &Arc<Self>) -> anyhow::Result<()> {
+        if self.writer.is_some() {
+            return Ok(());
+        }
+        let weak = Arc::downgrade(self);
+        let handle = self
+            .index
+            .directory()
+            .watch(tantivy::directory::WatchCallback::new(move || {
+                if let Some(inner) = weak.upgrade()
+                    && let Err(e) = inner.reload()
+                {
+                    tracing::warn!(error = %e, "reload the search index");
+                }
+            }))
+            .context("watch the search index for commits")?;
+        let _ = self.watch.set(handle);
+        Ok(())
+    }
+
     /// Makes the reader's searcher the newest commit's, one reload at a time.
     fn reload(&self) -> tantivy::Result<()> {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         self.reader.reload()
     }
 
-    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>, SearchError> {
+    fn writer(&self) -> Result<WriterGuard<'_>, SearchError> {
         let w = self
             .writer
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("this search index was opened to read only"))?;
         // A panic while writing poisons the lock; the writer is rolled back on every error, so
         // what it holds is the last commit.
-        Ok(w.lock().unwrap_or_else(|p| p.into_inner()))
+        let guard = w.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            return Err(SearchError::Unavailable(format!(
+                "generation {} of the search index is no longer written here",
+                self.generation
+            )));
+        }
+        Ok(WriterGuard(guard))
+    }
+
+    /// Closes the writer (waiting for its merges), releasing its lock.
+    fn retire(&self) {
+        let Some(w) = &self.writer else { return };
+        let taken = w.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = taken
+            && let Err(e) = w.writer.wait_merging_threads()
+        {
+            tracing::warn!(error = %e, generation = self.generation, "close a search index writer");
+        }
+    }
+
+    /// Merges every segment into one, then lets the usual merge policy take over: the end of
+    /// a bulk load.
+    fn merge_all(&self) -> Result<(), SearchError> {
+        let mut w = self.writer()?;
+        let segments = self
+            .index
+            .searchable_segment_ids()
+            .context("list the search index's segments")?;
+        if segments.len() > 1 {
+            w.writer
+                .merge(&segments)
+                .wait()
+                .context("merge the search index's segments")?;
+        }
+        w.writer.set_merge_policy(Box::<LogMergePolicy>::default());
+        drop(w);
+        self.reload()
+            .context("reload the search index after a merge")?;
+        Ok(())
     }
 
     fn apply_now(&self, from: i64, changes: Vec<Change>, to: i64) -> Result<(), SearchError> {
@@ -670,8 +966,8 @@ fn max_sent_position(searcher: &Searcher) -> Result<i64, SearchError> {
 }
 
 fn blocking<T: Send + 'static>(
-    index: Arc<Inner>,
-    f: impl FnOnce(&Inner) -> Result<T, SearchError> + Send + 'static,
+    index: Arc<Shared>,
+    f: impl FnOnce(&Shared) -> Result<T, SearchError> + Send + 'static,
 ) -> BoxFuture<'static, Result<T, SearchError>> {
     Box::pin(async move {
         tokio::task::spawn_blocking(move || f(&index))
@@ -687,11 +983,18 @@ impl SearchBackend for TantivyIndex {
     }
 
     fn checkpoint(&self) -> BoxFuture<'_, Result<i64, SearchError>> {
-        Box::pin(async move {
-            match &self.0.writer {
-                Some(w) => Ok(w.lock().unwrap_or_else(|p| p.into_inner()).checkpoint),
-                None => Ok(payload(&self.0.index)?.checkpoint),
-            }
+        blocking(self.0.clone(), |s| {
+            s.run(|ix| {
+                let writing = ix.writer.as_ref().and_then(|w| {
+                    let w = w.lock().unwrap_or_else(|p| p.into_inner());
+                    w.as_ref().map(|w| w.checkpoint)
+                });
+                match writing {
+                    Some(c) => Ok(c),
+                    // A reader, or a copy that went live: its last commit.
+                    None => Ok(payload(&ix.index)?.checkpoint),
+                }
+            })
         })
     }
 
@@ -701,11 +1004,18 @@ impl SearchBackend for TantivyIndex {
         changes: Vec<Change>,
         to: i64,
     ) -> BoxFuture<'_, Result<(), SearchError>> {
-        blocking(self.0.clone(), move |ix| ix.apply_now(from, changes, to))
+        blocking(self.0.clone(), move |s| {
+            // Under the switch lock, the generation cannot change before the commit: a switch
+            // waits for it, then catches its copy up with it.
+            let _held = s.hold_switch()?;
+            s.current()?.apply_now(from, changes, to)
+        })
     }
 
     fn reset(&self) -> BoxFuture<'_, Result<(), SearchError>> {
-        blocking(self.0.clone(), |ix| {
+        blocking(self.0.clone(), |s| {
+            let _held = s.hold_switch()?;
+            let ix = s.current()?;
             let mut w = ix.writer()?;
             w.writer
                 .delete_all_documents()
@@ -721,22 +1031,24 @@ impl SearchBackend for TantivyIndex {
     }
 
     fn visible_position(&self, at_least: i64) -> BoxFuture<'_, Result<i64, SearchError>> {
-        blocking(self.0.clone(), move |ix| {
-            let seen = ix.visible.load(Ordering::Acquire);
-            if seen >= at_least {
-                return Ok(seen);
-            }
-            let committed = payload(&ix.index)?.checkpoint;
-            if committed > seen {
-                ix.reload().context("reload the search index")?;
-                ix.visible.fetch_max(committed, Ordering::AcqRel);
-            }
-            Ok(committed)
+        blocking(self.0.clone(), move |s| {
+            s.run(|ix| {
+                let seen = ix.visible.load(Ordering::Acquire);
+                if seen >= at_least {
+                    return Ok(seen);
+                }
+                let committed = payload(&ix.index)?.checkpoint;
+                if committed > seen {
+                    ix.reload().context("reload the search index")?;
+                    ix.visible.fetch_max(committed, Ordering::AcqRel);
+                }
+                Ok(committed)
+            })
         })
     }
 
     fn search(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchPage, SearchError>> {
-        blocking(self.0.clone(), move |ix| {
+        blocking(self.0.clone(), move |s| {
             if req.rooms.is_empty() || req.limit == 0 {
                 return Ok(SearchPage {
                     hits: Vec::new(),
@@ -744,7 +1056,134 @@ impl SearchBackend for TantivyIndex {
                     snapshot: req.snapshot.unwrap_or(0),
                 });
             }
-            ix.search_now(req)
+            s.run(|ix| ix.search_now(req.clone()))
+        })
+    }
+
+    fn epoch(&self) -> BoxFuture<'_, Result<i64, SearchError>> {
+        blocking(self.0.clone(), |s| Ok(s.current()?.generation))
+    }
+
+    fn stage(&self) -> BoxFuture<'_, Result<Box<dyn StagedIndex>, SearchError>> {
+        let root = self.0.root.clone();
+        Box::pin(async move {
+            let root = root.context("a rebuild's copy of the search index cannot be staged")?;
+            let staged =
+                tokio::task::spawn_blocking(move || Self::stage_in(&root, WriterSettings::bulk()))
+                    .await
+                    .map_err(|e| {
+                        SearchError::Other(anyhow::anyhow!("a search task failed: {e}"))
+                    })??;
+            Ok(Box::new(staged) as Box<dyn StagedIndex>)
+        })
+    }
+}
+
+/// The next generation of a Tantivy index, filled by a blue/green rebuild
+/// ([`TantivyIndex::stage_in`]): its copy writes `gen-<n+1>/` with bulk settings (no merges
+/// until [`StagedIndex::bulk_loaded`]); [`StagedIndex::switch`] releases the copy's writer
+/// lock and flips the pointer under the switch lock. Dropped without a switch, it leaves the
+/// live generation untouched; the next stage deletes what it wrote.
+pub struct TantivyStaged {
+    root: PathBuf,
+    /// The live generation when it was staged.
+    live: i64,
+    copy: TantivyIndex,
+    /// The switch lock, from [`StagedIndex::hold`] to the switch.
+    hold: Mutex<Option<DirectoryLock>>,
+}
+
+impl TantivyStaged {
+    fn switch_now(self) -> Result<i64, SearchError> {
+        let taken = self.hold.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let held = match taken {
+            Some(h) => h,
+            None => generations::switch_lock(&self.root, SWITCH_WAIT)?,
+        };
+        let live = generations::read_pointer(&self.root)?;
+        if live != Some(self.live) {
+            return Err(SearchError::Other(anyhow::anyhow!(
+                "the live search index moved from generation {} to {live:?} during the rebuild \
+                 (another rebuild?)",
+                self.live
+            )));
+        }
+        let next = self.live + 1;
+        // Its last commit is its final state: hand its writer lock over to the live writer,
+        // which takes it when it sees the pointer.
+        let copy = self.copy.0.open();
+        copy.retire();
+        generations::write_pointer(&self.root, next)?;
+        drop(held);
+        tracing::info!(generation = next, "search index switched");
+        // The live writer, when there is one, deletes the old generation once it has moved:
+        // until then it holds the old one's writer lock and this leaves it alone.
+        if let Err(e) = generations::collect_garbage(&self.root, next) {
+            tracing::warn!(error = %format!("{e:#}"), "delete an old search index generation");
+        }
+        Ok(next)
+    }
+
+    fn abandon_now(self) -> Result<(), SearchError> {
+        self.copy.0.open().retire();
+        drop(self.hold);
+        generations::delete_if_unused(&self.root, self.live + 1)?;
+        Ok(())
+    }
+}
+
+impl StagedIndex for TantivyStaged {
+    fn epoch(&self) -> i64 {
+        self.live + 1
+    }
+
+    fn copy(&self) -> Arc<dyn SearchBackend> {
+        Arc::new(self.copy.clone())
+    }
+
+    fn bulk_loaded(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+        blocking(self.copy.0.clone(), |s| s.current()?.merge_all())
+    }
+
+    fn live_checkpoint(&self) -> BoxFuture<'_, Result<i64, SearchError>> {
+        let root = self.root.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let at = generations::locate(&root)?.context("the live search index vanished")?;
+                Ok(payload(&open(&at.dir)?)?.checkpoint)
+            })
+            .await
+            .map_err(|e| SearchError::Other(anyhow::anyhow!("a search task failed: {e}")))?
+        })
+    }
+
+    fn hold(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+        Box::pin(async move {
+            let root = self.root.clone();
+            let held =
+                tokio::task::spawn_blocking(move || generations::switch_lock(&root, SWITCH_WAIT))
+                    .await
+                    .map_err(|e| {
+                        SearchError::Other(anyhow::anyhow!("a search task failed: {e}"))
+                    })??;
+            *self.hold.lock().unwrap_or_else(|p| p.into_inner()) = Some(held);
+            Ok(())
+        })
+    }
+
+    fn switch(self: Box<Self>) -> BoxFuture<'static, Result<i64, SearchError>> {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || self.switch_now())
+                .await
+                .map_err(|e| SearchError::Other(anyhow::anyhow!("a search task failed: {e}")))?
+        })
+    }
+
+    fn abandon(self: Box<Self>) -> BoxFuture<'static, Result<(), SearchError>> {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || self.abandon_now())
+                .await
+                .map_err(|e| SearchError::Other(anyhow::anyhow!("a search task failed: {e}")))?
         })
     }
 }
