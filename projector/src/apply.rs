@@ -109,14 +109,14 @@ async fn apply_user(
     Ok(())
 }
 
-fn visibility_str(v: Visibility) -> &'static str {
+pub(crate) fn visibility_str(v: Visibility) -> &'static str {
     match v {
         Visibility::Public => "public",
         Visibility::Private => "private",
     }
 }
 
-fn role_str(r: Role) -> &'static str {
+pub(crate) fn role_str(r: Role) -> &'static str {
     match r {
         Role::Member => "member",
         Role::Admin => "admin",
