@@ -975,6 +975,10 @@ async fn write(tx: &mut PgConnection, f: Folded) -> Result<(), ApplyError> {
     // event's version and position. A room that is not there is poison, as one by one.
     let markers: Vec<(&(Uuid, Uuid), &i64)> = f.markers.iter().collect();
     let rooms: Vec<(&Uuid, &RoomChange)> = f.rooms.iter().collect();
+    if rooms.is_empty() {
+        // Only users: a marker always has its room among `rooms`.
+        return Ok(());
+    }
     let found: i64 = sqlx::query_scalar(
         "WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int4[], \
          $5::int8[], $6::uuid[], $7::timestamptz[], $8::text[], $9::text[], $10::text[]) \
