@@ -2,8 +2,12 @@
 //!
 //! Not idempotent on purpose: exactly-once comes from the checkpoint, written in the same
 //! transaction (see [`crate::read_models`]). Events must be applied strictly in position order.
-//! Every handler is one SQL statement where it can be (data-modifying CTEs), so a batch costs
-//! about one round trip per event.
+//! Every handler is one SQL statement where it can be (data-modifying CTEs), so applying events
+//! one by one costs about one round trip per event.
+//!
+//! This is the reference semantics of the read models and careful mode's path (a savepoint per
+//! event, to isolate a poison event). Batches normally go through [`crate::batch`], which must
+//! leave exactly the rows applying the batch's events here one by one would.
 
 use eventlog::RecordedEvent;
 use events::StoredEvent;
@@ -109,14 +113,14 @@ async fn apply_user(
     Ok(())
 }
 
-fn visibility_str(v: Visibility) -> &'static str {
+pub(crate) fn visibility_str(v: Visibility) -> &'static str {
     match v {
         Visibility::Public => "public",
         Visibility::Private => "private",
     }
 }
 
-fn role_str(r: Role) -> &'static str {
+pub(crate) fn role_str(r: Role) -> &'static str {
     match r {
         Role::Member => "member",
         Role::Admin => "admin",
@@ -561,8 +565,12 @@ pub fn as_message_sent(ev: &RecordedEvent) -> Option<SentRow> {
 /// `last_seq` alone (the `rm_unread` view), so a message writes no row of theirs.
 ///
 /// Messages commute with each other in these tables (none reads what another writes), which is
-/// what makes the run one statement. A missing room is poison, as in [`apply_event`]; the caller
-/// then applies the run event by event to find the culprit.
+/// what makes the run one statement. A missing room is poison, as in [`apply_event`].
+///
+/// [`apply_event`] applies a `MessageSent` as a run of one. (Batches no longer use longer runs:
+/// [`crate::batch`] inserts a batch's messages together with everything else. A run takes its
+/// last message's seq as the room's `last_seq`, which equals applying them one by one only when
+/// seqs grow within the run, as the domain makes them.)
 pub async fn apply_message_run(tx: &mut PgConnection, run: &[SentRow]) -> Result<(), ApplyError> {
     if run.is_empty() {
         return Ok(());

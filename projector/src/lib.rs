@@ -24,6 +24,7 @@
 //! - [`oracle`]: row-by-row comparison of two read-model databases.
 
 pub mod apply;
+pub mod batch;
 pub mod configuration;
 mod consumer;
 pub mod framework;

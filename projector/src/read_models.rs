@@ -7,7 +7,8 @@ use std::sync::Arc;
 use eventlog::RecordedEvent;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::apply::{SentRow, apply_event, apply_message_run, as_message_sent};
+use crate::apply::apply_event;
+use crate::batch;
 use crate::projection::{Applied, ApplyBatchError, Batch, BoxFuture, Poison, Projection, Staged};
 
 /// The projection of all read models (its name and checkpoint key).
@@ -236,9 +237,10 @@ impl ReadModels {
 }
 
 /// Applies `events` (contiguous, in position order), stepping over the dead-lettered ones. Fast
-/// mode applies each run of consecutive `MessageSent` events in one statement
-/// ([`apply_message_run`]) and everything else one by one; careful mode goes event by event so
-/// a poison event can be isolated, and stops there.
+/// mode applies the whole batch with a few set-based statements ([`batch::apply_events`]: the
+/// events grouped by kind, folded in memory where their order matters); any poison event fails
+/// it. Careful mode goes event by event ([`apply_event`], the reference the fast mode must
+/// equal) with a savepoint each, so a poison event is isolated, and stops there.
 async fn apply_all(
     tx: &mut PgConnection,
     events: &[RecordedEvent],
@@ -246,75 +248,52 @@ async fn apply_all(
     careful: bool,
     applied: &mut Applied,
 ) -> Result<(), Failure> {
-    let mut run: Vec<SentRow> = Vec::new();
-    for ev in events {
-        if dead_lettered.contains(&ev.position) {
-            flush_run(tx, &mut run, applied).await?;
-            applied.applied += 1;
-            applied.checkpoint = ev.position;
-            continue;
-        }
-        if !careful && let Some(row) = as_message_sent(ev) {
-            run.push(row);
-            continue;
-        }
-        flush_run(tx, &mut run, applied).await?;
-        apply_one(tx, ev, careful, applied).await?;
-        if applied.poison.is_some() {
-            return Ok(());
-        }
-    }
-    flush_run(tx, &mut run, applied).await
-}
-
-async fn flush_run(
-    tx: &mut PgConnection,
-    run: &mut Vec<SentRow>,
-    applied: &mut Applied,
-) -> Result<(), Failure> {
-    let Some(last) = run.last().map(|m| m.position) else {
-        return Ok(());
-    };
-    match apply_message_run(tx, run).await {
-        Ok(()) => {}
-        Err(e) if e.is_poison() => return Err(Failure::NeedsCareful),
-        Err(e) => return Err(Failure::Other(e.into())),
-    }
-    applied.applied += run.len() as u64;
-    applied.checkpoint = last;
-    run.clear();
-    Ok(())
-}
-
-/// Applies one event. Fast mode: any poison aborts the batch (the caller redoes it carefully).
-/// Careful mode: a savepoint per event; a poison event is rolled back to its savepoint and
-/// reported in `applied.poison` (the caller stops there).
-async fn apply_one(
-    tx: &mut PgConnection,
-    ev: &RecordedEvent,
-    careful: bool,
-    applied: &mut Applied,
-) -> Result<(), Failure> {
     if !careful {
-        match apply_event(tx, ev).await {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        match batch::apply_events(tx, events, dead_lettered).await {
             Ok(()) => {}
             Err(e) if e.is_poison() => return Err(Failure::NeedsCareful),
             Err(e) => return Err(Failure::Other(e.into())),
         }
-    } else {
-        let mut sp = tx.begin().await?;
-        match apply_event(&mut sp, ev).await {
-            Ok(()) => sp.commit().await?,
-            Err(e) if e.is_poison() => {
-                sp.rollback().await?;
-                applied.poison = Some(Poison {
-                    position: ev.position,
-                    reason: e.reason(),
-                });
-                return Ok(());
-            }
-            Err(e) => return Err(Failure::Other(e.into())),
+        applied.applied += events.len() as u64;
+        applied.checkpoint = last.position;
+        return Ok(());
+    }
+    for ev in events {
+        if dead_lettered.contains(&ev.position) {
+            applied.applied += 1;
+            applied.checkpoint = ev.position;
+            continue;
         }
+        apply_carefully(tx, ev, applied).await?;
+        if applied.poison.is_some() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Applies one event under a savepoint: a poison event is rolled back to it and reported in
+/// `applied.poison` (the caller stops there).
+async fn apply_carefully(
+    tx: &mut PgConnection,
+    ev: &RecordedEvent,
+    applied: &mut Applied,
+) -> Result<(), Failure> {
+    let mut sp = tx.begin().await?;
+    match apply_event(&mut sp, ev).await {
+        Ok(()) => sp.commit().await?,
+        Err(e) if e.is_poison() => {
+            sp.rollback().await?;
+            applied.poison = Some(Poison {
+                position: ev.position,
+                reason: e.reason(),
+            });
+            return Ok(());
+        }
+        Err(e) => return Err(Failure::Other(e.into())),
     }
     applied.applied += 1;
     applied.checkpoint = ev.position;
