@@ -220,9 +220,10 @@ impl Projection for SearchIndex {
     }
 }
 
-/// How many times the last stretch is caught up before the switch gives up: each round
-/// reads the log to its head, so more than one is needed only when the live writer runs
-/// ahead of the log reads (which it cannot while held).
+/// How many times the last stretch is caught up before the switch: each round reads the log
+/// to its head, so more than one is needed only when the live writer runs ahead of the log
+/// reads (which it cannot while held; an OpenSearch writer can, and is caught up with after
+/// the switch).
 const LAST_STRETCH_ROUNDS: usize = 10;
 
 /// A rebuild's copy of the search index ([`Projection::stage`]).
@@ -248,21 +249,23 @@ impl Staged for StagedSearch {
             replay.catch_up(&copy).await?;
             // ...then the last stretch with it held still (where the backend can), until the
             // copy has everything the live index has, so the switch never moves readers back.
+            // A backend that cannot hold its live writer is caught up once more after the
+            // switch instead: a live writer running ahead of the log reads is not an error.
             staged.hold().await?;
+            let after = staged.catch_up_after_switch();
             let mut rounds = 0;
             let mut checkpoint = loop {
                 replay.catch_up(&copy).await?;
                 let (mine, live) = (copy.checkpoint().await?, staged.live_checkpoint().await?);
-                if mine >= live {
+                rounds += 1;
+                if mine >= live || (after && rounds >= LAST_STRETCH_ROUNDS) {
                     break mine;
                 }
-                rounds += 1;
                 anyhow::ensure!(
                     rounds < LAST_STRETCH_ROUNDS,
                     "the search index's copy stays behind the live one ({mine} < {live})"
                 );
             };
-            let after = staged.catch_up_after_switch();
             let epoch = staged.switch().await?;
             if after {
                 // What the live writer wrote to the old index while the alias moved.

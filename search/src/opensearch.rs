@@ -328,10 +328,19 @@ impl OpenSearchIndex {
             .request(Method::Put, &format!("/{}", self.first_index()), Some(body))
             .await?;
         let exists = reply["error"]["type"] == "resource_already_exists_exception";
-        if status.is_success() || exists {
-            return Ok(());
+        if !status.is_success() && !exists {
+            return Err(failure(status, &reply, "create the search index"));
         }
-        Err(failure(status, &reply, "create the search index"))
+        // A checkpoint document from the start (as in a staged index), so that every write of
+        // the checkpoint is conditional on the one read. (Already there: nothing to do.)
+        self.call(
+            Method::Put,
+            &format!("/{}/_create/{CHECKPOINT_ID}", self.first_index()),
+            Some(json!({ "kind": "checkpoint", "checkpoint": 0 })),
+            &[201, 409],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Deletes every index and the template of this prefix (tests clean up with it).
