@@ -7,6 +7,7 @@ pub mod baseline_pg;
 pub mod connections;
 pub mod fanout;
 pub mod mixed;
+pub mod rebuild;
 pub mod search_lag;
 pub mod send;
 
@@ -29,6 +30,9 @@ pub enum Scenario {
     /// A realistic mixed workload (sends, edits, deletes, reactions, read markers,
     /// membership and room changes) until --events events were appended.
     Mixed(mixed::MixedArgs),
+    /// A blue/green rebuild (--rebuild-cmd) under live sends, reads, searches and
+    /// WebSockets: errors, empty histories, latency before/during/after, nothing lost.
+    Rebuild(rebuild::RebuildArgs),
     /// baseline-pg, baseline-nats and send one after another; writes all.json and summary.md.
     All(all::AllArgs),
 }
@@ -42,6 +46,7 @@ pub async fn run(scenario: Scenario, out: &Path) -> anyhow::Result<()> {
         Scenario::Connections(a) => connections::run(&a, out).await.map(drop),
         Scenario::SearchLag(a) => search_lag::run(&a, out).await.map(drop),
         Scenario::Mixed(a) => mixed::run(&a, out).await.map(drop),
+        Scenario::Rebuild(a) => rebuild::run(&a, out).await.map(drop),
         Scenario::All(a) => all::run(&a, out).await,
     }
 }
