@@ -6,7 +6,7 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use std::time::Duration;
@@ -64,6 +64,21 @@ impl std::fmt::Display for Failure {
             Failure::Io(e) => write!(f, "io: {e}"),
             Failure::Timeout => write!(f, "timeout"),
         }
+    }
+}
+
+/// A whole response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A header's value as an integer (e.g. `Chat-Epoch`); None when absent or not a number.
+    pub fn header_i64(&self, name: &str) -> Option<i64> {
+        self.headers.get(name)?.to_str().ok()?.trim().parse().ok()
     }
 }
 
@@ -126,6 +141,19 @@ impl Conn {
         token: Option<&HeaderValue>,
         body: Option<Bytes>,
     ) -> Result<(StatusCode, Bytes), Failure> {
+        self.call(method, path, token, body)
+            .await
+            .map(|r| (r.status, r.body))
+    }
+
+    /// Any method, with an optional JSON body; the answer keeps its headers.
+    pub async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&HeaderValue>,
+        body: Option<Bytes>,
+    ) -> Result<Reply, Failure> {
         let timeout = self.timeout;
         let call = self.request_inner(method, path, token, body);
         match tokio::time::timeout(timeout, call).await {
@@ -147,7 +175,7 @@ impl Conn {
         path: &str,
         token: Option<&HeaderValue>,
         body: Option<Bytes>,
-    ) -> Result<(StatusCode, Bytes), Failure> {
+    ) -> Result<Reply, Failure> {
         self.connect().await?;
         let sender = self
             .sender
@@ -174,14 +202,17 @@ impl Conn {
             .send_request(req)
             .await
             .map_err(|e| Failure::Io(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
+        let (parts, body) = resp.into_parts();
+        let bytes = body
             .collect()
             .await
             .map_err(|e| Failure::Io(e.to_string()))?
             .to_bytes();
-        Ok((status, bytes))
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: bytes,
+        })
     }
 }
 

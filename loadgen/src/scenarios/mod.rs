@@ -1,12 +1,13 @@
 //! The scenarios. To add one: a module here with its `clap::Args` struct and a
 //! `run(&args, out)`, and a variant in [`Scenario`] dispatched in [`run`].
-//! (Planned by others: `rebuild`.)
 
 pub mod all;
 pub mod baseline_nats;
 pub mod baseline_pg;
 pub mod connections;
 pub mod fanout;
+pub mod mixed;
+pub mod rebuild;
 pub mod search_lag;
 pub mod send;
 
@@ -26,6 +27,12 @@ pub enum Scenario {
     Connections(connections::ConnectionsArgs),
     /// Send → searchable lag: messages at a fixed rate, some of them polled for over search.
     SearchLag(search_lag::SearchLagArgs),
+    /// A realistic mixed workload (sends, edits, deletes, reactions, read markers,
+    /// membership and room changes) until --events events were appended.
+    Mixed(mixed::MixedArgs),
+    /// A blue/green rebuild (--rebuild-cmd) under live sends, reads, searches and
+    /// WebSockets: errors, empty histories, latency before/during/after, nothing lost.
+    Rebuild(rebuild::RebuildArgs),
     /// baseline-pg, baseline-nats and send one after another; writes all.json and summary.md.
     All(all::AllArgs),
 }
@@ -38,6 +45,8 @@ pub async fn run(scenario: Scenario, out: &Path) -> anyhow::Result<()> {
         Scenario::Fanout(a) => fanout::run(&a, out).await.map(drop),
         Scenario::Connections(a) => connections::run(&a, out).await.map(drop),
         Scenario::SearchLag(a) => search_lag::run(&a, out).await.map(drop),
+        Scenario::Mixed(a) => mixed::run(&a, out).await.map(drop),
+        Scenario::Rebuild(a) => rebuild::run(&a, out).await.map(drop),
         Scenario::All(a) => all::run(&a, out).await,
     }
 }
