@@ -104,9 +104,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// `axum::extract::Query` with our error shape: a malformed query string or a
-/// parameter of the wrong type (`limit=abc`) is a 400 `invalid_query`.
+/// `axum::extract::Query` with our error shape: a malformed query string, a parameter of the
+/// wrong type (`limit=abc`) or a NUL character anywhere (`%00`: PostgreSQL refuses text
+/// holding one, so it would otherwise surface as a 500) is a 400 `invalid_query`.
 pub struct Query<T>(pub T);
+
+/// Whether a raw query string decodes to text holding a NUL character: percent-decoding is
+/// one pass, so only `%00` produces one (`%2500` is the text "%00").
+fn has_nul(query: &str) -> bool {
+    query.as_bytes().windows(3).any(|w| w == b"%00")
+}
 
 impl<T, S> FromRequestParts<S> for Query<T>
 where
@@ -116,6 +123,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(has_nul) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "query parameters must not contain NUL characters",
+            ));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
             Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
@@ -152,4 +165,18 @@ pub(crate) async fn snapshot(
         .execute(&mut *tx)
         .await?;
     Ok(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul;
+
+    #[test]
+    fn only_a_percent_encoded_zero_byte_is_a_nul() {
+        assert!(has_nul("q=%00"));
+        assert!(has_nul("a=1&q=x%00y"));
+        assert!(!has_nul("q=%2500"));
+        assert!(!has_nul("q=100%25&limit=00"));
+        assert!(!has_nul(""));
+    }
 }

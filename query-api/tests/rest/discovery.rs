@@ -201,6 +201,31 @@ async fn me_and_user_lookup_return_profiles_and_unknown_names_get_404() {
     app.cleanup().await;
 }
 
+/// PostgreSQL refuses text with a NUL character (0x00); a NUL in any query parameter is a 400
+/// `invalid_query` before it gets there, never a 500 (found by an outside API fuzz test).
+#[tokio::test]
+async fn a_nul_byte_in_a_query_parameter_is_a_400() {
+    let app = TestApp::spawn().await;
+    let alice = app.register(&format!("alice_{}", unique())).await;
+    let room = app.create_room(&alice, "lobby", "public").await;
+    for path in [
+        "/v1/rooms/public?q=%00".to_owned(),
+        "/v1/rooms/public?q=a%00b".to_owned(),
+        "/v1/users?username=a%00b".to_owned(),
+        "/v1/search/messages?q=hello%00".to_owned(),
+        format!("/v1/rooms/{room}/messages?limit=1&x=%00"),
+    ] {
+        let res = app.get(&path, &alice.token).await;
+        res.assert_error(400, "invalid_query");
+        assert!(res.text.contains("NUL"), "{path}: {}", res.text);
+    }
+    // A percent sign that is not a NUL is still fine.
+    app.get("/v1/rooms/public?q=%2500", &alice.token)
+        .await
+        .assert_status(200);
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_openapi_document_lists_every_read() {
     let app = TestApp::spawn().await;
