@@ -3,7 +3,8 @@
 //! `X-Min-Position: P` (header) waits until the read models have applied position
 //! `P`, at most `settings.min_position_wait_ms`, then answers as usual. If the
 //! projection does not get there in time the answer is 503 `not_caught_up` with
-//! `Retry-After`. With both forms given the larger position counts.
+//! `Retry-After`; a position past the log's head (never committed) is a 400
+//! `min_position_not_committed` at once. With both forms given the larger position counts.
 //!
 //! Handlers take [`MinPosition`] after `AuthUser` (an unauthenticated request is
 //! refused without waiting) and before they check membership (so "join, then
@@ -13,6 +14,7 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use eventlog::EventStore as _;
 use http_kit::error::ApiError;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
@@ -36,6 +38,17 @@ impl FromRequestParts<AppState> for MinPosition {
         let Some(wanted) = requested(parts)? else {
             return Ok(MinPosition(None));
         };
+        if checkpoint(&st.pool).await? >= wanted {
+            return Ok(MinPosition(Some(wanted)));
+        }
+        // Behind: a position past the log's head was never committed, and no wait reaches it.
+        let head = st.live.log().head_position().await?;
+        if wanted > head {
+            return Err(ApiError::bad_request(
+                "min_position_not_committed",
+                format!("min_position {wanted} is past the last committed position ({head})"),
+            ));
+        }
         let max_wait = Duration::from_millis(st.settings.min_position_wait_ms);
         wait_for(&st.pool, wanted, max_wait).await?;
         Ok(MinPosition(Some(wanted)))

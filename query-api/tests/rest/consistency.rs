@@ -114,17 +114,19 @@ async fn joining_then_reading_with_the_join_position_never_sees_a_stale_refusal(
 }
 
 #[tokio::test]
-async fn a_position_that_is_never_reached_gets_503_not_caught_up_with_retry_after() {
+async fn a_committed_position_not_yet_projected_gets_503_not_caught_up_with_retry_after() {
     let app = TestApp::spawn_with(|s| s.min_position_wait_ms = 150).await;
     let u = unique();
     let alice = app.register(&format!("alice_{u}")).await;
+    let room = app.create_room(&alice, &format!("r_{u}"), "public").await;
     app.project().await;
-    let far = i64::MAX / 2;
+    // Committed to the log, never projected (this app projects only when told).
+    let (_, _, committed) = app.say(&alice, room, "not projected").await;
     for (path, headers) in [
-        (format!("/v1/me?min_position={far}"), vec![]),
+        (format!("/v1/me?min_position={committed}"), vec![]),
         (
             "/v1/rooms".to_owned(),
-            vec![("x-min-position", far.to_string())],
+            vec![("x-min-position", committed.to_string())],
         ),
     ] {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -140,5 +142,34 @@ async fn a_position_that_is_never_reached_gets_503_not_caught_up_with_retry_afte
     }
     // Without min_position the same read answers at once.
     app.get("/v1/me", &alice.token).await.assert_status(200);
+    app.cleanup().await;
+}
+
+/// A position past the log's head was never committed, so no wait can reach it: a 400 at
+/// once, not a 503 after the whole wait (issue 15, item 7).
+#[tokio::test]
+async fn a_position_past_the_log_head_is_a_400_at_once() {
+    let app = TestApp::spawn_with(|s| s.min_position_wait_ms = 5_000).await;
+    let u = unique();
+    let alice = app.register(&format!("alice_{u}")).await;
+    app.project().await;
+    let far = i64::MAX / 2;
+    for (path, headers) in [
+        (format!("/v1/me?min_position={far}"), vec![]),
+        (
+            "/v1/rooms".to_owned(),
+            vec![("x-min-position", far.to_string())],
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let started = Instant::now();
+        let res = app.get_with(&path, Some(&alice.token), &headers).await;
+        res.assert_error(400, "min_position_not_committed");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered after {:?}",
+            started.elapsed()
+        );
+    }
     app.cleanup().await;
 }
