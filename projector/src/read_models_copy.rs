@@ -199,13 +199,7 @@ impl ReadModelsCopy {
     /// epoch.
     async fn swap(&self, tx: &mut PgConnection, checkpoint: i64) -> anyhow::Result<i64> {
         let (q_live, q_copy) = (quote(&self.live), quote(COPY_SCHEMA));
-        let views: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind = 'v' AND c.relname LIKE 'rm\\_%' ORDER BY c.oid",
-        )
-        .bind(COPY_SCHEMA)
-        .fetch_all(&mut *tx)
-        .await?;
+        let views = read_model_views(&mut *tx, COPY_SCHEMA).await?;
         let live_tables = READ_MODEL_TABLES
             .iter()
             .map(|t| format!("{q_live}.{}", quote(t)))
@@ -299,13 +293,7 @@ impl ReadModelsCopy {
             .iter()
             .map(|t| format!("{}.{}", quote(&self.live), quote(t)))
             .collect();
-        let views: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind = 'v' AND c.relname LIKE 'rm\\_%'",
-        )
-        .bind(&self.live)
-        .fetch_all(&mut *tx)
-        .await?;
+        let views = read_model_views(&mut tx, &self.live).await?;
         relations.extend(
             views
                 .iter()
@@ -333,6 +321,20 @@ impl ReadModelsCopy {
         tx.commit().await.context("commit the switch")?;
         Ok(Some(Switched { epoch, checkpoint }))
     }
+}
+
+/// The names of the read-model views (`rm_*`) in `schema`, in creation order.
+async fn read_model_views(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind = 'v' AND c.relname LIKE 'rm\\_%' ORDER BY c.oid",
+    )
+    .bind(schema)
+    .fetch_all(conn)
+    .await
 }
 
 /// A pause of 0..`max` ms, from the clock's low bits: enough to keep two waiters apart.

@@ -10,20 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Harness;
-use http_kit::settings::Layered as _;
-use projector::configuration::Settings;
 use search::{SearchBackend, SearchRequest, Sort};
-
-fn settings(h: &Harness) -> Settings {
-    let mut s = Settings::from_defaults().expect("defaults");
-    s.search.data_dir = h.data.path().to_owned();
-    s.service.listen = "127.0.0.1:0".to_owned();
-    s.service.database_url = h.db.url.as_str().into();
-    s.service.nats_url = eventlog::testing::nats_url().into();
-    s.service.stream_name = h.nats.stream_name.clone();
-    s.service.subject_prefix = h.nats.prefix.clone();
-    s
-}
 
 /// The fixed queries over the workload's bodies ("message <n>", edited to "edited <n>"):
 /// words, prefixes (of a word and of a number), phrases, and one that finds nothing.
@@ -106,14 +93,14 @@ async fn rebuild_all_after_a_mixed_workload_changes_no_row_and_no_hit() {
     let (stop_relay, relay) = h.spawn_relay();
 
     // The live projector process, every registered projection.
-    let app = projector::startup::build(settings(&h), &[])
+    let app = projector::startup::build(h.settings(), &[])
         .await
         .expect("projector");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
-    let reader = settings(&h).search.open_reader().expect("search reader");
+    let reader = h.settings().search.open_reader().expect("search reader");
     let deadline = Instant::now() + Duration::from_secs(300);
     while h.checkpoint().await < head {
         assert!(
@@ -140,7 +127,7 @@ async fn rebuild_all_after_a_mixed_workload_changes_no_row_and_no_hit() {
         "hits per query: {counts:?}"
     );
 
-    let lines = projector::startup::rebuild(&settings(&h), &[], &|_| {})
+    let lines = projector::startup::rebuild(&h.settings(), &[], &|_| {})
         .await
         .expect("rebuild --all");
     assert_eq!(lines.len(), 2, "{lines:?}");

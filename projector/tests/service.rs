@@ -9,20 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::Harness;
 use common::message_counts::{MESSAGE_COUNTS, MessageCounts};
-use http_kit::settings::Layered as _;
-use projector::configuration::Settings;
 use serde_json::Value;
-
-fn settings(h: &Harness) -> Settings {
-    let mut s = Settings::from_defaults().expect("defaults");
-    s.search.data_dir = h.data.path().to_owned();
-    s.service.listen = "127.0.0.1:0".to_owned();
-    s.service.database_url = h.db.url.as_str().into();
-    s.service.nats_url = eventlog::testing::nats_url().into();
-    s.service.stream_name = h.nats.stream_name.clone();
-    s.service.subject_prefix = h.nats.prefix.clone();
-    s
-}
 
 async fn get(base: &str, path: &str) -> reqwest::Response {
     reqwest::get(format!("{base}{path}")).await.expect(path)
@@ -31,7 +18,7 @@ async fn get(base: &str, path: &str) -> reqwest::Response {
 #[tokio::test]
 async fn readyz_reports_the_checkpoint_of_every_running_projection() {
     let h = Harness::new().await;
-    let unknown = projector::startup::build(settings(&h), &["nonexistent".to_owned()]).await;
+    let unknown = projector::startup::build(h.settings(), &["nonexistent".to_owned()]).await;
     let err = format!(
         "{:#}",
         unknown.err().expect("an unknown projection is refused")
@@ -44,10 +31,10 @@ async fn readyz_reports_the_checkpoint_of_every_running_projection() {
     let pool = h.db.pool.clone();
     let mut projections = projector::registry(
         &pool,
-        projector::SearchIndex::from_settings(settings(&h).search),
+        projector::SearchIndex::from_settings(h.settings().search),
     );
     projections.push(Arc::new(MessageCounts::create(&pool).await));
-    let app = projector::startup::with_projections(settings(&h), pool.clone(), pool, projections)
+    let app = projector::startup::with_projections(h.settings(), pool.clone(), pool, projections)
         .await
         .expect("application");
     let base = format!("http://{}", app.local_addr().expect("address"));
@@ -80,7 +67,7 @@ async fn readyz_reports_the_checkpoint_of_every_running_projection() {
 
     // A rebuild run beside it (as `projector rebuild` would) shows on its metrics.
     let lines =
-        projector::startup::rebuild(&settings(&h), &[projector::READ_MODELS.into()], &|_| {})
+        projector::startup::rebuild(&h.settings(), &[projector::READ_MODELS.into()], &|_| {})
             .await
             .expect("rebuild");
     assert_eq!(lines.len(), 1);

@@ -51,6 +51,21 @@ impl Harness {
         }
     }
 
+    /// The projector's settings over this harness: its database, stream, subject prefix and
+    /// data directory, listening on port 0 (what `projector run` / `rebuild` would load).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn settings(&self) -> projector::configuration::Settings {
+        use http_kit::settings::Layered as _;
+        let mut s = projector::configuration::Settings::from_defaults().expect("defaults");
+        s.search.data_dir = self.data.path().to_owned();
+        s.service.listen = "127.0.0.1:0".to_owned();
+        s.service.database_url = self.db.url.as_str().into();
+        s.service.nats_url = eventlog::testing::nats_url().into();
+        s.service.stream_name = self.nats.stream_name.clone();
+        s.service.subject_prefix = self.nats.prefix.clone();
+        s
+    }
+
     pub fn relay(&self) -> Relay {
         Relay::new(
             self.db.pool.clone(),
