@@ -15,5 +15,6 @@ pub mod serve;
 pub mod service;
 pub mod settings;
 pub mod telemetry;
+pub mod web;
 
 pub use serve::shutdown_signal;

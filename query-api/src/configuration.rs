@@ -22,6 +22,10 @@ pub struct Settings {
     /// Browser origins allowed to open the WebSocket; requests without an `Origin`
     /// header (non-browser clients) are always allowed. Comma-separated; `*` allows any.
     pub ws_allowed_origins: String,
+    /// The built web client served at `/` (`APP_WEB_DIR`, default `web/dist`, relative
+    /// to the working directory; `scripts/run.sh` builds it and passes its path). Without
+    /// an `index.html` there, `/` answers 404 `web_client_not_built`.
+    pub web_dir: std::path::PathBuf,
     /// Frames queued per connection before a slow reader is disconnected.
     pub ws_queue_frames: usize,
     /// Largest WebSocket message and frame accepted (bytes).
@@ -44,6 +48,7 @@ impl Layered for Settings {
     fn defaults() -> Result<Defaults, config::ConfigError> {
         search::SearchSettings::defaults(http_kit::settings::api_defaults("127.0.0.1:8082")?)?
             .set_default("ws_allowed_origins", "")?
+            .set_default("web_dir", "web/dist")?
             .set_default("ws_queue_frames", 256)?
             .set_default("ws_max_message_bytes", 64 * 1024)?
             .set_default("ws_ping_secs", 20)?

@@ -18,8 +18,9 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The query routes (REST and WebSocket) with their state, without health or
-/// metrics — the single-node platform merges these beside the command routes.
+/// The query routes (REST and WebSocket) with their state and the web client's files
+/// (`web_dir`), without health or metrics — the single-node platform merges these beside
+/// the command routes.
 pub fn api_routes(state: AppState) -> Router {
     let limits = state.settings.limits.clone();
     // The WebSocket route is outside the timeout: a socket lives for hours.
@@ -30,8 +31,10 @@ pub fn api_routes(state: AppState) -> Router {
         state.epoch.clone(),
         crate::epoch::stamp,
     ));
+    let web = http_kit::web::client_or_hint(&state.settings.web_dir);
     rest.merge(service::limit(crate::ws::router(), &limits))
         .with_state(state)
+        .merge(web)
 }
 
 /// Health, readiness (the read models can be queried; NATS, which the live feed needs, and

@@ -1,4 +1,5 @@
-//! Room history with cursor pagination over `seq`.
+//! Room history with cursor pagination over `seq`, and one message by id (a reply's
+//! quote, a link to a message).
 
 use super::consistency::MinPosition;
 use super::rooms::require_member;
@@ -7,7 +8,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use events::RoomId;
+use events::{MessageId, RoomId};
 use http_kit::error::ApiError;
 use http_kit::extract::{AuthUser, Path};
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,7 @@ const FORWARD_SQL: &str = concat!(
     message_columns!(),
     "WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
 );
+const ONE_SQL: &str = concat!(message_columns!(), "WHERE room_id = $1 AND message_id = $2");
 const BACKWARD_SQL: &str = concat!(
     message_columns!(),
     "WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
@@ -141,4 +143,35 @@ pub async fn history(
     };
     tx.commit().await?;
     Ok(Json(page))
+}
+
+/// One message of a room, in the history's shape: members only, as history. A message
+/// of another room is the same 404 `message_not_found` as a missing one.
+#[utoipa::path(get, path = "/v1/rooms/{room_id}/messages/{message_id}", security(("bearer" = [])),
+    params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path), ("min_position" = Option<i64>, Query)),
+    responses((status = 200, body = Message), (status = 400), (status = 401),
+        (status = 403, description = "not_a_member (public room)"),
+        (status = 404, description = "room_not_found, message_not_found")))]
+pub async fn one(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((room_id, message_id)): Path<(RoomId, MessageId)>,
+    _read_after: MinPosition,
+) -> Result<Json<Message>, ApiError> {
+    let mut tx = snapshot(&st.pool).await?;
+    require_member(&mut *tx, room_id, me).await?;
+    let message = sqlx::query_as::<_, Message>(ONE_SQL)
+        .bind(room_id.0)
+        .bind(message_id.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "message_not_found",
+                "message not found",
+            )
+        })?;
+    tx.commit().await?;
+    Ok(Json(message))
 }

@@ -6,6 +6,7 @@
 //! reaches a non-member. Every GET accepts `min_position` (see [`consistency`]).
 
 pub mod consistency;
+pub mod invites;
 pub mod me;
 pub mod messages;
 pub mod presence;
@@ -32,6 +33,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rooms/{room_id}", get(rooms::room))
         .route("/v1/rooms/{room_id}/members", get(rooms::members))
         .route("/v1/rooms/{room_id}/messages", get(messages::history))
+        .route(
+            "/v1/rooms/{room_id}/messages/{message_id}",
+            get(messages::one),
+        )
+        .route("/v1/invites", get(invites::my_invites))
         .route("/v1/presence", get(presence::presence))
         .route("/v1/search/messages", get(search::search_messages))
 }
@@ -53,6 +59,8 @@ pub fn router() -> Router<AppState> {
         rooms::room,
         rooms::members,
         messages::history,
+        messages::one,
+        invites::my_invites,
         presence::presence,
         search::search_messages,
     ),

@@ -87,7 +87,11 @@ pub async fn handler(
     };
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
-        if !origin_allowed(&st.settings.ws_allowed_origins, origin) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        if !same_origin(origin, host) && !origin_allowed(&st.settings.ws_allowed_origins, origin) {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
                 "origin_not_allowed",
@@ -118,6 +122,17 @@ pub async fn handler(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| serve(st, socket, user, exp))
+}
+
+/// The page was served by this very address: the `Origin`'s host and port (after an
+/// `http://` or `https://` scheme) are the request's `Host`. This is how the web client
+/// served at `/` opens its socket, whatever name or port the platform is reached by.
+pub fn same_origin(origin: &str, host: &str) -> bool {
+    let authority = origin
+        .trim()
+        .strip_prefix("http://")
+        .or_else(|| origin.trim().strip_prefix("https://"));
+    matches!(authority, Some(a) if !a.is_empty() && !a.contains('/') && a.eq_ignore_ascii_case(host.trim()))
 }
 
 /// `*` allows any origin; otherwise an exact (case-insensitive) match of one of

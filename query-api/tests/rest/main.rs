@@ -7,5 +7,8 @@ mod consistency;
 mod discovery;
 mod epoch;
 mod helpers;
+mod invites;
+mod one_message;
 mod pagination;
 mod unread;
+mod web;

@@ -159,7 +159,19 @@ async fn the_upgrade_requires_a_valid_token_and_an_allowed_origin() {
         .await
         .map(|_| ());
     assert_eq!(status(by_query), 101);
-    for (origin, expected) in [("https://evil.example", 403), ("https://chat.example", 101)] {
+    // The platform's own origin (the web client it serves at `/`) is always allowed, by
+    // whatever address it is reached; a look-alike is not.
+    let own = format!("http://{}", p.query.addr);
+    let look_alike = format!("http://{}.evil.example", p.query.addr.ip());
+    let with_path = format!("http://{}/x", p.query.addr);
+    for (origin, expected) in [
+        ("https://evil.example", 403),
+        ("https://chat.example", 101),
+        (own.as_str(), 101),
+        (look_alike.as_str(), 403),
+        (with_path.as_str(), 403),
+        ("null", 403),
+    ] {
         let mut req = url.as_str().into_client_request().unwrap();
         req.headers_mut().insert(
             "Authorization",
