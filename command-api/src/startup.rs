@@ -30,6 +30,7 @@ pub fn api_routes(state: AppState) -> Router {
         .route("/v1/auth/register", post(routes::auth::register))
         .route("/v1/auth/login", post(routes::auth::login))
         .route("/v1/auth/refresh", post(routes::auth::refresh))
+        .route("/v1/auth/logout", post(routes::auth::logout))
         .route("/v1/rooms", post(routes::rooms::create_room))
         .route(
             "/v1/rooms/{room_id}",

@@ -1,4 +1,4 @@
-//! Register, log in, refresh.
+//! Register, log in, refresh, log out.
 
 use crate::auth::new_refresh_token;
 use crate::error::ApiError;
@@ -186,6 +186,29 @@ pub async fn refresh(
     let tokens = issue_tokens(&st, &mut tx, UserId(user_id), family).await?;
     tx.commit().await?;
     Ok(axum::Json(tokens))
+}
+
+/// Ends the session the refresh token belongs to: every token of its family (the
+/// one login it was rotated from) is revoked, so neither it nor any earlier or later
+/// rotation refreshes again. Other sessions of the user are untouched. Idempotent, and
+/// the same 204 for a token that is unknown, spent or revoked: the answer tells nothing
+/// about a token. The access tokens already issued stay valid until they expire.
+#[utoipa::path(post, path = "/v1/auth/logout", request_body = RefreshBody,
+    responses((status = 204, description = "the session is ended"), (status = 400)))]
+pub async fn logout(
+    State(st): State<AppState>,
+    Json(body): Json<RefreshBody>,
+) -> Result<StatusCode, ApiError> {
+    let hash = crate::auth::hash_refresh_token(&body.refresh_token);
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now()
+         WHERE revoked_at IS NULL AND family_id =
+            (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+    )
+    .bind(&hash)
+    .execute(&st.pool)
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn issue_tokens(

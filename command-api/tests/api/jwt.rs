@@ -277,3 +277,44 @@ async fn a_refresh_token_reused_after_two_rotations_revokes_the_newest_one_too()
     .assert_error(401, "invalid_refresh_token");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn logging_out_ends_that_session_and_no_other() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let refresh =
+        |token: &str| app.post("/v1/auth/refresh", None, json!({ "refresh_token": token }));
+    let logout = |token: &str| app.post("/v1/auth/logout", None, json!({ "refresh_token": token }));
+    // This session rotated once; a second device logged in separately.
+    let r1 = refresh(&alice.refresh).await.assert_status(200)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({ "username": "alice", "password": "correct horse battery" }),
+        )
+        .await;
+    let d1 = device.assert_status(200)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    logout(&r1).await.assert_status(204);
+    // Neither the current token nor anything of its family refreshes any more.
+    refresh(&r1)
+        .await
+        .assert_error(401, "invalid_refresh_token");
+    // Logging out again, or with a token never issued, is the same 204.
+    logout(&r1).await.assert_status(204);
+    logout("not-a-token").await.assert_status(204);
+    // The other device's session goes on.
+    refresh(&d1).await.assert_status(200);
+    // A body without the token is a 400 like every malformed body.
+    app.post("/v1/auth/logout", None, json!({}))
+        .await
+        .assert_error(400, "invalid_body");
+    app.cleanup().await;
+}
