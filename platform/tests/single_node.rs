@@ -18,6 +18,29 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
     let http = &api.http;
     let base = &api.base;
 
+    // Registration answers its log position: a first read passing it waits for the new
+    // account instead of a 404 `user_not_found`.
+    let registered = api
+        .post(
+            "/v1/auth/register",
+            None,
+            serde_json::json!({ "username": "first_read", "password": "correct horse battery" }),
+        )
+        .await;
+    let body = registered.assert_status(201);
+    let at = body["position"]
+        .as_i64()
+        .expect("position in the register answer");
+    let me = http
+        .get(format!("{base}/v1/me?min_position={at}"))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["username"], "first_read");
+
     let solo = api.register("solo").await;
     let token = solo.token.clone();
     let room = api.create_room(&solo, "lobby", "public").await;

@@ -48,6 +48,10 @@ pub struct TokenResponse {
     /// Seconds until the access token expires.
     pub expires_in: i64,
     pub token_type: &'static str,
+    /// Registration only: the log position of the `UserRegistered` event, to pass as
+    /// `min_position` to a first read (`GET /v1/me`) so it waits for the new account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/v1/auth/register", request_body = RegisterBody,
@@ -107,12 +111,13 @@ pub async fn register(
         .store
         .append_in_tx(&mut tx, std::slice::from_ref(&request))
         .await?;
-    match results.into_iter().next() {
-        Some(Ok(_)) => {}
+    let appended = match results.into_iter().next() {
+        Some(Ok(appended)) => appended,
         Some(Err(e)) => return Err(ApiError::internal(&e)),
         None => return Err(ApiError::internal_message("append returned no result")),
-    }
-    let tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7()).await?;
+    };
+    let mut tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7()).await?;
+    tokens.position = Some(appended.last_position);
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(tokens)))
 }
@@ -236,6 +241,7 @@ async fn issue_tokens(
         refresh_token: refresh.token,
         expires_in,
         token_type: "Bearer",
+        position: None,
     })
 }
 

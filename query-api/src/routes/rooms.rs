@@ -29,6 +29,9 @@ pub struct LastMessage {
     pub seq: i64,
     pub message_id: Uuid,
     pub sender_id: Uuid,
+    /// The sender's username and display name (null for a user not projected yet).
+    pub sender_username: Option<String>,
+    pub sender_display_name: Option<String>,
     pub body: Option<String>,
     pub deleted: bool,
     pub sent_at: DateTime<Utc>,
@@ -126,6 +129,8 @@ struct MyRoomRow {
     lm_body: Option<String>,
     lm_deleted: Option<bool>,
     lm_sent_at: Option<DateTime<Utc>>,
+    lm_sender_username: Option<String>,
+    lm_sender_display_name: Option<String>,
     other_id: Option<Uuid>,
     other_username: Option<String>,
     other_display_name: Option<String>,
@@ -140,6 +145,8 @@ impl From<MyRoomRow> for MyRoom {
                     seq,
                     message_id,
                     sender_id,
+                    sender_username: r.lm_sender_username,
+                    sender_display_name: r.lm_sender_display_name,
                     body: if deleted { None } else { r.lm_body },
                     deleted,
                     sent_at,
@@ -181,12 +188,14 @@ SELECT r.room_id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.member_co
        m.role, m.read_seq, u.unread_count,
        lm.seq AS lm_seq, lm.message_id AS lm_message_id, lm.sender_id AS lm_sender_id,
        lm.body AS lm_body, lm.deleted AS lm_deleted, lm.sent_at AS lm_sent_at,
+       lu.username AS lm_sender_username, lu.display_name AS lm_sender_display_name,
        ou.user_id AS other_id, ou.username AS other_username,
        ou.display_name AS other_display_name
   FROM rm_members m
   JOIN rm_rooms r ON r.room_id = m.room_id
   JOIN rm_unread u ON u.room_id = m.room_id AND u.user_id = m.user_id
   LEFT JOIN rm_messages lm ON lm.room_id = r.room_id AND lm.seq = r.last_seq
+  LEFT JOIN rm_users lu ON lu.user_id = lm.sender_id
   LEFT JOIN rm_direct_pairs dp ON r.kind = 'direct' AND dp.room_id = r.room_id
   LEFT JOIN rm_users ou
          ON ou.user_id = CASE WHEN dp.user_lo = m.user_id THEN dp.user_hi ELSE dp.user_lo END

@@ -47,6 +47,11 @@ async fn unread_counts_follow_sends_deletes_and_read_markers_and_a_marker_never_
     assert_eq!(b["last_message"]["seq"], 3);
     assert_eq!(b["last_message"]["body"], "m3");
     assert_eq!(b["last_message"]["sender_id"], alice.id.to_string());
+    assert_eq!(
+        b["last_message"]["sender_username"],
+        alice.username.as_str()
+    );
+    assert!(b["last_message"]["sender_display_name"].is_string(), "{b}");
     assert_eq!(b["last_message"]["message_id"], sent[2].0.to_string());
     assert!(b["last_message"]["sent_at"].is_string());
     assert_eq!(my_room(&app, &alice, room).await["unread_count"], 0);
