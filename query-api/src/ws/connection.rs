@@ -384,10 +384,14 @@ async fn subscribe(
             epoch,
         } => (from, room_version, epoch),
         crate::ws::hub::Begin::Refused { code, message } => {
-            return reply(ctx, Frame::error(code, message)).await;
+            return reply(ctx, Frame::room_error(room_id, code, message)).await;
         }
         crate::ws::hub::Begin::Unavailable => {
-            return reply(ctx, Frame::error("unavailable", "try again later")).await;
+            return reply(
+                ctx,
+                Frame::room_error(room_id, "unavailable", "try again later"),
+            )
+            .await;
         }
     };
     let mut last = from;
@@ -409,7 +413,11 @@ async fn subscribe(
                 }
                 Backfilled::Failed => {
                     ctx.hub.unsubscribe(ctx.id, room_id);
-                    return reply(ctx, Frame::error("unavailable", "try again later")).await;
+                    return reply(
+                        ctx,
+                        Frame::room_error(room_id, "unavailable", "try again later"),
+                    )
+                    .await;
                 }
             }
         }
@@ -497,7 +505,11 @@ async fn typing(ctx: &Ctx, room_id: RoomId) -> Result<(), Gone> {
             let payload = json!({ "type": "typing", "room_id": room_id, "user_id": ctx.user });
             if let Err(e) = ctx.live.publish_ephemeral(room_id, &payload).await {
                 tracing::warn!(error = %e, "typing publish failed");
-                return reply(ctx, Frame::error("unavailable", "try again later")).await;
+                return reply(
+                    ctx,
+                    Frame::room_error(room_id, "unavailable", "try again later"),
+                )
+                .await;
             }
             Ok(())
         }
@@ -508,8 +520,14 @@ async fn typing(ctx: &Ctx, room_id: RoomId) -> Result<(), Gone> {
                 Ok(s) => membership::refusal(&s.state),
                 Err(_) => ("room_not_found", "room not found"),
             };
-            reply(ctx, Frame::error(code, message)).await
+            reply(ctx, Frame::room_error(room_id, code, message)).await
         }
-        Err(()) => reply(ctx, Frame::error("unavailable", "try again later")).await,
+        Err(()) => {
+            reply(
+                ctx,
+                Frame::room_error(room_id, "unavailable", "try again later"),
+            )
+            .await
+        }
     }
 }

@@ -53,6 +53,15 @@ impl Frame {
         )
     }
 
+    /// An error about one room (a refused or failed subscribe or typing): it names the
+    /// room, so a client subscribing to many can tell which one.
+    pub fn room_error(room_id: RoomId, code: &str, message: &str) -> Frame {
+        Frame::new(
+            "error",
+            &json!({ "type": "error", "room_id": room_id, "code": code, "message": message }),
+        )
+    }
+
     pub fn pong() -> Frame {
         Frame::new("pong", &json!({ "type": "pong" }))
     }
@@ -147,6 +156,7 @@ impl LiveEvent {
                 "room_id": room_id,
                 "version": rec.version,
                 "position": rec.position,
+                "occurred_at": rec.occurred_at,
                 "data": data,
             }),
         );

@@ -36,6 +36,9 @@ async fn a_message_sent_by_one_member_reaches_the_other_members_socket_with_its_
     assert_eq!(frame["data"]["message_id"], sent["message_id"]);
     assert_eq!(frame["data"]["seq"], sent["seq"]);
     assert_eq!(frame["data"]["sender_id"], alice.id.to_string());
+    // When it happened, by the server's clock (RFC 3339).
+    let at = frame["occurred_at"].as_str().expect("occurred_at");
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{frame}");
     p.cleanup().await;
 }
 
@@ -115,9 +118,12 @@ async fn a_non_members_subscribe_gets_one_error_frame_and_no_data_while_messages
     assert_eq!(answer.len(), 1, "{answer:?}");
     assert_eq!(answer[0]["type"], "error");
     assert_eq!(answer[0]["code"], "not_a_member");
+    // The refusal names the room, for a client subscribing to many at once.
+    assert_eq!(answer[0]["room_id"], public.to_string());
     let answer = ws.subscribe(private, None).await;
     assert_eq!(answer.len(), 1, "{answer:?}");
     assert_eq!(answer[0]["code"], "room_not_found");
+    assert_eq!(answer[0]["room_id"], private.to_string());
     let answer = ws.subscribe(uuid::Uuid::new_v4(), Some(0)).await;
     assert_eq!(answer[0]["code"], "room_not_found");
     let answer = ws.subscribe(private, Some(0)).await;

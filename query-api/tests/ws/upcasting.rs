@@ -146,7 +146,7 @@ fn a_stored_v1_row_decodes_to_a_frame_with_the_v1_payload() {
         version: 1,
         event_type: "RoomCreated".to_owned(),
         schema_version: 1,
-        occurred_at: chrono::Utc::now(),
+        occurred_at: "2026-12-02T08:30:00.123456Z".parse().unwrap(),
         actor_id: Some(owner),
         correlation_id: Uuid::now_v7(),
         causation_id: None,
@@ -159,6 +159,7 @@ fn a_stored_v1_row_decodes_to_a_frame_with_the_v1_payload() {
     assert_eq!(
         frame,
         json!({ "type": "room_created", "room_id": room, "version": 1, "position": 7,
+                "occurred_at": "2026-12-02T08:30:00.123456Z",
                 "data": room_created_v1(room, owner) })
     );
 }
