@@ -1,0 +1,216 @@
+import { describe, expect, it } from 'vitest';
+import { Api, ApiError, NetworkError, SESSION_KEY, SessionEnded, type Session } from './api';
+
+class MemStorage implements Storage {
+  private m = new Map<string, string>();
+  get length() {
+    return this.m.size;
+  }
+  clear() {
+    this.m.clear();
+  }
+  getItem(k: string) {
+    return this.m.has(k) ? this.m.get(k)! : null;
+  }
+  key(i: number) {
+    return [...this.m.keys()][i] ?? null;
+  }
+  removeItem(k: string) {
+    this.m.delete(k);
+  }
+  setItem(k: string, v: string) {
+    this.m.set(k, v);
+  }
+}
+
+/** A lock manager that runs callbacks one at a time, like navigator.locks. */
+function fakeLocks() {
+  let chain: Promise<unknown> = Promise.resolve();
+  let taken = 0;
+  return {
+    get taken() {
+      return taken;
+    },
+    request(_name: string, cb: () => Promise<unknown>) {
+      taken++;
+      const run = chain.then(cb, cb);
+      chain = run.catch(() => undefined);
+      return run;
+    },
+  };
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}) {
+  return new Response(body === null ? null : JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+}
+
+const NOW = 1_000_000_000_000;
+
+function session(over: Partial<Session> = {}): Session {
+  return { userId: 'u1', accessToken: 'a1', refreshToken: 'r1', expiresAt: NOW + 600_000, ...over };
+}
+
+function tokens(n: number) {
+  return { user_id: 'u1', access_token: `a${n}`, refresh_token: `r${n}`, expires_in: 900, token_type: 'Bearer' };
+}
+
+describe('Api', () => {
+  it('refreshes once for many requests that meet token_expired, then retries them', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    const calls: string[] = [];
+    let refreshes = 0;
+    const fetchFn = (async (url: string, init: RequestInit) => {
+      const auth = (init.headers as Record<string, string>).authorization;
+      calls.push(`${init.method} ${url} ${auth ?? ''}`);
+      if (url === '/v1/auth/refresh') {
+        refreshes++;
+        expect(JSON.parse(String(init.body))).toEqual({ refresh_token: 'r1' });
+        await new Promise((r) => setTimeout(r, 5));
+        return json(200, tokens(2));
+      }
+      if (auth === 'Bearer a1') return json(401, { error: { code: 'token_expired', message: 'expired' } });
+      return json(200, { ok: true }, { 'chat-epoch': '3' });
+    }) as unknown as typeof fetch;
+    const locks = fakeLocks();
+    const api = new Api({ storage, fetch: fetchFn, locks, kv: null, now: () => NOW });
+    const answers = await Promise.all([api.request('GET', '/v1/a'), api.request('GET', '/v1/b'), api.request('GET', '/v1/c')]);
+    expect(refreshes).toBe(1);
+    expect(answers.map((a) => a.epoch)).toEqual([3, 3, 3]);
+    expect(api.current?.accessToken).toBe('a2');
+    expect(JSON.parse(storage.getItem(SESSION_KEY)!).refreshToken).toBe('r2');
+    expect(locks.taken).toBe(1);
+  });
+
+  it('uses the tokens another tab stored instead of spending its refresh token again', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    let refreshes = 0;
+    const fetchFn = (async (url: string) => {
+      if (url === '/v1/auth/refresh') refreshes++;
+      return json(200, tokens(9));
+    }) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: fakeLocks(), kv: null, now: () => NOW });
+    // another tab rotated meanwhile
+    storage.setItem(SESSION_KEY, JSON.stringify(session({ accessToken: 'a5', refreshToken: 'r5' })));
+    const s = await api.refresh();
+    expect(refreshes).toBe(0);
+    expect(s.refreshToken).toBe('r5');
+    expect(api.current?.accessToken).toBe('a5');
+  });
+
+  it('trusts the shared store when this process’s localStorage has not caught up yet', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    const kvData = new Map<string, string>();
+    const kv = { get: async (k: string) => kvData.get(k) ?? null, set: async (k: string, v: string | null) => void (v === null ? kvData.delete(k) : kvData.set(k, v)) };
+    let refreshes = 0;
+    const fetchFn = (async () => {
+      refreshes++;
+      return json(200, tokens(9));
+    }) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: fakeLocks(), kv, now: () => NOW });
+    // another tab rotated: IndexedDB has it, this process's localStorage copy does not yet
+    kvData.set(SESSION_KEY, JSON.stringify(session({ accessToken: 'a7', refreshToken: 'r7', expiresAt: NOW + 900_000 })));
+    const s = await api.refresh();
+    expect(refreshes).toBe(0);
+    expect(s.refreshToken).toBe('r7');
+    // and a rotation of its own is written there before the lock is released
+    kvData.clear();
+    storage.setItem(SESSION_KEY, JSON.stringify(session({ refreshToken: 'r7', accessToken: 'a7' })));
+    const api2 = new Api({ storage, fetch: fetchFn, locks: null, kv, now: () => NOW });
+    await api2.refresh();
+    expect(JSON.parse(kvData.get(SESSION_KEY)!).refreshToken).toBe('r9');
+  });
+
+  it('a refused refresh ends the session', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    const fetchFn = (async () => json(401, { error: { code: 'invalid_refresh_token', message: 'no' } })) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    const seen: (Session | null)[] = [];
+    api.onSession((s) => seen.push(s));
+    await expect(api.refresh()).rejects.toBeInstanceOf(SessionEnded);
+    expect(api.current).toBeNull();
+    expect(storage.getItem(SESSION_KEY)).toBeNull();
+    expect(seen).toEqual([null]);
+  });
+
+  it('refreshes first when the access token is about to expire', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session({ expiresAt: NOW + 5_000 })));
+    const calls: string[] = [];
+    const fetchFn = (async (url: string, init: RequestInit) => {
+      calls.push(`${url} ${(init.headers as Record<string, string>).authorization ?? '-'}`);
+      return url === '/v1/auth/refresh' ? json(200, tokens(2)) : json(200, {});
+    }) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    await api.request('GET', '/v1/me');
+    expect(calls).toEqual(['/v1/auth/refresh -', '/v1/me Bearer a2']);
+  });
+
+  it('turns error answers into typed errors and failures into NetworkError', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    let fail = false;
+    const fetchFn = (async () => {
+      if (fail) throw new TypeError('Failed to fetch');
+      return json(409, { error: { code: 'username_taken', message: 'taken' } });
+    }) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    const e = await api.request('POST', '/v1/x', { body: {} }).catch((x) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e).toMatchObject({ status: 409, code: 'username_taken', message: 'taken' });
+    fail = true;
+    await expect(api.request('GET', '/v1/x')).rejects.toBeInstanceOf(NetworkError);
+  });
+
+  it('reads after a command pass its position as min_position', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    const urls: string[] = [];
+    const fetchFn = (async (url: string) => {
+      urls.push(url);
+      return url.startsWith('/v1/rooms/r/messages') && !url.includes('?')
+        ? json(201, { message_id: 'm', seq: 1, version: 3, position: 42 })
+        : json(200, { messages: [] });
+    }) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    await api.messages('r', { limit: 5 });
+    await api.send('r', { client_msg_id: 'c', body: 'hi' });
+    await api.messages('r', { limit: 5 });
+    await api.messages('r', { before_seq: 9 }, 50);
+    expect(urls).toEqual([
+      '/v1/rooms/r/messages?limit=5',
+      '/v1/rooms/r/messages',
+      '/v1/rooms/r/messages?limit=5&min_position=42',
+      '/v1/rooms/r/messages?before_seq=9&min_position=50',
+    ]);
+  });
+
+  it('an older server without GET /v1/invites gives null, not an error', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    const fetchFn = (async () => json(404, { error: { code: 'not_found', message: 'no such route' } })) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    expect(await api.invites()).toBeNull();
+    expect(await api.message('r', 'm')).toBeNull();
+  });
+
+  it('encodes emoji in reaction paths', async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    const urls: string[] = [];
+    const fetchFn = (async (url: string, init: RequestInit) => {
+      urls.push(`${init.method} ${url}`);
+      return json(200, { version: 1, position: 2 });
+    }) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    await api.react('r', 'm', '👍', true);
+    await api.react('r', 'm', '👍', false);
+    expect(urls).toEqual(['PUT /v1/rooms/r/messages/m/reactions/%F0%9F%91%8D', 'DELETE /v1/rooms/r/messages/m/reactions/%F0%9F%91%8D']);
+  });
+});

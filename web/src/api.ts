@@ -1,0 +1,548 @@
+// The REST client: JSON in and out, typed errors, the session (access + refresh tokens
+// in localStorage), refresh before expiry and on `401 token_expired`, single-flight across
+// tabs (a refresh token is spent on use and re-using a spent one revokes its family),
+// and read-your-writes (`min_position` after one's own commands).
+
+import type {
+  CommandAnswer,
+  Invite,
+  Me,
+  Member,
+  Message,
+  MessagePage,
+  MyRoom,
+  Presence,
+  PublicRoom,
+  SearchResults,
+  SendAnswer,
+  TokenResponse,
+  UserSummary,
+} from './types';
+
+/** An answer in the platform's error shape (`{"error":{"code","message"}}`). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly retryAfter: number | null;
+  constructor(status: number, code: string, message: string, retryAfter: number | null = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** The request never got an answer (offline, connection reset). */
+export class NetworkError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NetworkError';
+  }
+}
+
+/** The session ended (refresh token refused, or logged out in another tab). */
+export class SessionEnded extends Error {
+  constructor() {
+    super('session ended');
+    this.name = 'SessionEnded';
+  }
+}
+
+export function isRetryable(e: unknown): boolean {
+  if (e instanceof NetworkError) return true;
+  if (e instanceof ApiError) return e.status >= 500 || e.status === 429 || e.code === 'not_caught_up';
+  return false;
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.message || e.code;
+  if (e instanceof NetworkError) return 'Network error: check your connection.';
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+export interface Session {
+  userId: string;
+  accessToken: string;
+  refreshToken: string;
+  /** When the access token expires (ms since the epoch). */
+  expiresAt: number;
+  /** Its lifetime (ms), to refresh a fair while before the end whatever the lifetime. */
+  ttlMs?: number;
+  /** Who signed in, as typed at login or registration (shown at once, no read needed). */
+  username?: string;
+  /** Known after a registration (the name given, or the username by default). */
+  displayName?: string;
+}
+
+export const SESSION_KEY = 'chat.session';
+
+interface LockManagerLike {
+  request(name: string, cb: () => Promise<unknown>): Promise<unknown>;
+}
+
+export interface ApiOptions {
+  base?: string;
+  storage?: Storage;
+  locks?: LockManagerLike | null;
+  /** Where the session is shared consistently across tabs (IndexedDB by default). */
+  kv?: SharedKV | null;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+export interface Answer<T> {
+  data: T;
+  status: number;
+  /** The `Chat-Epoch` of a read. */
+  epoch: number | null;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string | number | undefined | null>;
+  /** Read-your-writes: at least this log position (the API's own is added). */
+  minPosition?: number;
+  auth?: boolean;
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+/** Refresh this long before the access token expires (a fifth of short lifetimes). */
+export function refreshMargin(s: Session): number {
+  return Math.min(60_000, (s.ttlMs ?? 900_000) / 5);
+}
+
+function parseSession(raw: string | null): Session | null {
+  if (!raw) return null;
+  try {
+    const s = JSON.parse(raw) as Session;
+    if (s && typeof s.accessToken === 'string' && typeof s.refreshToken === 'string' && typeof s.userId === 'string') return s;
+  } catch {
+    /* ignore */
+  }
+  return null;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** How long a tab keeps the refresh lock after rotating (see `refresh`). */
+const LOCK_GRACE_MS = 150;
+
+/** A small key-value store shared by every tab of the origin. */
+export interface SharedKV {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string | null): Promise<void>;
+}
+
+/** IndexedDB as a SharedKV; null where there is none. */
+export function indexedDbKV(): SharedKV | null {
+  if (typeof indexedDB === 'undefined') return null;
+  let db: Promise<IDBDatabase> | null = null;
+  const open = () =>
+    (db ??= new Promise<IDBDatabase>((resolve, reject) => {
+      const req = indexedDB.open('chat', 1);
+      req.onupgradeneeded = () => req.result.createObjectStore('kv');
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    }));
+  const tx = async <T>(mode: IDBTransactionMode, f: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> => {
+    const d = await open();
+    return new Promise<T>((resolve, reject) => {
+      const t = d.transaction('kv', mode);
+      const req = f(t.objectStore('kv'));
+      t.oncomplete = () => resolve(req.result);
+      t.onerror = () => reject(t.error);
+      t.onabort = () => reject(t.error);
+    });
+  };
+  return {
+    get: async (key) => ((await tx('readonly', (s) => s.get(key))) as string | undefined) ?? null,
+    set: async (key, value) => {
+      await tx<unknown>('readwrite', (s) => (value === null ? s.delete(key) : s.put(value, key)) as IDBRequest<unknown>);
+    },
+  };
+}
+
+export class Api {
+  private readonly base: string;
+  private readonly storage: Storage | null;
+  private readonly locks: LockManagerLike | null;
+  private readonly kv: SharedKV | null;
+  private readonly fetchFn: typeof fetch;
+  private readonly now: () => number;
+  private session: Session | null;
+  private refreshing: Promise<Session> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly listeners = new Set<(s: Session | null) => void>();
+  /** The highest log position of this client's own commands. */
+  minPosition = 0;
+
+  constructor(opts: ApiOptions = {}) {
+    this.base = opts.base ?? '';
+    this.storage = opts.storage ?? (typeof localStorage !== 'undefined' ? localStorage : null);
+    const nav = typeof navigator !== 'undefined' ? (navigator as Navigator & { locks?: LockManagerLike }) : null;
+    this.locks = opts.locks !== undefined ? opts.locks : (nav?.locks ?? null);
+    this.kv = opts.kv !== undefined ? opts.kv : indexedDbKV();
+    this.fetchFn = opts.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
+    this.now = opts.now ?? (() => Date.now());
+    this.session = parseSession(this.storage?.getItem(SESSION_KEY) ?? null);
+    this.schedule();
+  }
+
+  get current(): Session | null {
+    return this.session;
+  }
+
+  onSession(cb: (s: Session | null) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  private setSession(s: Session | null, persist = true): void {
+    this.session = s;
+    if (persist && this.storage) {
+      if (s) this.storage.setItem(SESSION_KEY, JSON.stringify(s));
+      else this.storage.removeItem(SESSION_KEY);
+      this.kv?.set(SESSION_KEY, s ? JSON.stringify(s) : null).catch(() => undefined);
+    }
+    this.schedule();
+    for (const l of this.listeners) l(s);
+  }
+
+  /** Another tab changed the stored session (a `storage` event). */
+  adoptStored(): void {
+    const stored = parseSession(this.storage?.getItem(SESSION_KEY) ?? null);
+    if (!stored) {
+      if (this.session) this.setSession(null, false);
+      return;
+    }
+    if (this.session && stored.refreshToken === this.session.refreshToken && stored.accessToken === this.session.accessToken) return;
+    this.setSession(stored, false);
+  }
+
+  private schedule(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    const s = this.session;
+    if (!s) return;
+    const due = Math.max(1_000, s.expiresAt - refreshMargin(s) - this.now());
+    this.refreshTimer = setTimeout(() => {
+      this.refresh().catch(() => {
+        /* reported through onSession / the next request */
+      });
+    }, Math.min(due, 2_147_000_000));
+  }
+
+  private fromTokens(t: TokenResponse, who?: { username?: string; displayName?: string }): Session {
+    return {
+      ...who,
+      userId: t.user_id,
+      accessToken: t.access_token,
+      refreshToken: t.refresh_token,
+      expiresAt: this.now() + t.expires_in * 1000,
+      ttlMs: t.expires_in * 1000,
+    };
+  }
+
+  async login(username: string, password: string): Promise<Session> {
+    const { data } = await this.request<TokenResponse>('POST', '/v1/auth/login', { body: { username, password }, auth: false });
+    const s = this.fromTokens(data, { username });
+    this.setSession(s);
+    return s;
+  }
+
+  async register(username: string, password: string, displayName?: string): Promise<Session> {
+    const body: Record<string, string> = { username, password };
+    if (displayName) body.display_name = displayName;
+    const { data } = await this.request<TokenResponse>('POST', '/v1/auth/register', { body, auth: false });
+    const s = this.fromTokens(data, { username, displayName: displayName || username });
+    this.setSession(s);
+    return s;
+  }
+
+  /**
+   * Ends the session: the server revokes the refresh token's family (best effort: an
+   * older server without the route, or no network, still signs out here).
+   */
+  logout(): void {
+    const s = this.session;
+    this.minPosition = 0;
+    this.setSession(null);
+    if (s) {
+      this.request('POST', '/v1/auth/logout', { body: { refresh_token: s.refreshToken }, auth: false }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Rotates the refresh token once, whatever the number of callers in this tab and in
+   * other tabs: under the `chat-refresh` lock, the stored session is re-read first and
+   * used as is when another tab rotated it already.
+   */
+  refresh(): Promise<Session> {
+    if (this.refreshing) return this.refreshing;
+    const spent = this.session?.refreshToken;
+    const run = async (): Promise<Session> => {
+      const stored = await this.readShared();
+      if (!stored) {
+        if (this.session) this.setSession(null, false);
+        throw new SessionEnded();
+      }
+      if (stored.refreshToken !== spent && stored.expiresAt - this.now() > refreshMargin(stored) / 2) {
+        // Another tab rotated it already: use its tokens.
+        this.setSession(stored, false);
+        return stored;
+      }
+      let data: TokenResponse;
+      try {
+        ({ data } = await this.request<TokenResponse>('POST', '/v1/auth/refresh', {
+          body: { refresh_token: stored.refreshToken },
+          auth: false,
+        }));
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 401) {
+          this.setSession(null);
+          throw new SessionEnded();
+        }
+        throw e;
+      }
+      const next = this.fromTokens(data, { username: stored.username, displayName: stored.displayName });
+      this.setSession(next);
+      // Before the lock is released: the rotation is committed where every tab reads
+      // consistently (IndexedDB), and other processes' localStorage caches get a moment
+      // to hear of it.
+      await this.kv?.set(SESSION_KEY, JSON.stringify(next)).catch(() => undefined);
+      if (this.locks) await sleep(LOCK_GRACE_MS);
+      return next;
+    };
+    const locked: Promise<Session> = this.locks
+      ? (this.locks.request('chat-refresh', run) as Promise<Session>)
+      : run();
+    this.refreshing = locked.finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  /**
+   * The session as all tabs share it, read under the lock: the freshest of IndexedDB
+   * (consistent across processes) and localStorage (whose copy in this process may lag
+   * another tab's write by a moment). null when signed out.
+   */
+  private async readShared(): Promise<Session | null> {
+    if (!this.storage) return this.session;
+    const local = parseSession(this.storage.getItem(SESSION_KEY));
+    if (!local) return null;
+    let shared: Session | null = null;
+    try {
+      shared = parseSession((await this.kv?.get(SESSION_KEY)) ?? null);
+    } catch {
+      shared = null;
+    }
+    if (shared && shared.userId === local.userId && shared.expiresAt > local.expiresAt) return shared;
+    return local;
+  }
+
+  /** An access token good for at least a little while (refreshing it first if needed). */
+  async accessToken(): Promise<string> {
+    const s = this.session;
+    if (!s) throw new SessionEnded();
+    if (s.expiresAt - this.now() < refreshMargin(s) / 4) return (await this.refresh()).accessToken;
+    return s.accessToken;
+  }
+
+  /** Records the position of one's own command for the reads that follow. */
+  notePosition(p: number | null | undefined): void {
+    if (typeof p === 'number' && p > this.minPosition) this.minPosition = p;
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<Answer<T>> {
+    const auth = opts.auth !== false;
+    let url = this.base + path;
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      if (v !== undefined && v !== null && v !== '') params.set(k, String(v));
+    }
+    if (method === 'GET' && auth) {
+      const min = Math.max(this.minPosition, opts.minPosition ?? 0);
+      if (min > 0) params.set('min_position', String(min));
+    }
+    const qs = params.toString();
+    if (qs) url += (url.includes('?') ? '&' : '?') + qs;
+
+    let refreshed = false;
+    let caughtUpRetries = 0;
+    for (;;) {
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (opts.body !== undefined) headers['content-type'] = 'application/json';
+      if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
+      if (auth) headers.authorization = `Bearer ${await this.accessToken()}`;
+      let res: Response;
+      try {
+        res = await this.fetchFn(url, {
+          method,
+          headers,
+          body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+          signal: opts.signal,
+        });
+      } catch (e) {
+        if ((e as Error)?.name === 'AbortError') throw e;
+        throw new NetworkError((e as Error)?.message ?? 'network error');
+      }
+      const epochHeader = res.headers.get('chat-epoch');
+      const epoch = epochHeader !== null && epochHeader !== '' ? Number(epochHeader) : null;
+      const text = await res.text().catch(() => '');
+      let json: unknown = null;
+      if (text) {
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = null;
+        }
+      }
+      if (res.ok) {
+        const pos = (json as { position?: number | null } | null)?.position;
+        if (method !== 'GET' && auth) this.notePosition(pos);
+        return { data: json as T, status: res.status, epoch };
+      }
+      const err = (json as { error?: { code?: string; message?: string } } | null)?.error;
+      const retryAfterHeader = res.headers.get('retry-after');
+      const e = new ApiError(
+        res.status,
+        err?.code ?? `http_${res.status}`,
+        err?.message ?? res.statusText ?? 'request failed',
+        retryAfterHeader ? Number(retryAfterHeader) : null,
+      );
+      if (auth && res.status === 401 && !refreshed && (e.code === 'token_expired' || e.code === 'invalid_token')) {
+        refreshed = true;
+        await this.refresh();
+        continue;
+      }
+      if (e.code === 'not_caught_up' && caughtUpRetries < 3) {
+        caughtUpRetries++;
+        await sleep(Math.min(5, e.retryAfter ?? 1) * 1000);
+        continue;
+      }
+      throw e;
+    }
+  }
+
+  // ---- typed endpoints ----
+
+  me() {
+    return this.request<Me>('GET', '/v1/me').then((a) => a.data);
+  }
+  userByName(username: string) {
+    return this.request<UserSummary>('GET', '/v1/users', { query: { username } }).then((a) => a.data);
+  }
+  rooms() {
+    return this.request<{ rooms: MyRoom[] }>('GET', '/v1/rooms');
+  }
+  room(roomId: string, minPosition?: number) {
+    return this.request<MyRoom>('GET', `/v1/rooms/${enc(roomId)}`, { minPosition });
+  }
+  publicRooms(q: string, signal?: AbortSignal) {
+    return this.request<{ rooms: PublicRoom[] }>('GET', '/v1/rooms/public', { query: { q, limit: 50 }, signal }).then(
+      (a) => a.data.rooms,
+    );
+  }
+  /** The caller's pending invitations; null when the server has no such route (older server). */
+  async invites(): Promise<Invite[] | null> {
+    try {
+      return (await this.request<{ invites: Invite[] }>('GET', '/v1/invites')).data.invites;
+    } catch (e) {
+      if (e instanceof ApiError && (e.code === 'not_found' || e.status === 405)) return null;
+      throw e;
+    }
+  }
+  members(roomId: string, minPosition?: number) {
+    return this.request<{ members: Member[] }>('GET', `/v1/rooms/${enc(roomId)}/members`, { minPosition }).then(
+      (a) => a.data.members,
+    );
+  }
+  messages(roomId: string, q: { before_seq?: number; after_seq?: number; limit?: number }, minPosition?: number) {
+    return this.request<MessagePage>('GET', `/v1/rooms/${enc(roomId)}/messages`, { query: { ...q }, minPosition });
+  }
+  /** One message; null when the server does not have this route or the message is gone. */
+  async message(roomId: string, messageId: string): Promise<Message | null> {
+    try {
+      return (await this.request<Message>('GET', `/v1/rooms/${enc(roomId)}/messages/${enc(messageId)}`)).data;
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return null;
+      throw e;
+    }
+  }
+  presence(userIds: string[]) {
+    return this.request<{ presence: Presence[] }>('GET', '/v1/presence', { query: { user_id: userIds.join(',') } }).then(
+      (a) => a.data.presence,
+    );
+  }
+  search(q: { q: string; room_id?: string; sort?: string; cursor?: string | null; limit?: number }) {
+    return this.request<SearchResults>('GET', '/v1/search/messages', { query: { ...q } }).then((a) => a.data);
+  }
+
+  createRoom(body: { name: string; topic?: string; visibility: string }, key: string) {
+    return this.command<{ room_id: string }>('POST', '/v1/rooms', body, key);
+  }
+  join(roomId: string) {
+    return this.command<{ room_id: string }>('POST', `/v1/rooms/${enc(roomId)}/join`, undefined, newKey());
+  }
+  leave(roomId: string) {
+    return this.command<{ room_id: string }>('POST', `/v1/rooms/${enc(roomId)}/leave`, undefined, newKey());
+  }
+  invite(roomId: string, userId: string) {
+    return this.command('POST', `/v1/rooms/${enc(roomId)}/invites`, { user_id: userId }, newKey());
+  }
+  kick(roomId: string, userId: string) {
+    return this.command('DELETE', `/v1/rooms/${enc(roomId)}/members/${enc(userId)}`, undefined, newKey());
+  }
+  direct(userId: string) {
+    return this.command<{ room_id: string }>('POST', '/v1/direct', { user_id: userId });
+  }
+  send(roomId: string, body: { client_msg_id: string; body: string; reply_to?: string | null }) {
+    const b: Record<string, unknown> = { client_msg_id: body.client_msg_id, body: body.body };
+    if (body.reply_to) b.reply_to = body.reply_to;
+    return this.request<SendAnswer>('POST', `/v1/rooms/${enc(roomId)}/messages`, { body: b }).then((a) => a.data);
+  }
+  edit(roomId: string, messageId: string, body: string) {
+    return this.command<{ edit_number: number }>('PATCH', `/v1/rooms/${enc(roomId)}/messages/${enc(messageId)}`, { body }, newKey());
+  }
+  deleteMessage(roomId: string, messageId: string) {
+    return this.command('DELETE', `/v1/rooms/${enc(roomId)}/messages/${enc(messageId)}`, undefined, newKey());
+  }
+  react(roomId: string, messageId: string, emoji: string, on: boolean) {
+    return this.command(on ? 'PUT' : 'DELETE', `/v1/rooms/${enc(roomId)}/messages/${enc(messageId)}/reactions/${enc(emoji)}`);
+  }
+  markRead(roomId: string, seq: number) {
+    return this.command<{ seq: number }>('POST', `/v1/rooms/${enc(roomId)}/read`, { seq });
+  }
+  ephemeral(roomId: string, body: string) {
+    return this.request<null>('POST', `/v1/rooms/${enc(roomId)}/ephemeral`, { body: { body } }).then(() => undefined);
+  }
+
+  private command<T = Record<string, never>>(method: string, path: string, body?: unknown, key?: string) {
+    return this.request<CommandAnswer & T>(method, path, { body, idempotencyKey: key }).then((a) => a.data);
+  }
+}
+
+export function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+export function newKey(): string {
+  return uuid();
+}
+
+/** A random UUID (crypto.randomUUID where available, e.g. on http://127.0.0.1 too). */
+export function uuid(): string {
+  const c = globalThis.crypto as Crypto | undefined;
+  if (c?.randomUUID) return c.randomUUID();
+  const b = new Uint8Array(16);
+  if (c?.getRandomValues) c.getRandomValues(b);
+  else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

@@ -1,0 +1,1065 @@
+// The client's controller: owns the API client, the one WebSocket and the app state,
+// and turns REST answers and live frames into state through the pure modules in state/.
+
+import { Api, ApiError, errorText, isRetryable, SessionEnded, uuid, type Session } from './api';
+import {
+  beginResync,
+  classify,
+  completeResync,
+  createResume,
+  markApplied,
+  onSubscribed,
+  socketClosed,
+  subscribeFrame,
+  trackRoom,
+  untrackRoom,
+  type ResumeState,
+} from './state/resume';
+import {
+  addRoom,
+  applyRoomEvent,
+  emptyRooms,
+  markRead as markReadInList,
+  mergeRoomList,
+  removeRoom,
+  replaceRoom,
+  roomLabel,
+  type RoomsState,
+} from './state/rooms';
+import {
+  addPending,
+  applyEvent,
+  confirmSend,
+  emptyTimeline,
+  findById,
+  findBySeq,
+  mergePage,
+  newestSeq,
+  oldestSeq,
+  resetConfirmed,
+  setPendingStatus,
+  type Timeline,
+  type TlMessage,
+} from './state/timeline';
+import { Store } from './store';
+import type {
+  EphemeralFrame,
+  EventFrame,
+  Invite,
+  Me,
+  Member,
+  Message,
+  MyRoom,
+  PresenceFrame,
+  SearchHit,
+  TypingFrame,
+} from './types';
+import { isEventFrame } from './types';
+import { ChatSocket, CLOSE_TOKEN_EXPIRED, feedUrl, type SocketStatus } from './ws';
+
+export const PAGE = 50;
+export const TYPING_SEND_MS = 3_000;
+export const TYPING_SHOW_MS = 5_000;
+const POLL_MS = 10_000;
+const READ_DEBOUNCE_MS = 400;
+
+export interface RoomTimeline {
+  tl: Timeline;
+  /** The first page is loading. */
+  loading: boolean;
+  loadingOlder: boolean;
+  loadingNewer: boolean;
+  error: string | null;
+}
+
+export interface EphemeralItem {
+  id: number;
+  user_id: string;
+  body: string;
+  at: string;
+  /** Shown after this seq (the newest known when it arrived). */
+  afterSeq: number;
+}
+
+export interface UserInfo {
+  username: string;
+  display_name: string;
+}
+
+export interface SearchState {
+  open: boolean;
+  q: string;
+  roomId: string;
+  sort: 'relevance' | 'recent';
+  hits: SearchHit[];
+  cursor: string | null;
+  loading: boolean;
+  error: string | null;
+}
+
+export interface Jump {
+  roomId: string;
+  seq: number;
+  nonce: number;
+}
+
+export interface Toast {
+  id: number;
+  text: string;
+}
+
+export interface AppState {
+  session: Session | null;
+  me: Me | null;
+  conn: SocketStatus;
+  /** A connection attempt failed or an open socket closed, and none is open since. */
+  connLost: boolean;
+  online: boolean;
+  rooms: RoomsState;
+  roomsLoaded: boolean;
+  /** null: the server has no invitations route. */
+  invites: Invite[] | null;
+  timelines: Record<string, RoomTimeline>;
+  members: Record<string, Member[]>;
+  users: Record<string, UserInfo>;
+  presence: Record<string, string>;
+  typing: Record<string, Record<string, number>>;
+  ephemeral: Record<string, EphemeralItem[]>;
+  quotes: Record<string, Message | 'missing'>;
+  active: string | null;
+  search: SearchState;
+  jump: Jump | null;
+  notifications: NotificationPermission | 'unsupported';
+  toasts: Toast[];
+}
+
+function initialState(session: Session | null): AppState {
+  return {
+    session,
+    me: null,
+    conn: 'closed',
+    connLost: false,
+    online: typeof navigator === 'undefined' ? true : navigator.onLine !== false,
+    rooms: emptyRooms(),
+    roomsLoaded: false,
+    invites: null,
+    timelines: {},
+    members: {},
+    users: {},
+    presence: {},
+    typing: {},
+    ephemeral: {},
+    quotes: {},
+    active: null,
+    search: { open: false, q: '', roomId: '', sort: 'relevance', hits: [], cursor: null, loading: false, error: null },
+    jump: null,
+    notifications: typeof Notification === 'undefined' ? 'unsupported' : Notification.permission,
+    toasts: [],
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function routeRoom(hash: string): string | null {
+  const m = /^#\/rooms\/([^/?#]+)/.exec(hash);
+  return m ? decodeURIComponent(m[1]!) : null;
+}
+
+export function navigate(roomId: string | null): void {
+  const h = roomId ? `#/rooms/${encodeURIComponent(roomId)}` : '#/';
+  if (location.hash !== h) location.hash = h;
+}
+
+export class Chat {
+  readonly api: Api;
+  readonly store: Store<AppState>;
+  private socket: ChatSocket | null = null;
+  /** The access token the socket last connected with. */
+  private wsToken = '';
+  private resume: ResumeState = createResume();
+  /** Rooms a subscribe was sent for on the current socket. */
+  private subscribedOn = new Set<string>();
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private lastPoll = 0;
+  private typingSentAt: Record<string, number> = {};
+  private typingTimer: ReturnType<typeof setTimeout> | null = null;
+  private readTimers: Record<string, ReturnType<typeof setTimeout>> = {};
+  private readWanted: Record<string, number> = {};
+  private readPosted: Record<string, number> = {};
+  private quoteLoads = new Set<string>();
+  private memberLoads: Record<string, ReturnType<typeof setTimeout>> = {};
+  private ephemeralId = 0;
+  private toastId = 0;
+  private jumpNonce = 0;
+  private running = false;
+  private cleanups: (() => void)[] = [];
+
+  constructor(api?: Api) {
+    this.api = api ?? new Api();
+    this.store = new Store(initialState(this.api.current));
+    this.api.onSession((s) => this.sessionChanged(s));
+  }
+
+  get state(): AppState {
+    return this.store.get();
+  }
+
+  private get me(): string {
+    return this.state.session?.userId ?? '';
+  }
+
+  // ---------- lifecycle ----------
+
+  /** Wire browser events once (hash, focus, online, storage). */
+  attach(): void {
+    const onHash = () => this.setActive(routeRoom(location.hash));
+    const onFocus = () => {
+      if (Date.now() - this.lastPoll > 2_000) void this.poll();
+      this.readAgain();
+    };
+    const onVisibility = () => {
+      if (document.visibilityState === 'visible') onFocus();
+    };
+    const onOnline = () => {
+      this.store.set({ online: true });
+      this.socket?.reconnectNow();
+      void this.poll();
+    };
+    const onOffline = () => {
+      this.store.set({ online: false });
+      this.socket?.drop();
+    };
+    const onStorage = (e: StorageEvent) => {
+      if (e.key === null || e.key === 'chat.session') this.api.adoptStored();
+    };
+    window.addEventListener('hashchange', onHash);
+    window.addEventListener('focus', onFocus);
+    document.addEventListener('visibilitychange', onVisibility);
+    window.addEventListener('online', onOnline);
+    window.addEventListener('offline', onOffline);
+    window.addEventListener('storage', onStorage);
+    this.cleanups.push(() => {
+      window.removeEventListener('hashchange', onHash);
+      window.removeEventListener('focus', onFocus);
+      document.removeEventListener('visibilitychange', onVisibility);
+      window.removeEventListener('online', onOnline);
+      window.removeEventListener('offline', onOffline);
+      window.removeEventListener('storage', onStorage);
+    });
+    onHash();
+    if (this.api.current) void this.start();
+  }
+
+  private sessionChanged(s: Session | null): void {
+    const prev = this.state.session;
+    if (!s) {
+      this.stop();
+      this.store.set(() => ({ ...initialState(null), active: this.state.active }));
+      return;
+    }
+    if (prev && prev.userId !== s.userId) {
+      // Another tab signed in as someone else: start over as them.
+      location.reload();
+      return;
+    }
+    this.store.set({ session: s });
+    if (!prev) void this.start();
+  }
+
+  private async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.resume = createResume();
+    this.subscribedOn.clear();
+    this.socket = new ChatSocket(
+      {
+        token: async (expired) => {
+          // After a 4001 close the token the socket used has expired; usually a newer one
+          // is already here (refreshed on schedule, or by another tab).
+          let t = await this.api.accessToken();
+          if (expired && t === this.wsToken) t = (await this.api.refresh()).accessToken;
+          this.wsToken = t;
+          return t;
+        },
+        opened: (send) => {
+          this.subscribedOn.clear();
+          for (const id of this.resume.keys()) {
+            send(subscribeFrame(this.resume, id));
+            this.subscribedOn.add(id);
+          }
+        },
+        frame: (f) => this.onFrame(f),
+        status: (st, code) => this.onStatus(st, code),
+      },
+      { url: (t) => feedUrl(location, t) },
+    );
+    this.loadMe();
+    await this.poll();
+    if (!this.running) return;
+    this.socket.start();
+    this.pollTimer = setInterval(() => void this.poll(), POLL_MS);
+    const active = this.state.active;
+    if (active) this.openRoom(active);
+  }
+
+  stop(): void {
+    this.running = false;
+    this.socket?.stop();
+    this.socket = null;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    for (const t of Object.values(this.readTimers)) clearTimeout(t);
+    for (const t of Object.values(this.memberLoads)) clearTimeout(t);
+    this.readTimers = {};
+    this.memberLoads = {};
+    this.readWanted = {};
+    this.readPosted = {};
+    this.resume = createResume();
+  }
+
+  /**
+   * Who is signed in. A registration in this browser knows it all (no read: the new user
+   * may not be projected yet, and a 404 is an error in the console); a login knows the
+   * username and reads the display name.
+   */
+  private async loadMe(): Promise<void> {
+    const s = this.api.current;
+    if (s?.username) {
+      const me: Me = { id: s.userId, username: s.username, display_name: s.displayName ?? s.username };
+      this.store.set((st) => ({ me, users: { ...st.users, [me.id]: { username: me.username, display_name: me.display_name } } }));
+      if (s.displayName) return;
+    }
+    for (let i = 0; i < 20 && this.running; i++) {
+      try {
+        const me = await this.api.me();
+        this.store.set((s) => ({
+          me,
+          users: { ...s.users, [me.id]: { username: me.username, display_name: me.display_name } },
+        }));
+        return;
+      } catch (e) {
+        if (e instanceof SessionEnded) return;
+        // A fresh registration is not projected yet: wait a little.
+        await sleep(Math.min(2_000, 200 * (i + 1)));
+      }
+    }
+  }
+
+  // ---------- auth ----------
+
+  async login(username: string, password: string): Promise<void> {
+    await this.api.login(username, password);
+  }
+
+  async register(username: string, password: string, displayName: string): Promise<void> {
+    await this.api.register(username, password, displayName || undefined);
+  }
+
+  logout(): void {
+    this.api.logout();
+    navigate(null);
+  }
+
+  // ---------- toasts ----------
+
+  toast(text: string): void {
+    const id = ++this.toastId;
+    this.store.set((s) => ({ toasts: [...s.toasts.slice(-3), { id, text }] }));
+    setTimeout(() => this.store.set((s) => ({ toasts: s.toasts.filter((t) => t.id !== id) })), 6_000);
+  }
+
+  dismissToast(id: number): void {
+    this.store.set((s) => ({ toasts: s.toasts.filter((t) => t.id !== id) }));
+  }
+
+  // ---------- socket ----------
+
+  private onStatus(st: SocketStatus, closeCode?: number): void {
+    if (st === 'open') {
+      this.store.set({ conn: st, connLost: false });
+      void this.loadPresence();
+    } else {
+      if (st === 'closed') {
+        socketClosed(this.resume);
+        this.subscribedOn.clear();
+        // A close for an expired token is followed by an immediate reconnect: no banner
+        // unless that fails too.
+        this.store.set({ conn: st, connLost: this.running && closeCode !== CLOSE_TOKEN_EXPIRED });
+        return;
+      }
+      this.store.set({ conn: st });
+    }
+  }
+
+  private subscribe(roomId: string): void {
+    if (!this.socket || this.socket.status !== 'open' || this.subscribedOn.has(roomId)) return;
+    if (this.socket.send(subscribeFrame(this.resume, roomId))) this.subscribedOn.add(roomId);
+  }
+
+  private unsubscribe(roomId: string): void {
+    untrackRoom(this.resume, roomId);
+    if (this.subscribedOn.delete(roomId)) this.socket?.send({ type: 'unsubscribe', room_id: roomId });
+  }
+
+  private onFrame(f: { type: string; [k: string]: unknown }): void {
+    if (isEventFrame(f)) {
+      this.onEvent(f);
+      return;
+    }
+    switch (f.type) {
+      case 'subscribed':
+        onSubscribed(this.resume, f.room_id as string);
+        break;
+      case 'resync':
+        this.resync(f.room_id as string);
+        break;
+      case 'typing':
+        this.onTyping(f as unknown as TypingFrame);
+        break;
+      case 'ephemeral':
+        this.onEphemeral(f as unknown as EphemeralFrame);
+        break;
+      case 'presence': {
+        const p = f as unknown as PresenceFrame;
+        this.store.set((s) => ({ presence: { ...s.presence, [p.user_id]: p.status } }));
+        break;
+      }
+      case 'error':
+        // A subscribe refused (removed from a room meanwhile): the next poll settles it.
+        if (f.code === 'not_a_member' || f.code === 'room_not_found') void this.poll();
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onEvent(f: EventFrame): void {
+    const verdict = classify(this.resume, f);
+    if (verdict === 'apply') {
+      markApplied(this.resume, f);
+      this.applyLive(f, true);
+    } else if (verdict === 'gap') {
+      const min = beginResync(this.resume, f.room_id, f);
+      if (min !== null) void this.reloadRoom(f.room_id, min);
+    }
+  }
+
+  private viewing(): string | null {
+    if (typeof document === 'undefined') return this.state.active;
+    return document.visibilityState === 'visible' ? this.state.active : null;
+  }
+
+  private applyLive(f: EventFrame, live: boolean): void {
+    const s = this.state;
+    // The server's time of the event (older servers: the browser's clock).
+    const now = f.occurred_at ?? new Date().toISOString();
+    const r = applyRoomEvent(s.rooms, f, { me: this.me, viewing: this.viewing(), now });
+    const patch: Partial<AppState> = { rooms: r.state };
+    const tv = s.timelines[f.room_id];
+    if (tv) {
+      const tl = applyEvent(tv.tl, f, { me: this.me, now });
+      if (tl !== tv.tl) patch.timelines = { ...s.timelines, [f.room_id]: { ...tv, tl } };
+    }
+    if (f.type === 'message_sent') {
+      const typing = s.typing[f.room_id];
+      const sender = f.data.sender_id as string;
+      if (typing && typing[sender]) {
+        const t = { ...typing };
+        delete t[sender];
+        patch.typing = { ...s.typing, [f.room_id]: t };
+      }
+    }
+    if (f.type === 'member_joined' && f.data.user_id === this.me && s.invites) {
+      patch.invites = s.invites.filter((i) => i.room_id !== f.room_id);
+    }
+    this.store.set(patch);
+    if (r.removedMe) {
+      const name = s.rooms.byId[f.room_id] ? roomLabel(s.rooms.byId[f.room_id]!) : 'a room';
+      this.forgetRoom(f.room_id);
+      if (f.type === 'member_kicked') this.toast(`You were removed from ${name}.`);
+      return;
+    }
+    if (r.membersChanged && s.members[f.room_id]) this.loadMembersSoon(f.room_id, f.position);
+    else if (f.type === 'message_sent' && !s.users[f.data.sender_id as string]) this.loadMembersSoon(f.room_id, f.position);
+    if (f.type === 'message_sent' && live && this.resume.get(f.room_id)?.live) this.maybeNotify(f);
+  }
+
+  private forgetRoom(roomId: string): void {
+    this.unsubscribe(roomId);
+    this.store.set((s) => {
+      const timelines = { ...s.timelines };
+      delete timelines[roomId];
+      return { rooms: removeRoom(s.rooms, roomId, Date.now()), timelines };
+    });
+    if (this.state.active === roomId) navigate(null);
+  }
+
+  /** Reload a room after `resync` (or a gap), then release the live events held meanwhile. */
+  private async reloadRoom(roomId: string, minPosition: number): Promise<void> {
+    for (let attempt = 0; this.running && this.resume.has(roomId); attempt++) {
+      try {
+        const { data: room, epoch } = await this.api.room(roomId, minPosition);
+        let page: Message[] | null = null;
+        if (this.state.timelines[roomId]) {
+          const p = await this.api.messages(roomId, { limit: PAGE }, Math.max(minPosition, room.position));
+          page = p.data.messages;
+        }
+        if (!this.resume.has(roomId)) return;
+        this.store.set((s) => {
+          const patch: Partial<AppState> = { rooms: replaceRoom(s.rooms, room) };
+          const tv = s.timelines[roomId];
+          if (tv && page) patch.timelines = { ...s.timelines, [roomId]: { ...tv, tl: mergePage(resetConfirmed(tv.tl), page), loading: false } };
+          return patch;
+        });
+        const done = completeResync(this.resume, roomId, { version: room.version, position: room.position, epoch });
+        for (const f of done.apply) this.applyLive(f, true);
+        if (done.again !== null) {
+          minPosition = done.again;
+          continue;
+        }
+        return;
+      } catch (e) {
+        if (e instanceof SessionEnded) return;
+        if (e instanceof ApiError && (e.status === 404 || e.status === 403)) {
+          this.forgetRoom(roomId);
+          return;
+        }
+        await sleep(Math.min(10_000, 1_000 * 2 ** attempt));
+      }
+    }
+  }
+
+  private resync(roomId: string): void {
+    const min = beginResync(this.resume, roomId);
+    if (min !== null) void this.reloadRoom(roomId, min);
+  }
+
+  // ---------- polling: rooms, invites, presence ----------
+
+  async poll(): Promise<void> {
+    if (!this.api.current) return;
+    this.lastPoll = Date.now();
+    await Promise.all([this.loadRooms(), this.loadInvites()]);
+  }
+
+  private async loadRooms(): Promise<void> {
+    const sentAt = Date.now();
+    try {
+      const { data, epoch } = await this.api.rooms();
+      const s = this.state;
+      const r = mergeRoomList(s.rooms, data.rooms, sentAt);
+      for (const room of data.rooms) {
+        if (!r.state.byId[room.room_id]) continue;
+        trackRoom(this.resume, room.room_id, { version: room.version, position: room.position, epoch });
+        this.subscribe(room.room_id);
+      }
+      for (const id of r.removed) this.unsubscribe(id);
+      const users = { ...s.users };
+      for (const room of data.rooms) {
+        if (room.other_user) users[room.other_user.user_id] = { username: room.other_user.username, display_name: room.other_user.display_name };
+        const last = room.last_message;
+        if (last?.sender_username && !users[last.sender_id]) {
+          users[last.sender_id] = { username: last.sender_username, display_name: last.sender_display_name || last.sender_username };
+        }
+      }
+      const timelines = { ...s.timelines };
+      for (const id of r.removed) delete timelines[id];
+      this.store.set({ rooms: r.state, roomsLoaded: true, users, timelines: r.removed.length ? timelines : s.timelines });
+      if (r.added.length) {
+        void this.loadPresence();
+        void this.warmNames();
+      }
+      if (s.active && r.removed.includes(s.active)) navigate(null);
+    } catch (e) {
+      if (!(e instanceof SessionEnded)) this.store.set({ roomsLoaded: true });
+    }
+  }
+
+  /** Names for the authors of the last messages in the list (the first rooms only). */
+  private async warmNames(): Promise<void> {
+    const s = this.state;
+    const todo = s.rooms.order
+      .slice(0, 15)
+      .filter((id) => {
+        const r = s.rooms.byId[id]!;
+        return r.kind !== 'direct' && r.last_message && !s.users[r.last_message.sender_id] && !s.members[id];
+      });
+    for (const id of todo) {
+      if (!this.running) return;
+      if (!this.state.members[id]) await this.loadMembers(id);
+    }
+  }
+
+  private async loadInvites(): Promise<void> {
+    try {
+      const invites = await this.api.invites();
+      this.store.set({ invites });
+    } catch {
+      /* keep what we have */
+    }
+  }
+
+  private async loadPresence(only?: string[]): Promise<void> {
+    const ids = new Set<string>(only ?? []);
+    if (!only) {
+      for (const id of this.state.rooms.order) {
+        const other = this.state.rooms.byId[id]?.other_user;
+        if (other) ids.add(other.user_id);
+      }
+    }
+    if (ids.size === 0) return;
+    try {
+      const list = await this.api.presence([...ids].slice(0, 100));
+      this.store.set((s) => {
+        const presence = { ...s.presence };
+        for (const p of list) presence[p.user_id] = p.status;
+        return { presence };
+      });
+    } catch {
+      /* the dots stay as they are */
+    }
+  }
+
+  /** A room one just joined, created or opened: read it back, list it, follow it. */
+  private async addJoinedRoom(roomId: string, position: number | null | undefined): Promise<MyRoom> {
+    const { data: room, epoch } = await this.api.room(roomId, position ?? undefined);
+    trackRoom(this.resume, roomId, { version: room.version, position: room.position, epoch });
+    this.store.set((s) => {
+      const users = { ...s.users };
+      if (room.other_user) users[room.other_user.user_id] = { username: room.other_user.username, display_name: room.other_user.display_name };
+      return { rooms: addRoom(s.rooms, room, Date.now()), users };
+    });
+    this.subscribe(roomId);
+    if (room.other_user) void this.loadPresence();
+    return room;
+  }
+
+  // ---------- room actions ----------
+
+  async createRoom(name: string, topic: string, visibility: 'public' | 'private'): Promise<string> {
+    const ans = await this.api.createRoom({ name, topic: topic || undefined, visibility }, uuid());
+    await this.addJoinedRoom(ans.room_id, ans.position);
+    return ans.room_id;
+  }
+
+  async joinRoom(roomId: string): Promise<void> {
+    let position: number | null = null;
+    const listed = this.state.rooms.byId[roomId];
+    try {
+      if (!listed) position = (await this.api.join(roomId)).position;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'already_member')) throw e;
+    }
+    await this.addJoinedRoom(roomId, position);
+    this.store.set((s) => ({ invites: s.invites ? s.invites.filter((i) => i.room_id !== roomId) : s.invites }));
+  }
+
+  async leaveRoom(roomId: string): Promise<void> {
+    await this.api.leave(roomId);
+    this.forgetRoom(roomId);
+  }
+
+  async openDirect(username: string): Promise<string> {
+    const user = await this.api.userByName(username.trim().toLowerCase());
+    const ans = await this.api.direct(user.user_id);
+    await this.addJoinedRoom(ans.room_id, ans.position);
+    return ans.room_id;
+  }
+
+  async inviteUser(roomId: string, username: string): Promise<UserInfo> {
+    const user = await this.api.userByName(username.trim().toLowerCase());
+    await this.api.invite(roomId, user.user_id);
+    return { username: user.username, display_name: user.display_name };
+  }
+
+  async kick(roomId: string, userId: string): Promise<void> {
+    const ans = await this.api.kick(roomId, userId);
+    await this.loadMembers(roomId, ans.position ?? undefined);
+  }
+
+  // ---------- members and names ----------
+
+  /** Presence of a room's members (the members panel). */
+  loadMemberPresence(roomId: string): void {
+    const members = this.state.members[roomId];
+    if (members?.length) void this.loadPresence(members.slice(0, 100).map((m) => m.user_id));
+  }
+
+  async loadMembers(roomId: string, minPosition?: number): Promise<void> {
+    try {
+      const members = await this.api.members(roomId, minPosition);
+      this.store.set((s) => {
+        const users = { ...s.users };
+        for (const m of members) {
+          if (m.username) users[m.user_id] = { username: m.username, display_name: m.display_name || m.username };
+        }
+        return { members: { ...s.members, [roomId]: members }, users };
+      });
+    } catch {
+      /* names fall back to "someone" */
+    }
+  }
+
+  private loadMembersSoon(roomId: string, minPosition: number): void {
+    if (this.memberLoads[roomId]) clearTimeout(this.memberLoads[roomId]);
+    this.memberLoads[roomId] = setTimeout(() => {
+      delete this.memberLoads[roomId];
+      void this.loadMembers(roomId, minPosition);
+    }, 300);
+  }
+
+  userName(userId: string): string {
+    const u = this.state.users[userId];
+    return u ? u.display_name || u.username : 'Someone';
+  }
+
+  // ---------- timeline ----------
+
+  setActive(roomId: string | null): void {
+    if (this.state.active === roomId) return;
+    this.store.set({ active: roomId });
+    if (roomId && this.running) this.openRoom(roomId);
+  }
+
+  private setTimeline(roomId: string, f: (tv: RoomTimeline) => RoomTimeline): void {
+    this.store.set((s) => {
+      const tv = s.timelines[roomId];
+      if (!tv) return {};
+      const next = f(tv);
+      return next === tv ? {} : { timelines: { ...s.timelines, [roomId]: next } };
+    });
+  }
+
+  private minPositionFor(roomId: string): number {
+    return this.resume.get(roomId)?.position ?? 0;
+  }
+
+  openRoom(roomId: string): void {
+    const s = this.state;
+    if (!s.members[roomId]) void this.loadMembers(roomId);
+    if (s.timelines[roomId]) return;
+    // Created before the first page is asked for, so live events arriving meanwhile are kept.
+    this.store.set({
+      timelines: {
+        ...s.timelines,
+        [roomId]: { tl: emptyTimeline(), loading: true, loadingOlder: false, loadingNewer: false, error: null },
+      },
+    });
+    void this.loadLatest(roomId);
+  }
+
+  private async loadLatest(roomId: string): Promise<void> {
+    try {
+      const { data } = await this.api.messages(roomId, { limit: PAGE }, this.minPositionFor(roomId));
+      this.setTimeline(roomId, (tv) => ({ ...tv, tl: mergePage(tv.tl, data.messages), loading: false, error: null }));
+    } catch (e) {
+      this.setTimeline(roomId, (tv) => ({ ...tv, loading: false, error: errorText(e) }));
+    }
+  }
+
+  retryLoad(roomId: string): void {
+    this.setTimeline(roomId, (tv) => ({ ...tv, loading: true, error: null }));
+    void this.loadLatest(roomId);
+  }
+
+  async loadOlder(roomId: string): Promise<void> {
+    const tv = this.state.timelines[roomId];
+    if (!tv || tv.loading || tv.loadingOlder) return;
+    const oldest = oldestSeq(tv.tl);
+    if (oldest === null || oldest <= 1) return;
+    this.setTimeline(roomId, (t) => ({ ...t, loadingOlder: true }));
+    try {
+      const { data } = await this.api.messages(roomId, { before_seq: oldest, limit: PAGE });
+      this.setTimeline(roomId, (t) => ({ ...t, tl: mergePage(t.tl, data.messages), loadingOlder: false }));
+    } catch (e) {
+      this.setTimeline(roomId, (t) => ({ ...t, loadingOlder: false }));
+      this.toast(`Could not load older messages: ${errorText(e)}`);
+    }
+  }
+
+  /** Loads the messages after `seq` (filling a gap left by a jump, or up to the newest). */
+  async loadAfter(roomId: string, seq: number): Promise<void> {
+    const tv = this.state.timelines[roomId];
+    if (!tv || tv.loadingNewer) return;
+    this.setTimeline(roomId, (t) => ({ ...t, loadingNewer: true }));
+    try {
+      const { data } = await this.api.messages(roomId, { after_seq: seq, limit: PAGE });
+      this.setTimeline(roomId, (t) => ({ ...t, tl: mergePage(t.tl, data.messages), loadingNewer: false }));
+    } catch (e) {
+      this.setTimeline(roomId, (t) => ({ ...t, loadingNewer: false }));
+      this.toast(`Could not load messages: ${errorText(e)}`);
+    }
+  }
+
+  /** Opens a room at a message (a search hit): loads the page around it and highlights it. */
+  async jumpTo(roomId: string, seq: number): Promise<void> {
+    navigate(roomId);
+    this.setActive(roomId);
+    const tv = this.state.timelines[roomId];
+    const nonce = ++this.jumpNonce;
+    if (!tv || !findBySeq(tv.tl, seq)) {
+      if (!tv) this.openRoom(roomId);
+      try {
+        const half = Math.floor(PAGE / 2);
+        const [before, after] = await Promise.all([
+          this.api.messages(roomId, { before_seq: seq + 1, limit: half }),
+          this.api.messages(roomId, { after_seq: seq, limit: half }),
+        ]);
+        this.setTimeline(roomId, (t) => ({
+          ...t,
+          tl: mergePage(mergePage(t.tl, before.data.messages), after.data.messages),
+        }));
+      } catch (e) {
+        this.toast(`Could not open the message: ${errorText(e)}`);
+        return;
+      }
+    }
+    if (nonce === this.jumpNonce) this.store.set({ jump: { roomId, seq, nonce } });
+  }
+
+  clearJump(nonce: number): void {
+    if (this.state.jump?.nonce === nonce) this.store.set({ jump: null });
+  }
+
+  /** The quoted original of a reply: from the timeline, else fetched once. */
+  requestQuote(roomId: string, messageId: string): void {
+    if (this.state.quotes[messageId] || this.quoteLoads.has(messageId)) return;
+    const tv = this.state.timelines[roomId];
+    if (tv && findById(tv.tl, messageId)) return;
+    this.quoteLoads.add(messageId);
+    void this.api
+      .message(roomId, messageId)
+      .then((m) => this.store.set((s) => ({ quotes: { ...s.quotes, [messageId]: m ?? 'missing' } })))
+      .catch(() => this.quoteLoads.delete(messageId));
+  }
+
+  // ---------- sending ----------
+
+  send(roomId: string, body: string, replyTo: string | null): void {
+    const cmid = uuid();
+    this.setTimeline(roomId, (tv) => ({ ...tv, tl: addPending(tv.tl, { client_msg_id: cmid, body, reply_to: replyTo }) }));
+    void this.deliver(roomId, cmid);
+  }
+
+  /** Re-sends a failed message with the SAME client_msg_id: the server deduplicates. */
+  retry(roomId: string, cmid: string): void {
+    void this.deliver(roomId, cmid);
+  }
+
+  discard(roomId: string, cmid: string): void {
+    this.setTimeline(roomId, (tv) => ({ ...tv, tl: { ...tv.tl, pending: tv.tl.pending.filter((p) => p.client_msg_id !== cmid) } }));
+  }
+
+  private async deliver(roomId: string, cmid: string): Promise<void> {
+    const p = this.state.timelines[roomId]?.tl.pending.find((x) => x.client_msg_id === cmid);
+    if (!p) return;
+    this.setTimeline(roomId, (tv) => ({ ...tv, tl: setPendingStatus(tv.tl, cmid, 'pending') }));
+    try {
+      const answer = await this.api.send(roomId, { client_msg_id: cmid, body: p.body, reply_to: p.reply_to });
+      this.setTimeline(roomId, (tv) => ({
+        ...tv,
+        tl: confirmSend(tv.tl, { me: this.me, client_msg_id: cmid, body: p.body, reply_to: p.reply_to, answer }),
+      }));
+    } catch (e) {
+      this.setTimeline(roomId, (tv) => ({ ...tv, tl: setPendingStatus(tv.tl, cmid, 'failed', errorText(e)) }));
+      if (!isRetryable(e) && !(e instanceof SessionEnded)) this.toast(`Message not sent: ${errorText(e)}`);
+    }
+  }
+
+  async edit(roomId: string, msg: TlMessage, body: string): Promise<void> {
+    const ans = await this.api.edit(roomId, msg.message_id, body);
+    this.applyLocal(roomId, 'message_edited', ans.version, ans.position, {
+      seq: msg.seq,
+      message_id: msg.message_id,
+      body,
+      edit_number: ans.edit_number,
+    });
+  }
+
+  async deleteMessage(roomId: string, msg: TlMessage): Promise<void> {
+    const ans = await this.api.deleteMessage(roomId, msg.message_id);
+    this.applyLocal(roomId, 'message_deleted', ans.version, ans.position, { seq: msg.seq, message_id: msg.message_id });
+  }
+
+  async toggleReaction(roomId: string, msg: TlMessage, emoji: string): Promise<void> {
+    const on = !(msg.reactions[emoji] ?? []).includes(this.me);
+    try {
+      const ans = await this.api.react(roomId, msg.message_id, emoji, on);
+      this.applyLocal(roomId, on ? 'reaction_added' : 'reaction_removed', ans.version, ans.position, {
+        seq: msg.seq,
+        message_id: msg.message_id,
+        emoji,
+        user_id: this.me,
+      });
+    } catch (e) {
+      this.toast(`Reaction failed: ${errorText(e)}`);
+    }
+  }
+
+  private applyLocal(roomId: string, type: string, version: number, position: number | null, data: Record<string, unknown>): void {
+    if (position === null || position === undefined) return; // changed nothing
+    const ev: EventFrame = { type, room_id: roomId, version, position, data };
+    this.setTimeline(roomId, (tv) => {
+      const tl = applyEvent(tv.tl, ev, { me: this.me, local: true });
+      return tl === tv.tl ? tv : { ...tv, tl };
+    });
+  }
+
+  // ---------- read markers ----------
+
+  /** The newest seq visible on screen in the open room (the view reports it). */
+  seen(roomId: string, seq: number): void {
+    if (typeof document !== 'undefined' && (document.visibilityState !== 'visible' || !document.hasFocus())) {
+      this.readWanted[roomId] = Math.max(this.readWanted[roomId] ?? 0, seq);
+      return;
+    }
+    this.readWanted[roomId] = Math.max(this.readWanted[roomId] ?? 0, seq);
+    const room = this.state.rooms.byId[roomId];
+    const posted = Math.max(this.readPosted[roomId] ?? 0, room?.read_seq ?? 0);
+    if (seq <= posted) {
+      if (room && room.unread_count > 0 && seq >= room.last_seq) this.store.set((s) => ({ rooms: markReadInList(s.rooms, roomId, seq) }));
+      return;
+    }
+    if (this.readTimers[roomId]) return;
+    this.readTimers[roomId] = setTimeout(() => {
+      delete this.readTimers[roomId];
+      void this.postRead(roomId);
+    }, READ_DEBOUNCE_MS);
+  }
+
+  /** Focus came back: what was seen meanwhile can be marked read now. */
+  private readAgain(): void {
+    const active = this.state.active;
+    if (active && this.readWanted[active]) this.seen(active, this.readWanted[active]!);
+  }
+
+  private async postRead(roomId: string): Promise<void> {
+    const seq = this.readWanted[roomId] ?? 0;
+    const room = this.state.rooms.byId[roomId];
+    if (!room || seq <= Math.max(this.readPosted[roomId] ?? 0, room.read_seq)) return;
+    this.readPosted[roomId] = seq;
+    this.store.set((s) => ({ rooms: markReadInList(s.rooms, roomId, seq) }));
+    try {
+      await this.api.markRead(roomId, seq);
+    } catch {
+      this.readPosted[roomId] = 0;
+    }
+  }
+
+  // ---------- typing and ephemeral ----------
+
+  typing(roomId: string): void {
+    const now = Date.now();
+    if (now - (this.typingSentAt[roomId] ?? 0) < TYPING_SEND_MS) return;
+    this.typingSentAt[roomId] = now;
+    if (!this.socket?.send({ type: 'typing', room_id: roomId })) {
+      this.api.request('POST', `/v1/rooms/${encodeURIComponent(roomId)}/typing`).catch(() => undefined);
+    }
+  }
+
+  private onTyping(f: TypingFrame): void {
+    if (f.user_id === this.me) return;
+    const until = Date.now() + TYPING_SHOW_MS;
+    this.store.set((s) => ({ typing: { ...s.typing, [f.room_id]: { ...s.typing[f.room_id], [f.user_id]: until } } }));
+    if (!this.state.members[f.room_id] && !this.state.users[f.user_id]) void this.loadMembers(f.room_id);
+    this.scheduleTypingSweep();
+  }
+
+  private scheduleTypingSweep(): void {
+    if (this.typingTimer) return;
+    this.typingTimer = setTimeout(() => {
+      this.typingTimer = null;
+      const now = Date.now();
+      let left = false;
+      let expired = false;
+      const typing: Record<string, Record<string, number>> = {};
+      for (const [room, users] of Object.entries(this.state.typing)) {
+        const kept: Record<string, number> = {};
+        for (const [u, until] of Object.entries(users)) {
+          if (until > now) {
+            kept[u] = until;
+            left = true;
+          } else expired = true;
+        }
+        if (Object.keys(kept).length) typing[room] = kept;
+      }
+      if (expired) this.store.set({ typing });
+      if (left) this.scheduleTypingSweep();
+    }, 500);
+  }
+
+  async sendEphemeral(roomId: string, body: string): Promise<void> {
+    await this.api.ephemeral(roomId, body);
+  }
+
+  private onEphemeral(f: EphemeralFrame): void {
+    const tv = this.state.timelines[f.room_id];
+    const afterSeq = (tv && newestSeq(tv.tl)) ?? this.state.rooms.byId[f.room_id]?.last_seq ?? 0;
+    const item: EphemeralItem = { id: ++this.ephemeralId, user_id: f.user_id, body: f.body, at: new Date().toISOString(), afterSeq };
+    this.store.set((s) => ({ ephemeral: { ...s.ephemeral, [f.room_id]: [...(s.ephemeral[f.room_id] ?? []).slice(-49), item] } }));
+    if (f.user_id !== this.me && this.resume.get(f.room_id)?.live) {
+      this.maybeNotify({ type: 'ephemeral', room_id: f.room_id, version: 0, position: 0, data: { sender_id: f.user_id, body: f.body } });
+    }
+  }
+
+  // ---------- search ----------
+
+  setSearch(patch: Partial<SearchState>): void {
+    this.store.set((s) => ({ search: { ...s.search, ...patch } }));
+  }
+
+  async runSearch(more = false): Promise<void> {
+    const st = this.state.search;
+    if (!st.q.trim()) return;
+    this.setSearch({ loading: true, error: null, open: true, ...(more ? {} : { hits: [], cursor: null }) });
+    try {
+      const res = await this.api.search({
+        q: st.q.trim(),
+        room_id: st.roomId || undefined,
+        sort: st.sort,
+        cursor: more ? st.cursor : undefined,
+        limit: 20,
+      });
+      this.store.set((s) => ({
+        search: { ...s.search, hits: more ? [...s.search.hits, ...res.hits] : res.hits, cursor: res.next_cursor, loading: false },
+      }));
+      // names for the hits' senders
+      const rooms = new Set(res.hits.map((h) => h.room_id));
+      for (const r of rooms) if (!this.state.members[r]) void this.loadMembers(r);
+    } catch (e) {
+      this.setSearch({ loading: false, error: errorText(e) });
+    }
+  }
+
+  // ---------- notifications ----------
+
+  async enableNotifications(): Promise<void> {
+    if (typeof Notification === 'undefined') return;
+    try {
+      const p = await Notification.requestPermission();
+      this.store.set({ notifications: p });
+    } catch {
+      this.store.set({ notifications: Notification.permission });
+    }
+  }
+
+  private maybeNotify(f: EventFrame): void {
+    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+    const sender = f.data.sender_id as string;
+    if (sender === this.me) return;
+    const hidden = typeof document !== 'undefined' && document.visibilityState !== 'visible';
+    if (!hidden && this.state.active === f.room_id) return;
+    const room = this.state.rooms.byId[f.room_id];
+    const title = room ? (room.kind === 'direct' ? roomLabel(room) : `${this.userName(sender)} in ${roomLabel(room)}`) : this.userName(sender);
+    try {
+      const n = new Notification(title, { body: String(f.data.body ?? '').slice(0, 200), tag: `room-${f.room_id}` });
+      n.onclick = () => {
+        window.focus();
+        navigate(f.room_id);
+        n.close();
+      };
+    } catch {
+      /* some browsers only allow notifications from a service worker */
+    }
+  }
+}

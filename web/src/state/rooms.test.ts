@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import type { EventFrame, MyRoom } from '../types';
+import { addRoom, applyRoomEvent, emptyRooms, markRead, mergeRoomList, removeRoom, replaceRoom, roomKey, roomLabel, totalUnread } from './rooms';
+
+function room(id: string, over: Partial<MyRoom> = {}): MyRoom {
+  return {
+    room_id: id,
+    kind: 'group',
+    name: id,
+    topic: '',
+    visibility: 'public',
+    owner_id: 'owner',
+    member_count: 2,
+    created_at: '2026-01-01T00:00:00Z',
+    joined: true,
+    role: 'member',
+    read_seq: 0,
+    unread_count: 0,
+    last_seq: 0,
+    last_message: null,
+    other_user: null,
+    version: 2,
+    position: 10,
+    ...over,
+  };
+}
+
+function msgEv(roomId: string, version: number, seq: number, sender: string, body = 'hi'): EventFrame {
+  return {
+    type: 'message_sent',
+    room_id: roomId,
+    version,
+    position: version * 10,
+    data: { seq, sender_id: sender, message_id: `m${seq}`, body, reply_to: null },
+  };
+}
+
+const ctx = (now: string, viewing: string | null = null) => ({ me: 'me', viewing, now });
+
+describe('ordering', () => {
+  it('orders by last activity, newest first', () => {
+    const { state } = mergeRoomList(
+      emptyRooms(),
+      [
+        room('a', { created_at: '2026-01-01T00:00:00Z' }),
+        room('b', { last_message: { seq: 1, message_id: 'x', sender_id: 'u', body: 'x', deleted: false, sent_at: '2026-01-03T00:00:00Z' } }),
+        room('c', { created_at: '2026-01-02T00:00:00Z' }),
+      ],
+      0,
+    );
+    expect(state.order).toEqual(['b', 'c', 'a']);
+  });
+
+  it('a new message moves its room to the top', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { created_at: '2026-01-02T00:00:00Z' }), room('b')], 0);
+    expect(state.order).toEqual(['a', 'b']);
+    state = applyRoomEvent(state, msgEv('b', 3, 1, 'bob'), ctx('2026-02-01T00:00:00Z')).state;
+    expect(state.order).toEqual(['b', 'a']);
+    expect(state.byId.b!.last_message).toMatchObject({ body: 'hi', seq: 1 });
+  });
+});
+
+describe('unread counts', () => {
+  it('counts other people’s messages in rooms not in view, once each', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a'), room('b')], 0);
+    const e = msgEv('a', 3, 1, 'bob');
+    state = applyRoomEvent(state, e, ctx('2026-02-01T00:00:00Z')).state;
+    state = applyRoomEvent(state, e, ctx('2026-02-01T00:00:00Z')).state; // duplicate frame
+    expect(state.byId.a!.unread_count).toBe(1);
+    state = applyRoomEvent(state, msgEv('a', 4, 2, 'me'), ctx('2026-02-01T00:00:01Z')).state; // mine
+    expect(state.byId.a!.unread_count).toBe(1);
+    state = applyRoomEvent(state, msgEv('b', 3, 1, 'bob'), ctx('2026-02-01T00:00:02Z', 'b')).state; // in view
+    expect(state.byId.b!.unread_count).toBe(0);
+    expect(totalUnread(state)).toBe(1);
+  });
+
+  it('resets when the read marker moves (by this tab or another)', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 5, unread_count: 3, read_seq: 2 })], 0);
+    state = markRead(state, 'a', 5);
+    expect(state.byId.a!).toMatchObject({ unread_count: 0, read_seq: 5 });
+    state = markRead(state, 'a', 3); // never back
+    expect(state.byId.a!.read_seq).toBe(5);
+
+    let s2 = mergeRoomList(emptyRooms(), [room('a', { last_seq: 5, unread_count: 3, read_seq: 2, version: 9 })], 0).state;
+    s2 = applyRoomEvent(
+      s2,
+      { type: 'read_marker_moved', room_id: 'a', version: 10, position: 100, data: { seq: 5, user_id: 'me' } },
+      ctx('2026-02-01T00:00:00Z'),
+    ).state;
+    expect(s2.byId.a!.unread_count).toBe(0);
+  });
+
+  it('someone else’s read marker changes nothing of mine', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 5, unread_count: 3, read_seq: 2 })], 0);
+    state = applyRoomEvent(
+      state,
+      { type: 'read_marker_moved', room_id: 'a', version: 3, position: 30, data: { seq: 5, user_id: 'bob' } },
+      ctx('2026-02-01T00:00:00Z'),
+    ).state;
+    expect(state.byId.a!.unread_count).toBe(3);
+  });
+
+  it('a poll older than the feed does not undo it; a newer one wins', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { version: 2 })], 0);
+    state = applyRoomEvent(state, msgEv('a', 3, 1, 'bob'), ctx('2026-02-01T00:00:00Z')).state;
+    state = mergeRoomList(state, [room('a', { version: 2, unread_count: 0 })], 1).state;
+    expect(state.byId.a!.unread_count).toBe(1);
+    state = mergeRoomList(state, [room('a', { version: 5, unread_count: 4, last_seq: 4 })], 2).state;
+    expect(state.byId.a!.unread_count).toBe(4);
+    // and the feed then drops what the poll already counted
+    state = applyRoomEvent(state, msgEv('a', 4, 2, 'bob'), ctx('2026-02-01T00:00:01Z')).state;
+    expect(state.byId.a!.unread_count).toBe(4);
+  });
+});
+
+describe('membership', () => {
+  it('a poll adds new rooms and drops rooms no longer listed', () => {
+    let r = mergeRoomList(emptyRooms(), [room('a'), room('b')], 0);
+    r = mergeRoomList(r.state, [room('b'), room('c')], 1);
+    expect(r.added).toEqual(['c']);
+    expect(r.removed).toEqual(['a']);
+    expect(Object.keys(r.state.byId).sort()).toEqual(['b', 'c']);
+  });
+
+  it('a poll sent before a local join does not remove the room, nor one before a leave re-add it', () => {
+    let state = mergeRoomList(emptyRooms(), [room('a')], 0).state;
+    state = addRoom(state, room('new'), 100);
+    let r = mergeRoomList(state, [room('a')], 50); // sent before the join
+    expect(r.removed).toEqual([]);
+    expect(r.state.byId.new).toBeDefined();
+    state = removeRoom(r.state, 'a', 200);
+    r = mergeRoomList(state, [room('a'), room('new')], 150); // sent before the leave
+    expect(r.state.byId.a).toBeUndefined();
+    r = mergeRoomList(r.state, [room('a'), room('new')], 300); // joined again since
+    expect(r.state.byId.a).toBeDefined();
+  });
+
+  it('a reload after a resync replaces the entry even when older by version', () => {
+    let state = mergeRoomList(emptyRooms(), [room('a', { version: 9, unread_count: 5 }), room('b')], 0).state;
+    state = replaceRoom(state, room('a', { version: 7, unread_count: 1, last_message: { seq: 3, message_id: 'm', sender_id: 'u', body: 'x', deleted: false, sent_at: '2026-03-01T00:00:00Z' } }));
+    expect(state.byId.a).toMatchObject({ version: 7, unread_count: 1 });
+    expect(state.order[0]).toBe('a');
+    expect(replaceRoom(state, room('zzz'))).toBe(state);
+  });
+
+  it('being kicked removes the room', () => {
+    const state = mergeRoomList(emptyRooms(), [room('a')], 0).state;
+    const r = applyRoomEvent(
+      state,
+      { type: 'member_kicked', room_id: 'a', version: 3, position: 30, data: { user_id: 'me', kicked_by: 'owner' } },
+      ctx('2026-02-01T00:00:00Z'),
+    );
+    expect(r.removedMe).toBe(true);
+    expect(r.state.byId.a).toBeUndefined();
+  });
+});
+
+describe('labels', () => {
+  it('direct rooms are named after the other person', () => {
+    const d = room('d', { kind: 'direct', name: '', other_user: { user_id: 'u', username: 'bob', display_name: 'Bob B' } });
+    expect(roomLabel(d)).toBe('Bob B');
+    expect(roomKey(d)).toBe('bob');
+    expect(roomKey(room('g', { name: 'general' }))).toBe('general');
+  });
+});

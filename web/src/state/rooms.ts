@@ -1,0 +1,254 @@
+// The room list: the caller's joined rooms, newest activity first, with unread counts
+// and last messages kept current from the live feed between polls of `GET /v1/rooms`.
+// Pure functions over an immutable RoomsState.
+
+import type { EventFrame, MyRoom } from '../types';
+
+export interface RoomEntry extends MyRoom {
+  /** When something last happened in the room (ISO 8601): orders the list. */
+  activity: string;
+}
+
+export interface RoomsState {
+  /** By room id. */
+  byId: Record<string, RoomEntry>;
+  /** Room ids, newest activity first. */
+  order: string[];
+  /** Rooms added locally (joined, created) and when: a poll sent before may not list them. */
+  addedAt: Record<string, number>;
+  /** Rooms left locally and when: a poll sent before may still list them. */
+  removedAt: Record<string, number>;
+}
+
+export function emptyRooms(): RoomsState {
+  return { byId: {}, order: [], addedAt: {}, removedAt: {} };
+}
+
+export function activityOf(r: MyRoom): string {
+  return r.last_message?.sent_at ?? r.created_at;
+}
+
+function sortOrder(byId: Record<string, RoomEntry>): string[] {
+  return Object.keys(byId).sort((a, b) => {
+    const x = byId[a]!;
+    const y = byId[b]!;
+    if (x.activity !== y.activity) return x.activity < y.activity ? 1 : -1;
+    return x.room_id < y.room_id ? -1 : 1;
+  });
+}
+
+function entryFrom(r: MyRoom, prev?: RoomEntry): RoomEntry {
+  const activity = activityOf(r);
+  return { ...r, activity: prev && prev.activity > activity ? prev.activity : activity };
+}
+
+export interface MergeResult {
+  state: RoomsState;
+  added: string[];
+  removed: string[];
+}
+
+/**
+ * Merges a `GET /v1/rooms` answer sent at `sentAt` (ms). Rooms it does not list are
+ * gone (left, kicked) unless added locally after it was sent; a room's fields are taken
+ * only from an answer at least as new (by room version) as what the feed applied.
+ */
+export function mergeRoomList(s: RoomsState, rooms: readonly MyRoom[], sentAt: number): MergeResult {
+  const byId: Record<string, RoomEntry> = {};
+  const added: string[] = [];
+  const removed: string[] = [];
+  const listed = new Set<string>();
+  const removedAt = { ...s.removedAt };
+  const addedAt = { ...s.addedAt };
+  for (const r of rooms) {
+    listed.add(r.room_id);
+    const left = removedAt[r.room_id];
+    if (left !== undefined) {
+      if (left >= sentAt) continue; // left after this poll was sent: stale
+      delete removedAt[r.room_id];
+    }
+    const cur = s.byId[r.room_id];
+    if (!cur) added.push(r.room_id);
+    byId[r.room_id] = cur && cur.version > r.version ? cur : entryFrom(r, cur);
+  }
+  for (const id of Object.keys(s.byId)) {
+    if (listed.has(id)) {
+      if (addedAt[id] !== undefined && addedAt[id]! < sentAt) delete addedAt[id];
+      continue;
+    }
+    const at = addedAt[id];
+    if (at !== undefined && at >= sentAt) byId[id] = s.byId[id]!;
+    else {
+      removed.push(id);
+      delete addedAt[id];
+    }
+  }
+  for (const id of Object.keys(removedAt)) if (removedAt[id]! < sentAt - 60_000) delete removedAt[id];
+  return { state: { byId, order: sortOrder(byId), addedAt, removedAt }, added, removed };
+}
+
+/** A room the caller just joined, created or opened (read back over REST). */
+export function addRoom(s: RoomsState, r: MyRoom, now: number): RoomsState {
+  const cur = s.byId[r.room_id];
+  const byId = { ...s.byId, [r.room_id]: cur && cur.version > r.version ? cur : entryFrom(r, cur) };
+  const removedAt = { ...s.removedAt };
+  delete removedAt[r.room_id];
+  return { byId, order: sortOrder(byId), addedAt: { ...s.addedAt, [r.room_id]: now }, removedAt };
+}
+
+/** A room reloaded after a resync: the answer replaces what the feed had applied. */
+export function replaceRoom(s: RoomsState, r: MyRoom): RoomsState {
+  const cur = s.byId[r.room_id];
+  if (!cur) return s;
+  const byId = { ...s.byId, [r.room_id]: entryFrom(r, cur) };
+  return { ...s, byId, order: sortOrder(byId) };
+}
+
+export function removeRoom(s: RoomsState, roomId: string, now: number): RoomsState {
+  if (!s.byId[roomId]) return { ...s, removedAt: { ...s.removedAt, [roomId]: now } };
+  const byId = { ...s.byId };
+  delete byId[roomId];
+  const addedAt = { ...s.addedAt };
+  delete addedAt[roomId];
+  return { byId, order: s.order.filter((id) => id !== roomId), addedAt, removedAt: { ...s.removedAt, [roomId]: now } };
+}
+
+export interface EventContext {
+  me: string;
+  /** The room on screen while the page is visible (its new messages are being read). */
+  viewing: string | null;
+  /** ISO time the frame was received (frames carry no timestamp). */
+  now: string;
+}
+
+export interface RoomEventResult {
+  state: RoomsState;
+  /** The caller left or was removed from the room. */
+  removedMe?: boolean;
+  /** A member joined, left or changed role: member lists are stale. */
+  membersChanged?: boolean;
+}
+
+function put(s: RoomsState, e: RoomEntry, reorder: boolean): RoomsState {
+  const byId = { ...s.byId, [e.room_id]: e };
+  return { ...s, byId, order: reorder ? sortOrder(byId) : s.order };
+}
+
+/** Unread after the marker moved to `readSeq` (own and deleted messages are not counted). */
+function unreadAfterRead(e: RoomEntry, readSeq: number): number {
+  if (readSeq >= e.last_seq) return 0;
+  return Math.min(e.unread_count, e.last_seq - readSeq);
+}
+
+/**
+ * Applies a live-feed event to the list. Idempotent by room version: an event the
+ * entry already reflects (from the feed or a newer poll) changes nothing.
+ */
+export function applyRoomEvent(s: RoomsState, ev: EventFrame, ctx: EventContext): RoomEventResult {
+  const cur = s.byId[ev.room_id];
+  if (!cur) return { state: s };
+  if (ev.version <= cur.version) return { state: s };
+  const d = ev.data;
+  let e: RoomEntry = { ...cur, version: ev.version, position: Math.max(cur.position, ev.position) };
+  let reorder = false;
+  const result: RoomEventResult = { state: s };
+  switch (ev.type) {
+    case 'message_sent': {
+      const seq = d.seq as number;
+      const sender = d.sender_id as string;
+      e.last_seq = Math.max(e.last_seq, seq);
+      e.last_message = {
+        seq,
+        message_id: d.message_id as string,
+        sender_id: sender,
+        body: (d.body as string) ?? null,
+        deleted: false,
+        sent_at: ctx.now,
+      };
+      if (ctx.now > e.activity) e.activity = ctx.now;
+      reorder = true;
+      if (sender === ctx.me) {
+        // Writing is reading: the server moves nobody's marker, but what one wrote is
+        // not unread for them.
+      } else if (ctx.viewing !== ev.room_id && seq > e.read_seq) {
+        e.unread_count += 1;
+      }
+      break;
+    }
+    case 'message_edited':
+      if (e.last_message && e.last_message.seq === d.seq) e.last_message = { ...e.last_message, body: d.body as string };
+      break;
+    case 'message_deleted':
+      if (e.last_message && e.last_message.seq === d.seq) e.last_message = { ...e.last_message, body: null, deleted: true };
+      break;
+    case 'read_marker_moved':
+      if (d.user_id === ctx.me) {
+        const seq = d.seq as number;
+        if (seq > e.read_seq) {
+          e.unread_count = unreadAfterRead(e, seq);
+          e.read_seq = seq;
+        }
+      }
+      break;
+    case 'room_renamed':
+      e.name = d.name as string;
+      break;
+    case 'room_topic_changed':
+      e.topic = (d.topic as string) ?? '';
+      break;
+    case 'room_visibility_changed':
+      e.visibility = d.visibility as string;
+      break;
+    case 'member_joined':
+      e.member_count += 1;
+      result.membersChanged = true;
+      break;
+    case 'member_left':
+    case 'member_kicked':
+      e.member_count = Math.max(0, e.member_count - 1);
+      result.membersChanged = true;
+      if (d.user_id === ctx.me) result.removedMe = true;
+      break;
+    case 'member_role_changed':
+      if (d.user_id === ctx.me) e.role = d.role as string;
+      result.membersChanged = true;
+      break;
+    default:
+      break;
+  }
+  if (result.removedMe) {
+    result.state = removeRoom(s, ev.room_id, Date.now());
+    return result;
+  }
+  e = { ...e };
+  result.state = put(s, e, reorder);
+  return result;
+}
+
+/** The caller's read marker moved to `seq` (the answer to `POST .../read`). */
+export function markRead(s: RoomsState, roomId: string, seq: number): RoomsState {
+  const cur = s.byId[roomId];
+  if (!cur || seq <= cur.read_seq) {
+    if (cur && cur.unread_count > 0 && seq >= cur.last_seq) return put(s, { ...cur, unread_count: 0 }, false);
+    return s;
+  }
+  return put(s, { ...cur, read_seq: seq, unread_count: unreadAfterRead(cur, seq) }, false);
+}
+
+export function totalUnread(s: RoomsState): number {
+  let n = 0;
+  for (const id of s.order) n += s.byId[id]!.unread_count;
+  return n;
+}
+
+/** The name a room is shown by: a direct room's other person, a group room's name. */
+export function roomLabel(r: Pick<MyRoom, 'kind' | 'name' | 'other_user'>): string {
+  if (r.kind === 'direct') return r.other_user?.display_name || r.other_user?.username || 'Direct message';
+  return r.name || 'Untitled room';
+}
+
+/** The `data-room-name` of a room: a direct room's other username, a group room's name. */
+export function roomKey(r: Pick<MyRoom, 'kind' | 'name' | 'other_user'>): string {
+  if (r.kind === 'direct') return r.other_user?.username ?? '';
+  return r.name;
+}

@@ -1,0 +1,102 @@
+import { useState } from 'preact/hooks';
+import { ApiError, errorText } from '../api';
+import { useChat } from './context';
+
+const MESSAGES: Record<string, string> = {
+  invalid_credentials: 'Wrong username or password.',
+  username_taken: 'That username is taken.',
+  invalid_username: 'Usernames are 3–32 characters: lowercase letters, digits, “_”, “.” and “-”.',
+  invalid_password: 'Passwords are 10 to 1024 characters.',
+  invalid_display_name: 'Display names are at most 64 characters.',
+};
+
+export function AuthScreen() {
+  const chat = useChat();
+  const [mode, setMode] = useState<'login' | 'register'>('login');
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [displayName, setDisplayName] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (busy) return;
+    setError(null);
+    setBusy(true);
+    try {
+      if (mode === 'login') await chat.login(username.trim(), password);
+      else await chat.register(username.trim(), password, displayName.trim());
+    } catch (err) {
+      setError(err instanceof ApiError ? (MESSAGES[err.code] ?? err.message) : errorText(err));
+      setBusy(false);
+    }
+  };
+
+  const register = mode === 'register';
+  return (
+    <main class="auth">
+      <form class="auth-card" onSubmit={submit} aria-labelledby="auth-title">
+        <h1 id="auth-title">{register ? 'Create an account' : 'Sign in'}</h1>
+        <label>
+          Username
+          <input
+            data-testid="auth-username"
+            name="username"
+            autoComplete="username"
+            autoCapitalize="none"
+            spellcheck={false}
+            required
+            value={username}
+            onInput={(e) => setUsername(e.currentTarget.value)}
+          />
+        </label>
+        {register && (
+          <label>
+            Display name <span class="muted">(optional)</span>
+            <input
+              data-testid="auth-display-name"
+              name="display_name"
+              autoComplete="nickname"
+              maxLength={64}
+              value={displayName}
+              onInput={(e) => setDisplayName(e.currentTarget.value)}
+            />
+          </label>
+        )}
+        <label>
+          Password
+          <input
+            data-testid="auth-password"
+            name="password"
+            type="password"
+            autoComplete={register ? 'new-password' : 'current-password'}
+            required
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
+        </label>
+        {register && <p class="hint">At least 10 characters.</p>}
+        {error && (
+          <p class="form-error" role="alert" data-testid="auth-error">
+            {error}
+          </p>
+        )}
+        <button class="primary" type="submit" data-testid="auth-submit" disabled={busy}>
+          {register ? 'Create account' : 'Sign in'}
+        </button>
+        <button
+          type="button"
+          class="link"
+          data-testid="auth-mode-toggle"
+          onClick={() => {
+            setMode(register ? 'login' : 'register');
+            setError(null);
+          }}
+        >
+          {register ? 'I already have an account' : 'Create an account'}
+        </button>
+      </form>
+    </main>
+  );
+}
