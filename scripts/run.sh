@@ -14,6 +14,8 @@
 #   APP_DATABASE_URL  default (in the binary): postgres://postgres@127.0.0.1:5432/chat
 #                     (the binary creates the database and runs migrations itself)
 #   APP_DATA_DIR      default .local/data (the embedded search index)
+#   APP_WEB_DIR       the built web client served at `/`, default web/dist (built first,
+#                     when needed, by scripts/web.sh; needs Node.js >= 20.19 with npm)
 #   APP_NATS_URL, APP_STREAM_NAME, APP_SUBJECT_PREFIX, RUST_LOG (default info)
 #   CHAT_RUN_PACKAGE  cargo package to run, default platform (single node)
 set -euo pipefail
@@ -57,11 +59,19 @@ case $host in
 esac
 url="http://$host:$port"
 
+if [[ ${1:-} != rebuild ]]; then
+    # The web client, served by the binary at `/`: install and build it when needed.
+    export APP_WEB_DIR="${APP_WEB_DIR:-$ROOT/web/dist}"
+    if [[ $APP_WEB_DIR == "$ROOT/web/dist" ]] && ! bash "$ROOT/scripts/web.sh" build; then
+        echo "run: WARNING: the web client could not be built (see above); the API runs, but $url/ will not serve the client" >&2
+    fi
+fi
+
 if [[ ${1:-} == rebuild ]]; then
     echo "run: building $package (release) and rebuilding: $*" >&2
 else
     echo "run: building and starting $package (release); it will listen on $url" >&2
-    echo "run:   health: $url/healthz   metrics: $url/metrics   API spec: $url/openapi.json" >&2
+    echo "run:   web client: $url/   health: $url/healthz   metrics: $url/metrics   API spec: $url/openapi.json" >&2
     echo "run:   press Ctrl-C to stop" >&2
 fi
 
