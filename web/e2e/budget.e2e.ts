@@ -9,11 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
-import { Api, type Session, pool, uniqueName } from './api';
-import { type Person, launchBrowser, newPerson, watchProblems } from './browser';
-import { Platform, RESULTS_DIR } from './platform';
+import { afterAll, describe, expect, test } from 'vitest';
+import type { BrowserContext, CDPSession, Page } from 'playwright-core';
+import { type Session, pool, uniqueName } from './api';
+import { stage } from './people';
+import { RESULTS_DIR } from './platform';
 import { POLL, count, loginViaUI, messageBySeq } from './ui';
 
 const JS_BUDGET_BYTES = 200 * 1024;
@@ -105,46 +105,42 @@ function mainThreadTasks(trace: Buffer): { durations: number[]; cpu: number[]; t
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
 
 describe('budgets', () => {
-    let platform: Platform;
-    let browser: Browser;
-    let api: Api;
     let A: Session;
     let room = '';
-    const persons: Person[] = [];
     const figures: Record<string, unknown> = {};
     const tag = randomBytes(3).toString('hex');
 
-    beforeAll(async () => {
-        platform = await Platform.start('budget');
-        api = new Api(platform.baseURL);
-        A = await api.register(uniqueName('alice'), undefined, 'Alice');
-        browser = await launchBrowser();
+    const world = stage('budget', {
+        seed: async (api) => {
+            A = await api.register(uniqueName('alice'), undefined, 'Alice');
+        },
     });
-    afterAll(async () => {
-        for (const p of persons) await p.close();
-        await browser?.close();
-        await platform?.teardown();
+    afterAll(() => {
         const path = join(RESULTS_DIR, 'budget.json');
         writeFileSync(path, JSON.stringify({ at: new Date().toISOString(), ...figures }, null, 2) + '\n');
         console.log(`budget: figures written to ${path}:\n${JSON.stringify(figures, null, 2)}`);
     });
-    watchProblems(() => persons, () => platform);
 
-    let loggedIn: Awaited<ReturnType<BrowserContext['storageState']>> | undefined;
-
-    test('first load of / (logged out): JavaScript transferred < 200 KB', async () => {
-        const p = await newPerson(browser, platform, 'visitor');
-        persons.push(p);
-        const rec = await recordTransfers(p.context, p.page);
-        await p.page.goto('/');
-        await p.page.getByTestId('auth-username').waitFor({ state: 'visible' });
+    /** Once the load has settled: its bytes in `figures.first_load_<state>`, printed; the JavaScript's bytes and files. */
+    async function firstLoad(rec: Awaited<ReturnType<typeof recordTransfers>>, state: 'logged out' | 'logged in') {
         await rec.settled();
         const scripts = rec.scripts();
         const js = scripts.reduce((s, t) => s + t.bytes, 0);
         const all = rec.transfers.reduce((s, t) => s + t.bytes, 0);
-        figures.first_load_logged_out = { js_bytes: js, all_bytes: all, scripts: scripts.map((t) => ({ url: new URL(t.url).pathname, bytes: t.bytes })) };
-        console.log(`budget: first load logged out: JavaScript ${kb(js)} in ${scripts.length} file(s), everything ${kb(all)}`);
-        expect(scripts.length, 'at least one script loaded').toBeGreaterThan(0);
+        figures[`first_load_${state.replace(' ', '_')}`] = { js_bytes: js, all_bytes: all, scripts: scripts.map((t) => ({ url: new URL(t.url).pathname, bytes: t.bytes })) };
+        console.log(`budget: first load ${state}: JavaScript ${kb(js)} in ${scripts.length} file(s), everything ${kb(all)}`);
+        return { js, scripts: scripts.length };
+    }
+
+    let loggedIn: Awaited<ReturnType<BrowserContext['storageState']>> | undefined;
+
+    test('first load of / (logged out): JavaScript transferred < 200 KB', async () => {
+        const p = await world.person('visitor');
+        const rec = await recordTransfers(p.context, p.page);
+        await p.page.goto('/');
+        await p.page.getByTestId('auth-username').waitFor({ state: 'visible' });
+        const { js, scripts } = await firstLoad(rec, 'logged out');
+        expect(scripts, 'at least one script loaded').toBeGreaterThan(0);
         expect(js, `JavaScript transferred on a first load (logged out), budget ${kb(JS_BUDGET_BYTES)}`).toBeLessThan(JS_BUDGET_BYTES);
 
         await loginViaUI(p.page, A.username);
@@ -154,41 +150,34 @@ describe('budgets', () => {
 
     test('first load of / (logged in): JavaScript transferred < 200 KB', async () => {
         expect(loggedIn, 'needs the logged-out test to log in').toBeDefined();
-        const p = await newPerson(browser, platform, 'returning', { storageState: loggedIn });
-        persons.push(p);
+        const p = await world.person('returning', { storageState: loggedIn });
         const rec = await recordTransfers(p.context, p.page);
         await p.page.goto('/');
         await p.page.getByTestId('room-list').waitFor({ state: 'attached' });
         await expect.poll(async () => (await p.page.getByTestId('me').textContent()) ?? '', POLL).toContain(A.username);
-        await rec.settled();
-        const scripts = rec.scripts();
-        const js = scripts.reduce((s, t) => s + t.bytes, 0);
-        const all = rec.transfers.reduce((s, t) => s + t.bytes, 0);
-        figures.first_load_logged_in = { js_bytes: js, all_bytes: all, scripts: scripts.map((t) => ({ url: new URL(t.url).pathname, bytes: t.bytes })) };
-        console.log(`budget: first load logged in: JavaScript ${kb(js)} in ${scripts.length} file(s), everything ${kb(all)}`);
+        const { js } = await firstLoad(rec, 'logged in');
         expect(js, `JavaScript transferred on a first load (logged in), budget ${kb(JS_BUDGET_BYTES)}`).toBeLessThan(JS_BUDGET_BYTES);
         await p.close();
     });
 
     test(`a room of ${MESSAGES} messages scrolls top to bottom with no main-thread task over ${LONG_TASK_LIMIT_MS} ms`, async () => {
         // Seed through the REST API, a few requests at a time.
-        room = (await api.createRoom(A.access_token, `history-${tag}`, 'public')).room_id;
+        room = (await world.api.createRoom(A.access_token, `history-${tag}`, 'public')).room_id;
         const seedStart = Date.now();
         const words = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore'.split(' ');
         const sent = await pool(6, MESSAGES, (i) => {
             const n = 3 + ((i * 7) % 40);
             const body = `#${i + 1} ` + Array.from({ length: n }, (_, k) => words[(i + k) % words.length]).join(' ') + (i % 25 === 0 ? '\nsecond line\nthird line' : '');
-            return api.send(A.access_token, room, body);
+            return world.api.send(A.access_token, room, body);
         });
         const lastPosition = Math.max(...sent.map((s) => s.position));
         const lastSeq = Math.max(...sent.map((s) => s.seq));
-        await api.messages(A.access_token, room, { limit: 1, minPosition: lastPosition });
+        await world.api.messages(A.access_token, room, { limit: 1, minPosition: lastPosition });
         figures.seed = { messages: MESSAGES, seconds: (Date.now() - seedStart) / 1000 };
         console.log(`budget: seeded ${MESSAGES} messages in ${((Date.now() - seedStart) / 1000).toFixed(1)} s`);
 
         expect(loggedIn, 'needs the logged-out test to log in').toBeDefined();
-        const p = await newPerson(browser, platform, 'scroller', { storageState: loggedIn });
-        persons.push(p);
+        const p = await world.person('scroller', { storageState: loggedIn });
         const { page } = p;
         const openStart = Date.now();
         await page.goto(`/#/rooms/${room}`);
@@ -212,7 +201,7 @@ describe('budgets', () => {
             });
         const oldestShown = async () => Math.min(...(await page.getByTestId('message').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-seq') || Infinity)))));
 
-        await browser.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'toplevel'] });
+        await world.browser.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'toplevel'] });
         const scrollStart = Date.now();
         let wheelsUp = 0;
         let wheelsDown = 0;
@@ -240,7 +229,7 @@ describe('budgets', () => {
                 await frame();
             }
         } finally {
-            traced = await browser.stopTracing();
+            traced = await world.browser.stopTracing();
         }
         const scrollMs = Date.now() - scrollStart;
         writeFileSync(join(RESULTS_DIR, 'scroll-trace.json'), traced);
@@ -280,8 +269,7 @@ describe('budgets', () => {
 
     test('scrolled up in that room, a new message shows the new-messages pill, which brings the list down', async () => {
         expect(room, 'needs the 1,000-message room').toBeTruthy();
-        const p = await newPerson(browser, platform, 'reader', { storageState: loggedIn });
-        persons.push(p);
+        const p = await world.person('reader', { storageState: loggedIn });
         const { page } = p;
         await page.goto(`/#/rooms/${room}`);
         const list = page.getByTestId('message-list');
@@ -290,9 +278,9 @@ describe('budgets', () => {
         const box = (await list.boundingBox())!;
         await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
         for (let i = 0; i < 4; i++) await page.mouse.wheel(0, -600);
-        const B = await api.register(uniqueName('bob'));
-        await api.join(B.access_token, room);
-        const sent = await api.send(B.access_token, room, 'a new message below');
+        const B = await world.api.register(uniqueName('bob'));
+        await world.api.join(B.access_token, room);
+        const sent = await world.api.send(B.access_token, room, 'a new message below');
         const pill = page.getByTestId('new-messages-pill');
         await pill.waitFor({ state: 'visible' });
         await pill.click();

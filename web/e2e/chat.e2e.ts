@@ -4,11 +4,10 @@
 // the rest are skipped. Each feature after them starts from the lobby and stands alone.
 
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect } from 'vitest';
-import type { Browser } from 'playwright-core';
-import { Api, uniqueName } from './api';
-import { type Person, launchBrowser, newPerson, watchProblems } from './browser';
-import { Platform } from './platform';
+import { describe, expect } from 'vitest';
+import { uniqueName } from './api';
+import type { Person } from './browser';
+import { twoPeople } from './people';
 import {
     POLL,
     attrNow,
@@ -24,6 +23,7 @@ import {
     openRoom,
     registerViaUI,
     roomItem,
+    searchUntilShown,
     sendViaUI,
     textOf,
     waitForMessage,
@@ -31,11 +31,6 @@ import {
 } from './ui';
 
 describe('alice and bob chat in a public room', () => {
-    let platform: Platform;
-    let browser: Browser;
-    let api: Api;
-    let alice: Person;
-    let bob: Person;
     const tag = randomBytes(3).toString('hex');
     const A = { username: uniqueName('alice'), displayName: `Alice ${tag}`, token: '' };
     const B = { username: uniqueName('bob'), displayName: `Bob ${tag}`, token: '' };
@@ -45,25 +40,12 @@ describe('alice and bob chat in a public room', () => {
     let other = '';
     const who = (p: typeof A) => new RegExp(`${p.displayName}|${p.username}`);
 
-    beforeAll(async () => {
-        platform = await Platform.start('chat');
-        api = new Api(platform.baseURL);
-        browser = await launchBrowser();
-        alice = await newPerson(browser, platform, 'alice');
-        bob = await newPerson(browser, platform, 'bob');
-    });
-    afterAll(async () => {
-        await alice?.close();
-        await bob?.close();
-        await browser?.close();
-        await platform?.teardown();
-    });
-    watchProblems(() => [alice, bob].filter(Boolean), () => platform);
+    const world = twoPeople('chat');
     const { step, feature } = chain();
 
     /** Both in the lobby with empty composers, whatever an earlier feature left behind. */
     async function inLobby(): Promise<void> {
-        for (const p of [alice, bob]) {
+        for (const p of world.both) {
             await p.page.keyboard.press('Escape');
             if ((await attrNow(roomItem(p.page, lobby), 'aria-current')) !== 'page') await openRoom(p.page, lobby);
             await p.page.getByTestId('composer').fill('');
@@ -72,87 +54,103 @@ describe('alice and bob chat in a public room', () => {
 
     /** A second room of bob's, for being elsewhere than the lobby. */
     async function bobsOtherRoom(): Promise<string> {
-        other ||= await createRoomViaUI(bob.page, otherName, 'public');
+        other ||= await createRoomViaUI(world.bob.page, otherName, 'public');
         return other;
     }
 
     step('alice and bob register through the UI', async () => {
-        await alice.page.goto('/');
-        await bob.page.goto('/');
-        await registerViaUI(alice.page, A.username, { displayName: A.displayName });
-        await registerViaUI(bob.page, B.username, { displayName: B.displayName });
+        await world.alice.page.goto('/');
+        await world.bob.page.goto('/');
+        await registerViaUI(world.alice.page, A.username, { displayName: A.displayName });
+        await registerViaUI(world.bob.page, B.username, { displayName: B.displayName });
         // API sessions of their own, to check what the UI did.
-        A.token = (await api.login(A.username)).access_token;
-        B.token = (await api.login(B.username)).access_token;
+        A.token = (await world.api.login(A.username)).access_token;
+        B.token = (await world.api.login(B.username)).access_token;
     });
 
     step('alice creates a public room; bob finds it in the public list and joins', async () => {
-        lobby = await createRoomViaUI(alice.page, lobbyName, 'public', 'where everyone meets');
-        await openRoom(alice.page, lobby);
-        expect(await textOf(alice.page.getByTestId('room-title'))).toContain(lobbyName);
-        expect(await browseAndJoin(bob.page, lobbyName)).toBe(lobby);
-        await openRoom(bob.page, lobby);
-        expect(alice.page.url()).toContain(`#/rooms/${lobby}`);
-        expect(bob.page.url()).toContain(`#/rooms/${lobby}`);
+        lobby = await createRoomViaUI(world.alice.page, lobbyName, 'public', 'where everyone meets');
+        await openRoom(world.alice.page, lobby);
+        expect(await textOf(world.alice.page.getByTestId('room-title'))).toContain(lobbyName);
+        expect(await browseAndJoin(world.bob.page, lobbyName)).toBe(lobby);
+        await openRoom(world.bob.page, lobby);
+        expect(world.alice.page.url()).toContain(`#/rooms/${lobby}`);
+        expect(world.bob.page.url()).toContain(`#/rooms/${lobby}`);
     });
 
     step('they chat both ways live, without reloading', async () => {
-        const mine = await sendViaUI(alice.page, 'hello bob');
+        const mine = await sendViaUI(world.alice.page, 'hello bob');
         expect(mine.mine).toBe('true');
-        const seen = await waitForMessage(bob.page, 'hello bob', 'bob');
+        const seen = await waitForMessage(world.bob.page, 'hello bob', 'bob');
         expect(seen.mine).toBe('false');
         expect(seen.author).toMatch(who(A));
         expect(seen.seq).toBe(mine.seq);
         expect(seen.id).toBe(mine.id);
 
-        await sendViaUI(bob.page, 'hi alice, how are you?');
-        const reply = await waitForMessage(alice.page, 'hi alice, how are you?', 'alice');
+        await sendViaUI(world.bob.page, 'hi alice, how are you?');
+        const reply = await waitForMessage(world.alice.page, 'hi alice, how are you?', 'alice');
         expect(reply.author).toMatch(who(B));
         expect(reply.mine).toBe('false');
 
         // Shift+Enter is a new line, not a send.
-        const composer = alice.page.getByTestId('composer');
+        const composer = world.alice.page.getByTestId('composer');
         await composer.fill('two');
         await composer.press('Shift+Enter');
         await composer.pressSequentially('lines');
         expect(await composer.inputValue()).toBe('two\nlines');
         await composer.press('Enter');
-        await expect.poll(async () => (await bob.page.getByTestId('message-body').allTextContents()).some((t) => t.includes('two') && t.includes('lines')), POLL).toBe(true);
+        await expect.poll(async () => (await world.bob.page.getByTestId('message-body').allTextContents()).some((t) => t.includes('two') && t.includes('lines')), POLL).toBe(true);
     });
 
     feature('the typing indicator shows on the other side while someone types', async () => {
         await inLobby();
-        expect(await count(alice.page.getByTestId('typing-indicator'))).toBe(0);
+        expect(await count(world.alice.page.getByTestId('typing-indicator'))).toBe(0);
         // bob types the way people do, a key at a time for a few seconds, while alice watches.
-        const typing = bob.page.getByTestId('composer').pressSequentially('I am typing a longer answer, bear with me', { delay: 100 });
+        const typing = world.bob.page.getByTestId('composer').pressSequentially('I am typing a longer answer, bear with me', { delay: 100 });
         await expect
-            .poll(() => textOf(alice.page.getByTestId('typing-indicator')), { ...POLL, message: "alice sees bob's typing indicator" })
+            .poll(() => textOf(world.alice.page.getByTestId('typing-indicator')), { ...POLL, message: "alice sees bob's typing indicator" })
             .toMatch(who(B));
         await typing;
-        await bob.page.getByTestId('composer').fill('');
+        await world.bob.page.getByTestId('composer').fill('');
         await expect
-            .poll(() => count(alice.page.getByTestId('typing-indicator')), { ...POLL, timeout: 20_000, message: 'the typing indicator goes away' })
+            .poll(() => count(world.alice.page.getByTestId('typing-indicator')), { ...POLL, timeout: 20_000, message: 'the typing indicator goes away' })
             .toBe(0);
+    });
+
+    feature('typing again right after sending shows the indicator again', async () => {
+        await inLobby();
+        const indicator = world.alice.page.getByTestId('typing-indicator');
+        const composer = world.bob.page.getByTestId('composer');
+        await composer.pressSequentially('quick one', { delay: 30 });
+        await expect.poll(() => textOf(indicator), { ...POLL, message: "alice sees bob's typing indicator" }).toMatch(who(B));
+        // The message clears the indicator on alice's side...
+        await composer.press('Enter');
+        await waitForMessage(world.alice.page, 'quick one', 'alice');
+        await expect.poll(() => count(indicator), { ...POLL, message: 'the message clears the typing indicator' }).toBe(0);
+        // ...and typing again (within 3 s of the last typing notice, most likely) shows it again.
+        await composer.pressSequentially('and', { delay: 30 });
+        await expect.poll(() => textOf(indicator), { ...POLL, message: "alice sees bob typing again after his message" }).toMatch(who(B));
+        await composer.fill('');
     });
 
     feature('alice edits her message and bob sees the new text marked as edited', async () => {
         await inLobby();
-        await sendViaUI(alice.page, 'edit me please');
-        await waitForMessage(bob.page, 'edit me please', 'bob');
-        await messageAction(message(alice.page, 'edit me please'), 'message-edit');
-        const input = alice.page.getByTestId('edit-input');
+        await sendViaUI(world.alice.page, 'edit me please');
+        await waitForMessage(world.bob.page, 'edit me please', 'bob');
+        await messageAction(message(world.alice.page, 'edit me please'), 'message-edit');
+        const input = world.alice.page.getByTestId('edit-input');
         await input.waitFor({ state: 'visible' });
         expect(await input.inputValue()).toBe('edit me please');
         // Escape cancels...
         await input.fill('never saved');
         await input.press('Escape');
-        await expect.poll(() => count(alice.page.getByTestId('edit-input')), POLL).toBe(0);
-        expect(await count(message(alice.page, 'edit me please'))).toBe(1);
+        await expect.poll(() => count(world.alice.page.getByTestId('edit-input')), POLL).toBe(0);
+        expect(await count(message(world.alice.page, 'edit me please'))).toBe(1);
         // ...Enter saves.
-        await messageAction(message(alice.page, 'edit me please'), 'message-edit');
+        await messageAction(message(world.alice.page, 'edit me please'), 'message-edit');
         await input.fill('edited: better words');
         await input.press('Enter');
-        for (const p of [alice, bob]) {
+        for (const p of world.both) {
             await expect
                 .poll(async () => {
                     const m = await messageState(p.page, 'edited: better words');
@@ -165,10 +163,10 @@ describe('alice and bob chat in a public room', () => {
 
     feature('alice deletes a message and both see a tombstone', async () => {
         await inLobby();
-        const sent = await sendViaUI(alice.page, 'this will be deleted');
-        await waitForMessage(bob.page, 'this will be deleted', 'bob');
-        await messageAction(message(alice.page, 'this will be deleted'), 'message-delete');
-        for (const p of [alice, bob]) {
+        const sent = await sendViaUI(world.alice.page, 'this will be deleted');
+        await waitForMessage(world.bob.page, 'this will be deleted', 'bob');
+        await messageAction(message(world.alice.page, 'this will be deleted'), 'message-delete');
+        for (const p of world.both) {
             const row = messageBySeq(p.page, sent.seq!);
             await expect
                 .poll(async () => ((await count(row.getByTestId('message-deleted'))) ? 'tombstone' : `no tombstone: ${await textOf(row)}`), {
@@ -182,71 +180,71 @@ describe('alice and bob chat in a public room', () => {
 
     feature('bob reacts and alice sees the count; her reaction makes it two', async () => {
         await inLobby();
-        await sendViaUI(alice.page, 'react to this');
-        const row = message(bob.page, 'react to this');
-        await waitForMessage(bob.page, 'react to this', 'bob');
+        await sendViaUI(world.alice.page, 'react to this');
+        const row = message(world.bob.page, 'react to this');
+        await waitForMessage(world.bob.page, 'react to this', 'bob');
         await messageAction(row, 'message-react');
-        const option = bob.page.getByTestId('reaction-option').first();
+        const option = world.bob.page.getByTestId('reaction-option').first();
         await option.waitFor({ state: 'visible' });
         const emoji = await option.getAttribute('data-emoji');
         expect(emoji, 'reaction-option has data-emoji').toBeTruthy();
         await option.click();
         const reaction = (p: Person) => message(p.page, 'react to this').locator(`[data-testid="reaction"][data-emoji="${emoji}"]`);
-        await expect.poll(async () => [await textOf(reaction(alice)), await attrNow(reaction(alice), 'data-mine')], { ...POLL, message: "alice sees bob's reaction" }).toEqual([
+        await expect.poll(async () => [await textOf(reaction(world.alice)), await attrNow(reaction(world.alice), 'data-mine')], { ...POLL, message: "alice sees bob's reaction" }).toEqual([
             expect.stringContaining('1'),
             'false',
         ]);
-        await expect.poll(() => attrNow(reaction(bob), 'data-mine'), POLL).toBe('true');
+        await expect.poll(() => attrNow(reaction(world.bob), 'data-mine'), POLL).toBe('true');
         // alice adds the same one by clicking it.
-        await reaction(alice).click();
-        for (const p of [alice, bob]) {
+        await reaction(world.alice).click();
+        for (const p of world.both) {
             await expect.poll(() => textOf(reaction(p)), { ...POLL, message: `${p.name} sees two` }).toContain('2');
         }
-        expect(await attrNow(reaction(alice), 'data-mine')).toBe('true');
+        expect(await attrNow(reaction(world.alice), 'data-mine')).toBe('true');
     });
 
     feature('bob replies to a message and alice sees the quote', async () => {
         await inLobby();
-        await sendViaUI(alice.page, 'reply to this');
-        await waitForMessage(bob.page, 'reply to this', 'bob');
-        await messageAction(message(bob.page, 'reply to this'), 'message-reply');
-        const preview = bob.page.getByTestId('reply-preview');
+        await sendViaUI(world.alice.page, 'reply to this');
+        await waitForMessage(world.bob.page, 'reply to this', 'bob');
+        await messageAction(message(world.bob.page, 'reply to this'), 'message-reply');
+        const preview = world.bob.page.getByTestId('reply-preview');
         await preview.waitFor({ state: 'visible' });
         expect(await textOf(preview)).toContain('reply to this');
-        await sendViaUI(bob.page, 'replying to your message');
-        await expect.poll(() => count(bob.page.getByTestId('reply-preview')), POLL).toBe(0);
-        for (const p of [alice, bob]) {
+        await sendViaUI(world.bob.page, 'replying to your message');
+        await expect.poll(() => count(world.bob.page.getByTestId('reply-preview')), POLL).toBe(0);
+        for (const p of world.both) {
             await expect
                 .poll(async () => (await messageState(p.page, 'replying to your message'))?.quote ?? 'no quote', { ...POLL, message: `${p.name} sees the quote` })
                 .toContain('reply to this');
         }
         // The reply preview can be cancelled.
-        await messageAction(message(bob.page, 'hi alice, how are you?'), 'message-reply');
-        await bob.page.getByTestId('reply-cancel').click();
-        await expect.poll(() => count(bob.page.getByTestId('reply-preview')), POLL).toBe(0);
+        await messageAction(message(world.bob.page, 'hi alice, how are you?'), 'message-reply');
+        await world.bob.page.getByTestId('reply-cancel').click();
+        await expect.poll(() => count(world.bob.page.getByTestId('reply-preview')), POLL).toBe(0);
     });
 
     feature('an unread badge on the list while elsewhere; opening the room clears it and moves the read marker', async () => {
         await inLobby();
-        await openRoom(bob.page, await bobsOtherRoom());
+        await openRoom(world.bob.page, await bobsOtherRoom());
         const texts = ['unread one', 'unread two', 'unread three'];
         let last = 0;
-        for (const t of texts) last = (await sendViaUI(alice.page, t)).seq!;
-        const badge = roomItem(bob.page, lobby).getByTestId('room-unread');
+        for (const t of texts) last = (await sendViaUI(world.alice.page, t)).seq!;
+        const badge = roomItem(world.bob.page, lobby).getByTestId('room-unread');
         await expect.poll(() => textOf(badge), { ...POLL, message: "bob's unread badge for the lobby" }).toBe('3');
-        await expect.poll(() => textOf(roomItem(bob.page, lobby).getByTestId('room-last-message')), POLL).toContain('unread three');
+        await expect.poll(() => textOf(roomItem(world.bob.page, lobby).getByTestId('room-last-message')), POLL).toContain('unread three');
         // The room he is in has no badge.
-        expect(await count(roomItem(bob.page, other).getByTestId('room-unread'))).toBe(0);
+        expect(await count(roomItem(world.bob.page, other).getByTestId('room-unread'))).toBe(0);
 
-        await openRoom(bob.page, lobby);
-        await waitForMessage(bob.page, 'unread three', 'bob');
+        await openRoom(world.bob.page, lobby);
+        await waitForMessage(world.bob.page, 'unread three', 'bob');
         await expect.poll(() => count(badge), { ...POLL, message: 'the badge clears' }).toBe(0);
-        const readSeq = async (token: string) => (await api.rooms(token)).find((r) => r.room_id === lobby || r.id === lobby)?.read_seq;
+        const readSeq = async (token: string) => (await world.api.rooms(token)).find((r) => r.room_id === lobby || r.id === lobby)?.read_seq;
         await expect.poll(() => readSeq(B.token), { ...POLL, message: "bob's read_seq in GET /v1/rooms" }).toBe(last);
 
         // alice, looking at the room, reads bob's answer as it arrives.
-        const answer = await sendViaUI(bob.page, 'read them all');
-        await waitForMessage(alice.page, 'read them all', 'alice');
+        const answer = await sendViaUI(world.bob.page, 'read them all');
+        await waitForMessage(world.alice.page, 'read them all', 'alice');
         await expect.poll(() => readSeq(A.token), { ...POLL, message: "alice's read_seq in GET /v1/rooms" }).toBe(answer.seq);
     });
 
@@ -254,10 +252,10 @@ describe('alice and bob chat in a public room', () => {
         await inLobby();
         const html = '<img src=x onerror=alert(1)><b>bold</b>';
         const requested: string[] = [];
-        for (const p of [alice, bob]) p.page.on('request', (r) => new URL(r.url()).pathname.endsWith('/x') && requested.push(r.url()));
-        await sendViaUI(alice.page, html);
-        await waitForMessage(bob.page, html, 'bob');
-        for (const p of [alice, bob]) {
+        for (const p of world.both) p.page.on('request', (r) => new URL(r.url()).pathname.endsWith('/x') && requested.push(r.url()));
+        await sendViaUI(world.alice.page, html);
+        await waitForMessage(world.bob.page, html, 'bob');
+        for (const p of world.both) {
             const body = message(p.page, html).getByTestId('message-body');
             expect(await body.evaluate((el) => el.textContent)).toBe(html);
             expect(await body.locator('img, b, script').count()).toBe(0);
@@ -269,93 +267,85 @@ describe('alice and bob chat in a public room', () => {
     feature('search finds a message; clicking the result opens it highlighted in its room', async () => {
         await inLobby();
         const word = `zebrafish${tag}`;
-        const sent = await sendViaUI(alice.page, `the ${word} swims upstream`);
-        await openRoom(bob.page, await bobsOtherRoom());
-        expect(await bob.page.getByTestId('search-room-filter').inputValue()).toBe('');
-        const input = bob.page.getByTestId('search-input');
-        await input.fill(word);
-        const result = bob.page.locator(`[data-testid="search-result"][data-room-id="${lobby}"][data-seq="${sent.seq}"]`);
-        // The search index follows the log closely but not instantly: search again until it is there.
-        await expect
-            .poll(async () => {
-                if ((await count(result)) === 0) await input.press('Enter');
-                return count(result);
-            }, { ...POLL, interval: 500, message: 'the search result for the message' })
-            .toBe(1);
-        await bob.page.getByTestId('search-results').waitFor({ state: 'visible' });
+        const sent = await sendViaUI(world.alice.page, `the ${word} swims upstream`);
+        await openRoom(world.bob.page, await bobsOtherRoom());
+        expect(await world.bob.page.getByTestId('search-room-filter').inputValue()).toBe('');
+        const result = world.bob.page.locator(`[data-testid="search-result"][data-room-id="${lobby}"][data-seq="${sent.seq}"]`);
+        await searchUntilShown(world.bob.page, word, result, 'the search result for the message');
+        await world.bob.page.getByTestId('search-results').waitFor({ state: 'visible' });
         expect(await textOf(result)).toContain(word);
         await result.click();
-        await waitForRoom(bob.page, lobby);
+        await waitForRoom(world.bob.page, lobby);
         await expect
-            .poll(() => attrNow(messageBySeq(bob.page, sent.seq!), 'data-highlighted'), { ...POLL, message: 'the message is highlighted' })
+            .poll(() => attrNow(messageBySeq(world.bob.page, sent.seq!), 'data-highlighted'), { ...POLL, message: 'the message is highlighted' })
             .toBe('true');
-        expect(await messageBySeq(bob.page, sent.seq!).isVisible()).toBe(true);
+        expect(await messageBySeq(world.bob.page, sent.seq!).isVisible()).toBe(true);
     });
 
     feature('a vanishing (ephemeral) message reaches the other side and is not stored', async () => {
         await inLobby();
-        await bob.page.getByTestId('composer-ephemeral').check();
-        await bob.page.getByTestId('composer').fill('psst, this vanishes');
-        await bob.page.getByTestId('composer').press('Enter');
+        await world.bob.page.getByTestId('composer-ephemeral').check();
+        await world.bob.page.getByTestId('composer').fill('psst, this vanishes');
+        await world.bob.page.getByTestId('composer').press('Enter');
         await expect
-            .poll(async () => (await alice.page.getByTestId('ephemeral-message').allTextContents()).some((t) => t.includes('psst, this vanishes')), {
+            .poll(async () => (await world.alice.page.getByTestId('ephemeral-message').allTextContents()).some((t) => t.includes('psst, this vanishes')), {
                 ...POLL,
                 message: 'alice sees the ephemeral message',
             })
             .toBe(true);
-        await bob.page.getByTestId('composer-ephemeral').uncheck();
-        expect(await count(message(alice.page, 'psst, this vanishes'))).toBe(0);
-        const stored = await api.messages(A.token, lobby, { limit: 20 });
+        await world.bob.page.getByTestId('composer-ephemeral').uncheck();
+        expect(await count(message(world.alice.page, 'psst, this vanishes'))).toBe(0);
+        const stored = await world.api.messages(A.token, lobby, { limit: 20 });
         expect(stored.messages.map((m: any) => m.body)).not.toContain('psst, this vanishes');
     });
 
     feature('bob opens a direct conversation with alice, who shows as online', async () => {
         await inLobby();
-        await bob.page.getByTestId('new-dm-button').click();
-        await bob.page.getByTestId('dm-username').fill(A.username);
-        await bob.page.getByTestId('dm-submit').click();
-        const dm = bob.page.locator(`[data-testid="room-item"][data-room-name="${A.username}"]`);
+        await world.bob.page.getByTestId('new-dm-button').click();
+        await world.bob.page.getByTestId('dm-username').fill(A.username);
+        await world.bob.page.getByTestId('dm-submit').click();
+        const dm = world.bob.page.locator(`[data-testid="room-item"][data-room-name="${A.username}"]`);
         await dm.waitFor({ state: 'visible' });
         await expect.poll(() => attrNow(dm.getByTestId('presence-dot'), 'data-status'), { ...POLL, message: "alice's presence dot" }).toBe('online');
         const dmId = (await dm.getAttribute('data-room-id'))!;
-        await openRoom(bob.page, dmId);
-        await sendViaUI(bob.page, 'just between us');
-        await expect.poll(() => count(roomItem(alice.page, dmId)), { ...POLL, timeout: 25_000, message: 'the direct room appears in alice\'s list' }).toBe(1);
-        await openRoom(alice.page, dmId);
-        await waitForMessage(alice.page, 'just between us', 'alice');
+        await openRoom(world.bob.page, dmId);
+        await sendViaUI(world.bob.page, 'just between us');
+        await expect.poll(() => count(roomItem(world.alice.page, dmId)), { ...POLL, timeout: 25_000, message: 'the direct room appears in alice\'s list' }).toBe(1);
+        await openRoom(world.alice.page, dmId);
+        await waitForMessage(world.alice.page, 'just between us', 'alice');
     });
 
     feature('alice stays logged in across a reload, in the same room', async () => {
         await inLobby();
-        await alice.page.reload();
-        await expect.poll(() => textOf(alice.page.getByTestId('me')), POLL).toContain(A.username);
-        await waitForRoom(alice.page, lobby);
-        await waitForMessage(alice.page, 'read them all', 'alice after the reload');
-        expect(await count(alice.page.getByTestId('auth-username'))).toBe(0);
+        await world.alice.page.reload();
+        await expect.poll(() => textOf(world.alice.page.getByTestId('me')), POLL).toContain(A.username);
+        await waitForRoom(world.alice.page, lobby);
+        await waitForMessage(world.alice.page, 'read them all', 'alice after the reload');
+        expect(await count(world.alice.page.getByTestId('auth-username'))).toBe(0);
     });
 
     feature('alice logs out, and stays logged out after a reload', async () => {
         await inLobby();
-        await alice.page.getByTestId('logout').click();
-        await alice.page.getByTestId('auth-username').waitFor({ state: 'visible' });
-        expect(await count(alice.page.getByTestId('me'))).toBe(0);
-        await alice.page.reload();
-        await alice.page.getByTestId('auth-username').waitFor({ state: 'visible' });
-        expect(await count(alice.page.getByTestId('room-list'))).toBe(0);
+        await world.alice.page.getByTestId('logout').click();
+        await world.alice.page.getByTestId('auth-username').waitFor({ state: 'visible' });
+        expect(await count(world.alice.page.getByTestId('me'))).toBe(0);
+        await world.alice.page.reload();
+        await world.alice.page.getByTestId('auth-username').waitFor({ state: 'visible' });
+        expect(await count(world.alice.page.getByTestId('room-list'))).toBe(0);
         // And can log in again.
-        await loginViaUI(alice.page, A.username);
-        await expect.poll(() => count(roomItem(alice.page, lobby)), POLL).toBe(1);
+        await loginViaUI(world.alice.page, A.username);
+        await expect.poll(() => count(roomItem(world.alice.page, lobby)), POLL).toBe(1);
     });
 
     feature('a wrong password shows an error, not a session', async () => {
         await inLobby();
-        bob.tolerate(/status of 401/);
-        await bob.page.getByTestId('logout').click();
-        await bob.page.getByTestId('auth-username').fill(B.username);
-        await bob.page.getByTestId('auth-password').fill('not the password at all');
-        await bob.page.getByTestId('auth-submit').click();
-        await bob.page.getByTestId('auth-error').waitFor({ state: 'visible' });
-        expect(await count(bob.page.getByTestId('me'))).toBe(0);
-        bob.strict();
+        world.bob.tolerate(/status of 401/);
+        await world.bob.page.getByTestId('logout').click();
+        await world.bob.page.getByTestId('auth-username').fill(B.username);
+        await world.bob.page.getByTestId('auth-password').fill('not the password at all');
+        await world.bob.page.getByTestId('auth-submit').click();
+        await world.bob.page.getByTestId('auth-error').waitFor({ state: 'visible' });
+        expect(await count(world.bob.page.getByTestId('me'))).toBe(0);
+        world.bob.strict();
     });
 });

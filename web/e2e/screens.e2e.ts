@@ -4,11 +4,11 @@
 // scroll sideways, the screens have their parts.
 
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { Api, type Session, uniqueName } from './api';
-import { DESKTOP, PHONE, type Person, launchBrowser, newPerson, screenshot, watchProblems } from './browser';
-import { Platform } from './platform';
+import { describe, expect, test } from 'vitest';
+import type { Page } from 'playwright-core';
+import { type Session, uniqueName } from './api';
+import { DESKTOP, PHONE, screenshot } from './browser';
+import { stage } from './people';
 import { POLL, count, loginViaUI, messageBySeq, openRoom, waitForMessage } from './ui';
 
 /** Relative luminance (0 black – 1 white) of the page's background. */
@@ -32,60 +32,48 @@ async function noSidewaysScroll(page: Page): Promise<void> {
 }
 
 describe('screenshots of the main screens in both themes', () => {
-    let platform: Platform;
-    let browser: Browser;
-    let api: Api;
     let A: Session;
     let B: Session;
     let room = '';
     let lastSeq = 0;
-    const persons: Person[] = [];
     const tag = randomBytes(3).toString('hex');
     const luminance: Record<string, number> = {};
 
-    beforeAll(async () => {
-        platform = await Platform.start('screens');
-        api = new Api(platform.baseURL);
-        A = await api.register(uniqueName('alice'), undefined, 'Alice Liddell');
-        B = await api.register(uniqueName('bob'), undefined, 'Bob Marley');
-        room = (await api.createRoom(A.access_token, `design-review`, 'public', 'Weekly design review')).room_id;
-        await api.join(B.access_token, room);
-        const other = (await api.createRoom(A.access_token, `random-${tag}`, 'public', 'Off topic')).room_id;
-        await api.join(B.access_token, other);
-        await api.send(B.access_token, other, 'anyone up for lunch?');
-        const bobId = await api.userId(A.access_token, B.username);
-        await api.call('POST', '/v1/direct', { token: A.access_token, body: { user_id: bobId } });
-        const lines: [Session, string][] = [
-            [A, 'Morning! The new header mock-ups are in the shared folder.'],
-            [B, 'Looks great. Should the search box stay in the header on phones?'],
-            [A, 'I think so, collapsed into an icon below 600px.'],
-            [B, 'Agreed. What about the dark theme contrast for the unread badges?'],
-            [A, 'Checked it: 7.1:1 against the sidebar background.'],
-            [B, 'Perfect, shipping the search results screen next 🚀'],
-        ];
-        let first = '';
-        for (const [who, body] of lines) {
-            const sent = await api.send(who.access_token, room, body);
-            first ||= sent.message_id;
-            lastSeq = sent.seq;
-        }
-        await api.call('PUT', `/v1/rooms/${room}/messages/${first}/reactions/${encodeURIComponent('👍')}`, { token: B.access_token });
-        const reply = await api.send(B.access_token, room, 'Thanks, I will review them after lunch.', { reply_to: first });
-        lastSeq = reply.seq;
-        await api.messages(A.access_token, room, { limit: 1, minPosition: reply.position });
-        browser = await launchBrowser();
+    const world = stage('screens', {
+        seed: async (api) => {
+            A = await api.register(uniqueName('alice'), undefined, 'Alice Liddell');
+            B = await api.register(uniqueName('bob'), undefined, 'Bob Marley');
+            room = (await api.createRoom(A.access_token, `design-review`, 'public', 'Weekly design review')).room_id;
+            await api.join(B.access_token, room);
+            const other = (await api.createRoom(A.access_token, `random-${tag}`, 'public', 'Off topic')).room_id;
+            await api.join(B.access_token, other);
+            await api.send(B.access_token, other, 'anyone up for lunch?');
+            const bobId = await api.userId(A.access_token, B.username);
+            await api.call('POST', '/v1/direct', { token: A.access_token, body: { user_id: bobId } });
+            const lines: [Session, string][] = [
+                [A, 'Morning! The new header mock-ups are in the shared folder.'],
+                [B, 'Looks great. Should the search box stay in the header on phones?'],
+                [A, 'I think so, collapsed into an icon below 600px.'],
+                [B, 'Agreed. What about the dark theme contrast for the unread badges?'],
+                [A, 'Checked it: 7.1:1 against the sidebar background.'],
+                [B, 'Perfect, shipping the search results screen next 🚀'],
+            ];
+            let first = '';
+            for (const [who, body] of lines) {
+                const sent = await api.send(who.access_token, room, body);
+                first ||= sent.message_id;
+                lastSeq = sent.seq;
+            }
+            await api.call('PUT', `/v1/rooms/${room}/messages/${first}/reactions/${encodeURIComponent('👍')}`, { token: B.access_token });
+            const reply = await api.send(B.access_token, room, 'Thanks, I will review them after lunch.', { reply_to: first });
+            lastSeq = reply.seq;
+            await api.messages(A.access_token, room, { limit: 1, minPosition: reply.position });
+        },
     });
-    afterAll(async () => {
-        for (const p of persons) await p.close();
-        await browser?.close();
-        await platform?.teardown();
-    });
-    watchProblems(() => persons, () => platform);
 
     for (const theme of ['light', 'dark'] as const) {
         test(`${theme}: login, room list and room, search (desktop)`, async () => {
-            const p = await newPerson(browser, platform, `alice-${theme}`, { colorScheme: theme, viewport: DESKTOP });
-            persons.push(p);
+            const p = await world.person(`alice-${theme}`, { colorScheme: theme, viewport: DESKTOP });
             await p.page.goto('/');
             await p.page.getByTestId('auth-username').waitFor({ state: 'visible' });
             await screenshot(p.page, `login-${theme}-desktop`);
@@ -111,8 +99,7 @@ describe('screenshots of the main screens in both themes', () => {
         });
 
         test(`${theme}: login and room at phone width (390×844)`, async () => {
-            const p = await newPerson(browser, platform, `bob-${theme}-phone`, { colorScheme: theme, viewport: PHONE });
-            persons.push(p);
+            const p = await world.person(`bob-${theme}-phone`, { colorScheme: theme, viewport: PHONE });
             await p.page.goto('/');
             await p.page.getByTestId('auth-username').waitFor({ state: 'visible' });
             await noSidewaysScroll(p.page);

@@ -215,6 +215,21 @@ export async function waitForMessage(page: Page, body: string, who = 'page'): Pr
     return (await messageState(page, body))!;
 }
 
+/**
+ * Searches messages for `q` and waits for `hit` (one search result) to show, searching
+ * again until it does: the search index follows the log closely but not instantly.
+ */
+export async function searchUntilShown(page: Page, q: string, hit: Locator, what: string): Promise<void> {
+    const input = page.getByTestId('search-input');
+    await input.fill(q);
+    await expect
+        .poll(async () => {
+            if ((await count(hit)) === 0) await input.press('Enter');
+            return count(hit);
+        }, { ...POLL, interval: 500, message: what })
+        .toBe(1);
+}
+
 /** Reveals a message row's action buttons (hover) and clicks one. */
 export async function messageAction(row: Locator, action: 'message-edit' | 'message-delete' | 'message-reply' | 'message-react'): Promise<void> {
     await row.scrollIntoViewIfNeeded();

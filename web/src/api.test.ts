@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Api, ApiError, NetworkError, SESSION_KEY, SessionEnded, type Session } from './api';
+import { Api, ApiError, errorText, NetworkError, SESSION_KEY, SessionEnded, type Session } from './api';
 
 class MemStorage implements Storage {
   private m = new Map<string, string>();
@@ -212,5 +212,18 @@ describe('Api', () => {
     await api.react('r', 'm', '👍', true);
     await api.react('r', 'm', '👍', false);
     expect(urls).toEqual(['PUT /v1/rooms/r/messages/m/reactions/%F0%9F%91%8D', 'DELETE /v1/rooms/r/messages/m/reactions/%F0%9F%91%8D']);
+  });
+});
+
+describe('errorText', () => {
+  it('shows an API error by its code when told how, else by its message or code', () => {
+    const taken = new ApiError(409, 'username_taken', 'username is taken');
+    expect(errorText(taken, { username_taken: 'That username is taken.' })).toBe('That username is taken.');
+    expect(errorText(taken, { other: 'x' })).toBe('username is taken');
+    expect(errorText(taken)).toBe('username is taken');
+    expect(errorText(new ApiError(500, 'internal', ''))).toBe('internal');
+    expect(errorText(new NetworkError('reset'), { reset: 'x' })).toBe('Network error: check your connection.');
+    expect(errorText(new Error('boom'))).toBe('boom');
+    expect(errorText('plain')).toBe('plain');
   });
 });

@@ -55,8 +55,9 @@ export function isRetryable(e: unknown): boolean {
   return false;
 }
 
-export function errorText(e: unknown): string {
-  if (e instanceof ApiError) return e.message || e.code;
+/** What to show for a failure: an API error by its code in `messages`, else its own text. */
+export function errorText(e: unknown, messages: Record<string, string> = {}): string {
+  if (e instanceof ApiError) return messages[e.code] ?? (e.message || e.code);
   if (e instanceof NetworkError) return 'Network error: check your connection.';
   if (e instanceof Error) return e.message;
   return String(e);

@@ -41,6 +41,15 @@ import {
   type Timeline,
   type TlMessage,
 } from './state/timeline';
+import {
+  createTypingThrottle,
+  typingDue,
+  typingExpired,
+  typingMessageSent,
+  typingSeen,
+  typingStopped,
+  type TypingShown,
+} from './state/typing';
 import { Store } from './store';
 import type {
   EphemeralFrame,
@@ -58,8 +67,6 @@ import { isEventFrame } from './types';
 import { ChatSocket, CLOSE_TOKEN_EXPIRED, feedUrl, type SocketStatus } from './ws';
 
 export const PAGE = 50;
-export const TYPING_SEND_MS = 3_000;
-export const TYPING_SHOW_MS = 5_000;
 const POLL_MS = 10_000;
 const READ_DEBOUNCE_MS = 400;
 
@@ -123,7 +130,7 @@ export interface AppState {
   members: Record<string, Member[]>;
   users: Record<string, UserInfo>;
   presence: Record<string, string>;
-  typing: Record<string, Record<string, number>>;
+  typing: TypingShown;
   ephemeral: Record<string, EphemeralItem[]>;
   quotes: Record<string, Message | 'missing'>;
   active: string | null;
@@ -170,6 +177,14 @@ export function navigate(roomId: string | null): void {
   if (location.hash !== h) location.hash = h;
 }
 
+/** Adds an event listener; returns its removal. */
+export function listen<K extends keyof WindowEventMap>(target: Window, type: K, f: (e: WindowEventMap[K]) => void): () => void;
+export function listen<K extends keyof DocumentEventMap>(target: Document, type: K, f: (e: DocumentEventMap[K]) => void): () => void;
+export function listen(target: EventTarget, type: string, f: (e: Event) => void): () => void {
+  target.addEventListener(type, f);
+  return () => target.removeEventListener(type, f);
+}
+
 export class Chat {
   readonly api: Api;
   readonly store: Store<AppState>;
@@ -181,7 +196,7 @@ export class Chat {
   private subscribedOn = new Set<string>();
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private lastPoll = 0;
-  private typingSentAt: Record<string, number> = {};
+  private typingSent = createTypingThrottle();
   private typingTimer: ReturnType<typeof setTimeout> | null = null;
   private readTimers: Record<string, ReturnType<typeof setTimeout>> = {};
   private readWanted: Record<string, number> = {};
@@ -232,20 +247,14 @@ export class Chat {
     const onStorage = (e: StorageEvent) => {
       if (e.key === null || e.key === 'chat.session') this.api.adoptStored();
     };
-    window.addEventListener('hashchange', onHash);
-    window.addEventListener('focus', onFocus);
-    document.addEventListener('visibilitychange', onVisibility);
-    window.addEventListener('online', onOnline);
-    window.addEventListener('offline', onOffline);
-    window.addEventListener('storage', onStorage);
-    this.cleanups.push(() => {
-      window.removeEventListener('hashchange', onHash);
-      window.removeEventListener('focus', onFocus);
-      document.removeEventListener('visibilitychange', onVisibility);
-      window.removeEventListener('online', onOnline);
-      window.removeEventListener('offline', onOffline);
-      window.removeEventListener('storage', onStorage);
-    });
+    this.cleanups.push(
+      listen(window, 'hashchange', onHash),
+      listen(window, 'focus', onFocus),
+      listen(document, 'visibilitychange', onVisibility),
+      listen(window, 'online', onOnline),
+      listen(window, 'offline', onOffline),
+      listen(window, 'storage', onStorage),
+    );
     onHash();
     if (this.api.current) void this.start();
   }
@@ -461,13 +470,8 @@ export class Chat {
       if (tl !== tv.tl) patch.timelines = { ...s.timelines, [f.room_id]: { ...tv, tl } };
     }
     if (f.type === 'message_sent') {
-      const typing = s.typing[f.room_id];
-      const sender = f.data.sender_id as string;
-      if (typing && typing[sender]) {
-        const t = { ...typing };
-        delete t[sender];
-        patch.typing = { ...s.typing, [f.room_id]: t };
-      }
+      const typing = typingStopped(s.typing, f.room_id, f.data.sender_id as string);
+      if (typing !== s.typing) patch.typing = typing;
     }
     if (f.type === 'member_joined' && f.data.user_id === this.me && s.invites) {
       patch.invites = s.invites.filter((i) => i.room_id !== f.room_id);
@@ -856,6 +860,9 @@ export class Chat {
     this.setTimeline(roomId, (tv) => ({ ...tv, tl: setPendingStatus(tv.tl, cmid, 'pending') }));
     try {
       const answer = await this.api.send(roomId, { client_msg_id: cmid, body: p.body, reply_to: p.reply_to });
+      // The others stop showing one as typing when the message reaches them: typing again
+      // (even within TYPING_SEND_MS of the last notice) must tell them at once.
+      typingMessageSent(this.typingSent, roomId);
       this.setTimeline(roomId, (tv) => ({
         ...tv,
         tl: confirmSend(tv.tl, { me: this.me, client_msg_id: cmid, body: p.body, reply_to: p.reply_to, answer }),
@@ -949,9 +956,7 @@ export class Chat {
   // ---------- typing and ephemeral ----------
 
   typing(roomId: string): void {
-    const now = Date.now();
-    if (now - (this.typingSentAt[roomId] ?? 0) < TYPING_SEND_MS) return;
-    this.typingSentAt[roomId] = now;
+    if (!typingDue(this.typingSent, roomId, Date.now())) return;
     if (!this.socket?.send({ type: 'typing', room_id: roomId })) {
       this.api.request('POST', `/v1/rooms/${encodeURIComponent(roomId)}/typing`).catch(() => undefined);
     }
@@ -959,8 +964,8 @@ export class Chat {
 
   private onTyping(f: TypingFrame): void {
     if (f.user_id === this.me) return;
-    const until = Date.now() + TYPING_SHOW_MS;
-    this.store.set((s) => ({ typing: { ...s.typing, [f.room_id]: { ...s.typing[f.room_id], [f.user_id]: until } } }));
+    const now = Date.now();
+    this.store.set((s) => ({ typing: typingSeen(s.typing, f.room_id, f.user_id, now) }));
     if (!this.state.members[f.room_id] && !this.state.users[f.user_id]) void this.loadMembers(f.room_id);
     this.scheduleTypingSweep();
   }
@@ -969,21 +974,8 @@ export class Chat {
     if (this.typingTimer) return;
     this.typingTimer = setTimeout(() => {
       this.typingTimer = null;
-      const now = Date.now();
-      let left = false;
-      let expired = false;
-      const typing: Record<string, Record<string, number>> = {};
-      for (const [room, users] of Object.entries(this.state.typing)) {
-        const kept: Record<string, number> = {};
-        for (const [u, until] of Object.entries(users)) {
-          if (until > now) {
-            kept[u] = until;
-            left = true;
-          } else expired = true;
-        }
-        if (Object.keys(kept).length) typing[room] = kept;
-      }
-      if (expired) this.store.set({ typing });
+      const { shown, changed, left } = typingExpired(this.state.typing, Date.now());
+      if (changed) this.store.set({ typing: shown });
       if (left) this.scheduleTypingSweep();
     }, 500);
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Store } from './store';
-import { routeRoom } from './chat';
+import { listen, routeRoom } from './chat';
 
 describe('Store', () => {
   it('notifies once per turn, only on a change', () => {
@@ -26,5 +26,16 @@ describe('routeRoom', () => {
     expect(routeRoom('#/rooms/a%20b')).toBe('a b');
     expect(routeRoom('#/')).toBeNull();
     expect(routeRoom('')).toBeNull();
+  });
+});
+
+describe('listen', () => {
+  it('adds a listener and returns its removal', () => {
+    const seen: string[] = [];
+    const stop = listen(window, 'hashchange', (e) => seen.push(e.type));
+    window.dispatchEvent(new Event('hashchange'));
+    stop();
+    window.dispatchEvent(new Event('hashchange'));
+    expect(seen).toEqual(['hashchange']);
   });
 });

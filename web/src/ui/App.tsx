@@ -1,4 +1,4 @@
-import { CloseIcon } from './icons';
+import { CloseButton } from './icons';
 import { useEffect } from 'preact/hooks';
 import type { Chat } from '../chat';
 import { totalUnread } from '../state/rooms';
@@ -66,9 +66,7 @@ function Toasts() {
       {toasts.map((t) => (
         <div key={t.id} class="toast">
           <span>{t.text}</span>
-          <button type="button" class="icon-button small" aria-label="Dismiss" onClick={() => chat.dismissToast(t.id)}>
-            <CloseIcon />
-          </button>
+          <CloseButton class="small" label="Dismiss" onClick={() => chat.dismissToast(t.id)} />
         </div>
       ))}
     </div>

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
-import { ApiError, errorText } from '../api';
+import { errorText } from '../api';
 import { useChat } from './context';
+import { FormError } from './forms';
 
 const MESSAGES: Record<string, string> = {
   invalid_credentials: 'Wrong username or password.',
@@ -28,7 +29,7 @@ export function AuthScreen() {
       if (mode === 'login') await chat.login(username.trim(), password);
       else await chat.register(username.trim(), password, displayName.trim());
     } catch (err) {
-      setError(err instanceof ApiError ? (MESSAGES[err.code] ?? err.message) : errorText(err));
+      setError(errorText(err, MESSAGES));
       setBusy(false);
     }
   };
@@ -77,11 +78,7 @@ export function AuthScreen() {
           />
         </label>
         {register && <p class="hint">At least 10 characters.</p>}
-        {error && (
-          <p class="form-error" role="alert" data-testid="auth-error">
-            {error}
-          </p>
-        )}
+        <FormError error={error} testid="auth-error" />
         <button class="primary" type="submit" data-testid="auth-submit" disabled={busy}>
           {register ? 'Create account' : 'Sign in'}
         </button>

@@ -1,7 +1,7 @@
 import { render } from 'preact';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TlMessage } from '../state/timeline';
-import { MessageRow, PendingRow, type RowActions } from './MessageRow';
+import { MessageRow, PendingRow, type RowActions, type RowProps } from './MessageRow';
 
 const actions: RowActions = {
   edit: async () => undefined,
@@ -33,6 +33,25 @@ function msg(over: Partial<TlMessage> = {}): TlMessage {
   };
 }
 
+/** Someone else's message `msg()`, seen by u1; `over` changes any prop. */
+function messageRow(over: Partial<RowProps> = {}) {
+  return (
+    <MessageRow
+      msg={msg()}
+      mine={false}
+      author="Eve"
+      handle=""
+      continued={false}
+      me="u1"
+      quote={null}
+      editing={false}
+      highlighted={false}
+      actions={actions}
+      {...over}
+    />
+  );
+}
+
 let host: HTMLElement;
 afterEach(() => {
   render(null, host);
@@ -48,20 +67,7 @@ function mount(vnode: preact.ComponentChild) {
 
 describe('MessageRow', () => {
   it('renders bodies and names as text, links as safe anchors', () => {
-    const el = mount(
-      <MessageRow
-        msg={msg({ body: '<img src=x onerror=alert(1)> see https://example.com/p' })}
-        mine={false}
-        author={'<b>Eve</b>'}
-        handle=""
-        continued={false}
-        me="u1"
-        quote={null}
-        editing={false}
-        highlighted={false}
-        actions={actions}
-      />,
-    );
+    const el = mount(messageRow({ msg: msg({ body: '<img src=x onerror=alert(1)> see https://example.com/p' }), author: '<b>Eve</b>' }));
     const row = el.querySelector('[data-testid="message"]')!;
     expect(row.getAttribute('data-seq')).toBe('7');
     expect(row.getAttribute('data-status')).toBe('sent');
@@ -79,31 +85,14 @@ describe('MessageRow', () => {
   });
 
   it('shows edits, tombstones and reactions', () => {
-    const el = mount(
-      <MessageRow
-        msg={msg({ edit_number: 1, reactions: { '👍': ['u1', 'u3'] } })}
-        mine={true}
-        author="Me"
-        handle=""
-        continued={false}
-        me="u1"
-        quote={null}
-        editing={false}
-        highlighted={false}
-        actions={actions}
-      />,
-    );
+    const el = mount(messageRow({ msg: msg({ edit_number: 1, reactions: { '👍': ['u1', 'u3'] } }), mine: true, author: 'Me' }));
     expect(el.querySelector('[data-testid="message-edited"]')).not.toBeNull();
     const r = el.querySelector('[data-testid="reaction"]')!;
     expect(r.getAttribute('data-emoji')).toBe('👍');
     expect(r.getAttribute('data-mine')).toBe('true');
     expect(r.textContent).toContain('2');
     expect(el.querySelector('[data-testid="message-edit"]')).not.toBeNull();
-    render(
-      <MessageRow msg={msg({ deleted: true, body: null })} mine={true} author="Me" handle=""
-        continued={false} me="u1" quote={null} editing={false} highlighted={false} actions={actions} />,
-      host,
-    );
+    render(messageRow({ msg: msg({ deleted: true, body: null }), mine: true, author: 'Me' }), host);
     expect(el.querySelector('[data-testid="message-deleted"]')).not.toBeNull();
     expect(el.querySelector('[data-testid="message-body"]')).toBeNull();
   });

@@ -3,6 +3,7 @@ import { errorText } from '../api';
 import type { EphemeralItem } from '../chat';
 import type { PendingMessage, TlMessage } from '../state/timeline';
 import type { Message } from '../types';
+import { FormError } from './forms';
 import { EditIcon, ReplyIcon, SmileIcon, TrashIcon } from './icons';
 import { memo } from './memo';
 import { dateTimeLabel, Linkified, timeLabel } from './text';
@@ -106,11 +107,7 @@ function EditBox({ msg, actions }: { msg: TlMessage; actions: RowActions }) {
           }
         }}
       />
-      {error && (
-        <p class="form-error" role="alert" data-testid="form-error">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
       <div class="edit-buttons">
         <span class="muted small">Enter to save · Escape to cancel</span>
         <button type="button" class="small" onClick={() => actions.startEdit(null)}>

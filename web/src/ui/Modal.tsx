@@ -1,4 +1,4 @@
-import { CloseIcon } from './icons';
+import { CloseButton } from './icons';
 import type { ComponentChildren } from 'preact';
 import { useLayoutEffect, useRef } from 'preact/hooks';
 
@@ -58,9 +58,7 @@ export function Modal(props: { title: string; onClose: () => void; children: Com
       <div class="modal-body">
         <div class="modal-head">
           <h2 id={idRef.current}>{props.title}</h2>
-          <button type="button" class="icon-button modal-close" aria-label="Close" onClick={() => onCloseRef.current()}>
-            <CloseIcon />
-          </button>
+          <CloseButton class="modal-close" label="Close" onClick={() => onCloseRef.current()} />
         </div>
         {props.children}
       </div>

@@ -1,11 +1,12 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { ApiError, errorText } from '../api';
+import { errorText } from '../api';
 import { navigate } from '../chat';
 import { roomLabel, type RoomEntry } from '../state/rooms';
 import { findById, type TlMessage } from '../state/timeline';
 import type { Member } from '../types';
 import { useApp, useChat } from './context';
-import { BackIcon, CloseIcon } from './icons';
+import { FormError, useBusy } from './forms';
+import { BackIcon, CloseButton } from './icons';
 import { MessageList } from './MessageList';
 import type { RowActions } from './MessageRow';
 
@@ -128,38 +129,32 @@ function Timeline({ roomId, room, editing, actions }: { roomId: string; room: Ro
   );
 }
 
+const INVITE_ERRORS: Record<string, string> = {
+  user_not_found: 'No user has that username.',
+  already_member: 'They are already a member.',
+  already_invited: 'They are already invited.',
+  forbidden: 'Only owners and admins can invite to a private room.',
+};
+
 function RoomHeader({ room, membersOpen, toggleMembers }: { room: RoomEntry; membersOpen: boolean; toggleMembers: () => void }) {
   const chat = useChat();
   const presence = useApp((s) => (room.other_user ? s.presence[room.other_user.user_id] : undefined));
   const [invite, setInvite] = useState('');
   const [note, setNote] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run } = useBusy();
   const group = room.kind !== 'direct';
   const canInvite = group && (room.visibility === 'public' || room.role === 'owner' || room.role === 'admin');
 
-  const submitInvite = async (e: Event) => {
+  const submitInvite = (e: Event) => {
     e.preventDefault();
     const name = invite.trim();
     if (!name || busy) return;
-    setBusy(true);
-    setError(null);
     setNote(null);
-    try {
+    void run(async () => {
       const u = await chat.inviteUser(room.room_id, name);
       setNote(`Invited ${u.display_name || u.username}.`);
       setInvite('');
-    } catch (err) {
-      const messages: Record<string, string> = {
-        user_not_found: 'No user has that username.',
-        already_member: 'They are already a member.',
-        already_invited: 'They are already invited.',
-        forbidden: 'Only owners and admins can invite to a private room.',
-      };
-      setError(err instanceof ApiError ? (messages[err.code] ?? err.message) : errorText(err));
-    } finally {
-      setBusy(false);
-    }
+    }, INVITE_ERRORS);
   };
 
   const leave = async () => {
@@ -168,11 +163,7 @@ function RoomHeader({ room, membersOpen, toggleMembers }: { room: RoomEntry; mem
       await chat.leaveRoom(room.room_id);
       navigate(null);
     } catch (err) {
-      setError(
-        err instanceof ApiError && err.code === 'owner_cannot_leave'
-          ? 'The owner cannot leave the room.'
-          : errorText(err),
-      );
+      setError(errorText(err, { owner_cannot_leave: 'The owner cannot leave the room.' }));
     }
   };
 
@@ -237,11 +228,7 @@ function RoomHeader({ room, membersOpen, toggleMembers }: { room: RoomEntry; mem
           {note}
         </p>
       )}
-      {error && (
-        <p class="form-error" role="alert" data-testid="form-error">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
     </header>
   );
 }
@@ -271,15 +258,9 @@ function MembersPanel({ room, onClose }: { room: RoomEntry; onClose: () => void 
     >
       <div class="panel-head">
         <h2>Members</h2>
-        <button type="button" class="icon-button" aria-label="Close members" onClick={onClose}>
-          <CloseIcon />
-        </button>
+        <CloseButton label="Close members" onClick={onClose} />
       </div>
-      {error && (
-        <p class="form-error" role="alert" data-testid="form-error">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
       {!sorted && <p class="muted">Loading…</p>}
       <ul>
         {sorted?.map((m) => (
@@ -402,16 +383,10 @@ function Composer({
             Replying to <strong>{users[reply.sender_id]?.display_name || users[reply.sender_id]?.username || 'message'}</strong>:{' '}
             <span class="muted">{reply.deleted ? 'Message deleted' : (reply.body ?? '').slice(0, 120)}</span>
           </span>
-          <button type="button" class="icon-button small" data-testid="reply-cancel" aria-label="Cancel reply" onClick={cancelReply}>
-            <CloseIcon />
-          </button>
+          <CloseButton class="small" testid="reply-cancel" label="Cancel reply" onClick={cancelReply} />
         </div>
       )}
-      {error && (
-        <p class="form-error" role="alert" data-testid="form-error">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
       <div class="composer-row">
         <label class="sr-only" for={`composer-${roomId}`}>
           Message

@@ -1,7 +1,8 @@
-import { CloseIcon } from './icons';
+import { CloseButton } from './icons';
 import { useEffect, useRef } from 'preact/hooks';
 import { roomLabel } from '../state/rooms';
 import { useApp, useChat } from './context';
+import { FormError } from './forms';
 import { dateTimeLabel } from './text';
 
 export function SearchPanel() {
@@ -26,15 +27,9 @@ export function SearchPanel() {
     >
       <div class="panel-head">
         <h2>Results{search.q ? ` for “${search.q}”` : ''}</h2>
-        <button type="button" class="icon-button" aria-label="Close search" onClick={() => chat.setSearch({ open: false })}>
-          <CloseIcon />
-        </button>
+        <CloseButton label="Close search" onClick={() => chat.setSearch({ open: false })} />
       </div>
-      {search.error && (
-        <p class="form-error" role="alert" data-testid="form-error">
-          {search.error}
-        </p>
-      )}
+      <FormError error={search.error} />
       <ul class="search-results" data-testid="search-results" aria-busy={search.loading}>
         {search.hits.map((h) => {
           const room = rooms.byId[h.room_id];

@@ -1,10 +1,11 @@
 import { memo } from './memo';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, errorText } from '../api';
+import { errorText } from '../api';
 import { navigate } from '../chat';
 import { roomKey, roomLabel, type RoomEntry } from '../state/rooms';
 import type { PublicRoom } from '../types';
 import { useApp, useChat } from './context';
+import { FormError, FormFooter, useBusy } from './forms';
 import { Modal } from './Modal';
 
 type DialogKind = 'new-room' | 'browse' | 'dm' | null;
@@ -45,11 +46,7 @@ function Invites() {
       <h2 id="invites-title" class="section-title">
         Invitations
       </h2>
-      {error && (
-        <p class="form-error" role="alert" data-testid="form-error">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
       <ul>
         {invites.map((inv) => (
           <li key={inv.room_id} class="invite-item" data-testid="invite-item" data-room-id={inv.room_id} data-room-name={inv.name}>
@@ -160,24 +157,6 @@ const RoomItem = memo(function RoomItem({
   );
 });
 
-function useBusy() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const run = async (f: () => Promise<void>, messages: Record<string, string> = {}) => {
-    if (busy) return;
-    setBusy(true);
-    setError(null);
-    try {
-      await f();
-    } catch (e) {
-      setError(e instanceof ApiError ? (messages[e.code] ?? e.message) : errorText(e));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { busy, error, run };
-}
-
 function NewRoomDialog({ onClose }: { onClose: () => void }) {
   const chat = useChat();
   const [name, setName] = useState('');
@@ -216,19 +195,7 @@ function NewRoomDialog({ onClose }: { onClose: () => void }) {
             <option value="private">Private: by invitation only</option>
           </select>
         </label>
-        {error && (
-          <p class="form-error" role="alert" data-testid="form-error">
-            {error}
-          </p>
-        )}
-        <div class="row-end">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" data-testid="new-room-submit" disabled={busy}>
-            Create
-          </button>
-        </div>
+        <FormFooter error={error} busy={busy} onCancel={onClose} submit="Create" submitTestid="new-room-submit" />
       </form>
     </Modal>
   );
@@ -272,11 +239,7 @@ function BrowseDialog({ onClose }: { onClose: () => void }) {
             onInput={(e) => setQ(e.currentTarget.value)}
           />
         </label>
-        {(error || loadError) && (
-          <p class="form-error" role="alert" data-testid="form-error">
-            {error || loadError}
-          </p>
-        )}
+        <FormError error={error || loadError} />
         {rooms && rooms.length === 0 && <p class="muted">No public room matches.</p>}
         <ul class="public-rooms">
           {rooms?.map((r) => (
@@ -347,19 +310,7 @@ function DirectDialog({ onClose }: { onClose: () => void }) {
             onInput={(e) => setUsername(e.currentTarget.value)}
           />
         </label>
-        {error && (
-          <p class="form-error" role="alert" data-testid="form-error">
-            {error}
-          </p>
-        )}
-        <div class="row-end">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" data-testid="dm-submit" disabled={busy}>
-            Open
-          </button>
-        </div>
+        <FormFooter error={error} busy={busy} onCancel={onClose} submit="Open" submitTestid="dm-submit" />
       </form>
     </Modal>
   );

@@ -76,3 +76,12 @@ export const CloseIcon = () => (
     <path d="M18 6 6 18M6 6l12 12" />
   </Icon>
 );
+
+/** A button with a cross (close, dismiss, cancel), named by `label` for screen readers. */
+export function CloseButton({ label, onClick, class: extra, testid }: { label: string; onClick: () => void; class?: string; testid?: string }) {
+  return (
+    <button type="button" class={extra ? `icon-button ${extra}` : 'icon-button'} data-testid={testid} aria-label={label} onClick={onClick}>
+      <CloseIcon />
+    </button>
+  );
+}
