@@ -53,6 +53,11 @@ const TOO_BIG: Close = Close {
     reason: "message too big",
     label: "too_big",
 };
+const INVALID_UTF8: Close = Close {
+    code: 1007,
+    reason: "invalid UTF-8",
+    label: "invalid_payload",
+};
 const PROTOCOL: Close = Close {
     code: 1002,
     reason: "protocol error",
@@ -334,7 +339,11 @@ fn read_error(e: &axum::Error) -> Option<Close> {
         Some(TOO_BIG)
     } else if any("without closing handshake") || any("IO error") || any("closed") {
         None
-    } else if any("protocol error") || any("UTF-8") {
+    } else if any("UTF-8") || any("utf-8") || any("Utf8") {
+        // RFC 6455 §7.4.1: data inconsistent with the message type (a text frame that is
+        // not UTF-8) is 1007, not a protocol error.
+        Some(INVALID_UTF8)
+    } else if any("protocol error") {
         Some(PROTOCOL)
     } else {
         None

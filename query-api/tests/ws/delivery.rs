@@ -240,6 +240,26 @@ async fn bad_frames_get_error_frames_and_an_oversized_frame_closes_the_socket() 
 }
 
 #[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_the_socket_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let p = Platform::spawn().await;
+    let alice = p.register().await;
+    let mut ws = Client::connect(p.query.addr, &alice.token).await;
+    let not_utf8 = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    ws.ws.send(Message::Frame(not_utf8)).await.unwrap();
+    match ws
+        .next_until(Instant::now() + crate::helpers::DEADLINE)
+        .await
+    {
+        Got::Closed(Some((code, _))) => assert_eq!(code, 1007),
+        other => panic!("expected a close with 1007, got {other:?}"),
+    }
+    assert_eq!(p.query.closed("invalid_payload"), 1);
+    p.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_socket_is_closed_with_4001_when_its_token_expires() {
     let p = Platform::spawn().await;
     let alice = p.register().await;
