@@ -187,6 +187,8 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if is_connection_error(&e) {
+            // Pooled connections idle since now may be as dead as this one.
+            crate::pool::connection_failed();
             StoreError::Unavailable(e)
         } else {
             StoreError::Query(e)
