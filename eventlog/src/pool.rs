@@ -16,7 +16,8 @@
 //!   work runs in that transaction or fails to set its isolation level (sqlx issue 4393).
 //!   [`begin`] and [`begin_with`] run the `BEGIN` in a task of its own, which a dropped
 //!   caller cannot cancel half-way; a transaction nobody takes is then dropped whole,
-//!   which rolls it back before the connection is reused.
+//!   which rolls it back before the connection is reused. A `BEGIN` that meets a broken
+//!   connection is sent once more on another one (it did nothing).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,21 +119,49 @@ fn failed_within(idle_for: Duration) -> bool {
     last >= now_ms().saturating_sub(idle_ms)
 }
 
-/// `pool.begin()`, but safe to cancel: see the module docs.
+/// `pool.begin()`, but safe to cancel, and tried once more on another connection when the
+/// first one turns out to be broken: see the module docs.
 pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let pool = pool.clone();
-    spawned(async move { pool.begin().await }).await
+    spawned(async move {
+        match pool.begin().await {
+            Err(e) if is_broken_connection(&e) => {
+                connection_failed();
+                pool.begin().await
+            }
+            other => other,
+        }
+    })
+    .await
 }
 
 /// `pool.begin_with(statement)` (e.g. `BEGIN ISOLATION LEVEL REPEATABLE READ`), but safe to
-/// cancel: see the module docs.
+/// cancel, and tried once more on another connection when the first one turns out to be
+/// broken: see the module docs.
 pub async fn begin_with(
     pool: &PgPool,
     statement: impl SqlSafeStr + Send + 'static,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let pool = pool.clone();
     let statement = statement.into_sql_str();
-    spawned(async move { pool.begin_with(statement).await }).await
+    spawned(async move {
+        match pool.begin_with(statement.clone()).await {
+            Err(e) if is_broken_connection(&e) => {
+                connection_failed();
+                pool.begin_with(statement).await
+            }
+            other => other,
+        }
+    })
+    .await
+}
+
+/// Whether `e` says a connection broke under a statement (rather than none being had in
+/// time): it was stale, e.g. idle across a restart of PostgreSQL, and the same statement on
+/// another connection may well succeed at once. (A `BEGIN` that failed so did nothing, so
+/// [`begin`] sends it again; the failure marked the idle connections for a test first.)
+pub fn is_broken_connection(e: &sqlx::Error) -> bool {
+    is_connection_error(e) && !matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
 }
 
 async fn spawned(
