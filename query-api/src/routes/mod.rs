@@ -64,7 +64,7 @@ pub fn router() -> Router<AppState> {
         presence::presence,
         search::search_messages,
     ),
-    modifiers(&BearerAuth, &EpochHeader)
+    modifiers(&BearerAuth, &EpochHeader, &MinPositionBound)
 )]
 struct ApiDoc;
 
@@ -84,27 +84,15 @@ impl utoipa::Modify for EpochHeader {
                  epoch reloads it.",
             ))
             .build();
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ];
-            for op in operations.into_iter().flatten() {
-                for response in op.responses.responses.values_mut() {
-                    if let RefOr::T(response) = response {
-                        response
-                            .headers
-                            .insert("Chat-Epoch".to_owned(), header.clone());
-                    }
+        each_operation(openapi, |op| {
+            for response in op.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response
+                        .headers
+                        .insert("Chat-Epoch".to_owned(), header.clone());
                 }
             }
-        }
+        });
     }
 }
 
@@ -170,6 +158,51 @@ pub(crate) async fn snapshot(
     pool: &sqlx::PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     eventlog::pool::begin_with(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await
+}
+
+/// `min_position` is a log position: at least 0 (and a position the log has not reached is a
+/// 400 `min_position_not_committed`, see [`consistency`]). Stated once here for every
+/// operation that takes it.
+struct MinPositionBound;
+
+impl utoipa::Modify for MinPositionBound {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        let bounded = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0))
+            .build();
+        each_operation(openapi, |op| {
+            for param in op.parameters.iter_mut().flatten() {
+                if param.name == "min_position" {
+                    param.schema = Some(bounded.clone().into());
+                }
+            }
+        });
+    }
+}
+
+/// Calls `f` with every operation of every path.
+fn each_operation(
+    openapi: &mut utoipa::openapi::OpenApi,
+    mut f: impl FnMut(&mut utoipa::openapi::path::Operation),
+) {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            f(op);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -173,3 +173,29 @@ async fn a_position_past_the_log_head_is_a_400_at_once() {
     }
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_bounds_min_position_at_zero_everywhere() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", app.query))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                if param["name"] == "min_position" {
+                    seen += 1;
+                    assert_eq!(param["schema"]["minimum"], 0, "{method} {path}: {param}");
+                    assert_eq!(param["schema"]["type"], "integer", "{method} {path}");
+                }
+            }
+        }
+    }
+    // Every read takes it.
+    assert!(seen >= 10, "min_position on only {seen} operations");
+    app.cleanup().await;
+}
