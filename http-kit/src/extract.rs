@@ -31,6 +31,13 @@ where
 }
 
 fn json_rejection(r: JsonRejection) -> ApiError {
+    if stalled(&r) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        );
+    }
     match r {
         JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
@@ -46,6 +53,19 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         ),
         other => ApiError::bad_request("invalid_body", other.body_text()),
     }
+}
+
+/// Whether reading the body failed because it stalled past the body timeout
+/// ([`crate::service::limit`]).
+fn stalled(r: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// `axum::extract::Path` with our error shape (e.g. a room id that is not a UUID).

@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::{BrokenConnection, json_errors};
@@ -106,13 +106,17 @@ pub fn router(ops: Ops, api: Router) -> Router {
         .layer(axum::middleware::from_fn(crate::correlation::correlate))
 }
 
-/// An API's guards: its body limit, a 500 for a panicking handler, and the JSON error
-/// shape outermost so those responses get it too.
+/// An API's guards: its body limit, a 408 for a body that stalls (see
+/// [`crate::extract::Json`]), a 500 for a panicking handler, and the JSON error shape
+/// outermost so those responses get it too.
 pub fn limit<S>(api: Router<S>, limits: &RequestLimits) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     api.layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
+            limits.body_timeout_ms,
+        )))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::map_response(json_errors))
 }

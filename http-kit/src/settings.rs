@@ -151,14 +151,20 @@ pub struct RequestLimits {
     /// A request still running after this long is answered 503 `unavailable`.
     #[serde(deserialize_with = "number")]
     pub request_timeout_ms: u64,
+    /// A request body that has not fully arrived this long after the previous chunk (a
+    /// client that stalls or promised more than it sends) is answered 408
+    /// `request_timeout`. Below `request_timeout_ms`, so the client's fault is told as such.
+    #[serde(deserialize_with = "number")]
+    pub body_timeout_ms: u64,
 }
 
 impl RequestLimits {
-    /// 64 KiB bodies, 10 s per request.
+    /// 64 KiB bodies, 10 s per request, 5 s between a body's chunks.
     pub fn defaults(builder: Defaults) -> Result<Defaults, ConfigError> {
         builder
             .set_default("body_limit_bytes", 64 * 1024)?
-            .set_default("request_timeout_ms", 10_000)
+            .set_default("request_timeout_ms", 10_000)?
+            .set_default("body_timeout_ms", 5_000)
     }
 }
 

@@ -1349,3 +1349,50 @@ async fn a_request_that_outlives_the_timeout_gets_a_503_in_the_json_shape() {
     res.assert_error(503, "unavailable");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_body_that_stops_short_is_a_408_in_the_json_shape_not_a_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|s| s.limits.body_timeout_ms = 300).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // 100 bytes promised, 10 sent, then nothing (the connection stays open).
+    tcp.write_all(
+        format!(
+            "POST /v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{\"username"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the whole JSON body is in (bounded by the test's deadline).
+    let read = tokio::time::timeout(test_support::DEADLINE, async {
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap();
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || answer.ends_with(b"}}") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "no answer: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+    // The body timeout, not the 10 s request timeout, answered.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    app.cleanup().await;
+}
