@@ -27,6 +27,7 @@ pub struct Server {
     router: Router,
     tasks: Vec<(&'static str, Task)>,
     stop_grace: Duration,
+    header_read_timeout: Duration,
 }
 
 impl Server {
@@ -41,6 +42,7 @@ impl Server {
             router,
             tasks: Vec::new(),
             stop_grace: STOP_GRACE,
+            header_read_timeout: HEADER_READ_TIMEOUT,
         })
     }
 
@@ -58,6 +60,13 @@ impl Server {
     {
         self.tasks
             .push((name, Box::new(move |stop| task(stop).boxed())));
+        self
+    }
+
+    /// How long a client has to send a request's headers ([`HEADER_READ_TIMEOUT`] unless
+    /// set).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
         self
     }
 
@@ -87,14 +96,13 @@ impl Server {
                 (name, tokio::spawn(task(stop)))
             })
             .collect();
-        let served = axum::serve(
+        let served = serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            self.header_read_timeout,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
+        .await;
         let _ = stop_tx.send(true);
         let deadline = tokio::time::Instant::now() + self.stop_grace;
         for (name, handle) in tasks {
@@ -109,6 +117,80 @@ impl Server {
         }
         served
     }
+}
+
+/// A client has this long to send a request's headers, from the connection's start or
+/// the previous response; then the connection is closed (a client that never finishes
+/// its headers would otherwise hold a connection and a task for ever).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits
+/// for the connections' in-flight requests (each connection finishes its request and
+/// closes). What `axum::serve` does, with the HTTP/1 header read timeout it leaves unset
+/// (`header_read_timeout`). Handlers may extract `ConnectInfo<SocketAddr>`.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    // The CONNECT protocol carries WebSockets over HTTP/2, as axum::serve allows.
+    builder.http2().enable_connect_protocol();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, a connection reset before it was accepted:
+                    // keep serving the others (as axum::serve does), after a pause when
+                    // it is the process's limits.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            router
+                .clone()
+                .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(ConnectInfo(remote));
+                    req
+                });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// A built service: its [`Server`], and the state its routes serve (for whoever runs it
@@ -194,5 +276,84 @@ mod tests {
         let _ = tx.send(());
         running.await.expect("join").expect("run");
         assert!(stopped.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let router = Router::new().route("/", get(|| async { "hi" }));
+        let server = Server::bind("127.0.0.1:0", router)
+            .await
+            .expect("bind")
+            .header_read_timeout(Duration::from_millis(300));
+        let addr = server.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        // Half a request line and one header, then silence.
+        let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .expect("write");
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "still open after 10 s");
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+        // Others are served meanwhile and after.
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.expect("read");
+        assert!(response.ends_with("hi"), "{response}");
+        let _ = tx.send(());
+        running.await.expect("join").expect("run");
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_an_in_flight_request_finish() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+        let entered_tx = Arc::new(std::sync::Mutex::new(Some(entered_tx)));
+        let router = Router::new().route(
+            "/",
+            get(move || {
+                let entered_tx = entered_tx.clone();
+                async move {
+                    if let Some(tx) = entered_tx.lock().expect("lock").take() {
+                        let _ = tx.send(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "done"
+                }
+            }),
+        );
+        let server = Server::bind("127.0.0.1:0", router).await.expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        entered_rx.await.expect("the handler ran");
+        let _ = tx.send(());
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.expect("read");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.ends_with("done"), "{response}");
+        running.await.expect("join").expect("run");
+        // No longer accepting.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 }
