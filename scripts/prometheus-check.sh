@@ -240,7 +240,7 @@ done
 api GET "/v1/rooms/$room/messages?min_position=$position" "$token" "" 200 >/dev/null
 api GET "/v1/search/messages?q=prometheus" "$token" "" 200 >/dev/null
 api POST "/v1/rooms/$room/messages" "$token" '{"client_msg_id":"bad","body":""}' 400 >/dev/null
-api GET /v1/rooms/not-a-room/messages "$token" "" 400 >/dev/null || true
+api GET /v1/rooms/not-a-room/messages "$token" "" 400 >/dev/null
 # The live feed: a WebSocket that subscribes to the room from version 0 (the room's events
 # back-filled as frames, then `subscribed`).
 frames=$(python3 "$ROOT/scripts/prometheus-check.py" ws-subscribe 127.0.0.1 "$CHAT_PORT" "$token" "$room") ||
