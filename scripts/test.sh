@@ -6,7 +6,9 @@
 # Steps: services (PostgreSQL + NATS JetStream, and OpenSearch for the search contract suite),
 # `events` purity, rustfmt,
 # clippy (-D warnings), tests (cargo-nextest when installed, else cargo test),
-# and doctests (nextest does not run them); then the web client's unit tests (Vitest) and
+# and doctests (nextest does not run them); the dashboards and alert rules against a real
+# Prometheus (scripts/prometheus-check.sh; installs Debian's prometheus when missing); then
+# the web client's unit tests (Vitest) and
 # its browser tests (real platform + Debian's Chromium, installed when missing; see
 # scripts/web.sh). Honours CARGO_TARGET_DIR.
 set -euo pipefail
@@ -66,14 +68,20 @@ else
     cargo test --workspace --all-features || fail "tests failed"
 fi
 
+# The binary as the tests above built it (a no-op build; see platform_bin in scripts/web.sh),
+# for the Prometheus check and the browser tests.
+chat_bin=$(bash "$ROOT/scripts/web.sh" platform-bin --reuse-tests) || fail "the platform binary (chat) did not build"
+
+step "observability: dashboards and alert rules against a real Prometheus (scripts/prometheus-check.sh)"
+CHAT_BIN="$chat_bin" bash "$ROOT/scripts/prometheus-check.sh" ||
+    fail "the dashboards or alert rules failed against a real Prometheus (bash scripts/prometheus-check.sh)"
+
 step "web: unit tests (scripts/web.sh test: npm test in web/)"
 bash "$ROOT/scripts/web.sh" test || fail "the web client's unit tests failed (cd web && npm test)"
 
 step "web: browser tests (Chromium, client build, the platform binary, then scripts/web.sh e2e: npm run e2e)"
 bash "$ROOT/scripts/chromium.sh" || fail "Chromium is not available for the browser tests (scripts/chromium.sh)"
 bash "$ROOT/scripts/web.sh" build || fail "the web client did not build (scripts/web.sh build)"
-# The binary as the tests above built it (a no-op build; see platform_bin in scripts/web.sh).
-chat_bin=$(bash "$ROOT/scripts/web.sh" platform-bin --reuse-tests) || fail "the platform binary (chat) did not build"
 CHAT_BIN="$chat_bin" bash "$ROOT/scripts/web.sh" e2e ||
     fail "the browser tests failed (screenshots, platform logs and failure pictures in web/test-results/; rerun with: CHAT_BIN=$chat_bin bash scripts/web.sh e2e)"
 

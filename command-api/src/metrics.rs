@@ -12,6 +12,12 @@ pub struct Metrics {
     pub command_seconds: HistogramVec,
     /// `chat_room_actors`: rooms with a live command actor in this process.
     pub room_actors: IntGauge,
+    /// `chat_log_head_position`: the event log's last committed position (sampled on scrape).
+    pub log_head: IntGauge,
+    /// `chat_relay_lag_events`: log head − the JetStream stream's last sequence, i.e. events
+    /// committed but not yet relayed (sampled on scrape; kept at its last value while NATS
+    /// does not answer).
+    pub relay_lag: IntGauge,
     /// `chat_group_commit_batch_size` and `chat_group_commit_seconds{step}`.
     pub commit: CommitMetrics,
 }
@@ -39,13 +45,25 @@ impl Metrics {
         let room_actors = IntGauge::new("chat_room_actors", "Rooms with a live command actor")?;
         registry.register(Box::new(commands.clone()))?;
         registry.register(Box::new(command_seconds.clone()))?;
+        let log_head = IntGauge::new(
+            "chat_log_head_position",
+            "Position of the last event committed to the log",
+        )?;
+        let relay_lag = IntGauge::new(
+            "chat_relay_lag_events",
+            "Events committed to the log but not yet in the JetStream stream (log head - stream last sequence)",
+        )?;
         registry.register(Box::new(room_actors.clone()))?;
+        registry.register(Box::new(log_head.clone()))?;
+        registry.register(Box::new(relay_lag.clone()))?;
         let commit = CommitMetrics::register(&registry)?;
         Ok(Self {
             registry,
             commands,
             command_seconds,
             room_actors,
+            log_head,
+            relay_lag,
             commit,
         })
     }

@@ -85,9 +85,29 @@ pub fn ops(state: &AppState) -> Ops {
     let st = state.clone();
     let scrape = Scrape::new(state.metrics.registry.clone()).sample(move || {
         st.metrics.room_actors.set(st.rooms.active_rooms() as i64);
-        async {}
+        let st = st.clone();
+        async move { sample_relay_lag(&st).await }
     });
     Ops::new(readiness, scrape).openapi(routes::health::ApiDoc::openapi())
+}
+
+/// `chat_log_head_position` and `chat_relay_lag_events` (log head − stream last sequence).
+async fn sample_relay_lag(st: &AppState) {
+    let Ok(head) = eventlog::EventStore::head_position(&st.store).await else {
+        return;
+    };
+    st.metrics.log_head.set(head);
+    let Some(nats) = &st.nats else { return };
+    let js = async_nats::jetstream::new(nats.clone());
+    let last = async {
+        let mut stream = js.get_stream(&st.settings.service.stream_name).await.ok()?;
+        let info = stream.info().await.ok()?;
+        i64::try_from(info.state.last_sequence).ok()
+    }
+    .await;
+    if let Some(last) = last {
+        st.metrics.relay_lag.set((head - last).max(0));
+    }
 }
 
 /// Every route of the command side, served alone (tests call it without a socket).

@@ -101,6 +101,7 @@ pub fn router(ops: Ops, api: Router) -> Router {
         .merge(api)
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(TraceLayer::new_for_http())
         // Outermost: every layer and handler runs inside the request's correlation span.
         .layer(axum::middleware::from_fn(crate::correlation::correlate))

@@ -102,9 +102,25 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
         "chat_projector_checkpoint",
         "chat_group_commit_batch_size_count",
         "chat_group_commit_seconds_bucket{step=\"one_statement\"",
+        // Requests by route template (not the concrete path), method and status.
+        "chat_http_requests_total{method=\"POST\",route=\"/v1/rooms/{room_id}/messages\",status=\"201\"} 1",
+        "chat_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/rooms/{room_id}/messages\"} 1",
+        "chat_build_info{git_commit=",
+        "chat_relay_lag_events ",
+        "chat_log_head_position ",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    // Every family exactly once, although three roles share the process-wide registry.
+    assert_eq!(
+        metrics.matches("# TYPE chat_http_requests_total ").count(),
+        1,
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(&room.to_string()),
+        "a room id became a label value"
+    );
     let doc: Value = http
         .get(format!("{base}/openapi.json"))
         .send()

@@ -131,10 +131,16 @@ pub fn scrape(state: &AppState) -> Scrape {
         async move {
             let js = async_nats::jetstream::new(st.nats.clone());
             for p in &st.projections {
+                let name = p.name();
+                // The counters of every projection exist (at 0) before their first event, so
+                // rates and the dead-letter alert have a series to evaluate.
+                let m = &st.metrics;
+                for counter in [&m.applied, &m.dead_letters, &m.gap_events, &m.duplicates] {
+                    counter.with_label_values(&[name]);
+                }
                 let Ok(cp) = p.checkpoint().await else {
                     continue;
                 };
-                let name = p.name();
                 if let Ok(lag) = crate::lag(&js, &st.stream_name, cp).await {
                     st.metrics.lag.with_label_values(&[name]).set(lag);
                 }

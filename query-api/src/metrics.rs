@@ -2,6 +2,15 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
+/// The `reason` values of `chat_ws_closed_total` (the labels of the server's close codes).
+pub const CLOSE_REASONS: [&str; 5] = [
+    "slow_consumer",
+    "token_expired",
+    "ping_timeout",
+    "too_big",
+    "protocol_error",
+];
+
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
@@ -41,6 +50,11 @@ impl Metrics {
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
             ]),
         )?;
+        // Every close reason is exported from the start (at 0), so a rate or an alert over it
+        // has a series before the first close.
+        for reason in CLOSE_REASONS {
+            ws_closed.with_label_values(&[reason]);
+        }
         registry.register(Box::new(ws_closed.clone()))?;
         registry.register(Box::new(search_seconds.clone()))?;
         Ok(Self {
@@ -50,5 +64,22 @@ impl Metrics {
             ws_closed,
             search_seconds,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_close_reason_is_exported_before_the_first_close() {
+        let m = Metrics::new().expect("metrics");
+        let family = m
+            .registry
+            .gather()
+            .into_iter()
+            .find(|f| f.name() == "chat_ws_closed_total")
+            .expect("chat_ws_closed_total");
+        assert_eq!(family.get_metric().len(), CLOSE_REASONS.len());
     }
 }
