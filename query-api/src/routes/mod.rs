@@ -154,25 +154,11 @@ pub(crate) fn not_a_member() -> ApiError {
 /// it guards are read at the same instant: a kick projected between the two can
 /// never let the kicked user read what followed it. Begun so that a client hanging up
 /// cannot leave the connection inside it ([`eventlog::pool::begin_with`]).
-///
-/// Its first statement takes every read-model table in ACCESS SHARE mode, before the
-/// snapshot exists. A blue/green switch (ADR 11) swaps those tables under an ACCESS
-/// EXCLUSIVE lock of all of them; without this, a snapshot taken before the copy's last
-/// commits could read the swapped-in tables after the switch and find them empty, since
-/// their rows were committed after it. With it, a read runs wholly before a switch or
-/// wholly after it. The tables are locked in the switch's order, so neither can deadlock
-/// the other.
 pub(crate) async fn snapshot(
     pool: &sqlx::PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    eventlog::pool::begin_with(pool, SNAPSHOT_BEGIN).await
+    eventlog::pool::begin_with(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await
 }
-
-/// Begins [`snapshot`]'s transaction: the read-model tables are locked in the order the
-/// projector's switch locks them (`projector::READ_MODEL_TABLES`; a test keeps the two the
-/// same). One round trip: both statements go in one simple query.
-const SNAPSHOT_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-    LOCK TABLE rm_users, rm_rooms, rm_members, rm_messages, rm_direct_pairs IN ACCESS SHARE MODE";
 
 /// `min_position` is a log position: at least 0 (and a position the log has not reached is a
 /// 400 `min_position_not_committed`, see [`consistency`]). Stated once here for every
@@ -222,16 +208,6 @@ fn each_operation(
 #[cfg(test)]
 mod tests {
     use super::has_nul;
-
-    #[test]
-    fn a_snapshot_locks_the_tables_the_switch_swaps_in_its_order() {
-        let listed = format!("LOCK TABLE {} IN", projector::READ_MODEL_TABLES.join(", "));
-        assert!(
-            super::SNAPSHOT_BEGIN.contains(&listed),
-            "{}",
-            super::SNAPSHOT_BEGIN
-        );
-    }
 
     #[test]
     fn only_a_percent_encoded_zero_byte_is_a_nul() {
