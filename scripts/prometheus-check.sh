@@ -257,8 +257,10 @@ scrapes() {
         python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(r[0]["value"][1]) if r else 0)'
 }
 enough_scrapes() { (($(scrapes) >= 8)); }
-# Samples after the traffic, so every rate has two points that differ.
-sleep 3
+# Two scrapes after the traffic, so every rate has two points that differ.
+after_traffic=$(scrapes)
+two_more_scrapes() { (($(scrapes) >= after_traffic + 2)); }
+wait_for "$TIMEOUT" "Prometheus to scrape chat twice after the traffic" two_more_scrapes
 wait_for "$TIMEOUT" "Prometheus to scrape chat 8 times" enough_scrapes
 up=$(curl -sf "$PROM/api/v1/query" --data-urlencode 'query=up{job="chat"}' |
     python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")')

@@ -246,6 +246,22 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// Runs `server` until the returned sender fires: its address, the trigger, the run.
+    fn start(
+        server: Server,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
+        let addr = server.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        (addr, tx, running)
+    }
+
     #[tokio::test]
     async fn serves_on_the_bound_port_and_stops_its_tasks_after_shutdown() {
         let router = Router::new().route("/", get(|| async { "hi" }));
@@ -259,11 +275,7 @@ mod tests {
                 seen.store(true, Ordering::SeqCst);
                 Ok(())
             });
-        let addr = server.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(server.run(async move {
-            let _ = rx.await;
-        }));
+        let (addr, tx, running) = start(server);
         let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
@@ -286,11 +298,7 @@ mod tests {
             .await
             .expect("bind")
             .header_read_timeout(Duration::from_millis(300));
-        let addr = server.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(server.run(async move {
-            let _ = rx.await;
-        }));
+        let (addr, tx, running) = start(server);
         // Half a request line and one header, then silence.
         let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
         slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
@@ -321,33 +329,35 @@ mod tests {
     #[tokio::test]
     async fn shutdown_lets_an_in_flight_request_finish() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // The handler runs until the test releases it, after shutdown has begun.
         let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
-        let entered_tx = Arc::new(std::sync::Mutex::new(Some(entered_tx)));
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(Some((entered_tx, release_rx))));
         let router = Router::new().route(
             "/",
             get(move || {
-                let entered_tx = entered_tx.clone();
+                let held = held.clone();
                 async move {
-                    if let Some(tx) = entered_tx.lock().expect("lock").take() {
-                        let _ = tx.send(());
+                    let taken = held.lock().expect("lock").take();
+                    if let Some((entered, release)) = taken {
+                        let _ = entered.send(());
+                        let _ = release.await;
                     }
-                    tokio::time::sleep(Duration::from_millis(300)).await;
                     "done"
                 }
             }),
         );
         let server = Server::bind("127.0.0.1:0", router).await.expect("bind");
-        let addr = server.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(server.run(async move {
-            let _ = rx.await;
-        }));
+        let (addr, tx, running) = start(server);
         let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
         conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
             .expect("write");
         entered_rx.await.expect("the handler ran");
         let _ = tx.send(());
+        // Shutdown has begun; the request is still in flight. Let it finish.
+        tokio::task::yield_now().await;
+        let _ = release_tx.send(());
         let mut response = String::new();
         conn.read_to_string(&mut response).await.expect("read");
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
