@@ -18,7 +18,8 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::one_statement::{Plan, append_one_statement};
-use crate::postgres::{BEGIN_APPEND, append_locked, pool_options};
+use crate::pool::pool_options;
+use crate::postgres::{BEGIN_APPEND, append_locked};
 use crate::recent::Recent;
 use crate::store::StoreError;
 use crate::store::{AppendError, AppendRequest, Appended};

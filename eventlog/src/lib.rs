@@ -6,6 +6,7 @@
 mod append_equivalence;
 pub mod group_commit;
 mod one_statement;
+pub mod pool;
 mod postgres;
 pub mod recent;
 pub mod relay;

@@ -29,18 +29,6 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateE
     migrator.run(pool).await
 }
 
-/// Pool settings shared by every role: at most `max` connections, a 5 s acquire timeout, and
-/// no `SELECT 1` round trip before handing out a connection (`test_before_acquire`), which would
-/// double the round trips of the hot paths. A connection that died while idle fails its next
-/// query instead, and the pool then drops it; every caller already treats a database error as
-/// retryable.
-pub(crate) fn pool_options(max: u32) -> sqlx::postgres::PgPoolOptions {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .test_before_acquire(false)
-}
-
 /// `SELECT <all event columns> FROM events <rest>` as a `&'static str`.
 macro_rules! select_events {
     ($rest:literal) => {
@@ -486,9 +474,9 @@ impl PgEventStore {
         migrate(pool).await
     }
 
-    /// Pool settings shared by every role (see [`pool_options`]).
+    /// Pool settings shared by every role (see [`crate::pool::pool_options`]).
     pub fn pool_options(max: u32) -> sqlx::postgres::PgPoolOptions {
-        pool_options(max)
+        crate::pool::pool_options(max)
     }
 
     pub fn pool(&self) -> &PgPool {

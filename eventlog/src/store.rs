@@ -182,11 +182,23 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// Whether a connection broke under the statement (rather than none being had in
+    /// time): the connection was stale, e.g. idle across a restart of PostgreSQL, and the
+    /// same statement on another connection may well succeed at once.
+    pub fn is_broken_connection(&self) -> bool {
+        match self {
+            StoreError::Unavailable(e) => crate::pool::is_broken_connection(e),
+            StoreError::Query(_) => false,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if is_connection_error(&e) {
+            // Pooled connections idle since now may be as dead as this one.
+            crate::pool::connection_failed();
             StoreError::Unavailable(e)
         } else {
             StoreError::Query(e)

@@ -26,11 +26,14 @@ pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned())
 }
 
-/// A fresh database `t_<uuid>` with this crate's migrations applied; dropped on `Drop`.
+/// A fresh database `t_<uuid>` with this crate's migrations applied; dropped on `Drop`
+/// (unless it lives on a server of its own, see [`TestDb::on_own_server`]).
 pub struct TestDb {
     pub pool: PgPool,
     pub name: String,
     pub url: String,
+    /// The server's admin URL to drop the database through; `None`: nothing to drop.
+    drop_through: Option<String>,
 }
 
 impl TestDb {
@@ -39,7 +42,20 @@ impl TestDb {
     }
 
     pub async fn with_max_connections(max_connections: u32) -> anyhow::Result<TestDb> {
-        let admin_url = admin_database_url();
+        let mut db = Self::create(&admin_database_url(), max_connections).await?;
+        db.drop_through = Some(admin_database_url());
+        Ok(db)
+    }
+
+    /// A fresh database on a server that belongs to one test (`admin_url`, e.g. a
+    /// throw-away cluster that test stops and starts): not dropped on `Drop`, because
+    /// the server may be down by then and goes away with its data anyway.
+    pub async fn on_own_server(admin_url: &str) -> anyhow::Result<TestDb> {
+        Self::create(admin_url, 20).await
+    }
+
+    async fn create(admin_url: &str, max_connections: u32) -> anyhow::Result<TestDb> {
+        let admin_url = admin_url.to_owned();
         let name = format!("t_{}", Uuid::new_v4().simple());
         {
             let admin = PgPoolOptions::new()
@@ -57,7 +73,12 @@ impl TestDb {
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
-        let db = TestDb { pool, name, url };
+        let db = TestDb {
+            pool,
+            name,
+            url,
+            drop_through: None,
+        };
         crate::postgres::migrate(&db.pool).await?;
         Ok(db)
     }
@@ -81,8 +102,10 @@ fn replace_database(url: &str, name: &str) -> String {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        let Some(admin_url) = self.drop_through.clone() else {
+            return;
+        };
         let name = self.name.clone();
-        let admin_url = admin_database_url();
         // Drop may run inside a #[tokio::test] runtime, which must not be blocked on: use a
         // thread with its own small runtime.
         let handle = std::thread::spawn(move || {

@@ -17,7 +17,16 @@ pub struct ApiError {
     pub message: String,
     /// Seconds a client should wait before retrying (sent as `Retry-After`).
     pub retry_after: Option<u32>,
+    /// The failure was a database connection that broke under the request (marked on the
+    /// response with [`BrokenConnection`]): a read may be retried at once.
+    pub broken_connection: bool,
 }
+
+/// On an error response: a database connection broke under the request (a stale one, idle
+/// across a restart of PostgreSQL). A read can be run again at once on another connection
+/// ([`crate::service::retry_broken_reads`]).
+#[derive(Clone, Copy, Debug)]
+pub struct BrokenConnection;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -26,6 +35,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            broken_connection: false,
         }
     }
 
@@ -90,6 +100,9 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.broken_connection {
+            res.extensions_mut().insert(BrokenConnection);
         }
         res
     }
@@ -156,7 +169,10 @@ impl From<sqlx::Error> for ApiError {
 impl From<eventlog::StoreError> for ApiError {
     fn from(e: eventlog::StoreError) -> Self {
         if e.is_unavailable() {
-            Self::unavailable_because("database unavailable, retry shortly", &e)
+            Self {
+                broken_connection: e.is_broken_connection(),
+                ..Self::unavailable_because("database unavailable, retry shortly", &e)
+            }
         } else {
             Self::internal(&e)
         }

@@ -11,14 +11,17 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::error::json_errors;
+use crate::error::{BrokenConnection, json_errors};
 use crate::health::{Readiness, healthz};
 use crate::metrics::Scrape;
 use crate::settings::RequestLimits;
@@ -117,6 +120,30 @@ where
         )))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::map_response(json_errors))
+}
+
+/// Runs a read (`GET`, `HEAD`; not a WebSocket upgrade) once more when it failed because a
+/// database connection broke under it ([`BrokenConnection`]): a connection that went stale
+/// while idle (PostgreSQL restarted) fails its first statement, and the pool has discarded
+/// it by then, so the second run meets a live one. Reads change nothing, so running one
+/// twice is harmless; a second failure is answered as it is.
+pub async fn retry_broken_reads(req: Request, next: Next) -> Response {
+    let read = matches!(*req.method(), Method::GET | Method::HEAD)
+        && !req.headers().contains_key(header::UPGRADE);
+    if !read {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let res = next
+        .clone()
+        .run(Request::from_parts(parts.clone(), body))
+        .await;
+    if res.extensions().get::<BrokenConnection>().is_none() {
+        return res;
+    }
+    tracing::info!(path = %parts.uri.path(), "a read met a broken database connection; retrying it once");
+    // No read has a body.
+    next.run(Request::from_parts(parts, Body::empty())).await
 }
 
 /// A 503 (in the JSON shape, with [`limit`]) for a request running longer than

@@ -86,7 +86,14 @@ pub enum Outcome {
 const IDLE_CHECK: Duration = Duration::from_secs(2);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The first pause after a failed step, doubled after each further failure up to
+/// [`MAX_BACKOFF`], and back to this after any step that did not fail.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause between two failed steps. Short, so that a projection is at most this
+/// late to notice that PostgreSQL or NATS is back (a longer outage once let it grow to 10 s,
+/// and read models stayed stale that long after the database returned); a step that fails
+/// at once costs one connection attempt and a log line per second.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 struct Live {
     consumer: consumer::PullConsumer,
@@ -370,18 +377,23 @@ impl Projector {
     }
 
     /// Processes batches until `shutdown` completes. Errors are logged and retried with
-    /// exponential back-off (100 ms … 10 s); it never returns an error on its own.
+    /// exponential back-off ([`backoff_after`]: 100 ms … 1 s, reset by any step that did
+    /// not fail); it never returns an error on its own.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut backoff = Duration::from_millis(100);
+        let mut failures: u32 = 0;
         loop {
             let result = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 r = self.process_next() => r,
             };
             match result {
-                Ok(_) => backoff = Duration::from_millis(100),
+                Ok(_) => failures = 0,
                 Err(e) => {
+                    // Pooled connections idle since now may be as dead as the one that failed.
+                    eventlog::pool::note_any(&e);
+                    failures = failures.saturating_add(1);
+                    let backoff = backoff_after(failures);
                     tracing::warn!(
                         projection = self.projection.name(),
                         error = %format!("{e:#}"),
@@ -392,11 +404,17 @@ impl Projector {
                         _ = &mut shutdown => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
     }
+}
+
+/// The pause after the `failures`-th failed step in a row (1 or more).
+fn backoff_after(failures: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(MAX_BACKOFF)
 }
 
 /// Runs every runner, each in its own task, until `shutdown` completes.
@@ -429,4 +447,17 @@ pub async fn lag(
     let mut stream = js.get_stream(stream_name).await?;
     let last = i64::try_from(stream.info().await?.state.last_sequence)?;
     Ok((last - checkpoint).max(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_back_off_doubles_from_100_ms_and_never_exceeds_one_second() {
+        let pauses: Vec<u128> = (1..=8).map(|n| backoff_after(n).as_millis()).collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+        assert_eq!(backoff_after(u32::MAX), MAX_BACKOFF);
+        assert_eq!(backoff_after(0), FIRST_BACKOFF);
+    }
 }

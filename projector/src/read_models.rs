@@ -58,16 +58,20 @@ impl ReadModels {
         &self.pool
     }
 
+    /// Cancellation-safe ([`eventlog::pool::begin_with`]): a readiness check that times
+    /// out, or a runner stopped, mid-`BEGIN` leaves no transaction open on the connection.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         match &self.schema {
-            None => self.pool.begin_with(BEGIN_PROJECTION).await,
+            None => eventlog::pool::begin_with(&self.pool, BEGIN_PROJECTION).await,
             // The schema name is ours (a constant of read_models_copy), never input.
             Some(schema) => {
-                self.pool
-                    .begin_with(sqlx::AssertSqlSafe(format!(
+                eventlog::pool::begin_with(
+                    &self.pool,
+                    sqlx::AssertSqlSafe(format!(
                         "{BEGIN_PROJECTION}; SET LOCAL search_path = {schema}"
-                    )))
-                    .await
+                    )),
+                )
+                .await
             }
         }
     }

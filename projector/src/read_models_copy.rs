@@ -64,7 +64,7 @@ fn quote(ident: &str) -> String {
 impl ReadModelsCopy {
     /// Creates the empty copy beside the live read models in `pool`.
     pub(crate) async fn stage(pool: &PgPool) -> anyhow::Result<ReadModelsCopy> {
-        let mut tx = pool.begin().await?;
+        let mut tx = eventlog::pool::begin(pool).await?;
         let live: String = sqlx::query_scalar(
             "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.oid = to_regclass('rm_messages')",

@@ -23,8 +23,12 @@ use std::time::Duration;
 /// the command routes.
 pub fn api_routes(state: AppState) -> Router {
     let limits = state.settings.limits.clone();
-    // The WebSocket route is outside the timeout: a socket lives for hours.
-    let rest = service::timeout(crate::routes::router(), &limits);
+    // The WebSocket route is outside the timeout: a socket lives for hours. A read that met
+    // a stale database connection runs once more, within the same timeout.
+    let rest = service::timeout(
+        crate::routes::router().layer(axum::middleware::from_fn(service::retry_broken_reads)),
+        &limits,
+    );
     // Outermost on the REST reads, so every answer of theirs (an error, a timeout, a refused
     // body, a panic's 500) says which build of the read models it comes from.
     let rest = service::limit(rest, &limits).layer(axum::middleware::from_fn_with_state(

@@ -1,4 +1,4 @@
-//! Message search, one contract and two backends (docs/architecture.md D15, ADR 10):
+//! Message search, one contract and two backends (docs/architecture.md D5, ADR 10):
 //!
 //! - [`analysis`]: how text becomes terms (words split at punctuation, folded, every CJK
 //!   character a term, word starts for partial words), the same for both backends;

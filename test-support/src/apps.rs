@@ -26,8 +26,21 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
+        Self::with_db(TestDb::new().await.expect("test database")).await
+    }
+
+    /// An env whose database lives on `server`, a PostgreSQL the test owns (and may
+    /// stop and start again); the shared one is not used.
+    pub async fn on_own_server(server: &crate::postgres::OwnedPostgres) -> TestEnv {
+        let db = TestDb::on_own_server(&server.url("postgres"))
+            .await
+            .expect("test database on the owned server");
+        Self::with_db(db).await
+    }
+
+    async fn with_db(db: TestDb) -> TestEnv {
         TestEnv {
-            db: TestDb::new().await.expect("test database"),
+            db,
             nats: TestNats::new().await.expect("test nats"),
             jwt_secret: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
             data: tempfile::tempdir().expect("data directory"),

@@ -80,7 +80,7 @@ pub async fn register(
     )
     .map_err(|e| ApiError::new(StatusCode::CONFLICT, "user_exists", e.to_string()))?;
 
-    let mut tx = st.pool.begin().await?;
+    let mut tx = eventlog::pool::begin(&st.pool).await?;
     let inserted = sqlx::query(
         "INSERT INTO credentials (user_id, username, password_hash) VALUES ($1, $2, $3)
          ON CONFLICT (username) DO NOTHING",
@@ -152,7 +152,7 @@ pub async fn login(
     if !st.hasher.verify(&body.password, &hash).await? {
         return Err(crate::auth::AuthError::InvalidCredentials.into());
     }
-    let mut tx = st.pool.begin().await?;
+    let mut tx = eventlog::pool::begin(&st.pool).await?;
     let tokens = issue_tokens(&st, &mut tx, UserId(user_id), Uuid::now_v7()).await?;
     tx.commit().await?;
     Ok(axum::Json(tokens))
@@ -166,7 +166,7 @@ pub async fn refresh(
 ) -> Result<impl IntoResponse, ApiError> {
     let invalid = || ApiError::unauthorized("invalid_refresh_token", "invalid refresh token");
     let hash = crate::auth::hash_refresh_token(&body.refresh_token);
-    let mut tx = st.pool.begin().await?;
+    let mut tx = eventlog::pool::begin(&st.pool).await?;
     let spent: Option<(Uuid, Uuid)> = sqlx::query_as(
         "UPDATE refresh_tokens SET used_at = now()
          WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()

@@ -45,3 +45,20 @@ pub fn projector_settings(
     projector.search = search;
     projector
 }
+
+/// A PostgreSQL of the test's own (to stop and start again), or `None` after saying loudly
+/// why the test is skipped: only when PostgreSQL's server binaries are not installed.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn owned_postgres(test: &str) -> Option<test_support::OwnedPostgres> {
+    match test_support::OwnedPostgres::start_new().await.unwrap() {
+        Some(pg) => Some(pg),
+        None => {
+            eprintln!(
+                "\n!!!! SKIPPED {test}: no PostgreSQL server binaries (initdb, pg_ctl) found \
+                 through `pg_config --bindir` or /usr/lib/postgresql/*/bin; \
+                 scripts/services.sh installs them !!!!\n"
+            );
+            None
+        }
+    }
+}

@@ -152,15 +152,12 @@ pub(crate) fn not_a_member() -> ApiError {
 
 /// A read-only transaction on one snapshot, so the membership check and the data
 /// it guards are read at the same instant: a kick projected between the two can
-/// never let the kicked user read what followed it.
+/// never let the kicked user read what followed it. Begun so that a client hanging up
+/// cannot leave the connection inside it ([`eventlog::pool::begin_with`]).
 pub(crate) async fn snapshot(
     pool: &sqlx::PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+    eventlog::pool::begin_with(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await
 }
 
 /// `min_position` is a log position: at least 0 (and a position the log has not reached is a

@@ -5,7 +5,8 @@
 //! joined to now (someone who left or was kicked finds nothing more of that room), narrowed
 //! by `room_id` and `in:`. The index holds no access rules. Hits are checked against the
 //! read models once more, so a message deleted a moment ago is never returned even if the
-//! index has not caught up with the delete yet.
+//! index has not caught up with the delete yet; a hit the read models have not seen yet is
+//! returned.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -164,10 +165,12 @@ pub async fn search_messages(
         ),
         _ => None,
     };
-    // The read models have the last word on deletes (the index may lag by a moment).
+    // The read models have the last word on deletes (the index may lag by a moment). They
+    // may also lag behind the index (two projections, each at its own position): a hit they
+    // have not seen yet stays, or a busy room's newest page would come back empty.
     let ids: Vec<Uuid> = page.hits.iter().map(|h| h.doc.message_id).collect();
-    let live: HashSet<Uuid> = sqlx::query_scalar(
-        "SELECT message_id FROM rm_messages WHERE message_id = ANY($1) AND NOT deleted",
+    let deleted: HashSet<Uuid> = sqlx::query_scalar(
+        "SELECT message_id FROM rm_messages WHERE message_id = ANY($1) AND deleted",
     )
     .bind(&ids)
     .fetch_all(&st.pool)
@@ -177,7 +180,7 @@ pub async fn search_messages(
     let hits = page
         .hits
         .into_iter()
-        .filter(|h| live.contains(&h.doc.message_id))
+        .filter(|h| !deleted.contains(&h.doc.message_id))
         .map(|h| SearchHit {
             snippet: snippet(&h.doc.body, &parsed.clauses),
             message_id: h.doc.message_id,

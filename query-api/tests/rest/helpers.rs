@@ -15,6 +15,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db: eventlog::testing::TestDb,
     pub nats: eventlog::testing::TestNats,
+    /// The query-api's search settings (its embedded index, in the env's data directory).
+    pub search: search::SearchSettings,
+    /// The data directory, removed with the app.
+    _data: tempfile::TempDir,
     /// The command API.
     commands: Api,
     /// The query API.
@@ -45,9 +49,10 @@ impl TestApp {
             .expect("read-model migrations");
         let mut qs = env.query_settings();
         configure(&mut qs);
+        let search = qs.search.clone();
         let query = Node::query(qs).await;
         let http = reqwest::Client::new();
-        let TestEnv { db, nats, .. } = env;
+        let TestEnv { db, nats, data, .. } = env;
         TestApp {
             query: query.base(),
             commands: Api::new(http.clone(), cmd.base()),
@@ -55,6 +60,8 @@ impl TestApp {
             http,
             db,
             nats,
+            search,
+            _data: data,
             running: vec![cmd.running, query.running],
         }
     }
@@ -72,6 +79,14 @@ impl TestApp {
         projector::catch_up_from_log(&self.db.pool, &self.db.pool)
             .await
             .expect("projection catch-up")
+    }
+
+    /// Applies every event of the log to the search index (and nothing else).
+    pub async fn index(&self) -> u64 {
+        let index = projector::search_index::SearchIndex::from_settings(self.search.clone());
+        projector::framework::catch_up_from_log(&index, &self.db.pool, &self.db.pool, 1000)
+            .await
+            .expect("search index catch-up")
     }
 
     // ---- query-api ----

@@ -10,5 +10,6 @@ mod helpers;
 mod invites;
 mod one_message;
 mod pagination;
+mod search;
 mod unread;
 mod web;
