@@ -25,7 +25,7 @@ pub enum ValidationError {
     BodyTooLong,
     #[error("text must not contain NUL characters")]
     ContainsNul,
-    #[error("emoji must be 1 to 32 bytes without whitespace or '/'")]
+    #[error("emoji must be 1 to 32 characters without whitespace, control characters or '/'")]
     EmojiInvalid,
 }
 
@@ -45,6 +45,24 @@ impl ValidationError {
         }
     }
 }
+
+/// What a text value must be, as a schema states it, so that the OpenAPI document is
+/// generated from the rule that is enforced: a length in characters (Unicode scalar values;
+/// JSON Schema's `minLength`/`maxLength`) and an ECMA-262 `pattern`. The length is the
+/// value's as sent, before a value that trims surrounding whitespace does so; where the
+/// trimmed value must not be empty, the pattern asks for a character that is not whitespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextRule {
+    pub min_chars: usize,
+    pub max_chars: usize,
+    pub pattern: Option<&'static str>,
+}
+
+/// Any text without NUL (PostgreSQL refuses it).
+pub const NO_NUL: &str = r"^[^\u0000]*$";
+/// Text without NUL with at least one character that is neither NUL nor whitespace (as
+/// `char::is_whitespace`, which `str::trim` uses).
+pub const NOT_BLANK: &str = r"^[^\u0000]*[^\u0000\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";
 
 fn no_nul(s: &str) -> Result<(), ValidationError> {
     if s.contains('\0') {
@@ -97,30 +115,36 @@ string_value!(
     Username
 );
 string_value!(
-    /// Up to 64 characters, trimmed.
+    /// Up to 64 characters (as sent), trimmed.
     DisplayName
 );
 string_value!(
-    /// 1–80 characters after trimming.
+    /// Up to 80 characters (as sent), not blank, trimmed.
     RoomName
 );
 string_value!(
-    /// Up to 1024 characters, trimmed; may be empty.
+    /// Up to 1024 characters (as sent), trimmed; may be empty.
     Topic
 );
 string_value!(
-    /// 1–4000 characters after trimming, no NUL.
+    /// Up to 4000 characters (as sent), not blank, no NUL; trimmed.
     MessageBody
 );
 string_value!(
-    /// A reaction key: 1–32 bytes, no whitespace, no '/'.
+    /// A reaction key: 1–32 characters, no whitespace, control character or '/'.
     Emoji
 );
 
 impl Username {
+    pub const RULE: TextRule = TextRule {
+        min_chars: 3,
+        max_chars: 32,
+        pattern: Some("^[a-z0-9_.-]*$"),
+    };
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let n = raw.chars().count();
-        if !(3..=32).contains(&n) {
+        if !(Self::RULE.min_chars..=Self::RULE.max_chars).contains(&n) {
             return Err(ValidationError::UsernameLength);
         }
         if !raw
@@ -134,13 +158,18 @@ impl Username {
 }
 
 impl DisplayName {
+    pub const RULE: TextRule = TextRule {
+        min_chars: 0,
+        max_chars: 64,
+        pattern: Some(NO_NUL),
+    };
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         no_nul(raw)?;
-        let t = raw.trim();
-        if t.chars().count() > 64 {
+        if raw.chars().count() > Self::RULE.max_chars {
             return Err(ValidationError::DisplayNameTooLong);
         }
-        Ok(Self(t.to_owned()))
+        Ok(Self(raw.trim().to_owned()))
     }
 
     /// The default display name: the username itself (always valid: ≤ 32 ASCII characters).
@@ -150,10 +179,16 @@ impl DisplayName {
 }
 
 impl RoomName {
+    pub const RULE: TextRule = TextRule {
+        min_chars: 1,
+        max_chars: 80,
+        pattern: Some(NOT_BLANK),
+    };
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         no_nul(raw)?;
         let t = raw.trim();
-        if !(1..=80).contains(&t.chars().count()) {
+        if t.is_empty() || raw.chars().count() > Self::RULE.max_chars {
             return Err(ValidationError::RoomNameLength);
         }
         Ok(Self(t.to_owned()))
@@ -161,18 +196,29 @@ impl RoomName {
 }
 
 impl Topic {
+    pub const RULE: TextRule = TextRule {
+        min_chars: 0,
+        max_chars: 1024,
+        pattern: Some(NO_NUL),
+    };
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         no_nul(raw)?;
-        let t = raw.trim();
-        if t.chars().count() > 1024 {
+        if raw.chars().count() > Self::RULE.max_chars {
             return Err(ValidationError::TopicTooLong);
         }
-        Ok(Self(t.to_owned()))
+        Ok(Self(raw.trim().to_owned()))
     }
 }
 
 impl MessageBody {
-    /// Trims surrounding whitespace and checks 1–4000 characters, no NUL.
+    pub const RULE: TextRule = TextRule {
+        min_chars: 1,
+        max_chars: 4000,
+        pattern: Some(NOT_BLANK),
+    };
+
+    /// Checks at most 4000 characters, not blank, no NUL, and trims surrounding whitespace.
     ///
     /// ```
     /// use events::values::MessageBody;
@@ -182,11 +228,10 @@ impl MessageBody {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         no_nul(raw)?;
         let t = raw.trim();
-        let n = t.chars().count();
-        if n == 0 {
+        if t.is_empty() {
             return Err(ValidationError::BodyEmpty);
         }
-        if n > 4000 {
+        if raw.chars().count() > Self::RULE.max_chars {
             return Err(ValidationError::BodyTooLong);
         }
         Ok(Self(t.to_owned()))
@@ -194,9 +239,18 @@ impl MessageBody {
 }
 
 impl Emoji {
+    /// No whitespace (`char::is_whitespace`), control character (`char::is_control`) or '/'.
+    pub const RULE: TextRule = TextRule {
+        min_chars: 1,
+        max_chars: 32,
+        pattern: Some(
+            r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/]*$",
+        ),
+    };
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        if raw.is_empty()
-            || raw.len() > 32
+        let n = raw.chars().count();
+        if !(Self::RULE.min_chars..=Self::RULE.max_chars).contains(&n)
             || raw
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || c == '/')
@@ -212,8 +266,14 @@ impl Emoji {
 pub struct Password(String);
 
 impl Password {
+    pub const RULE: TextRule = TextRule {
+        min_chars: 10,
+        max_chars: 1024,
+        pattern: None,
+    };
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        if !(10..=1024).contains(&raw.chars().count()) {
+        if !(Self::RULE.min_chars..=Self::RULE.max_chars).contains(&raw.chars().count()) {
             return Err(ValidationError::PasswordLength);
         }
         Ok(Self(raw.to_owned()))
@@ -253,5 +313,62 @@ impl Role {
     /// Owner and admins moderate: rename, kick, delete others' messages.
     pub fn moderates(self) -> bool {
         matches!(self, Role::Admin | Role::Owner)
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    /// Every character of the Basic Multilingual Plane's first part and some beyond, in the
+    /// places a rule looks at: alone, between letters, and padded.
+    fn samples() -> impl Iterator<Item = String> {
+        let chars = (0u32..0x3100)
+            .chain([0xfeff, 0xfffd, 0x1f44d])
+            .filter_map(char::from_u32);
+        let one = chars.flat_map(|c| [format!("{c}"), format!("ab{c}cd"), format!("{c}{c}{c}")]);
+        // Lengths around every limit, bare and padded with whitespace.
+        let lengths = [
+            2, 3, 9, 10, 31, 32, 33, 63, 64, 65, 79, 80, 81, 1023, 1024, 1025, 3999, 4000, 4001,
+        ];
+        let long = lengths.into_iter().flat_map(|n| {
+            let a = "a".repeat(n);
+            [
+                a.clone(),
+                format!(" {}", &a[1..]),
+                format!("{} ", &a[1..]),
+                format!("  {a}"),
+            ]
+        });
+        one.chain(long)
+    }
+
+    /// A value matches its rule (length and pattern) exactly when the parser takes it.
+    fn agree(name: &str, rule: TextRule, parse: impl Fn(&str) -> bool) {
+        let pattern = regex::Regex::new(rule.pattern.unwrap_or("")).expect(name);
+        for s in samples() {
+            let n = s.chars().count();
+            let by_rule = (rule.min_chars..=rule.max_chars).contains(&n) && pattern.is_match(&s);
+            let parsed = parse(&s);
+            assert_eq!(
+                by_rule,
+                parsed,
+                "{name}: {s:?} (U+{:04X}…)",
+                s.chars().next().map_or(0, u32::from)
+            );
+        }
+    }
+
+    #[test]
+    fn each_rule_states_what_its_parser_enforces() {
+        agree("username", Username::RULE, |s| Username::parse(s).is_ok());
+        agree("password", Password::RULE, |s| Password::parse(s).is_ok());
+        agree("display name", DisplayName::RULE, |s| {
+            DisplayName::parse(s).is_ok()
+        });
+        agree("room name", RoomName::RULE, |s| RoomName::parse(s).is_ok());
+        agree("topic", Topic::RULE, |s| Topic::parse(s).is_ok());
+        agree("body", MessageBody::RULE, |s| MessageBody::parse(s).is_ok());
+        agree("emoji", Emoji::RULE, |s| Emoji::parse(s).is_ok());
     }
 }

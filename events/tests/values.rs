@@ -186,11 +186,16 @@ mod display_names {
     }
 
     #[test]
-    fn a_display_name_is_trimmed_before_counting() {
-        let padded = format!("   {}   ", chars('d', 64));
+    fn a_display_name_is_counted_as_sent_and_stored_trimmed() {
+        // The limit is on what is sent (as the OpenAPI document states it); then it is trimmed.
+        let padded = format!(" {} ", chars('d', 62));
         assert_eq!(
             DisplayName::parse(&padded).unwrap().as_str(),
-            chars('d', 64)
+            chars('d', 62)
+        );
+        assert_eq!(
+            DisplayName::parse(&format!(" {}", chars('d', 64))),
+            Err(ValidationError::DisplayNameTooLong)
         );
     }
 
@@ -231,10 +236,14 @@ mod room_names {
     }
 
     #[test]
-    fn a_room_name_is_counted_after_trimming() {
-        let padded = format!("  \t{}\n ", chars('r', 80));
-        assert_eq!(RoomName::parse(&padded).unwrap().as_str(), chars('r', 80));
+    fn a_room_name_is_counted_as_sent_and_stored_trimmed() {
+        let padded = format!("  \t{}\n ", chars('r', 75));
+        assert_eq!(RoomName::parse(&padded).unwrap().as_str(), chars('r', 75));
         assert_eq!(RoomName::parse("  general  ").unwrap().as_str(), "general");
+        assert_eq!(
+            RoomName::parse(&format!("{} ", chars('r', 80))),
+            Err(ValidationError::RoomNameLength)
+        );
     }
 
     #[test]
@@ -306,11 +315,15 @@ mod message_bodies {
     }
 
     #[test]
-    fn a_body_is_counted_after_trimming() {
-        let padded = format!("\n\n  {}  \t", chars('b', 4000));
+    fn a_body_is_counted_as_sent_and_stored_trimmed() {
+        let padded = format!("\n\n  {}  \t", chars('b', 3993));
         assert_eq!(
             MessageBody::parse(&padded).unwrap().as_str(),
-            chars('b', 4000)
+            chars('b', 3993)
+        );
+        assert_eq!(
+            MessageBody::parse(&format!("\n{}", chars('b', 4000))),
+            Err(ValidationError::BodyTooLong)
         );
     }
 
@@ -392,15 +405,20 @@ mod emoji {
     }
 
     #[test]
-    fn an_emoji_of_33_bytes_is_refused() {
+    fn an_emoji_of_33_characters_is_refused() {
         assert_eq!(
             Emoji::parse(&chars('e', 33)),
             Err(ValidationError::EmojiInvalid)
         );
-        // 9 characters but 33 bytes: the limit is in bytes.
-        let mixed = format!("{}e", chars('😀', 8));
-        assert_eq!(mixed.len(), 33);
-        assert_eq!(Emoji::parse(&mixed), Err(ValidationError::EmojiInvalid));
+        // The limit is in characters (as the OpenAPI document can state it), not bytes.
+        assert_eq!(
+            Emoji::parse(&chars('😀', 33)),
+            Err(ValidationError::EmojiInvalid)
+        );
+        assert!(Emoji::parse(&chars('😀', 32)).is_ok());
+        // A no-break space is whitespace; a control character is refused too.
+        assert_eq!(Emoji::parse("a\u{a0}b"), Err(ValidationError::EmojiInvalid));
+        assert_eq!(Emoji::parse("a\u{85}"), Err(ValidationError::EmojiInvalid));
     }
 
     #[test]

@@ -142,6 +142,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 }
 
 /// A client-chosen key (`Idempotency-Key`, `client_msg_id`): 1–128 visible ASCII characters.
+/// [`valid_client_key`] as a schema states it.
+pub const CLIENT_KEY_RULE: events::values::TextRule = events::values::TextRule {
+    min_chars: 1,
+    max_chars: MAX_IDEMPOTENCY_KEY_LEN,
+    pattern: Some("^[!-~]*$"),
+};
+
 pub fn valid_client_key(k: &str) -> bool {
+    // CLIENT_KEY_RULE states this rule in the OpenAPI document.
     !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic())
 }

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EphemeralBody {
-    /// 1–4000 characters after trimming.
+    /// Up to 4000 characters, not blank.
     pub body: String,
 }
 
@@ -25,7 +25,7 @@ pub fn ephemeral_subject(prefix: &str, room_id: RoomId) -> String {
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/typing", security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 202), (status = 404), (status = 503)))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 202), (status = 403, description = "not_a_member"), (status = 404, description = "room_not_found"), (status = 503)))]
 pub async fn typing(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -41,7 +41,7 @@ pub async fn typing(
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/ephemeral", request_body = EphemeralBody, security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 202), (status = 400), (status = 404), (status = 503)))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 202), (status = 400), (status = 403, description = "not_a_member"), (status = 404, description = "room_not_found"), (status = 503)))]
 pub async fn ephemeral(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,

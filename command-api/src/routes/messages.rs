@@ -20,7 +20,7 @@ pub struct SendMessageBody {
     /// Chosen by the client; a retry with the same id returns the original
     /// response and sends nothing twice. 1–128 visible ASCII characters.
     pub client_msg_id: Option<String>,
-    /// 1–4000 characters after trimming.
+    /// Up to 4000 characters, not blank (surrounding whitespace is trimmed).
     pub body: String,
     pub reply_to: Option<uuid::Uuid>,
 }
@@ -35,12 +35,35 @@ pub struct EditMessageBody {
 #[serde(deny_unknown_fields)]
 pub struct ReadMarkerBody {
     /// The `seq` of the last message read.
+    #[serde(deserialize_with = "whole_number")]
     pub seq: u64,
+}
+
+/// A non-negative integer, also when written with a zero fraction (`7.0`): JSON (and JSON
+/// Schema's `integer`) does not tell the two apart, and some encoders write every number as
+/// a float.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(v) = n.as_u64() {
+        return Ok(v);
+    }
+    match n.as_f64() {
+        // 2^64 is the first float past u64::MAX.
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 =>
+        {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(f as u64)
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid value: {n}, expected a non-negative whole number"
+        ))),
+    }
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/messages", request_body = SendMessageBody, security(("bearer" = [])),
     params(("room_id" = uuid::Uuid, Path)),
-    responses((status = 201, description = "{message_id, seq, position, version}"), (status = 400), (status = 403), (status = 404)))]
+    responses((status = 201, description = "{message_id, seq, position, version}"), (status = 400), (status = 403, description = "not_a_member"),
+        (status = 404, description = "room_not_found"), (status = 422, description = "reply_target_not_found, idempotency_key_reused")))]
 pub async fn send_message(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -88,7 +111,8 @@ pub async fn send_message(
 
 #[utoipa::path(patch, path = "/v1/rooms/{room_id}/messages/{message_id}", request_body = EditMessageBody,
     security(("bearer" = [])), params(("room_id" = uuid::Uuid, Path), ("message_id" = uuid::Uuid, Path)),
-    responses((status = 200), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200), (status = 403, description = "not_author, not_a_member"), (status = 404, description = "room_not_found, message_not_found"),
+        (status = 409, description = "message_deleted"), (status = 422, description = "idempotency_key_reused")))]
 pub async fn edit_message(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -130,7 +154,8 @@ pub async fn edit_message(
 
 #[utoipa::path(delete, path = "/v1/rooms/{room_id}/messages/{message_id}", security(("bearer" = [])),
     params(("room_id" = uuid::Uuid, Path), ("message_id" = uuid::Uuid, Path)),
-    responses((status = 200), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200), (status = 403, description = "not_author, not_a_member"), (status = 404, description = "room_not_found, message_not_found"),
+        (status = 409, description = "message_deleted"), (status = 422, description = "idempotency_key_reused")))]
 pub async fn delete_message(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -152,7 +177,8 @@ pub async fn delete_message(
 
 #[utoipa::path(put, path = "/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}", security(("bearer" = [])),
     params(("room_id" = uuid::Uuid, Path), ("message_id" = uuid::Uuid, Path), ("emoji" = String, Path)),
-    responses((status = 200), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200), (status = 403, description = "not_a_member"), (status = 404, description = "room_not_found, message_not_found"),
+        (status = 409, description = "message_deleted"), (status = 422, description = "too_many_reactions")))]
 pub async fn add_reaction(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -180,7 +206,8 @@ pub async fn add_reaction(
 
 #[utoipa::path(delete, path = "/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}", security(("bearer" = [])),
     params(("room_id" = uuid::Uuid, Path), ("message_id" = uuid::Uuid, Path), ("emoji" = String, Path)),
-    responses((status = 200), (status = 403), (status = 404)))]
+    responses((status = 200), (status = 403, description = "not_a_member"), (status = 404, description = "room_not_found, message_not_found"),
+        (status = 409, description = "message_deleted")))]
 pub async fn remove_reaction(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -206,7 +233,8 @@ pub async fn remove_reaction(
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/read", request_body = ReadMarkerBody, security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403), (status = 404), (status = 422)))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403, description = "not_a_member"), (status = 404, description = "room_not_found"),
+        (status = 422, description = "seq_out_of_range")))]
 pub async fn mark_read(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -224,4 +252,30 @@ pub async fn mark_read(
         move |_| (StatusCode::OK, json!({ "room_id": room_id, "seq": seq })),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(json: &str) -> Result<u64, String> {
+        serde_json::from_str::<ReadMarkerBody>(json)
+            .map(|b| b.seq)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_read_marker_seq_is_a_whole_number_written_either_way() {
+        assert_eq!(seq(r#"{"seq": 7}"#), Ok(7));
+        assert_eq!(seq(r#"{"seq": 7.0}"#), Ok(7));
+        assert_eq!(seq(r#"{"seq": 4294967295.0}"#), Ok(4_294_967_295));
+        for bad in [
+            r#"{"seq": 7.5}"#,
+            r#"{"seq": -1}"#,
+            r#"{"seq": "7"}"#,
+            r#"{"seq": 1e30}"#,
+        ] {
+            assert!(seq(bad).is_err(), "{bad}");
+        }
+    }
 }

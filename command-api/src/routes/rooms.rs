@@ -54,7 +54,7 @@ fn room_reply(room_id: RoomId) -> impl FnOnce(&Committed) -> (StatusCode, serde_
 }
 
 #[utoipa::path(post, path = "/v1/rooms", request_body = CreateRoomBody, security(("bearer" = [])),
-    responses((status = 201, description = "{room_id, position, version}"), (status = 400), (status = 401)))]
+    responses((status = 201, description = "{room_id, position, version}"), (status = 400), (status = 401), (status = 422, description = "idempotency_key_reused")))]
 pub async fn create_room(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -91,7 +91,8 @@ pub async fn create_room(
 }
 
 #[utoipa::path(patch, path = "/v1/rooms/{room_id}", request_body = UpdateRoomBody, security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403), (status = 404)))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 400, description = "invalid_body: none of name, topic, visibility"),
+        (status = 403, description = "forbidden, not_a_member"), (status = 404, description = "room_not_found"), (status = 409, description = "direct_room"), (status = 422, description = "idempotency_key_reused")))]
 pub async fn update_room(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -136,7 +137,7 @@ pub async fn update_room(
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/join", security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 404), (status = 409)))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 404, description = "room_not_found"), (status = 409, description = "already_member, direct_room"), (status = 422, description = "idempotency_key_reused")))]
 pub async fn join(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -157,7 +158,8 @@ pub async fn join(
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/leave", security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403), (status = 404)))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403, description = "not_a_member"), (status = 404, description = "room_not_found"),
+        (status = 409, description = "owner_cannot_leave, direct_room"), (status = 422, description = "idempotency_key_reused")))]
 pub async fn leave(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -178,7 +180,8 @@ pub async fn leave(
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/invites", request_body = UserRef, security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403), (status = 404), (status = 409)))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403, description = "forbidden, not_a_member"), (status = 404, description = "room_not_found, user_not_found"),
+        (status = 409, description = "already_member, already_invited, direct_room"), (status = 422, description = "idempotency_key_reused")))]
 pub async fn invite(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -215,7 +218,8 @@ pub async fn invite(
 
 #[utoipa::path(delete, path = "/v1/rooms/{room_id}/members/{user_id}", security(("bearer" = [])),
     params(("room_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path)),
-    responses((status = 200), (status = 403), (status = 404)))]
+    responses((status = 200), (status = 403, description = "forbidden, cannot_target_owner, not_a_member"), (status = 404, description = "room_not_found, member_not_found"),
+        (status = 409, description = "direct_room"), (status = 422, description = "cannot_target_self, idempotency_key_reused")))]
 pub async fn kick(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -247,7 +251,9 @@ pub async fn kick(
 
 #[utoipa::path(put, path = "/v1/rooms/{room_id}/members/{user_id}/role", request_body = RoleBody, security(("bearer" = [])),
     params(("room_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path)),
-    responses((status = 200), (status = 403), (status = 404)))]
+    responses((status = 200), (status = 400, description = "cannot_grant_owner"), (status = 403, description = "forbidden, cannot_target_owner, not_a_member"),
+        (status = 404, description = "room_not_found, member_not_found"), (status = 409, description = "direct_room"),
+        (status = 422, description = "cannot_target_self, idempotency_key_reused")))]
 pub async fn change_role(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -285,7 +291,8 @@ pub async fn change_role(
 }
 
 #[utoipa::path(post, path = "/v1/direct", request_body = UserRef, security(("bearer" = [])),
-    responses((status = 201, description = "opened"), (status = 200, description = "already open"), (status = 404)))]
+    responses((status = 201, description = "opened"), (status = 200, description = "already open"), (status = 404, description = "user_not_found"),
+        (status = 422, description = "direct_with_self")))]
 pub async fn open_direct(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,

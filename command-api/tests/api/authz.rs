@@ -434,7 +434,7 @@ async fn only_moderators_kick_admins_kick_members_and_nobody_kicks_the_owner() {
         refused(
             &app,
             app.kick(&owner, room, owner.id),
-            400,
+            422,
             "cannot_target_self",
         )
         .await;

@@ -534,12 +534,13 @@ async fn a_message_body_is_1_to_4000_characters_not_blank_and_without_nul() {
     let room = app.create_room(&alice, "public").await;
     let path = format!("/v1/rooms/{room}/messages");
 
-    // Characters, not bytes; surrounding whitespace does not count.
+    // Characters, not bytes, counted as sent (as the OpenAPI document states the limit);
+    // surrounding whitespace is trimmed off.
     for (i, ok) in [
         "a".repeat(4000),
         "é".repeat(4000),
         "🦀".repeat(4000),
-        format!("  {}\n", "a".repeat(4000)),
+        format!("  {}\n", "a".repeat(3997)),
     ]
     .into_iter()
     .enumerate()
@@ -561,6 +562,7 @@ async fn a_message_body_is_1_to_4000_characters_not_blank_and_without_nul() {
     let cases = [
         ("a".repeat(4001), "invalid_body"),
         ("é".repeat(4001), "invalid_body"),
+        (format!("  {}\n", "a".repeat(3998)), "invalid_body"),
         (String::new(), "invalid_body"),
         ("   \n\t  ".to_owned(), "invalid_body"),
         ("\u{3000}\u{2003}".to_owned(), "invalid_body"),
@@ -761,10 +763,17 @@ async fn a_reaction_emoji_is_1_to_32_bytes_without_whitespace_or_slash() {
     let alice = app.register("alice").await;
     let (room, msg) = room_with_message(&app, &alice).await;
     let base = format!("/v1/rooms/{room}/messages/{msg}/reactions");
-    // 33 ASCII bytes; 9 thumbs-up = 36 bytes (only 9 characters); a space; a slash; a tab.
-    let thumbs9 = "%F0%9F%91%8D".repeat(9);
+    // 33 ASCII characters; 33 thumbs-up; a space; a slash; a tab; a no-break space.
+    let thumbs33 = "%F0%9F%91%8D".repeat(33);
     let a33 = "a".repeat(33);
-    for emoji in [a33.as_str(), thumbs9.as_str(), "a%20b", "a%2Fb", "%09"] {
+    for emoji in [
+        a33.as_str(),
+        thumbs33.as_str(),
+        "a%20b",
+        "a%2Fb",
+        "%09",
+        "%C2%A0",
+    ] {
         for method in [Method::PUT, Method::DELETE] {
             let before = app.event_count().await;
             let res = app
@@ -786,9 +795,9 @@ async fn a_reaction_emoji_is_1_to_32_bytes_without_whitespace_or_slash() {
             );
         }
     }
-    // 32 bytes exactly is fine, in ASCII and in emoji.
-    let thumbs8 = "%F0%9F%91%8D".repeat(8);
-    for emoji in ["a".repeat(32), thumbs8] {
+    // 32 characters exactly is fine, in ASCII and in emoji (128 bytes).
+    let thumbs32 = "%F0%9F%91%8D".repeat(32);
+    for emoji in ["a".repeat(32), thumbs32] {
         app.request(
             Method::PUT,
             &format!("{base}/{emoji}"),

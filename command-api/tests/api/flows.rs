@@ -279,7 +279,7 @@ async fn there_is_exactly_one_direct_room_per_pair() {
         .assert_error(404, "room_not_found");
     app.post("/v1/direct", Some(&a.token), json!({ "user_id": a.id }))
         .await
-        .assert_error(400, "direct_with_self");
+        .assert_error(422, "direct_with_self");
     app.post(
         "/v1/direct",
         Some(&a.token),

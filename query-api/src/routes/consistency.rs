@@ -3,8 +3,9 @@
 //! `X-Min-Position: P` (header) waits until the read models have applied position
 //! `P`, at most `settings.min_position_wait_ms`, then answers as usual. If the
 //! projection does not get there in time the answer is 503 `not_caught_up` with
-//! `Retry-After`; a position past the log's head (never committed) is a 400
-//! `min_position_not_committed` at once. With both forms given the larger position counts.
+//! `Retry-After`; a position past the log's head (not committed yet) is a 409
+//! `min_position_not_committed` at once: the request is well formed, the log is not there.
+//! With both forms given the larger position counts.
 //!
 //! Handlers take [`MinPosition`] after `AuthUser` (an unauthenticated request is
 //! refused without waiting) and before they check membership (so "join, then
@@ -44,7 +45,8 @@ impl FromRequestParts<AppState> for MinPosition {
         // Behind: a position past the log's head was never committed, and no wait reaches it.
         let head = st.live.log().head_position().await?;
         if wanted > head {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
                 "min_position_not_committed",
                 format!("min_position {wanted} is past the last committed position ({head})"),
             ));

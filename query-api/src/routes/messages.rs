@@ -70,7 +70,7 @@ macro_rules! message_columns {
 
 const FORWARD_SQL: &str = concat!(
     message_columns!(),
-    "WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
+    "WHERE room_id = $1 AND seq > $2 AND seq < $4 ORDER BY seq ASC LIMIT $3"
 );
 const ONE_SQL: &str = concat!(message_columns!(), "WHERE room_id = $1 AND message_id = $2");
 const BACKWARD_SQL: &str = concat!(
@@ -79,11 +79,13 @@ const BACKWARD_SQL: &str = concat!(
 );
 
 /// A room's messages, members only (anyone who left or was kicked loses access).
-/// `before_seq` (default: after the newest) pages backwards, `after_seq` forwards;
-/// giving both is a 400. `limit` is clamped to 1–100 (default 50).
+/// `before_seq` (default: after the newest) pages backwards, `after_seq` forwards; both
+/// give the messages between them, forwards. `limit` is clamped to 1–100 (default 50).
 #[utoipa::path(get, path = "/v1/rooms/{room_id}/messages", security(("bearer" = [])),
-    params(("room_id" = Uuid, Path), ("before_seq" = Option<i64>, Query), ("after_seq" = Option<i64>, Query),
-        ("limit" = Option<i64>, Query), ("min_position" = Option<i64>, Query)),
+    params(("room_id" = Uuid, Path), ("before_seq" = Option<i64>, Query, minimum = 0),
+        ("after_seq" = Option<i64>, Query, minimum = 0),
+        ("limit" = Option<i64>, Query, description = "Clamped to 1–100; default 50."),
+        ("min_position" = Option<i64>, Query)),
     responses((status = 200, body = MessagePage), (status = 400), (status = 401),
         (status = 403, description = "not_a_member (public room)"), (status = 404, description = "room_not_found")))]
 pub async fn history(
@@ -93,12 +95,6 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
     _read_after: MinPosition,
 ) -> Result<Json<MessagePage>, ApiError> {
-    if q.before_seq.is_some() && q.after_seq.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "give before_seq or after_seq, not both",
-        ));
-    }
     if q.before_seq.is_some_and(|s| s < 0) || q.after_seq.is_some_and(|s| s < 0) {
         return Err(ApiError::bad_request(
             "invalid_query",
@@ -114,6 +110,7 @@ pub async fn history(
             .bind(room_id.0)
             .bind(after)
             .bind(limit + 1)
+            .bind(q.before_seq.unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await?;
         let more = rows.len() as i64 > limit;

@@ -20,7 +20,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::routing::get;
 use http_kit::error::ApiError;
-use http_kit::openapi::BearerAuth;
+use http_kit::openapi::{BearerAuth, CommonResponses, each_operation, text_parameter};
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 
@@ -64,7 +64,8 @@ pub fn router() -> Router<AppState> {
         presence::presence,
         search::search_messages,
     ),
-    modifiers(&BearerAuth, &EpochHeader, &MinPositionBound)
+    components(schemas(::search::Sort)),
+    modifiers(&BearerAuth, &EpochHeader, &MinPositionBound, &QueryRules, &CommonResponses)
 )]
 struct ApiDoc;
 
@@ -161,7 +162,7 @@ pub(crate) async fn snapshot(
 }
 
 /// `min_position` is a log position: at least 0 (and a position the log has not reached is a
-/// 400 `min_position_not_committed`, see [`consistency`]). Stated once here for every
+/// 409 `min_position_not_committed`, see [`consistency`]). Stated once here for every
 /// operation that takes it.
 struct MinPositionBound;
 
@@ -174,34 +175,54 @@ impl utoipa::Modify for MinPositionBound {
             .minimum(Some(0))
             .build();
         each_operation(openapi, |op| {
+            let mut takes_it = false;
             for param in op.parameters.iter_mut().flatten() {
                 if param.name == "min_position" {
                     param.schema = Some(bounded.clone().into());
+                    takes_it = true;
                 }
+            }
+            if takes_it {
+                op.responses
+                    .responses
+                    .entry("409".to_owned())
+                    .or_insert_with(|| {
+                        utoipa::openapi::Response::new(
+                            "min_position_not_committed: the log has not reached min_position",
+                        )
+                        .into()
+                    });
             }
         });
     }
 }
 
-/// Calls `f` with every operation of every path.
-fn each_operation(
-    openapi: &mut utoipa::openapi::OpenApi,
-    mut f: impl FnMut(&mut utoipa::openapi::path::Operation),
-) {
-    for item in openapi.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ];
-        for op in operations.into_iter().flatten() {
-            f(op);
-        }
+/// The limits of the text parameters: `username` as [`users::lookup`] checks it, `q` of the
+/// search as its parser does, and no NUL character in any (see [`Query`]).
+struct QueryRules;
+
+impl utoipa::Modify for QueryRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        text_parameter(openapi, "username", users::USERNAME_RULE);
+        each_operation(openapi, |op| {
+            for param in op.parameters.iter_mut().flatten() {
+                if let Some(RefOr::T(Schema::Object(o))) = &mut param.schema
+                    && o.pattern.is_none()
+                    && matches!(
+                        &o.schema_type,
+                        utoipa::openapi::schema::SchemaType::Type(
+                            utoipa::openapi::schema::Type::String
+                        )
+                    )
+                    && o.enum_values.is_none()
+                    && o.format.is_none()
+                {
+                    o.pattern = Some(events::values::NO_NUL.to_owned());
+                }
+            }
+        });
     }
 }
 

@@ -23,6 +23,14 @@ pub struct UserSummary {
     pub display_name: String,
 }
 
+/// `username` as [`lookup`] takes it: 1–64 characters after trimming (a username that
+/// cannot exist is a 404, not a 400).
+pub const USERNAME_RULE: events::values::TextRule = events::values::TextRule {
+    min_chars: 1,
+    max_chars: 64,
+    pattern: Some(events::values::NOT_BLANK),
+};
+
 /// Exact-match lookup by username (usernames are lower case; the query is
 /// compared in lower case). Any signed-in user may look anyone up: usernames are
 /// public handles, and registration already reveals whether one is taken.
@@ -38,7 +46,9 @@ pub async fn lookup(
     let username = q
         .username
         .map(|u| u.trim().to_lowercase())
-        .filter(|u| !u.is_empty() && u.len() <= 64)
+        .filter(|u| {
+            (USERNAME_RULE.min_chars..=USERNAME_RULE.max_chars).contains(&u.chars().count())
+        })
         .ok_or_else(|| {
             ApiError::bad_request("invalid_query", "username is required (1-64 characters)")
         })?;

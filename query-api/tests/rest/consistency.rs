@@ -164,7 +164,7 @@ async fn a_position_past_the_log_head_is_a_400_at_once() {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let started = Instant::now();
         let res = app.get_with(&path, Some(&alice.token), &headers).await;
-        res.assert_error(400, "min_position_not_committed");
+        res.assert_error(409, "min_position_not_committed");
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "answered after {:?}",
