@@ -7,7 +7,8 @@
 # `events` purity, rustfmt,
 # clippy (-D warnings), tests (cargo-nextest when installed, else cargo test),
 # and doctests (nextest does not run them); the dashboards and alert rules against a real
-# Prometheus (scripts/prometheus-check.sh; installs Debian's prometheus when missing); then
+# Prometheus (scripts/prometheus-check.sh; installs Debian's prometheus when missing); the
+# OpenAPI document against the platform (scripts/api-fuzz.sh: Schemathesis from PyPI); then
 # the web client's unit tests (Vitest) and
 # its browser tests (real platform + Debian's Chromium, installed when missing; see
 # scripts/web.sh). Honours CARGO_TARGET_DIR.
@@ -75,6 +76,10 @@ chat_bin=$(bash "$ROOT/scripts/web.sh" platform-bin --reuse-tests) || fail "the 
 step "observability: dashboards and alert rules against a real Prometheus (scripts/prometheus-check.sh)"
 CHAT_BIN="$chat_bin" bash "$ROOT/scripts/prometheus-check.sh" ||
     fail "the dashboards or alert rules failed against a real Prometheus (bash scripts/prometheus-check.sh)"
+
+step "api: the OpenAPI document against the running platform (scripts/api-fuzz.sh: Schemathesis, short tier)"
+CHAT_BIN="$chat_bin" bash "$ROOT/scripts/api-fuzz.sh" ||
+    fail "Schemathesis found answers the OpenAPI document does not allow (bash scripts/api-fuzz.sh)"
 
 step "web: unit tests (scripts/web.sh test: npm test in web/)"
 bash "$ROOT/scripts/web.sh" test || fail "the web client's unit tests failed (cd web && npm test)"
