@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod parse_errors;
 pub mod secret;
 pub mod serve;
 pub mod service;

@@ -127,7 +127,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits
 /// for the connections' in-flight requests (each connection finishes its request and
 /// closes). What `axum::serve` does, with the HTTP/1 header read timeout it leaves unset
-/// (`header_read_timeout`). Handlers may extract `ConnectInfo<SocketAddr>`.
+/// (`header_read_timeout`), and hyper's own parse-error answers with the JSON error body
+/// ([`crate::parse_errors`]). Handlers may extract `ConnectInfo<SocketAddr>`.
 async fn serve(
     listener: TcpListener,
     router: Router,
@@ -179,7 +180,10 @@ async fn serve(
                     req
                 });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(
+                TokioIo::new(crate::parse_errors::JsonParseErrors::new(stream)),
+                TowerToHyperService::new(service),
+            )
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -262,6 +266,16 @@ mod tests {
         (addr, tx, running)
     }
 
+    /// Sends `request` on a new connection; the whole answer, read until the server closes.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        conn.write_all(request).await.expect("write");
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.expect("read");
+        response
+    }
+
     #[tokio::test]
     async fn serves_on_the_bound_port_and_stops_its_tasks_after_shutdown() {
         let router = Router::new().route("/", get(|| async { "hi" }));
@@ -276,13 +290,11 @@ mod tests {
                 Ok(())
             });
         let (addr, tx, running) = start(server);
-        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let mut response = String::new();
-        conn.read_to_string(&mut response).await.expect("read");
+        let response = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
         assert!(response.ends_with("hi"), "{response}");
         assert!(!stopped.load(Ordering::SeqCst));
         let _ = tx.send(());
@@ -315,12 +327,56 @@ mod tests {
             started.elapsed()
         );
         // Others are served meanwhile and after.
-        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let mut response = String::new();
-        conn.read_to_string(&mut response).await.expect("read");
+        let response = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(response.ends_with("hi"), "{response}");
+        let _ = tx.send(());
+        running.await.expect("join").expect("run");
+    }
+
+    #[tokio::test]
+    async fn requests_hyper_cannot_parse_get_the_json_error_body() {
+        let router = Router::new().route("/", get(|| async { "hi" }));
+        let server = Server::bind("127.0.0.1:0", router).await.expect("bind");
+        let (addr, tx, running) = start(server);
+        let long_uri = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000));
+        let many_headers = format!(
+            "GET / HTTP/1.1\r\nhost: x\r\n{}\r\n",
+            (0..150)
+                .map(|i| format!("x-h{i}: v\r\n"))
+                .collect::<String>()
+        );
+        for (request, status, code) in [
+            (
+                "GET / HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n".to_owned(),
+                400,
+                "bad_request",
+            ),
+            (
+                "GET / HTTP/1.1\r\nhost: x\r\nbad header name: v\r\n\r\n".to_owned(),
+                400,
+                "bad_request",
+            ),
+            (long_uri, 414, "uri_too_long"),
+            (many_headers, 431, "headers_too_large"),
+        ] {
+            let response = exchange(addr, request.as_bytes()).await;
+            let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+            assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+            let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+            assert_eq!(json["error"]["code"], code, "{body}");
+        }
+        // The well-formed are served as before.
+        let response = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
         assert!(response.ends_with("hi"), "{response}");
         let _ = tx.send(());
         running.await.expect("join").expect("run");
