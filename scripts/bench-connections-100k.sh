@@ -20,6 +20,8 @@ DB=chat_bench_connections
 export APP_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
 export APP_STREAM_NAME=BENCH_CONNECTIONS APP_SUBJECT_PREFIX=benchconn
 export APP_JWT_SECRET=bench-connections-secret-0123456789abcdef RUST_LOG=warn
+# The load generator registers thousands of users from one address.
+export APP_RATE_LIMIT_ENABLED=false
 bin=target/release
 pids=()
 cleanup() {

@@ -22,6 +22,8 @@ DB=chat_bench_open_loop
 export APP_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
 export APP_STREAM_NAME=BENCH_OPEN_LOOP APP_SUBJECT_PREFIX=benchopen
 export APP_JWT_SECRET=bench-open-loop-secret-0123456789abcdef RUST_LOG=warn
+# The load generator registers and sends as hundreds of users from one address.
+export APP_RATE_LIMIT_ENABLED=false
 bin=target/release
 pid=
 stop() {

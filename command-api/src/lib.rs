@@ -5,6 +5,7 @@
 pub mod configuration;
 pub mod idempotency;
 pub mod metrics;
+pub mod rate_limits;
 pub mod rooms;
 pub mod routes;
 pub mod startup;

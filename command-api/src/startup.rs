@@ -184,6 +184,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         metrics,
         nats,
         settings: Arc::new(settings.clone()),
+        limits: crate::rate_limits::RateLimits::new(&settings.limits.rate),
     });
     Ok((state, relay))
 }

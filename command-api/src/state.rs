@@ -26,6 +26,7 @@ pub struct Shared {
     /// NATS was unreachable at start-up; it reconnects in the background.
     pub nats: Option<async_nats::Client>,
     pub settings: Arc<Settings>,
+    pub limits: crate::rate_limits::RateLimits,
 }
 
 impl AppState {

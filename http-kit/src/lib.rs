@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod parse_errors;
+pub mod rate_limit;
 pub mod secret;
 pub mod serve;
 pub mod service;

@@ -99,6 +99,9 @@ pub struct Process {
     pub http_seconds: HistogramVec,
     /// `chat_build_info{version, git_commit}`: always 1; the labels say what runs.
     pub build_info: IntGaugeVec,
+    /// `chat_rate_limited_total{limit}`: requests and frames refused by a rate limit
+    /// ([`crate::rate_limit`]), by limit.
+    pub rate_limited: IntCounterVec,
 }
 
 /// The git commit the binary was built from (`CHAT_GIT_COMMIT` at build time, else what
@@ -144,12 +147,21 @@ impl Process {
             .set(1);
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_seconds.clone()))?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "chat_rate_limited_total",
+                "Requests and WebSocket frames refused by a rate limit, by limit",
+            ),
+            &["limit"],
+        )?;
         registry.register(Box::new(build_info.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
         Ok(Self {
             registry,
             http_requests,
             http_seconds,
             build_info,
+            rate_limited,
         })
     }
 }

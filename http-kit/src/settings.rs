@@ -156,6 +156,9 @@ pub struct RequestLimits {
     /// `request_timeout`. Below `request_timeout_ms`, so the client's fault is told as such.
     #[serde(deserialize_with = "number")]
     pub body_timeout_ms: u64,
+    /// How often one client may do one thing ([`crate::rate_limit`]).
+    #[serde(flatten)]
+    pub rate: crate::rate_limit::RateLimitSettings,
 }
 
 impl RequestLimits {
@@ -165,6 +168,7 @@ impl RequestLimits {
             .set_default("body_limit_bytes", 64 * 1024)?
             .set_default("request_timeout_ms", 10_000)?
             .set_default("body_timeout_ms", 5_000)
+            .and_then(crate::rate_limit::RateLimitSettings::defaults)
     }
 }
 
@@ -172,7 +176,7 @@ impl RequestLimits {
 ///
 /// Fields of a flattened section need this: serde hands them the raw value, which from
 /// the environment is text, instead of letting `config` convert it.
-fn number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<u64> + FromStr,
@@ -189,6 +193,25 @@ where
             T::try_from(n).map_err(|_| D::Error::custom(format!("{n} is out of range")))
         }
         NumberOrText::Text(s) => s.trim().parse().map_err(D::Error::custom),
+    }
+}
+
+/// A boolean given as a boolean (defaults, TOML) or as text (`true`/`false`, `1`/`0`, from
+/// environment variables): [`number`]'s reason, for flags.
+pub(crate) fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum FlagOrText {
+        Flag(bool),
+        Text(String),
+    }
+    match FlagOrText::deserialize(deserializer)? {
+        FlagOrText::Flag(b) => Ok(b),
+        FlagOrText::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            other => Err(D::Error::custom(format!("{other:?} is not true or false"))),
+        },
     }
 }
 

@@ -124,6 +124,7 @@ pub async fn build_state_with(
         live,
         metrics,
         search,
+        ws_frames: Arc::new(settings.limits.rate.ws_frames()),
         settings,
         epoch,
     })

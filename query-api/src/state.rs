@@ -26,6 +26,8 @@ pub struct AppState {
     /// The epoch of the read models (`projection_checkpoints.epoch` of `read_models`), kept
     /// current by [`crate::epoch::watch`].
     pub epoch: watch::Receiver<i64>,
+    /// Frames each WebSocket may send ([`http_kit::rate_limit`]), by connection.
+    pub ws_frames: Arc<http_kit::rate_limit::Limit<crate::ws::hub::ConnId>>,
 }
 
 impl AppState {

@@ -64,6 +64,9 @@ impl TestEnv {
         s.tokens.jwt_secret = self.jwt_secret.as_str().into();
         s.create_database = false;
         s.hash_concurrency = 2;
+        // Tests register and send from one address far faster than people do; the rate
+        // limits have tests of their own that turn them on.
+        s.limits.rate.rate_limit_enabled = false;
         s
     }
 
@@ -73,6 +76,7 @@ impl TestEnv {
         let mut s = query_api::configuration::Settings::from_defaults().expect("defaults");
         self.point(&mut s.service);
         s.service.db_max_connections = 8;
+        s.limits.rate.rate_limit_enabled = false;
         s.tokens.jwt_secret = self.jwt_secret.as_str().into();
         s.search = self.search_settings();
         s

@@ -164,6 +164,9 @@ export class Platform {
             APP_SUBJECT_PREFIX: this.subjectPrefix,
             APP_DATA_DIR: this.dataDir,
             APP_JWT_SECRET: hex(32),
+            // Every test registers people from this one address, faster than a person
+            // would; the limits have tests of their own (command-api/tests/api/rate_limits.rs).
+            APP_RATE_LIMIT_ENABLED: 'false',
             APP_WEB_DIR: webDir,
             RUST_LOG: process.env.E2E_RUST_LOG ?? 'warn',
             RUST_BACKTRACE: '1',

@@ -3,6 +3,7 @@
 use crate::auth::new_refresh_token;
 use crate::error::ApiError;
 use crate::extract::Json;
+use crate::rate_limits::ClientAddr;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -55,11 +56,16 @@ pub struct TokenResponse {
 }
 
 #[utoipa::path(post, path = "/v1/auth/register", request_body = RegisterBody,
-    responses((status = 201, body = TokenResponse), (status = 400), (status = 409, description = "username taken")))]
+    responses((status = 201, body = TokenResponse), (status = 400), (status = 409, description = "username taken"),
+        (status = 429, description = "rate_limited: too many registrations from this address (Retry-After)")))]
 pub async fn register(
     State(st): State<AppState>,
+    client: ClientAddr,
     Json(body): Json<RegisterBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if let Some(ip) = st.limits.client_ip(&client) {
+        st.limits.register_ip.check(&ip)?;
+    }
     let username = Username::parse(&body.username)?;
     let password = Password::parse(&body.password)?;
     let display_name = body
@@ -123,11 +129,20 @@ pub async fn register(
 }
 
 #[utoipa::path(post, path = "/v1/auth/login", request_body = LoginBody,
-    responses((status = 200, body = TokenResponse), (status = 401)))]
+    responses((status = 200, body = TokenResponse), (status = 401),
+        (status = 429, description = "rate_limited: too many logins from this address or for this username (Retry-After)")))]
 pub async fn login(
     State(st): State<AppState>,
+    client: ClientAddr,
     Json(body): Json<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Before the password hash: a flood costs a map lookup per request, not a hash.
+    if let Some(ip) = st.limits.client_ip(&client) {
+        st.limits.login_ip.check(&ip)?;
+    }
+    st.limits
+        .login_username
+        .check(&body.username.trim().to_lowercase())?;
     // The same 401, after the same work, whether the user is unknown or the
     // password wrong: neither timing nor body tells which.
     // Input that could never have been registered is just an unknown user.

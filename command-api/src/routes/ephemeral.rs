@@ -41,13 +41,14 @@ pub async fn typing(
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/ephemeral", request_body = EphemeralBody, security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 202), (status = 400), (status = 403, description = "not_a_member"), (status = 404, description = "room_not_found"), (status = 503)))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 202), (status = 400), (status = 403, description = "not_a_member"), (status = 404, description = "room_not_found"), (status = 429, description = "rate_limited: too many messages from this user (Retry-After)"), (status = 503)))]
 pub async fn ephemeral(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
     Path(room_id): Path<RoomId>,
     Json(body): Json<EphemeralBody>,
 ) -> Result<StatusCode, ApiError> {
+    st.limits.send.check(&me.0)?;
     let text = MessageBody::parse(&body.body)?;
     broadcast(
         &st,

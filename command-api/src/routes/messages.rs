@@ -63,7 +63,7 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error>
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/messages", request_body = SendMessageBody, security(("bearer" = [])),
     params(("room_id" = uuid::Uuid, Path)),
     responses((status = 201, description = "{message_id, seq, position, version}"), (status = 400), (status = 403, description = "not_a_member"),
-        (status = 404, description = "room_not_found"), (status = 422, description = "reply_target_not_found, idempotency_key_reused")))]
+        (status = 404, description = "room_not_found"), (status = 422, description = "reply_target_not_found, idempotency_key_reused"), (status = 429, description = "rate_limited: too many messages from this user (Retry-After)")))]
 pub async fn send_message(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -71,6 +71,7 @@ pub async fn send_message(
     IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<SendMessageBody>,
 ) -> Result<Response, ApiError> {
+    st.limits.send.check(&me.0)?;
     let text = MessageBody::parse(&body.body)?;
     let reply_to = body.reply_to.map(MessageId);
     let idem = match (&body.client_msg_id, key) {
@@ -112,7 +113,7 @@ pub async fn send_message(
 #[utoipa::path(patch, path = "/v1/rooms/{room_id}/messages/{message_id}", request_body = EditMessageBody,
     security(("bearer" = [])), params(("room_id" = uuid::Uuid, Path), ("message_id" = uuid::Uuid, Path)),
     responses((status = 200), (status = 403, description = "not_author, not_a_member"), (status = 404, description = "room_not_found, message_not_found"),
-        (status = 409, description = "message_deleted"), (status = 422, description = "idempotency_key_reused")))]
+        (status = 409, description = "message_deleted"), (status = 422, description = "idempotency_key_reused"), (status = 429, description = "rate_limited: too many messages from this user (Retry-After)")))]
 pub async fn edit_message(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -120,6 +121,7 @@ pub async fn edit_message(
     IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<EditMessageBody>,
 ) -> Result<Response, ApiError> {
+    st.limits.send.check(&me.0)?;
     let text = MessageBody::parse(&body.body)?;
     let idem = header_idem(
         me,

@@ -9,4 +9,5 @@ mod helpers;
 mod idempotency;
 mod jwt;
 mod ops;
+mod rate_limits;
 mod replicas;

@@ -168,6 +168,8 @@ impl Activity {
 }
 
 struct Ctx {
+    /// Frames each socket may send.
+    frames: Arc<http_kit::rate_limit::Limit<ConnId>>,
     live: Live,
     hub: Arc<Hub>,
     id: ConnId,
@@ -209,6 +211,7 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
     );
     tokio::pin!(writer);
     let ctx = Ctx {
+        frames: st.ws_frames.clone(),
         live: live.clone(),
         hub: hub.clone(),
         id,
@@ -306,6 +309,21 @@ async fn read_loop(ctx: Ctx, mut stream: SplitStream<WebSocket>, activity: Arc<A
             }
         };
         activity.touch();
+        if matches!(msg, Message::Text(_) | Message::Binary(_))
+            && let Err(wait) = ctx.frames.try_take(&ctx.id)
+        {
+            // Dropped, and said so: a client that keeps on is told each time, and its
+            // queue of answers (bounded) closes it if it does not read them either.
+            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            let frame = Frame::error(
+                "rate_limited",
+                &format!("too many frames: this one was dropped; retry in {wait_ms} ms"),
+            );
+            if reply(&ctx, frame).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let handled = match msg {
             // Boxed: a subscribe's back-fill future is large, and an idle socket's reader
             // would otherwise carry its space for as long as it lives.

@@ -8,6 +8,7 @@ mod ephemeral;
 mod epoch;
 mod helpers;
 mod presence;
+mod rate_limit;
 mod resume;
 mod slow;
 mod upcasting;
