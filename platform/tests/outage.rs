@@ -128,12 +128,7 @@ async fn while_postgres_is_down_every_path_is_a_503_and_within_2_s_of_its_return
 
     // Some work first: two users, a room, messages, reads, so every pool holds
     // connections that the outage will kill.
-    let alice = api.register(&format!("alice_{}", unique())).await;
-    let bob = api.register(&format!("bob_{}", unique())).await;
-    let room = api
-        .create_room(&alice, &format!("r{}", unique()), "public")
-        .await;
-    api.join(&bob, room).await.assert_status(200);
+    let (alice, bob, room) = common::two_in_a_room(&api).await;
     let mut acked: Vec<String> = Vec::new();
     let mut last_position = 0;
     for i in 0..5 {

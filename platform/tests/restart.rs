@@ -36,12 +36,7 @@ async fn after_a_quick_restart_of_postgres_every_path_works_at_once_and_reads_ca
             .unwrap(),
         api.base,
     );
-    let alice = api.register(&format!("alice_{}", unique())).await;
-    let bob = api.register(&format!("bob_{}", unique())).await;
-    let room = api
-        .create_room(&alice, &format!("r{}", unique()), "public")
-        .await;
-    api.join(&bob, room).await.assert_status(200);
+    let (alice, bob, room) = common::two_in_a_room(&api).await;
     let position = api
         .send_message(&alice, room, "before")
         .await

@@ -135,6 +135,11 @@ impl Api {
         read(req.body(body)).await
     }
 
+    pub async fn get(&self, path: &str, token: &str) -> Res {
+        self.request(Method::GET, path, Some(token), None, &[])
+            .await
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Res {
         self.request(Method::POST, path, token, Some(body), &[])
             .await

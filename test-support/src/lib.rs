@@ -14,12 +14,14 @@
 
 pub mod apps;
 pub mod http;
+pub mod nats;
 pub mod postgres;
 pub mod wait;
 pub mod ws;
 
 pub use apps::{Node, Running, TestEnv};
 pub use http::{Api, Res, TestUser, unique};
+pub use nats::OwnedNats;
 pub use postgres::OwnedPostgres;
 pub use wait::{DEADLINE, wait_until};
 pub use ws::{Client, Got, is_message};

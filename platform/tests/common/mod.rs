@@ -6,6 +6,7 @@ use platform::Settings;
 use test_support::{Api, Running, TestEnv};
 
 /// Builds and runs the platform on port 0; returns it running and a client for it.
+#[allow(dead_code)] // not every test binary uses it
 pub async fn start(env: &TestEnv) -> (Running, Api) {
     start_with(env, env.search_settings()).await
 }
@@ -61,4 +62,22 @@ pub async fn owned_postgres(test: &str) -> Option<test_support::OwnedPostgres> {
             None
         }
     }
+}
+
+/// Two people, alice and bob, in a new public room of alice's.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn two_in_a_room(
+    api: &Api,
+) -> (test_support::TestUser, test_support::TestUser, uuid::Uuid) {
+    let alice = api
+        .register(&format!("alice_{}", test_support::unique()))
+        .await;
+    let bob = api
+        .register(&format!("bob_{}", test_support::unique()))
+        .await;
+    let room = api
+        .create_room(&alice, &format!("r{}", test_support::unique()), "public")
+        .await;
+    api.join(&bob, room).await.assert_status(200);
+    (alice, bob, room)
 }
