@@ -226,6 +226,51 @@ pub const MEMBERSHIP_EVENT_TYPES: [&str; 8] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A client frame as a fuzzer would write it: one of the known types (or another word)
+    /// with any of the known fields, of any JSON type.
+    fn frame_json() -> impl Strategy<Value = Value> {
+        let value = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,40}".prop_map(Value::from),
+            Just(json!("01a23708-7683-739c-99f8-2ac27f0249ba")),
+            Just(json!([])),
+            Just(json!({})),
+        ];
+        let field =
+            prop::sample::select(vec!["room_id", "after_version", "epoch", "type", "extra"]);
+        (
+            prop::sample::select(vec!["subscribe", "unsubscribe", "typing", "ping", "dance"]),
+            prop::collection::btree_map(field.prop_map(str::to_owned), value, 0..5),
+        )
+            .prop_map(|(ty, mut fields)| {
+                fields.entry("type".to_owned()).or_insert_with(|| ty.into());
+                Value::Object(fields.into_iter().collect())
+            })
+    }
+
+    proptest! {
+        /// Any text is a frame or an error frame's code and message, never a panic (#15 S4).
+        #[test]
+        fn any_text_parses_to_a_frame_or_an_error(text in ".{0,200}") {
+            if let Err((code, _)) = parse_client(&text) {
+                prop_assert!(code == "invalid_frame" || code == "unknown_frame");
+            }
+        }
+
+        #[test]
+        fn any_frame_shaped_json_parses_to_a_frame_or_an_error(frame in frame_json()) {
+            let text = frame.to_string();
+            match parse_client(&text) {
+                Ok(_) => prop_assert!(CLIENT_TYPES.contains(&frame["type"].as_str().unwrap_or(""))),
+                Err((code, _)) => prop_assert!(code == "invalid_frame" || code == "unknown_frame"),
+            }
+        }
+    }
 
     #[test]
     fn event_type_names_become_snake_case_frame_types() {
