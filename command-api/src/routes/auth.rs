@@ -140,9 +140,16 @@ pub async fn login(
     if let Some(ip) = st.limits.client_ip(&client) {
         st.limits.login_ip.check(&ip)?;
     }
-    st.limits
-        .login_username
-        .check(&body.username.trim().to_lowercase())?;
+    // Keyed by the name as it could be registered (a longer one is no user's: its first
+    // 64 characters keep the key small).
+    let attempted: String = body
+        .username
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(64)
+        .collect();
+    st.limits.login_username.check(&attempted)?;
     // The same 401, after the same work, whether the user is unknown or the
     // password wrong: neither timing nor body tells which.
     // Input that could never have been registered is just an unknown user.
