@@ -9,6 +9,8 @@ use axum::http::request::Parts;
 use http_kit::rate_limit::{Limit, RateLimitSettings};
 use uuid::Uuid;
 
+use crate::state::AppState;
+
 pub struct RateLimits {
     pub login_ip: Limit<IpAddr>,
     pub login_username: Limit<String>,
@@ -28,29 +30,21 @@ impl RateLimits {
             settings: settings.clone(),
         }
     }
-
-    /// The client's address as the settings say to find it.
-    pub fn client_ip(&self, client: &ClientAddr) -> Option<IpAddr> {
-        self.settings.client_ip(&client.headers, client.peer)
-    }
 }
 
-/// What tells a client's address: the peer and the request's headers. Never refuses.
-pub struct ClientAddr {
-    peer: Option<IpAddr>,
-    headers: axum::http::HeaderMap,
-}
+/// The client's address, as the rate-limit settings say to find it (a proxy's header, else
+/// the peer); `None` when neither tells. Found once per request, without copying the
+/// headers. Never refuses.
+pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self {
-            peer: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-            headers: parts.headers.clone(),
-        })
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Self(st.limits.settings.client_ip(&parts.headers, peer)))
     }
 }

@@ -3,7 +3,7 @@
 use crate::auth::new_refresh_token;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::rate_limits::ClientAddr;
+use crate::rate_limits::ClientIp;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -60,10 +60,10 @@ pub struct TokenResponse {
         (status = 429, description = "rate_limited: too many registrations from this address (Retry-After)")))]
 pub async fn register(
     State(st): State<AppState>,
-    client: ClientAddr,
+    ClientIp(client): ClientIp,
     Json(body): Json<RegisterBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if let Some(ip) = st.limits.client_ip(&client) {
+    if let Some(ip) = client {
         st.limits.register_ip.check(&ip)?;
     }
     let username = Username::parse(&body.username)?;
@@ -133,11 +133,11 @@ pub async fn register(
         (status = 429, description = "rate_limited: too many logins from this address or for this username (Retry-After)")))]
 pub async fn login(
     State(st): State<AppState>,
-    client: ClientAddr,
+    ClientIp(client): ClientIp,
     Json(body): Json<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Before the password hash: a flood costs a map lookup per request, not a hash.
-    if let Some(ip) = st.limits.client_ip(&client) {
+    if let Some(ip) = client {
         st.limits.login_ip.check(&ip)?;
     }
     // Keyed by the name as it could be registered (a longer one is no user's: its first
