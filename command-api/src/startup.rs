@@ -154,9 +154,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
     );
     let auth = settings.auth_config();
     let jwt = JwtKeys::new(&auth).context("APP_JWT_SECRET must be at least 32 bytes")?;
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(settings.service.nats_url.expose_secret())
+    let nats = http_kit::nats::connect(settings.service.nats_url.expose_secret())
         .await
         .ok();
     let relay = match (&nats, settings.relay_enabled) {

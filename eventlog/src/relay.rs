@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -23,6 +24,9 @@ use crate::postgres::{APPENDED_CHANNEL, read_all};
 use crate::recent::Recent;
 use crate::store::RecordedEvent;
 use crate::store::{EventStore, StoreError};
+
+/// How often a relay waiting for an ack checks whether its client reconnected.
+const ACK_RECONNECT_CHECK: Duration = Duration::from_millis(50);
 
 /// How often a relay that does not hold the advisory lock tries again.
 const LOCK_RETRY: Duration = Duration::from_secs(1);
@@ -219,6 +223,32 @@ impl Relay {
     fn heard(&mut self, notification: &PgNotification) {
         if let Ok(head) = notification.payload().parse::<i64>() {
             self.known_head = self.known_head.max(head);
+        }
+    }
+
+    /// Waits for the ack of a batch's last publish, unless the client reconnects to NATS
+    /// meanwhile (more than `connects` connections so far): the ack of a publish sent
+    /// before a reconnection never comes, and waiting out JetStream's 5 s request timeout
+    /// kept the stream (and the read models and the live feed behind it) 4–5 s late after
+    /// NATS returned (the chaos battery, R3). The caller resyncs with the stream instead.
+    async fn ack_or_reconnect(
+        &self,
+        ack: jetstream::context::PublishAckFuture,
+        connects: u64,
+    ) -> anyhow::Result<jetstream::publish::PublishAck> {
+        let stats = self.client.statistics();
+        let mut ack = std::pin::pin!(ack.into_future());
+        let mut check = tokio::time::interval(ACK_RECONNECT_CHECK);
+        loop {
+            tokio::select! {
+                ack = &mut ack => return Ok(ack?),
+                _ = check.tick() => {
+                    anyhow::ensure!(
+                        stats.connects.load(Ordering::Relaxed) <= connects,
+                        "the client reconnected to NATS before the ack came"
+                    );
+                }
+            }
         }
     }
 
@@ -548,6 +578,7 @@ impl Relay {
                 return Ok(());
             };
             let last_position = last.position;
+            let connects = self.client.statistics().connects.load(Ordering::Relaxed);
             let mut ack = None;
             for (i, ev) in events.iter().enumerate() {
                 let expected = next + i64::try_from(i)?;
@@ -575,7 +606,8 @@ impl Relay {
                 }
             }
             if let Some(ack) = ack {
-                let ack = ack
+                let ack = self
+                    .ack_or_reconnect(ack, connects)
                     .await
                     .with_context(|| format!("ack for position {last_position}"))?;
                 if tracing::enabled!(tracing::Level::DEBUG) {

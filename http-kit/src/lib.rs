@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod nats;
 pub mod openapi;
 pub mod parse_errors;
 pub mod rate_limit;

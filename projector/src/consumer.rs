@@ -82,9 +82,19 @@ pub enum Outcome {
     Idle,
 }
 
+/// How long a JetStream API request (stream and consumer info, creating a consumer) may
+/// take. A healthy server answers in milliseconds; the client's default of 10 s kept a
+/// projection standing still 8 s after a network partition healed, waiting for the answer
+/// to a request sent into the partition (the chaos battery, R5). A request that times out
+/// fails the step, which is retried with a fresh consumer.
+const JETSTREAM_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Check that the consumer still exists at most this often while idle.
 const IDLE_CHECK: Duration = Duration::from_secs(2);
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// The pull's idle heartbeat: two missed ones end the message stream, which is then
+/// re-created from the checkpoint. At 5 s a pull lost with a reset NATS connection kept a
+/// projection standing still 8 s after the network healed (the chaos battery, R5).
+const HEARTBEAT: Duration = Duration::from_secs(1);
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
 /// The first pause after a failed step, doubled after each further failure up to
 /// [`MAX_BACKOFF`], and back to this after any step that did not fail.
@@ -134,7 +144,11 @@ impl Projector {
             projection,
             pool,
             log: PgEventStore::reader(log),
-            js: jetstream::new(nats),
+            js: {
+                let mut js = jetstream::new(nats);
+                js.set_timeout(JETSTREAM_REQUEST_TIMEOUT);
+                js
+            },
             cfg,
             consumer_name,
             metrics: None,

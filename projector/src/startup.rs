@@ -258,9 +258,7 @@ pub async fn with_projections(
     log: PgPool,
     projections: Vec<Arc<dyn Projection>>,
 ) -> anyhow::Result<Application> {
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(settings.service.nats_url.expose_secret())
+    let nats = http_kit::nats::connect(settings.service.nats_url.expose_secret())
         .await
         .context("connecting to NATS")?;
     let metrics = Metrics::new()?;

@@ -98,9 +98,7 @@ pub async fn build_state_with(
     migrate(&pool).await.context("query-api migrations")?;
     let jwt = JwtKeys::new(&settings.tokens.auth_config())
         .context("APP_JWT_SECRET must be at least 32 bytes")?;
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(settings.service.nats_url.expose_secret())
+    let nats = http_kit::nats::connect(settings.service.nats_url.expose_secret())
         .await
         .context("connecting to NATS")?;
     let metrics = Metrics::new()?;

@@ -303,13 +303,27 @@ async fn consume_events(
                 continue;
             }
         };
-        while let Some(msg) = messages.next().await {
+        let created = stream.cached_info().created;
+        let mut check = tokio::time::interval(STREAM_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let msg = tokio::select! {
+                msg = messages.next() => msg,
+                _ = check.tick() => {
+                    if replaced(&js, &stream_name, created).await {
+                        tracing::warn!("the event stream was deleted or re-created; following it again");
+                        break;
+                    }
+                    continue;
+                }
+            };
             let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "live consumer error; re-creating it");
                     break;
                 }
+                None => break,
             };
             let rec: RecordedEvent = match serde_json::from_slice(&msg.payload) {
                 Ok(r) => r,
@@ -336,6 +350,29 @@ async fn consume_events(
             }
         }
         tokio::time::sleep(retry).await;
+    }
+}
+
+/// How often the live consumer checks that its stream is still the one it follows. A
+/// deleted stream shows to an ordered push consumer only as missed heartbeats, 10 s later
+/// (async-nats' fixed 5 s idle heartbeat, twice); the relay re-creates and re-fills the
+/// stream within seconds, and the live feed should follow as soon (the chaos battery, R3b).
+const STREAM_CHECK: Duration = Duration::from_secs(1);
+
+/// Whether the stream `name` is gone or is not the one created at `created`. An answer
+/// that does not come (NATS down) is not a replacement: the consumer's own errors cover it.
+async fn replaced(
+    js: &jetstream::Context,
+    name: &str,
+    created: async_nats::datetime::DateTime,
+) -> bool {
+    match tokio::time::timeout(STREAM_CHECK, js.get_stream(name)).await {
+        Ok(Ok(s)) => s.cached_info().created != created,
+        Ok(Err(e)) => matches!(
+            e.kind(),
+            jetstream::context::GetStreamErrorKind::JetStream(_)
+        ),
+        Err(_) => false,
     }
 }
 
