@@ -5,8 +5,9 @@
 #
 # - Local defaults (127.0.0.1:5432 and 127.0.0.1:4222): if both already answer,
 #   nothing is done. Otherwise, on Debian/Ubuntu, as root or with passwordless
-#   sudo, missing packages (postgresql, nats-server) are installed with apt-get
-#   and the servers are started the same way this project's machines start them.
+#   sudo, missing packages (postgresql) are installed with apt-get, a current
+#   nats-server is built once (scripts/nats-server.sh; Debian's package otherwise), and
+#   the servers are started the same way this project's machines start them.
 # - Overrides: APP_DATABASE_URL / DATABASE_URL and APP_NATS_URL / NATS_URL. A URL
 #   pointing anywhere other than the local default host:port is only checked for
 #   reachability; nothing is installed or started for it.
@@ -270,10 +271,15 @@ ensure_local_nats() {
     fi
     log "NATS is not answering at $NATS_DEFAULT_HOST:$NATS_DEFAULT_PORT; starting it"
     need_root "starting NATS"
-    if [[ ! -x $NATS_BIN ]]; then
+    # A current nats-server (scripts/nats-server.sh builds it once with go install); Debian's
+    # package only when that cannot be had (it warns why that is worse).
+    local bin
+    if ! bin=$(bash "$(dirname "${BASH_SOURCE[0]}")/nats-server.sh"); then
         apt_install nats-server
+        bin=$NATS_BIN
     fi
-    [[ -x $NATS_BIN ]] || die "$NATS_BIN is missing after installing nats-server"
+    [[ -x $bin ]] || die "$bin is missing after installing nats-server"
+    NATS_BIN=$bin
     command -v start-stop-daemon >/dev/null 2>&1 || die "start-stop-daemon not found (package dpkg)"
     "${SUDO[@]}" mkdir -p "$NATS_STORE"
     # Same command as the machine's own start-up.
