@@ -6,7 +6,8 @@
 # Steps: services (PostgreSQL + NATS JetStream, and OpenSearch for the search contract suite),
 # `events` purity, rustfmt,
 # clippy (-D warnings), tests (cargo-nextest when installed, else cargo test),
-# and doctests (nextest does not run them); the dashboards and alert rules against a real
+# and doctests (nextest does not run them); the fault battery's short tier (scripts/chaos.sh);
+# the dashboards and alert rules against a real
 # Prometheus (scripts/prometheus-check.sh; installs Debian's prometheus when missing); the
 # OpenAPI document against the platform (scripts/api-fuzz.sh: Schemathesis from PyPI); then
 # the web client's unit tests (Vitest) and
@@ -27,6 +28,11 @@ echo "test.sh: workspace $ROOT, target dir ${CARGO_TARGET_DIR:-$ROOT/target}"
 
 step "services: PostgreSQL and NATS JetStream (scripts/services.sh)"
 bash "$ROOT/scripts/services.sh"
+
+step "nats-server: a current one for the tests that run their own (scripts/nats-server.sh)"
+NATS_SERVER=$(bash "$ROOT/scripts/nats-server.sh") || fail "no nats-server for the tests that run their own (scripts/nats-server.sh)"
+export NATS_SERVER
+echo "NATS_SERVER=$NATS_SERVER"
 
 step "search: an OpenSearch node for the search contract suite (scripts/opensearch.sh)"
 if ! bash "$ROOT/scripts/opensearch.sh"; then
@@ -68,6 +74,10 @@ else
     step "tests: cargo test --workspace --all-features (cargo-nextest not installed)"
     cargo test --workspace --all-features || fail "tests failed"
 fi
+
+step "reliability: the fault battery, short tier (scripts/chaos.sh: R1-R9 against its own PostgreSQL, NATS and roles)"
+bash "$ROOT/scripts/chaos.sh" ||
+    fail "the fault battery broke a promise (bash scripts/chaos.sh [SCENARIO]; a failed scenario's logs are in \${TMPDIR:-/tmp}/chaos-*)"
 
 # The binary as the tests above built it (a no-op build; see platform_bin in scripts/web.sh),
 # for the Prometheus check and the browser tests.

@@ -83,6 +83,12 @@ impl OwnedPostgres {
         self.ctl.port
     }
 
+    /// The postmaster's process id while it runs (the first line of `postmaster.pid`).
+    pub fn pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.ctl.data().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     /// The URL of `database` on this server (user `postgres`, trusted).
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.ctl.port)

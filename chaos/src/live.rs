@@ -1,0 +1,106 @@
+//! A live client of the query API's WebSocket feed, as the web client is: subscribed to
+//! every room of the load, reconnecting (and subscribing again) whenever its socket
+//! closes. It records when it first saw each message (by the `client_msg_id` the load puts
+//! in every body), so a scenario can tell how soon the live feed delivered again after a
+//! fault.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use uuid::Uuid;
+
+/// The `client_msg_id` in a message body of the load (`m <client_msg_id> <n>`).
+pub fn client_msg_id(frame: &Value) -> Option<&str> {
+    if frame["type"] != "message_sent" {
+        return None;
+    }
+    frame["data"]["body"].as_str()?.split(' ').nth(1)
+}
+
+/// Opens a socket to the feed with `token`.
+pub async fn connect(
+    addr: SocketAddr,
+    token: &str,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    let mut req = format!("ws://{addr}/v1/ws").into_client_request()?;
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse()?);
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await??;
+    Ok(ws)
+}
+
+/// A watching client; stops when dropped.
+pub struct Watcher {
+    seen: Arc<Mutex<HashMap<String, Instant>>>,
+    pub reconnects: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watcher {
+    pub fn start(addr: SocketAddr, token: String, rooms: Vec<Uuid>) -> Watcher {
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let reconnects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, r) = (seen.clone(), reconnects.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(mut ws) = connect(addr, &token).await {
+                    let mut ok = true;
+                    for room in &rooms {
+                        let frame = json!({ "type": "subscribe", "room_id": room });
+                        ok &= ws
+                            .send(Message::Text(frame.to_string().into()))
+                            .await
+                            .is_ok();
+                    }
+                    while ok {
+                        ok = match ws.next().await {
+                            Some(Ok(Message::Text(t))) => {
+                                let Ok(frame) = serde_json::from_str::<Value>(t.as_str()) else {
+                                    continue;
+                                };
+                                if let Some(id) = client_msg_id(&frame)
+                                    && let Ok(mut seen) = s.lock()
+                                {
+                                    seen.entry(id.to_owned()).or_insert_with(Instant::now);
+                                }
+                                true
+                            }
+                            Some(Ok(_)) => true,
+                            _ => false,
+                        };
+                    }
+                }
+                r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Watcher {
+            seen,
+            reconnects,
+            task,
+        }
+    }
+
+    /// When the watcher first saw the message with this `client_msg_id`.
+    pub fn seen(&self, client_msg_id: &str) -> Option<Instant> {
+        self.seen.lock().ok()?.get(client_msg_id).copied()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,76 @@
+//! R7: poison events in the log — a payload of the wrong shape and a schema version no
+//! code knows — appended amid the load to a room stream of their own. Each goes to the
+//! dead letters with its reason, the read models' lag returns to 0, and every other room's
+//! read models still equal the oracle.
+
+use std::time::Duration;
+
+use eventlog::{AppendRequest, EventStore, ExpectedVersion, GroupCommitConfig, NewEvent};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Run, Tier};
+use crate::cluster::Shape;
+use crate::load::Plan;
+use crate::report::{Report, secs};
+
+pub async fn poison_events(tier: Tier, seed: u64) -> anyhow::Result<Report> {
+    let each = tier.pick(3, 10);
+    let plan = Plan {
+        writers: 4,
+        pace: Duration::from_millis(2),
+        seed,
+        pad: 0,
+    };
+    let mut run = Run::start(
+        "R7 poison events",
+        "each poison event a dead letter; lag back to 0; every other room equal to the oracle",
+        &Shape::default(),
+        6,
+        4,
+        plan,
+    )
+    .await?;
+    let store = eventlog::PgEventStore::new(run.cluster.pool.clone(), GroupCommitConfig::default());
+    let room = Uuid::new_v4();
+    let mut appended = 0;
+    for i in 0..each {
+        run.load.wait_for_more(50, Duration::from_secs(60)).await?;
+        let poison = [
+            ("MessageSent", 1, json!({ "nonsense": i })),
+            ("MessageSent", 99, json!({ "from_the_future": i })),
+        ];
+        for (event_type, schema_version, data) in poison {
+            store
+                .append(AppendRequest {
+                    stream_id: format!("room-{room}"),
+                    stream_type: "room".into(),
+                    expected: ExpectedVersion::Any,
+                    events: vec![NewEvent {
+                        event_id: Uuid::now_v7(),
+                        event_type: event_type.into(),
+                        schema_version,
+                        data,
+                        occurred_at: chrono::Utc::now(),
+                        actor_id: None,
+                        correlation_id: Uuid::now_v7(),
+                        causation_id: None,
+                    }],
+                    idempotency: Vec::new(),
+                })
+                .await?;
+            appended += 1;
+        }
+    }
+    let head = run.cluster.head().await?;
+    let caught = run.caught_up(head, Duration::from_secs(60)).await?;
+    let reasons: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT left(reason, 80) FROM dead_letters ORDER BY 1")
+            .fetch_all(&run.cluster.pool)
+            .await?;
+    let r = &mut run.report;
+    r.figure("poison events appended", appended);
+    r.figure("read models caught up past them", secs(caught));
+    r.figure("dead-letter reasons", reasons.join(" | "));
+    run.finish(appended).await
+}
