@@ -30,6 +30,8 @@ pub struct Shape {
     pub nats_proxy: bool,
     /// The projectors' JetStream ack wait (`APP_ACK_WAIT_MS`).
     pub ack_wait_ms: u64,
+    /// How long an access token lives (`APP_ACCESS_TTL_SECS`; the clients refresh it).
+    pub access_ttl_secs: u64,
 }
 
 impl Default for Shape {
@@ -39,6 +41,7 @@ impl Default for Shape {
             pg_proxy: false,
             nats_proxy: false,
             ack_wait_ms: 30_000,
+            access_ttl_secs: 900,
         }
     }
 }
@@ -117,6 +120,7 @@ impl Cluster {
                 ("APP_DB_MAX_CONNECTIONS", "8".into()),
                 ("APP_HASH_CONCURRENCY", "2".into()),
                 ("APP_ACK_WAIT_MS", shape.ack_wait_ms.to_string()),
+                ("APP_ACCESS_TTL_SECS", shape.access_ttl_secs.to_string()),
                 (
                     "RUST_LOG",
                     std::env::var("CHAOS_RUST_LOG").unwrap_or_else(|_| {

@@ -26,7 +26,15 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 pub struct User {
     pub id: Uuid,
     pub token: String,
+    pub refresh: String,
 }
+
+/// An access token expired (15 minutes by default): the client refreshes it and sends
+/// the same command again (refused before anything was decided, so this cannot apply it
+/// twice).
+#[derive(Debug, thiserror::Error)]
+#[error("the access token expired")]
+pub struct TokenExpired;
 
 /// The users and rooms the load runs in; every user is a member of every room.
 #[derive(Clone, Debug)]
@@ -151,6 +159,7 @@ impl Api {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
+                401 if text.contains("\"token_expired\"") => return Err(TokenExpired.into()),
                 _ => {
                     unexpected(shared, method.as_str(), url, status, &text);
                     bail!("{method} {url}: {status} {text}");
@@ -210,6 +219,10 @@ pub async fn setup(
                 .as_str()
                 .context("access_token")?
                 .to_owned(),
+            refresh: res["refresh_token"]
+                .as_str()
+                .context("refresh_token")?
+                .to_owned(),
         });
     }
     let owner = world.users.first().context("no users")?.clone();
@@ -263,7 +276,17 @@ impl Load {
                     (api.clone(), world.clone(), stop.clone(), shared.clone());
                 let user = world.users[w % world.users.len()].clone();
                 let rng = StdRng::seed_from_u64(plan.seed.wrapping_add(w as u64));
-                tokio::spawn(writer(api, world, user, rng, plan.clone(), stop, shared))
+                let writer = Writer {
+                    api,
+                    world,
+                    user,
+                    rng,
+                    plan: plan.clone(),
+                    shared,
+                    mine: Vec::new(),
+                    n: 0,
+                };
+                tokio::spawn(writer.run(stop))
             })
             .collect();
         Load {
@@ -326,43 +349,89 @@ pub fn outcomes(shared: &Shared, from: Instant, to: Instant) -> BTreeMap<u16, u6
     out
 }
 
-async fn writer(
+/// One writer of the load: a user sending commands one after another.
+struct Writer {
     api: Api,
     world: World,
     user: User,
-    mut rng: StdRng,
+    rng: StdRng,
     plan: Plan,
-    stop: Arc<AtomicBool>,
     shared: Arc<Shared>,
-) -> anyhow::Result<()> {
-    // This writer's acknowledged messages: `(room, message_id, seq)`.
-    let mut mine: Vec<(Uuid, Uuid, i64)> = Vec::new();
-    let mut n = 0u64;
-    while !stop.load(Ordering::SeqCst) {
-        n += 1;
-        let room = *world.rooms.choose(&mut rng).context("no rooms")?;
-        let roll = rng.random_range(0..100);
-        let target = mine.iter().rev().find(|m| m.0 == room).copied();
+    /// This writer's acknowledged messages: `(room, message_id, seq)`.
+    mine: Vec<(Uuid, Uuid, i64)>,
+    /// Commands so far.
+    n: u64,
+}
+
+impl Writer {
+    /// Sends commands until `stop`, refreshing the access token when it expires.
+    async fn run(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+        while !stop.load(Ordering::SeqCst) {
+            self.n += 1;
+            match self.command().await {
+                Ok(()) => {}
+                Err(e) if e.is::<TokenExpired>() => self.refresh().await?,
+                Err(e) => return Err(e),
+            }
+            if !self.plan.pace.is_zero() {
+                tokio::time::sleep(self.plan.pace).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refreshes the user's tokens.
+    async fn refresh(&mut self) -> anyhow::Result<()> {
+        let body = json!({ "refresh_token": self.user.refresh });
+        let (_, res) = self
+            .api
+            .call(
+                &self.shared,
+                Method::POST,
+                &format!("{}/v1/auth/refresh", self.api.command),
+                None,
+                Some(&body),
+                &[],
+            )
+            .await?;
+        self.user.token = res["access_token"]
+            .as_str()
+            .context("access_token")?
+            .to_owned();
+        self.user.refresh = res["refresh_token"]
+            .as_str()
+            .context("refresh_token")?
+            .to_owned();
+        Ok(())
+    }
+
+    /// One command, chosen at random: mostly sends, then reactions, edits and read markers
+    /// on this writer's own messages.
+    async fn command(&mut self) -> anyhow::Result<()> {
+        let room = *self.world.rooms.choose(&mut self.rng).context("no rooms")?;
+        let roll = self.rng.random_range(0..100);
+        let target = self.mine.iter().rev().find(|m| m.0 == room).copied();
         match (roll, target) {
             (0..80, _) | (_, None) => {
                 let client_msg_id = Uuid::new_v4().to_string();
                 let at = Instant::now();
-                let text = format!("m {client_msg_id} {n} {}", "x".repeat(plan.pad));
+                let text = format!("m {client_msg_id} {} {}", self.n, "x".repeat(self.plan.pad));
                 let body = json!({ "client_msg_id": client_msg_id, "body": text.trim_end() });
-                let (_, res) = api
+                let (_, res) = self
+                    .api
                     .call(
-                        &shared,
+                        &self.shared,
                         Method::POST,
-                        &format!("{}/v1/rooms/{room}/messages", api.command),
-                        Some(&user.token),
+                        &format!("{}/v1/rooms/{room}/messages", self.api.command),
+                        Some(&self.user.token),
                         Some(&body),
                         &[],
                     )
                     .await?;
                 let message_id = field(&res, "message_id")?;
                 let seq = res["seq"].as_i64().context("seq")?;
-                mine.push((room, message_id, seq));
-                if let Ok(mut l) = shared.ledger.lock() {
+                self.mine.push((room, message_id, seq));
+                if let Ok(mut l) = self.shared.ledger.lock() {
                     l.sent.push(Sent {
                         room,
                         client_msg_id,
@@ -374,62 +443,63 @@ async fn writer(
             }
             (80..88, Some((room, message_id, _))) => {
                 let emoji = ["👍", "🎉", "ok", "❤️"]
-                    .choose(&mut rng)
+                    .choose(&mut self.rng)
                     .copied()
                     .unwrap_or("ok");
-                api.call(
-                    &shared,
-                    Method::PUT,
-                    &format!(
-                        "{}/v1/rooms/{room}/messages/{message_id}/reactions/{}",
-                        api.command,
-                        urlencode(emoji)
-                    ),
-                    Some(&user.token),
-                    None,
-                    &[],
-                )
-                .await?;
-                if let Ok(mut l) = shared.ledger.lock() {
-                    l.reactions.push((message_id, user.id, emoji.to_owned()));
+                self.api
+                    .call(
+                        &self.shared,
+                        Method::PUT,
+                        &format!(
+                            "{}/v1/rooms/{room}/messages/{message_id}/reactions/{}",
+                            self.api.command,
+                            urlencode(emoji)
+                        ),
+                        Some(&self.user.token),
+                        None,
+                        &[],
+                    )
+                    .await?;
+                if let Ok(mut l) = self.shared.ledger.lock() {
+                    l.reactions
+                        .push((message_id, self.user.id, emoji.to_owned()));
                 }
             }
             (88..94, Some((room, message_id, _))) => {
                 let key = Uuid::new_v4().to_string();
                 let text = format!("edited {key}");
-                api.call(
-                    &shared,
-                    Method::PATCH,
-                    &format!("{}/v1/rooms/{room}/messages/{message_id}", api.command),
-                    Some(&user.token),
-                    Some(&json!({ "body": text })),
-                    &[("Idempotency-Key", &key)],
-                )
-                .await?;
-                if let Ok(mut l) = shared.ledger.lock() {
+                self.api
+                    .call(
+                        &self.shared,
+                        Method::PATCH,
+                        &format!("{}/v1/rooms/{room}/messages/{message_id}", self.api.command),
+                        Some(&self.user.token),
+                        Some(&json!({ "body": text })),
+                        &[("Idempotency-Key", &key)],
+                    )
+                    .await?;
+                if let Ok(mut l) = self.shared.ledger.lock() {
                     l.edits.push((message_id, text));
                 }
             }
             (_, Some((room, _, seq))) => {
-                api.call(
-                    &shared,
-                    Method::POST,
-                    &format!("{}/v1/rooms/{room}/read", api.command),
-                    Some(&user.token),
-                    Some(&json!({ "seq": seq })),
-                    &[],
-                )
-                .await?;
-                if let Ok(mut l) = shared.ledger.lock() {
+                self.api
+                    .call(
+                        &self.shared,
+                        Method::POST,
+                        &format!("{}/v1/rooms/{room}/read", self.api.command),
+                        Some(&self.user.token),
+                        Some(&json!({ "seq": seq })),
+                        &[],
+                    )
+                    .await?;
+                if let Ok(mut l) = self.shared.ledger.lock() {
                     l.read_markers += 1;
                 }
             }
         }
-        if !plan.pace.is_zero() {
-            tokio::time::sleep(plan.pace).await;
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Percent-encodes a path segment.

@@ -25,7 +25,12 @@ pub async fn poison_events(tier: Tier, seed: u64) -> anyhow::Result<Report> {
     let mut run = Run::start(
         "R7 poison events",
         "each poison event a dead letter; lag back to 0; every other room equal to the oracle",
-        &Shape::default(),
+        // Access tokens that expire within the scenario: the writers refresh them, as
+        // clients do (a soak outlives the default 15 minutes).
+        &Shape {
+            access_ttl_secs: 2,
+            ..Shape::default()
+        },
         6,
         4,
         plan,
@@ -68,8 +73,26 @@ pub async fn poison_events(tier: Tier, seed: u64) -> anyhow::Result<Report> {
         sqlx::query_scalar("SELECT DISTINCT left(reason, 80) FROM dead_letters ORDER BY 1")
             .fetch_all(&run.cluster.pool)
             .await?;
+    // Keep the load going until the writers' tokens have expired (and been refreshed).
+    let expired = || {
+        run.load
+            .shared
+            .attempts
+            .lock()
+            .map_or(0, |a| a.iter().filter(|x| x.status == 401).count())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while expired() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    run.load.wait_for_more(50, Duration::from_secs(30)).await?;
+    let refreshes = expired();
     let r = &mut run.report;
     r.figure("poison events appended", appended);
+    r.figure("access tokens expired and refreshed meanwhile", refreshes);
+    r.expect(refreshes > 0, || {
+        "no access token expired: the refresh path went untested".into()
+    });
     r.figure("read models caught up past them", secs(caught));
     r.figure("dead-letter reasons", reasons.join(" | "));
     run.finish(appended).await
