@@ -1356,6 +1356,11 @@ async fn a_request_that_outlives_the_timeout_gets_a_503_in_the_json_shape() {
         )
         .await;
     res.assert_error(503, "unavailable");
+    assert_eq!(
+        res.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1"),
+        "every 503 says when to try again"
+    );
     app.cleanup().await;
 }
 

@@ -304,6 +304,8 @@ async fn consume_events(
             }
         };
         let created = stream.cached_info().created;
+        let stats = nats.statistics();
+        let connects = stats.connects.load(std::sync::atomic::Ordering::Relaxed);
         let mut check = tokio::time::interval(STREAM_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -312,6 +314,13 @@ async fn consume_events(
                 _ = check.tick() => {
                     if replaced(&js, &stream_name, created).await {
                         tracing::warn!("the event stream was deleted or re-created; following it again");
+                        break;
+                    }
+                    // After a reconnection (NATS restarted) the server may have lost this
+                    // ephemeral consumer; waiting for missed heartbeats took up to 10 s
+                    // (the chaos battery, R3, full tier). Re-create it from `last`.
+                    if stats.connects.load(std::sync::atomic::Ordering::Relaxed) > connects {
+                        tracing::info!("reconnected to NATS; re-creating the live consumer");
                         break;
                     }
                     continue;
