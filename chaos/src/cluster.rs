@@ -85,7 +85,11 @@ impl Cluster {
             .execute(&admin)
             .await?;
         admin.close().await;
-        let pool = eventlog::PgEventStore::pool_options(8)
+        // The harness's own pool outlives every PostgreSQL restart it causes: each
+        // connection is tested before use, so one that died with the server is replaced.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(true)
             .connect(&pg.url(DATABASE))
             .await?;
 
