@@ -95,6 +95,18 @@ pub struct Plan {
     pub pad: usize,
 }
 
+impl Plan {
+    /// The steady load most fault scenarios run under: 4 writers, 5 ms apart, short bodies.
+    pub fn steady(seed: u64) -> Plan {
+        Plan {
+            writers: 4,
+            pace: Duration::from_millis(5),
+            seed,
+            pad: 0,
+        }
+    }
+}
+
 /// A running load.
 pub struct Load {
     stop: Arc<AtomicBool>,

@@ -15,12 +15,7 @@ const CONVERGE: Duration = Duration::from_secs(5);
 pub async fn kill_and_delete(tier: Tier, seed: u64) -> anyhow::Result<Report> {
     let kills = tier.pick(2, 10);
     let down = Duration::from_secs(2);
-    let plan = Plan {
-        writers: 4,
-        pace: Duration::from_millis(5),
-        seed,
-        pad: 0,
-    };
+    let plan = Plan::steady(seed);
     let mut run = Run::start(
         "R3 kill -9 NATS; R3b delete the stream",
         "commands keep succeeding; read models and live feeds converge within 5 s of NATS \

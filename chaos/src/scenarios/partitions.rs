@@ -20,12 +20,7 @@ const CONVERGE: Duration = Duration::from_secs(5);
 pub async fn postgres_and_nats(tier: Tier, seed: u64) -> anyhow::Result<Report> {
     let rounds = tier.pick(1, 3);
     let cut = tier.pick(Duration::from_secs(4), Duration::from_secs(20));
-    let plan = Plan {
-        writers: 4,
-        pace: Duration::from_millis(5),
-        seed,
-        pad: 0,
-    };
+    let plan = Plan::steady(seed);
     let shape = Shape {
         pg_proxy: true,
         nats_proxy: true,

@@ -16,12 +16,7 @@ const RECOVER: Duration = Duration::from_secs(2);
 pub async fn restarts_and_outages(tier: Tier, seed: u64) -> anyhow::Result<Report> {
     let rounds = tier.pick(1, 5);
     let outage = tier.pick(Duration::from_secs(8), Duration::from_secs(20));
-    let plan = Plan {
-        writers: 4,
-        pace: Duration::from_millis(5),
-        seed,
-        pad: 0,
-    };
+    let plan = Plan::steady(seed);
     let mut run = Run::start(
         "R4 PostgreSQL restarts and outages",
         "503 with Retry-After while it is down (0 × 500); every ledger command exactly once; \

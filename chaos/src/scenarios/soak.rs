@@ -20,12 +20,7 @@ const FLAT: i64 = 8;
 pub async fn soak(tier: Tier, seed: u64) -> anyhow::Result<Report> {
     let duration = tier.pick(Duration::from_secs(60), Duration::from_secs(1800));
     let every = tier.pick(Duration::from_secs(2), Duration::from_secs(15));
-    let plan = Plan {
-        writers: 4,
-        pace: Duration::from_millis(5),
-        seed,
-        pad: 0,
-    };
+    let plan = Plan::steady(seed);
     let mut run = Run::start(
         "R9 soak",
         "RSS drift < 10 % after warm-up (full tier; the short tier: no doubling); file \
