@@ -9,6 +9,7 @@ mod one_statement;
 pub mod pool;
 mod postgres;
 pub mod recent;
+pub mod reconnect;
 pub mod relay;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

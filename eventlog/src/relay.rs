@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -18,15 +17,19 @@ use async_nats::jetstream::{self, context::GetStreamErrorKind, stream};
 use async_nats::{HeaderMap, header};
 use futures::{FutureExt, Stream, StreamExt};
 use sqlx::postgres::{PgListener, PgNotification};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection as _, PgConnection, PgPool};
 
 use crate::postgres::{APPENDED_CHANNEL, read_all};
 use crate::recent::Recent;
+use crate::reconnect::Connection;
 use crate::store::RecordedEvent;
 use crate::store::{EventStore, StoreError};
 
-/// How often a relay waiting for an ack checks whether its client reconnected.
-const ACK_RECONNECT_CHECK: Duration = Duration::from_millis(50);
+/// How long a JetStream API request (stream info, creating the stream) or a publish's ack
+/// may take. A healthy server answers in milliseconds; async-nats' default of 5 s kept the
+/// stream that much behind after a network partition held the answer (the chaos battery,
+/// R5). A request that times out fails the round, which is retried.
+const JETSTREAM_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often a relay that does not hold the advisory lock tries again.
 const LOCK_RETRY: Duration = Duration::from_secs(1);
@@ -203,7 +206,11 @@ impl Relay {
     pub fn new(pool: PgPool, client: async_nats::Client, config: RelayConfig) -> Self {
         Relay {
             pool,
-            js: jetstream::new(client.clone()),
+            js: {
+                let mut js = jetstream::new(client.clone());
+                js.set_timeout(JETSTREAM_REQUEST_TIMEOUT);
+                js
+            },
             client,
             config,
             resume: None,
@@ -223,32 +230,6 @@ impl Relay {
     fn heard(&mut self, notification: &PgNotification) {
         if let Ok(head) = notification.payload().parse::<i64>() {
             self.known_head = self.known_head.max(head);
-        }
-    }
-
-    /// Waits for the ack of a batch's last publish, unless the client reconnects to NATS
-    /// meanwhile (more than `connects` connections so far): the ack of a publish sent
-    /// before a reconnection never comes, and waiting out JetStream's 5 s request timeout
-    /// kept the stream (and the read models and the live feed behind it) 4–5 s late after
-    /// NATS returned (the chaos battery, R3). The caller resyncs with the stream instead.
-    async fn ack_or_reconnect(
-        &self,
-        ack: jetstream::context::PublishAckFuture,
-        connects: u64,
-    ) -> anyhow::Result<jetstream::publish::PublishAck> {
-        let stats = self.client.statistics();
-        let mut ack = std::pin::pin!(ack.into_future());
-        let mut check = tokio::time::interval(ACK_RECONNECT_CHECK);
-        loop {
-            tokio::select! {
-                ack = &mut ack => return Ok(ack?),
-                _ = check.tick() => {
-                    anyhow::ensure!(
-                        stats.connects.load(Ordering::Relaxed) <= connects,
-                        "the client reconnected to NATS before the ack came"
-                    );
-                }
-            }
         }
     }
 
@@ -342,6 +323,7 @@ impl Relay {
         loop {
             // LISTEN is in place before this, so no commit can slip between a round and the wait.
             let mut failed = false;
+            let connection = Connection::current(&self.client);
             match self.round().await {
                 Ok(n) if n > 0 => tracing::debug!(published = n, "relay round"),
                 Ok(_) => {}
@@ -358,8 +340,11 @@ impl Relay {
                 last_health = Instant::now();
             }
             if failed {
-                // Do not spin on a persistent failure (NATS or PostgreSQL down).
-                tokio::time::sleep(LOCK_RETRY.min(self.config.poll_interval)).await;
+                // Do not spin on a persistent failure (NATS or PostgreSQL down), but retry
+                // at once on a new NATS connection.
+                connection
+                    .pause(LOCK_RETRY.min(self.config.poll_interval))
+                    .await;
                 continue;
             }
             let wait = self.config.poll_interval;
@@ -484,7 +469,8 @@ impl Relay {
                 .await
                 .context("read the log's head and identity")?;
         let name = &self.config.stream_name;
-        let info = match self.js.get_stream(name).await {
+        let connection = Connection::current(&self.client);
+        let info = match connection.guard(self.js.get_stream(name)).await? {
             Ok(stream) => stream.cached_info().clone(),
             Err(e) => {
                 if let GetStreamErrorKind::JetStream(js) = e.kind()
@@ -578,7 +564,10 @@ impl Relay {
                 return Ok(());
             };
             let last_position = last.position;
-            let connects = self.client.statistics().connects.load(Ordering::Relaxed);
+            // The ack of a publish sent before a reconnection never comes; waiting out the
+            // request time-out kept the stream that much late after NATS returned (the chaos
+            // battery, R3). The caller resyncs with the stream instead.
+            let connection = Connection::current(&self.client);
             let mut ack = None;
             for (i, ev) in events.iter().enumerate() {
                 let expected = next + i64::try_from(i)?;
@@ -606,9 +595,11 @@ impl Relay {
                 }
             }
             if let Some(ack) = ack {
-                let ack = self
-                    .ack_or_reconnect(ack, connects)
+                let ack = connection
+                    .guard(ack.into_future())
                     .await
+                    .map_err(anyhow::Error::new)
+                    .and_then(|ack| Ok(ack?))
                     .with_context(|| format!("ack for position {last_position}"))?;
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     tracing::debug!(

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
+use eventlog::reconnect::{Connection, Reconnected};
 use eventlog::{PgEventStore, RecordedEvent};
 use futures::{FutureExt as _, StreamExt as _};
 use sqlx::PgPool;
@@ -106,6 +107,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 struct Live {
+    /// The NATS connection the consumer was created on: a pull made on it ends with it.
+    connection: Connection,
     consumer: consumer::PullConsumer,
     messages: consumer::pull::Stream,
     last_check: Instant,
@@ -173,24 +176,28 @@ impl Projector {
     /// Deletes and re-creates the durable consumer so that it starts at `checkpoint + 1`.
     async fn connect(&mut self) -> anyhow::Result<()> {
         let name = self.projection.name();
+        // Requests sent on a connection that is then lost are abandoned at once rather
+        // than waited out (eventlog::reconnect).
+        let connection = Connection::current(&self.js.client());
         let checkpoint = self
             .projection
             .checkpoint()
             .await
             .with_context(|| format!("read the checkpoint of {name}"))?;
-        let stream = self
-            .js
-            .get_stream(&self.cfg.stream_name)
-            .await
+        let stream = connection
+            .guard(self.js.get_stream(&self.cfg.stream_name))
+            .await?
             .with_context(|| format!("JetStream stream {}", self.cfg.stream_name))?;
         // A stream left over from another log would feed that log's events into the
         // projection; wait until the relay has replaced it.
         log::check_stream_identity(stream.cached_info(), &self.log).await?;
         // A consumer's start cannot be changed in place; one that does not exist is fine.
-        let _ = stream.delete_consumer(&self.consumer_name).await;
+        let _ = connection
+            .guard(stream.delete_consumer(&self.consumer_name))
+            .await?;
         let batch = self.cfg.batch.max(1);
-        let consumer: consumer::PullConsumer = stream
-            .create_consumer(consumer::pull::Config {
+        let consumer: consumer::PullConsumer = connection
+            .guard(stream.create_consumer(consumer::pull::Config {
                 durable_name: Some(self.consumer_name.clone()),
                 description: Some(format!("projection {name} (projector)")),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -202,8 +209,8 @@ impl Projector {
                 max_ack_pending: i64::try_from(batch * 4)?,
                 filter_subject: format!("{}.events.>", self.cfg.subject_prefix),
                 ..Default::default()
-            })
-            .await
+            }))
+            .await?
             .with_context(|| format!("create consumer {}", self.consumer_name))?;
         let messages = consumer
             .stream()
@@ -220,6 +227,7 @@ impl Projector {
             "JetStream consumer created"
         );
         self.live = Some(Live {
+            connection,
             consumer,
             messages,
             last_check: Instant::now(),
@@ -245,7 +253,18 @@ impl Projector {
         let Some(live) = self.live.as_mut() else {
             anyhow::bail!("no consumer");
         };
-        let first = match tokio::time::timeout(self.cfg.idle_wait, live.messages.next()).await {
+        // A pull sent on a lost connection is never answered; its heartbeats would tell
+        // only after two of them were missed.
+        anyhow::ensure!(
+            !live.connection.replaced(),
+            "reconnected to NATS; re-creating the consumer"
+        );
+        let wait = live.connection.guard(live.messages.next());
+        let first = match tokio::time::timeout(self.cfg.idle_wait, wait).await {
+            Ok(Err(Reconnected)) => {
+                anyhow::bail!("reconnected to NATS; re-creating the consumer")
+            }
+            Ok(Ok(next)) => next,
             Err(_) => {
                 if live.last_check.elapsed() >= IDLE_CHECK {
                     live.last_check = Instant::now();
@@ -258,11 +277,13 @@ impl Projector {
                 }
                 return Ok(Outcome::Idle);
             }
-            Ok(None) => anyhow::bail!("the consumer's message stream ended"),
-            Ok(Some(Err(e))) => {
+        };
+        let first = match first {
+            None => anyhow::bail!("the consumer's message stream ended"),
+            Some(Err(e)) => {
                 return Err(anyhow::Error::new(e).context("pulling from the consumer"));
             }
-            Ok(Some(Ok(m))) => m,
+            Some(Ok(m)) => m,
         };
         let mut messages = vec![first];
         let mut failed = None;
@@ -397,6 +418,7 @@ impl Projector {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut failures: u32 = 0;
         loop {
+            let connection = Connection::current(&self.js.client());
             let result = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 r = self.process_next() => r,
@@ -414,9 +436,10 @@ impl Projector {
                         retry_in = ?backoff,
                         "projector step failed"
                     );
+                    // A new NATS connection is worth trying at once.
                     tokio::select! {
                         _ = &mut shutdown => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
+                        () = connection.pause(backoff) => {}
                     }
                 }
             }

@@ -5,6 +5,7 @@
 //! exactly once, the roles serving again and the read models and live feed converging
 //! after the heal without a restart.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Run, Tier};
@@ -52,6 +53,7 @@ pub async fn postgres_and_nats(tier: Tier, seed: u64) -> anyhow::Result<Report> 
                 _ => run.cluster.nats_proxy.as_ref(),
             }
             .ok_or_else(|| anyhow::anyhow!("no proxy"))?;
+            let reconnects = watcher.reconnects.load(Ordering::Relaxed);
             let at = Instant::now();
             proxy.partition();
             tokio::time::sleep(cut).await;
@@ -70,6 +72,7 @@ pub async fn postgres_and_nats(tier: Tier, seed: u64) -> anyhow::Result<Report> 
                 .load
                 .first_success_after(healed)
                 .unwrap_or(Duration::MAX);
+            let reconnects = watcher.reconnects.load(Ordering::Relaxed) - reconnects;
             let kind = if reset {
                 "connections reset"
             } else {
@@ -77,13 +80,15 @@ pub async fn postgres_and_nats(tier: Tier, seed: u64) -> anyhow::Result<Report> 
             };
             lines.push(format!(
                 "{link} cut {} s, {kind}, healed at {healed_utc}: while cut {}; after the heal: \
-                 send {}, read {}, caught up {}, live {}",
+                 send {}, read {}, caught up {}, live {} (the live client reconnected {} \
+                 times)",
                 cut.as_secs(),
                 statuses(&during),
                 secs(send),
                 secs(read),
                 secs(caught),
-                secs(live)
+                secs(live),
+                reconnects
             ));
             if during.contains_key(&500) {
                 slow.push(format!("{link} ({kind}): a 500 while partitioned"));

@@ -35,6 +35,7 @@ use async_nats::jetstream;
 use axum::Router;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use eventlog::reconnect::{Connection, Reconnected};
 use eventlog::{EventStore, PgEventStore, RecordedEvent};
 use events::{RoomId, UserId};
 use futures::StreamExt;
@@ -261,15 +262,24 @@ async fn consume_events(
     filter: String,
     start_after: i64,
 ) {
-    let js = jetstream::new(nats.clone());
+    let mut js = jetstream::new(nats.clone());
+    js.set_timeout(JETSTREAM_REQUEST_TIMEOUT);
     let mut last = start_after;
     let retry = Duration::from_millis(500);
     loop {
-        let stream = match js.get_stream(&stream_name).await {
+        // Requests and waits on a connection that is then lost end at once
+        // (eventlog::reconnect): after a reconnection (NATS restarted, a partition healed)
+        // the server may have lost this ephemeral consumer, and waiting for missed
+        // heartbeats took up to 10 s (the chaos battery, R3 and R5).
+        let connection = Connection::current(&nats);
+        let Ok(stream) = connection.guard(js.get_stream(&stream_name)).await else {
+            continue;
+        };
+        let stream = match stream {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "event stream not available yet");
-                tokio::time::sleep(retry).await;
+                connection.pause(retry).await;
                 continue;
             }
         };
@@ -288,39 +298,34 @@ async fn consume_events(
             },
             ..Default::default()
         };
-        let mut messages = match stream.create_consumer(config).await {
-            Ok(c) => match c.messages().await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "live consumer failed to start");
-                    tokio::time::sleep(retry).await;
-                    continue;
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "creating the live consumer failed");
-                tokio::time::sleep(retry).await;
+        let started = connection
+            .guard(async {
+                let consumer = stream.create_consumer(config).await?;
+                Ok::<_, anyhow::Error>(consumer.messages().await?)
+            })
+            .await;
+        let mut messages = match started {
+            Err(Reconnected) => continue,
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "starting the live consumer failed");
+                connection.pause(retry).await;
                 continue;
             }
         };
         let created = stream.cached_info().created;
-        let stats = nats.statistics();
-        let connects = stats.connects.load(std::sync::atomic::Ordering::Relaxed);
         let mut check = tokio::time::interval(STREAM_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let msg = tokio::select! {
                 msg = messages.next() => msg,
+                () = connection.until_replaced() => {
+                    tracing::info!("reconnected to NATS; re-creating the live consumer");
+                    break;
+                }
                 _ = check.tick() => {
                     if replaced(&js, &stream_name, created).await {
                         tracing::warn!("the event stream was deleted or re-created; following it again");
-                        break;
-                    }
-                    // After a reconnection (NATS restarted) the server may have lost this
-                    // ephemeral consumer; waiting for missed heartbeats took up to 10 s
-                    // (the chaos battery, R3, full tier). Re-create it from `last`.
-                    if stats.connects.load(std::sync::atomic::Ordering::Relaxed) > connects {
-                        tracing::info!("reconnected to NATS; re-creating the live consumer");
                         break;
                     }
                     continue;
@@ -358,9 +363,14 @@ async fn consume_events(
                 Err(e) => tracing::error!(error = %e, "undecodable room event"),
             }
         }
-        tokio::time::sleep(retry).await;
+        connection.pause(retry).await;
     }
 }
+
+/// How long a JetStream API request (stream info, creating the consumer) may take. A
+/// healthy server answers in milliseconds; the default of 10 s kept the live feed that
+/// much behind after a network partition held the answer (the chaos battery, R5).
+const JETSTREAM_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often the live consumer checks that its stream is still the one it follows. A
 /// deleted stream shows to an ordered push consumer only as missed heartbeats, 10 s later
