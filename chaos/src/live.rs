@@ -45,6 +45,9 @@ pub async fn connect(
 pub struct Watcher {
     seen: Arc<Mutex<HashMap<String, Instant>>>,
     pub reconnects: Arc<std::sync::atomic::AtomicU64>,
+    /// Why each of its sockets ended, in order: the server's close code and reason, or
+    /// what the client saw instead.
+    ends: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -52,9 +55,11 @@ impl Watcher {
     pub fn start(addr: SocketAddr, token: String, rooms: Vec<Uuid>) -> Watcher {
         let seen = Arc::new(Mutex::new(HashMap::new()));
         let reconnects = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (s, r) = (seen.clone(), reconnects.clone());
+        let ends = Arc::new(Mutex::new(Vec::new()));
+        let (s, r, e) = (seen.clone(), reconnects.clone(), ends.clone());
         let task = tokio::spawn(async move {
             loop {
+                let mut end = "could not connect".to_owned();
                 if let Ok(mut ws) = connect(addr, &token).await {
                     let mut ok = true;
                     for room in &rooms {
@@ -77,10 +82,26 @@ impl Watcher {
                                 }
                                 true
                             }
+                            Some(Ok(Message::Close(close))) => {
+                                end = close.map_or("closed without a code".to_owned(), |c| {
+                                    format!("closed {} ({})", u16::from(c.code), c.reason)
+                                });
+                                false
+                            }
                             Some(Ok(_)) => true,
-                            _ => false,
+                            Some(Err(err)) => {
+                                end = format!("failed: {err}");
+                                false
+                            }
+                            None => {
+                                end = "ended without a close frame".to_owned();
+                                false
+                            }
                         };
                     }
+                }
+                if let Ok(mut ends) = e.lock() {
+                    ends.push(end);
                 }
                 r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -89,8 +110,14 @@ impl Watcher {
         Watcher {
             seen,
             reconnects,
+            ends,
             task,
         }
+    }
+
+    /// Why its sockets ended so far (see [`Watcher::ends`]'s field).
+    pub fn ends(&self) -> Vec<String> {
+        self.ends.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
     /// When the watcher first saw the message with this `client_msg_id`.

@@ -5,7 +5,6 @@
 //! exactly once, the roles serving again and the read models and live feed converging
 //! after the heal without a restart.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Run, Tier};
@@ -53,7 +52,7 @@ pub async fn postgres_and_nats(tier: Tier, seed: u64) -> anyhow::Result<Report> 
                 _ => run.cluster.nats_proxy.as_ref(),
             }
             .ok_or_else(|| anyhow::anyhow!("no proxy"))?;
-            let reconnects = watcher.reconnects.load(Ordering::Relaxed);
+            let ended = watcher.ends().len();
             let at = Instant::now();
             proxy.partition();
             tokio::time::sleep(cut).await;
@@ -72,7 +71,7 @@ pub async fn postgres_and_nats(tier: Tier, seed: u64) -> anyhow::Result<Report> 
                 .load
                 .first_success_after(healed)
                 .unwrap_or(Duration::MAX);
-            let reconnects = watcher.reconnects.load(Ordering::Relaxed) - reconnects;
+            let ends = watcher.ends().split_off(ended);
             let kind = if reset {
                 "connections reset"
             } else {
@@ -80,15 +79,19 @@ pub async fn postgres_and_nats(tier: Tier, seed: u64) -> anyhow::Result<Report> 
             };
             lines.push(format!(
                 "{link} cut {} s, {kind}, healed at {healed_utc}: while cut {}; after the heal: \
-                 send {}, read {}, caught up {}, live {} (the live client reconnected {} \
-                 times)",
+                 send {}, read {}, caught up {}, live {}; the live client's sockets that \
+                 ended: {}",
                 cut.as_secs(),
                 statuses(&during),
                 secs(send),
                 secs(read),
                 secs(caught),
                 secs(live),
-                reconnects
+                if ends.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ends.join(", ")
+                }
             ));
             if during.contains_key(&500) {
                 slow.push(format!("{link} ({kind}): a 500 while partitioned"));
