@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use percent_encoding::percent_decode_str;
+
 /// The longest wait between two reconnection attempts.
 ///
 /// async-nats' default doubles the wait after each failed attempt up to 4 s, so a role could
@@ -24,13 +26,33 @@ pub fn reconnect_delay(attempts: usize) -> Duration {
 }
 
 /// Connects to `url`, retrying the first connection as later ones (a role may start
-/// before NATS does).
+/// before NATS does), as the user it names ([`options`]).
 pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
+    options(url)
         .retry_on_initial_connect()
         .reconnect_delay_callback(reconnect_delay)
         .connect(url)
         .await
+}
+
+/// Options that log in as the URL says: `nats://user:password@host` with that user and
+/// password, `nats://token@host` with that token (percent-encoded characters decoded).
+///
+/// async-nats takes the server from a URL but ignores the credentials in it, so without
+/// this a role given `APP_NATS_URL=nats://projector:…@nats:4222` connected as nobody and
+/// was refused by a server with users (`deploy/nats/nats.conf`).
+pub fn options(url: &str) -> async_nats::ConnectOptions {
+    let Ok(server) = url.trim().parse::<async_nats::ServerAddr>() else {
+        return async_nats::ConnectOptions::new();
+    };
+    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    match (server.username(), server.password()) {
+        (Some(user), Some(password)) => {
+            async_nats::ConnectOptions::with_user_and_password(decode(user), decode(password))
+        }
+        (Some(token), None) => async_nats::ConnectOptions::with_token(decode(token)),
+        _ => async_nats::ConnectOptions::new(),
+    }
 }
 
 #[cfg(test)]

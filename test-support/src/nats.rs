@@ -22,12 +22,34 @@ pub struct OwnedNats {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// A configuration file (`-c`) and the environment it takes values from; the
+    /// address, port and store given on the command line override the file's.
+    config: Option<(PathBuf, Vec<(String, String)>)>,
 }
 
 impl OwnedNats {
     /// Starts a server. `Ok(None)` when no `nats-server` binary is installed (the caller
     /// skips, loudly).
     pub async fn start_new() -> anyhow::Result<Option<OwnedNats>> {
+        Self::start_configured(None).await
+    }
+
+    /// [`OwnedNats::start_new`] with the configuration file `config` (users, permissions),
+    /// its `$VARIABLE`s taken from `env`.
+    pub async fn start_with_config(
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Option<OwnedNats>> {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::start_configured(Some((config.to_owned(), env))).await
+    }
+
+    async fn start_configured(
+        config: Option<(PathBuf, Vec<(String, String)>)>,
+    ) -> anyhow::Result<Option<OwnedNats>> {
         let Some(binary) = find_binary() else {
             return Ok(None);
         };
@@ -41,6 +63,7 @@ impl OwnedNats {
             port,
             dir,
             child: None,
+            config,
         };
         nats.start().await?;
         Ok(Some(nats))
@@ -68,16 +91,21 @@ impl OwnedNats {
             bail!("nats-server is running already");
         }
         let log = std::fs::File::create(self.dir.path().join("server.log"))?;
-        let child = Command::new(&self.binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.dir.path().join("store"))
+        let store = self.dir.path().join("store");
+        let mut command = Command::new(&self.binary);
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.config {
+            // The file's store comes from `NATS_STORE_DIR`, and its monitoring port is
+            // fixed: another free one instead.
+            Some((file, env)) => command
+                .arg("-c")
+                .arg(file)
+                .args(["-m", &free_port()?.to_string()])
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .env("NATS_STORE_DIR", &store),
+            None => command.args(["-js", "-sd"]).arg(&store),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -94,6 +122,17 @@ impl OwnedNats {
             {
                 return Ok(());
             }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!(
+                    "nats-server exited ({status}): {}",
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+                );
+            }
             if started.elapsed() > WAIT {
                 bail!(
                     "nats-server did not accept connections on port {} within {WAIT:?}: {}",
@@ -103,6 +142,11 @@ impl OwnedNats {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// `SIGKILL`s the server and waits for it to be gone.
