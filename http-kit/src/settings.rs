@@ -7,6 +7,7 @@
 //! [`TokenSettings`] (access tokens) and [`RequestLimits`]. Their keys stay flat
 //! (`APP_DATABASE_URL`, `APP_JWT_SECRET`, ...), the same in every service.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::str::FromStr;
 
@@ -60,6 +61,25 @@ pub trait Layered: DeserializeOwned {
     /// Built-in defaults only, ignoring file and environment (tests start from these).
     fn from_defaults() -> Result<Self, ConfigError> {
         defaults_only(Self::defaults()?)
+    }
+
+    /// Settings this service reads that have no built-in default (read when given).
+    const OPTIONAL: &'static [&'static str] = &[];
+
+    /// Every setting this service reads, by key (`APP_<KEY>` in upper case) with its
+    /// built-in default as text (`None` for [`Layered::OPTIONAL`] ones). Documentation
+    /// and deployment files are checked against it.
+    fn keys() -> Result<BTreeMap<String, Option<String>>, ConfigError> {
+        let defaults: BTreeMap<String, config::Value> =
+            Self::defaults()?.build()?.try_deserialize()?;
+        let mut keys: BTreeMap<String, Option<String>> = defaults
+            .into_iter()
+            .map(|(key, value)| (key, Some(value.to_string())))
+            .collect();
+        for key in Self::OPTIONAL {
+            keys.entry((*key).to_owned()).or_insert(None);
+        }
+        Ok(keys)
     }
 }
 

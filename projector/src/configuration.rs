@@ -41,6 +41,9 @@ pub struct Settings {
 }
 
 impl Layered for Settings {
+    /// The log's database, when it is not the read models' (`APP_LOG_DATABASE_URL`).
+    const OPTIONAL: &'static [&'static str] = &["log_database_url"];
+
     fn defaults() -> Result<Defaults, config::ConfigError> {
         let d = ProjectorConfig::default();
         SearchSettings::defaults(ServiceSettings::defaults(

@@ -45,6 +45,9 @@ pub struct Settings {
 }
 
 impl Layered for Settings {
+    /// The log's database, when it is not the read models' (`APP_LOG_DATABASE_URL`).
+    const OPTIONAL: &'static [&'static str] = &["log_database_url"];
+
     fn defaults() -> Result<Defaults, config::ConfigError> {
         search::SearchSettings::defaults(http_kit::settings::api_defaults("127.0.0.1:8082")?)?
             .set_default("ws_allowed_origins", "")?
