@@ -47,6 +47,14 @@ impl TestDb {
         Ok(db)
     }
 
+    /// A fresh database without even the log's migrations (dropped on `Drop`): for tests
+    /// that prepare it first, as an administrator would (least-privilege roles).
+    pub async fn empty() -> anyhow::Result<TestDb> {
+        let mut db = Self::create_unmigrated(&admin_database_url(), 20).await?;
+        db.drop_through = Some(admin_database_url());
+        Ok(db)
+    }
+
     /// A fresh database on a server that belongs to one test (`admin_url`, e.g. a
     /// throw-away cluster that test stops and starts): not dropped on `Drop`, because
     /// the server may be down by then and goes away with its data anyway.
@@ -55,6 +63,12 @@ impl TestDb {
     }
 
     async fn create(admin_url: &str, max_connections: u32) -> anyhow::Result<TestDb> {
+        let db = Self::create_unmigrated(admin_url, max_connections).await?;
+        crate::postgres::migrate(&db.pool).await?;
+        Ok(db)
+    }
+
+    async fn create_unmigrated(admin_url: &str, max_connections: u32) -> anyhow::Result<TestDb> {
         let admin_url = admin_url.to_owned();
         let name = format!("t_{}", Uuid::new_v4().simple());
         {
@@ -79,7 +93,6 @@ impl TestDb {
             url,
             drop_through: None,
         };
-        crate::postgres::migrate(&db.pool).await?;
         Ok(db)
     }
 }

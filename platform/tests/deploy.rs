@@ -335,6 +335,24 @@ fn compose_sets_only_what_the_roles_read() {
                 "{name}: {var} names {host:?}, no service"
             );
         }
+        // Each role as its PostgreSQL role of deploy/postgres/roles.sql (`<database>_<role>`).
+        if let Some(url) = vars.get("APP_DATABASE_URL") {
+            let user = url
+                .split("://")
+                .nth(1)
+                .and_then(|r| r.split_once('@'))
+                .map(|(u, _)| u);
+            let database = url.rsplit('/').next().unwrap_or_default();
+            let expected = match role {
+                Role::CommandApi => Some(format!("{database}_command")),
+                Role::Projector => Some(format!("{database}_projector")),
+                Role::QueryApi => Some(format!("{database}_query")),
+                Role::Chat => None,
+            };
+            if let Some(expected) = expected {
+                assert_eq!(user, Some(expected.as_str()), "{name}: its PostgreSQL role");
+            }
+        }
         if let Some(url) = vars.get("APP_NATS_URL") {
             let credentials = url
                 .split("://")

@@ -17,8 +17,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::json;
-use test_support::{Api, Client, Node, OwnedNats, Running, TestEnv, is_message, unique};
+use test_support::{Api, Node, OwnedNats, Running, TestEnv};
 
 const PASSWORDS: [(&str, &str); 4] = [
     ("NATS_COMMAND_API_PASSWORD", "command-api-secret"),
@@ -67,50 +66,6 @@ fn point(s: &mut http_kit::settings::ServiceSettings, url: String) {
     s.subject_prefix = PREFIX.into();
 }
 
-/// A message sent through `writes` is live on a socket of `reads` and in its history,
-/// and typing reaches the other member from both sides.
-async fn the_whole_path_works(writes: &Api, reads: &Api, addr: std::net::SocketAddr) {
-    let alice = writes.register(&format!("alice_{}", unique())).await;
-    let bob = writes.register(&format!("bob_{}", unique())).await;
-    let room = writes
-        .create_room(&alice, &format!("r{}", unique()), "public")
-        .await;
-    writes.join(&bob, room).await.assert_status(200);
-    let mut alice_ws = Client::connect(addr, &alice.token).await;
-    let mut bob_ws = Client::connect(addr, &bob.token).await;
-    for ws in [&mut alice_ws, &mut bob_ws] {
-        let answer = ws.subscribe(room, None).await;
-        assert_eq!(answer.last().unwrap()["type"], "subscribed", "{answer:?}");
-    }
-
-    let sent = writes.send_message(&alice, room, "least privilege").await;
-    let position = sent.assert_status(201)["position"].as_i64().unwrap();
-    bob_ws.until(|f| is_message(f, "least privilege")).await;
-    let history = reads
-        .get(
-            &format!("/v1/rooms/{room}/messages?min_position={position}"),
-            &bob.token,
-        )
-        .await;
-    assert_eq!(
-        history.assert_status(200)["messages"][0]["body"],
-        "least privilege"
-    );
-
-    // Typing through command-api, and from a socket through query-api.
-    writes
-        .post_empty(&format!("/v1/rooms/{room}/typing"), &alice.token)
-        .await
-        .assert_status(202);
-    bob_ws.until(|f| f["type"] == "typing").await;
-    bob_ws
-        .send(json!({ "type": "typing", "room_id": room }))
-        .await;
-    alice_ws
-        .until(|f| f["type"] == "typing" && f["user_id"] == bob.id.to_string())
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_works_with_its_own_nats_user() {
     let Some(nats) = nats().await else {
@@ -132,7 +87,7 @@ async fn each_role_works_with_its_own_nats_user() {
     let writes = Api::new(http.clone(), command.base());
     let reads = Api::new(http, query.base());
 
-    the_whole_path_works(&writes, &reads, query.addr).await;
+    common::the_whole_path_works(&writes, &reads, query.addr).await;
     let log = nats.log();
     assert!(
         !log.contains("Violation"),
@@ -165,7 +120,7 @@ async fn the_single_node_works_with_its_nats_user() {
     let server = Running::spawn(|stop| platform.run(stop));
     let api = Api::new(reqwest::Client::new(), format!("http://{addr}"));
 
-    the_whole_path_works(&api, &api, addr).await;
+    common::the_whole_path_works(&api, &api, addr).await;
     let log = nats.log();
     assert!(
         !log.contains("Violation"),

@@ -38,6 +38,11 @@ impl TestEnv {
         Self::with_db(db).await
     }
 
+    /// An env whose database is empty, not even migrated: the test prepares it first.
+    pub async fn with_empty_database() -> TestEnv {
+        Self::with_db(TestDb::empty().await.expect("empty test database")).await
+    }
+
     async fn with_db(db: TestDb) -> TestEnv {
         TestEnv {
             db,

@@ -81,3 +81,63 @@ pub async fn two_in_a_room(
     api.join(&bob, room).await.assert_status(200);
     (alice, bob, room)
 }
+
+/// A message sent through `writes` is live on a socket of `reads` and in its history,
+/// and typing reaches the other member from both sides.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn the_whole_path_works(
+    writes: &test_support::Api,
+    reads: &test_support::Api,
+    addr: std::net::SocketAddr,
+) {
+    let (alice, bob, room) = two_in_a_room(writes).await;
+    let mut alice_ws = test_support::Client::connect(addr, &alice.token).await;
+    let mut bob_ws = test_support::Client::connect(addr, &bob.token).await;
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let answer = ws.subscribe(room, None).await;
+        assert_eq!(answer.last().unwrap()["type"], "subscribed", "{answer:?}");
+    }
+
+    let sent = writes.send_message(&alice, room, "least privilege").await;
+    let position = sent.assert_status(201)["position"].as_i64().unwrap();
+    bob_ws
+        .until(|f| test_support::is_message(f, "least privilege"))
+        .await;
+    let history = reads
+        .get(
+            &format!("/v1/rooms/{room}/messages?min_position={position}"),
+            &bob.token,
+        )
+        .await;
+    assert_eq!(
+        history.assert_status(200)["messages"][0]["body"],
+        "least privilege"
+    );
+
+    // Reads of every kind: rooms with unread counts, members, presence, search.
+    for path in [
+        format!("/v1/rooms?min_position={position}"),
+        format!("/v1/rooms/{room}/members"),
+        format!("/v1/presence?user_id={}", alice.id),
+        format!("/v1/search/messages?q=privilege&min_position={position}"),
+    ] {
+        let res = reads.get(&path, &bob.token).await;
+        assert_eq!(res.status, 200, "{path}: {}", res.text);
+        if path.contains("search") {
+            assert!(res.text.contains("least privilege"), "{path}: {}", res.text);
+        }
+    }
+
+    // Typing through command-api, and from a socket through query-api.
+    writes
+        .post_empty(&format!("/v1/rooms/{room}/typing"), &alice.token)
+        .await
+        .assert_status(202);
+    bob_ws.until(|f| f["type"] == "typing").await;
+    bob_ws
+        .send(serde_json::json!({ "type": "typing", "room_id": room }))
+        .await;
+    alice_ws
+        .until(|f| f["type"] == "typing" && f["user_id"] == bob.id.to_string())
+        .await;
+}
