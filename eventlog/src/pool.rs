@@ -38,6 +38,48 @@ const PING_WITHIN: Duration = Duration::from_secs(1);
 /// How long a role waits for a connection (free in the pool or newly opened).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest pause between two attempts of [`connect_waiting`].
+pub const CONNECT_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Opens a pool with `options` to `url`, waiting while waiting can help: PostgreSQL not
+/// answering yet, starting up, or the database not created yet (a role started before
+/// PostgreSQL, or before command-api created the database). Each failed attempt is
+/// logged with its reason, `what` the setting it came from; the pauses double from
+/// 100 ms up to [`CONNECT_RETRY_MAX`]. Errors that no wait can fix (a wrong password, a
+/// role that does not exist, a malformed URL) are returned at once.
+pub async fn connect_waiting(
+    options: sqlx::postgres::PgPoolOptions,
+    url: sqlx::postgres::PgConnectOptions,
+    what: &str,
+) -> Result<PgPool, sqlx::Error> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match options.clone().connect_with(url.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(e) if worth_waiting_for(&e) => {
+                tracing::warn!(error = %e, setting = what, retry_in = ?pause,
+                    "PostgreSQL is not ready for this role yet; waiting");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(CONNECT_RETRY_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Can waiting fix this error of a first connection?
+fn worth_waiting_for(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        // invalid_catalog_name (the database does not exist), cannot_connect_now
+        // (starting up or shutting down), too_many_connections.
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("3D000" | "57P03" | "53300"))
+        }
+        _ => is_connection_error(e),
+    }
+}
+
 /// Pool settings shared by every role: at most `max` connections, an [`ACQUIRE_TIMEOUT`],
 /// and a test of every connection that may have died while idle (see the module docs).
 pub fn pool_options(max: u32) -> sqlx::postgres::PgPoolOptions {

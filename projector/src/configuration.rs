@@ -84,26 +84,35 @@ impl Settings {
     /// `log_database_url` is set).
     pub async fn connect_databases(&self) -> anyhow::Result<(PgPool, PgPool)> {
         let service = &self.service;
-        let pool = connect(&service.database_url, service.db_max_connections)
-            .await
-            .context("read-model database (APP_DATABASE_URL)")?;
-        let log =
-            match service.log_database_url() {
-                url if url != &service.database_url => connect(url, service.db_max_connections)
+        let pool = connect(
+            &service.database_url,
+            service.db_max_connections,
+            "APP_DATABASE_URL",
+        )
+        .await
+        .context("read-model database (APP_DATABASE_URL)")?;
+        let log = match service.log_database_url() {
+            url if url != &service.database_url => {
+                connect(url, service.db_max_connections, "APP_LOG_DATABASE_URL")
                     .await
-                    .context("log database (APP_LOG_DATABASE_URL)")?,
-                _ => pool.clone(),
-            };
+                    .context("log database (APP_LOG_DATABASE_URL)")?
+            }
+            _ => pool.clone(),
+        };
         Ok((pool, log))
     }
 }
 
-async fn connect(url: &SecretUrl, max: u32) -> anyhow::Result<PgPool> {
+/// Waits while the database is not there yet (`eventlog::pool::connect_waiting`).
+async fn connect(url: &SecretUrl, max: u32, what: &str) -> anyhow::Result<PgPool> {
     let opts =
         PgConnectOptions::from_str(url.expose_secret()).context("not a valid PostgreSQL URL")?;
-    Ok(eventlog::PgEventStore::pool_options(max.max(2))
-        .connect_with(opts)
-        .await?)
+    Ok(eventlog::pool::connect_waiting(
+        eventlog::PgEventStore::pool_options(max.max(2)),
+        opts,
+        what,
+    )
+    .await?)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use http_kit::serve::Server;
 use http_kit::service::{self, Ops};
 use search::SearchBackend;
 use sqlx::PgPool;
+use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,11 +90,16 @@ pub async fn build_state_with(
     search: Arc<dyn SearchBackend>,
 ) -> anyhow::Result<AppState> {
     let db = &settings.service;
-    let pool = connect(&db.database_url, db.db_max_connections).await?;
+    let pool = connect(&db.database_url, db.db_max_connections, "APP_DATABASE_URL").await?;
     let log_pool = if db.log_database_url() == &db.database_url {
         pool.clone()
     } else {
-        connect(db.log_database_url(), db.db_max_connections).await?
+        connect(
+            db.log_database_url(),
+            db.db_max_connections,
+            "APP_LOG_DATABASE_URL",
+        )
+        .await?
     };
     migrate(&pool).await.context("query-api migrations")?;
     let jwt = JwtKeys::new(&settings.tokens.auth_config())
@@ -134,11 +140,13 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     m.run(pool).await
 }
 
-async fn connect(url: &SecretUrl, max: u32) -> anyhow::Result<PgPool> {
-    eventlog::PgEventStore::pool_options(max)
-        .connect(url.expose_secret())
+/// Waits while the database is not there yet (`eventlog::pool::connect_waiting`).
+async fn connect(url: &SecretUrl, max: u32, what: &str) -> anyhow::Result<PgPool> {
+    let options = sqlx::postgres::PgConnectOptions::from_str(url.expose_secret())
+        .with_context(|| format!("{what} is not a valid PostgreSQL URL"))?;
+    eventlog::pool::connect_waiting(eventlog::PgEventStore::pool_options(max), options, what)
         .await
-        .context("connecting to PostgreSQL")
+        .with_context(|| format!("connecting to PostgreSQL ({what})"))
 }
 
 /// The query side, built: `state` and the server that serves it.
