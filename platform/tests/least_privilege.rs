@@ -152,18 +152,9 @@ async fn the_read_roles_cannot_change_the_log() {
         .unwrap();
     }
     env.cleanup().await;
-    let server = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&eventlog::testing::admin_database_url())
-        .await
-        .unwrap();
     for role in &roles {
         // Sessions of the stopped roles may take a moment to end; a role left behind
         // (unique to this test's database) is harmless.
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP ROLE IF EXISTS \"{role}\""
-        )))
-        .execute(&server)
-        .await;
+        let _ = common::as_server_admin(format!("DROP ROLE IF EXISTS \"{role}\"")).await;
     }
 }

@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
 use test_support::{Api, Node, Running, TestEnv, unique};
 
 /// How long the database stays missing (the fault itself, not a wait for something).
@@ -71,16 +70,8 @@ async fn the_read_roles_wait_for_a_database_created_after_them() {
     projector.stop().await;
     query.stop().await;
     command.stop().await;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&eventlog::testing::admin_database_url())
+    common::as_server_admin(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .await
         .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
     env.cleanup().await;
 }

@@ -141,3 +141,17 @@ pub async fn the_whole_path_works(
         .until(|f| f["type"] == "typing" && f["user_id"] == bob.id.to_string())
         .await;
 }
+
+/// Runs `sql` as the administrator of the shared server (not in a test's database).
+#[allow(dead_code)] // not every test binary uses it
+pub async fn as_server_admin(sql: String) -> Result<(), sqlx::Error> {
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&eventlog::testing::admin_database_url())
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(())
+}
