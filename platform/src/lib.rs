@@ -72,9 +72,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     let api = Router::new()
         .merge(command_api::startup::api_routes(command.clone()))
         .merge(query_api::startup::api_routes(query.clone()));
-    let mut server = Server::bind(&settings.listen, service::router(ops, api))
-        .await?
-        .task("projector", |stop| projector::run_all(projectors, stop));
+    let mut server = query_api::startup::close_sockets_on_stop(
+        Server::bind(&settings.listen, service::router(ops, api)).await?,
+        &query,
+    )
+    .task("projector", |stop| projector::run_all(projectors, stop));
     if let Some(relay) = relay {
         server = server.task("relay", |stop| relay.run(stop));
     }

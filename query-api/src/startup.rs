@@ -156,6 +156,20 @@ pub type Application = http_kit::serve::Application<AppState>;
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let listen = settings.service.listen.clone();
     let state = build_state(settings).await?;
-    let server = Server::bind(&listen, router(state.clone())).await?;
+    let server = close_sockets_on_stop(Server::bind(&listen, router(state.clone())).await?, &state);
     Ok(Application::new(server, state))
+}
+
+/// How long the sockets get to close once serving has ended.
+pub const SOCKETS_CLOSE_WITHIN: Duration = Duration::from_secs(3);
+
+/// `server` closing every WebSocket with 1001 going-away when it stops (SIGTERM), after
+/// the in-flight requests (`ws::Live::close_all`).
+pub fn close_sockets_on_stop(server: Server, state: &AppState) -> Server {
+    let live = state.live.clone();
+    server.task("close sockets", move |stop| async move {
+        stop.await;
+        live.close_all(SOCKETS_CLOSE_WITHIN).await;
+        Ok(())
+    })
 }

@@ -38,6 +38,13 @@ pub const SLOW_CONSUMER: Close = Close {
     label: "slow_consumer",
 };
 
+/// The server is shutting down (SIGTERM): clients reconnect, to another node or later.
+pub const GOING_AWAY: Close = Close {
+    code: 1001,
+    reason: "server shutting down",
+    label: "shutdown",
+};
+
 /// A connection's close request: made once by the hub, awaited by the connection's writer.
 /// (A `watch` channel did this in about 350 bytes per connection.)
 #[derive(Debug, Default)]
@@ -452,6 +459,13 @@ impl Hub {
     /// Asks a connection's writer to close it.
     pub fn close(&self, id: ConnId, close: Close) {
         if let Some(c) = self.lock().conns.get(&id) {
+            c.kill.request(close);
+        }
+    }
+
+    /// Asks every connection's writer to close with `close`.
+    pub fn close_all(&self, close: Close) {
+        for c in self.lock().conns.values() {
             c.kill.request(close);
         }
     }

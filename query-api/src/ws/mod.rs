@@ -205,6 +205,22 @@ impl Live {
         self.inner.hub.subscriber_count(room)
     }
 
+    /// Closes every socket with 1001 going-away ([`hub::GOING_AWAY`]) and waits until they
+    /// are closed, at most `within`: a node shutting down tells its clients to reconnect
+    /// instead of leaving them to notice a dead connection.
+    pub async fn close_all(&self, within: Duration) {
+        let hub = &self.inner.hub;
+        hub.close_all(hub::GOING_AWAY);
+        let deadline = tokio::time::Instant::now() + within;
+        while hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let open = hub.connection_count();
+        if open > 0 {
+            tracing::warn!(open, "sockets still open after the shutdown's close");
+        }
+    }
+
     /// Open WebSocket connections on this node.
     pub fn connection_count(&self) -> usize {
         self.inner.hub.connection_count()

@@ -190,3 +190,41 @@ pub fn rss_bytes() -> u64 {
         .expect("rss pages");
     pages * 4096
 }
+
+/// A query-api node of `p` as a separate process (the real binary) on a free port, with
+/// `extra` variables; waits until it accepts connections. Killed when dropped.
+pub async fn spawn_node(
+    p: &Platform,
+    extra: &[(&str, &str)],
+) -> (tokio::process::Child, std::net::SocketAddr) {
+    use http_kit::secret::ExposeSecret as _;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let s = p.query_settings();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_query-api"))
+        .env("APP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("APP_DATABASE_URL", s.service.database_url.expose_secret())
+        .env("APP_NATS_URL", s.service.nats_url.expose_secret())
+        .env("APP_STREAM_NAME", &s.service.stream_name)
+        .env("APP_SUBJECT_PREFIX", &s.service.subject_prefix)
+        .env("APP_JWT_SECRET", s.tokens.jwt_secret.expose_secret())
+        .env("APP_DATA_DIR", &s.search.data_dir)
+        .envs(extra.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_until(
+        DEADLINE,
+        std::time::Duration::from_millis(50),
+        "the node did not start",
+        || async { tokio::net::TcpStream::connect(addr).await.is_ok() },
+    )
+    .await;
+    (child, addr)
+}

@@ -10,5 +10,6 @@ mod helpers;
 mod presence;
 mod rate_limit;
 mod resume;
+mod shutdown;
 mod slow;
 mod upcasting;

@@ -1,8 +1,6 @@
-use crate::helpers::{Client, DEADLINE, Got, Platform, is_message, wait_until};
+use crate::helpers::{Client, Got, Platform, is_message, spawn_node};
 use events::UserId;
-use http_kit::secret::ExposeSecret;
 use serde_json::Value;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -89,33 +87,12 @@ async fn the_users_of_a_node_killed_with_sigkill_go_offline_within_the_timeout()
     p.project().await;
 
     // A second node as a separate process.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let s = p.query_settings();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_query-api"))
-        .env("APP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("APP_DATABASE_URL", s.service.database_url.expose_secret())
-        .env("APP_NATS_URL", s.service.nats_url.expose_secret())
-        .env("APP_STREAM_NAME", &s.service.stream_name)
-        .env("APP_SUBJECT_PREFIX", &s.service.subject_prefix)
-        .env("APP_JWT_SECRET", s.tokens.jwt_secret.expose_secret())
-        .env("APP_DATA_DIR", &s.search.data_dir)
-        .env("APP_PRESENCE_HEARTBEAT_SECS", "1")
-        .env("APP_PRESENCE_TIMEOUT_SECS", "3")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_until(
-        DEADLINE,
-        Duration::from_millis(50),
-        "the node did not start",
-        || async { tokio::net::TcpStream::connect(addr).await.is_ok() },
+    let (mut child, addr) = spawn_node(
+        &p,
+        &[
+            ("APP_PRESENCE_HEARTBEAT_SECS", "1"),
+            ("APP_PRESENCE_TIMEOUT_SECS", "3"),
+        ],
     )
     .await;
 
