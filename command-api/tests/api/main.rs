@@ -11,3 +11,4 @@ mod jwt;
 mod ops;
 mod rate_limits;
 mod replicas;
+mod shutdown;
