@@ -16,6 +16,7 @@ pub mod apps;
 pub mod http;
 pub mod nats;
 pub mod postgres;
+pub mod process;
 pub mod wait;
 pub mod ws;
 

@@ -106,12 +106,7 @@ async fn sigterm_answers_what_is_in_flight_and_acknowledges_only_what_is_committ
     )
     .await;
 
-    let pid = child.id().unwrap();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    test_support::process::signal(&child, "TERM");
     let at = *signalled.get_or_init(Instant::now);
     let status = tokio::time::timeout(EXIT_WITHIN, child.wait())
         .await
@@ -147,7 +142,7 @@ async fn sigterm_answers_what_is_in_flight_and_acknowledges_only_what_is_committ
             "acknowledged send {id} in the log"
         );
     }
-    println!(
+    eprintln!(
         "{} sends acknowledged, {after} of them answered after SIGTERM; exit {status}",
         answers.len()
     );

@@ -28,12 +28,7 @@ async fn sigterm_closes_every_socket_with_1001_and_exits() {
         assert_eq!(answer.last().unwrap()["type"], "subscribed", "{answer:?}");
     }
 
-    let pid = child.id().unwrap();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    test_support::process::signal(&child, "TERM");
     let deadline = Instant::now() + EXIT_WITHIN;
     for ws in &mut sockets {
         match ws.next_until(deadline).await {
