@@ -28,6 +28,7 @@ pub struct Server {
     tasks: Vec<(&'static str, Task)>,
     stop_grace: Duration,
     header_read_timeout: Duration,
+    drain_within: Duration,
 }
 
 impl Server {
@@ -43,6 +44,7 @@ impl Server {
             tasks: Vec::new(),
             stop_grace: STOP_GRACE,
             header_read_timeout: HEADER_READ_TIMEOUT,
+            drain_within: DRAIN_WITHIN,
         })
     }
 
@@ -60,6 +62,13 @@ impl Server {
     {
         self.tasks
             .push((name, Box::new(move |stop| task(stop).boxed())));
+        self
+    }
+
+    /// How long the requests in flight get to finish once a shutdown has begun
+    /// ([`DRAIN_WITHIN`] unless set).
+    pub fn drain_within(mut self, within: Duration) -> Self {
+        self.drain_within = within;
         self
     }
 
@@ -100,6 +109,7 @@ impl Server {
             self.listener,
             self.router,
             self.header_read_timeout,
+            self.drain_within,
             shutdown,
         )
         .await;
@@ -126,13 +136,14 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits
 /// for the connections' in-flight requests (each connection finishes its request and
-/// closes). What `axum::serve` does, with the HTTP/1 header read timeout it leaves unset
+/// closes), at most [`DRAIN_WITHIN`]. What `axum::serve` does, with the HTTP/1 header read timeout it leaves unset
 /// (`header_read_timeout`), and hyper's own parse-error answers with the JSON error body
 /// ([`crate::parse_errors`]). Handlers may extract `ConnectInfo<SocketAddr>`.
 async fn serve(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
+    drain_within: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::extract::ConnectInfo;
@@ -193,9 +204,22 @@ async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(drain_within, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            within = ?drain_within,
+            "connections still busy after the shutdown's drain; stopping anyway"
+        );
+    }
     Ok(())
 }
+
+/// How long the requests in flight get to finish once a shutdown has begun. Handlers end
+/// within the request time-out (10 s by default); this bounds what is left (a client that
+/// reads its response slowly), so that a role always exits.
+pub const DRAIN_WITHIN: Duration = Duration::from_secs(15);
 
 /// A built service: its [`Server`], and the state its routes serve (for whoever runs it
 /// in-process, such as tests, to reach into).
@@ -421,5 +445,42 @@ mod tests {
         running.await.expect("join").expect("run");
         // No longer accepting.
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_that_never_ends_does_not_hold_the_shutdown_beyond_the_drain() {
+        use tokio::io::AsyncWriteExt;
+        let (entered_tx, entered_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let router = Router::new().route(
+            "/",
+            get(move || {
+                let _ = entered_tx.send(());
+                std::future::pending::<&'static str>()
+            }),
+        );
+        let drain = Duration::from_millis(200);
+        let server = Server::bind("127.0.0.1:0", router)
+            .await
+            .expect("bind")
+            .drain_within(drain);
+        let (addr, tx, running) = start(server);
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut entered_rx = entered_rx;
+        entered_rx.recv().await.expect("the handler ran");
+        let began = std::time::Instant::now();
+        let _ = tx.send(());
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("the server stopped")
+            .expect("join")
+            .expect("run");
+        assert!(
+            began.elapsed() >= drain,
+            "it waited for the drain: {:?}",
+            began.elapsed()
+        );
     }
 }
