@@ -6,7 +6,11 @@
 //!   loader, `deploy/check`): every variable set on a role is one it reads, and its value
 //!   parses; every port, health check, scrape target and proxy upstream is the port that
 //!   role listens on; every host it names is a service; every NATS user it logs in as is in
-//!   `deploy/nats/nats.conf` with that password; every file it mounts exists.
+//!   `deploy/nats/auth.conf` with that password; every file it mounts exists.
+//! - `deploy/k8s/overlays/*`, rendered by the kustomize API (`deploy/check`): the same for
+//!   every role's Deployment (variables, ports, probes, Services), an autoscaler for each
+//!   API, a disruption budget for every workload, three NATS servers with the same users.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -99,6 +103,31 @@ impl Role {
                 Ok(())
             }
         }
+    }
+
+    /// Asserts that every variable of `vars` given to the role at `place` is one it reads,
+    /// and that the values given (`None`: from a secret kept elsewhere) parse.
+    fn check<'a>(self, place: &str, vars: impl Iterator<Item = (&'a str, Option<&'a str>)>) {
+        let keys = self.keys();
+        let mut values = BTreeMap::new();
+        for (var, value) in vars {
+            if EVERY_ROLE.contains(&var) {
+                continue;
+            }
+            let key = var
+                .strip_prefix("APP_")
+                .map(str::to_lowercase)
+                .unwrap_or_else(|| panic!("{place}: {var} is no setting of {self:?}"));
+            assert!(
+                keys.contains_key(&key),
+                "{place}: {self:?} does not read {var}"
+            );
+            if let Some(value) = value {
+                values.insert(key, value.to_owned());
+            }
+        }
+        self.load(&values)
+            .unwrap_or_else(|e| panic!("{place}: {self:?} refuses its settings: {e}"));
     }
 
     /// The port the role listens on with `listen` (its `APP_LISTEN`) or its default.
@@ -196,34 +225,42 @@ fn each_settings_table_lists_exactly_what_its_role_reads() {
     }
 }
 
-/// docker-compose.yaml as compose-go loads it, or `None` (loudly) without Go.
-fn compose() -> Option<Value> {
+/// What `deploy/check` (Go) makes of `what` (`compose` or `kustomize`) at `path`, or `None`
+/// (loudly) without Go.
+fn check(what: &str, path: &Path) -> Option<Value> {
     let root = root();
     let output = match Command::new("go")
-        .args(["-C", "deploy/check", "run", ".", "compose"])
-        .arg(root.join("docker-compose.yaml"))
+        .args(["-C", "deploy/check", "run", ".", what])
+        .arg(path)
         .current_dir(&root)
         .output()
     {
         Ok(output) => output,
         Err(e) => {
             eprintln!(
-                "\n!!! docker-compose.yaml: NOT CHECKED: no Go toolchain to run compose-go ({e})\n"
+                "\n!!! {}: NOT CHECKED: no Go toolchain to run deploy/check ({e})\n",
+                path.display()
             );
             return None;
         }
     };
     assert!(
         output.status.success(),
-        "compose-go refused docker-compose.yaml: {}",
+        "{what} refused {}: {}",
+        path.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    Some(serde_json::from_slice(&output.stdout).expect("compose-go's JSON"))
+    Some(serde_json::from_slice(&output.stdout).expect("deploy/check's JSON"))
+}
+
+/// docker-compose.yaml as compose-go loads it.
+fn compose() -> Option<Value> {
+    check("compose", &root().join("docker-compose.yaml"))
 }
 
 /// The users of `deploy/nats/nats.conf` and the variable each one's password comes from.
 fn nats_users() -> BTreeMap<String, String> {
-    let conf = std::fs::read_to_string(root().join("deploy/nats/nats.conf")).expect("nats.conf");
+    let conf = std::fs::read_to_string(root().join("deploy/nats/auth.conf")).expect("auth.conf");
     conf.lines()
         .filter_map(|line| {
             let user = line.split("user: ").nth(1)?.split(',').next()?.trim();
@@ -281,25 +318,12 @@ fn compose_sets_only_what_the_roles_read() {
         }
         let entrypoint = strings(&service["entrypoint"]);
         let role = Role::from_binary(entrypoint.first().map_or(IMAGE_ENTRYPOINT, String::as_str));
-        let keys = role.keys();
         let vars = env(name);
-        let mut values = BTreeMap::new();
-        for (var, value) in &vars {
-            if EVERY_ROLE.contains(&var.as_str()) {
-                continue;
-            }
-            let key = var
-                .strip_prefix("APP_")
-                .map(str::to_lowercase)
-                .unwrap_or_else(|| panic!("{name}: {var} is no setting of {role:?}"));
-            assert!(
-                keys.contains_key(&key),
-                "{name}: {role:?} does not read {var}"
-            );
-            values.insert(key, value.clone());
-        }
-        role.load(&values)
-            .unwrap_or_else(|e| panic!("{name}: {role:?} refuses its settings: {e}"));
+        role.check(
+            name,
+            vars.iter()
+                .map(|(var, value)| (var.as_str(), Some(value.as_str()))),
+        );
 
         let port = role.port(vars.get("APP_LISTEN").map(String::as_str));
         listening.insert(name.clone(), port);
@@ -436,4 +460,266 @@ fn compose_sets_only_what_the_roles_read() {
             "deploy/nginx/chat.conf: upstream {host}"
         );
     }
+}
+
+/// The resources of a kustomize overlay, by kind.
+fn kustomize(overlay: &str) -> Option<Vec<Value>> {
+    let rendered = check(
+        "kustomize",
+        &root().join("deploy/k8s/overlays").join(overlay),
+    )?;
+    Some(rendered.as_array().expect("a list of resources").clone())
+}
+
+fn of_kind<'a>(resources: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    resources.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+fn labels(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn kubernetes_sets_only_what_the_roles_read() {
+    let users = nats_users();
+    let auth = std::fs::read_to_string(root().join("deploy/nats/auth.conf")).expect("auth.conf");
+    for overlay in ["dev", "production"] {
+        let Some(resources) = kustomize(overlay) else {
+            return;
+        };
+        let config_maps: BTreeMap<String, BTreeMap<String, String>> =
+            of_kind(&resources, "ConfigMap")
+                .into_iter()
+                .map(|c| {
+                    (
+                        c["metadata"]["name"].as_str().unwrap().to_owned(),
+                        labels(&c["data"]),
+                    )
+                })
+                .collect();
+        let secrets: BTreeMap<String, BTreeMap<String, String>> = of_kind(&resources, "Secret")
+            .into_iter()
+            .map(|c| {
+                let data = c["data"].as_object().cloned().unwrap_or_default();
+                let decoded = data
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let bytes = base64_decode(v.as_str().unwrap_or_default());
+                        (k, String::from_utf8(bytes).expect("UTF-8"))
+                    })
+                    .collect();
+                (c["metadata"]["name"].as_str().unwrap().to_owned(), decoded)
+            })
+            .collect();
+
+        // Each role's Deployment: its variables, ports and probes.
+        let mut roles = BTreeMap::new();
+        let mut workloads: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+        for kind in ["Deployment", "StatefulSet"] {
+            for w in of_kind(&resources, kind) {
+                let name = w["metadata"]["name"].as_str().unwrap().to_owned();
+                workloads.push((
+                    name.clone(),
+                    labels(&w["spec"]["template"]["metadata"]["labels"]),
+                ));
+                let container = &w["spec"]["template"]["spec"]["containers"][0];
+                if !container["image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("chat/platform")
+                {
+                    continue;
+                }
+                let command = strings(&container["command"]);
+                let role =
+                    Role::from_binary(command.first().map_or(IMAGE_ENTRYPOINT, String::as_str));
+                let mut vars: BTreeMap<String, Option<String>> = BTreeMap::new();
+                for from in container["envFrom"].as_array().into_iter().flatten() {
+                    let map = from["configMapRef"]["name"].as_str().expect("a ConfigMap");
+                    let data = config_maps
+                        .get(map)
+                        .unwrap_or_else(|| panic!("{overlay}/{name}: no ConfigMap {map}"));
+                    vars.extend(data.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
+                }
+                for env in container["env"].as_array().into_iter().flatten() {
+                    let var = env["name"].as_str().unwrap().to_owned();
+                    let value = if let Some(v) = env["value"].as_str() {
+                        Some(v.to_owned())
+                    } else {
+                        let secret = &env["valueFrom"]["secretKeyRef"];
+                        let (sname, key) = (secret["name"].as_str(), secret["key"].as_str());
+                        let (sname, key) = (sname.expect("a Secret"), key.expect("a key"));
+                        // The production overlay's Secret is made outside the repository.
+                        secrets.get(sname).map(|data| {
+                            data.get(key)
+                                .unwrap_or_else(|| panic!("{overlay}/{name}: {sname} has no {key}"))
+                                .clone()
+                        })
+                    };
+                    vars.insert(var, value);
+                }
+                let place = format!("{overlay}/{name}");
+                role.check(
+                    &place,
+                    vars.iter()
+                        .map(|(var, value)| (var.as_str(), value.as_deref())),
+                );
+                if let Some(Some(url)) = vars.get("APP_DATABASE_URL") {
+                    let user = url
+                        .split("://")
+                        .nth(1)
+                        .and_then(|r| r.split_once('@'))
+                        .map(|(u, _)| u);
+                    let user = user.map(|u| u.split(':').next().unwrap_or(u));
+                    let database = url.rsplit('/').next().unwrap_or_default();
+                    let expected = match role {
+                        Role::CommandApi => format!("{database}_command"),
+                        Role::Projector => format!("{database}_projector"),
+                        Role::QueryApi => format!("{database}_query"),
+                        Role::Chat => unreachable!("no single node on Kubernetes"),
+                    };
+                    assert_eq!(
+                        user,
+                        Some(expected.as_str()),
+                        "{overlay}/{name}: its PostgreSQL role"
+                    );
+                }
+                if let Some(Some(url)) = vars.get("APP_NATS_URL") {
+                    let user = url
+                        .split("://")
+                        .nth(1)
+                        .and_then(|r| r.split_once(':'))
+                        .map(|(u, _)| u);
+                    let user = user.expect("a NATS user");
+                    assert!(
+                        users.contains_key(user),
+                        "{overlay}/{name}: NATS user {user} is not in auth.conf"
+                    );
+                }
+                let port = role.port(vars.get("APP_LISTEN").cloned().flatten().as_deref());
+                let ports = container["ports"].as_array().expect("ports");
+                assert_eq!(ports.len(), 1, "{overlay}/{name}: one port");
+                assert_eq!(
+                    ports[0]["containerPort"].as_u64(),
+                    Some(u64::from(port)),
+                    "{overlay}/{name}"
+                );
+                let port_name = ports[0]["name"].as_str().expect("a named port");
+                for (probe, paths) in [
+                    ("readinessProbe", ["/readyz"]),
+                    ("livenessProbe", ["/healthz"]),
+                ] {
+                    let get = &container[probe]["httpGet"];
+                    assert!(
+                        paths.contains(&get["path"].as_str().unwrap_or_default()),
+                        "{overlay}/{name}: {probe}"
+                    );
+                    assert_eq!(
+                        get["port"].as_str(),
+                        Some(port_name),
+                        "{overlay}/{name}: {probe}'s port"
+                    );
+                }
+                assert!(
+                    !container["resources"]["requests"].is_null(),
+                    "{overlay}/{name}: resources"
+                );
+                roles.insert(
+                    name,
+                    (
+                        role,
+                        port,
+                        labels(&w["spec"]["template"]["metadata"]["labels"]),
+                    ),
+                );
+            }
+        }
+        for role in ["command-api", "projector", "query-api"] {
+            assert!(roles.contains_key(role), "{overlay}: no Deployment {role}");
+        }
+
+        // Services reach the roles on their ports.
+        for svc in of_kind(&resources, "Service") {
+            let name = svc["metadata"]["name"].as_str().unwrap();
+            let Some((_, port, template)) = roles.get(name) else {
+                continue;
+            };
+            let selector = labels(&svc["spec"]["selector"]);
+            assert!(
+                selector.iter().all(|(k, v)| template.get(k) == Some(v)),
+                "{overlay}: Service {name} selects its pods"
+            );
+            assert_eq!(
+                svc["spec"]["ports"][0]["port"].as_u64(),
+                Some(u64::from(*port)),
+                "{overlay}: Service {name}"
+            );
+        }
+        // An autoscaler for each API; a disruption budget for every workload.
+        let scaled: BTreeSet<String> = of_kind(&resources, "HorizontalPodAutoscaler")
+            .into_iter()
+            .map(|h| {
+                h["spec"]["scaleTargetRef"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            scaled,
+            BTreeSet::from(["command-api".to_owned(), "query-api".to_owned()]),
+            "{overlay}: autoscalers"
+        );
+        for (name, template) in &workloads {
+            let budgeted = of_kind(&resources, "PodDisruptionBudget")
+                .into_iter()
+                .any(|p| {
+                    let selector = labels(&p["spec"]["selector"]["matchLabels"]);
+                    !selector.is_empty() && selector.iter().all(|(k, v)| template.get(k) == Some(v))
+                });
+            assert!(budgeted, "{overlay}: no PodDisruptionBudget for {name}");
+        }
+        // Three NATS servers, with the users of deploy/nats/auth.conf.
+        let nats = of_kind(&resources, "StatefulSet")
+            .into_iter()
+            .find(|s| s["metadata"]["name"] == "nats")
+            .expect("a NATS StatefulSet");
+        assert_eq!(
+            nats["spec"]["replicas"].as_u64(),
+            Some(3),
+            "{overlay}: NATS servers"
+        );
+        let conf = config_maps
+            .iter()
+            .find(|(name, _)| name.starts_with("nats-config"))
+            .map(|(_, data)| data)
+            .expect("the NATS configuration");
+        assert_eq!(
+            conf.get("auth.conf"),
+            Some(&auth),
+            "{overlay}: the cluster's auth.conf is deploy/nats/auth.conf"
+        );
+        for n in 0..3 {
+            assert!(
+                conf["nats.conf"].contains(&format!("nats-{n}.nats-cluster:6222")),
+                "{overlay}: route to nats-{n}"
+            );
+        }
+    }
+}
+
+/// Standard base64 (Kubernetes Secrets' `data`; kustomize folds long values).
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let text: String = text.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
 }
