@@ -71,6 +71,22 @@ async fn chat_rebuild_all_beside_a_running_platform_loses_nothing_for_a_live_cli
     let (loaded, epoch) = history(&api, &alice, room, position).await;
     assert_eq!(loaded.len(), 60);
     assert_eq!(epoch, "1");
+    // The search index has them too (its projection lingers longer than the read models'),
+    // so that an empty search below can only be the rebuild's doing.
+    let found = api
+        .get(
+            &format!("/v1/search/messages?q=rebuild&min_position={position}"),
+            &alice.token,
+        )
+        .await;
+    let hits = found.assert_status(200)["hits"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(
+        hits > 0,
+        "the search index has the messages: {}",
+        found.text
+    );
 
     let mut ws = Client::connect(addr, &alice.token).await;
     let answer = ws.subscribe(room, None).await;
