@@ -12,7 +12,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, Registry};
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -54,6 +54,9 @@ pub struct CommitMetrics {
     /// fast path), or `begin_and_lock`, `read_and_write`, `commit` on the locked path
     /// (`commit` is mostly the WAL flush).
     pub seconds: HistogramVec,
+    /// `chat_events_appended_total`: events committed to the log by this process (the group
+    /// commit's, and those its owner appends in transactions of its own).
+    pub events: IntCounter,
 }
 
 impl fmt::Debug for CommitMetrics {
@@ -82,11 +85,17 @@ impl CommitMetrics {
             ]),
             &["step"],
         )?;
+        let events = IntCounter::new(
+            "chat_events_appended_total",
+            "Events committed to the log by this process",
+        )?;
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(seconds.clone()))?;
+        registry.register(Box::new(events.clone()))?;
         Ok(CommitMetrics {
             batch_size,
             seconds,
+            events,
         })
     }
 }
@@ -282,7 +291,12 @@ async fn try_commit(
         let started = Instant::now();
         match append_one_statement(pool, plan).await {
             Ok(Some(results)) => {
-                record(metrics, reqs.len(), &[("one_statement", started.elapsed())]);
+                record(
+                    metrics,
+                    reqs.len(),
+                    appended_events(&results),
+                    &[("one_statement", started.elapsed())],
+                );
                 return Ok(results);
             }
             // A check failed or a unique index said no: nothing was written. The locked
@@ -317,6 +331,7 @@ async fn try_commit(
     record(
         metrics,
         reqs.len(),
+        appended_events(&results),
         &[
             ("begin_and_lock", locked),
             ("read_and_write", written - locked),
@@ -326,11 +341,27 @@ async fn try_commit(
     Ok(results)
 }
 
-/// Records a transaction's batch size and the time of each step, and logs it when it was
-/// slow: every append in the process waited for it, since it held the head lock.
-fn record(metrics: Option<&CommitMetrics>, batch_size: usize, steps: &[(&'static str, Duration)]) {
+/// The events the accepted requests of a committed batch appended.
+fn appended_events(results: &[Result<Appended, AppendError>]) -> u64 {
+    results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|a| u64::try_from(a.last_position - a.first_position + 1).unwrap_or(0))
+        .sum()
+}
+
+/// Records a transaction's batch size, the events it appended and the time of each step,
+/// and logs it when it was slow: every append in the process waited for it, since it held
+/// the head lock.
+fn record(
+    metrics: Option<&CommitMetrics>,
+    batch_size: usize,
+    events: u64,
+    steps: &[(&'static str, Duration)],
+) {
     if let Some(m) = metrics {
         m.batch_size.observe(batch_size as f64);
+        m.events.inc_by(events);
         for (step, d) in steps {
             m.seconds
                 .with_label_values(&[step])

@@ -108,9 +108,27 @@ async fn one_process_serves_commands_reads_and_the_live_feed_on_one_port() {
         "chat_build_info{git_commit=",
         "chat_relay_lag_events ",
         "chat_log_head_position ",
+        // The live feed: one socket of one user, subscribed once, not resuming.
+        "chat_ws_frames_received_total{kind=\"subscribe\"} 1",
+        "chat_ws_frames_received_total{kind=\"invalid\"} 0",
+        "chat_ws_resumes_total 0",
+        "chat_ws_subscriptions 1",
+        "chat_ws_users 1",
+        "chat_ws_frames_total{kind=\"resync\"} 0",
+        "chat_search_hits_count",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    // Every event of the log so far was appended by this process, the message last.
+    let appended = format!("chat_events_appended_total {position}");
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("chat_events_appended_total") || l.starts_with("chat_log_head"))
+        .collect();
+    assert!(
+        metrics.contains(&appended),
+        "{appended} missing from /metrics: {counted:?}"
+    );
     // Every family exactly once, although three roles share the process-wide registry.
     assert_eq!(
         metrics.matches("# TYPE chat_http_requests_total ").count(),

@@ -63,7 +63,16 @@ pub fn ops(state: &AppState) -> Ops {
                 async move { Ok::<_, anyhow::Error>(search.visible_position(0).await?) }
             }
         });
-    let scrape = Scrape::new(state.metrics.registry.clone());
+    let (hub, metrics) = (state.live.hub().clone(), state.metrics.clone());
+    let scrape = Scrape::new(state.metrics.registry.clone()).sample(move || {
+        metrics
+            .ws_subscriptions
+            .set(i64::try_from(hub.subscription_count()).unwrap_or(i64::MAX));
+        metrics
+            .ws_users
+            .set(i64::try_from(hub.user_count()).unwrap_or(i64::MAX));
+        std::future::ready(())
+    });
     Ops::new(readiness, scrape).openapi(crate::routes::openapi())
 }
 

@@ -125,6 +125,12 @@ pub async fn register(
     let mut tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7()).await?;
     tokens.position = Some(appended.last_position);
     tx.commit().await?;
+    // Appended beside the group commit (with the credentials, in one transaction).
+    let events = appended.last_position - appended.first_position + 1;
+    st.metrics
+        .commit
+        .events
+        .inc_by(u64::try_from(events).unwrap_or(0));
     Ok((StatusCode::CREATED, axum::Json(tokens)))
 }
 

@@ -153,6 +153,7 @@ pub async fn search_messages(
     st.metrics
         .search_seconds
         .observe(started.elapsed().as_secs_f64());
+    st.metrics.search_hits.observe(page.hits.len() as f64);
     let next_cursor = match (page.more, page.hits.last()) {
         (true, Some(last)) => Some(
             Cursor {

@@ -168,6 +168,7 @@ impl Activity {
 }
 
 struct Ctx {
+    metrics: crate::metrics::Metrics,
     /// Frames each socket may send.
     frames: Arc<http_kit::rate_limit::Limit<ConnId>>,
     live: Live,
@@ -211,6 +212,7 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
     );
     tokio::pin!(writer);
     let ctx = Ctx {
+        metrics: st.metrics.clone(),
         frames: st.ws_frames.clone(),
         live: live.clone(),
         hub: hub.clone(),
@@ -376,7 +378,26 @@ async fn reply(ctx: &Ctx, frame: Frame) -> Result<(), Gone> {
 }
 
 async fn handle_text(ctx: &Ctx, text: &str) -> Result<(), Gone> {
-    match parse_client(text) {
+    let parsed = parse_client(text);
+    let kind = match &parsed {
+        Ok(ClientFrame::Subscribe { .. }) => "subscribe",
+        Ok(ClientFrame::Unsubscribe { .. }) => "unsubscribe",
+        Ok(ClientFrame::Typing { .. }) => "typing",
+        Ok(ClientFrame::Ping) => "ping",
+        Err(_) => "invalid",
+    };
+    ctx.metrics
+        .ws_frames_received
+        .with_label_values(&[kind])
+        .inc();
+    if let Ok(ClientFrame::Subscribe {
+        after_version: Some(_),
+        ..
+    }) = &parsed
+    {
+        ctx.metrics.ws_resumes.inc();
+    }
+    match parsed {
         Err((code, message)) => reply(ctx, Frame::error(code, &message)).await,
         Ok(ClientFrame::Ping) => reply(ctx, Frame::pong()).await,
         Ok(ClientFrame::Subscribe {

@@ -259,6 +259,16 @@ impl Hub {
         self.lock().rooms.get(&room).map_or(0, |r| r.subs.len())
     }
 
+    /// Room subscriptions on this node (one per connection and room).
+    pub fn subscription_count(&self) -> usize {
+        self.lock().rooms.values().map(|r| r.subs.len()).sum()
+    }
+
+    /// Distinct users with an open connection on this node.
+    pub fn user_count(&self) -> usize {
+        self.lock().users.len()
+    }
+
     /// Open connections on this node.
     pub fn connection_count(&self) -> usize {
         self.lock().conns.len()
