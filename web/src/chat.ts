@@ -484,6 +484,9 @@ export class Chat {
       return;
     }
     if (r.membersChanged && s.members[f.room_id]) this.loadMembersSoon(f.room_id, f.position);
+    // A newcomer's name is loaded when they join, so that their first message shows it
+    // at once rather than "Unknown user" until a load after it.
+    else if (f.type === 'member_joined' && !s.users[f.data.user_id as string]) this.loadMembersSoon(f.room_id, f.position);
     else if (f.type === 'message_sent' && !s.users[f.data.sender_id as string]) this.loadMembersSoon(f.room_id, f.position);
     if (f.type === 'message_sent' && live && this.resume.get(f.room_id)?.live) this.maybeNotify(f);
   }
