@@ -71,8 +71,9 @@ if cargo nextest --version >/dev/null 2>&1; then
     step "doctests: cargo test --workspace --doc --all-features"
     cargo test --workspace --doc --all-features || fail "doctests failed"
 else
-    step "tests: cargo test --workspace --all-features (cargo-nextest not installed)"
-    cargo test --workspace --all-features || fail "tests failed"
+    step "tests: cargo test --workspace --all-features --no-fail-fast (cargo-nextest not installed)"
+    # Every test binary runs even after one failed, so one failure does not hide others.
+    cargo test --workspace --all-features --no-fail-fast || fail "tests failed"
 fi
 
 step "reliability: the fault battery, short tier (scripts/chaos.sh: R1-R9 against its own PostgreSQL, NATS and roles)"
