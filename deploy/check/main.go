@@ -24,47 +24,27 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
+// The loaders, by the kind of file they read.
+var kinds = map[string]func(string) ([]byte, error){
+	"compose":   compose,
+	"kustomize": kustomize,
+}
+
 func main() {
 	if len(os.Args) != 3 {
 		fail(fmt.Errorf("usage: check compose FILE | check kustomize DIR"))
 	}
-	switch os.Args[1] {
-	case "compose":
-		out, err := compose(os.Args[2])
-		if err != nil {
-			fail(err)
-		}
-		if _, err := os.Stdout.Write(out); err != nil {
-			fail(err)
-		}
-	case "kustomize":
-		out, err := kustomize(os.Args[2])
-		if err != nil {
-			fail(err)
-		}
-		if _, err := os.Stdout.Write(out); err != nil {
-			fail(err)
-		}
-	default:
+	load, ok := kinds[os.Args[1]]
+	if !ok {
 		fail(fmt.Errorf("unknown kind %q (compose, kustomize)", os.Args[1]))
 	}
-}
-
-func kustomize(dir string) ([]byte, error) {
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resources, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	out, err := load(os.Args[2])
 	if err != nil {
-		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+		fail(err)
 	}
-	var out []map[string]any
-	for _, r := range resources.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
+	if _, err := os.Stdout.Write(out); err != nil {
+		fail(err)
 	}
-	return json.MarshalIndent(out, "", "  ")
 }
 
 func compose(path string) ([]byte, error) {
@@ -90,4 +70,20 @@ func compose(path string) ([]byte, error) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "check:", err)
 	os.Exit(1)
+}
+func kustomize(dir string) ([]byte, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	resources, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	var out []map[string]any
+	for _, r := range resources.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return json.MarshalIndent(out, "", "  ")
 }

@@ -130,6 +130,26 @@ impl Role {
             .unwrap_or_else(|e| panic!("{place}: {self:?} refuses its settings: {e}"));
     }
 
+    /// Asserts that the role at `place` connects to PostgreSQL as its own role of
+    /// `deploy/postgres/roles.sql` (`<database>_<role>`); the single node has one role.
+    fn check_database_user(self, place: &str, url: &str) {
+        let suffix = match self {
+            Role::CommandApi => "command",
+            Role::Projector => "projector",
+            Role::QueryApi => "query",
+            Role::Chat => return,
+        };
+        let credentials = url.split("://").nth(1).and_then(|r| r.split_once('@'));
+        let user = credentials.map(|(c, _)| c.split(':').next().unwrap_or(c));
+        let database = url.rsplit('/').next().unwrap_or_default();
+        let expected = format!("{database}_{suffix}");
+        assert_eq!(
+            user,
+            Some(expected.as_str()),
+            "{place}: its PostgreSQL role"
+        );
+    }
+
     /// The port the role listens on with `listen` (its `APP_LISTEN`) or its default.
     fn port(self, listen: Option<&str>) -> u16 {
         let default = self.keys()["listen"].clone().expect("a default address");
@@ -359,23 +379,8 @@ fn compose_sets_only_what_the_roles_read() {
                 "{name}: {var} names {host:?}, no service"
             );
         }
-        // Each role as its PostgreSQL role of deploy/postgres/roles.sql (`<database>_<role>`).
         if let Some(url) = vars.get("APP_DATABASE_URL") {
-            let user = url
-                .split("://")
-                .nth(1)
-                .and_then(|r| r.split_once('@'))
-                .map(|(u, _)| u);
-            let database = url.rsplit('/').next().unwrap_or_default();
-            let expected = match role {
-                Role::CommandApi => Some(format!("{database}_command")),
-                Role::Projector => Some(format!("{database}_projector")),
-                Role::QueryApi => Some(format!("{database}_query")),
-                Role::Chat => None,
-            };
-            if let Some(expected) = expected {
-                assert_eq!(user, Some(expected.as_str()), "{name}: its PostgreSQL role");
-            }
+            role.check_database_user(name, url);
         }
         if let Some(url) = vars.get("APP_NATS_URL") {
             let credentials = url
@@ -572,24 +577,7 @@ fn kubernetes_sets_only_what_the_roles_read() {
                         .map(|(var, value)| (var.as_str(), value.as_deref())),
                 );
                 if let Some(Some(url)) = vars.get("APP_DATABASE_URL") {
-                    let user = url
-                        .split("://")
-                        .nth(1)
-                        .and_then(|r| r.split_once('@'))
-                        .map(|(u, _)| u);
-                    let user = user.map(|u| u.split(':').next().unwrap_or(u));
-                    let database = url.rsplit('/').next().unwrap_or_default();
-                    let expected = match role {
-                        Role::CommandApi => format!("{database}_command"),
-                        Role::Projector => format!("{database}_projector"),
-                        Role::QueryApi => format!("{database}_query"),
-                        Role::Chat => unreachable!("no single node on Kubernetes"),
-                    };
-                    assert_eq!(
-                        user,
-                        Some(expected.as_str()),
-                        "{overlay}/{name}: its PostgreSQL role"
-                    );
+                    role.check_database_user(&place, url);
                 }
                 if let Some(Some(url)) = vars.get("APP_NATS_URL") {
                     let user = url

@@ -60,6 +60,15 @@ fn url(nats: &OwnedNats, user: &str) -> String {
     format!("nats://{user}:{password}@127.0.0.1:{}", nats.port())
 }
 
+/// Asserts that the server refused `who` nothing so far.
+fn assert_no_violation(nats: &OwnedNats, who: &str) {
+    let log = nats.log();
+    assert!(
+        !log.contains("Violation"),
+        "{who} was refused a subject:\n{log}"
+    );
+}
+
 fn point(s: &mut http_kit::settings::ServiceSettings, url: String) {
     s.nats_url = url.as_str().into();
     s.stream_name = STREAM.into();
@@ -88,11 +97,7 @@ async fn each_role_works_with_its_own_nats_user() {
     let reads = Api::new(http, query.base());
 
     common::the_whole_path_works(&writes, &reads, query.addr).await;
-    let log = nats.log();
-    assert!(
-        !log.contains("Violation"),
-        "a role was refused a subject:\n{log}"
-    );
+    assert_no_violation(&nats, "a role");
 
     projector.stop().await;
     query.stop().await;
@@ -121,11 +126,7 @@ async fn the_single_node_works_with_its_nats_user() {
     let api = Api::new(reqwest::Client::new(), format!("http://{addr}"));
 
     common::the_whole_path_works(&api, &api, addr).await;
-    let log = nats.log();
-    assert!(
-        !log.contains("Violation"),
-        "the single node was refused a subject:\n{log}"
-    );
+    assert_no_violation(&nats, "the single node");
 
     server.stop().await;
     env.cleanup().await;
