@@ -4,6 +4,7 @@
 
 pub mod configuration;
 pub mod idempotency;
+pub mod message_keys;
 pub mod metrics;
 pub mod rate_limits;
 pub mod rooms;

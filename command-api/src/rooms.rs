@@ -14,7 +14,7 @@
 use chrono::Utc;
 use eventlog::{
     AppendError, AppendRequest, EventStore, ExpectedVersion, IdempotencyClaim, IdempotencyRecord,
-    IdempotencyScope, NewEvent, RecordedEvent, StoreError,
+    IdempotencyScope, IndexedField, NewEvent, RecordedEvent, StoreError,
 };
 use events::room::{self, RoomCommand, RoomError, RoomEvent, RoomState};
 use events::{RoomId, StoredEvent, UserId};
@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::idempotency::{Idem, key_hash, message_fingerprint, message_key};
+use crate::message_keys::MessageKeys;
 
 /// Commands one actor takes from its queue in one round.
 const MAX_ROUND: usize = 512;
@@ -34,6 +35,13 @@ const MAX_ATTEMPTS: u32 = 5;
 const IDLE_RETIRE: Duration = Duration::from_secs(300);
 const QUEUE: usize = 4096;
 const READ_PAGE: i64 = 10_000;
+/// Messages whose facts (author, edits, reactions, deleted) an actor keeps in memory, newest
+/// first; a command about an older one reads that message's events from the log's index
+/// (ADR 18). So an actor's memory is bounded whatever its room's history.
+pub const MESSAGES_KEPT: usize = 1024;
+/// `client_msg_id`s an actor keeps in memory, newest first; a key not among them is looked up
+/// in the log's index once the room has had more.
+pub const MESSAGE_KEYS_KEPT: usize = 4096;
 
 /// What an accepted command did: the outcome the route renders.
 #[derive(Clone, Debug, PartialEq)]
@@ -178,7 +186,7 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             rx,
             state: None,
             version: 0,
-            message_keys: HashMap::new(),
+            message_keys: MessageKeys::default(),
             registry: self.actors.clone(),
             generation,
         };
@@ -217,12 +225,13 @@ struct RoomActor<S: EventStore> {
     /// `None` until loaded, and again after anything failed (reload from the log).
     state: Option<RoomState>,
     version: i64,
-    /// Hash of the [`message_key`] of every message in the loaded state that carried a
-    /// `client_msg_id` → the stream version of its `MessageSent`. A key that is not here
-    /// was not used up to `version`; one that is here is answered from that event. Another
-    /// replica that used the key meanwhile moved the stream past `version`, so the append
-    /// fails its expected version, the state is reloaded, and the key is found then.
-    message_keys: HashMap<u64, i64>,
+    /// Hash of the [`message_key`] of the newest messages that carried a `client_msg_id` →
+    /// the stream version of its `MessageSent`. A key that is not here was not used up to
+    /// `version` (once keys were trimmed: after [`RoomActor::recall`] looked in the log);
+    /// one that is here is answered from that event. Another replica that used the key
+    /// meanwhile moved the stream past `version`, so the append fails its expected version,
+    /// the state is reloaded, and the key is found then.
+    message_keys: MessageKeys,
     registry: Registry,
     generation: u64,
 }
@@ -304,6 +313,89 @@ impl<S: EventStore> RoomActor<S> {
         while !queue.is_empty() {
             queue = self.attempt(queue).await;
         }
+        self.trim();
+    }
+
+    /// Forgets the oldest message facts and keys beyond what an actor keeps.
+    fn trim(&mut self) {
+        if let Some(state) = self.state.as_mut() {
+            state.trim_messages(MESSAGES_KEPT);
+        }
+        self.message_keys.trim(MESSAGE_KEYS_KEPT);
+    }
+
+    /// Reads back from the log what the queued commands need and the actor no longer
+    /// keeps: the events of the messages they name, and the messages their
+    /// `client_msg_id`s produced. One indexed query each, for the whole round.
+    async fn recall(&mut self, queue: &VecDeque<Pending>) -> Result<(), CommandError> {
+        let Some(state) = self.state.as_ref() else {
+            return Ok(());
+        };
+        let mut messages: Vec<String> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        for p in queue {
+            for cmd in &p.sub.cmds {
+                if let Some(id) = cmd.message_ref()
+                    && state.lacks_message(id)
+                {
+                    messages.push(id.to_string());
+                }
+            }
+            if let Some(i) = &p.sub.idempotency
+                && i.from_message
+                && self.message_keys.lacks(key_hash(&i.key))
+            {
+                keys.extend(p.sub.cmds.iter().filter_map(|c| match c {
+                    RoomCommand::SendMessage {
+                        client_msg_id: Some(c),
+                        ..
+                    } => Some(c.clone()),
+                    _ => None,
+                }));
+            }
+        }
+        if !messages.is_empty() {
+            messages.sort_unstable();
+            messages.dedup();
+            let records = self
+                .store
+                .read_stream_by_field(
+                    &self.stream_id,
+                    IndexedField::MessageId,
+                    &messages,
+                    self.version,
+                )
+                .await?;
+            let events = records.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+            if let Some(state) = self.state.as_mut() {
+                state.learn_message(&events);
+            }
+        }
+        if !keys.is_empty() {
+            keys.sort_unstable();
+            keys.dedup();
+            let records = self
+                .store
+                .read_stream_by_field(
+                    &self.stream_id,
+                    IndexedField::ClientMsgId,
+                    &keys,
+                    self.version,
+                )
+                .await?;
+            for rec in &records {
+                if let RoomEvent::MessageSent {
+                    sender_id,
+                    client_msg_id: Some(c),
+                    ..
+                } = decode(rec)?
+                {
+                    self.message_keys
+                        .insert(key_hash(&message_key(sender_id, &c)), rec.version);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One pass over the queued commands; returns those to run again.
@@ -313,6 +405,12 @@ impl<S: EventStore> RoomActor<S> {
         if self.state.is_none()
             && let Err(e) = self.catch_up().await
         {
+            for p in queue {
+                let _ = p.reply.send(Err(e.clone()));
+            }
+            return VecDeque::new();
+        }
+        if let Err(e) = self.recall(&queue).await {
             for p in queue {
                 let _ = p.reply.send(Err(e.clone()));
             }
@@ -340,7 +438,7 @@ impl<S: EventStore> RoomActor<S> {
             let mut version = None;
             match &p.sub.idempotency {
                 Some(i) if i.from_message => {
-                    version = self.message_keys.get(&key_hash(&i.key)).copied();
+                    version = self.message_keys.get(key_hash(&i.key));
                 }
                 Some(i) => by_scope.entry(&i.scope).or_default().push(i.key.clone()),
                 None => {}
@@ -698,6 +796,10 @@ impl<S: EventStore> RoomActor<S> {
                         }
                         state = room::evolve(state, &ev);
                         self.version = rec.version;
+                        // Bounded while a long stream is read, not only after.
+                        if state.messages.len() >= 2 * MESSAGES_KEPT {
+                            state.trim_messages(MESSAGES_KEPT);
+                        }
                     }
                     Err(e) => {
                         self.version = 0;
@@ -705,10 +807,12 @@ impl<S: EventStore> RoomActor<S> {
                     }
                 }
             }
+            self.message_keys.trim(MESSAGE_KEYS_KEPT);
             if n < READ_PAGE {
                 break;
             }
         }
+        state.trim_messages(MESSAGES_KEPT);
         self.state = Some(state);
         Ok(())
     }

@@ -24,5 +24,5 @@ pub use relay::{
 };
 pub use store::{
     AppendError, AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyClaim,
-    IdempotencyRecord, IdempotencyScope, NewEvent, RecordedEvent, StoreError,
+    IdempotencyRecord, IdempotencyScope, IndexedField, NewEvent, RecordedEvent, StoreError,
 };

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::group_commit::{self, GroupCommitConfig};
 use crate::store::{
     AppendError, AppendRequest, Appended, EventStore, IdempotencyClaim, IdempotencyRecord,
-    IdempotencyScope, NewEvent, RecordedEvent, StoreError,
+    IdempotencyScope, IndexedField, NewEvent, RecordedEvent, StoreError,
 };
 
 /// The NOTIFY channel that carries the last committed position after every append.
@@ -117,6 +117,34 @@ pub(crate) async fn read_stream_of_types<'e>(
         }
     }
     Ok((events, version))
+}
+
+/// See [`EventStore::read_stream_by_field`]. Each statement repeats its index's predicate
+/// so the planner can use the partial index.
+pub(crate) async fn read_stream_by_field<'e>(
+    executor: impl PgExecutor<'e>,
+    stream_id: &str,
+    field: IndexedField,
+    values: &[String],
+    up_to_version: i64,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let sql = match field {
+        IndexedField::MessageId => select_events!(
+            "WHERE (data->>'message_id') IS NOT NULL AND stream_id = $1 \
+               AND (data->>'message_id') = ANY($2) AND version <= $3 ORDER BY version"
+        ),
+        IndexedField::ClientMsgId => select_events!(
+            "WHERE (data->>'client_msg_id') IS NOT NULL AND stream_id = $1 \
+               AND (data->>'client_msg_id') = ANY($2) AND version <= $3 ORDER BY version"
+        ),
+    };
+    let rows = sqlx::query(sql)
+        .bind(stream_id)
+        .bind(values)
+        .bind(up_to_version)
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(event_from_row).collect()
 }
 
 /// The position of the last committed event (0 when the log is empty).
@@ -522,6 +550,16 @@ impl EventStore for PgEventStore {
         event_types: &[&str],
     ) -> Result<(Vec<RecordedEvent>, i64), StoreError> {
         Ok(read_stream_of_types(&self.inner.pool, stream_id, event_types).await?)
+    }
+
+    async fn read_stream_by_field(
+        &self,
+        stream_id: &str,
+        field: IndexedField,
+        values: &[String],
+        up_to_version: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(read_stream_by_field(&self.inner.pool, stream_id, field, values, up_to_version).await?)
     }
 
     async fn read_all(

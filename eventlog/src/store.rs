@@ -68,6 +68,16 @@ pub struct IdempotencyClaim {
     pub fingerprint: String,
 }
 
+/// A field of event payloads the log indexes (see the migrations `*_payload_indexes*`), so
+/// a stream's events that carry given values in it are found without reading the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexedField {
+    /// `message_id`: every event about one message.
+    MessageId,
+    /// `client_msg_id`: the message a client's key produced (indexed with the stream).
+    ClientMsgId,
+}
+
 /// The namespace of idempotency keys: keys are unique within a scope.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -270,6 +280,16 @@ pub trait EventStore: Send + Sync + 'static {
         stream_id: &str,
         event_types: &[&str],
     ) -> impl Future<Output = Result<(Vec<RecordedEvent>, i64), StoreError>> + Send;
+
+    /// The events of one stream with `version <= up_to_version` whose payload `field` is one
+    /// of `values`, in version order: an index lookup, however long the stream.
+    fn read_stream_by_field(
+        &self,
+        stream_id: &str,
+        field: IndexedField,
+        values: &[String],
+        up_to_version: i64,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
     /// Events with `position > after_position`, in position order, at most `limit`.
     fn read_all(

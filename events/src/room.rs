@@ -6,7 +6,7 @@ use crate::ids::{MessageId, RoomId, UserId};
 use crate::stored::StoredEvent;
 use crate::values::{Emoji, MessageBody, Role, RoomName, Topic, Visibility};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// Most distinct reactions one user may put on one message.
 pub const MAX_REACTIONS_PER_USER_PER_MESSAGE: usize = 20;
@@ -235,7 +235,14 @@ pub struct RoomState {
     pub members: HashMap<UserId, Role>,
     pub invited: HashSet<UserId>,
     pub last_seq: u64,
+    /// The facts of the room's messages: all of them, unless [`RoomState::trim_messages`]
+    /// forgot the oldest (then `messages_trimmed`, and a rule that needs a forgotten
+    /// message gets it back with [`RoomState::learn_message`]).
     pub messages: HashMap<MessageId, MessageFacts>,
+    /// The ids in `messages`, oldest first: what trimming forgets first.
+    pub message_order: VecDeque<MessageId>,
+    /// Whether facts were forgotten: a message not in `messages` may then be in the log.
+    pub messages_trimmed: bool,
     pub read_markers: HashMap<UserId, u64>,
 }
 
@@ -277,6 +284,41 @@ impl RoomState {
         Ok(role)
     }
 
+    /// Whether the facts of message `id` may be in the room's log but not in this state;
+    /// the caller then reads the events that name it and gives them to
+    /// [`RoomState::learn_message`] before deciding.
+    pub fn lacks_message(&self, id: MessageId) -> bool {
+        self.messages_trimmed && !self.messages.contains_key(&id)
+    }
+
+    /// Forgets the facts of the oldest messages until at most `keep` remain, so a room's
+    /// state is bounded however long its history. Deciding stays exact: see
+    /// [`RoomState::lacks_message`].
+    pub fn trim_messages(&mut self, keep: usize) {
+        while self.messages.len() > keep {
+            let Some(id) = self.message_order.pop_front() else {
+                break;
+            };
+            if self.messages.remove(&id).is_some() {
+                self.messages_trimmed = true;
+            }
+        }
+    }
+
+    /// Puts back the facts of one message from all the room's events that name it, in
+    /// order, up to this state's version: they are folded as [`evolve`] would have.
+    pub fn learn_message<'a>(&mut self, events: impl IntoIterator<Item = &'a RoomEvent>) {
+        let learnt = replay(events);
+        for id in learnt.message_order {
+            if let Some(facts) = learnt.messages.get(&id)
+                && !self.messages.contains_key(&id)
+            {
+                self.messages.insert(id, facts.clone());
+                self.message_order.push_back(id);
+            }
+        }
+    }
+
     fn live_message(&self, id: MessageId) -> Result<&MessageFacts, RoomError> {
         let m = self.messages.get(&id).ok_or(RoomError::MessageNotFound)?;
         if m.deleted {
@@ -292,6 +334,21 @@ impl RoomState {
             Ok(())
         } else {
             Err(RoomError::NotAuthor)
+        }
+    }
+}
+
+impl RoomCommand {
+    /// The message whose facts deciding this command needs: the one it changes, or the
+    /// one it replies to.
+    pub fn message_ref(&self) -> Option<MessageId> {
+        match self {
+            RoomCommand::SendMessage { reply_to, .. } => *reply_to,
+            RoomCommand::EditMessage { message_id, .. }
+            | RoomCommand::DeleteMessage { message_id }
+            | RoomCommand::AddReaction { message_id, .. }
+            | RoomCommand::RemoveReaction { message_id, .. } => Some(*message_id),
+            _ => None,
         }
     }
 }
@@ -617,14 +674,14 @@ pub fn evolve(mut state: RoomState, event: &RoomEvent) -> RoomState {
             ..
         } => {
             state.last_seq = state.last_seq.max(*seq);
-            state.messages.insert(
-                *message_id,
-                MessageFacts {
-                    seq: *seq,
-                    author: Some(*sender_id),
-                    ..MessageFacts::default()
-                },
-            );
+            let facts = MessageFacts {
+                seq: *seq,
+                author: Some(*sender_id),
+                ..MessageFacts::default()
+            };
+            if state.messages.insert(*message_id, facts).is_none() {
+                state.message_order.push_back(*message_id);
+            }
         }
         E::MessageEdited {
             message_id,

@@ -8,6 +8,7 @@ mod flows;
 mod helpers;
 mod idempotency;
 mod jwt;
+mod long_rooms;
 mod ops;
 mod rate_limits;
 mod replicas;

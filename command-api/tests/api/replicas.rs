@@ -10,7 +10,7 @@ use events::values::{MessageBody, RoomName, Topic, Visibility};
 use events::{MessageId, RoomId, UserId};
 use uuid::Uuid;
 
-fn submission(actor: UserId, cmd: RoomCommand, idempotency: Option<Idem>) -> Submission {
+pub(crate) fn submission(actor: UserId, cmd: RoomCommand, idempotency: Option<Idem>) -> Submission {
     Submission {
         actor,
         cmds: vec![cmd],
@@ -20,14 +20,14 @@ fn submission(actor: UserId, cmd: RoomCommand, idempotency: Option<Idem>) -> Sub
 }
 
 /// The `seq` of the message a command sent.
-fn seq(c: &Committed) -> Option<u64> {
+pub(crate) fn seq(c: &Committed) -> Option<u64> {
     c.events.iter().find_map(|e| match e {
         RoomEvent::MessageSent { seq, .. } => Some(*seq),
         _ => None,
     })
 }
 
-fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
+pub(crate) fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
     RoomCommand::SendMessage {
         message_id: MessageId::new(),
         body: MessageBody::parse(text).unwrap(),
@@ -38,7 +38,7 @@ fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
 
 /// A message `text` sent with `client_msg_id`, with its idempotency record as the route
 /// builds it.
-fn keyed(user: UserId, room: RoomId, text: &str, client_msg_id: &str) -> Submission {
+pub(crate) fn keyed(user: UserId, room: RoomId, text: &str, client_msg_id: &str) -> Submission {
     let idem = Idem {
         scope: IdempotencyScope::stream(&room.stream_id()),
         key: message_key(user, client_msg_id),
