@@ -169,6 +169,9 @@ struct Inner {
     generation: i64,
     dir: PathBuf,
     index: Index,
+    /// The index's directory: its cache of mapped files keeps an entry for every file ever
+    /// opened until it is pruned (Tantivy 0.27 prunes it only when asked for its info).
+    mmap: MmapDirectory,
     fields: Fields,
     /// Reloaded only through [`Inner::reload`].
     reader: IndexReader,
@@ -427,7 +430,7 @@ impl Inner {
     /// Opens the generation at `at`, with a writer when `writes` says how (and whether it is a
     /// bulk load: no merges until [`Inner::merge_all`]).
     fn open(at: &Location, writes: Option<(WriterSettings, bool)>) -> anyhow::Result<Inner> {
-        let index = open(&at.dir)?;
+        let (index, mmap) = open(&at.dir)?;
         let writer = match writes {
             None => None,
             Some((settings, bulk)) => {
@@ -461,10 +464,15 @@ impl Inner {
                 })
             }
         };
-        Inner::new(at, index, writer)
+        Inner::new(at, index, mmap, writer)
     }
 
-    fn new(at: &Location, index: Index, writer: Option<Writer>) -> anyhow::Result<Inner> {
+    fn new(
+        at: &Location,
+        index: Index,
+        mmap: MmapDirectory,
+        writer: Option<Writer>,
+    ) -> anyhow::Result<Inner> {
         let (_, fields) = schema();
         let reader = index
             .reader_builder()
@@ -476,6 +484,7 @@ impl Inner {
             generation: at.generation,
             dir: at.dir.clone(),
             index,
+            mmap,
             fields,
             reader,
             reloading: Mutex::new(()),
@@ -510,7 +519,11 @@ impl Inner {
     /// Makes the reader's searcher the newest commit's, one reload at a time.
     fn reload(&self) -> tantivy::Result<()> {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        self.reader.reload()
+        self.reader.reload()?;
+        // Every commit opens new segment files and retires old ones; the cache's entries for
+        // the retired ones would otherwise grow without bound (R9's soak, RELIABILITY.md).
+        self.mmap.get_cache_info();
+        Ok(())
     }
 
     fn writer(&self) -> Result<WriterGuard<'_>, SearchError> {
@@ -903,13 +916,15 @@ impl Inner {
     }
 }
 
-fn open(dir: &Path) -> anyhow::Result<Index> {
+/// The index in `dir`, and its directory (whose cache of mapped files [`Inner::reload`]
+/// prunes).
+fn open(dir: &Path) -> anyhow::Result<(Index, MmapDirectory)> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("create the search index directory {}", dir.display()))?;
     let directory = MmapDirectory::open(dir)
         .with_context(|| format!("open the search index directory {}", dir.display()))?;
     let (schema, _) = schema();
-    let index = Index::open_or_create(directory, schema).with_context(|| {
+    let index = Index::open_or_create(directory.clone(), schema).with_context(|| {
         format!(
             "open the search index in {} (made by another version? `projector rebuild search`)",
             dir.display()
@@ -921,7 +936,7 @@ fn open(dir: &Path) -> anyhow::Result<Index> {
     index
         .tokenizers()
         .register(PREFIXES, analysis::prefixes_analyzer());
-    Ok(index)
+    Ok((index, directory))
 }
 
 /// The last commit's payload (zeros before the first).
@@ -1150,7 +1165,7 @@ impl StagedIndex for TantivyStaged {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let at = generations::locate(&root)?.context("the live search index vanished")?;
-                Ok(payload(&open(&at.dir)?)?.checkpoint)
+                Ok(payload(&open(&at.dir)?.0)?.checkpoint)
             })
             .await
             .map_err(|e| SearchError::Other(anyhow::anyhow!("a search task failed: {e}")))?
