@@ -41,6 +41,36 @@ pub async fn connect(
     Ok(ws)
 }
 
+/// How a watcher signs in: its own session (a login), so it never races a writer of the
+/// load for the same rotating refresh token.
+pub struct Login {
+    pub http: reqwest::Client,
+    /// The command API's base URL.
+    pub command: String,
+    pub username: String,
+}
+
+impl Login {
+    /// A fresh access token.
+    async fn token(&self) -> anyhow::Result<String> {
+        let body = json!({ "username": self.username, "password": crate::load::PASSWORD });
+        let res: Value = self
+            .http
+            .post(format!("{}/v1/auth/login", self.command))
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(res["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no access_token in {res}"))?
+            .to_owned())
+    }
+}
+
 /// A watching client; stops when dropped.
 pub struct Watcher {
     seen: Arc<Mutex<HashMap<String, Instant>>>,
@@ -52,15 +82,31 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub fn start(addr: SocketAddr, token: String, rooms: Vec<Uuid>) -> Watcher {
+    /// Watches `rooms` as `login`'s user, signing in again whenever the feed says its
+    /// token expired (4001) or a connection is refused, as a client would refresh.
+    pub fn start(addr: SocketAddr, login: Login, rooms: Vec<Uuid>) -> Watcher {
         let seen = Arc::new(Mutex::new(HashMap::new()));
         let reconnects = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let ends = Arc::new(Mutex::new(Vec::new()));
         let (s, r, e) = (seen.clone(), reconnects.clone(), ends.clone());
         let task = tokio::spawn(async move {
+            let mut token = None;
             loop {
                 let mut end = "could not connect".to_owned();
-                if let Ok(mut ws) = connect(addr, &token).await {
+                if token.is_none() {
+                    match login.token().await {
+                        Ok(t) => token = Some(t),
+                        Err(err) => end = format!("could not sign in: {err}"),
+                    }
+                }
+                let socket = match &token {
+                    Some(t) => connect(addr, t).await.ok(),
+                    None => None,
+                };
+                if socket.is_none() {
+                    token = None;
+                }
+                if let Some(mut ws) = socket {
                     let mut ok = true;
                     for room in &rooms {
                         let frame = json!({ "type": "subscribe", "room_id": room });
@@ -83,6 +129,9 @@ impl Watcher {
                                 true
                             }
                             Some(Ok(Message::Close(close))) => {
+                                if close.as_ref().is_some_and(|c| u16::from(c.code) == 4001) {
+                                    token = None;
+                                }
                                 end = close.map_or("closed without a code".to_owned(), |c| {
                                     format!("closed {} ({})", u16::from(c.code), c.reason)
                                 });
@@ -118,6 +167,11 @@ impl Watcher {
     /// Why its sockets ended so far (see [`Watcher::ends`]'s field).
     pub fn ends(&self) -> Vec<String> {
         self.ends.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// When the watcher last saw a message it had not seen before.
+    pub fn last_seen(&self) -> Option<Instant> {
+        self.seen.lock().ok()?.values().max().copied()
     }
 
     /// When the watcher first saw the message with this `client_msg_id`.

@@ -21,10 +21,14 @@ use uuid::Uuid;
 /// How long one command may be retried before the load gives it up (and fails).
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
+/// Every user's password.
+pub const PASSWORD: &str = "correct horse battery";
+
 /// A user of the load.
 #[derive(Clone, Debug)]
 pub struct User {
     pub id: Uuid,
+    pub username: String,
     pub token: String,
     pub refresh: String,
 }
@@ -212,8 +216,8 @@ pub async fn setup(
         rooms: Vec::new(),
     };
     for i in 0..users {
-        let body =
-            json!({ "username": format!("chaos_{run}_{i}"), "password": "correct horse battery" });
+        let username = format!("chaos_{run}_{i}");
+        let body = json!({ "username": username, "password": PASSWORD });
         let key = Uuid::new_v4().to_string();
         let (_, res) = api
             .call(
@@ -227,6 +231,7 @@ pub async fn setup(
             .await?;
         world.users.push(User {
             id: field(&res, "user_id")?,
+            username,
             token: res["access_token"]
                 .as_str()
                 .context("access_token")?

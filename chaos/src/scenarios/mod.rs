@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cluster::{Cluster, Shape};
-use crate::live::Watcher;
+use crate::live::{Login, Watcher};
 use crate::load::{self, Api, Load, Plan, World};
 use crate::oracle;
 use crate::report::{Report, secs, statuses};
@@ -177,7 +177,11 @@ impl Run {
     pub fn watcher(&self) -> Watcher {
         Watcher::start(
             self.cluster.query_addr(),
-            self.world.users[1].token.clone(),
+            Login {
+                http: self.api.http.clone(),
+                command: self.api.command.clone(),
+                username: self.world.users[1].username.clone(),
+            },
             self.world.rooms.clone(),
         )
     }

@@ -214,7 +214,8 @@ pub fn rss_kib(pid: u32) -> u64 {
     proc_status(pid, "VmRSS:")
 }
 
-fn proc_status(pid: u32, field: &str) -> u64 {
+/// A `/proc/<pid>/status` field in KiB (0 when it cannot be read).
+pub fn proc_status(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::slow::rss_kib;
+use super::slow::{proc_status, rss_kib};
 use super::{Run, Tier};
 use crate::cluster::Shape;
 use crate::load::Plan;
@@ -31,16 +31,24 @@ pub async fn soak(tier: Tier, seed: u64) -> anyhow::Result<Report> {
         plan,
     )
     .await?;
-    let _watcher = run.watcher();
+    let watcher = run.watcher();
     let names: Vec<String> = run.cluster.roles().map(|p| p.name.clone()).collect();
     let pids: Vec<u32> = run.cluster.roles().map(|p| p.pid().unwrap_or(0)).collect();
     let data = run.cluster.data_dir();
     // Per sample: per role (RSS KiB, fds), and the PostgreSQL connections.
     let mut samples: Vec<(Vec<(u64, i64)>, i64)> = Vec::new();
+    // Per sample: per role, the RSS's anonymous and file-backed parts (KiB): the search
+    // index's mapped segments count in the RSS but are the kernel's to reclaim.
+    let mut parts: Vec<Vec<(u64, u64)>> = Vec::new();
     let started = Instant::now();
     while started.elapsed() < duration {
         tokio::time::sleep(every).await;
         let roles = pids.iter().map(|p| (rss_kib(*p), fds(*p, &data))).collect();
+        parts.push(
+            pids.iter()
+                .map(|p| (proc_status(*p, "RssAnon:"), proc_status(*p, "RssFile:")))
+                .collect(),
+        );
         let conns: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
         )
@@ -82,14 +90,25 @@ pub async fn soak(tier: Tier, seed: u64) -> anyhow::Result<Report> {
             .max()
             .unwrap_or(rss1);
         let drift = (late - early) / early.max(1.0);
+        let part = |from: usize, to: usize, f: fn(&(u64, u64)) -> u64| {
+            let xs: Vec<u64> = parts[from..to].iter().map(|p| f(&p[i])).collect();
+            xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64 / 1024.0
+        };
+        let tail = samples.len().saturating_sub(q);
+        let end = (warm + q).min(samples.len());
         r.figure(
             name,
             format!(
-                "RSS {} → {} MiB (peak {} MiB, drift {:+.1} %), fds but the index's {fd0} → {fd1}",
+                "RSS {} → {} MiB (peak {} MiB, drift {:+.1} %; anonymous {:.1} → {:.1} MiB, \
+                 file-backed {:.1} → {:.1} MiB, quarter means), fds but the index's {fd0} → {fd1}",
                 rss0 / 1024,
                 rss1 / 1024,
                 peak / 1024,
-                drift * 100.0
+                drift * 100.0,
+                part(warm, end, |p| p.0),
+                part(tail, samples.len(), |p| p.0),
+                part(warm, end, |p| p.1),
+                part(tail, samples.len(), |p| p.1),
             ),
         );
         // A minute shows a runaway leak but not a 10 % drift: the search index's writer
@@ -111,6 +130,20 @@ pub async fn soak(tier: Tier, seed: u64) -> anyhow::Result<Report> {
         });
     }
     r.figure("PostgreSQL connections", format!("{} → {}", w.1, last.1));
+    // The live client stayed a client to the end (its token expires and is renewed).
+    let last_delivery = watcher.last_seen().map(|t| t.elapsed());
+    r.figure(
+        "live client",
+        format!(
+            "{} sockets ended ({:?}); last delivery {last_delivery:?} before the end",
+            watcher.ends().len(),
+            watcher.ends().iter().rev().take(3).collect::<Vec<_>>()
+        ),
+    );
+    r.expect(
+        last_delivery.is_some_and(|d| d < Duration::from_secs(30)),
+        || format!("the live client received nothing in the last 30 s ({last_delivery:?})"),
+    );
     r.expect(last.1 - w.1 <= FLAT, || {
         format!("PostgreSQL connections {} → {}", w.1, last.1)
     });
