@@ -9,6 +9,21 @@
 //! target) and receive − scheduled send time (includes the send itself).
 //! Deliveries that never arrive are counted as missing.
 //!
+//! `--target centrifugo` runs the same scenario against Centrifugo instead
+//! (issue #16, a fair side-by-side; [`super::fanout_centrifugo`]): a channel per
+//! room, socket i subscribed to the channel of room i mod R, the same schedule,
+//! body size, senders, latency definitions and report. Only opening a socket,
+//! sending a message and recognising a delivery differ ([`Backend`]).
+//!
+//! Server CPU per delivery: the utime + stime (`/proc/PID/stat`) of the server
+//! processes — `--server-pid` (with their child processes), or by default every
+//! process named `chat`, `command-api`, `query-api` or `projector` (the platform)
+//! or `centrifugo` — is read at the start and at the end of the measured window
+//! and divided by the deliveries received of the window's messages
+//! ([`ServerCpu`]). For the platform the same figure is also given with
+//! PostgreSQL and nats-server added (`stack_cpu`), since its fan-out path runs
+//! through both; Centrifugo (memory engine) has nothing outside its process.
+//!
 //! The WebSocket helpers here ([`Fixture`], [`Dialer`], [`subscribe`]) are
 //! shared with `connections`.
 
@@ -22,7 +37,8 @@ use hdrhistogram::Histogram;
 use hyper::header::{AUTHORIZATION, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -80,11 +96,39 @@ pub struct FanoutArgs {
     /// server is on IPv4 loopback, so ephemeral ports do not run out).
     #[arg(long)]
     pub no_spread: bool,
+    /// What is measured: the platform, or Centrifugo (then --url is Centrifugo's, e.g. the
+    /// CENTRIFUGO_URL that `scripts/centrifugo.sh start` prints, and --api-key and
+    /// --hmac-secret are needed).
+    #[arg(long, value_enum, default_value_t = TargetKind::Platform)]
+    pub target: TargetKind,
+    /// PIDs of the server processes whose CPU time (utime + stime, with their child
+    /// processes) is divided by the deliveries; comma-separated or repeated. Default: every
+    /// process named chat, command-api, query-api or projector (platform), or centrifugo
+    /// (also as versioned binaries, NAME-v…).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    #[command(flatten)]
+    pub centrifugo: super::fanout_centrifugo::CentrifugoArgs,
+}
+
+/// The system `fanout` measures.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// This platform (single node `chat`, or the roles behind one URL).
+    #[default]
+    Platform,
+    /// Centrifugo: server HTTP API to publish, WebSocket JSON protocol to receive.
+    Centrifugo,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FanoutReport {
+    /// `fanout` (the platform) or `fanout-centrifugo`; also the output files' name.
     pub scenario: &'static str,
+    pub target: TargetKind,
+    /// What "accepted" is in the accept → socket latency.
+    pub accept_means: &'static str,
     pub url: String,
     pub started_at: String,
     pub connections: usize,
@@ -132,6 +176,10 @@ pub struct FanoutReport {
     /// (second, deliveries, p50 ms, p99 ms, max ms).
     pub per_second: Vec<(u64, u64, f64, f64, f64)>,
     pub cpu: Option<CpuUsage>,
+    /// The server processes' CPU in the measured window, per delivery.
+    pub server_cpu: Option<ServerCpu>,
+    /// The same with PostgreSQL and nats-server added (platform only).
+    pub stack_cpu: Option<ServerCpu>,
     #[serde(skip)]
     pub hist_accept: Histogram<u64>,
     #[serde(skip)]
@@ -234,6 +282,11 @@ pub const SOURCE_ADDRESSES: usize = 250;
 
 impl Dialer {
     pub async fn new(url: &str, spread: bool) -> anyhow::Result<Self> {
+        Self::new_at(url, "/v1/ws", spread).await
+    }
+
+    /// A dialer for the WebSocket endpoint at `path` of the server at `url`.
+    pub async fn new_at(url: &str, path: &str, spread: bool) -> anyhow::Result<Self> {
         let uri: hyper::Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
         if uri.scheme_str() != Some("http") {
             return Err(anyhow!("only http:// URLs are supported, got {url}"));
@@ -256,7 +309,7 @@ impl Dialer {
             .max_frame_size(Some(1 << 20));
         Ok(Self {
             addr,
-            ws_url: format!("ws://{}/v1/ws", auth.as_str()),
+            ws_url: format!("ws://{}{path}", auth.as_str()),
             spread,
             config,
         })
@@ -270,6 +323,11 @@ impl Dialer {
     /// TCP connect (from 127.0.0.(2 + i mod 250) when spreading) and the
     /// WebSocket upgrade; the error is the key it is counted under.
     pub async fn open(&self, i: usize, token: &HeaderValue) -> Result<Ws, String> {
+        self.open_with(i, Some(token)).await
+    }
+
+    /// [`Dialer::open`], with the `Authorization` header only when there is a token.
+    pub async fn open_with(&self, i: usize, token: Option<&HeaderValue>) -> Result<Ws, String> {
         let stream = if self.spread {
             let last = 2 + (i % SOURCE_ADDRESSES) as u8;
             let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 0);
@@ -289,7 +347,9 @@ impl Dialer {
             .as_str()
             .into_client_request()
             .map_err(|_| "request".to_owned())?;
-        req.headers_mut().insert(AUTHORIZATION, token.clone());
+        if let Some(token) = token {
+            req.headers_mut().insert(AUTHORIZATION, token.clone());
+        }
         match tokio_tungstenite::client_async_with_config(req, stream, Some(self.config)).await {
             Ok((ws, _)) => Ok(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
@@ -445,8 +505,119 @@ pub async fn collect_opened(mut rx: mpsc::Receiver<Opened>, n: usize, label: &st
 }
 
 // ---------------------------------------------------------------------------
-// The fanout run.
+// The fanout run: what differs between the systems measured, and the rest.
 // ---------------------------------------------------------------------------
+
+/// What differs between the systems `fanout` measures: opening and subscribing
+/// a socket, sending a message, recognising a delivery. Everything else (the
+/// schedule, the senders, matching deliveries to sends, the latency figures,
+/// CPU, the report) is [`drive`]'s, the same for every system.
+pub trait Backend: Send + Sync + 'static {
+    /// The report's `scenario` and the name of its output files.
+    const SCENARIO: &'static str;
+    /// What "accepted" is in the accept → socket latency (goes into the report).
+    const ACCEPT_MEANS: &'static str;
+    /// Names (/proc/PID/comm) of the server processes when `--server-pid` is not given.
+    const SERVER_PROCESSES: &'static [&'static str];
+    /// Processes outside the server its fan-out also runs through (their CPU is
+    /// added in `stack_cpu`); empty when there are none.
+    const BACKING_PROCESSES: &'static [&'static str];
+
+    /// Rooms (channels) of the run.
+    fn rooms(&self) -> usize;
+    /// Users the sockets authenticate as.
+    fn users(&self) -> usize;
+    /// Distinct client source addresses of the sockets.
+    fn source_addresses(&self) -> usize;
+    /// Where the senders' HTTP connections go.
+    fn http_target(&self) -> &Target;
+    /// Opens socket `i` and subscribes it (live only) to `room`.
+    fn open(
+        &self,
+        i: usize,
+        room: usize,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Ws, String>> + Send;
+    /// Sends message `n` of sender `s` into `room` on `conn`; the message's id once it
+    /// is accepted, or the key the failure is counted under.
+    fn send(
+        &self,
+        conn: &mut Conn,
+        s: usize,
+        n: u64,
+        room: usize,
+        body: &str,
+    ) -> impl Future<Output = Result<Uuid, String>> + Send;
+    /// Reads one text frame from a socket: the ids of the messages it delivers go to
+    /// `ids`; returns a frame to send back (a pong), if one is due.
+    fn read_frame(&self, text: &str, ids: &mut Vec<Uuid>) -> Option<&'static str>;
+}
+
+/// The platform: users and rooms through its public API, `/v1/ws` sockets,
+/// `POST /v1/rooms/{id}/messages`, `message_sent` frames.
+struct Platform {
+    fx: Fixture,
+    dialer: Dialer,
+    paths: Vec<String>,
+}
+
+impl Backend for Platform {
+    const SCENARIO: &'static str = "fanout";
+    const ACCEPT_MEANS: &'static str = "the arrival of the send's 201 (the message is committed \
+         to the event log; fan-out starts after it, from the relay and the stream)";
+    const SERVER_PROCESSES: &'static [&'static str] =
+        &["chat", "command-api", "query-api", "projector"];
+    const BACKING_PROCESSES: &'static [&'static str] = &["postgres", "nats-server"];
+
+    fn rooms(&self) -> usize {
+        self.fx.rooms.len()
+    }
+    fn users(&self) -> usize {
+        self.fx.listeners.len()
+    }
+    fn source_addresses(&self) -> usize {
+        self.dialer.source_addresses()
+    }
+    fn http_target(&self) -> &Target {
+        &self.fx.target
+    }
+
+    async fn open(&self, i: usize, room: usize, timeout: Duration) -> Result<Ws, String> {
+        let token = &self.fx.listeners[i % self.fx.listeners.len()];
+        let mut ws = self.dialer.open(i, token).await?;
+        subscribe(&mut ws, &self.fx.rooms[room], timeout).await?;
+        Ok(ws)
+    }
+
+    async fn send(
+        &self,
+        conn: &mut Conn,
+        s: usize,
+        n: u64,
+        room: usize,
+        body: &str,
+    ) -> Result<Uuid, String> {
+        let payload =
+            json!({"client_msg_id": format!("{}-f{s}-{n}", self.fx.run_id), "body": body});
+        let bytes = serde_json::to_vec(&payload).map_err(|_| "encode".to_owned())?;
+        match conn
+            .post_json(&self.paths[room], Some(&self.fx.sender), Bytes::from(bytes))
+            .await
+        {
+            Ok((st, b)) if st.is_success() => serde_json::from_slice::<Value>(&b)
+                .ok()
+                .and_then(|v| v.get("message_id")?.as_str()?.parse::<Uuid>().ok())
+                .ok_or_else(|| "no-message-id".to_owned()),
+            Ok((st, _)) => Err(st.as_u16().to_string()),
+            Err(e) => Err(e.kind().to_owned()),
+        }
+    }
+
+    fn read_frame(&self, text: &str, ids: &mut Vec<Uuid>) -> Option<&'static str> {
+        ids.extend(message_id_of(text));
+        None
+    }
+}
 
 /// What a listening socket brings back.
 struct Listened {
@@ -486,15 +657,38 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
         report::say(&note);
     }
     let started_at = chrono::Utc::now().to_rfc3339();
-    let fx = Arc::new(setup(&args.url, args.users, args.rooms).await?);
-    let dialer = Dialer::new(&args.url, !args.no_spread).await?;
+    match args.target {
+        TargetKind::Platform => {
+            let fx = setup(&args.url, args.users, args.rooms).await?;
+            let dialer = Dialer::new(&args.url, !args.no_spread).await?;
+            let paths = fx
+                .rooms
+                .iter()
+                .map(|r| format!("/v1/rooms/{r}/messages"))
+                .collect();
+            let backend = Platform { fx, dialer, paths };
+            drive(args, Arc::new(backend), started_at).await
+        }
+        TargetKind::Centrifugo => {
+            let backend = super::fanout_centrifugo::Centrifugo::new(args).await?;
+            drive(args, Arc::new(backend), started_at).await
+        }
+    }
+}
 
+/// Opens and subscribes the sockets, sends on the schedule, waits for the
+/// drain, matches deliveries to sends and computes the report.
+pub async fn drive<B: Backend>(
+    args: &FanoutArgs,
+    backend: Arc<B>,
+    started_at: String,
+) -> anyhow::Result<FanoutReport> {
+    let rooms = backend.rooms();
     // Open and subscribe every socket.
     report::say(&format!(
-        "opening {} WebSockets over {} rooms from {} source address(es)",
+        "opening {} WebSockets over {rooms} rooms from {} source address(es)",
         args.connections,
-        fx.rooms.len(),
-        dialer.source_addresses()
+        backend.source_addresses()
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (opened_tx, opened_rx) = mpsc::channel::<Opened>(1024);
@@ -502,21 +696,27 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     let open_start = Instant::now();
     let mut sockets = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
-        let (fx, dialer, gate, opened_tx) =
-            (fx.clone(), dialer.clone(), gate.clone(), opened_tx.clone());
+        let (backend, gate, opened_tx) = (backend.clone(), gate.clone(), opened_tx.clone());
         let mut stop = stop_rx.clone();
         let timeout = args.timeout;
         sockets.push(tokio::spawn(async move {
-            let room = i % fx.rooms.len();
+            let room = i % rooms;
             let mut res = Listened {
                 room,
                 subscribed: false,
                 deliveries: Vec::new(),
                 lost: None,
             };
-            let token = &fx.listeners[i % fx.listeners.len()];
-            let ws = open_subscribed(&dialer, &gate, i, token, &fx.rooms[room], timeout).await;
-            let mut ws = match ws {
+            let opened = {
+                let _permit = gate.acquire().await;
+                let t0 = Instant::now();
+                match tokio::time::timeout(timeout, backend.open(i, room, timeout)).await {
+                    Ok(Ok(ws)) => Ok((ws, t0.elapsed())),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err("open-timeout".to_owned()),
+                }
+            };
+            let mut ws = match opened {
                 Ok((ws, took)) => {
                     let _ = opened_tx.send((i, Ok(took))).await;
                     ws
@@ -529,6 +729,7 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
             drop(opened_tx);
             res.subscribed = true;
             res.deliveries.reserve(256);
+            let mut ids = Vec::new();
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
@@ -536,8 +737,13 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
                         let now = Instant::now();
                         match msg {
                             Some(Ok(Message::Text(t))) => {
-                                if let Some(id) = message_id_of(t.as_str()) {
-                                    res.deliveries.push((id, now));
+                                let reply = backend.read_frame(t.as_str(), &mut ids);
+                                res.deliveries.extend(ids.drain(..).map(|id| (id, now)));
+                                if let Some(reply) = reply
+                                    && ws.send(Message::text(reply)).await.is_err()
+                                {
+                                    res.lost = Some("pong-send".into());
+                                    break;
                                 }
                             }
                             Some(Ok(Message::Close(c))) => {
@@ -565,13 +771,13 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
         }));
     }
     drop(opened_tx);
-    let opened = collect_opened(opened_rx, args.connections, "fanout open").await;
+    let opened = collect_opened(opened_rx, args.connections, B::SCENARIO).await;
     let open_s = open_start.elapsed().as_secs_f64();
     let mut open_errors = Errors::default();
-    let mut subscribers = vec![0u64; fx.rooms.len()];
+    let mut subscribers = vec![0u64; rooms];
     for (i, r) in &opened {
         match r {
-            Ok(_) => subscribers[i % fx.rooms.len()] += 1,
+            Ok(_) => subscribers[i % rooms] += 1,
             Err(e) => open_errors.add(e.clone()),
         }
     }
@@ -596,29 +802,22 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     let slots = Slots::new(start, args.rate);
     let ok_ctr = Arc::new(AtomicU64::new(0));
     let err_ctr = Arc::new(AtomicU64::new(0));
-    let body: String = "loadgen fanout message "
+    let body: Arc<str> = "loadgen fanout message "
         .chars()
         .cycle()
         .take(args.body_bytes.clamp(1, 4000))
-        .collect();
-    let paths: Arc<Vec<String>> = Arc::new(
-        fx.rooms
-            .iter()
-            .map(|r| format!("/v1/rooms/{r}/messages"))
-            .collect(),
-    );
+        .collect::<String>()
+        .into();
     let mut senders = Vec::with_capacity(args.senders);
     for s in 0..args.senders {
-        let mut conn = Conn::new(fx.target.clone(), args.timeout);
-        let (slots, ok_ctr, err_ctr, paths) = (
+        let mut conn = Conn::new(backend.http_target().clone(), args.timeout);
+        let (slots, ok_ctr, err_ctr, backend, body) = (
             slots.clone(),
             ok_ctr.clone(),
             err_ctr.clone(),
-            paths.clone(),
+            backend.clone(),
+            body.clone(),
         );
-        let token = fx.sender.clone();
-        let prefix = format!("{}-f{s}", fx.run_id);
-        let body = body.clone();
         senders.push(tokio::spawn(async move {
             let mut r = SenderResult {
                 sent: Vec::new(),
@@ -638,30 +837,15 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
                 }
                 tokio::time::sleep_until(intended).await;
                 let lag = Instant::now().saturating_duration_since(intended);
-                let room = (k % paths.len() as u64) as usize;
+                let room = (k % rooms as u64) as usize;
                 n += 1;
-                let payload = json!({"client_msg_id": format!("{prefix}-{n}"), "body": body});
-                let Ok(bytes) = serde_json::to_vec(&payload) else {
-                    r.errors.add("encode");
-                    continue;
-                };
-                let res = conn
-                    .post_json(&paths[room], Some(&token), Bytes::from(bytes))
-                    .await;
+                let res = backend.send(&mut conn, s, n, room, &body).await;
                 let accepted = Instant::now();
                 let counted = intended >= measure_from;
                 if counted {
                     r.max_lag = r.max_lag.max(lag);
                 }
-                let id = match res {
-                    Ok((st, b)) if st.is_success() => serde_json::from_slice::<Value>(&b)
-                        .ok()
-                        .and_then(|v| v.get("message_id")?.as_str()?.parse::<Uuid>().ok())
-                        .ok_or_else(|| "no-message-id".to_owned()),
-                    Ok((st, _)) => Err(st.as_u16().to_string()),
-                    Err(e) => Err(e.kind().to_owned()),
-                };
-                match id {
+                match res {
                     Ok(id) => {
                         ok_ctr.fetch_add(1, Ordering::Relaxed);
                         if counted {
@@ -686,16 +870,35 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
         }));
     }
     let progress = stats::spawn_progress(
-        format!("fanout {:.0}/s", args.rate),
+        format!("{} {:.0}/s", B::SCENARIO, args.rate),
         start,
         args.warmup + args.duration,
         ok_ctr,
         err_ctr,
     );
+    // The server: --server-pid, or the processes by name; the stack adds the backing ones.
+    let server_names: Vec<&str> = if args.server_pid.is_empty() {
+        B::SERVER_PROCESSES.to_vec()
+    } else {
+        Vec::new()
+    };
+    let stack_names: Vec<&str> = [&server_names[..], B::BACKING_PROCESSES].concat();
     tokio::time::sleep_until(measure_from).await;
     let cpu0 = CpuSnapshot::take();
+    let scan0 = ProcScan::take();
+    let window_start = Instant::now();
     tokio::time::sleep_until(end).await;
     let cpu = cpu0.and_then(|c0| CpuSnapshot::take().map(|c1| c1.usage_since(&c0)));
+    let scan1 = ProcScan::take();
+    let window = window_start.elapsed();
+    let (server0, server1) = (
+        scan0.select(&args.server_pid, &server_names),
+        scan1.select(&args.server_pid, &server_names),
+    );
+    let (stack0, stack1) = (
+        scan0.select(&args.server_pid, &stack_names),
+        scan1.select(&args.server_pid, &stack_names),
+    );
     let mut sent_all: Vec<Sent> = Vec::new();
     let mut send_errors = Errors::default();
     let mut hist_send = stats::new_histogram();
@@ -789,23 +992,45 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
             )
         })
         .collect();
+    let server_label = if args.server_pid.is_empty() {
+        server_names.join(" | ")
+    } else {
+        format!("--server-pid {:?}", args.server_pid)
+    };
+    let server_cpu = ServerCpu::between(&server0, &server1, window, received, server_label);
+    let stack_cpu = (!B::BACKING_PROCESSES.is_empty())
+        .then(|| {
+            let label = if args.server_pid.is_empty() {
+                stack_names.join(" | ")
+            } else {
+                format!(
+                    "--server-pid {:?} + {}",
+                    args.server_pid,
+                    B::BACKING_PROCESSES.join(" | ")
+                )
+            };
+            ServerCpu::between(&stack0, &stack1, window, received, label)
+        })
+        .flatten();
     let dur = args.duration.as_secs_f64().max(1e-9);
     Ok(FanoutReport {
-        scenario: "fanout",
+        scenario: B::SCENARIO,
+        target: args.target,
+        accept_means: B::ACCEPT_MEANS,
         url: args.url.clone(),
         started_at,
         connections: args.connections,
         subscribed: subscribed as usize,
         open_errors,
         open_s,
-        rooms: fx.rooms.len(),
-        users: fx.listeners.len(),
+        rooms,
+        users: backend.users(),
         body_bytes: args.body_bytes,
         target_rate_per_s: args.rate,
         duration_s: dur,
         warmup_s: args.warmup.as_secs_f64(),
         drain_s: args.drain.as_secs_f64(),
-        source_addresses: dialer.source_addresses(),
+        source_addresses: backend.source_addresses(),
         sent: measured.len() as u64,
         sent_per_s: measured.len() as f64 / dur,
         send_errors,
@@ -825,16 +1050,194 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
         distribution_scheduled_to_socket: stats::distribution(&hist_scheduled),
         per_second,
         cpu,
+        server_cpu,
+        stack_cpu,
         hist_accept,
         hist_scheduled,
     })
 }
 
+// ---------------------------------------------------------------------------
+// Server CPU per delivery.
+// ---------------------------------------------------------------------------
+
+/// Clock ticks per second of the times in `/proc/PID/stat` (USER_HZ: 100 on Linux,
+/// whatever the kernel's own HZ).
+const USER_HZ: f64 = 100.0;
+
+/// Every process's `(ppid, comm, utime + stime)`, by PID, from `/proc/PID/stat`
+/// (one pass over /proc, so the figures selected from it are of one moment).
+#[derive(Clone, Debug, Default)]
+pub struct ProcScan(BTreeMap<u32, (u32, String, u64)>);
+
+impl ProcScan {
+    /// Empty where there is no `/proc`.
+    pub fn take() -> Self {
+        let mut all = BTreeMap::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Self::default();
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            if let Some((comm, ppid, ticks)) = parse_stat(&stat) {
+                all.insert(pid, (ppid, comm.to_owned(), ticks));
+            }
+        }
+        Self(all)
+    }
+
+    /// The processes `pids` and every process whose name (`/proc/PID/comm`) is in
+    /// `names` (see [`is_named`]), with all their descendants.
+    pub fn select(&self, pids: &[u32], names: &[&str]) -> ProcTimes {
+        let mut chosen: HashSet<u32> = self
+            .0
+            .iter()
+            .filter(|(pid, (_, comm, _))| {
+                pids.contains(pid) || names.iter().any(|n| is_named(comm, n))
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
+        // Descendants: repeat until no process's parent is newly chosen.
+        loop {
+            let before = chosen.len();
+            for (pid, (ppid, _, _)) in &self.0 {
+                if chosen.contains(ppid) {
+                    chosen.insert(*pid);
+                }
+            }
+            if chosen.len() == before {
+                break;
+            }
+        }
+        ProcTimes(
+            self.0
+                .iter()
+                .filter(|(pid, _)| chosen.contains(pid))
+                .map(|(pid, (_, comm, ticks))| (*pid, (comm.clone(), *ticks)))
+                .collect(),
+        )
+    }
+}
+
+/// utime + stime (clock ticks) of a set of processes, by PID ([`ProcScan::select`]).
+#[derive(Clone, Debug, Default)]
+pub struct ProcTimes(BTreeMap<u32, (String, u64)>);
+
+/// Whether a process's `comm` is `name`, or a versioned binary of it
+/// (`nats-server-v2.` for `nats-server-v2.15.2`, `centrifugo-v6.9` for
+/// `centrifugo-v6.9.1`: comm holds 15 bytes).
+fn is_named(comm: &str, name: &str) -> bool {
+    comm == name
+        || comm
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with("-v"))
+}
+
+/// `(comm, ppid, utime + stime)` of a `/proc/PID/stat` line.
+fn parse_stat(stat: &str) -> Option<(&str, u32, u64)> {
+    // pid (comm) state ppid … utime(14) stime(15); comm may hold spaces and parentheses.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let comm = stat.get(open + 1..close)?;
+    let rest: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // rest[0] is field 3 (state): ppid (4) is rest[1], utime (14) rest[11], stime (15) rest[12].
+    let ppid = rest.get(1)?.parse().ok()?;
+    let utime: u64 = rest.get(11)?.parse().ok()?;
+    let stime: u64 = rest.get(12)?.parse().ok()?;
+    Some((comm, ppid, utime + stime))
+}
+
+/// CPU time of the server's processes in the measured window, per delivery.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerCpu {
+    /// Which processes: the names looked for, or the `--server-pid`s given.
+    pub what: String,
+    /// Processes counted (at the end of the window), with their children.
+    pub processes: usize,
+    /// CPU seconds (utime + stime) used in the window, by process name.
+    pub by_name_s: BTreeMap<String, f64>,
+    /// CPU seconds (utime + stime) used in the window, in all.
+    pub cpu_s: f64,
+    /// `cpu_s` / the window's length: cores kept busy.
+    pub cores: f64,
+    /// CPU microseconds per delivery received (of the window's messages); None
+    /// when nothing was delivered.
+    pub us_per_delivery: Option<f64>,
+}
+
+impl ServerCpu {
+    /// From two samples taken `window` apart. A process in the second sample only
+    /// was started inside the window, so all its time counts; one that ended inside
+    /// the window is not counted (its time is gone from /proc).
+    fn between(
+        before: &ProcTimes,
+        after: &ProcTimes,
+        window: Duration,
+        deliveries: u64,
+        what: String,
+    ) -> Option<Self> {
+        if after.0.is_empty() {
+            report::say(&format!(
+                "WARNING: no server process found ({what}): server CPU is not measured \
+                 (pass --server-pid, on the server's machine)"
+            ));
+            return None;
+        }
+        let mut by_name_s: BTreeMap<String, f64> = BTreeMap::new();
+        for (pid, (comm, ticks)) in &after.0 {
+            let was = before.0.get(pid).map_or(0, |(_, t)| *t);
+            *by_name_s.entry(comm.clone()).or_default() +=
+                ticks.saturating_sub(was) as f64 / USER_HZ;
+        }
+        let cpu_s: f64 = by_name_s.values().sum();
+        Some(Self {
+            what,
+            processes: after.0.len(),
+            by_name_s,
+            cpu_s,
+            cores: cpu_s / window.as_secs_f64().max(1e-9),
+            us_per_delivery: (deliveries > 0).then(|| cpu_s * 1e6 / deliveries as f64),
+        })
+    }
+
+    /// `12.3 µs (0.85 cores)`.
+    pub fn brief(&self) -> String {
+        match self.us_per_delivery {
+            Some(us) => format!("{us:.1} µs ({:.2} cores)", self.cores),
+            None => format!("- ({:.2} cores)", self.cores),
+        }
+    }
+}
+
+/// The names of the three latencies: accept → socket, scheduled → socket, scheduled → accept.
+fn latency_names(target: TargetKind) -> [&'static str; 3] {
+    match target {
+        TargetKind::Platform => [
+            "send accepted → socket",
+            "scheduled send → socket",
+            "scheduled send → 201",
+        ],
+        TargetKind::Centrifugo => [
+            "publish accepted (200) → socket",
+            "scheduled publish → socket",
+            "scheduled publish → 200",
+        ],
+    }
+}
+
 pub fn tables(r: &FanoutReport) -> (Table, Table) {
     let mut summary = Table::new(
         format!(
-            "fanout via {}: {} sockets ({} subscribed) over {} rooms, {}-byte bodies",
-            r.url, r.connections, r.subscribed, r.rooms, r.body_bytes
+            "{} via {}: {} sockets ({} subscribed) over {} rooms, {}-byte bodies",
+            r.scenario, r.url, r.connections, r.subscribed, r.rooms, r.body_bytes
         ),
         &[
             "target/s",
@@ -846,6 +1249,8 @@ pub fn tables(r: &FanoutReport) -> (Table, Table) {
             "dup",
             "deliveries/s",
             "sockets lost",
+            "server CPU/delivery",
+            "+ PG, NATS CPU/delivery",
             "cpu (cores)",
         ],
     );
@@ -859,12 +1264,14 @@ pub fn tables(r: &FanoutReport) -> (Table, Table) {
         r.duplicates.to_string(),
         f0(r.deliveries_per_s),
         r.sockets_lost.brief(),
+        r.server_cpu.as_ref().map_or("-".into(), ServerCpu::brief),
+        r.stack_cpu.as_ref().map_or("-".into(), ServerCpu::brief),
         r.cpu.as_ref().map_or("-".into(), CpuUsage::brief),
     ]);
     let mut lat = Table::new(
         format!(
-            "fanout delivery latency ({:.0} msgs/s, {} sockets, {:.0}s measured)",
-            r.target_rate_per_s, r.subscribed, r.duration_s
+            "{} delivery latency ({:.0} msgs/s, {} sockets, {:.0}s measured)",
+            r.scenario, r.target_rate_per_s, r.subscribed, r.duration_s
         ),
         &[
             "from → to",
@@ -876,10 +1283,11 @@ pub fn tables(r: &FanoutReport) -> (Table, Table) {
             "max ms",
         ],
     );
+    let [accept, scheduled, send] = latency_names(r.target);
     for (name, l) in [
-        ("send accepted → socket", &r.latency_accept_to_socket),
-        ("scheduled send → socket", &r.latency_scheduled_to_socket),
-        ("scheduled send → 201", &r.latency_send),
+        (accept, &r.latency_accept_to_socket),
+        (scheduled, &r.latency_scheduled_to_socket),
+        (send, &r.latency_send),
     ] {
         lat.row(
             [
@@ -897,9 +1305,13 @@ pub fn emit(r: &FanoutReport, out: &Path) -> anyhow::Result<()> {
     let (summary, lat) = tables(r);
     summary.print();
     lat.print();
+    let status = match r.target {
+        TargetKind::Platform => "201",
+        TargetKind::Centrifugo => "200",
+    };
     report::say(&format!(
         "open: {} subscribed in {:.1}s, open errors {}; max send lag {:.1} ms; \
-         {} delivered before their 201 arrived; {} unknown message ids",
+         {} delivered before their {status} arrived; {} unknown message ids",
         r.subscribed,
         r.open_s,
         r.open_errors.brief(),
@@ -907,20 +1319,37 @@ pub fn emit(r: &FanoutReport, out: &Path) -> anyhow::Result<()> {
         r.delivered_before_accept,
         r.unknown_messages
     ));
-    let json = report::write_json(out, "fanout.json", r)?;
-    let pct = out.join("fanout-latency.svg");
+    for c in [&r.server_cpu, &r.stack_cpu].into_iter().flatten() {
+        let names: Vec<String> = c
+            .by_name_s
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect();
+        report::say(&format!(
+            "CPU of {}: {:.2} s in the window over {} process(es) ({}): {} per delivery",
+            c.what,
+            c.cpu_s,
+            c.processes,
+            names.join(", "),
+            c.brief()
+        ));
+    }
+    let name = r.scenario;
+    let [accept, scheduled, _] = latency_names(r.target);
+    let json = report::write_json(out, &format!("{name}.json"), r)?;
+    let pct = out.join(format!("{name}-latency.svg"));
     report::plot_percentiles(
         &pct,
         &format!(
-            "fanout: delivery latency, {:.0} msgs/s to {} sockets",
+            "{name}: delivery latency, {:.0} msgs/s to {} sockets",
             r.target_rate_per_s, r.subscribed
         ),
         &[
-            ("send accepted → socket".into(), &r.hist_accept),
-            ("scheduled send → socket".into(), &r.hist_scheduled),
+            (accept.into(), &r.hist_accept),
+            (scheduled.into(), &r.hist_scheduled),
         ],
     )?;
-    let over = out.join("fanout-latency-over-time.svg");
+    let over = out.join(format!("{name}-latency-over-time.svg"));
     let pts = |f: fn(&(u64, u64, f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
         r.per_second
             .iter()
@@ -930,7 +1359,7 @@ pub fn emit(r: &FanoutReport, out: &Path) -> anyhow::Result<()> {
     };
     report::plot_xy(
         &over,
-        "fanout: send accepted → socket latency per second",
+        &format!("{name}: {accept} latency per second"),
         "second of the measured window",
         "latency (ms)",
         &[
@@ -963,6 +1392,48 @@ mod tests {
             None
         );
         assert_eq!(message_id_of("not json"), None);
+    }
+
+    #[test]
+    fn proc_stat_lines_give_name_parent_and_cpu_ticks() {
+        let line =
+            "4242 (query api) S 17 4242 4242 0 -1 4194560 900 0 0 0 250 31 0 0 20 0 9 0 100 0 0";
+        assert_eq!(parse_stat(line), Some(("query api", 17, 281)));
+        assert_eq!(parse_stat("garbage"), None);
+        assert!(is_named("nats-server-v2.", "nats-server"));
+        assert!(is_named("centrifugo-v6.9", "centrifugo"));
+        assert!(is_named("chat", "chat"));
+        assert!(!is_named("chatter", "chat"));
+        assert!(!is_named("postgres-exporter", "postgres"));
+    }
+
+    #[test]
+    fn server_cpu_counts_this_process_and_divides_by_deliveries() {
+        let me = std::process::id();
+        let before = ProcScan::take().select(&[me], &[]);
+        assert!(before.0.contains_key(&me), "{before:?}");
+        // Burn CPU until the process's ticks move (at most 10 s on a busy machine).
+        let t0 = std::time::Instant::now();
+        let mut x = 0u64;
+        let after = loop {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            let now = ProcScan::take().select(&[me], &[]);
+            if now.0.get(&me).map(|p| p.1) > before.0.get(&me).map(|p| p.1)
+                || t0.elapsed() > Duration::from_secs(10)
+            {
+                break now;
+            }
+        };
+        let c = ServerCpu::between(&before, &after, t0.elapsed(), 1000, "me".into()).unwrap();
+        assert!(c.cpu_s > 0.0 && c.cpu_s < 5.0, "{c:?}");
+        let per = c.us_per_delivery.unwrap();
+        assert!((per - c.cpu_s * 1e3).abs() < 1e-6, "{c:?}");
+        assert!(
+            ServerCpu::between(&before, &ProcTimes::default(), t0.elapsed(), 1, "x".into())
+                .is_none()
+        );
     }
 
     #[test]

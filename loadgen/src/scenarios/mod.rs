@@ -6,6 +6,7 @@ pub mod baseline_nats;
 pub mod baseline_pg;
 pub mod connections;
 pub mod fanout;
+pub mod fanout_centrifugo;
 pub mod mixed;
 pub mod rebuild;
 pub mod search_lag;
@@ -21,7 +22,8 @@ pub enum Scenario {
     BaselinePg(baseline_pg::PgArgs),
     /// Core NATS round-trip and JetStream publish-ack latency.
     BaselineNats(baseline_nats::NatsArgs),
-    /// WebSocket delivery latency: messages at a fixed rate into rooms watched by C sockets.
+    /// WebSocket delivery latency: messages at a fixed rate into rooms watched by C sockets
+    /// (of the platform, or of Centrifugo with --target centrifugo).
     Fanout(fanout::FanoutArgs),
     /// Hold N idle WebSockets and report the server's memory per connection.
     Connections(connections::ConnectionsArgs),
