@@ -1,6 +1,6 @@
 //! The `client_msg_id`s a room actor remembers: the newest ones, each with the stream
-//! version of the `MessageSent` it produced. Bounded; once it has forgotten some, a key it
-//! does not hold may still be in the log, and the actor looks there (ADR 18).
+//! version of the `MessageSent` it produced. Bounded; a retry of a key it has forgotten is
+//! refused by the log's unique index, and the actor then looks there (ADR 18).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -9,18 +9,12 @@ use std::collections::{HashMap, VecDeque};
 pub struct MessageKeys {
     versions: HashMap<u64, i64>,
     order: VecDeque<u64>,
-    trimmed: bool,
 }
 
 impl MessageKeys {
     /// The version of the message the key produced, if remembered.
     pub fn get(&self, hash: u64) -> Option<i64> {
         self.versions.get(&hash).copied()
-    }
-
-    /// Whether the key is not remembered but may have been used: the log must say.
-    pub fn lacks(&self, hash: u64) -> bool {
-        self.trimmed && !self.versions.contains_key(&hash)
     }
 
     pub fn insert(&mut self, hash: u64, version: i64) {
@@ -35,9 +29,7 @@ impl MessageKeys {
             let Some(hash) = self.order.pop_front() else {
                 break;
             };
-            if self.versions.remove(&hash).is_some() {
-                self.trimmed = true;
-            }
+            self.versions.remove(&hash);
         }
     }
 
@@ -60,22 +52,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_the_newest_and_knows_it_forgot() {
+    fn keeps_the_newest() {
         let mut keys = MessageKeys::default();
         for h in 0..10 {
             keys.insert(h, h as i64 + 1);
         }
-        assert!(
-            !keys.lacks(42),
-            "nothing forgotten: an unknown key is unused"
-        );
+        keys.insert(9, 10);
         keys.trim(4);
         assert_eq!(keys.len(), 4);
         assert_eq!(keys.get(9), Some(10));
+        assert_eq!(keys.get(6), Some(7));
         assert_eq!(keys.get(5), None);
-        assert!(keys.lacks(5) && keys.lacks(42));
-        assert!(!keys.lacks(9));
         keys.clear();
-        assert!(keys.is_empty() && !keys.lacks(5));
+        assert!(keys.is_empty());
     }
 }

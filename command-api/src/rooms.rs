@@ -13,8 +13,8 @@
 
 use chrono::Utc;
 use eventlog::{
-    AppendError, AppendRequest, EventStore, ExpectedVersion, IdempotencyClaim, IdempotencyRecord,
-    IdempotencyScope, IndexedField, NewEvent, RecordedEvent, StoreError,
+    AppendError, AppendRequest, CLIENT_MSG_ID_KEY, EventStore, ExpectedVersion, IdempotencyClaim,
+    IdempotencyRecord, IdempotencyScope, IndexedField, NewEvent, RecordedEvent, StoreError,
 };
 use events::room::{self, RoomCommand, RoomError, RoomEvent, RoomState};
 use events::{RoomId, StoredEvent, UserId};
@@ -39,8 +39,9 @@ const READ_PAGE: i64 = 10_000;
 /// first; a command about an older one reads that message's events from the log's index
 /// (ADR 18). So an actor's memory is bounded whatever its room's history.
 pub const MESSAGES_KEPT: usize = 1024;
-/// `client_msg_id`s an actor keeps in memory, newest first; a key not among them is looked up
-/// in the log's index once the room has had more.
+/// `client_msg_id`s an actor keeps in memory, newest first, to answer a retry at once. An
+/// older key is refused by the log's unique index ([`CLIENT_MSG_ID_KEY`]) when its retry is
+/// appended, and the actor then reads the message it produced.
 pub const MESSAGE_KEYS_KEPT: usize = 4096;
 
 /// What an accepted command did: the outcome the route renders.
@@ -204,6 +205,9 @@ struct Pending {
     sub: Box<Submission>,
     reply: oneshot::Sender<Result<Committed, CommandError>>,
     attempts: u32,
+    /// Its `client_msg_id` is in the log (its append hit [`CLIENT_MSG_ID_KEY`]): read the
+    /// message it produced before deciding again.
+    key_in_log: bool,
 }
 
 enum Planned {
@@ -226,11 +230,12 @@ struct RoomActor<S: EventStore> {
     state: Option<RoomState>,
     version: i64,
     /// Hash of the [`message_key`] of the newest messages that carried a `client_msg_id` →
-    /// the stream version of its `MessageSent`. A key that is not here was not used up to
-    /// `version` (once keys were trimmed: after [`RoomActor::recall`] looked in the log);
-    /// one that is here is answered from that event. Another replica that used the key
-    /// meanwhile moved the stream past `version`, so the append fails its expected version,
-    /// the state is reloaded, and the key is found then.
+    /// the stream version of its `MessageSent`; one that is here is answered from that event.
+    /// A key that is not here was not used among the newest [`MESSAGE_KEYS_KEPT`]; if it was
+    /// used before them, the log's unique index refuses the append and the key is read back
+    /// ([`RoomActor::recall`]). Another replica that used the key meanwhile moved the stream
+    /// past `version`, so the append fails its expected version, the state is reloaded, and
+    /// the key is found then.
     message_keys: MessageKeys,
     registry: Registry,
     generation: u64,
@@ -292,6 +297,7 @@ impl<S: EventStore> RoomActor<S> {
                     sub,
                     reply,
                     attempts: 0,
+                    key_in_log: false,
                 }),
                 Job::IsMember(user, reply) => checks.push((user, reply)),
             }
@@ -325,8 +331,8 @@ impl<S: EventStore> RoomActor<S> {
     }
 
     /// Reads back from the log what the queued commands need and the actor no longer
-    /// keeps: the events of the messages they name, and the messages their
-    /// `client_msg_id`s produced. One indexed query each, for the whole round.
+    /// keeps: the events of the messages they name, and the messages produced by the
+    /// `client_msg_id`s the log refused as used. One indexed query each, for the whole round.
     async fn recall(&mut self, queue: &VecDeque<Pending>) -> Result<(), CommandError> {
         let Some(state) = self.state.as_ref() else {
             return Ok(());
@@ -341,9 +347,10 @@ impl<S: EventStore> RoomActor<S> {
                     messages.push(id.to_string());
                 }
             }
-            if let Some(i) = &p.sub.idempotency
+            if p.key_in_log
+                && let Some(i) = &p.sub.idempotency
                 && i.from_message
-                && self.message_keys.lacks(key_hash(&i.key))
+                && self.message_keys.get(key_hash(&i.key)).is_none()
             {
                 keys.extend(p.sub.cmds.iter().filter_map(|c| match c {
                     RoomCommand::SendMessage {
@@ -732,6 +739,14 @@ impl<S: EventStore> RoomActor<S> {
                         (false, Some(Ok(appended))) => {
                             committed.position = Some(appended.last_position);
                             let _ = p.reply.send(Ok(committed));
+                        }
+                        (_, Some(Err(AppendError::Store(e)))) if e.violates(CLIENT_MSG_ID_KEY) => {
+                            // A retry of a key older than the actor remembers: answered next
+                            // attempt from the message the key produced.
+                            failed = true;
+                            let mut p = p;
+                            p.key_in_log = true;
+                            requeue(&mut again, p);
                         }
                         (_, Some(Err(AppendError::Store(e)))) => {
                             failed = true;

@@ -23,6 +23,7 @@ pub use relay::{
     stream_description, subject_for,
 };
 pub use store::{
-    AppendError, AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyClaim,
-    IdempotencyRecord, IdempotencyScope, IndexedField, NewEvent, RecordedEvent, StoreError,
+    AppendError, AppendRequest, Appended, CLIENT_MSG_ID_KEY, EventStore, ExpectedVersion,
+    IdempotencyClaim, IdempotencyRecord, IdempotencyScope, IndexedField, NewEvent, RecordedEvent,
+    StoreError,
 };

@@ -74,9 +74,14 @@ pub struct IdempotencyClaim {
 pub enum IndexedField {
     /// `message_id`: every event about one message.
     MessageId,
-    /// `client_msg_id`: the message a client's key produced (indexed with the stream).
+    /// `client_msg_id`: the message a client's key produced (indexed with the stream, and
+    /// unique per stream and sender: [`CLIENT_MSG_ID_KEY`]).
     ClientMsgId,
 }
+
+/// The unique index that refuses a second `MessageSent` with the same `client_msg_id` from
+/// the same sender in a stream (see [`StoreError::violates`]).
+pub const CLIENT_MSG_ID_KEY: &str = "events_client_msg_id_key";
 
 /// The namespace of idempotency keys: keys are unique within a scope.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -191,6 +196,17 @@ impl StoreError {
     /// Whether retrying later may succeed without anything else changing.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// Whether the store refused the statement because it would break the unique
+    /// `constraint` (e.g. [`CLIENT_MSG_ID_KEY`]).
+    pub fn violates(&self, constraint: &str) -> bool {
+        match self {
+            StoreError::Query(sqlx::Error::Database(d)) => {
+                d.is_unique_violation() && d.constraint() == Some(constraint)
+            }
+            _ => false,
+        }
     }
 
     /// Whether a connection broke under the statement (rather than none being had in
