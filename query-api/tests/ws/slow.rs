@@ -42,6 +42,29 @@ async fn slow_socket(
     ws
 }
 
+/// Reads `n` `message_sent` frames from `ws`, noting when each arrived; panics if the
+/// socket ends first.
+fn spawn_reader(
+    mut ws: Client,
+    n: usize,
+) -> tokio::task::JoinHandle<(Vec<(String, Instant)>, Client)> {
+    tokio::spawn(async move {
+        let mut got = Vec::with_capacity(n);
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while got.len() < n {
+            match ws.next_until(deadline).await {
+                crate::helpers::Got::Frame(f) if f["type"] == "message_sent" => {
+                    let body = f["data"]["body"].as_str().unwrap().to_owned();
+                    got.push((body, Instant::now()));
+                }
+                crate::helpers::Got::Frame(_) => {}
+                other => panic!("a reader ended: {other:?} after {}", got.len()),
+            }
+        }
+        (got, ws)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumers_are_closed_while_readers_get_every_message_and_memory_stays_bounded() {
     let p = Platform::spawn_with(|s| s.ws_queue_frames = QUEUE).await;
@@ -79,23 +102,7 @@ async fn slow_consumers_are_closed_while_readers_get_every_message_and_memory_st
     // Readers read concurrently and note when each chat message arrived.
     let reader_tasks: Vec<_> = readers
         .into_iter()
-        .map(|mut ws| {
-            tokio::spawn(async move {
-                let mut got = Vec::with_capacity(CHAT);
-                let deadline = Instant::now() + Duration::from_secs(120);
-                while got.len() < CHAT {
-                    match ws.next_until(deadline).await {
-                        crate::helpers::Got::Frame(f) if f["type"] == "message_sent" => {
-                            let body = f["data"]["body"].as_str().unwrap().to_owned();
-                            got.push((body, Instant::now()));
-                        }
-                        crate::helpers::Got::Frame(_) => {}
-                        other => panic!("reader ended: {other:?} after {}", got.len()),
-                    }
-                }
-                (got, ws)
-            })
-        })
+        .map(|ws| spawn_reader(ws, CHAT))
         .collect();
     // About 16 KB per flood frame (4-byte characters).
     let big = |i: usize| format!("{i:04} {}", "\u{1F600}".repeat(3990));
@@ -154,5 +161,99 @@ async fn slow_consumers_are_closed_while_readers_get_every_message_and_memory_st
     );
     drop(slow);
     drop(readers);
+    p.cleanup().await;
+}
+
+/// Sockets in the big room beside the stalled one.
+const CROWD: usize = 999;
+/// Messages into the big room, one every `CHAT_EVERY` flood messages.
+const BIG_ROOM_MESSAGES: usize = FLOOD / CHAT_EVERY;
+
+/// A room of 1,000 sockets, one of which stops reading: it alone is closed as a slow
+/// consumer, and the other 999 receive every message of the room, in order, while the
+/// stalled one backs up (#16).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_socket_in_a_room_of_a_thousand_does_not_hold_up_the_others() {
+    let p = Platform::spawn_with(|s| s.ws_queue_frames = QUEUE).await;
+    let alice = p.register().await;
+    let bob = p.register().await;
+    let big = p.create_room(&alice, "public").await;
+    let flood = p.create_room(&alice, "public").await;
+    p.join(&bob, big).await;
+    p.join(&bob, flood).await;
+    let live = p.query.live().clone();
+
+    let slow = slow_socket(p.query.addr, &bob.token, [big, flood]).await;
+    let mut crowd = Vec::with_capacity(CROWD);
+    for _ in 0..CROWD {
+        let mut ws = Client::connect(p.query.addr, &bob.token).await;
+        let answer = ws.subscribe(big, None).await;
+        assert_eq!(answer.last().unwrap()["type"], "subscribed");
+        crowd.push(ws);
+    }
+    wait_until(
+        DEADLINE,
+        Duration::from_millis(20),
+        "subscriptions did not all arrive",
+        || async {
+            live.subscriber_count(events::RoomId(big)) > CROWD
+                && live.subscriber_count(events::RoomId(flood)) >= 1
+        },
+    )
+    .await;
+
+    let tasks: Vec<_> = crowd
+        .into_iter()
+        .map(|ws| spawn_reader(ws, BIG_ROOM_MESSAGES))
+        .collect();
+    let flood_body = |i: usize| format!("{i:04} {}", "\u{1F600}".repeat(3990));
+    let mut sent_at = Vec::with_capacity(BIG_ROOM_MESSAGES);
+    for i in 0..FLOOD {
+        p.send(&alice, flood, &flood_body(i)).await;
+        if i % CHAT_EVERY == 0 {
+            let body = format!("big {:04}", i / CHAT_EVERY);
+            p.send(&alice, big, &body).await;
+            sent_at.push((body, Instant::now()));
+        }
+    }
+    let expected: Vec<&String> = sent_at.iter().map(|(b, _)| b).collect();
+    let mut worst = Duration::ZERO;
+    let mut crowd = Vec::with_capacity(CROWD);
+    for t in tasks {
+        let (got, ws) = t.await.unwrap();
+        let bodies: Vec<&String> = got.iter().map(|(b, _)| b).collect();
+        assert_eq!(
+            bodies, expected,
+            "a socket of the crowd missed or reordered messages"
+        );
+        for ((_, received), (_, sent)) in got.iter().zip(&sent_at) {
+            worst = worst.max(received.saturating_duration_since(*sent));
+        }
+        crowd.push(ws);
+    }
+    wait_until(
+        DEADLINE,
+        Duration::from_millis(20),
+        "the stalled socket was not closed",
+        || async { p.query.closed("slow_consumer") >= 1 },
+    )
+    .await;
+    assert_eq!(
+        p.query.closed("slow_consumer"),
+        1,
+        "a reading socket was closed"
+    );
+    assert_eq!(live.subscriber_count(events::RoomId(big)), CROWD);
+    eprintln!(
+        "a room of {}: {} deliveries to the crowd; worst send-accepted → socket delay {worst:?}",
+        CROWD + 1,
+        CROWD * BIG_ROOM_MESSAGES
+    );
+    assert!(
+        worst < Duration::from_secs(2),
+        "the crowd was delayed by {worst:?}"
+    );
+    drop(slow);
+    drop(crowd);
     p.cleanup().await;
 }
