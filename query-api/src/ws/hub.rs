@@ -119,7 +119,9 @@ struct Room {
 #[derive(Default)]
 struct Inner {
     conns: HashMap<ConnId, Conn>,
-    users: HashMap<UserId, usize>,
+    /// Each user's connections on this node: who to tell of a presence change, without
+    /// looking at every connection.
+    users: HashMap<UserId, Vec<ConnId>>,
     rooms: HashMap<RoomId, Room>,
     /// The read models' epoch as last told by [`Hub::on_epoch`].
     epoch: i64,
@@ -212,13 +214,13 @@ impl Hub {
                 dead: false,
             },
         );
-        let n = inner.users.entry(user).or_insert(0);
-        *n += 1;
+        let mine = inner.users.entry(user).or_default();
+        mine.push(id);
         Registered {
             id,
             live: live_rx,
             kill,
-            first_for_user: *n == 1,
+            first_for_user: mine.len() == 1,
         }
     }
 
@@ -231,16 +233,15 @@ impl Hub {
         for room in &conn.rooms {
             remove_sub(&mut inner.rooms, *room, id);
         }
-        match inner.users.get_mut(&conn.user) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            Some(_) => {
-                inner.users.remove(&conn.user);
-                true
-            }
-            None => false,
+        let Some(mine) = inner.users.get_mut(&conn.user) else {
+            return false;
+        };
+        mine.retain(|c| *c != id);
+        if mine.is_empty() {
+            inner.users.remove(&conn.user);
+            true
+        } else {
+            false
         }
     }
 
@@ -654,10 +655,19 @@ impl Hub {
             }
         }
         recipients.remove(&user);
+        // O(recipients), not O(connections): a node with 100,000 sockets does not look at
+        // each of them for every user who comes online.
         let mut killed = Vec::new();
-        for (cid, conn) in &inner.conns {
-            if recipients.contains(&conn.user) && !push(conn, frame.clone()) {
-                killed.push(*cid);
+        for recipient in &recipients {
+            let Some(conns) = inner.users.get(recipient) else {
+                continue;
+            };
+            for cid in conns {
+                if let Some(conn) = inner.conns.get(cid)
+                    && !push(conn, frame.clone())
+                {
+                    killed.push(*cid);
+                }
             }
         }
         for cid in killed {
