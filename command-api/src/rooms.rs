@@ -362,47 +362,44 @@ impl<S: EventStore> RoomActor<S> {
             }
         }
         if !messages.is_empty() {
-            messages.sort_unstable();
-            messages.dedup();
-            let records = self
-                .store
-                .read_stream_by_field(
-                    &self.stream_id,
-                    IndexedField::MessageId,
-                    &messages,
-                    self.version,
-                )
-                .await?;
-            let events = records.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+            let events = self.read_by(IndexedField::MessageId, messages).await?;
             if let Some(state) = self.state.as_mut() {
-                state.learn_message(&events);
+                state.learn_message(events.iter().map(|(_, ev)| ev));
             }
         }
         if !keys.is_empty() {
-            keys.sort_unstable();
-            keys.dedup();
-            let records = self
-                .store
-                .read_stream_by_field(
-                    &self.stream_id,
-                    IndexedField::ClientMsgId,
-                    &keys,
-                    self.version,
-                )
-                .await?;
-            for rec in &records {
+            for (version, ev) in self.read_by(IndexedField::ClientMsgId, keys).await? {
                 if let RoomEvent::MessageSent {
                     sender_id,
                     client_msg_id: Some(c),
                     ..
-                } = decode(rec)?
+                } = ev
                 {
                     self.message_keys
-                        .insert(key_hash(&message_key(sender_id, &c)), rec.version);
+                        .insert(key_hash(&message_key(sender_id, &c)), version);
                 }
             }
         }
         Ok(())
+    }
+
+    /// The room's events up to the actor's version whose `field` is one of `values`, with
+    /// their versions: one indexed query.
+    async fn read_by(
+        &self,
+        field: IndexedField,
+        mut values: Vec<String>,
+    ) -> Result<Vec<(i64, RoomEvent)>, CommandError> {
+        values.sort_unstable();
+        values.dedup();
+        let records = self
+            .store
+            .read_stream_by_field(&self.stream_id, field, &values, self.version)
+            .await?;
+        records
+            .iter()
+            .map(|rec| Ok((rec.version, decode(rec)?)))
+            .collect()
     }
 
     /// One pass over the queued commands; returns those to run again.

@@ -35,20 +35,12 @@ pub async fn soak(tier: Tier, seed: u64) -> anyhow::Result<Report> {
     let names: Vec<String> = run.cluster.roles().map(|p| p.name.clone()).collect();
     let pids: Vec<u32> = run.cluster.roles().map(|p| p.pid().unwrap_or(0)).collect();
     let data = run.cluster.data_dir();
-    // Per sample: per role (RSS KiB, fds), and the PostgreSQL connections.
-    let mut samples: Vec<(Vec<(u64, i64)>, i64)> = Vec::new();
-    // Per sample: per role, the RSS's anonymous and file-backed parts (KiB): the search
-    // index's mapped segments count in the RSS but are the kernel's to reclaim.
-    let mut parts: Vec<Vec<(u64, u64)>> = Vec::new();
+    // Per sample: per role, and the PostgreSQL connections.
+    let mut samples: Vec<(Vec<RoleSample>, i64)> = Vec::new();
     let started = Instant::now();
     while started.elapsed() < duration {
         tokio::time::sleep(every).await;
-        let roles = pids.iter().map(|p| (rss_kib(*p), fds(*p, &data))).collect();
-        parts.push(
-            pids.iter()
-                .map(|p| (proc_status(*p, "RssAnon:"), proc_status(*p, "RssFile:")))
-                .collect(),
-        );
+        let roles = pids.iter().map(|p| RoleSample::of(*p, &data)).collect();
         let conns: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
         )
@@ -73,29 +65,29 @@ pub async fn soak(tier: Tier, seed: u64) -> anyhow::Result<Report> {
         ),
     );
     for (i, name) in names.iter().enumerate() {
-        let (rss0, fd0) = w.0[i];
-        let (rss1, fd1) = last.0[i];
+        let (rss0, fd0) = (w.0[i].rss, w.0[i].fds);
+        let (rss1, fd1) = (last.0[i].rss, last.0[i].fds);
         // Drift: the mean of the last quarter against the mean of the quarter after the
         // warm-up (a batch's peak is not growth).
-        let mean = |from: usize, to: usize| {
-            let xs: Vec<u64> = samples[from..to].iter().map(|s| s.0[i].0).collect();
-            xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64
-        };
         let q = (samples.len() / 4).max(1);
-        let early = mean(warm, (warm + q).min(samples.len()));
-        let late = mean(samples.len().saturating_sub(q), samples.len());
+        let (after_warm, tail) = (
+            warm..(warm + q).min(samples.len()),
+            samples.len().saturating_sub(q)..samples.len(),
+        );
+        let mean = |range: std::ops::Range<usize>, f: fn(&RoleSample) -> u64| {
+            let xs = &samples[range];
+            xs.iter().map(|s| f(&s.0[i])).sum::<u64>() as f64 / xs.len().max(1) as f64
+        };
+        let early = mean(after_warm.clone(), |s| s.rss);
+        let late = mean(tail.clone(), |s| s.rss);
         let peak = samples[warm..]
             .iter()
-            .map(|s| s.0[i].0)
+            .map(|s| s.0[i].rss)
             .max()
             .unwrap_or(rss1);
         let drift = (late - early) / early.max(1.0);
-        let part = |from: usize, to: usize, f: fn(&(u64, u64)) -> u64| {
-            let xs: Vec<u64> = parts[from..to].iter().map(|p| f(&p[i])).collect();
-            xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64 / 1024.0
-        };
-        let tail = samples.len().saturating_sub(q);
-        let end = (warm + q).min(samples.len());
+        let mib =
+            |range: std::ops::Range<usize>, f: fn(&RoleSample) -> u64| mean(range, f) / 1024.0;
         r.figure(
             name,
             format!(
@@ -105,10 +97,10 @@ pub async fn soak(tier: Tier, seed: u64) -> anyhow::Result<Report> {
                 rss1 / 1024,
                 peak / 1024,
                 drift * 100.0,
-                part(warm, end, |p| p.0),
-                part(tail, samples.len(), |p| p.0),
-                part(warm, end, |p| p.1),
-                part(tail, samples.len(), |p| p.1),
+                mib(after_warm.clone(), |s| s.anon),
+                mib(tail.clone(), |s| s.anon),
+                mib(after_warm, |s| s.file),
+                mib(tail, |s| s.file),
             ),
         );
         // A minute shows a runaway leak but not a 10 % drift: the search index's writer
@@ -148,6 +140,28 @@ pub async fn soak(tier: Tier, seed: u64) -> anyhow::Result<Report> {
         format!("PostgreSQL connections {} → {}", w.1, last.1)
     });
     run.finish(0).await
+}
+
+/// One role at one moment: its resident set (KiB) in total and in its anonymous and
+/// file-backed parts (the search index's mapped segments count in the RSS but are the
+/// kernel's to reclaim), and its open descriptors.
+#[derive(Clone, Copy)]
+struct RoleSample {
+    rss: u64,
+    anon: u64,
+    file: u64,
+    fds: i64,
+}
+
+impl RoleSample {
+    fn of(pid: u32, data: &std::path::Path) -> RoleSample {
+        RoleSample {
+            rss: rss_kib(pid),
+            anon: proc_status(pid, "RssAnon:"),
+            file: proc_status(pid, "RssFile:"),
+            fds: fds(pid, data),
+        }
+    }
 }
 
 /// Open file descriptors of a process, but for files under `data` (the search index: its

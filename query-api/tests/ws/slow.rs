@@ -42,12 +42,12 @@ async fn slow_socket(
     ws
 }
 
+/// A reader's task: the bodies it received with when, and its socket.
+type Reader = tokio::task::JoinHandle<(Vec<(String, Instant)>, Client)>;
+
 /// Reads `n` `message_sent` frames from `ws`, noting when each arrived; panics if the
 /// socket ends first.
-fn spawn_reader(
-    mut ws: Client,
-    n: usize,
-) -> tokio::task::JoinHandle<(Vec<(String, Instant)>, Client)> {
+fn spawn_reader(mut ws: Client, n: usize) -> Reader {
     tokio::spawn(async move {
         let mut got = Vec::with_capacity(n);
         let deadline = Instant::now() + Duration::from_secs(180);
@@ -63,6 +63,51 @@ fn spawn_reader(
         }
         (got, ws)
     })
+}
+
+/// Sends `FLOOD` big messages (about 16 KB each: 4-byte characters) into `flood` and, every
+/// `CHAT_EVERY` of them, a small one into `chat`, calling `on_chat` after each; returns the
+/// small ones' bodies with when each was accepted.
+async fn flood_and_chat(
+    p: &Platform,
+    alice: &test_support::TestUser,
+    flood: uuid::Uuid,
+    chat: uuid::Uuid,
+    mut on_chat: impl FnMut(),
+) -> Vec<(String, Instant)> {
+    let big = |i: usize| format!("{i:04} {}", "\u{1F600}".repeat(3990));
+    let mut sent_at = Vec::with_capacity(FLOOD / CHAT_EVERY);
+    for i in 0..FLOOD {
+        p.send(alice, flood, &big(i)).await;
+        if i % CHAT_EVERY == 0 {
+            let body = format!("chat {:04}", i / CHAT_EVERY);
+            p.send(alice, chat, &body).await;
+            sent_at.push((body, Instant::now()));
+            on_chat();
+        }
+    }
+    sent_at
+}
+
+/// Asserts every reader got exactly the messages of `sent_at`, in order; returns the worst
+/// delay from a message's acceptance to a reader, and the readers' sockets.
+async fn every_message_in_order(
+    readers: Vec<Reader>,
+    sent_at: &[(String, Instant)],
+) -> (Duration, Vec<Client>) {
+    let expected: Vec<&String> = sent_at.iter().map(|(b, _)| b).collect();
+    let mut worst = Duration::ZERO;
+    let mut sockets = Vec::with_capacity(readers.len());
+    for t in readers {
+        let (got, ws) = t.await.unwrap();
+        let bodies: Vec<&String> = got.iter().map(|(b, _)| b).collect();
+        assert_eq!(bodies, expected, "a reader missed or reordered messages");
+        for ((_, received), (_, sent)) in got.iter().zip(sent_at) {
+            worst = worst.max(received.saturating_duration_since(*sent));
+        }
+        sockets.push(ws);
+    }
+    (worst, sockets)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,31 +149,12 @@ async fn slow_consumers_are_closed_while_readers_get_every_message_and_memory_st
         .into_iter()
         .map(|ws| spawn_reader(ws, CHAT))
         .collect();
-    // About 16 KB per flood frame (4-byte characters).
-    let big = |i: usize| format!("{i:04} {}", "\u{1F600}".repeat(3990));
     let mut peak_rss = rss_before;
-    let mut sent_at = Vec::with_capacity(CHAT);
-    for i in 0..FLOOD {
-        p.send(&alice, flood, &big(i)).await;
-        if i % CHAT_EVERY == 0 {
-            let body = format!("chat {:04}", i / CHAT_EVERY);
-            p.send(&alice, chat, &body).await;
-            sent_at.push((body, Instant::now()));
-            peak_rss = peak_rss.max(rss_bytes());
-        }
-    }
-    let mut readers = Vec::new();
-    let mut worst = Duration::ZERO;
-    for t in reader_tasks {
-        let (got, ws) = t.await.unwrap();
-        let bodies: Vec<&String> = got.iter().map(|(b, _)| b).collect();
-        let expected: Vec<&String> = sent_at.iter().map(|(b, _)| b).collect();
-        assert_eq!(bodies, expected, "a reader missed or reordered messages");
-        for ((_, received), (_, sent)) in got.iter().zip(&sent_at) {
-            worst = worst.max(received.saturating_duration_since(*sent));
-        }
-        readers.push(ws);
-    }
+    let sent_at = flood_and_chat(&p, &alice, flood, chat, || {
+        peak_rss = peak_rss.max(rss_bytes());
+    })
+    .await;
+    let (worst, readers) = every_message_in_order(reader_tasks, &sent_at).await;
     let closed_by = Instant::now() + DEADLINE;
     while p.query.closed("slow_consumer") < SLOW as u64 || live.connection_count() > READERS {
         assert!(
@@ -206,31 +232,8 @@ async fn a_slow_socket_in_a_room_of_a_thousand_does_not_hold_up_the_others() {
         .into_iter()
         .map(|ws| spawn_reader(ws, BIG_ROOM_MESSAGES))
         .collect();
-    let flood_body = |i: usize| format!("{i:04} {}", "\u{1F600}".repeat(3990));
-    let mut sent_at = Vec::with_capacity(BIG_ROOM_MESSAGES);
-    for i in 0..FLOOD {
-        p.send(&alice, flood, &flood_body(i)).await;
-        if i % CHAT_EVERY == 0 {
-            let body = format!("big {:04}", i / CHAT_EVERY);
-            p.send(&alice, big, &body).await;
-            sent_at.push((body, Instant::now()));
-        }
-    }
-    let expected: Vec<&String> = sent_at.iter().map(|(b, _)| b).collect();
-    let mut worst = Duration::ZERO;
-    let mut crowd = Vec::with_capacity(CROWD);
-    for t in tasks {
-        let (got, ws) = t.await.unwrap();
-        let bodies: Vec<&String> = got.iter().map(|(b, _)| b).collect();
-        assert_eq!(
-            bodies, expected,
-            "a socket of the crowd missed or reordered messages"
-        );
-        for ((_, received), (_, sent)) in got.iter().zip(&sent_at) {
-            worst = worst.max(received.saturating_duration_since(*sent));
-        }
-        crowd.push(ws);
-    }
+    let sent_at = flood_and_chat(&p, &alice, flood, big, || {}).await;
+    let (worst, crowd) = every_message_in_order(tasks, &sent_at).await;
     wait_until(
         DEADLINE,
         Duration::from_millis(20),
