@@ -36,6 +36,13 @@ pub struct Settings {
     pub presence_timeout_secs: u64,
     /// How often each node announces its connected users.
     pub presence_heartbeat_secs: u64,
+    /// Presence changes are told to clients at most once per this window (ms), batched:
+    /// the first change after a quiet window goes out at once, later ones wait for the
+    /// window's end and go out together (ADR 19).
+    pub presence_batch_ms: u64,
+    /// Typing notices are told to a room at most once per this window (ms), batched the
+    /// same way (ADR 19).
+    pub typing_batch_ms: u64,
     /// Longest a read waits for `min_position` to be projected.
     pub min_position_wait_ms: u64,
     /// How often the read models' epoch is re-read (`APP_EPOCH_POLL_MS`), besides on every
@@ -57,6 +64,8 @@ impl Layered for Settings {
             .set_default("ws_ping_secs", 20)?
             .set_default("presence_timeout_secs", 30)?
             .set_default("presence_heartbeat_secs", 10)?
+            .set_default("presence_batch_ms", 1000)?
+            .set_default("typing_batch_ms", 500)?
             .set_default("min_position_wait_ms", 5000)?
             .set_default("epoch_poll_ms", 2000)
     }

@@ -430,7 +430,11 @@ export class Chat {
         break;
       case 'presence': {
         const p = f as unknown as PresenceFrame;
-        this.store.set((s) => ({ presence: { ...s.presence, [p.user_id]: p.status } }));
+        this.store.set((s) => {
+          const presence = { ...s.presence };
+          for (const c of p.changes ?? [p]) presence[c.user_id] = c.status;
+          return { presence };
+        });
         break;
       }
       case 'error':
@@ -966,10 +970,15 @@ export class Chat {
   }
 
   private onTyping(f: TypingFrame): void {
-    if (f.user_id === this.me) return;
+    const typists = (f.user_ids ?? [f.user_id]).filter((u) => u !== this.me);
+    if (typists.length === 0) return;
     const now = Date.now();
-    this.store.set((s) => ({ typing: typingSeen(s.typing, f.room_id, f.user_id, now) }));
-    if (!this.state.members[f.room_id] && !this.state.users[f.user_id]) void this.loadMembers(f.room_id);
+    this.store.set((s) => ({
+      typing: typists.reduce((shown, u) => typingSeen(shown, f.room_id, u, now), s.typing),
+    }));
+    if (!this.state.members[f.room_id] && typists.some((u) => !this.state.users[u])) {
+      void this.loadMembers(f.room_id);
+    }
     this.scheduleTypingSweep();
   }
 

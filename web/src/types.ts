@@ -173,6 +173,8 @@ export interface TypingFrame {
   type: 'typing';
   room_id: string;
   user_id: string;
+  /** Present when several typed in one window (ADR 19): all of them, `user_id` first. */
+  user_ids?: string[];
 }
 
 export interface EphemeralFrame {
@@ -182,11 +184,16 @@ export interface EphemeralFrame {
   body: string;
 }
 
-export interface PresenceFrame {
-  type: 'presence';
+export interface PresenceChange {
   user_id: string;
   status: string;
   last_seen: string | null;
+}
+
+export interface PresenceFrame extends PresenceChange {
+  type: 'presence';
+  /** Present when one window held several changes (ADR 19): all of them, the top level's first. */
+  changes?: PresenceChange[];
 }
 
 export interface ErrorFrame {

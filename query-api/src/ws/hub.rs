@@ -5,15 +5,18 @@
 //! `.await`; delivery to a connection is a `try_send` on its bounded queue, so the
 //! fan-out never blocks and a full queue closes that connection ("slow consumer").
 
+use crate::ws::batch::{self, MAX_TYPISTS_PER_FRAME, Offer, PresenceChange, Throttle};
 use crate::ws::membership::{self, Snapshot};
 use crate::ws::protocol::{Frame, LiveEvent, is_membership};
 use eventlog::PgEventStore;
 use events::room::{RoomState, evolve};
 use events::{RoomId, UserId};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
 
 pub type ConnId = u64;
 
@@ -114,6 +117,15 @@ struct Room {
     state: RoomState,
     version: i64,
     subs: HashMap<ConnId, Sub>,
+    /// Typing notices of the current window (ADR 19); `None` until someone types.
+    typing: Option<Box<Typing>>,
+}
+
+#[derive(Default)]
+struct Typing {
+    throttle: Throttle,
+    /// Who typed since the last flush, in order, each once.
+    pending: Vec<UserId>,
 }
 
 #[derive(Default)]
@@ -133,6 +145,7 @@ pub struct Hub {
     log: PgEventStore,
     queue_frames: usize,
     buffer_frames: usize,
+    typing_window: Duration,
 }
 
 /// A new connection's ends.
@@ -178,8 +191,14 @@ pub enum Drain {
 }
 
 impl Hub {
-    /// A hub of `queue_frames` live frames per connection, in the read models' `epoch`.
-    pub fn new(log: PgEventStore, queue_frames: usize, epoch: i64) -> Arc<Hub> {
+    /// A hub of `queue_frames` live frames per connection, in the read models' `epoch`,
+    /// telling each room who types at most once per `typing_window`.
+    pub fn new(
+        log: PgEventStore,
+        queue_frames: usize,
+        epoch: i64,
+        typing_window: Duration,
+    ) -> Arc<Hub> {
         let queue_frames = queue_frames.max(1);
         Arc::new(Hub {
             inner: Mutex::new(Inner {
@@ -190,6 +209,7 @@ impl Hub {
             log,
             queue_frames,
             buffer_frames: queue_frames.saturating_mul(4).max(1024),
+            typing_window,
         })
     }
 
@@ -345,6 +365,7 @@ impl Hub {
                                 state: RoomState::default(),
                                 version: 0,
                                 subs: HashMap::new(),
+                                typing: None,
                             },
                         );
                         // A task of its own, so a connection closing mid-load
@@ -608,9 +629,8 @@ impl Hub {
         }
     }
 
-    /// Typing indicators and ephemeral messages: to the subscribed connections of
-    /// current members (not back to the typist).
-    pub fn on_ephemeral(&self, room_id: RoomId, sender: UserId, frame: Frame, skip_sender: bool) {
+    /// An ephemeral message: to the subscribed connections of current members.
+    pub fn on_ephemeral(&self, room_id: RoomId, sender: UserId, frame: Frame) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(room) = inner.rooms.get(&room_id) else {
@@ -621,7 +641,7 @@ impl Hub {
         }
         let mut killed = Vec::new();
         for (cid, sub) in &room.subs {
-            if !room.state.is_member(sub.user) || (skip_sender && sub.user == sender) {
+            if !room.state.is_member(sub.user) {
                 continue;
             }
             if let Some(conn) = inner.conns.get(cid)
@@ -635,6 +655,58 @@ impl Hub {
         }
     }
 
+    /// `typist` types in `room_id`: told to the room's other members at once when the
+    /// room's typing window was quiet, else with the window's other typists at its end
+    /// (ADR 19).
+    pub fn on_typing(self: &Arc<Self>, room_id: RoomId, typist: UserId) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(room) = inner.rooms.get_mut(&room_id) else {
+            return;
+        };
+        if !matches!(room.load, Load::Loaded) || !room.state.is_member(typist) {
+            return;
+        }
+        let typing = room.typing.get_or_insert_with(Box::default);
+        match typing.throttle.offer(Instant::now(), self.typing_window) {
+            Offer::Now => {
+                let killed = send_typing(room, &inner.conns, room_id, &[typist]);
+                drop_all(inner, killed);
+            }
+            Offer::Schedule(at) => {
+                typing.pending.push(typist);
+                let hub = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    hub.flush_typing(room_id);
+                });
+            }
+            Offer::Held => {
+                if !typing.pending.contains(&typist) && typing.pending.len() < MAX_TYPISTS_PER_FRAME
+                {
+                    typing.pending.push(typist);
+                }
+            }
+        }
+    }
+
+    /// The end of a room's typing window: its typists, still members, in one frame.
+    fn flush_typing(&self, room_id: RoomId) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(room) = inner.rooms.get_mut(&room_id) else {
+            return;
+        };
+        let Some(typing) = room.typing.as_mut() else {
+            return;
+        };
+        typing.throttle.flushed(Instant::now());
+        let mut typists = std::mem::take(&mut typing.pending);
+        typists.retain(|u| room.state.is_member(*u));
+        let killed = send_typing(room, &inner.conns, room_id, &typists);
+        drop_all(inner, killed);
+    }
+
     /// Is `user` a member of `room` now? `None` when this node does not track the room.
     pub fn is_member(&self, room_id: RoomId, user: UserId) -> Option<bool> {
         let inner = self.lock();
@@ -642,37 +714,121 @@ impl Hub {
         matches!(room.load, Load::Loaded).then(|| room.state.is_member(user))
     }
 
-    /// Sends a presence frame about `user` to the connections of users who share
-    /// a joined room with them: `sharing` (from the read models) plus whoever this
-    /// node sees in a tracked room with them.
-    pub fn send_presence(&self, user: UserId, frame: Frame, sharing: &HashSet<UserId>) {
+    /// Tells a window's presence `changes` (one per user) to the connections of users who
+    /// share a joined room with the changed users: `sharing` (recipient → indices into
+    /// `changes`, from the read models) plus whoever this node sees in a tracked room with
+    /// them. One frame per recipient, shared by every recipient told the same changes.
+    pub fn send_presence(
+        &self,
+        changes: &[PresenceChange],
+        mut sharing: HashMap<UserId, BTreeSet<usize>>,
+    ) {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let mut recipients: HashSet<UserId> = sharing.clone();
+        let index: HashMap<UserId, usize> = changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.user, i))
+            .collect();
         for room in inner.rooms.values() {
-            if matches!(room.load, Load::Loaded) && room.state.is_member(user) {
-                recipients.extend(room.state.members.keys().copied());
-            }
-        }
-        recipients.remove(&user);
-        // O(recipients), not O(connections): a node with 100,000 sockets does not look at
-        // each of them for every user who comes online.
-        let mut killed = Vec::new();
-        for recipient in &recipients {
-            let Some(conns) = inner.users.get(recipient) else {
+            if !matches!(room.load, Load::Loaded) {
                 continue;
-            };
-            for cid in conns {
-                if let Some(conn) = inner.conns.get(cid)
-                    && !push(conn, frame.clone())
-                {
-                    killed.push(*cid);
+            }
+            let told: Vec<usize> = room
+                .state
+                .members
+                .keys()
+                .filter_map(|m| index.get(m).copied())
+                .filter(|i| room.state.is_member(changes[*i].user))
+                .collect();
+            if told.is_empty() {
+                continue;
+            }
+            for member in room.state.members.keys() {
+                if inner.users.contains_key(member) && room.state.is_member(*member) {
+                    sharing.entry(*member).or_default().extend(&told);
                 }
             }
         }
-        for cid in killed {
-            drop_all_subs(inner, cid);
+        // Recipients told the same changes share one frame. O(recipients), not
+        // O(connections): a node with 100,000 sockets does not look at each of them.
+        let mut groups: HashMap<Vec<usize>, Vec<UserId>> = HashMap::new();
+        for (recipient, mut told) in sharing {
+            if !inner.users.contains_key(&recipient) {
+                continue;
+            }
+            if let Some(own) = index.get(&recipient) {
+                told.remove(own);
+            }
+            if !told.is_empty() {
+                groups
+                    .entry(told.into_iter().collect())
+                    .or_default()
+                    .push(recipient);
+            }
         }
+        let mut killed = Vec::new();
+        for (told, recipients) in groups {
+            let Some(frame) = batch::presence_frame(told.iter().map(|i| &changes[*i])) else {
+                continue;
+            };
+            for recipient in recipients {
+                for cid in inner.users.get(&recipient).into_iter().flatten() {
+                    if let Some(conn) = inner.conns.get(cid)
+                        && !push(conn, frame.clone())
+                    {
+                        killed.push(*cid);
+                    }
+                }
+            }
+        }
+        drop_all(inner, killed);
+    }
+}
+
+/// Typing of `typists` to the room's members subscribed here: the others are told all of
+/// them (one shared frame), a typist only the others. The connections whose queue
+/// overflowed are returned.
+fn send_typing(
+    room: &Room,
+    conns: &HashMap<ConnId, Conn>,
+    room_id: RoomId,
+    typists: &[UserId],
+) -> Vec<ConnId> {
+    let mut killed = Vec::new();
+    let Some(all) = batch::typing_frame(room_id, typists) else {
+        return killed;
+    };
+    let mut without: HashMap<UserId, Option<Frame>> = HashMap::new();
+    for (cid, sub) in &room.subs {
+        if !room.state.is_member(sub.user) {
+            continue;
+        }
+        let frame = if typists.contains(&sub.user) {
+            let others = without.entry(sub.user).or_insert_with(|| {
+                let others: Vec<UserId> =
+                    typists.iter().copied().filter(|u| *u != sub.user).collect();
+                batch::typing_frame(room_id, &others)
+            });
+            match others {
+                Some(f) => f.clone(),
+                None => continue,
+            }
+        } else {
+            all.clone()
+        };
+        if let Some(conn) = conns.get(cid)
+            && !push(conn, frame)
+        {
+            killed.push(*cid);
+        }
+    }
+    killed
+}
+
+fn drop_all(inner: &mut Inner, killed: Vec<ConnId>) {
+    for cid in killed {
+        drop_all_subs(inner, cid);
     }
 }
 

@@ -19,6 +19,7 @@
 //! * Typing and ephemeral messages travel over core NATS and are never stored;
 //!   presence is heartbeats over core NATS with a timeout ([`presence`]).
 
+pub mod batch;
 pub mod connection;
 pub mod hub;
 pub mod membership;
@@ -98,7 +99,12 @@ impl Live {
         let log = PgEventStore::reader(log_pool);
         // Marked seen here, so that any later change reaches `follow_epoch`.
         let current_epoch = *epoch.borrow_and_update();
-        let hub = Hub::new(log.clone(), settings.ws_queue_frames, current_epoch);
+        let hub = Hub::new(
+            log.clone(),
+            settings.ws_queue_frames,
+            current_epoch,
+            Duration::from_millis(settings.typing_batch_ms),
+        );
         let timeout = Duration::from_secs(settings.presence_timeout_secs.max(1));
         let (presence, changes) = Presence::new(
             pool,
@@ -143,12 +149,19 @@ impl Live {
         ));
         tokio::spawn(until_stopped(
             stopped.clone(),
+            notify_in_windows(
+                hub.clone(),
+                presence.clone(),
+                changes,
+                Duration::from_millis(settings.presence_batch_ms),
+            ),
+        ));
+        tokio::spawn(until_stopped(
+            stopped.clone(),
             presence_loop(
-                stopped.clone(),
                 hub.clone(),
                 presence.clone(),
                 announcements,
-                changes,
                 Duration::from_secs(settings.presence_heartbeat_secs.max(1)),
                 timeout,
             ),
@@ -429,46 +442,53 @@ async fn forward_ephemeral(hub: Arc<Hub>, mut sub: async_nats::Subscriber) {
                 continue;
             }
         };
-        let (frame, skip_sender) = match (m.kind.as_str(), m.body) {
-            ("typing", _) => (
-                Frame::new(
-                    "typing",
-                    &serde_json::json!({ "type": "typing", "room_id": m.room_id, "user_id": m.user_id }),
-                ),
-                true,
-            ),
-            ("ephemeral", Some(body)) => (
+        match (m.kind.as_str(), m.body) {
+            ("typing", _) => hub.on_typing(m.room_id, m.user_id),
+            ("ephemeral", Some(body)) => hub.on_ephemeral(
+                m.room_id,
+                m.user_id,
                 Frame::new(
                     "ephemeral",
                     &serde_json::json!({ "type": "ephemeral", "room_id": m.room_id, "user_id": m.user_id, "body": body }),
                 ),
-                false,
             ),
-            _ => continue,
-        };
-        hub.on_ephemeral(m.room_id, m.user_id, frame, skip_sender);
+            _ => {}
+        }
+    }
+}
+
+/// Changes a presence window tells at most (the channel holds up to 10,000 anyway).
+const MAX_PRESENCE_BATCH: usize = 10_000;
+
+/// Tells presence changes to clients in order, one window at a time (ADR 19): the first
+/// change after a quiet window at once, the changes that arrive meanwhile together when the
+/// window ends. A task of its own, as it queries.
+async fn notify_in_windows(
+    hub: Arc<Hub>,
+    presence: Arc<Presence>,
+    mut changes: tokio::sync::mpsc::Receiver<presence::Change>,
+    window: Duration,
+) {
+    while let Some(first) = changes.recv().await {
+        let started = tokio::time::Instant::now();
+        let mut batch = vec![first];
+        while batch.len() < MAX_PRESENCE_BATCH
+            && let Ok(c) = changes.try_recv()
+        {
+            batch.push(c);
+        }
+        presence.notify(&hub, batch).await;
+        tokio::time::sleep_until(started + window).await;
     }
 }
 
 async fn presence_loop(
-    stopped: watch::Receiver<()>,
     hub: Arc<Hub>,
     presence: Arc<Presence>,
     mut announcements: async_nats::Subscriber,
-    mut changes: tokio::sync::mpsc::Receiver<presence::Change>,
     heartbeat: Duration,
     timeout: Duration,
 ) {
-    // Changes are told to clients in order, by a task of their own (it queries).
-    let notifier = {
-        let hub = hub.clone();
-        let presence = presence.clone();
-        tokio::spawn(until_stopped(stopped, async move {
-            while let Some(c) = changes.recv().await {
-                presence.notify(&hub, c).await;
-            }
-        }))
-    };
     let mut beat = tokio::time::interval(heartbeat);
     let mut sweep = tokio::time::interval((timeout / 4).max(Duration::from_millis(100)));
     loop {
@@ -481,5 +501,4 @@ async fn presence_loop(
             },
         }
     }
-    notifier.abort();
 }

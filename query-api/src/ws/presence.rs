@@ -8,14 +8,13 @@
 //! users offline by timeout. `last_seen` is written to `presence_last_seen` by
 //! the node holding the user's sockets on every heartbeat and on going offline.
 
+use crate::ws::batch::{self, PresenceChange};
 use crate::ws::hub::Hub;
-use crate::ws::protocol::Frame;
 use chrono::{DateTime, Utc};
 use events::UserId;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::PgPool;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,13 +39,15 @@ struct Announce {
     users: Vec<UserId>,
 }
 
-/// A user's status changed as this node sees it.
-#[derive(Debug)]
-pub struct Change {
-    pub user: UserId,
-    pub online: bool,
-    pub at: DateTime<Utc>,
+/// Whose memberships [`Presence::joined`] reads.
+#[derive(Clone, Copy)]
+enum Of {
+    Users,
+    Rooms,
 }
+
+/// A user's status changed as this node sees it.
+pub type Change = PresenceChange;
 
 #[derive(Clone, Copy)]
 struct Seen {
@@ -270,16 +271,17 @@ impl Presence {
         }
     }
 
-    async fn write_last_seen(&self, users: &[UserId], at: DateTime<Utc>) {
-        let ids: Vec<Uuid> = users.iter().map(|u| u.0).collect();
+    /// `last_seen` of each user, at their own time.
+    async fn write_last_seen_each(&self, seen: &[(Uuid, DateTime<Utc>)]) {
+        let (ids, ats): (Vec<Uuid>, Vec<DateTime<Utc>>) = seen.iter().copied().unzip();
         let res = sqlx::query(
             "INSERT INTO presence_last_seen (user_id, last_seen) \
-             SELECT u, $2 FROM unnest($1::uuid[]) AS u \
+             SELECT u, t FROM unnest($1::uuid[], $2::timestamptz[]) AS s(u, t) \
              ON CONFLICT (user_id) DO UPDATE \
              SET last_seen = GREATEST(presence_last_seen.last_seen, EXCLUDED.last_seen)",
         )
         .bind(&ids)
-        .bind(at)
+        .bind(&ats)
         .execute(&self.pool)
         .await;
         if let Err(e) = res {
@@ -287,44 +289,79 @@ impl Presence {
         }
     }
 
-    /// Tells clients about one change: `last_seen` stored (going offline), then a
-    /// presence frame to the connections of users sharing a joined room.
-    pub async fn notify(&self, hub: &Hub, change: Change) {
-        if !change.online {
-            self.write_last_seen(&[change.user], change.at).await;
-        }
-        if hub.connection_count() == 0 {
-            return;
-        }
-        let sharing = self.sharing(change.user).await;
-        let frame = Frame::new(
-            "presence",
-            &json!({
-                "type": "presence",
-                "user_id": change.user,
-                "status": if change.online { "online" } else { "offline" },
-                "last_seen": change.at,
-            }),
-        );
-        hub.send_presence(change.user, frame, &sharing);
+    async fn write_last_seen(&self, users: &[UserId], at: DateTime<Utc>) {
+        let seen: Vec<(Uuid, DateTime<Utc>)> = users.iter().map(|u| (u.0, at)).collect();
+        self.write_last_seen_each(&seen).await;
     }
 
-    /// Users who share a joined room with `user`, per the read models.
-    async fn sharing(&self, user: UserId) -> HashSet<UserId> {
-        let rows: Result<Vec<(Uuid,)>, _> = sqlx::query_as(
-            "SELECT DISTINCT other.user_id FROM rm_members me \
-             JOIN rm_members other ON other.room_id = me.room_id \
-             WHERE me.user_id = $1 AND me.status = 'joined' \
-               AND other.status = 'joined' AND other.user_id <> $1",
-        )
-        .bind(user.0)
-        .fetch_all(&self.pool)
-        .await;
-        match rows {
-            Ok(rows) => rows.into_iter().map(|(u,)| UserId(u)).collect(),
+    /// Tells clients about one window's changes (ADR 19): the last change per user,
+    /// `last_seen` stored for those who went offline, then one presence frame per
+    /// recipient (users sharing a joined room with a changed user) naming every change
+    /// they may see.
+    pub async fn notify(&self, hub: &Hub, changes: Vec<Change>) {
+        let changes = batch::latest_per_user(changes);
+        let offline: Vec<(Uuid, DateTime<Utc>)> = changes
+            .iter()
+            .filter(|c| !c.online)
+            .map(|c| (c.user.0, c.at))
+            .collect();
+        if !offline.is_empty() {
+            self.write_last_seen_each(&offline).await;
+        }
+        if hub.connection_count() == 0 || changes.is_empty() {
+            return;
+        }
+        let sharing = self.sharing(&changes).await;
+        hub.send_presence(&changes, sharing);
+    }
+
+    /// Who shares a joined room with the changed users, per the read models: recipient →
+    /// indices into `changes`. Two statements per window, whatever its size: the changed
+    /// users' rooms, then those rooms' members.
+    async fn sharing(&self, changes: &[Change]) -> HashMap<UserId, BTreeSet<usize>> {
+        let mut out: HashMap<UserId, BTreeSet<usize>> = HashMap::new();
+        let index: HashMap<Uuid, usize> = changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.user.0, i))
+            .collect();
+        let users: Vec<Uuid> = index.keys().copied().collect();
+        let Some(rooms) = self.joined(Of::Users, &users).await else {
+            return out;
+        };
+        let mut told: HashMap<Uuid, Vec<usize>> = HashMap::new();
+        for (room, user) in rooms {
+            if let Some(i) = index.get(&user) {
+                told.entry(room).or_default().push(*i);
+            }
+        }
+        if told.is_empty() {
+            return out;
+        }
+        let room_ids: Vec<Uuid> = told.keys().copied().collect();
+        for (room, member) in self.joined(Of::Rooms, &room_ids).await.unwrap_or_default() {
+            if let Some(t) = told.get(&room) {
+                out.entry(UserId(member)).or_default().extend(t);
+            }
+        }
+        out
+    }
+
+    /// `(room_id, user_id)` of the joined memberships of these users or rooms.
+    async fn joined(&self, of: Of, ids: &[Uuid]) -> Option<Vec<(Uuid, Uuid)>> {
+        let sql = match of {
+            Of::Users => {
+                "SELECT room_id, user_id FROM rm_members WHERE user_id = ANY($1) AND status = 'joined'"
+            }
+            Of::Rooms => {
+                "SELECT room_id, user_id FROM rm_members WHERE room_id = ANY($1) AND status = 'joined'"
+            }
+        };
+        match sqlx::query_as(sql).bind(ids).fetch_all(&self.pool).await {
+            Ok(rows) => Some(rows),
             Err(e) => {
                 tracing::debug!(error = %e, "presence audience from the read models unavailable");
-                HashSet::new()
+                None
             }
         }
     }

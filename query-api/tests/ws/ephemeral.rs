@@ -96,3 +96,69 @@ async fn typing_and_ephemeral_messages_reach_members_only_and_are_never_stored()
     assert_eq!(rest.len(), 1, "{rest:?}");
     p.cleanup().await;
 }
+
+/// ADR 19: typing notices within one window reach the room in one frame naming all the
+/// typists; the first after a quiet window goes out at once; no typist is told of themselves.
+#[tokio::test]
+async fn typists_within_one_window_reach_the_room_in_one_frame_and_none_hears_themselves() {
+    let p = Platform::spawn_with(|s| s.typing_batch_ms = 3000).await;
+    let alice = p.register().await;
+    let bob = p.register().await;
+    let carol = p.register().await;
+    let dave = p.register().await;
+    let room = p.create_room(&alice, "public").await;
+    for u in [&bob, &carol, &dave] {
+        p.join(u, room).await;
+    }
+    let mut sockets = Vec::new();
+    for u in [&alice, &bob, &carol, &dave] {
+        let mut ws = Client::connect(p.query.addr, &u.token).await;
+        ws.subscribe(room, None).await;
+        sockets.push(ws);
+    }
+    for ws in &mut sockets {
+        ws.send(json!({ "type": "typing", "room_id": room })).await;
+    }
+    let ids = [alice.id, bob.id, carol.id, dave.id];
+    let mut frames = 0;
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        let expected: std::collections::HashSet<String> = ids
+            .iter()
+            .filter(|u| **u != ids[i])
+            .map(|u| u.to_string())
+            .collect();
+        let mut told = std::collections::HashSet::new();
+        let mut typing = Vec::new();
+        while told != expected {
+            let f = ws.next().await;
+            assert_eq!(f["type"], "typing", "socket {i}: {f}");
+            let named: Vec<String> = match f["user_ids"].as_array() {
+                Some(all) => {
+                    assert_eq!(f["user_id"], all[0], "{f}");
+                    all.iter().map(|u| u.as_str().unwrap().to_owned()).collect()
+                }
+                None => vec![f["user_id"].as_str().unwrap().to_owned()],
+            };
+            for u in named {
+                assert!(expected.contains(&u), "socket {i} told of {u}: {f}");
+                assert!(
+                    told.insert(u),
+                    "socket {i}: a typist named twice: {typing:?}, {f}"
+                );
+            }
+            typing.push(f);
+        }
+        frames += typing.len();
+    }
+    // The first typist's notice went at once (3 frames), the other three's together at
+    // the window's end (4 frames: the first typist is told all three, each of the others
+    // the other two). One frame per typist and member would have been 12.
+    assert_eq!(frames, 7);
+    // Nothing more: the barrier is the next frame everywhere.
+    p.send(&alice, room, "barrier").await;
+    for ws in &mut sockets {
+        let rest = ws.until(|f| is_message(f, "barrier")).await;
+        assert_eq!(rest.len(), 1, "{rest:?}");
+    }
+    p.cleanup().await;
+}

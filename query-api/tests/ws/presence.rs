@@ -9,11 +9,22 @@ fn short_presence(s: &mut query_api::configuration::Settings) {
     s.presence_timeout_secs = 3;
 }
 
+/// The changes about `user` in these frames (a frame of several carries them in `changes`).
 fn presence_of(frames: &[Value], user: uuid::Uuid) -> Vec<&Value> {
     frames
         .iter()
-        .filter(|f| f["type"] == "presence" && f["user_id"] == user.to_string())
+        .filter(|f| f["type"] == "presence")
+        .flat_map(changes)
+        .filter(|c| c["user_id"] == user.to_string())
         .collect()
+}
+
+/// Every change a presence frame tells (ADR 19).
+fn changes(frame: &Value) -> Vec<&Value> {
+    match frame["changes"].as_array() {
+        Some(all) => all.iter().collect(),
+        None => vec![frame],
+    }
 }
 
 #[tokio::test]
@@ -132,5 +143,69 @@ async fn the_users_of_a_node_killed_with_sigkill_go_offline_within_the_timeout()
     let info = &live.presence_of(&[UserId(alice.id)]).await[0];
     assert_eq!(info.status, "offline");
     assert!(info.last_seen.is_some());
+    p.cleanup().await;
+}
+
+/// ADR 19: presence fan-out is batched per window, so a burst of sign-ins into a room
+/// reaches each member in a few frames (one per window), not one frame per member.
+#[tokio::test]
+async fn a_burst_of_sign_ins_reaches_each_member_in_one_frame_per_window_not_one_per_member() {
+    const OTHERS: usize = 30;
+    const WINDOW: Duration = Duration::from_millis(1000);
+    let p = Platform::spawn_with(|s| {
+        short_presence(s);
+        s.presence_batch_ms = WINDOW.as_millis() as u64;
+    })
+    .await;
+    let alice = p.register().await;
+    let room = p.create_room(&alice, "public").await;
+    let mut others = Vec::new();
+    for _ in 0..OTHERS {
+        let u = p.register().await;
+        p.join(&u, room).await;
+        others.push(u);
+    }
+    p.project().await;
+
+    let mut alice_ws = Client::connect_watching_presence(p.query.addr, &alice.token).await;
+    alice_ws.subscribe(room, None).await;
+    let started = Instant::now();
+    let sockets = futures::future::join_all(
+        others
+            .iter()
+            .map(|u| Client::connect_watching_presence(p.query.addr, &u.token)),
+    )
+    .await;
+
+    let mut frames = Vec::new();
+    let mut online = std::collections::HashSet::new();
+    while online.len() < OTHERS {
+        let deadline = started + Duration::from_secs(30);
+        match alice_ws.next_until(deadline).await {
+            Got::Frame(f) if f["type"] == "presence" => {
+                for c in changes(&f) {
+                    assert_eq!(c["status"], "online", "{f}");
+                    assert_ne!(c["user_id"], alice.id.to_string(), "told of herself: {f}");
+                    online.insert(c["user_id"].as_str().unwrap().to_owned());
+                }
+                frames.push(f);
+            }
+            Got::Frame(_) => {}
+            other => panic!("{} of {OTHERS} online, then {other:?}", online.len()),
+        }
+    }
+    let elapsed = started.elapsed();
+    // The notifier starts at most one batch per window.
+    let windows = (elapsed.as_millis() / WINDOW.as_millis()) as usize + 1;
+    assert!(
+        frames.len() <= windows,
+        "{} frames in {elapsed:?} ({windows} windows)",
+        frames.len()
+    );
+    assert!(frames.len() < OTHERS, "one frame per member: {frames:?}");
+    let expected: std::collections::HashSet<String> =
+        others.iter().map(|u| u.id.to_string()).collect();
+    assert_eq!(online, expected);
+    drop(sockets);
     p.cleanup().await;
 }
