@@ -69,6 +69,9 @@ pub struct Presence {
     nats: async_nats::Client,
     pool: PgPool,
     changes: mpsc::Sender<Change>,
+    /// The users this node last told clients were online: a change that ends where the
+    /// last one told did (a flap within one window) is not told again.
+    told_online: Mutex<HashSet<UserId>>,
 }
 
 impl Presence {
@@ -88,6 +91,7 @@ impl Presence {
                 nats,
                 pool,
                 changes,
+                told_online: Mutex::new(HashSet::new()),
             }),
             rx,
         )
@@ -299,7 +303,7 @@ impl Presence {
     /// recipient (users sharing a joined room with a changed user) naming every change
     /// they may see.
     pub async fn notify(&self, hub: &Hub, changes: Vec<Change>) {
-        let changes = batch::latest_per_user(changes);
+        let mut changes = batch::latest_per_user(changes);
         let offline: Vec<(Uuid, DateTime<Utc>)> = changes
             .iter()
             .filter(|c| !c.online)
@@ -307,6 +311,16 @@ impl Presence {
             .collect();
         if !offline.is_empty() {
             self.write_last_seen_each(&offline).await;
+        }
+        {
+            let mut told = self.told_online.lock().unwrap_or_else(|e| e.into_inner());
+            changes.retain(|c| {
+                if c.online {
+                    told.insert(c.user)
+                } else {
+                    told.remove(&c.user)
+                }
+            });
         }
         if hub.connection_count() == 0 || changes.is_empty() {
             return;
