@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh
 #
-# Steps: services (PostgreSQL + NATS JetStream, and OpenSearch for the search contract suite),
+# Steps: services (PostgreSQL + NATS JetStream, OpenSearch for the search contract suite,
+# SeaweedFS for the attachment tests on S3),
 # `events` purity, rustfmt,
 # clippy (-D warnings), tests (cargo-nextest when installed, else cargo test),
 # and doctests (nextest does not run them); the fault battery's short tier (scripts/chaos.sh);
@@ -41,6 +42,17 @@ if ! bash "$ROOT/scripts/opensearch.sh"; then
     printf '\n!!! OpenSearch: not run: scripts/opensearch.sh could not start a node (see above).\n' >&2
     printf '!!! The OpenSearch half of the search contract suite is skipped, not passed.\n\n' >&2
     export CHAT_OPENSEARCH=skip
+fi
+
+step "blobs: a SeaweedFS S3 server for the attachment tests (scripts/seaweedfs.sh)"
+if seaweed_env=$(bash "$ROOT/scripts/seaweedfs.sh" start); then
+    eval "$seaweed_env"
+    echo "S3_ENDPOINT=$S3_ENDPOINT (SeaweedFS pid $SEAWEEDFS_PID)"
+    trap 'bash "$ROOT/scripts/seaweedfs.sh" stop "$SEAWEEDFS_DIR" >/dev/null 2>&1 || true' EXIT
+else
+    # Loud, but the rest still runs: the S3 attachment tests then print "NOT RUN".
+    printf '\n!!! SeaweedFS: not run: scripts/seaweedfs.sh could not start it (see above).\n' >&2
+    printf '!!! The attachment tests on S3 are skipped, not passed.\n\n' >&2
 fi
 
 # The rebuild --all acceptance test replays 50,000 events by default (the acceptance run);

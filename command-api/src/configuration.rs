@@ -25,20 +25,29 @@ pub struct Settings {
     /// Concurrent argon2 hashes allowed (each takes ~19 MiB and a core).
     pub hash_concurrency: usize,
     pub group_commit_max_batch: usize,
+    /// The platform's data directory (`APP_DATA_DIR`): attachments are kept in its
+    /// `blobs/` unless `APP_BLOB_DIR` says otherwise.
+    pub data_dir: std::path::PathBuf,
+    /// Where attachments are kept and what is accepted (`APP_BLOB_BACKEND`, ...).
+    #[serde(flatten)]
+    pub blobs: blobs::settings::BlobSettings,
 }
 
 impl Layered for Settings {
     fn defaults() -> Result<Defaults, config::ConfigError> {
-        http_kit::settings::api_defaults("127.0.0.1:8081")?
-            .set_default("create_database", true)?
-            .set_default("relay_enabled", true)?
-            .set_default("access_ttl_secs", 900)?
-            .set_default("refresh_ttl_secs", 30 * 24 * 3600)?
-            .set_default(
-                "hash_concurrency",
-                std::thread::available_parallelism().map_or(2, |n| n.get()) as u64,
-            )?
-            .set_default("group_commit_max_batch", 512)
+        blobs::settings::BlobSettings::defaults(http_kit::settings::api_defaults(
+            "127.0.0.1:8081",
+        )?)?
+        .set_default("create_database", true)?
+        .set_default("data_dir", "data")?
+        .set_default("relay_enabled", true)?
+        .set_default("access_ttl_secs", 900)?
+        .set_default("refresh_ttl_secs", 30 * 24 * 3600)?
+        .set_default(
+            "hash_concurrency",
+            std::thread::available_parallelism().map_or(2, |n| n.get()) as u64,
+        )?
+        .set_default("group_commit_max_batch", 512)
     }
 }
 

@@ -2,7 +2,7 @@
 //! exact request (its fingerprint).
 
 use eventlog::IdempotencyScope;
-use events::{MessageId, UserId};
+use events::{AttachmentId, MessageId, UserId};
 use sha2::{Digest, Sha256};
 
 /// An idempotency key claimed by a command: a retry with the same key returns the
@@ -31,9 +31,18 @@ pub fn message_key(sender: UserId, client_msg_id: &str) -> String {
 }
 
 /// What ties a `client_msg_id` to one exact message: its (trimmed) body and `reply_to`.
-pub fn message_fingerprint(body: &str, reply_to: Option<MessageId>) -> String {
+pub fn message_fingerprint(
+    body: &str,
+    reply_to: Option<MessageId>,
+    attachments: &[AttachmentId],
+) -> String {
     let reply = reply_to.map(|r| r.to_string()).unwrap_or_default();
-    fingerprint(&[body, &reply])
+    if attachments.is_empty() {
+        // As before attachments existed: the messages stored then fingerprint the same.
+        return fingerprint(&[body, &reply]);
+    }
+    let ids: Vec<String> = attachments.iter().map(ToString::to_string).collect();
+    fingerprint(&[body, &reply, &ids.join(",")])
 }
 
 pub(crate) fn key_hash(key: &str) -> u64 {

@@ -2,6 +2,7 @@
 //! with the pure `events` domain, appends to the PostgreSQL event log with group
 //! commit, and relays the log to JetStream.
 
+pub mod attachments;
 pub mod configuration;
 pub mod idempotency;
 pub mod message_keys;

@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    http_kit::tls::install_default_provider();
     command_api::telemetry::init();
     let settings = Settings::load().context("loading settings")?;
     tracing::info!(?settings, "starting command-api");

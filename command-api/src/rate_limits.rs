@@ -17,6 +17,8 @@ pub struct RateLimits {
     pub register_ip: Limit<IpAddr>,
     /// Messages sent, edited, and ephemeral messages.
     pub send: Limit<Uuid>,
+    /// Attachments uploaded.
+    pub upload: Limit<Uuid>,
     settings: RateLimitSettings,
 }
 
@@ -27,6 +29,7 @@ impl RateLimits {
             login_username: settings.login_per_username(),
             register_ip: settings.register_per_ip(),
             send: settings.send_per_user(),
+            upload: settings.upload_per_user(),
             settings: settings.clone(),
         }
     }

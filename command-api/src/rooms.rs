@@ -17,7 +17,7 @@ use eventlog::{
     IdempotencyRecord, IdempotencyScope, IndexedField, NewEvent, RecordedEvent, StoreError,
 };
 use events::room::{self, RoomCommand, RoomError, RoomEvent, RoomState};
-use events::{RoomId, StoredEvent, UserId};
+use events::{AttachmentId, RoomId, StoredEvent, UserId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -574,6 +574,7 @@ impl<S: EventStore> RoomActor<S> {
             body,
             reply_to,
             client_msg_id: Some(client_msg_id),
+            attachments,
             ..
         } = ev
         else {
@@ -582,7 +583,8 @@ impl<S: EventStore> RoomActor<S> {
         if message_key(*sender_id, client_msg_id) != idem.key {
             return None;
         }
-        if message_fingerprint(body.as_str(), *reply_to) != idem.fingerprint {
+        let ids: Vec<AttachmentId> = attachments.iter().map(|a| a.attachment_id).collect();
+        if message_fingerprint(body.as_str(), *reply_to, &ids) != idem.fingerprint {
             return Some(Err(CommandError::IdempotencyMismatch));
         }
         Some(Ok(Committed {

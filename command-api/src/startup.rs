@@ -1,6 +1,7 @@
 //! Building the application separately from serving it, so tests run the same
 //! app on port 0 and learn the bound address.
 
+use crate::attachments::Attachments;
 use crate::auth::{JwtKeys, PasswordHasher};
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
@@ -73,7 +74,13 @@ pub fn api_routes(state: AppState) -> Router {
             "/v1/rooms/{room_id}/ephemeral",
             post(routes::ephemeral::ephemeral),
         );
-    service::limit(service::timeout(routes, &limits), &limits).with_state(state)
+    // Uploads stream for as long as the client sends (a stalled one is ended by the body's
+    // chunk timeout), so they are outside the per-request timeout.
+    let uploads = Router::new().route(
+        "/v1/rooms/{room_id}/attachments",
+        post(routes::attachments::upload),
+    );
+    service::limit(service::timeout(routes, &limits).merge(uploads), &limits).with_state(state)
 }
 
 /// Health, readiness (PostgreSQL answers; NATS is shown but does not gate it: commands
@@ -172,6 +179,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         ),
         _ => None,
     };
+    let blobs = settings
+        .blobs
+        .open(&settings.data_dir.join("blobs"))
+        .context("open the attachments' blob storage")?;
+    let attachments = Attachments::new(pool.clone(), blobs, settings.blobs.clone());
     let state = AppState::new(Shared {
         pool: pool.clone(),
         rooms: RoomCommands::new(store.clone()),
@@ -183,7 +195,9 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         nats,
         settings: Arc::new(settings.clone()),
         limits: crate::rate_limits::RateLimits::new(&settings.limits.rate),
+        attachments: attachments.clone(),
     });
+    tokio::spawn(attachments.collect_forever());
     Ok((state, relay))
 }
 

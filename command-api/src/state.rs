@@ -27,6 +27,8 @@ pub struct Shared {
     pub nats: Option<async_nats::Client>,
     pub settings: Arc<Settings>,
     pub limits: crate::rate_limits::RateLimits,
+    /// Uploads and their blobs.
+    pub attachments: crate::attachments::Attachments,
 }
 
 impl AppState {

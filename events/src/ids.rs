@@ -77,6 +77,11 @@ id_type!(
     "room"
 );
 id_type!(
+    /// A file uploaded to a room, sent with a message (its bytes live in blob storage).
+    AttachmentId,
+    "attachment"
+);
+id_type!(
     /// A message inside a room.
     MessageId,
     "message"

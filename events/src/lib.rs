@@ -21,11 +21,12 @@
 //! assert!(state.is_member(owner));
 //! ```
 
+pub mod attachment;
 pub mod ids;
 pub mod room;
 pub mod stored;
 pub mod user;
 pub mod values;
 
-pub use ids::{MessageId, RoomId, UserId};
+pub use ids::{AttachmentId, MessageId, RoomId, UserId};
 pub use stored::StoredEvent;

@@ -2,6 +2,7 @@
 //! messages, reactions and read markers inside it. Every event of a room lives in
 //! one `room-<id>` stream, so a room's `version` orders everything a client sees.
 
+use crate::attachment::Attachment;
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::stored::StoredEvent;
 use crate::values::{Emoji, MessageBody, Role, RoomName, Topic, Visibility};
@@ -63,6 +64,9 @@ pub enum RoomEvent {
         body: MessageBody,
         reply_to: Option<MessageId>,
         client_msg_id: Option<String>,
+        /// Files sent with the message (uploaded before): their description, never bytes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     #[serde(rename = "MessageEdited")]
     MessageEdited {
@@ -141,6 +145,8 @@ pub enum RoomCommand {
         body: MessageBody,
         reply_to: Option<MessageId>,
         client_msg_id: Option<String>,
+        /// Uploaded by the sender to this room (checked by the caller, who read them).
+        attachments: Vec<Attachment>,
     },
     EditMessage {
         message_id: MessageId,
@@ -537,6 +543,7 @@ pub fn decide(
             body,
             reply_to,
             client_msg_id,
+            attachments,
         } => {
             state.require_member(actor)?;
             if let Some(parent) = reply_to
@@ -551,6 +558,7 @@ pub fn decide(
                 body,
                 reply_to,
                 client_msg_id,
+                attachments,
             }])
         }
         C::EditMessage { message_id, body } => {

@@ -27,12 +27,15 @@ pub enum ValidationError {
     ContainsNul,
     #[error("emoji must be 1 to 32 characters without whitespace, control characters or '/'")]
     EmojiInvalid,
+    #[error("file name must be 1 to 255 characters without control characters, '/' or '\\'")]
+    FileNameInvalid,
 }
 
 impl ValidationError {
     /// The stable machine-readable code of this error.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::FileNameInvalid => "invalid_file_name",
             Self::UsernameLength => "invalid_username",
             Self::UsernameCharacters => "invalid_username",
             Self::PasswordLength => "invalid_password",
@@ -134,6 +137,29 @@ string_value!(
     /// A reaction key: 1–32 characters, no whitespace, control character or '/'.
     Emoji
 );
+string_value!(
+    /// An attachment's file name as the uploader gave it: 1–255 characters, trimmed, no
+    /// control character, '/' or '\\' (it names a download, never a path).
+    FileName
+);
+
+impl FileName {
+    /// ```
+    /// use events::values::FileName;
+    /// assert_eq!(FileName::parse(" cat.png ").unwrap().as_str(), "cat.png");
+    /// assert!(FileName::parse("../etc/passwd").is_err());
+    /// assert!(FileName::parse("a\nb").is_err());
+    /// assert!(FileName::parse("  ").is_err());
+    /// ```
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let t = raw.trim();
+        let bad = |c: char| c.is_control() || c == '/' || c == '\\';
+        if t.is_empty() || t.chars().count() > 255 || t.chars().any(bad) {
+            return Err(ValidationError::FileNameInvalid);
+        }
+        Ok(Self(t.to_owned()))
+    }
+}
 
 impl Username {
     pub const RULE: TextRule = TextRule {

@@ -833,6 +833,7 @@ mod sending {
             .when(
                 ALICE,
                 RoomCommand::SendMessage {
+                    attachments: Vec::new(),
                     message_id: M1,
                     body: body("hi there"),
                     reply_to: None,
@@ -840,6 +841,7 @@ mod sending {
                 },
             )
             .then(vec![RoomEvent::MessageSent {
+                attachments: Vec::new(),
                 message_id: M1,
                 seq: 1,
                 sender_id: ALICE,
@@ -885,6 +887,7 @@ mod sending {
         ]))
         .when(BOB, send_reply(M2, M1))
         .then(vec![RoomEvent::MessageSent {
+            attachments: Vec::new(),
             message_id: M2,
             seq: 2,
             sender_id: BOB,

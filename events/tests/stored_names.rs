@@ -96,6 +96,7 @@ fn every_room_event() -> Vec<(&'static str, RoomEvent)> {
         (
             "MessageSent",
             RoomEvent::MessageSent {
+                attachments: Vec::new(),
                 message_id: MSG,
                 seq: 7,
                 sender_id: BOB,
@@ -338,6 +339,7 @@ fn an_unknown_stored_name_does_not_read_back() {
 #[test]
 fn the_message_sent_payload_is_pinned() {
     let event = RoomEvent::MessageSent {
+        attachments: Vec::new(),
         message_id: MSG,
         seq: 7,
         sender_id: BOB,
@@ -364,6 +366,7 @@ fn the_message_sent_payload_is_pinned() {
 #[test]
 fn a_message_sent_without_reply_or_client_id_stores_nulls() {
     let event = RoomEvent::MessageSent {
+        attachments: Vec::new(),
         message_id: MSG,
         seq: 1,
         sender_id: BOB,
@@ -398,6 +401,7 @@ fn a_message_sent_payload_written_by_another_language_reads_back() {
     assert_eq!(
         RoomEvent::from_stored("MessageSent", 1, data).unwrap(),
         RoomEvent::MessageSent {
+            attachments: Vec::new(),
             message_id: MSG,
             seq: 1,
             sender_id: BOB,
@@ -405,6 +409,49 @@ fn a_message_sent_payload_written_by_another_language_reads_back() {
             reply_to: None,
             client_msg_id: None,
         }
+    );
+}
+
+#[test]
+fn a_message_with_attachments_stores_their_description_and_reads_back() {
+    use events::AttachmentId;
+    use events::attachment::{Attachment, ImageSize};
+    use events::values::FileName;
+    let id = AttachmentId(uuid::Uuid::parse_str("01900000-0000-7000-8000-000000000009").unwrap());
+    let event = RoomEvent::MessageSent {
+        message_id: MSG,
+        seq: 2,
+        sender_id: BOB,
+        body: MessageBody::parse("look").unwrap(),
+        reply_to: None,
+        client_msg_id: None,
+        attachments: vec![Attachment {
+            attachment_id: id,
+            name: FileName::parse("cat.png").unwrap(),
+            size: 1234,
+            content_type: "image/png".into(),
+            sha256: "ab".repeat(32),
+            image: Some(ImageSize {
+                width: 640,
+                height: 480,
+            }),
+        }],
+    };
+    let (event_type, version, data) = event.to_stored().unwrap();
+    assert_eq!(
+        data["attachments"],
+        json!([{
+            "attachment_id": "01900000-0000-7000-8000-000000000009",
+            "name": "cat.png",
+            "size": 1234,
+            "content_type": "image/png",
+            "sha256": "ab".repeat(32),
+            "image": { "width": 640, "height": 480 },
+        }])
+    );
+    assert_eq!(
+        RoomEvent::from_stored(&event_type, version, data).unwrap(),
+        event
     );
 }
 

@@ -18,6 +18,7 @@ pub mod serve;
 pub mod service;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 
 pub use serve::shutdown_signal;

@@ -43,6 +43,9 @@ pub struct RateLimitSettings {
     /// Messages (sent, edited, ephemeral) per user per 10 seconds.
     #[serde(deserialize_with = "crate::settings::number")]
     pub rate_send_per_user_per_10s: u32,
+    /// Attachments uploaded per user per minute.
+    #[serde(deserialize_with = "crate::settings::number")]
+    pub rate_upload_per_user_per_minute: u32,
     /// Frames a WebSocket may send per 10 seconds.
     #[serde(deserialize_with = "crate::settings::number")]
     pub rate_ws_frames_per_10s: u32,
@@ -63,6 +66,7 @@ impl RateLimitSettings {
             .set_default("rate_login_per_username_per_minute", 10)?
             .set_default("rate_register_per_ip_per_hour", 30)?
             .set_default("rate_send_per_user_per_10s", 50)?
+            .set_default("rate_upload_per_user_per_minute", 30)?
             .set_default("rate_ws_frames_per_10s", 200)?
             .set_default("rate_client_ip_header", "")
     }
@@ -122,6 +126,14 @@ impl RateLimitSettings {
             "register_ip",
             self.rate_register_per_ip_per_hour,
             Duration::from_secs(3600),
+        )
+    }
+
+    pub fn upload_per_user(&self) -> Limit<Uuid> {
+        self.limit(
+            "upload_user",
+            self.rate_upload_per_user_per_minute,
+            Duration::from_secs(60),
         )
     }
 
@@ -241,6 +253,7 @@ mod tests {
             rate_login_per_username_per_minute: 1,
             rate_register_per_ip_per_hour: 1,
             rate_send_per_user_per_10s: 1,
+            rate_upload_per_user_per_minute: 30,
             rate_ws_frames_per_10s: 1,
             rate_client_ip_header: header.to_owned(),
         };

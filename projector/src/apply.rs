@@ -309,7 +309,7 @@ async fn apply_room(
             message_id, seq, ..
         } => {
             let changed: i64 = sqlx::query_scalar(
-                "WITH msg AS (UPDATE rm_messages SET deleted = TRUE, body = NULL, \
+                "WITH msg AS (UPDATE rm_messages SET deleted = TRUE, body = NULL, attachments = NULL, \
                  reactions = '{}'::jsonb, deleted_at = $4, version = $5, position = $6 \
                  WHERE room_id = $1 AND seq = $2 AND message_id = $3 AND NOT deleted \
                  RETURNING sender_id), \
@@ -512,6 +512,8 @@ pub struct SentRow {
     pub body: String,
     pub reply_to: Option<Uuid>,
     pub client_msg_id: Option<String>,
+    /// The attachments as the JSON of `rm_messages.attachments`; `None` without any.
+    pub attachments: Option<String>,
     pub sent_at: chrono::DateTime<chrono::Utc>,
     pub version: i64,
     pub position: i64,
@@ -527,6 +529,7 @@ impl SentRow {
             body,
             reply_to,
             client_msg_id,
+            attachments,
         } = event
         else {
             return Err(poison(format!("{} is not a MessageSent", ev.event_type)));
@@ -539,11 +542,20 @@ impl SentRow {
             body: body.as_str().to_owned(),
             reply_to: reply_to.map(|r| r.0),
             client_msg_id,
+            attachments: attachments_json(&attachments),
             sent_at: ev.occurred_at,
             version: ev.version,
             position: ev.position,
         })
     }
+}
+
+/// `rm_messages.attachments` of a message carrying these: `None` when there are none.
+pub fn attachments_json(attachments: &[events::attachment::Attachment]) -> Option<String> {
+    if attachments.is_empty() {
+        return None;
+    }
+    serde_json::to_string(attachments).ok()
 }
 
 /// The event as a [`SentRow`] when it is a well-formed `MessageSent` of a room stream; `None`
@@ -580,18 +592,20 @@ pub async fn apply_message_run(tx: &mut PgConnection, run: &[SentRow]) -> Result
     rooms.dedup();
     let found: i64 = sqlx::query_scalar(
         "WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::uuid[], $4::uuid[], \
-           $5::text[], $6::uuid[], $7::text[], $8::timestamptz[], $9::int8[], $10::int8[]) \
+           $5::text[], $6::uuid[], $7::text[], $8::timestamptz[], $9::int8[], $10::int8[], \
+           $11::text[]) \
            AS t(room_id, seq, message_id, sender_id, body, reply_to, client_msg_id, sent_at, \
-           version, position)), \
+           version, position, attachments)), \
          last AS (SELECT DISTINCT ON (room_id) room_id, seq, message_id, sent_at, version, \
            position FROM input ORDER BY room_id, position DESC), \
          room AS (UPDATE rm_rooms r SET last_seq = GREATEST(r.last_seq, l.seq), \
            last_message_id = l.message_id, last_message_at = l.sent_at, version = l.version, \
            position = l.position FROM last l WHERE r.room_id = l.room_id RETURNING r.room_id), \
          msg AS (INSERT INTO rm_messages (room_id, seq, message_id, sender_id, body, reply_to, \
-           client_msg_id, sent_at, version, position) \
+           client_msg_id, sent_at, version, position, attachments) \
            SELECT room_id, seq, message_id, sender_id, body, reply_to, client_msg_id, sent_at, \
-           version, position FROM input WHERE room_id IN (SELECT room_id FROM room)), \
+           version, position, attachments::jsonb FROM input \
+           WHERE room_id IN (SELECT room_id FROM room)), \
          own AS (UPDATE rm_members m SET skipped = m.skipped + c.n \
            FROM (SELECT room_id, sender_id, count(*) AS n FROM input GROUP BY 1, 2) c \
            WHERE m.room_id = c.room_id AND m.user_id = c.sender_id AND m.status = 'joined') \
@@ -611,6 +625,11 @@ pub async fn apply_message_run(tx: &mut PgConnection, run: &[SentRow]) -> Result
     .bind(run.iter().map(|m| m.sent_at).collect::<Vec<_>>())
     .bind(run.iter().map(|m| m.version).collect::<Vec<_>>())
     .bind(run.iter().map(|m| m.position).collect::<Vec<_>>())
+    .bind(
+        run.iter()
+            .map(|m| m.attachments.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .fetch_one(tx)
     .await?;
     if usize::try_from(found).unwrap_or(0) != rooms.len() {

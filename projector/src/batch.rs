@@ -229,6 +229,8 @@ struct Message {
 struct NewMessage {
     reply_to: Option<Uuid>,
     client_msg_id: Option<String>,
+    /// `rm_messages.attachments` (NULL, whatever this says, when deleted in the segment).
+    attachments: Option<String>,
     sent_at: DateTime<Utc>,
     /// Whether the insert adds it to its sender's `skipped` (if joined): false when the fold
     /// already did, because the sender's membership changes in the segment.
@@ -650,6 +652,7 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                 body,
                 reply_to,
                 client_msg_id,
+                attachments,
             } => {
                 let seq = seq_i64(*seq)?;
                 if message_at.contains_key(&(room_id, seq)) {
@@ -688,6 +691,7 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                     new: Some(NewMessage {
                         reply_to: reply_to.map(|r| r.0),
                         client_msg_id: client_msg_id.clone(),
+                        attachments: crate::apply::attachments_json(attachments),
                         sent_at: at,
                         count_own,
                     }),
@@ -890,15 +894,15 @@ async fn write(tx: &mut PgConnection, f: Folded) -> Result<(), ApplyError> {
             "WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::uuid[], \
              $4::uuid[], $5::text[], $6::uuid[], $7::text[], $8::timestamptz[], \
              $9::timestamptz[], $10::int4[], $11::bool[], $12::timestamptz[], $13::text[], \
-             $14::int8[], $15::int8[], $16::bool[]) AS t(room_id, seq, message_id, sender_id, \
-             body, reply_to, client_msg_id, sent_at, edited_at, edit_number, deleted, \
-             deleted_at, reactions, version, position, count_own)), \
+             $14::int8[], $15::int8[], $16::bool[], $17::text[]) AS t(room_id, seq, message_id, \
+             sender_id, body, reply_to, client_msg_id, sent_at, edited_at, edit_number, deleted, \
+             deleted_at, reactions, version, position, count_own, attachments)), \
              msg AS (INSERT INTO rm_messages (room_id, seq, message_id, sender_id, body, \
              reply_to, client_msg_id, sent_at, edited_at, edit_number, deleted, deleted_at, \
-             reactions, version, position) \
+             reactions, version, position, attachments) \
              SELECT room_id, seq, message_id, sender_id, body, reply_to, client_msg_id, \
              sent_at, edited_at, edit_number, deleted, deleted_at, reactions::jsonb, version, \
-             position FROM input) \
+             position, CASE WHEN deleted THEN NULL ELSE attachments::jsonb END FROM input) \
              UPDATE rm_members m SET skipped = m.skipped + c.n \
              FROM (SELECT room_id, sender_id, count(*) AS n FROM input WHERE count_own \
              GROUP BY 1, 2) c \
@@ -924,6 +928,11 @@ async fn write(tx: &mut PgConnection, f: Folded) -> Result<(), ApplyError> {
         .bind(new.iter().map(|m| m.0.version).collect::<Vec<_>>())
         .bind(new.iter().map(|m| m.0.position).collect::<Vec<_>>())
         .bind(new.iter().map(|m| m.1.count_own).collect::<Vec<_>>())
+        .bind(
+            new.iter()
+                .map(|m| m.1.attachments.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
     }
@@ -931,6 +940,7 @@ async fn write(tx: &mut PgConnection, f: Folded) -> Result<(), ApplyError> {
         sqlx::query(
             "UPDATE rm_messages m SET body = u.body, edited_at = u.edited_at, \
              edit_number = u.edit_number, deleted = u.deleted, deleted_at = u.deleted_at, \
+             attachments = CASE WHEN u.deleted THEN NULL ELSE m.attachments END, \
              reactions = u.reactions::jsonb, version = u.version, position = u.position \
              FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[], $5::int4[], \
              $6::bool[], $7::timestamptz[], $8::text[], $9::int8[], $10::int8[]) \

@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    http_kit::tls::install_default_provider();
     http_kit::telemetry::init();
     let settings = Settings::load().context("loading settings")?;
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -352,6 +352,7 @@ impl World {
                     edits: 0,
                 });
                 RoomEvent::MessageSent {
+                    attachments: common::some_attachments(rng),
                     message_id: id,
                     seq,
                     sender_id: sender,
@@ -431,6 +432,7 @@ impl World {
                 Gen::Room(
                     room.id,
                     RoomEvent::MessageSent {
+                        attachments: Vec::new(),
                         message_id: MessageId::new(),
                         seq: m.seq,
                         sender_id: anyone,

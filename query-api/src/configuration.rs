@@ -19,6 +19,10 @@ pub struct Settings {
     /// The search index searches read (`APP_SEARCH_BACKEND`, `APP_DATA_DIR`, ...).
     #[serde(flatten)]
     pub search: search::SearchSettings,
+    /// Where attachments are kept (`APP_BLOB_BACKEND`, ...; the local default is the data
+    /// directory's `blobs/`, as command-api's).
+    #[serde(flatten)]
+    pub blobs: blobs::settings::BlobSettings,
     /// Browser origins allowed to open the WebSocket; requests without an `Origin`
     /// header (non-browser clients) are always allowed. Comma-separated; `*` allows any.
     pub ws_allowed_origins: String,
@@ -56,17 +60,19 @@ impl Layered for Settings {
     const OPTIONAL: &'static [&'static str] = &["log_database_url"];
 
     fn defaults() -> Result<Defaults, config::ConfigError> {
-        search::SearchSettings::defaults(http_kit::settings::api_defaults("127.0.0.1:8082")?)?
-            .set_default("ws_allowed_origins", "")?
-            .set_default("web_dir", "web/dist")?
-            .set_default("ws_queue_frames", 256)?
-            .set_default("ws_max_message_bytes", 64 * 1024)?
-            .set_default("ws_ping_secs", 20)?
-            .set_default("presence_timeout_secs", 30)?
-            .set_default("presence_heartbeat_secs", 10)?
-            .set_default("presence_batch_ms", 1000)?
-            .set_default("typing_batch_ms", 500)?
-            .set_default("min_position_wait_ms", 5000)?
-            .set_default("epoch_poll_ms", 2000)
+        blobs::settings::BlobSettings::defaults(search::SearchSettings::defaults(
+            http_kit::settings::api_defaults("127.0.0.1:8082")?,
+        )?)?
+        .set_default("ws_allowed_origins", "")?
+        .set_default("web_dir", "web/dist")?
+        .set_default("ws_queue_frames", 256)?
+        .set_default("ws_max_message_bytes", 64 * 1024)?
+        .set_default("ws_ping_secs", 20)?
+        .set_default("presence_timeout_secs", 30)?
+        .set_default("presence_heartbeat_secs", 10)?
+        .set_default("presence_batch_ms", 1000)?
+        .set_default("typing_batch_ms", 500)?
+        .set_default("min_position_wait_ms", 5000)?
+        .set_default("epoch_poll_ms", 2000)
     }
 }

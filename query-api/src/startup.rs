@@ -111,6 +111,10 @@ pub async fn build_state_with(
         .await?
     };
     migrate(&pool).await.context("query-api migrations")?;
+    let blobs = settings
+        .blobs
+        .open(&settings.search.data_dir.join("blobs"))
+        .context("open the attachments' blob storage")?;
     let jwt = JwtKeys::new(&settings.tokens.auth_config())
         .context("APP_JWT_SECRET must be at least 32 bytes")?;
     let nats = http_kit::nats::connect(settings.service.nats_url.expose_secret())
@@ -137,6 +141,7 @@ pub async fn build_state_with(
         live,
         metrics,
         search,
+        blobs,
         ws_frames: Arc::new(settings.limits.rate.ws_frames()),
         settings,
         epoch,

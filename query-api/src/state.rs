@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The message search index (read only).
     pub search: Arc<dyn SearchBackend>,
+    /// Attachments' bytes (read only here).
+    pub blobs: blobs::BlobStore,
     pub settings: Arc<Settings>,
     /// The epoch of the read models (`projection_checkpoints.epoch` of `read_models`), kept
     /// current by [`crate::epoch::watch`].

@@ -69,6 +69,8 @@ impl TestEnv {
         s.tokens.jwt_secret = self.jwt_secret.as_str().into();
         s.create_database = false;
         s.hash_concurrency = 2;
+        // Attachments in the data directory's `blobs/`, where query-api reads them.
+        s.data_dir = self.data.path().to_owned();
         // Tests register and send from one address far faster than people do; the rate
         // limits have tests of their own that turn them on.
         s.limits.rate.rate_limit_enabled = false;

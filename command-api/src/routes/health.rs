@@ -17,7 +17,7 @@ use utoipa::OpenApi;
         super::rooms::invite, super::rooms::kick, super::rooms::change_role, super::rooms::open_direct,
         super::messages::send_message, super::messages::edit_message, super::messages::delete_message,
         super::messages::add_reaction, super::messages::remove_reaction, super::messages::mark_read,
-        super::ephemeral::typing, super::ephemeral::ephemeral,
+        super::ephemeral::typing, super::ephemeral::ephemeral, super::attachments::upload,
     ),
     modifiers(&BearerAuth, &FieldRules, &CommonResponses)
 )]

@@ -7,9 +7,10 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use events::attachment::MAX_ATTACHMENTS_PER_MESSAGE;
 use events::room::{RoomCommand, RoomEvent};
 use events::values::{Emoji, MessageBody};
-use events::{MessageId, RoomId};
+use events::{AttachmentId, MessageId, RoomId};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -23,6 +24,32 @@ pub struct SendMessageBody {
     /// Up to 4000 characters, not blank (surrounding whitespace is trimmed).
     pub body: String,
     pub reply_to: Option<uuid::Uuid>,
+    /// Files to send with it: up to 10 `attachment_id`s of uploads of yours to this room
+    /// (`POST /v1/rooms/{room_id}/attachments`).
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub attachments: Vec<uuid::Uuid>,
+}
+
+/// The attachments a send names: each once, at most [`MAX_ATTACHMENTS_PER_MESSAGE`].
+fn attachment_ids(ids: &[uuid::Uuid]) -> Result<Vec<AttachmentId>, ApiError> {
+    if ids.len() > MAX_ATTACHMENTS_PER_MESSAGE {
+        return Err(ApiError::bad_request(
+            "too_many_attachments",
+            format!("a message may carry at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments"),
+        ));
+    }
+    let mut out: Vec<AttachmentId> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if out.iter().any(|o| o.0 == *id) {
+            return Err(ApiError::bad_request(
+                "invalid_attachments",
+                "an attachment is named twice",
+            ));
+        }
+        out.push(AttachmentId(*id));
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -74,25 +101,42 @@ pub async fn send_message(
     st.limits.send.check(&me.0)?;
     let text = MessageBody::parse(&body.body)?;
     let reply_to = body.reply_to.map(MessageId);
+    let ids = attachment_ids(&body.attachments)?;
     let idem = match (&body.client_msg_id, key) {
-        (Some(id), _) => Some(message_idem(me, room_id, id, text.as_str(), reply_to)?),
+        (Some(id), _) => Some(message_idem(
+            me,
+            room_id,
+            id,
+            text.as_str(),
+            reply_to,
+            &ids,
+        )?),
         (None, key) => {
             let reply = reply_to.map(|r| r.to_string()).unwrap_or_default();
+            let files: Vec<String> = ids.iter().map(ToString::to_string).collect();
             header_idem(
                 me,
                 Some(room_id),
                 key,
-                &["send", &room_id.to_string(), text.as_str(), &reply],
+                &[
+                    "send",
+                    &room_id.to_string(),
+                    text.as_str(),
+                    &reply,
+                    &files.join(","),
+                ],
             )
         }
     };
+    let attachments = st.attachments.claim(room_id, me, &ids).await?;
     let cmd = RoomCommand::SendMessage {
         message_id: MessageId::new(),
         body: text,
         reply_to,
         client_msg_id: body.client_msg_id,
+        attachments,
     };
-    exec(&st, "send_message", room_id, me, vec![cmd], idem, |d| {
+    let response = exec(&st, "send_message", room_id, me, vec![cmd], idem, |d| {
         let sent = d.events.iter().find_map(|e| match e {
             RoomEvent::MessageSent {
                 message_id, seq, ..
@@ -107,7 +151,14 @@ pub async fn send_message(
             None => (StatusCode::OK, json!({})),
         }
     })
-    .await
+    .await?;
+    if response.status().is_success() && !ids.is_empty() {
+        // Only an optimisation: collection asks the log before deleting anything.
+        if let Err(e) = st.attachments.sent(&ids).await {
+            tracing::warn!(error = %e, "marking attachments sent failed");
+        }
+    }
+    Ok(response)
 }
 
 #[utoipa::path(patch, path = "/v1/rooms/{room_id}/messages/{message_id}", request_body = EditMessageBody,

@@ -1,5 +1,6 @@
 //! HTTP routes, one file per concept.
 
+pub mod attachments;
 pub mod auth;
 pub mod ephemeral;
 pub mod health;
@@ -16,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use eventlog::IdempotencyScope;
 use events::room::RoomCommand;
-use events::{MessageId, RoomId, UserId};
+use events::{AttachmentId, MessageId, RoomId, UserId};
 use http_kit::correlation;
 use serde_json::Value;
 use std::time::Instant;
@@ -112,6 +113,7 @@ pub(crate) fn message_idem(
     client_msg_id: &str,
     body: &str,
     reply_to: Option<MessageId>,
+    attachments: &[AttachmentId],
 ) -> Result<Idem, ApiError> {
     if !valid_client_key(client_msg_id) {
         return Err(ApiError::bad_request(
@@ -122,7 +124,7 @@ pub(crate) fn message_idem(
     Ok(Idem {
         scope: room_scope(room),
         key: message_key(user, client_msg_id),
-        fingerprint: message_fingerprint(body, reply_to),
+        fingerprint: message_fingerprint(body, reply_to, attachments),
         from_message: true,
     })
 }

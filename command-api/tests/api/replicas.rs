@@ -29,6 +29,7 @@ pub(crate) fn seq(c: &Committed) -> Option<u64> {
 
 pub(crate) fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
     RoomCommand::SendMessage {
+        attachments: Vec::new(),
         message_id: MessageId::new(),
         body: MessageBody::parse(text).unwrap(),
         reply_to: None,
@@ -42,7 +43,7 @@ pub(crate) fn keyed(user: UserId, room: RoomId, text: &str, client_msg_id: &str)
     let idem = Idem {
         scope: IdempotencyScope::stream(&room.stream_id()),
         key: message_key(user, client_msg_id),
-        fingerprint: message_fingerprint(text, None),
+        fingerprint: message_fingerprint(text, None, &[]),
         from_message: true,
     };
     submission(user, send(text, Some(client_msg_id)), Some(idem))

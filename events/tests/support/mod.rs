@@ -248,6 +248,7 @@ pub fn kicked(user_id: UserId, kicked_by: UserId) -> RoomEvent {
 
 pub fn sent(message_id: MessageId, seq: u64, sender_id: UserId) -> RoomEvent {
     RoomEvent::MessageSent {
+        attachments: Vec::new(),
         message_id,
         seq,
         sender_id,
@@ -319,6 +320,7 @@ pub fn open_direct(with: UserId) -> RoomCommand {
 
 pub fn send(message_id: MessageId) -> RoomCommand {
     RoomCommand::SendMessage {
+        attachments: Vec::new(),
         message_id,
         body: body("hello"),
         reply_to: None,
@@ -328,6 +330,7 @@ pub fn send(message_id: MessageId) -> RoomCommand {
 
 pub fn send_reply(message_id: MessageId, reply_to: MessageId) -> RoomCommand {
     RoomCommand::SendMessage {
+        attachments: Vec::new(),
         message_id,
         body: body("hello"),
         reply_to: Some(reply_to),

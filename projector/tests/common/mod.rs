@@ -368,6 +368,7 @@ pub fn create(name: &str, visibility: Visibility) -> RoomCommand {
 
 pub fn send(text: &str) -> RoomCommand {
     RoomCommand::SendMessage {
+        attachments: Vec::new(),
         message_id: MessageId::new(),
         body: body(text),
         reply_to: None,
@@ -376,6 +377,33 @@ pub fn send(text: &str) -> RoomCommand {
 }
 
 const EMOJIS: &[&str] = &["👍", "🎉", "😂", "ok", "+1"];
+
+/// Now and then (a third of the time) one or two attachments' descriptions, an image among
+/// them, so the read models' `attachments` column is compared too.
+pub fn some_attachments(rng: &mut impl Rng) -> Vec<events::attachment::Attachment> {
+    use events::attachment::{Attachment, ImageSize};
+    if !rng.random_bool(0.33) {
+        return Vec::new();
+    }
+    (0..rng.random_range(1..=2))
+        .map(|i| Attachment {
+            attachment_id: events::AttachmentId::new(),
+            name: events::values::FileName::parse(&format!("file {i}.png")).expect("name"),
+            size: rng.random_range(1..10_000_000),
+            content_type: if i == 0 {
+                "image/png"
+            } else {
+                "application/pdf"
+            }
+            .to_owned(),
+            sha256: format!("{:064x}", rng.random::<u128>()),
+            image: (i == 0).then(|| ImageSize {
+                width: rng.random_range(1..4000),
+                height: rng.random_range(1..4000),
+            }),
+        })
+        .collect()
+}
 
 /// A world of users and rooms with members, built from real commands.
 pub async fn setup_world(
@@ -477,6 +505,7 @@ pub fn random_command(
             (
                 member,
                 RoomCommand::SendMessage {
+                    attachments: some_attachments(rng),
                     message_id: MessageId::new(),
                     body: body(&format!("message {}", rng.random::<u32>())),
                     reply_to,

@@ -42,6 +42,11 @@ pub struct Message {
     pub sent_at: DateTime<Utc>,
     /// Room stream version of the last change to this message.
     pub version: i64,
+    /// The files sent with it, `[{attachment_id, name, size, content_type, sha256, image?:
+    /// {width, height}}]`; empty once deleted. `GET /v1/attachments/{attachment_id}`
+    /// downloads one (and `.../thumbnail` an image's thumbnail).
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: serde_json::Value,
 }
 
 /// One page. Backwards (the default, or `before_seq`) the page is newest first
@@ -63,7 +68,9 @@ macro_rules! message_columns {
     () => {
         "SELECT seq, message_id, sender_id,
                 CASE WHEN deleted THEN NULL ELSE body END AS body, deleted, reply_to,
-                edited_at, edit_number, reactions, sent_at, version
+                edited_at, edit_number, reactions, sent_at, version,
+                CASE WHEN deleted OR attachments IS NULL THEN '[]'::jsonb
+                     ELSE attachments END AS attachments
            FROM rm_messages "
     };
 }

@@ -5,6 +5,7 @@
 //! for anyone not currently joined, and nothing of a room's history or member list
 //! reaches a non-member. Every GET accepts `min_position` (see [`consistency`]).
 
+pub mod attachments;
 pub mod consistency;
 pub mod invites;
 pub mod me;
@@ -40,6 +41,14 @@ pub fn router() -> Router<AppState> {
         .route("/v1/invites", get(invites::my_invites))
         .route("/v1/presence", get(presence::presence))
         .route("/v1/search/messages", get(search::search_messages))
+        .route(
+            "/v1/attachments/{attachment_id}",
+            get(attachments::download),
+        )
+        .route(
+            "/v1/attachments/{attachment_id}/thumbnail",
+            get(attachments::thumbnail),
+        )
 }
 
 #[derive(OpenApi)]
@@ -63,6 +72,8 @@ pub fn router() -> Router<AppState> {
         invites::my_invites,
         presence::presence,
         search::search_messages,
+        attachments::download,
+        attachments::thumbnail,
     ),
     components(schemas(::search::Sort)),
     modifiers(&BearerAuth, &EpochHeader, &MinPositionBound, &QueryRules, &CommonResponses)

@@ -42,12 +42,28 @@ impl TestApp {
     pub async fn spawn_with(
         configure: impl FnOnce(&mut query_api::configuration::Settings),
     ) -> TestApp {
+        Self::spawn_with_blobs(None, configure).await
+    }
+
+    /// Spawns both services keeping attachments where `blobs` says (both read the same
+    /// settings); `None`: the local default, in the data directory.
+    pub async fn spawn_with_blobs(
+        blobs: Option<blobs::settings::BlobSettings>,
+        configure: impl FnOnce(&mut query_api::configuration::Settings),
+    ) -> TestApp {
         let env = TestEnv::new().await;
-        let cmd = Node::command(env.command_settings()).await;
+        let mut cs = env.command_settings();
+        if let Some(b) = &blobs {
+            cs.blobs = b.clone();
+        }
+        let cmd = Node::command(cs).await;
         projector::migrate(&env.db.pool)
             .await
             .expect("read-model migrations");
         let mut qs = env.query_settings();
+        if let Some(b) = blobs {
+            qs.blobs = b;
+        }
         configure(&mut qs);
         let search = qs.search.clone();
         let query = Node::query(qs).await;
@@ -72,6 +88,28 @@ impl TestApp {
             running.stop().await;
         }
         self.nats.cleanup().await;
+    }
+
+    /// command-api's base URL.
+    pub fn command_base(&self) -> &str {
+        &self.commands.base
+    }
+
+    /// Every file under the local blob store (the data directory's `blobs/`).
+    pub fn blob_files(&self) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self._data.path().join("blobs"), &mut out);
+        out
     }
 
     /// Applies every event of the log to the read models.
@@ -102,6 +140,56 @@ impl TestApp {
     }
 
     // ---- command-api ----
+
+    /// Uploads `bytes` as an attachment named `name` to `room`, streamed in chunks of 64 KiB
+    /// (no Content-Length, as a browser's streamed upload).
+    pub async fn upload(&self, user: &TestUser, room: Uuid, name: &str, bytes: Vec<u8>) -> Res {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            bytes.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+        let res = self
+            .http
+            .post(format!(
+                "{}/v1/rooms/{room}/attachments",
+                self.commands.base
+            ))
+            .query(&[("name", name)])
+            .bearer_auth(&user.token)
+            .header("content-type", "image/png")
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("upload answer");
+        Res {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    /// `GET path` on query-api as raw bytes: status, headers, body.
+    pub async fn get_raw(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.query))
+            .bearer_auth(token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.expect("get");
+        let status = res.status().as_u16();
+        let h = res.headers().clone();
+        (status, h, res.bytes().await.expect("body").to_vec())
+    }
 
     pub async fn command(
         &self,
