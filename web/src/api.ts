@@ -4,6 +4,7 @@
 // and read-your-writes (`min_position` after one's own commands).
 
 import type {
+  Attachment,
   CommandAnswer,
   Invite,
   Me,
@@ -102,6 +103,8 @@ export interface Answer<T> {
 
 export interface RequestOptions {
   body?: unknown;
+  /** Sent as the body as it is (an upload), instead of `body` as JSON. */
+  raw?: Blob;
   query?: Record<string, string | number | undefined | null>;
   /** Read-your-writes: at least this log position (the API's own is added). */
   minPosition?: number;
@@ -376,7 +379,8 @@ export class Api {
     let caughtUpRetries = 0;
     for (;;) {
       const headers: Record<string, string> = { accept: 'application/json' };
-      if (opts.body !== undefined) headers['content-type'] = 'application/json';
+      if (opts.raw !== undefined) headers['content-type'] = opts.raw.type || 'application/octet-stream';
+      else if (opts.body !== undefined) headers['content-type'] = 'application/json';
       if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
       if (auth) headers.authorization = `Bearer ${await this.accessToken()}`;
       let res: Response;
@@ -384,7 +388,7 @@ export class Api {
         res = await this.fetchFn(url, {
           method,
           headers,
-          body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+          body: opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined),
           signal: opts.signal,
         });
       } catch (e) {
@@ -501,10 +505,40 @@ export class Api {
   direct(userId: string) {
     return this.command<{ room_id: string }>('POST', '/v1/direct', { user_id: userId });
   }
-  send(roomId: string, body: { client_msg_id: string; body: string; reply_to?: string | null }) {
+  send(roomId: string, body: { client_msg_id: string; body: string; reply_to?: string | null; attachments?: string[] }) {
     const b: Record<string, unknown> = { client_msg_id: body.client_msg_id, body: body.body };
     if (body.reply_to) b.reply_to = body.reply_to;
+    if (body.attachments?.length) b.attachments = body.attachments;
     return this.request<SendAnswer>('POST', `/v1/rooms/${enc(roomId)}/messages`, { body: b }).then((a) => a.data);
+  }
+  /** Uploads a file to a room; send it with a message by its `attachment_id`. */
+  upload(roomId: string, file: Blob, name: string) {
+    return this.request<Attachment>('POST', `/v1/rooms/${enc(roomId)}/attachments`, { raw: file, query: { name } }).then(
+      (a) => a.data,
+    );
+  }
+  /**
+   * An attachment's bytes (or its thumbnail's), with the session's token, once the read models
+   * have the message that carries it (`minPosition`: where it was sent, when known).
+   */
+  async attachment(attachmentId: string, thumbnail = false, minPosition = 0): Promise<Blob> {
+    const min = Math.max(this.minPosition, minPosition);
+    const path = `/v1/attachments/${enc(attachmentId)}${thumbnail ? '/thumbnail' : ''}${min > 0 ? `?min_position=${min}` : ''}`;
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.fetchFn(this.base + path, { headers: { authorization: `Bearer ${await this.accessToken()}` } });
+      } catch (e) {
+        throw new NetworkError((e as Error)?.message ?? 'network error');
+      }
+      if (res.ok) return res.blob();
+      const err = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
+      if (res.status === 401 && attempt === 0) {
+        await this.refresh();
+        continue;
+      }
+      throw new ApiError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? res.statusText, null);
+    }
   }
   edit(roomId: string, messageId: string, body: string) {
     return this.command<{ edit_number: number }>('PATCH', `/v1/rooms/${enc(roomId)}/messages/${enc(messageId)}`, { body }, newKey());

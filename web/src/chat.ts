@@ -52,6 +52,7 @@ import {
 } from './state/typing';
 import { Store } from './store';
 import type {
+  Attachment,
   EphemeralFrame,
   EventFrame,
   Invite,
@@ -846,10 +847,32 @@ export class Chat {
 
   // ---------- sending ----------
 
-  send(roomId: string, body: string, replyTo: string | null): void {
+  send(roomId: string, body: string, replyTo: string | null, attachments?: Attachment[]): void {
     const cmid = uuid();
-    this.setTimeline(roomId, (tv) => ({ ...tv, tl: addPending(tv.tl, { client_msg_id: cmid, body, reply_to: replyTo }) }));
+    this.setTimeline(roomId, (tv) => ({
+      ...tv,
+      tl: addPending(tv.tl, { client_msg_id: cmid, body, reply_to: replyTo, attachments }),
+    }));
     void this.deliver(roomId, cmid);
+  }
+
+  /**
+   * Uploads `files` to the room, then sends them in one message with `caption` (or, without
+   * one, their names: a message always has a body). False when an upload failed (told).
+   */
+  async sendFiles(roomId: string, files: File[], caption: string, replyTo: string | null): Promise<boolean> {
+    const uploaded: Attachment[] = [];
+    for (const f of files) {
+      try {
+        uploaded.push(await this.api.upload(roomId, f, f.name || 'file'));
+      } catch (e) {
+        this.toast(`${f.name || 'The file'} was not sent: ${errorText(e)}`);
+        return false;
+      }
+    }
+    const body = caption.trim() || uploaded.map((a) => a.name).join(', ');
+    this.send(roomId, body, replyTo, uploaded);
+    return true;
   }
 
   /** Re-sends a failed message with the SAME client_msg_id: the server deduplicates. */
@@ -866,13 +889,25 @@ export class Chat {
     if (!p) return;
     this.setTimeline(roomId, (tv) => ({ ...tv, tl: setPendingStatus(tv.tl, cmid, 'pending') }));
     try {
-      const answer = await this.api.send(roomId, { client_msg_id: cmid, body: p.body, reply_to: p.reply_to });
+      const answer = await this.api.send(roomId, {
+        client_msg_id: cmid,
+        body: p.body,
+        reply_to: p.reply_to,
+        attachments: p.attachments?.map((a) => a.attachment_id),
+      });
       // The others stop showing one as typing when the message reaches them: typing again
       // (even within TYPING_SEND_MS of the last notice) must tell them at once.
       typingMessageSent(this.typingSent, roomId);
       this.setTimeline(roomId, (tv) => ({
         ...tv,
-        tl: confirmSend(tv.tl, { me: this.me, client_msg_id: cmid, body: p.body, reply_to: p.reply_to, answer }),
+        tl: confirmSend(tv.tl, {
+          me: this.me,
+          client_msg_id: cmid,
+          body: p.body,
+          reply_to: p.reply_to,
+          attachments: p.attachments,
+          answer,
+        }),
       }));
     } catch (e) {
       this.setTimeline(roomId, (tv) => ({ ...tv, tl: setPendingStatus(tv.tl, cmid, 'failed', errorText(e)) }));

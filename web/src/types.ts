@@ -82,6 +82,18 @@ export interface Member {
 }
 
 /** A message in the history shape. */
+/** A file sent with a message (ADR 20): its description; the bytes are downloaded apart. */
+export interface Attachment {
+  attachment_id: string;
+  name: string;
+  size: number;
+  /** Sniffed from the bytes by the server. */
+  content_type: string;
+  sha256: string;
+  /** Images: their size; they have a thumbnail. */
+  image?: { width: number; height: number };
+}
+
 export interface Message {
   seq: number;
   message_id: string;
@@ -94,6 +106,8 @@ export interface Message {
   reactions: Record<string, string[]>;
   sent_at: string;
   version: number;
+  /** Files sent with it (empty once deleted; absent from older servers). */
+  attachments?: Attachment[];
 }
 
 export interface MessagePage {

@@ -9,7 +9,7 @@ use crate::ws::batch::{self, MAX_TYPISTS_PER_FRAME, Offer, PresenceChange, Throt
 use crate::ws::membership::{self, Snapshot};
 use crate::ws::protocol::{Frame, LiveEvent, is_membership};
 use eventlog::PgEventStore;
-use events::room::{RoomState, evolve};
+use events::room::{RoomEvent, RoomState, evolve};
 use events::{RoomId, UserId};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -538,6 +538,13 @@ impl Hub {
                 room.state = evolve(std::mem::take(&mut room.state), &ev.event);
             }
             room.version = ev.version;
+        }
+        // A typist whose message arrives has stopped typing: a notice of theirs still held
+        // for the window's end would show them typing again after their message (ADR 19).
+        if let (RoomEvent::MessageSent { sender_id, .. }, Some(typing)) =
+            (&ev.event, room.typing.as_mut())
+        {
+            typing.pending.retain(|u| u != sender_id);
         }
         let removed_user = ev.removes();
         let mut drop_subs = Vec::new();

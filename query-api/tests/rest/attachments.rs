@@ -366,3 +366,53 @@ async fn outsiders_cannot_upload_and_a_send_names_at_most_ten_attachments_once()
         .assert_error(422, "attachment_not_found");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_upload_no_message_sent_is_collected_after_its_time_and_a_sent_one_stays() {
+    use http_kit::settings::Layered as _;
+    let mut blobs = command_api::configuration::Settings::from_defaults()
+        .expect("defaults")
+        .blobs;
+    blobs.attachment_ttl_secs = 1;
+    let app = TestApp::spawn_with_blobs(Some(blobs), |_| {}).await;
+    let alice = app
+        .register(&format!("alice_{}", crate::helpers::unique()))
+        .await;
+    let room = app.create_room(&alice, "gc", "public").await;
+    let kept = app.upload(&alice, room, "kept.pdf", pdf(1000)).await;
+    let kept = kept.assert_status(201)["attachment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dropped = app.upload(&alice, room, "dropped.pdf", pdf(1000)).await;
+    let dropped = dropped.assert_status(201)["attachment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send_with(&app, &alice, room, &[&kept])
+        .await
+        .assert_status(201);
+    assert_eq!(app.blob_files().len(), 2);
+    // The collector runs every 10 s at the least; the unsent upload goes, rows and bytes.
+    test_support::wait_until(
+        std::time::Duration::from_secs(40),
+        std::time::Duration::from_millis(250),
+        "the unsent upload was not collected",
+        || async {
+            let named = |f: &std::path::PathBuf| f.to_string_lossy().contains(&dropped);
+            !app.blob_files().iter().any(named)
+        },
+    )
+    .await;
+    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT attachment_id FROM attachments")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![(kept.parse().unwrap(),)]);
+    app.project().await;
+    let (status, _, body) = app
+        .get_raw(&format!("/v1/attachments/{kept}"), &alice.token, &[])
+        .await;
+    assert_eq!((status, body), (200, pdf(1000)));
+    app.cleanup().await;
+}

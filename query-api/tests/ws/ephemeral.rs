@@ -162,3 +162,40 @@ async fn typists_within_one_window_reach_the_room_in_one_frame_and_none_hears_th
     }
     p.cleanup().await;
 }
+
+/// ADR 19: a typing notice held for the window's end is dropped when its typist's message
+/// arrives first, so nobody is shown typing after what they typed was sent.
+#[tokio::test]
+async fn a_held_typing_notice_is_dropped_when_its_typists_message_arrives() {
+    let p = Platform::spawn_with(|s| s.typing_batch_ms = 3000).await;
+    let alice = p.register().await;
+    let bob = p.register().await;
+    let carol = p.register().await;
+    let room = p.create_room(&alice, "public").await;
+    p.join(&bob, room).await;
+    p.join(&carol, room).await;
+    let mut alice_ws = Client::connect(p.query.addr, &alice.token).await;
+    alice_ws.subscribe(room, None).await;
+    let mut bob_ws = Client::connect(p.query.addr, &bob.token).await;
+    bob_ws.subscribe(room, None).await;
+    let mut carol_ws = Client::connect(p.query.addr, &carol.token).await;
+    carol_ws.subscribe(room, None).await;
+
+    // carol's notice opens the window (at once); bob's is held for its end.
+    carol_ws
+        .send(json!({ "type": "typing", "room_id": room }))
+        .await;
+    let first = alice_ws.next().await;
+    assert_eq!(first["user_id"], carol.id.to_string(), "{first}");
+    bob_ws
+        .send(json!({ "type": "typing", "room_id": room }))
+        .await;
+    p.send(&bob, room, "done typing").await;
+    alice_ws.until(|f| is_message(f, "done typing")).await;
+    // Past the window's end, then a barrier: no typing frame of bob's came after his message.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    p.send(&carol, room, "barrier").await;
+    let rest = alice_ws.until(|f| is_message(f, "barrier")).await;
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    p.cleanup().await;
+}

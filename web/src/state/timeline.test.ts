@@ -250,3 +250,31 @@ describe('edits, deletes and reactions by version', () => {
     expect(findBySeq(tl, 1)).toMatchObject({ deleted: true, body: null, version: 35 });
   });
 });
+
+describe('attachments', () => {
+  const file = { attachment_id: 'a1', name: 'cat.png', size: 10, content_type: 'image/png', sha256: 'ab', image: { width: 4, height: 3 } };
+
+  it('a live message keeps its attachments and where it was sent; a delete drops them', () => {
+    let tl = applyEvent(emptyTimeline(), sent(1, 11, { attachments: [file] }), { me: ME });
+    expect(tl.messages[0]!.attachments).toEqual([file]);
+    expect(tl.messages[0]!.position).toBe(110);
+    tl = applyEvent(tl, ev('message_deleted', 12, { seq: 1, message_id: 'm1' }), { me: ME });
+    expect(tl.messages[0]!.attachments).toEqual([]);
+  });
+
+  it('one of mine confirmed by its answer carries the attachments it was sent with', () => {
+    let tl = addPending(emptyTimeline(), { client_msg_id: 'c1', body: 'cat.png', reply_to: null, attachments: [file] });
+    expect(tl.pending[0]!.attachments).toEqual([file]);
+    tl = confirmSend(tl, {
+      me: ME,
+      client_msg_id: 'c1',
+      body: 'cat.png',
+      reply_to: null,
+      attachments: tl.pending[0]!.attachments,
+      answer: { message_id: 'm1', seq: 1, version: 5, position: 50 },
+    });
+    expect(tl.pending).toEqual([]);
+    expect(tl.messages[0]!.attachments).toEqual([file]);
+    expect(tl.messages[0]!.position).toBe(50);
+  });
+});

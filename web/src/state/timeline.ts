@@ -12,7 +12,7 @@
 // feed event of another field that arrives afterwards still applies, and the feed's copy
 // of the local change is recognised and dropped.
 
-import type { EventFrame, Message } from '../types';
+import type { Attachment, EventFrame, Message } from '../types';
 
 export interface ReactOp {
   v: number;
@@ -26,6 +26,9 @@ export interface TlMessage extends Message {
   bodyVersion: number;
   /** Local reaction changes ahead of `version`, by `emoji\nuser_id`. */
   reactOps?: Record<string, ReactOp>;
+  /** The log position it was sent at, when it came live: a read about it (an attachment's
+   * download) waits until the read models have it. */
+  position?: number;
 }
 
 export type PendingStatus = 'pending' | 'failed';
@@ -34,6 +37,8 @@ export interface PendingMessage {
   client_msg_id: string;
   body: string;
   reply_to: string | null;
+  /** Uploaded already; sent with the message. */
+  attachments?: Attachment[];
   status: PendingStatus;
   created_at: string;
   error?: string;
@@ -255,6 +260,8 @@ export function applyEvent(tl: Timeline, ev: EventFrame, opts: ApplyOptions): Ti
         version: ev.version,
         bodyVersion: ev.version,
         client_msg_id: clientMsgId,
+        attachments: Array.isArray(d.attachments) ? (d.attachments as Attachment[]) : [],
+        position: ev.position > 0 ? ev.position : undefined,
       };
       const at = -i - 1;
       const messages = [...tl.messages.slice(0, at), msg, ...tl.messages.slice(at)];
@@ -277,7 +284,7 @@ export function applyEvent(tl: Timeline, ev: EventFrame, opts: ApplyOptions): Ti
                 edited_at: typeof d.edited_at === 'string' ? d.edited_at : now,
                 bodyVersion: ev.version,
               }
-            : { ...cur, body: null, deleted: true, reactions: {}, bodyVersion: ev.version };
+            : { ...cur, body: null, deleted: true, reactions: {}, attachments: [], bodyVersion: ev.version };
       }
       if (!local) next = { ...next, version: ev.version };
       return next === cur ? tl : replaceAt(tl, i, local ? next : reapplyOps(next));
@@ -317,6 +324,7 @@ export function addPending(tl: Timeline, p: Omit<PendingMessage, 'status' | 'cre
     client_msg_id: p.client_msg_id,
     body: p.body,
     reply_to: p.reply_to,
+    attachments: p.attachments,
     status: 'pending',
     created_at: p.created_at ?? new Date().toISOString(),
   };
@@ -334,7 +342,15 @@ export function setPendingStatus(tl: Timeline, clientMsgId: string, status: Pend
 /** The answer to `POST .../messages` confirms the pending message (if the echo did not already). */
 export function confirmSend(
   tl: Timeline,
-  args: { me: string; client_msg_id: string; body: string; reply_to: string | null; answer: { message_id: string; seq: number; version: number; position: number } ; now?: string },
+  args: {
+    me: string;
+    client_msg_id: string;
+    body: string;
+    reply_to: string | null;
+    attachments?: Attachment[];
+    answer: { message_id: string; seq: number; version: number; position: number };
+    now?: string;
+  },
 ): Timeline {
   return applyEvent(
     tl,
@@ -350,6 +366,7 @@ export function confirmSend(
         body: args.body,
         reply_to: args.reply_to,
         client_msg_id: args.client_msg_id,
+        attachments: args.attachments ?? [],
       },
     },
     { me: args.me, local: true, now: args.now },

@@ -3,6 +3,7 @@ import { errorText } from '../api';
 import type { EphemeralItem } from '../chat';
 import type { PendingMessage, TlMessage } from '../state/timeline';
 import type { Message } from '../types';
+import { Attachments } from './Attachments';
 import { FormError } from './forms';
 import { EditIcon, ReplyIcon, SmileIcon, TrashIcon } from './icons';
 import { memo } from './memo';
@@ -215,6 +216,7 @@ export const MessageRow = memo(function MessageRow({ msg, mine, author, handle, 
           )}
         </div>
       )}
+      {!msg.deleted && !editing && <Attachments list={msg.attachments} position={msg.position} />}
       {!msg.deleted && <Reactions msg={msg} me={me} actions={actions} />}
       {!msg.deleted && !editing && (
         <div class="msg-actions" role="group" aria-label="Message actions">

@@ -355,6 +355,19 @@ function Composer({
     if (window.matchMedia?.('(pointer: fine)').matches) textareaRef.current?.focus();
   }, [roomId]);
 
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [uploading, setUploading] = useState(false);
+  const attach = async (files: File[]) => {
+    if (!files.length || uploading) return;
+    setUploading(true);
+    const sent = await chat.sendFiles(roomId, files, text, reply && !reply.deleted ? reply.message_id : null);
+    setUploading(false);
+    if (sent) {
+      setText('');
+      cancelReply();
+    }
+  };
+
   const tooLong = text.length > 4000;
   const submit = () => {
     const body = text.trim();
@@ -414,6 +427,34 @@ function Composer({
             }
           }}
         />
+        {!vanishing && (
+          <>
+            <input
+              ref={fileInput}
+              type="file"
+              multiple
+              class="sr-only"
+              data-testid="composer-file"
+              aria-label="Attach files"
+              onChange={(e) => {
+                const files = Array.from(e.currentTarget.files ?? []);
+                e.currentTarget.value = '';
+                void attach(files);
+              }}
+            />
+            <button
+              type="button"
+              class="icon-button"
+              data-testid="composer-attach"
+              aria-label="Attach files"
+              title="Attach files (sent with what you wrote)"
+              disabled={uploading}
+              onClick={() => fileInput.current?.click()}
+            >
+              {uploading ? '…' : '📎'}
+            </button>
+          </>
+        )}
         <label class="vanish-toggle" title="Vanishing: shown live to who is here, never saved">
           <input
             type="checkbox"
