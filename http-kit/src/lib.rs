@@ -13,6 +13,7 @@ pub mod nats;
 pub mod openapi;
 pub mod parse_errors;
 pub mod rate_limit;
+pub mod runtime;
 pub mod secret;
 pub mod serve;
 pub mod service;

@@ -152,11 +152,16 @@ async fn serve(
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceExt as _;
 
+    const MAX_READ_BUFFER: usize = 128 * 1024;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(header_read_timeout)
+        // A connection's read buffer grows up to this (hyper's default is ~400 KiB): a
+        // streamed upload is read a buffer at a time, so 100 concurrent ones held up to
+        // 40 MiB in buffers alone. It still holds a request line of 64 KiB (414 above).
+        .max_buf_size(MAX_READ_BUFFER);
     // The CONNECT protocol carries WebSockets over HTTP/2, as axum::serve allows.
     builder.http2().enable_connect_protocol();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

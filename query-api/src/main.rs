@@ -7,8 +7,11 @@ use query_api::configuration::Settings;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    http_kit::runtime::build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     http_kit::tls::install_default_provider();
     http_kit::telemetry::init();
     let settings = Settings::load().context("loading settings")?;

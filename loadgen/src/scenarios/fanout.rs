@@ -1177,7 +1177,7 @@ impl ServerCpu {
     /// From two samples taken `window` apart. A process in the second sample only
     /// was started inside the window, so all its time counts; one that ended inside
     /// the window is not counted (its time is gone from /proc).
-    fn between(
+    pub(crate) fn between(
         before: &ProcTimes,
         after: &ProcTimes,
         window: Duration,

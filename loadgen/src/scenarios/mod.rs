@@ -8,9 +8,11 @@ pub mod connections;
 pub mod fanout;
 pub mod fanout_centrifugo;
 pub mod mixed;
+pub mod presence;
 pub mod rebuild;
 pub mod search_lag;
 pub mod send;
+pub mod uploads;
 
 use std::path::Path;
 
@@ -32,9 +34,15 @@ pub enum Scenario {
     /// A realistic mixed workload (sends, edits, deletes, reactions, read markers,
     /// membership and room changes) until --events events were appended.
     Mixed(mixed::MixedArgs),
+    /// Presence in one big room: a sign-in burst of --members sockets, then churn
+    /// (--churn-rate closes/s, each re-opened 0.5 s later): server CPU per presence change.
+    Presence(presence::PresenceArgs),
     /// A blue/green rebuild (--rebuild-cmd) under live sends, reads, searches and
     /// WebSockets: errors, empty histories, latency before/during/after, nothing lost.
     Rebuild(rebuild::RebuildArgs),
+    /// Concurrent streamed uploads (--uploads × --size, --rounds times): throughput, latency,
+    /// and the server's RSS growth (--server-pid); --baseline-sink adds a loopback ceiling.
+    Uploads(uploads::UploadsArgs),
     /// baseline-pg, baseline-nats and send one after another; writes all.json and summary.md.
     All(all::AllArgs),
 }
@@ -48,7 +56,9 @@ pub async fn run(scenario: Scenario, out: &Path) -> anyhow::Result<()> {
         Scenario::Connections(a) => connections::run(&a, out).await.map(drop),
         Scenario::SearchLag(a) => search_lag::run(&a, out).await.map(drop),
         Scenario::Mixed(a) => mixed::run(&a, out).await.map(drop),
+        Scenario::Presence(a) => presence::run(&a, out).await.map(drop),
         Scenario::Rebuild(a) => rebuild::run(&a, out).await.map(drop),
+        Scenario::Uploads(a) => uploads::run(&a, out).await.map(drop),
         Scenario::All(a) => all::run(&a, out).await,
     }
 }
