@@ -41,6 +41,8 @@ pub fn thumbnail_key(id: AttachmentId) -> String {
 pub enum AttachmentError {
     #[error("the file is larger than {max_bytes} bytes")]
     TooLarge { max_bytes: u64 },
+    #[error("the file is empty")]
+    Empty,
     #[error("files of type {0} are not accepted")]
     TypeNotAllowed(String),
     #[error("the upload did not arrive whole")]
@@ -77,7 +79,8 @@ impl Attachments {
     }
 
     /// Streams `body` into blob storage as a new attachment of `room_id` by `uploader`. Nothing
-    /// is left stored when it is refused (too large, a type not accepted, a body that broke).
+    /// is left stored when it is refused (empty, too large, a type not accepted, a body that
+    /// broke).
     pub async fn upload<S, E>(
         &self,
         room_id: RoomId,
@@ -100,6 +103,10 @@ impl Attachments {
                 PutError::Body(_) => AttachmentError::Body,
                 PutError::Store(e) => AttachmentError::Store(e),
             })?;
+        if stored.size == 0 {
+            self.store.delete(&key).await?;
+            return Err(AttachmentError::Empty);
+        }
         let content_type = blobs::sniff(&stored.head).unwrap_or("application/octet-stream");
         if !self.settings.allows(content_type) {
             self.store.delete(&key).await?;

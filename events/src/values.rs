@@ -144,6 +144,16 @@ string_value!(
 );
 
 impl FileName {
+    /// No control character, `/` or backslash, and at least one other character that is not
+    /// whitespace (as `char::is_control` and `char::is_whitespace` say).
+    pub const RULE: TextRule = TextRule {
+        min_chars: 1,
+        max_chars: 255,
+        pattern: Some(
+            r"^[^\u0000-\u001f\u007f-\u009f/\\]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/\\][^\u0000-\u001f\u007f-\u009f/\\]*$",
+        ),
+    };
+
     /// ```
     /// use events::values::FileName;
     /// assert_eq!(FileName::parse(" cat.png ").unwrap().as_str(), "cat.png");
@@ -152,9 +162,9 @@ impl FileName {
     /// assert!(FileName::parse("  ").is_err());
     /// ```
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let t = raw.trim();
         let bad = |c: char| c.is_control() || c == '/' || c == '\\';
-        if t.is_empty() || t.chars().count() > 255 || t.chars().any(bad) {
+        let t = raw.trim();
+        if t.is_empty() || raw.chars().count() > Self::RULE.max_chars || raw.chars().any(bad) {
             return Err(ValidationError::FileNameInvalid);
         }
         Ok(Self(t.to_owned()))

@@ -9,7 +9,7 @@
 use events::room::RoomEvent;
 use events::stored::StoredEvent as _;
 use events::values::{
-    DisplayName, Emoji, MessageBody, Password, RoomName, TextRule, Topic, Username,
+    DisplayName, Emoji, FileName, MessageBody, Password, RoomName, TextRule, Topic, Username,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -122,6 +122,7 @@ proptest! {
         prop_assert_eq!(Topic::parse(&s).is_ok(), matches(Topic::RULE, &s));
         prop_assert_eq!(MessageBody::parse(&s).is_ok(), matches(MessageBody::RULE, &s));
         prop_assert_eq!(Emoji::parse(&s).is_ok(), matches(Emoji::RULE, &s));
+        prop_assert_eq!(FileName::parse(&s).is_ok(), matches(FileName::RULE, &s));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub struct UploadQuery {
     params(("room_id" = uuid::Uuid, Path), ("name" = String, Query, description = "The file's name: 1–255 characters, no control character, '/' or '\\'.")),
     request_body(content = Vec<u8>, description = "The file's bytes (any Content-Type: the type is sniffed from the bytes).", content_type = "application/octet-stream"),
     responses((status = 201, description = "{attachment_id, name, size, content_type, sha256, image?: {width, height}}: send it with a message by `attachment_id`"),
-        (status = 400, description = "invalid_file_name, upload_incomplete"), (status = 403, description = "not_a_member"),
+        (status = 400, description = "invalid_file_name, attachment_empty, upload_incomplete"), (status = 403, description = "not_a_member"),
         (status = 404, description = "room_not_found"), (status = 413, description = "attachment_too_large"),
         (status = 415, description = "attachment_type_not_allowed"), (status = 429, description = "rate_limited: too many uploads from this user (Retry-After)")))]
 pub async fn upload(
@@ -48,6 +48,9 @@ pub async fn upload(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_bytes) {
         return Err(too_large(max_bytes));
+    }
+    if declared == Some(0) {
+        return Err(AttachmentError::Empty.into());
     }
     let attachment = st
         .attachments
@@ -77,6 +80,9 @@ impl From<AttachmentError> for ApiError {
                 "attachment_type_not_allowed",
                 format!("files of type {t} are not accepted"),
             ),
+            AttachmentError::Empty => {
+                ApiError::bad_request("attachment_empty", "the file is empty; nothing was stored")
+            }
             AttachmentError::Body => ApiError::bad_request(
                 "upload_incomplete",
                 "the file did not arrive whole; nothing was stored",

@@ -1,7 +1,9 @@
 //! The OpenAPI document of the command side (served by `startup::ops` with
 //! liveness, readiness and metrics, which `http_kit::service` provides).
 
-use events::values::{DisplayName, Emoji, MessageBody, Password, RoomName, Topic, Username};
+use events::values::{
+    DisplayName, Emoji, FileName, MessageBody, Password, RoomName, Topic, Username,
+};
 use http_kit::extract::CLIENT_KEY_RULE;
 use http_kit::openapi::{
     BearerAuth, CommonResponses, enum_property, text_parameter, text_property,
@@ -85,6 +87,7 @@ impl utoipa::Modify for FieldRules {
         }
         text_property(doc, "SendMessageBody", "client_msg_id", CLIENT_KEY_RULE);
         text_parameter(doc, "emoji", Emoji::RULE);
+        text_parameter(doc, "name", FileName::RULE);
         idempotency_header(doc);
     }
 }

@@ -25,13 +25,14 @@ pub struct SendMessageBody {
     pub body: String,
     pub reply_to: Option<uuid::Uuid>,
     /// Files to send with it: up to 10 `attachment_id`s of uploads of yours to this room
-    /// (`POST /v1/rooms/{room_id}/attachments`).
+    /// (`POST /v1/rooms/{room_id}/attachments`); one named twice is sent once.
     #[serde(default)]
     #[schema(max_items = 10)]
     pub attachments: Vec<uuid::Uuid>,
 }
 
-/// The attachments a send names: each once, at most [`MAX_ATTACHMENTS_PER_MESSAGE`].
+/// The attachments a send names, at most [`MAX_ATTACHMENTS_PER_MESSAGE`], each once (in the
+/// order first named).
 fn attachment_ids(ids: &[uuid::Uuid]) -> Result<Vec<AttachmentId>, ApiError> {
     if ids.len() > MAX_ATTACHMENTS_PER_MESSAGE {
         return Err(ApiError::bad_request(
@@ -41,13 +42,9 @@ fn attachment_ids(ids: &[uuid::Uuid]) -> Result<Vec<AttachmentId>, ApiError> {
     }
     let mut out: Vec<AttachmentId> = Vec::with_capacity(ids.len());
     for id in ids {
-        if out.iter().any(|o| o.0 == *id) {
-            return Err(ApiError::bad_request(
-                "invalid_attachments",
-                "an attachment is named twice",
-            ));
+        if !out.iter().any(|o| o.0 == *id) {
+            out.push(AttachmentId(*id));
         }
-        out.push(AttachmentId(*id));
     }
     Ok(out)
 }

@@ -324,7 +324,7 @@ async fn html_claiming_to_be_a_png_is_stored_and_served_only_as_a_download() {
 }
 
 #[tokio::test]
-async fn outsiders_cannot_upload_and_a_send_names_at_most_ten_attachments_once() {
+async fn outsiders_cannot_upload_and_a_send_carries_at_most_ten_attachments_each_once() {
     let app = TestApp::spawn().await;
     let alice = app
         .register(&format!("alice_{}", crate::helpers::unique()))
@@ -343,6 +343,9 @@ async fn outsiders_cannot_upload_and_a_send_names_at_most_ten_attachments_once()
     app.upload(&alice, public, "../../etc/passwd", pdf(100))
         .await
         .assert_error(400, "invalid_file_name");
+    app.upload(&alice, public, "empty.txt", Vec::new())
+        .await
+        .assert_error(400, "attachment_empty");
     assert!(app.blob_files().is_empty(), "{:?}", app.blob_files());
 
     let id = app
@@ -352,9 +355,16 @@ async fn outsiders_cannot_upload_and_a_send_names_at_most_ten_attachments_once()
         .as_str()
         .unwrap()
         .to_owned();
+    // Named twice, sent once.
     send_with(&app, &alice, public, &[&id, &id])
         .await
-        .assert_error(400, "invalid_attachments");
+        .assert_status(201);
+    app.project().await;
+    let history = app
+        .get(&format!("/v1/rooms/{public}/messages"), &alice.token)
+        .await;
+    let listed = &history.assert_status(200)["messages"][0]["attachments"];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     let eleven: Vec<String> = (0..11).map(|_| Uuid::new_v4().to_string()).collect();
     let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
     send_with(&app, &alice, public, &eleven)
