@@ -13,7 +13,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    http_kit::tls::install_default_provider();
     command_api::telemetry::init();
     let settings = Settings::load().context("loading settings")?;
     tracing::info!(?settings, "starting command-api");

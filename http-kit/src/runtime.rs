@@ -9,8 +9,10 @@
 /// Blocking threads at most: plenty for two cores' disks and hashes.
 pub const MAX_BLOCKING_THREADS: usize = 16;
 
-/// The runtime every service binary runs on.
+/// The runtime every service binary runs on, with the process's TLS provider installed
+/// first ([`crate::tls`]).
 pub fn build() -> std::io::Result<tokio::runtime::Runtime> {
+    crate::tls::install_default_provider();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)

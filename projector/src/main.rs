@@ -19,7 +19,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    http_kit::tls::install_default_provider();
     http_kit::telemetry::init();
     let settings = Settings::load().context("loading settings")?;
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blobs::BlobError;
 use events::AttachmentId;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use http_kit::error::ApiError;
 use http_kit::extract::{AuthUser, Path};
 use serde::Deserialize;
@@ -66,7 +66,7 @@ pub async fn download(
     serve(
         &st,
         &format!("attachments/{id}"),
-        &d.content_type,
+        Some(&d.content_type),
         &d.sha256,
         &d.name,
         inline,
@@ -94,18 +94,12 @@ pub async fn thumbnail(
         ));
     }
     let key = format!("attachments/{id}.thumbnail");
-    let head = st.blobs.get(&key, Some(0..16)).await.map_err(store_error)?;
-    let mut magic = Vec::new();
-    let mut stream = head.stream;
-    while let Some(chunk) = stream.try_next().await.map_err(store_error)? {
-        magic.extend_from_slice(&chunk);
-    }
-    let content_type = blobs::sniff(&magic).unwrap_or("application/octet-stream");
     let name = format!("{}.thumbnail", d.name);
+    // PNG or JPEG, as the thumbnailer chose: read from its first bytes.
     serve(
         &st,
         &key,
-        content_type,
+        None,
         &format!("{}-thumbnail", d.sha256),
         &name,
         true,
@@ -114,10 +108,11 @@ pub async fn thumbnail(
     .await
 }
 
+/// Serves the blob `key`; `content_type` `None`: sniffed from its first chunk.
 async fn serve(
     st: &AppState,
     key: &str,
-    content_type: &str,
+    content_type: Option<&str>,
     tag: &str,
     name: &str,
     inline: bool,
@@ -149,12 +144,12 @@ async fn serve(
     {
         return Ok((StatusCode::NOT_MODIFIED, res_headers).into_response());
     }
-    let size = st.blobs.head(key).await.map_err(store_error)?;
+    // Only a range needs the size before the read.
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) => match parse_range(r, size) {
-            Ok(range) => range,
-            Err(()) => return Err(unsatisfiable(size)),
-        },
+        Some(r) => {
+            let size = st.blobs.head(key).await.map_err(store_error)?;
+            parse_range(r, size).map_err(|()| unsatisfiable(size))?
+        }
         None => None,
     };
     let blob = st
@@ -165,6 +160,14 @@ async fn serve(
             BlobError::RangeNotSatisfiable { size } => unsatisfiable(size),
             other => store_error(other),
         })?;
+    let mut stream = blob.stream;
+    let first = match content_type {
+        Some(_) => None,
+        None => stream.try_next().await.map_err(store_error)?,
+    };
+    let content_type = content_type
+        .or_else(|| first.as_deref().and_then(blobs::sniff))
+        .unwrap_or("application/octet-stream");
     res_headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(content_type)
@@ -194,7 +197,8 @@ async fn serve(
     } else {
         StatusCode::OK
     };
-    Ok((status, res_headers, Body::from_stream(blob.stream)).into_response())
+    let body = futures::stream::iter(first.map(Ok)).chain(stream);
+    Ok((status, res_headers, Body::from_stream(body)).into_response())
 }
 
 /// `inline` or `attachment`, with the name as RFC 6266 / 8187 give it: an ASCII fallback and

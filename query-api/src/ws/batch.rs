@@ -20,7 +20,7 @@ use tokio::time::Instant;
 pub const MAX_TYPISTS_PER_FRAME: usize = 32;
 
 /// A leading-edge throttle: at most one flush per `window`.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Throttle {
     last: Option<Instant>,
     /// A trailing flush is due at this instant (its timer runs).
@@ -39,13 +39,6 @@ pub enum Offer {
 }
 
 impl Throttle {
-    pub fn new() -> Throttle {
-        Throttle {
-            last: None,
-            due: None,
-        }
-    }
-
     pub fn offer(&mut self, now: Instant, window: Duration) -> Offer {
         if self.due.is_some() {
             return Offer::Held;
@@ -72,12 +65,6 @@ impl Throttle {
     /// Nothing sent within `window` and nothing due: the throttle may be forgotten.
     pub fn idle(&self, now: Instant, window: Duration) -> bool {
         self.due.is_none() && self.last.is_none_or(|l| now >= l + window)
-    }
-}
-
-impl Default for Throttle {
-    fn default() -> Self {
-        Throttle::new()
     }
 }
 
@@ -159,7 +146,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_first_notice_goes_at_once_and_the_rest_of_the_window_waits_for_its_end() {
-        let mut t = Throttle::new();
+        let mut t = Throttle::default();
         let t0 = Instant::now();
         assert_eq!(t.offer(t0, W), Offer::Now);
         let later = t0 + Duration::from_millis(100);

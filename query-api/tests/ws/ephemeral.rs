@@ -192,8 +192,17 @@ async fn a_held_typing_notice_is_dropped_when_its_typists_message_arrives() {
         .await;
     p.send(&bob, room, "done typing").await;
     alice_ws.until(|f| is_message(f, "done typing")).await;
-    // Past the window's end, then a barrier: no typing frame of bob's came after his message.
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    // carol types again within the same window: held too, and told at the window's end in
+    // the frame bob's notice would have been in. It names carol alone.
+    carol_ws
+        .send(json!({ "type": "typing", "room_id": room }))
+        .await;
+    let flushed = alice_ws.next().await;
+    assert_eq!(
+        flushed,
+        json!({ "type": "typing", "room_id": room, "user_id": carol.id }),
+        "bob's held notice was told after his message"
+    );
     p.send(&carol, room, "barrier").await;
     let rest = alice_ws.until(|f| is_message(f, "barrier")).await;
     assert_eq!(rest.len(), 1, "{rest:?}");
