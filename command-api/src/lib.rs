@@ -5,6 +5,7 @@
 pub mod attachments;
 pub mod configuration;
 pub mod idempotency;
+pub mod mentions;
 pub mod message_keys;
 pub mod metrics;
 pub mod rate_limits;

@@ -67,6 +67,11 @@ pub fn api_routes(state: AppState) -> Router {
             post(routes::messages::mark_read),
         )
         .route(
+            "/v1/rooms/{room_id}/notifications",
+            put(routes::notifications::set_notification_level),
+        )
+        .route("/v1/me/read-receipts", put(routes::me::set_read_receipts))
+        .route(
             "/v1/rooms/{room_id}/typing",
             post(routes::ephemeral::typing),
         )

@@ -23,6 +23,7 @@
 
 pub mod attachment;
 pub mod ids;
+pub mod mention;
 pub mod room;
 pub mod stored;
 pub mod user;

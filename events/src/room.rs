@@ -5,7 +5,7 @@
 use crate::attachment::Attachment;
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::stored::StoredEvent;
-use crate::values::{Emoji, MessageBody, Role, RoomName, Topic, Visibility};
+use crate::values::{Emoji, MessageBody, NotificationLevel, Role, RoomName, Topic, Visibility};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -67,6 +67,13 @@ pub enum RoomEvent {
         /// Files sent with the message (uploaded before): their description, never bytes.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<Attachment>,
+        /// Members the body names (`@username`), resolved when the send was decided: each
+        /// once, never the sender.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
+        /// The body says `@room` and its sender moderates the room: every member is mentioned.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mentions_room: bool,
     },
     #[serde(rename = "MessageEdited")]
     MessageEdited {
@@ -97,7 +104,19 @@ pub enum RoomEvent {
         emoji: Emoji,
     },
     #[serde(rename = "ReadMarkerMoved")]
-    ReadMarkerMoved { user_id: UserId, seq: u64 },
+    ReadMarkerMoved {
+        user_id: UserId,
+        seq: u64,
+        /// The reader keeps their receipts private: the marker moves their own unread count
+        /// and is shown to no one else.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        private: bool,
+    },
+    #[serde(rename = "NotificationLevelChanged")]
+    NotificationLevelChanged {
+        user_id: UserId,
+        level: NotificationLevel,
+    },
 }
 
 impl StoredEvent for RoomEvent {
@@ -147,6 +166,11 @@ pub enum RoomCommand {
         client_msg_id: Option<String>,
         /// Uploaded by the sender to this room (checked by the caller, who read them).
         attachments: Vec<Attachment>,
+        /// The users the body's `@username`s name (looked up by the caller); only those who
+        /// are members, other than the sender, are mentioned.
+        mentions: Vec<UserId>,
+        /// The body says `@room`; it mentions everyone only when the sender moderates.
+        mention_room: bool,
     },
     EditMessage {
         message_id: MessageId,
@@ -165,6 +189,12 @@ pub enum RoomCommand {
     },
     MarkRead {
         seq: u64,
+        /// The reader keeps their receipts private (their account's setting).
+        private: bool,
+    },
+    /// The actor's own notification level in this room.
+    SetNotificationLevel {
+        level: NotificationLevel,
     },
 }
 
@@ -250,6 +280,8 @@ pub struct RoomState {
     /// Whether facts were forgotten: a message not in `messages` may then be in the log.
     pub messages_trimmed: bool,
     pub read_markers: HashMap<UserId, u64>,
+    /// Members' notification levels where they chose one; forgotten when they leave.
+    pub notification_levels: HashMap<UserId, NotificationLevel>,
 }
 
 impl RoomState {
@@ -263,6 +295,18 @@ impl RoomState {
 
     pub fn role_of(&self, user: UserId) -> Option<Role> {
         self.members.get(&user).copied()
+    }
+
+    /// A member's notification level: the one they chose, else every message of a direct
+    /// room and mentions in a group room.
+    pub fn notification_level(&self, user: UserId) -> NotificationLevel {
+        self.notification_levels
+            .get(&user)
+            .copied()
+            .unwrap_or(match self.kind {
+                Some(RoomKind::Direct) => NotificationLevel::All,
+                _ => NotificationLevel::Mentions,
+            })
     }
 
     fn is_private(&self) -> bool {
@@ -544,12 +588,22 @@ pub fn decide(
             reply_to,
             client_msg_id,
             attachments,
+            mentions,
+            mention_room,
         } => {
-            state.require_member(actor)?;
+            let role = state.require_member(actor)?;
             if let Some(parent) = reply_to
                 && !state.messages.contains_key(&parent)
             {
                 return Err(RoomError::ReplyTargetNotFound);
+            }
+            // Only members are mentioned: a name that is not one stays text, and nobody
+            // outside the room learns of the message.
+            let mut named: Vec<UserId> = Vec::with_capacity(mentions.len());
+            for u in mentions {
+                if u != actor && state.is_member(u) && !named.contains(&u) {
+                    named.push(u);
+                }
             }
             Ok(vec![E::MessageSent {
                 message_id,
@@ -559,6 +613,10 @@ pub fn decide(
                 reply_to,
                 client_msg_id,
                 attachments,
+                mentions: named,
+                mentions_room: mention_room
+                    && state.kind == Some(RoomKind::Group)
+                    && role.moderates(),
             }])
         }
         C::EditMessage { message_id, body } => {
@@ -613,7 +671,7 @@ pub fn decide(
                 emoji,
             }])
         }
-        C::MarkRead { seq } => {
+        C::MarkRead { seq, private } => {
             state.require_member(actor)?;
             if seq > state.last_seq {
                 return Err(RoomError::ReadMarkerBeyondLastMessage);
@@ -625,6 +683,17 @@ pub fn decide(
             Ok(vec![E::ReadMarkerMoved {
                 user_id: actor,
                 seq,
+                private,
+            }])
+        }
+        C::SetNotificationLevel { level } => {
+            state.require_member(actor)?;
+            if state.notification_level(actor) == level {
+                return Ok(vec![]);
+            }
+            Ok(vec![E::NotificationLevelChanged {
+                user_id: actor,
+                level,
             }])
         }
     }
@@ -669,6 +738,7 @@ pub fn evolve(mut state: RoomState, event: &RoomEvent) -> RoomState {
         E::MemberLeft { user_id } | E::MemberKicked { user_id, .. } => {
             state.members.remove(user_id);
             state.invited.remove(user_id);
+            state.notification_levels.remove(user_id);
         }
         E::MemberRoleChanged { user_id, role, .. } => {
             if let Some(r) = state.members.get_mut(user_id) {
@@ -734,9 +804,12 @@ pub fn evolve(mut state: RoomState, event: &RoomEvent) -> RoomState {
                 }
             }
         }
-        E::ReadMarkerMoved { user_id, seq } => {
+        E::ReadMarkerMoved { user_id, seq, .. } => {
             let marker = state.read_markers.entry(*user_id).or_insert(0);
             *marker = (*marker).max(*seq);
+        }
+        E::NotificationLevelChanged { user_id, level } => {
+            state.notification_levels.insert(*user_id, *level);
         }
     }
     state

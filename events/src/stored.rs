@@ -29,6 +29,7 @@ use serde_json::Value;
 pub const SCHEMA_VERSIONS: &[(&str, i32)] = &[
     // user-<id>
     ("UserRegistered", 1),
+    ("ReadReceiptsPrivacyChanged", 1),
     // room-<id>
     ("RoomCreated", 2),
     ("DirectRoomOpened", 1),
@@ -46,6 +47,7 @@ pub const SCHEMA_VERSIONS: &[(&str, i32)] = &[
     ("ReactionAdded", 1),
     ("ReactionRemoved", 1),
     ("ReadMarkerMoved", 1),
+    ("NotificationLevelChanged", 1),
 ];
 
 /// One step of the upcaster chain: turns a payload of `event_type` at `from_version` into the

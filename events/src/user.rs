@@ -17,6 +17,10 @@ pub enum UserEvent {
         username: Username,
         display_name: DisplayName,
     },
+    /// Whether the user's read receipts are shown to the rooms they read (`private`: to no
+    /// one). Their own unread counts use every marker either way.
+    #[serde(rename = "ReadReceiptsPrivacyChanged")]
+    ReadReceiptsPrivacyChanged { user_id: UserId, private: bool },
 }
 
 impl StoredEvent for UserEvent {
@@ -38,10 +42,22 @@ pub struct Register {
     pub display_name: Option<DisplayName>,
 }
 
-/// State of a user stream: whether it exists.
+/// State of a user stream: whether it exists, and the user's settings.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct UserState {
     pub registered: Option<(UserId, Username)>,
+    /// Read receipts are kept private.
+    pub private_receipts: bool,
+}
+
+/// Keeps one's read receipts private, or shows them again: no event when already so.
+pub fn set_receipts_privacy(state: &UserState, private: bool) -> Vec<UserEvent> {
+    match state.registered {
+        Some((user_id, _)) if state.private_receipts != private => {
+            vec![UserEvent::ReadReceiptsPrivacyChanged { user_id, private }]
+        }
+        _ => vec![],
+    }
 }
 
 pub fn decide(state: &UserState, cmd: Register) -> Result<Vec<UserEvent>, UserError> {
@@ -64,6 +80,9 @@ pub fn evolve(mut state: UserState, event: &UserEvent) -> UserState {
         UserEvent::UserRegistered {
             user_id, username, ..
         } => state.registered = Some((*user_id, username.clone())),
+        UserEvent::ReadReceiptsPrivacyChanged { private, .. } => {
+            state.private_receipts = *private;
+        }
     }
     state
 }

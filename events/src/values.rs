@@ -336,6 +336,39 @@ pub enum Visibility {
     Private,
 }
 
+/// When a member is notified of a room's messages while not looking at it (a `notification`
+/// frame on their live feed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationLevel {
+    /// Every message.
+    All,
+    /// Messages that mention them (by name or `@room`); every message of a direct room.
+    Mentions,
+    /// Nothing.
+    None,
+}
+
+impl NotificationLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationLevel::All => "all",
+            NotificationLevel::Mentions => "mentions",
+            NotificationLevel::None => "none",
+        }
+    }
+
+    /// Parses the stored or requested name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(NotificationLevel::All),
+            "mentions" => Some(NotificationLevel::Mentions),
+            "none" => Some(NotificationLevel::None),
+            _ => None,
+        }
+    }
+}
+
 /// A member's role in a room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]

@@ -14,7 +14,7 @@ use events::values::{
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const ROOM_EVENT_TYPES: [&str; 16] = [
+const ROOM_EVENT_TYPES: [&str; 17] = [
     "RoomCreated",
     "DirectRoomOpened",
     "RoomRenamed",
@@ -31,6 +31,7 @@ const ROOM_EVENT_TYPES: [&str; 16] = [
     "ReactionAdded",
     "ReactionRemoved",
     "ReadMarkerMoved",
+    "NotificationLevelChanged",
 ];
 
 /// Text with the characters the rules are about: whitespace of every kind, controls, NUL,

@@ -838,6 +838,8 @@ mod sending {
                     body: body("hi there"),
                     reply_to: None,
                     client_msg_id: Some("c-1".into()),
+                    mentions: Vec::new(),
+                    mention_room: false,
                 },
             )
             .then(vec![RoomEvent::MessageSent {
@@ -848,6 +850,8 @@ mod sending {
                 body: body("hi there"),
                 reply_to: None,
                 client_msg_id: Some("c-1".into()),
+                mentions: Vec::new(),
+                mentions_room: false,
             }]);
     }
 
@@ -894,6 +898,8 @@ mod sending {
             body: body("hello"),
             reply_to: Some(M1),
             client_msg_id: None,
+            mentions: Vec::new(),
+            mentions_room: false,
         }]);
     }
 
@@ -1231,5 +1237,143 @@ mod read_markers {
         given(with_three_messages())
             .when(STRANGER, mark_read(1))
             .then_err(RoomError::NotMember);
+    }
+}
+
+mod mentions_and_notifications {
+    use super::*;
+    use events::values::NotificationLevel;
+
+    fn send_mentioning(users: Vec<events::ids::UserId>, room: bool) -> RoomCommand {
+        RoomCommand::SendMessage {
+            attachments: Vec::new(),
+            message_id: M1,
+            body: body("hello"),
+            reply_to: None,
+            client_msg_id: None,
+            mentions: users,
+            mention_room: room,
+        }
+    }
+
+    fn sent_mentioning(
+        sender: events::ids::UserId,
+        users: Vec<events::ids::UserId>,
+        room: bool,
+    ) -> RoomEvent {
+        RoomEvent::MessageSent {
+            attachments: Vec::new(),
+            message_id: M1,
+            seq: 1,
+            sender_id: sender,
+            body: body("hello"),
+            reply_to: None,
+            client_msg_id: None,
+            mentions: users,
+            mentions_room: room,
+        }
+    }
+
+    #[test]
+    fn only_members_other_than_the_sender_are_mentioned_each_once() {
+        given(busy_room(Visibility::Public))
+            .when(
+                ALICE,
+                send_mentioning(vec![BOB, STRANGER, ALICE, BOB, ADMIN], false),
+            )
+            .then(vec![sent_mentioning(ALICE, vec![BOB, ADMIN], false)]);
+    }
+
+    #[test]
+    fn someone_who_left_or_was_kicked_is_not_mentioned() {
+        given(history([
+            busy_room(Visibility::Public),
+            vec![left(BOB), kicked(ADMIN, OWNER)],
+        ]))
+        .when(ALICE, send_mentioning(vec![BOB, ADMIN], false))
+        .then(vec![sent_mentioning(ALICE, vec![], false)]);
+    }
+
+    #[test]
+    fn at_room_mentions_everyone_only_from_an_owner_or_admin() {
+        given(busy_room(Visibility::Public))
+            .when(ADMIN, send_mentioning(vec![], true))
+            .then(vec![sent_mentioning(ADMIN, vec![], true)]);
+        given(busy_room(Visibility::Public))
+            .when(ALICE, send_mentioning(vec![], true))
+            .then(vec![sent_mentioning(ALICE, vec![], false)]);
+        given(direct_room())
+            .when(ALICE, send_mentioning(vec![BOB], true))
+            .then(vec![sent_mentioning(ALICE, vec![BOB], false)]);
+    }
+
+    #[test]
+    fn a_member_sets_their_notification_level_and_setting_it_again_is_a_no_op() {
+        let set = |level| RoomCommand::SetNotificationLevel { level };
+        let changed = |level| RoomEvent::NotificationLevelChanged {
+            user_id: BOB,
+            level,
+        };
+        given(busy_room(Visibility::Public))
+            .when(BOB, set(NotificationLevel::All))
+            .then(vec![changed(NotificationLevel::All)]);
+        // Mentions is a group room's default, every message a direct room's.
+        given(busy_room(Visibility::Public))
+            .when(BOB, set(NotificationLevel::Mentions))
+            .then_nothing();
+        given(direct_room())
+            .when(BOB, set(NotificationLevel::All))
+            .then_nothing();
+        given(history([
+            busy_room(Visibility::Public),
+            vec![changed(NotificationLevel::None)],
+        ]))
+        .when(BOB, set(NotificationLevel::None))
+        .then_nothing();
+        given(busy_room(Visibility::Private))
+            .when(STRANGER, set(NotificationLevel::None))
+            .then_err(RoomError::NotFound);
+    }
+
+    #[test]
+    fn a_level_is_forgotten_when_its_member_leaves() {
+        given(history([
+            busy_room(Visibility::Public),
+            vec![
+                RoomEvent::NotificationLevelChanged {
+                    user_id: BOB,
+                    level: NotificationLevel::None,
+                },
+                left(BOB),
+                joined(BOB),
+            ],
+        ]))
+        .when(
+            BOB,
+            RoomCommand::SetNotificationLevel {
+                level: NotificationLevel::Mentions,
+            },
+        )
+        .then_nothing();
+    }
+
+    #[test]
+    fn a_private_read_marker_says_so_in_its_event() {
+        given(history([
+            busy_room(Visibility::Public),
+            vec![sent(M1, 1, ALICE)],
+        ]))
+        .when(
+            BOB,
+            RoomCommand::MarkRead {
+                seq: 1,
+                private: true,
+            },
+        )
+        .then(vec![RoomEvent::ReadMarkerMoved {
+            user_id: BOB,
+            seq: 1,
+            private: true,
+        }]);
     }
 }

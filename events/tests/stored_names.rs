@@ -8,7 +8,7 @@ use events::room::RoomEvent;
 use events::stored::SCHEMA_VERSIONS;
 use events::user::UserEvent;
 use events::values::{
-    DisplayName, Emoji, MessageBody, Role, RoomName, Topic, Username, Visibility,
+    DisplayName, Emoji, MessageBody, NotificationLevel, Role, RoomName, Topic, Username, Visibility,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -97,6 +97,8 @@ fn every_room_event() -> Vec<(&'static str, RoomEvent)> {
             "MessageSent",
             RoomEvent::MessageSent {
                 attachments: Vec::new(),
+                mentions: Vec::new(),
+                mentions_room: false,
                 message_id: MSG,
                 seq: 7,
                 sender_id: BOB,
@@ -146,20 +148,37 @@ fn every_room_event() -> Vec<(&'static str, RoomEvent)> {
             RoomEvent::ReadMarkerMoved {
                 user_id: ALICE,
                 seq: 7,
+                private: false,
+            },
+        ),
+        (
+            "NotificationLevelChanged",
+            RoomEvent::NotificationLevelChanged {
+                user_id: ALICE,
+                level: NotificationLevel::All,
             },
         ),
     ]
 }
 
 fn every_user_event() -> Vec<(&'static str, UserEvent)> {
-    vec![(
-        "UserRegistered",
-        UserEvent::UserRegistered {
-            user_id: ALICE,
-            username: Username::parse("alice").unwrap(),
-            display_name: DisplayName::parse("Alice").unwrap(),
-        },
-    )]
+    vec![
+        (
+            "UserRegistered",
+            UserEvent::UserRegistered {
+                user_id: ALICE,
+                username: Username::parse("alice").unwrap(),
+                display_name: DisplayName::parse("Alice").unwrap(),
+            },
+        ),
+        (
+            "ReadReceiptsPrivacyChanged",
+            UserEvent::ReadReceiptsPrivacyChanged {
+                user_id: ALICE,
+                private: true,
+            },
+        ),
+    ]
 }
 
 /// Fails to compile when a room event variant is added, so the golden list above
@@ -182,21 +201,22 @@ fn room_event_list_is_exhaustive(e: &RoomEvent) {
         | RoomEvent::MessageDeleted { .. }
         | RoomEvent::ReactionAdded { .. }
         | RoomEvent::ReactionRemoved { .. }
-        | RoomEvent::ReadMarkerMoved { .. } => {}
+        | RoomEvent::ReadMarkerMoved { .. }
+        | RoomEvent::NotificationLevelChanged { .. } => {}
     }
 }
 
 #[allow(dead_code)]
 fn user_event_list_is_exhaustive(e: &UserEvent) {
     match e {
-        UserEvent::UserRegistered { .. } => {}
+        UserEvent::UserRegistered { .. } | UserEvent::ReadReceiptsPrivacyChanged { .. } => {}
     }
 }
 
 #[test]
 fn every_room_event_is_stored_under_its_pinned_name() {
     let events = every_room_event();
-    assert_eq!(events.len(), 16);
+    assert_eq!(events.len(), 17);
     for (name, event) in events {
         let (event_type, _, _) = event.to_stored().unwrap();
         assert_eq!(event_type, name);
@@ -244,8 +264,9 @@ fn every_user_event_reads_back_as_itself() {
 
 /// The schema version each type is written at. A bump needs an upcaster from the version
 /// before and a fixture of it (`tests/upcasting.rs`, ADR 12).
-const PINNED_VERSIONS: [(&str, i32); 17] = [
+const PINNED_VERSIONS: [(&str, i32); 19] = [
     ("UserRegistered", 1),
+    ("ReadReceiptsPrivacyChanged", 1),
     ("RoomCreated", 2),
     ("DirectRoomOpened", 1),
     ("RoomRenamed", 1),
@@ -262,6 +283,7 @@ const PINNED_VERSIONS: [(&str, i32); 17] = [
     ("ReactionAdded", 1),
     ("ReactionRemoved", 1),
     ("ReadMarkerMoved", 1),
+    ("NotificationLevelChanged", 1),
 ];
 
 fn pinned_version(name: &str) -> i32 {
@@ -340,6 +362,8 @@ fn an_unknown_stored_name_does_not_read_back() {
 fn the_message_sent_payload_is_pinned() {
     let event = RoomEvent::MessageSent {
         attachments: Vec::new(),
+        mentions: Vec::new(),
+        mentions_room: false,
         message_id: MSG,
         seq: 7,
         sender_id: BOB,
@@ -367,6 +391,8 @@ fn the_message_sent_payload_is_pinned() {
 fn a_message_sent_without_reply_or_client_id_stores_nulls() {
     let event = RoomEvent::MessageSent {
         attachments: Vec::new(),
+        mentions: Vec::new(),
+        mentions_room: false,
         message_id: MSG,
         seq: 1,
         sender_id: BOB,
@@ -402,6 +428,8 @@ fn a_message_sent_payload_written_by_another_language_reads_back() {
         RoomEvent::from_stored("MessageSent", 1, data).unwrap(),
         RoomEvent::MessageSent {
             attachments: Vec::new(),
+            mentions: Vec::new(),
+            mentions_room: false,
             message_id: MSG,
             seq: 1,
             sender_id: BOB,
@@ -425,6 +453,8 @@ fn a_message_with_attachments_stores_their_description_and_reads_back() {
         body: MessageBody::parse("look").unwrap(),
         reply_to: None,
         client_msg_id: None,
+        mentions: Vec::new(),
+        mentions_room: false,
         attachments: vec![Attachment {
             attachment_id: id,
             name: FileName::parse("cat.png").unwrap(),
@@ -479,4 +509,51 @@ fn roles_and_visibilities_are_stored_in_snake_case() {
     .to_stored()
     .unwrap();
     assert_eq!(data["role"], "owner");
+}
+
+#[test]
+fn mentions_are_stored_as_user_ids_and_private_markers_say_so() {
+    let event = RoomEvent::MessageSent {
+        attachments: Vec::new(),
+        message_id: MSG,
+        seq: 3,
+        sender_id: BOB,
+        body: MessageBody::parse("@alice @room").unwrap(),
+        reply_to: None,
+        client_msg_id: None,
+        mentions: vec![ALICE],
+        mentions_room: true,
+    };
+    let (_, version, data) = event.to_stored().unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(
+        data["mentions"],
+        json!(["01900000-0000-7000-8000-000000000002"])
+    );
+    assert_eq!(data["mentions_room"], json!(true));
+    assert_eq!(
+        RoomEvent::from_stored("MessageSent", 1, data).unwrap(),
+        event
+    );
+
+    let marker = RoomEvent::ReadMarkerMoved {
+        user_id: ALICE,
+        seq: 3,
+        private: true,
+    };
+    let (_, _, data) = marker.to_stored().unwrap();
+    assert_eq!(
+        data,
+        json!({"user_id": "01900000-0000-7000-8000-000000000002", "seq": 3, "private": true})
+    );
+    // A marker stored before receipts could be private reads back as a public one.
+    let old = json!({"user_id": "01900000-0000-7000-8000-000000000002", "seq": 3});
+    assert_eq!(
+        RoomEvent::from_stored("ReadMarkerMoved", 1, old).unwrap(),
+        RoomEvent::ReadMarkerMoved {
+            user_id: ALICE,
+            seq: 3,
+            private: false
+        }
+    );
 }

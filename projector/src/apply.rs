@@ -109,6 +109,9 @@ async fn apply_user(
             .execute(tx)
             .await?;
         }
+        UserEvent::ReadReceiptsPrivacyChanged { .. } => {
+            crate::attention::apply_user_event(tx, &event).await?;
+        }
     }
     Ok(())
 }
@@ -159,6 +162,7 @@ async fn apply_room(
 ) -> Result<(), ApplyError> {
     use RoomEvent as E;
     let (version, position, at) = (ev.version, ev.position, ev.occurred_at);
+    crate::attention::apply_room_event(tx, room_id, position, at, &event).await?;
     match event {
         E::RoomCreated {
             name,
@@ -376,7 +380,8 @@ async fn apply_room(
             )
             .await?;
         }
-        E::ReadMarkerMoved { user_id, seq } => {
+        E::NotificationLevelChanged { .. } => touch_room(tx, ev, room_id).await?,
+        E::ReadMarkerMoved { user_id, seq, .. } => {
             // Never moves back; `skipped` is recounted from the messages after it.
             let rooms: i64 = sqlx::query_scalar(
                 "WITH room AS (UPDATE rm_rooms SET version = $4, position = $5 \
@@ -530,6 +535,7 @@ impl SentRow {
             reply_to,
             client_msg_id,
             attachments,
+            ..
         } = event
         else {
             return Err(poison(format!("{} is not a MessageSent", ev.event_type)));

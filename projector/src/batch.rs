@@ -33,8 +33,9 @@
 //! the order does matter, the fold keeps it: a join reads the room's `last_seq` as the
 //! segment's earlier messages left it, a joined sender's own messages count into `skipped`
 //! between membership changes. Two orders are not folded and start a new segment instead: a
-//! **join after a read marker** of the same member (the join's `read_seq` and the marker's
-//! recount interact), and a **message at or below a read marker its sender moved in the
+//! **join or invitation after a read marker** of the same member (the join's `read_seq` and the
+//! marker's recount interact; a marker of someone without a row changes nothing one by one,
+//! but would find the row the invitation creates), and a **message at or below a read marker its sender moved in the
 //! segment** (the recount would count it; only raw, out-of-order logs have these).
 
 use std::collections::HashMap;
@@ -50,6 +51,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::apply::{ApplyError, role_str, visibility_str};
+use crate::attention::Attention;
 
 fn poison(msg: impl Into<String>) -> ApplyError {
     ApplyError::Poison(msg.into())
@@ -57,6 +59,8 @@ fn poison(msg: impl Into<String>) -> ApplyError {
 
 /// A decoded event of the batch.
 enum Op {
+    /// A user event only [`Attention`] reads.
+    UserSetting(UserEvent),
     User {
         user_id: Uuid,
         username: String,
@@ -83,18 +87,23 @@ fn decode(ev: &RecordedEvent) -> Result<Option<Op>, ApplyError> {
     };
     match ev.stream_type.as_str() {
         UserEvent::STREAM_TYPE => {
-            let UserEvent::UserRegistered {
-                user_id,
-                username,
-                display_name,
-            } = UserEvent::from_stored(&ev.event_type, ev.schema_version, ev.data.clone())
-                .map_err(|e| undecodable(&e))?;
-            Ok(Some(Op::User {
-                user_id: user_id.0,
-                username: username.as_str().to_owned(),
-                display_name: display_name.as_str().to_owned(),
-                at: ev.occurred_at,
-            }))
+            match UserEvent::from_stored(&ev.event_type, ev.schema_version, ev.data.clone())
+                .map_err(|e| undecodable(&e))?
+            {
+                UserEvent::UserRegistered {
+                    user_id,
+                    username,
+                    display_name,
+                } => Ok(Some(Op::User {
+                    user_id: user_id.0,
+                    username: username.as_str().to_owned(),
+                    display_name: display_name.as_str().to_owned(),
+                    at: ev.occurred_at,
+                })),
+                event @ UserEvent::ReadReceiptsPrivacyChanged { .. } => {
+                    Ok(Some(Op::UserSetting(event)))
+                }
+            }
         }
         RoomEvent::STREAM_TYPE => {
             let event = RoomEvent::from_stored(&ev.event_type, ev.schema_version, ev.data.clone())
@@ -129,18 +138,34 @@ pub async fn apply_events(
     dead_lettered: &[i64],
 ) -> Result<(), ApplyError> {
     let mut segment = Segment::default();
+    let mut attention = Attention::default();
     for ev in events {
         if dead_lettered.contains(&ev.position) {
             continue;
         }
         let Some(op) = decode(ev)? else { continue };
+        match &op {
+            Op::UserSetting(event) => {
+                attention.user_event(event);
+                continue;
+            }
+            Op::Room {
+                room_id,
+                position,
+                at,
+                event,
+                ..
+            } => attention.room_event(*room_id, *position, *at, event)?,
+            Op::User { .. } => {}
+        }
         if segment.conflicts_with(&op)? {
             apply_segment(tx, &segment.ops).await?;
             segment = Segment::default();
         }
         segment.push(op)?;
     }
-    apply_segment(tx, &segment.ops).await
+    apply_segment(tx, &segment.ops).await?;
+    attention.write(tx).await
 }
 
 /// Events that can be applied grouped by kind (see the module docs), and what is needed to
@@ -153,14 +178,15 @@ struct Segment {
 }
 
 impl Segment {
-    /// Whether `op` must start a new segment: a join after a read marker of the same member, or
-    /// a message at or below a marker its sender moved in this segment.
+    /// Whether `op` must start a new segment: a join or an invitation after a read marker of the
+    /// same member, or a message at or below a marker its sender moved in this segment.
     fn conflicts_with(&self, op: &Op) -> Result<bool, ApplyError> {
         let Op::Room { room_id, event, .. } = op else {
             return Ok(false);
         };
         Ok(match event {
-            RoomEvent::MemberJoined { user_id, .. } => {
+            // An invitation may create the row the marker, one by one, did not find.
+            RoomEvent::MemberJoined { user_id, .. } | RoomEvent::MemberInvited { user_id, .. } => {
                 self.markers.contains_key(&(*room_id, user_id.0))
             }
             RoomEvent::MessageSent { seq, sender_id, .. } => {
@@ -176,7 +202,7 @@ impl Segment {
     fn push(&mut self, op: Op) -> Result<(), ApplyError> {
         if let Op::Room {
             room_id,
-            event: RoomEvent::ReadMarkerMoved { user_id, seq },
+            event: RoomEvent::ReadMarkerMoved { user_id, seq, .. },
             ..
         } = &op
         {
@@ -495,6 +521,8 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                     .push((*user_id, username.clone(), display_name.clone(), *at));
                 continue;
             }
+            // Never pushed to a segment: `apply_events` hands it to `Attention`.
+            Op::UserSetting(_) => continue,
             Op::Room {
                 room_id,
                 version,
@@ -653,6 +681,7 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                 reply_to,
                 client_msg_id,
                 attachments,
+                ..
             } => {
                 let seq = seq_i64(*seq)?;
                 if message_at.contains_key(&(room_id, seq)) {
@@ -744,12 +773,14 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                     _ => unreachable!("a message change"),
                 }
             }
-            E::ReadMarkerMoved { user_id, seq } => {
+            E::ReadMarkerMoved { user_id, seq, .. } => {
                 // A marker never moves back: only the furthest one of the segment can move it.
                 let seq = seq_i64(*seq)?;
                 let m = f.markers.entry((room_id, user_id.0)).or_insert(seq);
                 *m = (*m).max(seq);
             }
+            // Only the room's version and position (above) and `Attention` change.
+            E::NotificationLevelChanged { .. } => {}
         }
     }
     Ok(f)

@@ -24,6 +24,7 @@
 //! - [`oracle`]: row-by-row comparison of two read-model databases.
 
 pub mod apply;
+mod attention;
 pub mod batch;
 pub mod configuration;
 mod consumer;

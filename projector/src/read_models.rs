@@ -21,6 +21,11 @@ pub const READ_MODEL_TABLES: &[&str] = &[
     "rm_members",
     "rm_messages",
     "rm_direct_pairs",
+    "rm_mentions",
+    "rm_room_mentions",
+    "rm_receipts",
+    "rm_notification_levels",
+    "rm_private_receipts",
 ];
 
 /// Every projection transaction commits without waiting for its WAL flush. The read models are

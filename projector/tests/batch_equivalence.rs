@@ -26,11 +26,11 @@ use events::ids::{MessageId, RoomId, UserId};
 use events::room::RoomEvent;
 use events::user::UserEvent;
 use events::values::{
-    DisplayName, Emoji, MessageBody, Role, RoomName, Topic, Username, Visibility,
+    DisplayName, Emoji, MessageBody, NotificationLevel, Role, RoomName, Topic, Username, Visibility,
 };
 use projector::ReadModels;
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use uuid::Uuid;
@@ -181,6 +181,31 @@ impl World {
                     return g;
                 }
             }
+            10..12 => {
+                let user_id = self.user();
+                let r = self.rng.random_range(0..self.rooms.len());
+                let level = *[
+                    NotificationLevel::All,
+                    NotificationLevel::Mentions,
+                    NotificationLevel::None,
+                ]
+                .choose(&mut self.rng)
+                .expect("levels");
+                return Gen::Room(
+                    self.rooms[r].id,
+                    RoomEvent::NotificationLevelChanged { user_id, level },
+                );
+            }
+            12..13 => {
+                let user_id = self.user();
+                return Gen::User(
+                    user_id,
+                    UserEvent::ReadReceiptsPrivacyChanged {
+                        user_id,
+                        private: self.rng.random_bool(0.5),
+                    },
+                );
+            }
             9..10 => {
                 // A stream the read models ignore.
                 return Gen::Raw {
@@ -199,6 +224,10 @@ impl World {
     /// An event of room `r` that `apply_event` accepts.
     fn room_event(&mut self, r: usize) -> Gen {
         let anyone = self.user();
+        // Whom a message sent here mentions: up to two users, members or not, each once.
+        let mut mentions: Vec<UserId> = self.users.iter().map(|u| u.0).collect();
+        mentions.shuffle(&mut self.rng);
+        mentions.truncate(self.rng.random_range(0..3));
         let roll = self.rng.random_range(0..100);
         let rng = &mut self.rng;
         let room = &mut self.rooms[r];
@@ -258,6 +287,7 @@ impl World {
                 RoomEvent::ReadMarkerMoved {
                     user_id: reader,
                     seq: rng.random_range(0..=room.max_seq + 2),
+                    private: rng.random_bool(0.3),
                 }
             }
             68..76 => {
@@ -359,6 +389,8 @@ impl World {
                     body: body(&format!("message {seq}")),
                     reply_to: None,
                     client_msg_id: rng.random_bool(0.5).then(|| Uuid::new_v4().to_string()),
+                    mentions,
+                    mentions_room: rng.random_bool(0.1),
                 }
             }
         };
@@ -390,6 +422,7 @@ impl World {
                 RoomEvent::ReadMarkerMoved {
                     user_id: anyone,
                     seq: 1,
+                    private: false,
                 },
             ),
             2 if stranger.is_some() => Gen::Room(
@@ -439,6 +472,8 @@ impl World {
                         body: body("again"),
                         reply_to: None,
                         client_msg_id: None,
+                        mentions: Vec::new(),
+                        mentions_room: false,
                     },
                 )
             }
@@ -591,20 +626,22 @@ fn decoded(ev: &RecordedEvent) -> Option<RoomEvent> {
         .flatten()
 }
 
-/// How many times a batch holds a join after a read marker of the same member, or a message
+/// How many times a batch holds a join or invitation after a read marker of the same member, or a message
 /// at or below a marker its sender moved: the orders the fast path cannot fold.
 fn unfoldable_orders(batch: &[RecordedEvent]) -> usize {
     let mut markers: BTreeMap<(String, Uuid), u64> = BTreeMap::new();
     let mut n = 0;
     for ev in batch {
         match decoded(ev) {
-            Some(RoomEvent::ReadMarkerMoved { user_id, seq }) => {
+            Some(RoomEvent::ReadMarkerMoved { user_id, seq, .. }) => {
                 let m = markers
                     .entry((ev.stream_id.clone(), user_id.0))
                     .or_insert(seq);
                 *m = (*m).max(seq);
             }
-            Some(RoomEvent::MemberJoined { user_id, .. }) => {
+            Some(
+                RoomEvent::MemberJoined { user_id, .. } | RoomEvent::MemberInvited { user_id, .. },
+            ) => {
                 n += usize::from(markers.contains_key(&(ev.stream_id.clone(), user_id.0)));
             }
             Some(RoomEvent::MessageSent { sender_id, seq, .. }) => {
@@ -676,6 +713,21 @@ async fn random_mixed_batches_applied_set_based_equal_events_applied_one_by_one(
             tx.commit().await.expect("commit");
         }
         common::assert_same_read_models(&fast.pool, &reference.pool).await;
+        // The comparison covers the attention tables with rows in them, not empty ones.
+        for table in [
+            "rm_mentions",
+            "rm_room_mentions",
+            "rm_receipts",
+            "rm_notification_levels",
+            "rm_private_receipts",
+        ] {
+            let rows: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(&fast.pool)
+                    .await
+                    .expect("count");
+            assert!(rows > 0, "{table} is empty (seed {seed})");
+        }
         h.nats.cleanup().await;
     }
     assert!(

@@ -98,13 +98,22 @@ async fn unread_counts_memberships_reactions_and_edits_follow_the_conversation()
     assert_eq!(member_count(&h, &room).await, 3);
 
     // bob reads up to 2; a read marker moving back (appended without the decider) is ignored.
-    room.must(s, bob, RoomCommand::MarkRead { seq: 2 }).await;
+    room.must(
+        s,
+        bob,
+        RoomCommand::MarkRead {
+            seq: 2,
+            private: false,
+        },
+    )
+    .await;
     room.append(
         s,
         bob,
         &[RoomEvent::ReadMarkerMoved {
             user_id: bob,
             seq: 1,
+            private: false,
         }],
     )
     .await;
@@ -222,7 +231,15 @@ async fn unread_counts_memberships_reactions_and_edits_follow_the_conversation()
     );
 
     // bob reads everything; a role change.
-    room.must(s, bob, RoomCommand::MarkRead { seq: 4 }).await;
+    room.must(
+        s,
+        bob,
+        RoomCommand::MarkRead {
+            seq: 4,
+            private: false,
+        },
+    )
+    .await;
     room.must(
         s,
         alice,

@@ -20,6 +20,7 @@ use utoipa::OpenApi;
         super::messages::send_message, super::messages::edit_message, super::messages::delete_message,
         super::messages::add_reaction, super::messages::remove_reaction, super::messages::mark_read,
         super::ephemeral::typing, super::ephemeral::ephemeral, super::attachments::upload,
+        super::notifications::set_notification_level, super::me::set_read_receipts,
     ),
     modifiers(&BearerAuth, &FieldRules, &CommonResponses)
 )]
@@ -74,6 +75,12 @@ impl utoipa::Modify for FieldRules {
             enum_property(doc, schema, "visibility", &["public", "private"]);
         }
         enum_property(doc, "RoleBody", "role", &["member", "admin"]);
+        enum_property(
+            doc,
+            "NotificationLevelBody",
+            "level",
+            &["all", "mentions", "none"],
+        );
         // "Give at least one" (a null is "not given", so this is most of the rule).
         if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(o))) = doc
             .components

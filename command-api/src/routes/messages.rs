@@ -21,7 +21,9 @@ pub struct SendMessageBody {
     /// Chosen by the client; a retry with the same id returns the original
     /// response and sends nothing twice. 1–128 visible ASCII characters.
     pub client_msg_id: Option<String>,
-    /// Up to 4000 characters, not blank (surrounding whitespace is trimmed).
+    /// Up to 4000 characters, not blank (surrounding whitespace is trimmed). `@username`
+    /// mentions a member (at most 50 distinct names are looked at); `@room` mentions every
+    /// member when an owner or admin writes it.
     pub body: String,
     pub reply_to: Option<uuid::Uuid>,
     /// Files to send with it: up to 10 `attachment_id`s of uploads of yours to this room
@@ -126,12 +128,15 @@ pub async fn send_message(
         }
     };
     let attachments = st.attachments.claim(room_id, me, &ids).await?;
+    let mentioned = crate::mentions::resolve(&st.pool, &text).await?;
     let cmd = RoomCommand::SendMessage {
         message_id: MessageId::new(),
         body: text,
         reply_to,
         client_msg_id: body.client_msg_id,
         attachments,
+        mentions: mentioned.users,
+        mention_room: mentioned.room,
     };
     let response = exec(&st, "send_message", room_id, me, vec![cmd], idem, |d| {
         let sent = d.events.iter().find_map(|e| match e {
@@ -292,12 +297,13 @@ pub async fn mark_read(
     Json(body): Json<ReadMarkerBody>,
 ) -> Result<Response, ApiError> {
     let seq = body.seq;
+    let private = super::me::receipts_private(&st, me).await?;
     exec(
         &st,
         "mark_read",
         room_id,
         me,
-        vec![RoomCommand::MarkRead { seq }],
+        vec![RoomCommand::MarkRead { seq, private }],
         None,
         move |_| (StatusCode::OK, json!({ "room_id": room_id, "seq": seq })),
     )

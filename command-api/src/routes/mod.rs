@@ -4,7 +4,9 @@ pub mod attachments;
 pub mod auth;
 pub mod ephemeral;
 pub mod health;
+pub mod me;
 pub mod messages;
+pub mod notifications;
 pub mod rooms;
 
 use crate::error::ApiError;

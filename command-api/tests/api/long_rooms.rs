@@ -43,6 +43,8 @@ async fn check_oldest_message(
     assert!(again.events.is_empty(), "{again:?}");
     // A reply to it is accepted; an unknown message is still unknown.
     submit(RoomCommand::SendMessage {
+        mentions: Vec::new(),
+        mention_room: false,
         attachments: Vec::new(),
         message_id: MessageId::new(),
         body: MessageBody::parse("re").unwrap(),

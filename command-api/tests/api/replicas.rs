@@ -29,6 +29,8 @@ pub(crate) fn seq(c: &Committed) -> Option<u64> {
 
 pub(crate) fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
     RoomCommand::SendMessage {
+        mentions: Vec::new(),
+        mention_room: false,
         attachments: Vec::new(),
         message_id: MessageId::new(),
         body: MessageBody::parse(text).unwrap(),

@@ -255,6 +255,8 @@ pub fn sent(message_id: MessageId, seq: u64, sender_id: UserId) -> RoomEvent {
         body: body("hello"),
         reply_to: None,
         client_msg_id: None,
+        mentions: Vec::new(),
+        mentions_room: false,
     }
 }
 
@@ -295,7 +297,11 @@ pub fn unreacted(message_id: MessageId, seq: u64, user_id: UserId, e: &str) -> R
 }
 
 pub fn read_up_to(user_id: UserId, seq: u64) -> RoomEvent {
-    RoomEvent::ReadMarkerMoved { user_id, seq }
+    RoomEvent::ReadMarkerMoved {
+        user_id,
+        seq,
+        private: false,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -325,6 +331,8 @@ pub fn send(message_id: MessageId) -> RoomCommand {
         body: body("hello"),
         reply_to: None,
         client_msg_id: None,
+        mentions: Vec::new(),
+        mention_room: false,
     }
 }
 
@@ -335,6 +343,8 @@ pub fn send_reply(message_id: MessageId, reply_to: MessageId) -> RoomCommand {
         body: body("hello"),
         reply_to: Some(reply_to),
         client_msg_id: None,
+        mentions: Vec::new(),
+        mention_room: false,
     }
 }
 
@@ -376,5 +386,8 @@ pub fn change_role(user_id: UserId, role: Role) -> RoomCommand {
 }
 
 pub fn mark_read(seq: u64) -> RoomCommand {
-    RoomCommand::MarkRead { seq }
+    RoomCommand::MarkRead {
+        seq,
+        private: false,
+    }
 }

@@ -17,7 +17,9 @@ use events::StoredEvent;
 use events::ids::{MessageId, RoomId, UserId};
 use events::room::{RoomCommand, RoomEvent, RoomState, decide, evolve};
 use events::user::{Register, UserEvent, UserState};
-use events::values::{Emoji, MessageBody, Role, RoomName, Topic, Username, Visibility};
+use events::values::{
+    Emoji, MessageBody, NotificationLevel, Role, RoomName, Topic, Username, Visibility,
+};
 use projector::{Outcome, Projection, Projector, ProjectorConfig, ReadModels};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -373,7 +375,27 @@ pub fn send(text: &str) -> RoomCommand {
         body: body(text),
         reply_to: None,
         client_msg_id: None,
+        mentions: Vec::new(),
+        mention_room: false,
     }
+}
+
+/// Keeps `user`'s read receipts private (or not), as `PUT /v1/me/read-receipts` does.
+pub async fn set_private_receipts(store: &PgEventStore, user: UserId, private: bool) {
+    let event = UserEvent::ReadReceiptsPrivacyChanged {
+        user_id: user,
+        private,
+    };
+    store
+        .append(AppendRequest {
+            stream_id: user.stream_id(),
+            stream_type: UserEvent::STREAM_TYPE.to_owned(),
+            expected: ExpectedVersion::Any,
+            events: vec![new_event(&event, user)],
+            idempotency: vec![],
+        })
+        .await
+        .expect("append a privacy change");
 }
 
 const EMOJIS: &[&str] = &["👍", "🎉", "😂", "ok", "+1"];
@@ -510,6 +532,11 @@ pub fn random_command(
                     body: body(&format!("message {}", rng.random::<u32>())),
                     reply_to,
                     client_msg_id: Some(Uuid::new_v4().to_string()),
+                    // Members and others (whom deciding drops), now and then the room.
+                    mentions: (0..rng.random_range(0..3))
+                        .filter_map(|_| users.choose(rng).copied())
+                        .collect(),
+                    mention_room: rng.random_bool(0.1),
                 },
             )
         }
@@ -561,7 +588,13 @@ pub fn random_command(
                 return None;
             }
             let seq = rng.random_range(marker + 1..=st.last_seq);
-            (member, RoomCommand::MarkRead { seq })
+            (
+                member,
+                RoomCommand::MarkRead {
+                    seq,
+                    private: rng.random_bool(0.3),
+                },
+            )
         }
         88..93 => {
             let u = *users.choose(rng)?;
@@ -572,7 +605,18 @@ pub fn random_command(
                 (u, RoomCommand::Join)
             }
         }
-        93..96 => (member, RoomCommand::Leave),
+        93..95 => (member, RoomCommand::Leave),
+        95..96 => (
+            member,
+            RoomCommand::SetNotificationLevel {
+                level: *[
+                    NotificationLevel::All,
+                    NotificationLevel::Mentions,
+                    NotificationLevel::None,
+                ]
+                .choose(rng)?,
+            },
+        ),
         96..98 => (
             st.owner?,
             RoomCommand::Kick {
@@ -623,6 +667,12 @@ pub async fn random_load(
         tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed.wrapping_add(w as u64));
             while !share.is_empty() && count.load(Ordering::Relaxed) < target {
+                if rng.random_bool(0.01) {
+                    let user = *users.choose(&mut rng).expect("users");
+                    set_private_receipts(&store, user, rng.random_bool(0.5)).await;
+                    count.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let i = rng.random_range(0..share.len());
                 let Some((actor, cmd)) = random_command(&share[i], &users, &mut rng) else {
                     continue;

@@ -15,6 +15,8 @@ pub struct Me {
     pub id: Uuid,
     pub username: String,
     pub display_name: String,
+    /// Read receipts kept private (`PUT /v1/me/read-receipts`).
+    pub private_receipts: bool,
 }
 
 /// The caller's profile. 404 `user_not_found` until the registration is projected
@@ -28,7 +30,9 @@ pub async fn me(
     _read_after: MinPosition,
 ) -> Result<Json<Me>, ApiError> {
     sqlx::query_as::<_, Me>(
-        "SELECT user_id AS id, username, display_name FROM rm_users WHERE user_id = $1",
+        "SELECT user_id AS id, username, display_name, \
+         EXISTS (SELECT 1 FROM rm_private_receipts p WHERE p.user_id = $1) AS private_receipts \
+         FROM rm_users WHERE user_id = $1",
     )
     .bind(me.0)
     .fetch_optional(&st.pool)

@@ -9,8 +9,10 @@ pub mod attachments;
 pub mod consistency;
 pub mod invites;
 pub mod me;
+pub mod mentions;
 pub mod messages;
 pub mod presence;
+pub mod receipts;
 pub mod rooms;
 pub mod search;
 pub mod users;
@@ -33,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rooms/public", get(rooms::public_rooms))
         .route("/v1/rooms/{room_id}", get(rooms::room))
         .route("/v1/rooms/{room_id}/members", get(rooms::members))
+        .route("/v1/rooms/{room_id}/receipts", get(receipts::receipts))
+        .route("/v1/mentions", get(mentions::mentions))
         .route("/v1/rooms/{room_id}/messages", get(messages::history))
         .route(
             "/v1/rooms/{room_id}/messages/{message_id}",
@@ -67,6 +71,8 @@ pub fn router() -> Router<AppState> {
         rooms::public_rooms,
         rooms::room,
         rooms::members,
+        receipts::receipts,
+        mentions::mentions,
         messages::history,
         messages::one,
         invites::my_invites,

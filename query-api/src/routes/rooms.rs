@@ -58,6 +58,11 @@ pub struct MyRoom {
     pub read_seq: i64,
     /// Messages after the read marker, not the caller's own, not deleted.
     pub unread_count: i64,
+    /// Of those, the ones that mention the caller (by name, or `@room` from an owner or admin).
+    pub unread_mentions: i64,
+    /// The caller's notification level here: `all`, `mentions` or `none` (the default: `all`
+    /// in a direct room, `mentions` in a group room).
+    pub notifications: String,
     /// Seq of the newest message (0 when there is none).
     pub last_seq: i64,
     pub last_message: Option<LastMessage>,
@@ -123,6 +128,8 @@ struct MyRoomRow {
     role: String,
     read_seq: i64,
     unread_count: i64,
+    unread_mentions: i64,
+    notifications: String,
     lm_seq: Option<i64>,
     lm_message_id: Option<Uuid>,
     lm_sender_id: Option<Uuid>,
@@ -172,6 +179,8 @@ impl From<MyRoomRow> for MyRoom {
             role: r.role,
             read_seq: r.read_seq,
             unread_count: r.unread_count,
+            unread_mentions: r.unread_mentions,
+            notifications: r.notifications,
             last_seq: r.last_seq,
             last_message,
             other_user,
@@ -186,6 +195,16 @@ const MY_ROOMS_SQL: &str = "
 SELECT r.room_id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.member_count,
        r.created_at, r.last_seq, r.version, r.position,
        m.role, m.read_seq, u.unread_count,
+       (SELECT count(*) FROM rm_mentions x
+         WHERE x.user_id = m.user_id AND x.room_id = m.room_id AND x.seq > m.read_seq)
+     + (SELECT count(*) FROM rm_room_mentions x
+         WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.sender_id <> m.user_id
+           AND NOT EXISTS (SELECT 1 FROM rm_mentions y
+                            WHERE y.room_id = x.room_id AND y.seq = x.seq
+                              AND y.user_id = m.user_id))
+         AS unread_mentions,
+       COALESCE(nl.level, CASE WHEN r.kind = 'direct' THEN 'all' ELSE 'mentions' END)
+         AS notifications,
        lm.seq AS lm_seq, lm.message_id AS lm_message_id, lm.sender_id AS lm_sender_id,
        lm.body AS lm_body, lm.deleted AS lm_deleted, lm.sent_at AS lm_sent_at,
        lu.username AS lm_sender_username, lu.display_name AS lm_sender_display_name,
@@ -195,6 +214,7 @@ SELECT r.room_id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.member_co
   JOIN rm_rooms r ON r.room_id = m.room_id
   JOIN rm_unread u ON u.room_id = m.room_id AND u.user_id = m.user_id
   LEFT JOIN rm_messages lm ON lm.room_id = r.room_id AND lm.seq = r.last_seq
+  LEFT JOIN rm_notification_levels nl ON nl.room_id = m.room_id AND nl.user_id = m.user_id
   LEFT JOIN rm_users lu ON lu.user_id = lm.sender_id
   LEFT JOIN rm_direct_pairs dp ON r.kind = 'direct' AND dp.room_id = r.room_id
   LEFT JOIN rm_users ou

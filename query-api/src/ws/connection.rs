@@ -189,6 +189,7 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
     st.metrics.ws_connections.inc();
     if reg.first_for_user {
         live.presence().local_online(user);
+        live.notifier().connect(user);
     }
     let (sink, stream) = socket.split();
     // flume, not tokio's mpsc, for this cold queue: an idle one costs ~150 bytes, not ~900.
@@ -235,6 +236,7 @@ async fn serve(st: AppState, socket: WebSocket, user: UserId, exp: i64) {
     st.metrics.ws_connections.dec();
     if hub.unregister(id) {
         live.presence().local_offline(user);
+        live.notifier().disconnect(user);
     }
 }
 
@@ -537,6 +539,10 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
                 }
             };
             if ev.version <= last {
+                continue;
+            }
+            if !ev.visible_to(ctx.user) {
+                last = ev.version;
                 continue;
             }
             reply(ctx, ev.frame.relabel("backfill")).await?;

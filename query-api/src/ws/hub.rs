@@ -563,6 +563,13 @@ impl Hub {
                 }
                 continue;
             }
+            if !ev.visible_to(sub.user) {
+                // Not theirs to see (a private read marker): skipped, as if delivered.
+                if sub.buffer.is_none() {
+                    sub.last_version = ev.version;
+                }
+                continue;
+            }
             match &mut sub.buffer {
                 Some(b) => {
                     if is_subject {
@@ -598,6 +605,36 @@ impl Hub {
         for cid in killed {
             drop_all_subs(inner, cid);
         }
+    }
+
+    /// Sends `frame` (a `notification`) to `user`'s connections on this node that have not
+    /// subscribed to `room` (one that has sees the message itself). A full queue closes the
+    /// connection, as for any live frame. Returns how many connections it went to.
+    pub fn notify(&self, user: UserId, room: RoomId, frame: &Frame) -> usize {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(ids) = inner.users.get(&user) else {
+            return 0;
+        };
+        let mut sent = 0;
+        let mut killed = Vec::new();
+        for cid in ids {
+            let Some(conn) = inner.conns.get(cid) else {
+                continue;
+            };
+            if conn.dead || conn.rooms.contains(&room) {
+                continue;
+            }
+            if push(conn, frame.clone()) {
+                sent += 1;
+            } else {
+                killed.push(*cid);
+            }
+        }
+        for cid in killed {
+            drop_all_subs(inner, cid);
+        }
+        sent
     }
 
     /// The read models' epoch is now `epoch`: every subscription gets `resync` (reason

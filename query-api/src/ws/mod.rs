@@ -23,6 +23,7 @@ pub mod batch;
 pub mod connection;
 pub mod hub;
 pub mod membership;
+pub mod notify;
 pub mod presence;
 pub mod protocol;
 
@@ -30,6 +31,7 @@ use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::hub::Hub;
+use crate::ws::notify::Notifier;
 use crate::ws::presence::Presence;
 use crate::ws::protocol::{Frame, LiveEvent};
 use async_nats::jetstream;
@@ -58,6 +60,7 @@ pub struct Live {
 
 struct Inner {
     hub: Arc<Hub>,
+    notifier: Arc<Notifier>,
     presence: Arc<Presence>,
     log: PgEventStore,
     nats: async_nats::Client,
@@ -106,6 +109,7 @@ impl Live {
             Duration::from_millis(settings.typing_batch_ms),
         );
         let timeout = Duration::from_secs(settings.presence_timeout_secs.max(1));
+        let read_models = pool.clone();
         let (presence, changes) = Presence::new(
             pool,
             nats.clone(),
@@ -127,11 +131,13 @@ impl Live {
         // Live events start after the log's head now: a room loaded from the log
         // later is current up to its load, and everything after start arrives here.
         let start_after = log.head_position().await?;
+        let notifier = Notifier::new(read_models, hub.clone(), start_after);
 
         tokio::spawn(until_stopped(
             stopped.clone(),
             consume_events(
                 hub.clone(),
+                notifier.clone(),
                 nats.clone(),
                 log.clone(),
                 settings.service.stream_name.clone(),
@@ -169,6 +175,7 @@ impl Live {
         Ok(Live {
             inner: Arc::new(Inner {
                 hub,
+                notifier,
                 presence,
                 log,
                 nats,
@@ -249,6 +256,15 @@ impl Live {
         &self.inner.hub
     }
 
+    /// Users whose notification settings this node is still loading (tests wait for 0).
+    pub fn notifications_loading(&self) -> usize {
+        self.inner.notifier.loading()
+    }
+
+    pub(crate) fn notifier(&self) -> &Arc<Notifier> {
+        &self.inner.notifier
+    }
+
     pub(crate) fn presence(&self) -> &Arc<Presence> {
         &self.inner.presence
     }
@@ -285,6 +301,7 @@ async fn until_stopped(mut stopped: watch::Receiver<()>, task: impl Future<Outpu
 /// last position seen when it fails (stream sequence == log position).
 async fn consume_events(
     hub: Arc<Hub>,
+    notifier: Arc<Notifier>,
     nats: async_nats::Client,
     log: PgEventStore,
     stream_name: String,
@@ -382,12 +399,20 @@ async fn consume_events(
             // Rooms nobody here subscribes to are skipped before decoding (if a
             // subscription starts right after, its snapshot is read from the log,
             // which already holds this event).
+            notifier.saw(rec.position);
+            // Notifications are told of every room's events while anyone is connected here.
             let tracked = RoomId::from_stream_id(&rec.stream_id).is_some_and(|id| hub.tracks(id));
-            if !tracked {
+            if !tracked && !notifier.active() {
                 continue;
             }
             match LiveEvent::decode(&rec) {
-                Ok(Some(ev)) => hub.on_event(Arc::new(ev)),
+                Ok(Some(ev)) => {
+                    let ev = Arc::new(ev);
+                    notifier.on_event(&ev);
+                    if tracked {
+                        hub.on_event(ev);
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "undecodable room event"),
             }

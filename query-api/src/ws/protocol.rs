@@ -169,6 +169,19 @@ impl LiveEvent {
         }))
     }
 
+    /// Whether `user` may see this event: a private read marker is its reader's alone
+    /// (their other devices' unread counts follow it; nobody else learns of it).
+    pub fn visible_to(&self, user: UserId) -> bool {
+        match &self.event {
+            RoomEvent::ReadMarkerMoved {
+                user_id,
+                private: true,
+                ..
+            } => *user_id == user,
+            _ => true,
+        }
+    }
+
     /// The user this event removes from the room (a leave or a kick).
     pub fn removes(&self) -> Option<UserId> {
         match &self.event {

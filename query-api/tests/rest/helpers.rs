@@ -266,6 +266,18 @@ impl TestApp {
         .await
     }
 
+    /// The caller's entry for `room` in `GET /v1/rooms`.
+    pub async fn my_room(&self, user: &TestUser, room: Uuid) -> Value {
+        let res = self.get("/v1/rooms", &user.token).await;
+        res.assert_status(200)["rooms"]
+            .as_array()
+            .expect("rooms")
+            .iter()
+            .find(|r| r["room_id"] == room.to_string())
+            .cloned()
+            .unwrap_or_else(|| panic!("room {room} not listed: {}", res.text))
+    }
+
     /// Opens (or finds) the direct room of `a` and `b`.
     pub async fn open_direct(&self, a: &TestUser, b: &TestUser) -> Uuid {
         let res = self

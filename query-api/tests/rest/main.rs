@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod attachments;
+mod attention;
 mod authz;
 mod consistency;
 mod discovery;

@@ -4,16 +4,8 @@ use crate::helpers::{TestApp, TestUser, unique};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// The caller's entry for `room` in `GET /v1/rooms`.
 async fn my_room(app: &TestApp, user: &TestUser, room: Uuid) -> Value {
-    let res = app.get("/v1/rooms", &user.token).await;
-    res.assert_status(200)["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["room_id"] == room.to_string())
-        .cloned()
-        .unwrap_or_else(|| panic!("room {room} not listed: {}", res.text))
+    app.my_room(user, room).await
 }
 
 #[tokio::test]

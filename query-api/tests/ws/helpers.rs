@@ -92,6 +92,14 @@ impl Platform {
         (res.status, res.body)
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .commands
+            .request(reqwest::Method::PUT, path, Some(token), Some(body), &[])
+            .await;
+        (res.status, res.body)
+    }
+
     pub async fn register(&self) -> TestUser {
         let name = format!("u{}", &Uuid::new_v4().simple().to_string()[..12]);
         self.commands.register(&name).await

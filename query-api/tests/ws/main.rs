@@ -7,6 +7,7 @@ mod delivery;
 mod ephemeral;
 mod epoch;
 mod helpers;
+mod notifications;
 mod presence;
 mod rate_limit;
 mod resume;

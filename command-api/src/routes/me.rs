@@ -1,0 +1,109 @@
+//! The user's own settings: whether their read receipts are shown to the rooms they read.
+
+use crate::error::ApiError;
+use crate::extract::{AuthUser, Json};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use eventlog::{AppendError, AppendRequest, EventStore, ExpectedVersion, NewEvent};
+use events::user::{self, UserEvent, UserState};
+use events::{StoredEvent, UserId};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Events a user stream holds are few (registration and settings); one read takes them all.
+const USER_STREAM_PAGE: i64 = 10_000;
+/// Attempts at a settings change that lost a race with another change of the same user.
+const ATTEMPTS: u32 = 3;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadReceiptsBody {
+    /// `true`: nobody else is shown how far you have read (your own unread counts still
+    /// follow your read markers). `false`: the rooms you read see your receipts.
+    pub private: bool,
+}
+
+/// The user's stream folded, with its version.
+async fn user_state(st: &AppState, user: UserId) -> Result<(UserState, i64), ApiError> {
+    let records = st
+        .store
+        .read_stream(&user.stream_id(), 0, USER_STREAM_PAGE)
+        .await?;
+    let mut state = UserState::default();
+    let mut version = 0;
+    for rec in &records {
+        let ev = UserEvent::from_stored(&rec.event_type, rec.schema_version, rec.data.clone())
+            .map_err(|e| ApiError::internal(&e))?;
+        state = user::evolve(state, &ev);
+        version = rec.version;
+    }
+    Ok((state, version))
+}
+
+/// Whether `user` keeps their read receipts private, as the log says now: read when they
+/// move a read marker, so the marker's event says whether it may be shown.
+pub(crate) async fn receipts_private(st: &AppState, user: UserId) -> Result<bool, ApiError> {
+    Ok(user_state(st, user).await?.0.private_receipts)
+}
+
+#[utoipa::path(put, path = "/v1/me/read-receipts", request_body = ReadReceiptsBody, security(("bearer" = [])),
+    responses((status = 200, description = "{private, position}: position is null when it was already so")))]
+pub async fn set_read_receipts(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Json(body): Json<ReadReceiptsBody>,
+) -> Result<Response, ApiError> {
+    for _ in 0..ATTEMPTS {
+        let (state, version) = user_state(&st, me).await?;
+        let events = user::set_receipts_privacy(&state, body.private);
+        if events.is_empty() {
+            return Ok(
+                axum::Json(json!({ "private": body.private, "position": null })).into_response(),
+            );
+        }
+        let correlation_id = http_kit::correlation::current().map_or_else(Uuid::now_v7, |c| c.0);
+        let mut new_events = Vec::with_capacity(events.len());
+        for e in &events {
+            let (event_type, schema_version, data) =
+                e.to_stored().map_err(|e| ApiError::internal(&e))?;
+            new_events.push(NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type,
+                schema_version,
+                data,
+                occurred_at: chrono::Utc::now(),
+                actor_id: Some(me.0),
+                correlation_id,
+                causation_id: None,
+            });
+        }
+        let request = AppendRequest {
+            stream_id: me.stream_id(),
+            stream_type: UserEvent::STREAM_TYPE.to_owned(),
+            expected: ExpectedVersion::Exact(version),
+            events: new_events,
+            idempotency: vec![],
+        };
+        match st.store.append(request).await {
+            Ok(appended) => {
+                return Ok((
+                    StatusCode::OK,
+                    axum::Json(
+                        json!({ "private": body.private, "position": appended.last_position }),
+                    ),
+                )
+                    .into_response());
+            }
+            Err(AppendError::Conflict { .. }) => continue,
+            Err(AppendError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(ApiError::unavailable_because("retry shortly", &e)),
+        }
+    }
+    Err(ApiError::unavailable(
+        "too many concurrent changes, retry shortly",
+    ))
+}
