@@ -541,11 +541,7 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
             if ev.version <= last {
                 continue;
             }
-            if !ev.visible_to(ctx.user) {
-                last = ev.version;
-                continue;
-            }
-            reply(ctx, ev.frame.relabel("backfill")).await?;
+            reply(ctx, ev.frame_for(ctx.user).relabel("backfill")).await?;
             last = ev.version;
             sent += 1;
             if ev.removes() == Some(ctx.user) {

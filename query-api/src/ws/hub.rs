@@ -563,13 +563,7 @@ impl Hub {
                 }
                 continue;
             }
-            if !ev.visible_to(sub.user) {
-                // Not theirs to see (a private read marker): skipped, as if delivered.
-                if sub.buffer.is_none() {
-                    sub.last_version = ev.version;
-                }
-                continue;
-            }
+            let frame = ev.frame_for(sub.user);
             match &mut sub.buffer {
                 Some(b) => {
                     if is_subject {
@@ -579,13 +573,13 @@ impl Hub {
                         b.overflowed = true;
                         b.frames = Vec::new();
                     } else if !b.overflowed {
-                        b.frames.push((ev.version, ev.frame.clone()));
+                        b.frames.push((ev.version, frame.clone()));
                     }
                 }
                 None => {
                     sub.last_version = ev.version;
                     if let Some(conn) = inner.conns.get(cid)
-                        && !push(conn, ev.frame.clone())
+                        && !push(conn, frame.clone())
                     {
                         killed.push(*cid);
                     }

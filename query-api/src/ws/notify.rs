@@ -117,6 +117,9 @@ struct Entry {
 
 #[derive(Default)]
 struct State {
+    /// The users whose `loading` is `Some`: a message is held for these, without looking at
+    /// every connected user.
+    loading: HashSet<UserId>,
     users: HashMap<UserId, Entry>,
     /// The loaded users of each room.
     by_room: HashMap<RoomId, HashSet<UserId>>,
@@ -154,11 +157,7 @@ impl Notifier {
 
     /// Users whose rooms are being loaded (for tests and diagnostics).
     pub fn loading(&self) -> usize {
-        self.lock()
-            .users
-            .values()
-            .filter(|e| e.loading.is_some())
-            .count()
+        self.lock().loading.len()
     }
 
     /// The live stream reached `position` (called for every event, before anything decodes
@@ -171,6 +170,7 @@ impl Notifier {
     pub fn connect(self: &Arc<Self>, user: UserId) {
         let mut st = self.lock();
         let after = self.seen.load(Ordering::Acquire);
+        st.loading.insert(user);
         st.users.insert(
             user,
             Entry {
@@ -189,6 +189,7 @@ impl Notifier {
     /// `user` closed their last socket on this node.
     pub fn disconnect(&self, user: UserId) {
         let mut st = self.lock();
+        st.loading.remove(&user);
         if let Some(entry) = st.users.remove(&user) {
             for room in entry.rooms.keys() {
                 unindex(&mut st.by_room, *room, user);
@@ -217,6 +218,7 @@ impl Notifier {
         };
         let position = ev.position;
         let mut start = Vec::new();
+        let st = &mut *st;
         for user in reload {
             let Some(entry) = st.users.get_mut(&user) else {
                 continue;
@@ -232,11 +234,11 @@ impl Notifier {
                         held: Vec::new(),
                         again: false,
                     });
+                    st.loading.insert(user);
                     start.push(user);
                 }
             }
         }
-        drop(st);
         for user in start {
             tokio::spawn(self.clone().load(user));
         }
@@ -259,8 +261,8 @@ impl Notifier {
                     }
                 }
             }
-            for entry in st.users.values_mut() {
-                if let Some(l) = &mut entry.loading {
+            for user in &st.loading {
+                if let Some(l) = st.users.get_mut(user).and_then(|e| e.loading.as_mut()) {
                     if l.held.len() >= MAX_HELD {
                         l.held.remove(0);
                     }
@@ -314,6 +316,7 @@ impl Notifier {
                 }
                 let held = std::mem::take(&mut loading.held);
                 entry.loading = None;
+                st.loading.remove(&user);
                 let old: Vec<RoomId> = entry.rooms.keys().copied().collect();
                 entry.rooms = rooms;
                 let new: Vec<RoomId> = entry.rooms.keys().copied().collect();

@@ -131,6 +131,8 @@ pub struct LiveEvent {
     pub position: i64,
     pub event: RoomEvent,
     pub frame: Frame,
+    /// What members who may not see the event get instead ([`LiveEvent::frame_for`]).
+    pub hidden: Option<Frame>,
 }
 
 impl LiveEvent {
@@ -160,25 +162,34 @@ impl LiveEvent {
                 "data": data,
             }),
         );
+        let hidden = owner_only(&event).is_some().then(|| {
+            Frame::new(
+                "hidden",
+                &json!({
+                    "type": "hidden",
+                    "room_id": room_id,
+                    "version": rec.version,
+                    "position": rec.position,
+                }),
+            )
+        });
         Ok(Some(LiveEvent {
             room_id,
             version: rec.version,
             position: rec.position,
             event,
             frame,
+            hidden,
         }))
     }
 
-    /// Whether `user` may see this event: a private read marker is its reader's alone
-    /// (their other devices' unread counts follow it; nobody else learns of it).
-    pub fn visible_to(&self, user: UserId) -> bool {
-        match &self.event {
-            RoomEvent::ReadMarkerMoved {
-                user_id,
-                private: true,
-                ..
-            } => *user_id == user,
-            _ => true,
+    /// The frame `user` gets for this event: the event, or — for an event only its subject
+    /// may see (a private read marker, someone's notification level) — a `hidden` frame with
+    /// just the version and position, so every member's versions stay contiguous.
+    pub fn frame_for(&self, user: UserId) -> &Frame {
+        match (&self.hidden, owner_only(&self.event)) {
+            (Some(hidden), Some(owner)) if owner != user => hidden,
+            _ => &self.frame,
         }
     }
 
@@ -190,6 +201,21 @@ impl LiveEvent {
             }
             _ => None,
         }
+    }
+}
+
+/// The one user who may see `event`, for events only their subject may see: a private read
+/// marker (their own devices' unread counts follow it; nobody else learns of it) and a
+/// notification level (a member's own choice).
+fn owner_only(event: &RoomEvent) -> Option<UserId> {
+    match event {
+        RoomEvent::ReadMarkerMoved {
+            user_id,
+            private: true,
+            ..
+        }
+        | RoomEvent::NotificationLevelChanged { user_id, .. } => Some(*user_id),
+        _ => None,
     }
 }
 

@@ -180,6 +180,21 @@ async fn read_markers_reach_the_room_unless_their_reader_keeps_receipts_private(
         .collect();
     assert_eq!(markers.len(), 1, "only alice's: {got:?}");
     assert_eq!(markers[0]["data"]["user_id"], alice.id.to_string());
+    // In dave's marker's place, its version and nothing else: versions stay contiguous.
+    let hidden: Vec<&Value> = got.iter().filter(|f| f["type"] == "hidden").collect();
+    assert_eq!(hidden.len(), 1, "{got:?}");
+    assert_eq!(
+        hidden[0].as_object().map(|o| o.len()),
+        Some(4),
+        "type, room_id, version, position: {}",
+        hidden[0]
+    );
+    assert!(!hidden[0].to_string().contains(&dave.id.to_string()));
+    let versions: Vec<i64> = got.iter().filter_map(|f| f["version"].as_i64()).collect();
+    assert!(
+        versions.windows(2).all(|w| w[1] == w[0] + 1),
+        "contiguous: {versions:?}"
+    );
     // dave's own devices follow his private marker.
     let got = before_barrier(&mut dave_ws, "barrier").await;
     let mine: Vec<&Value> = got
@@ -198,5 +213,15 @@ async fn read_markers_reach_the_room_unless_their_reader_keeps_receipts_private(
         .collect();
     assert_eq!(markers.len(), 1, "{frames:?}");
     assert_eq!(markers[0]["data"]["user_id"], alice.id.to_string());
+    assert_eq!(
+        frames.iter().filter(|f| f["type"] == "hidden").count(),
+        1,
+        "{frames:?}"
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.to_string().contains(&dave.id.to_string()) && f["type"] != "member_joined")
+    );
     p.cleanup().await;
 }
