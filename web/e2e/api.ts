@@ -140,6 +140,16 @@ export class Api {
         return out.reverse();
     }
 
+    /** The caller's profile and settings (`GET /v1/me`). */
+    async me(token: string): Promise<{ id: string; username: string; display_name: string; private_receipts?: boolean }> {
+        return this.call('GET', '/v1/me', { token });
+    }
+
+    /** How far a room's members have read, as the room is shown it (`GET /v1/rooms/{id}/receipts`). */
+    async receipts(token: string, roomId: string): Promise<{ user_id: string; seq: number }[]> {
+        return (await this.call<{ receipts: { user_id: string; seq: number }[] }>('GET', `/v1/rooms/${roomId}/receipts`, { token })).receipts;
+    }
+
     async search(token: string, q: string, minPosition?: number): Promise<any[]> {
         const params = new URLSearchParams({ q });
         if (minPosition) params.set('min_position', String(minPosition));

@@ -215,6 +215,79 @@ describe('Api', () => {
   });
 });
 
+describe('Api: mentions, notification levels and read receipts', () => {
+  interface Call {
+    method: string;
+    url: string;
+    body: unknown;
+    auth: string | undefined;
+  }
+
+  /** An Api whose fetch records each call and answers with `answer(url)`. */
+  function recording(answer: (method: string, url: string) => unknown) {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    const calls: Call[] = [];
+    const fetchFn = (async (url: string, init: RequestInit) => {
+      const headers = init.headers as Record<string, string>;
+      calls.push({ method: init.method ?? 'GET', url, body: init.body ? JSON.parse(String(init.body)) : undefined, auth: headers.authorization });
+      return json(200, answer(init.method ?? 'GET', url));
+    }) as unknown as typeof fetch;
+    return { api: new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW }), calls };
+  }
+
+  it('PUT /v1/rooms/{id}/notifications with the level; its position is read-your-writes for later reads', async () => {
+    const { api, calls } = recording((method) =>
+      method === 'PUT' ? { room_id: 'r 1', level: 'none', version: 8, position: 77 } : { rooms: [] },
+    );
+    const ans = await api.setNotificationLevel('r 1', 'none');
+    expect(ans).toEqual({ room_id: 'r 1', level: 'none', version: 8, position: 77 });
+    await api.rooms();
+    expect(calls).toEqual([
+      { method: 'PUT', url: '/v1/rooms/r%201/notifications', body: { level: 'none' }, auth: 'Bearer a1' },
+      { method: 'GET', url: '/v1/rooms?min_position=77', body: undefined, auth: 'Bearer a1' },
+    ]);
+  });
+
+  it('PUT /v1/me/read-receipts with {private}', async () => {
+    const { api, calls } = recording(() => ({ private: true, position: 12 }));
+    expect(await api.setPrivateReceipts(true)).toEqual({ private: true, position: 12 });
+    expect(calls[0]).toMatchObject({ method: 'PUT', url: '/v1/me/read-receipts', body: { private: true } });
+    expect(api.minPosition).toBe(12);
+  });
+
+  it('GET /v1/mentions with the cursor and limit; GET /v1/rooms/{id}/receipts', async () => {
+    const page = {
+      mentions: [
+        {
+          room_id: 'r',
+          room_kind: 'group',
+          room_name: 'general',
+          message_id: 'm',
+          seq: 3,
+          sender_id: 'ub',
+          sender_username: 'bob',
+          sender_display_name: 'Bob',
+          body: 'hi @alice',
+          sent_at: '2026-01-01T00:00:00Z',
+          position: 40,
+          room_mention: false,
+        },
+      ],
+      next_before: 40,
+    };
+    const { api, calls } = recording((_m, url) => (url.startsWith('/v1/mentions') ? page : { receipts: [{ user_id: 'ub', seq: 3 }] }));
+    expect(await api.mentions({ limit: 20 })).toEqual(page);
+    await api.mentions({ before: 40, limit: 20 });
+    expect(await api.receipts('r', 55)).toEqual([{ user_id: 'ub', seq: 3 }]);
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      'GET /v1/mentions?limit=20',
+      'GET /v1/mentions?before=40&limit=20',
+      'GET /v1/rooms/r/receipts?min_position=55',
+    ]);
+  });
+});
+
 describe('errorText', () => {
   it('shows an API error by its code when told how, else by its message or code', () => {
     const taken = new ApiError(409, 'username_taken', 'username is taken');

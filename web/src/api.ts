@@ -9,11 +9,16 @@ import type {
   Invite,
   Me,
   Member,
+  MentionPage,
   Message,
   MessagePage,
   MyRoom,
+  NotificationLevel,
+  NotificationLevelAnswer,
   Presence,
   PublicRoom,
+  ReadReceiptsAnswer,
+  Receipt,
   SearchResults,
   SendAnswer,
   TokenResponse,
@@ -441,8 +446,8 @@ export class Api {
   userByName(username: string) {
     return this.request<UserSummary>('GET', '/v1/users', { query: { username } }).then((a) => a.data);
   }
-  rooms() {
-    return this.request<{ rooms: MyRoom[] }>('GET', '/v1/rooms');
+  rooms(minPosition?: number) {
+    return this.request<{ rooms: MyRoom[] }>('GET', '/v1/rooms', { minPosition });
   }
   room(roomId: string, minPosition?: number) {
     return this.request<MyRoom>('GET', `/v1/rooms/${enc(roomId)}`, { minPosition });
@@ -485,6 +490,16 @@ export class Api {
   }
   search(q: { q: string; room_id?: string; sort?: string; cursor?: string | null; limit?: number }) {
     return this.request<SearchResults>('GET', '/v1/search/messages', { query: { ...q } }).then((a) => a.data);
+  }
+  /** The caller's mentions across their rooms, newest first; `before`: the previous page's `next_before`. */
+  mentions(q: { before?: number | null; limit?: number } = {}) {
+    return this.request<MentionPage>('GET', '/v1/mentions', { query: { before: q.before, limit: q.limit } }).then((a) => a.data);
+  }
+  /** How far the room's members have read (members keeping receipts private are not listed). */
+  receipts(roomId: string, minPosition?: number) {
+    return this.request<{ receipts: Receipt[] }>('GET', `/v1/rooms/${enc(roomId)}/receipts`, { minPosition }).then(
+      (a) => a.data.receipts,
+    );
   }
 
   createRoom(body: { name: string; topic?: string; visibility: string }, key: string) {
@@ -551,6 +566,16 @@ export class Api {
   }
   markRead(roomId: string, seq: number) {
     return this.command<{ seq: number }>('POST', `/v1/rooms/${enc(roomId)}/read`, { seq });
+  }
+  /** The caller's notification level in a room. */
+  setNotificationLevel(roomId: string, level: NotificationLevel) {
+    return this.request<NotificationLevelAnswer>('PUT', `/v1/rooms/${enc(roomId)}/notifications`, { body: { level } }).then(
+      (a) => a.data,
+    );
+  }
+  /** Keeps the caller's read receipts private (`true`), or shows them again. */
+  setPrivateReceipts(priv: boolean) {
+    return this.request<ReadReceiptsAnswer>('PUT', '/v1/me/read-receipts', { body: { private: priv } }).then((a) => a.data);
   }
   ephemeral(roomId: string, body: string) {
     return this.request<null>('POST', `/v1/rooms/${enc(roomId)}/ephemeral`, { body: { body } }).then(() => undefined);

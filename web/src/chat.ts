@@ -15,15 +15,20 @@ import {
   untrackRoom,
   type ResumeState,
 } from './state/resume';
+import { notificationReason } from './state/mentions';
+import { dropReceipt, mergeReceipts, moveReceipt, receiptsFrom, type Receipts } from './state/receipts';
 import {
   addRoom,
+  applyNotification,
   applyRoomEvent,
   emptyRooms,
+  isLevel,
   markRead as markReadInList,
   mergeRoomList,
   removeRoom,
   replaceRoom,
   roomLabel,
+  setLevel,
   type RoomsState,
 } from './state/rooms';
 import {
@@ -58,13 +63,17 @@ import type {
   Invite,
   Me,
   Member,
+  Mention,
   Message,
   MyRoom,
+  NotificationFrame,
+  NotificationLevel,
+  NotificationReason,
   PresenceFrame,
   SearchHit,
   TypingFrame,
 } from './types';
-import { isEventFrame } from './types';
+import { isEventFrame, isNotificationFrame } from './types';
 import { ChatSocket, CLOSE_TOKEN_EXPIRED, feedUrl, type SocketStatus } from './ws';
 
 export const PAGE = 50;
@@ -105,6 +114,28 @@ export interface SearchState {
   error: string | null;
 }
 
+/** The "Mentions" panel: `GET /v1/mentions`, a page at a time. */
+export interface MentionsState {
+  open: boolean;
+  items: Mention[];
+  /** The cursor of the next (older) page; null when there is none. */
+  nextBefore: number | null;
+  loading: boolean;
+  /** A first page was read since the panel opened. */
+  loaded: boolean;
+  error: string | null;
+}
+
+/** A browser notification about to be raised. */
+export interface NotifyArgs {
+  roomId: string;
+  senderId: string;
+  body: string;
+  /** The notification's tag: a message id (a second one for the same message replaces it). */
+  tag: string;
+  reason: NotificationReason;
+}
+
 export interface Jump {
   roomId: string;
   seq: number;
@@ -136,6 +167,9 @@ export interface AppState {
   quotes: Record<string, Message | 'missing'>;
   active: string | null;
   search: SearchState;
+  /** Read receipts of the rooms opened (by room id): who has read how far. */
+  receipts: Record<string, Receipts>;
+  mentions: MentionsState;
   jump: Jump | null;
   notifications: NotificationPermission | 'unsupported';
   toasts: Toast[];
@@ -160,6 +194,8 @@ function initialState(session: Session | null): AppState {
     quotes: {},
     active: null,
     search: { open: false, q: '', roomId: '', sort: 'relevance', hits: [], cursor: null, loading: false, error: null },
+    receipts: {},
+    mentions: { open: false, items: [], nextBefore: null, loading: false, loaded: false, error: null },
     jump: null,
     notifications: typeof Notification === 'undefined' ? 'unsupported' : Notification.permission,
     toasts: [],
@@ -204,6 +240,12 @@ export class Chat {
   private readPosted: Record<string, number> = {};
   private quoteLoads = new Set<string>();
   private memberLoads: Record<string, ReturnType<typeof setTimeout>> = {};
+  /** Rooms whose receipts are being read, with the members whose marker moved live meanwhile. */
+  private receiptLoads = new Map<string, Set<string>>();
+  private pollSoonTimer: ReturnType<typeof setTimeout> | null = null;
+  private pollSoonAfter = 0;
+  /** Bumped when the mentions panel opens: an answer for an earlier opening is dropped. */
+  private mentionsSerial = 0;
   private ephemeralId = 0;
   private toastId = 0;
   private jumpNonce = 0;
@@ -318,6 +360,9 @@ export class Chat {
     this.socket = null;
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (this.pollSoonTimer) clearTimeout(this.pollSoonTimer);
+    this.pollSoonTimer = null;
+    this.receiptLoads.clear();
     for (const t of Object.values(this.readTimers)) clearTimeout(t);
     for (const t of Object.values(this.memberLoads)) clearTimeout(t);
     this.readTimers = {};
@@ -412,8 +457,14 @@ export class Chat {
   }
 
   private onFrame(f: { type: string; [k: string]: unknown }): void {
+    // A `hidden` frame only moves the room's version on: nothing to apply.
+    if (f.type === 'hidden' && typeof f.data !== 'object') f = { ...f, data: {} };
     if (isEventFrame(f)) {
       this.onEvent(f);
+      return;
+    }
+    if (isNotificationFrame(f)) {
+      this.onNotification(f);
       return;
     }
     switch (f.type) {
@@ -481,6 +532,8 @@ export class Chat {
     if (f.type === 'member_joined' && f.data.user_id === this.me && s.invites) {
       patch.invites = s.invites.filter((i) => i.room_id !== f.room_id);
     }
+    const receipts = this.receiptsAfter(s.receipts[f.room_id], f);
+    if (receipts !== s.receipts[f.room_id]) patch.receipts = { ...s.receipts, [f.room_id]: receipts! };
     this.store.set(patch);
     if (r.removedMe) {
       const name = s.rooms.byId[f.room_id] ? roomLabel(s.rooms.byId[f.room_id]!) : 'a room';
@@ -493,15 +546,50 @@ export class Chat {
     // at once rather than "Unknown user" until a load after it.
     else if (f.type === 'member_joined' && !s.users[f.data.user_id as string]) this.loadMembersSoon(f.room_id, f.position);
     else if (f.type === 'message_sent' && !s.users[f.data.sender_id as string]) this.loadMembersSoon(f.room_id, f.position);
-    if (f.type === 'message_sent' && live && this.resume.get(f.room_id)?.live) this.maybeNotify(f);
+    if (f.type === 'message_sent' && live && this.resume.get(f.room_id)?.live) this.notifyEvent(f);
+  }
+
+  /**
+   * A room's receipts after a live event: another member's marker moved (noted for a read of
+   * the receipts under way), or they left.
+   */
+  private receiptsAfter(r: Receipts | undefined, f: EventFrame): Receipts | undefined {
+    const user = f.data.user_id;
+    if (typeof user !== 'string' || user === this.me) return r;
+    if (f.type === 'read_marker_moved' && typeof f.data.seq === 'number') {
+      this.receiptLoads.get(f.room_id)?.add(user);
+      return r && moveReceipt(r, user, f.data.seq);
+    }
+    if (f.type === 'member_left' || f.type === 'member_kicked') return r && dropReceipt(r, user);
+    return r;
+  }
+
+  /**
+   * A `notification` frame: a message in a room this socket does not follow. The room's
+   * counts go up; a room the list does not know yet (just added) is read by a poll.
+   */
+  private onNotification(f: NotificationFrame): void {
+    const s = this.state;
+    const r = applyNotification(s.rooms, f, { me: this.me, viewing: this.viewing(), now: new Date().toISOString() });
+    if (r.state !== s.rooms) this.store.set({ rooms: r.state });
+    // A room one was just added to (a direct room someone opened, say): the list, with it.
+    if (!r.known) this.pollSoon(f.position);
+    else if (!s.users[f.sender_id]) this.loadMembersSoon(f.room_id, f.position);
+    const read = (s.rooms.byId[f.room_id]?.read_seq ?? 0) >= f.seq; // on another device
+    if (f.sender_id !== this.me && !read) {
+      this.notify({ roomId: f.room_id, senderId: f.sender_id, body: f.body, tag: f.message_id, reason: f.reason });
+    }
   }
 
   private forgetRoom(roomId: string): void {
     this.unsubscribe(roomId);
+    this.receiptLoads.delete(roomId);
     this.store.set((s) => {
       const timelines = { ...s.timelines };
       delete timelines[roomId];
-      return { rooms: removeRoom(s.rooms, roomId, Date.now()), timelines };
+      const receipts = { ...s.receipts };
+      delete receipts[roomId];
+      return { rooms: removeRoom(s.rooms, roomId, Date.now()), timelines, receipts };
     });
     if (this.state.active === roomId) navigate(null);
   }
@@ -516,11 +604,14 @@ export class Chat {
           const p = await this.api.messages(roomId, { limit: PAGE }, Math.max(minPosition, room.position));
           page = p.data.messages;
         }
+        // Markers moved in the gap are not coming live: read the receipts again too.
+        const receipts = this.state.receipts[roomId] ? await this.api.receipts(roomId, Math.max(minPosition, room.position)) : null;
         if (!this.resume.has(roomId)) return;
         this.store.set((s) => {
           const patch: Partial<AppState> = { rooms: replaceRoom(s.rooms, room) };
           const tv = s.timelines[roomId];
           if (tv && page) patch.timelines = { ...s.timelines, [roomId]: { ...tv, tl: mergePage(resetConfirmed(tv.tl), page), loading: false } };
+          if (receipts) patch.receipts = { ...s.receipts, [roomId]: receiptsFrom(receipts) };
           return patch;
         });
         const done = completeResync(this.resume, roomId, { version: room.version, position: room.position, epoch });
@@ -548,16 +639,29 @@ export class Chat {
 
   // ---------- polling: rooms, invites, presence ----------
 
-  async poll(): Promise<void> {
+  /** Reads the room list and the invitations (the list at or after log position `minPosition`). */
+  async poll(minPosition?: number): Promise<void> {
     if (!this.api.current) return;
     this.lastPoll = Date.now();
-    await Promise.all([this.loadRooms(), this.loadInvites()]);
+    await Promise.all([this.loadRooms(minPosition), this.loadInvites()]);
   }
 
-  private async loadRooms(): Promise<void> {
+  /** A poll shortly, with the room list at or after `minPosition` (once for a burst of reasons). */
+  private pollSoon(minPosition = 0): void {
+    this.pollSoonAfter = Math.max(this.pollSoonAfter, minPosition);
+    if (this.pollSoonTimer || !this.running) return;
+    this.pollSoonTimer = setTimeout(() => {
+      this.pollSoonTimer = null;
+      const after = this.pollSoonAfter;
+      this.pollSoonAfter = 0;
+      void this.poll(after || undefined);
+    }, 300);
+  }
+
+  private async loadRooms(minPosition?: number): Promise<void> {
     const sentAt = Date.now();
     try {
-      const { data, epoch } = await this.api.rooms();
+      const { data, epoch } = await this.api.rooms(minPosition);
       const s = this.state;
       const r = mergeRoomList(s.rooms, data.rooms, sentAt);
       for (const room of data.rooms) {
@@ -749,6 +853,7 @@ export class Chat {
   openRoom(roomId: string): void {
     const s = this.state;
     if (!s.members[roomId]) void this.loadMembers(roomId);
+    if (!s.receipts[roomId]) void this.loadReceipts(roomId);
     if (s.timelines[roomId]) return;
     // Created before the first page is asked for, so live events arriving meanwhile are kept.
     this.store.set({
@@ -766,6 +871,38 @@ export class Chat {
       this.setTimeline(roomId, (tv) => ({ ...tv, tl: mergePage(tv.tl, data.messages), loading: false, error: null }));
     } catch (e) {
       this.setTimeline(roomId, (tv) => ({ ...tv, loading: false, error: errorText(e) }));
+    }
+  }
+
+  /**
+   * Reads how far the room's members have read ("seen by"); the live `read_marker_moved`
+   * frames keep it current from then on. Markers that move while the read is under way are
+   * kept (the answer may be older than them).
+   */
+  async loadReceipts(roomId: string): Promise<void> {
+    if (this.receiptLoads.has(roomId)) return;
+    const movedLive = new Set<string>();
+    this.receiptLoads.set(roomId, movedLive);
+    // Live frames apply from now on.
+    this.store.set((s) => (s.receipts[roomId] ? {} : { receipts: { ...s.receipts, [roomId]: {} } }));
+    try {
+      const list = await this.api.receipts(roomId, this.minPositionFor(roomId));
+      if (this.receiptLoads.get(roomId) !== movedLive) return;
+      this.store.set((s) => {
+        if (!s.receipts[roomId]) return {};
+        return { receipts: { ...s.receipts, [roomId]: mergeReceipts(s.receipts[roomId], list, movedLive) } };
+      });
+    } catch {
+      // Read again when the room is opened next.
+      if (this.receiptLoads.get(roomId) === movedLive) {
+        this.store.set((s) => {
+          const receipts = { ...s.receipts };
+          delete receipts[roomId];
+          return { receipts };
+        });
+      }
+    } finally {
+      if (this.receiptLoads.get(roomId) === movedLive) this.receiptLoads.delete(roomId);
     }
   }
 
@@ -966,7 +1103,9 @@ export class Chat {
     const room = this.state.rooms.byId[roomId];
     const posted = Math.max(this.readPosted[roomId] ?? 0, room?.read_seq ?? 0);
     if (seq <= posted) {
-      if (room && room.unread_count > 0 && seq >= room.last_seq) this.store.set((s) => ({ rooms: markReadInList(s.rooms, roomId, seq) }));
+      if (room && (room.unread_count > 0 || room.unread_mentions > 0) && seq >= room.last_seq) {
+        this.store.set((s) => ({ rooms: markReadInList(s.rooms, roomId, seq) }));
+      }
       return;
     }
     if (this.readTimers[roomId]) return;
@@ -1036,8 +1175,10 @@ export class Chat {
     const afterSeq = (tv && newestSeq(tv.tl)) ?? this.state.rooms.byId[f.room_id]?.last_seq ?? 0;
     const item: EphemeralItem = { id: ++this.ephemeralId, user_id: f.user_id, body: f.body, at: new Date().toISOString(), afterSeq };
     this.store.set((s) => ({ ephemeral: { ...s.ephemeral, [f.room_id]: [...(s.ephemeral[f.room_id] ?? []).slice(-49), item] } }));
-    if (f.user_id !== this.me && this.resume.get(f.room_id)?.live) {
-      this.maybeNotify({ type: 'ephemeral', room_id: f.room_id, version: 0, position: 0, data: { sender_id: f.user_id, body: f.body } });
+    const room = this.state.rooms.byId[f.room_id];
+    if (room && f.user_id !== this.me && this.resume.get(f.room_id)?.live) {
+      const reason = notificationReason({ me: this.me, level: room.notifications, direct: room.kind === 'direct', senderId: f.user_id });
+      if (reason) this.notify({ roomId: f.room_id, senderId: f.user_id, body: f.body, tag: `ephemeral-${item.id}`, reason });
     }
   }
 
@@ -1050,6 +1191,7 @@ export class Chat {
   async runSearch(more = false): Promise<void> {
     const st = this.state.search;
     if (!st.q.trim()) return;
+    if (this.state.mentions.open) this.closeMentions();
     this.setSearch({ loading: true, error: null, open: true, ...(more ? {} : { hits: [], cursor: null }) });
     try {
       const res = await this.api.search({
@@ -1082,23 +1224,125 @@ export class Chat {
     }
   }
 
-  private maybeNotify(f: EventFrame): void {
-    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
-    const sender = f.data.sender_id as string;
-    if (sender === this.me) return;
-    const hidden = typeof document !== 'undefined' && document.visibilityState !== 'visible';
-    if (!hidden && this.state.active === f.room_id) return;
+  /** A live message in a followed room: a browser notification when the room's level asks for one. */
+  private notifyEvent(f: EventFrame): void {
     const room = this.state.rooms.byId[f.room_id];
-    const title = room ? (room.kind === 'direct' ? roomLabel(room) : `${this.userName(sender)} in ${roomLabel(room)}`) : this.userName(sender);
+    const d = f.data;
+    if (!room || typeof d.sender_id !== 'string' || typeof d.message_id !== 'string') return;
+    const reason = notificationReason({
+      me: this.me,
+      level: room.notifications,
+      direct: room.kind === 'direct',
+      senderId: d.sender_id,
+      mentions: Array.isArray(d.mentions) ? d.mentions.filter((u): u is string => typeof u === 'string') : undefined,
+      mentionsRoom: d.mentions_room === true,
+    });
+    if (reason) this.notify({ roomId: f.room_id, senderId: d.sender_id, body: String(d.body ?? ''), tag: d.message_id, reason });
+  }
+
+  /** The title of a browser notification. */
+  private notificationTitle(a: NotifyArgs): string {
+    const room = this.state.rooms.byId[a.roomId];
+    const sender = this.userName(a.senderId);
+    if (!room) return sender;
+    if (room.kind === 'direct') return roomLabel(room);
+    const where = roomLabel(room);
+    if (a.reason === 'mention') return `${sender} mentioned you in ${where}`;
+    if (a.reason === 'room_mention') return `${sender} mentioned @room in ${where}`;
+    return `${sender} in ${where}`;
+  }
+
+  /**
+   * Raises a browser notification when allowed, unless the room is on screen; clicking it
+   * brings the window forward and opens the room.
+   */
+  private notify(a: NotifyArgs): void {
+    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+    const hidden = typeof document !== 'undefined' && document.visibilityState !== 'visible';
+    if (!hidden && this.state.active === a.roomId) return;
     try {
-      const n = new Notification(title, { body: String(f.data.body ?? '').slice(0, 200), tag: `room-${f.room_id}` });
+      const n = new Notification(this.notificationTitle(a), { body: a.body.slice(0, 200), tag: a.tag });
       n.onclick = () => {
         window.focus();
-        navigate(f.room_id);
+        navigate(a.roomId);
         n.close();
       };
     } catch {
       /* some browsers only allow notifications from a service worker */
     }
+  }
+
+  // ---------- notification levels and settings ----------
+
+  /** The caller's notification level in a room (the list shows it at once). */
+  async setNotificationLevel(roomId: string, level: NotificationLevel): Promise<void> {
+    const ans = await this.api.setNotificationLevel(roomId, level);
+    this.store.set((s) => ({ rooms: setLevel(s.rooms, roomId, isLevel(ans.level) ? ans.level : level) }));
+  }
+
+  /** Keeps one's read receipts private, or shows them again. */
+  async setPrivateReceipts(priv: boolean): Promise<void> {
+    const ans = await this.api.setPrivateReceipts(priv);
+    this.store.set((s) => ({ me: s.me ? { ...s.me, private_receipts: ans.private === true } : s.me }));
+  }
+
+  /** Reads one's settings (`GET /v1/me`) when not known yet (a registration in this browser). */
+  async loadSettings(): Promise<void> {
+    if (this.state.me?.private_receipts !== undefined) return;
+    try {
+      const me = await this.api.me();
+      this.store.set((s) => ({
+        me: { ...me, private_receipts: me.private_receipts ?? false },
+        users: { ...s.users, [me.id]: { username: me.username, display_name: me.display_name } },
+      }));
+    } catch {
+      /* shown as not private (an account's default) until read */
+    }
+  }
+
+  // ---------- mentions ----------
+
+  openMentions(): void {
+    this.mentionsSerial++;
+    this.store.set((s) => ({
+      mentions: { open: true, items: [], nextBefore: null, loading: false, loaded: false, error: null },
+      search: s.search.open ? { ...s.search, open: false } : s.search,
+    }));
+    void this.loadMentions(false);
+  }
+
+  closeMentions(): void {
+    this.store.set((s) => ({ mentions: { ...s.mentions, open: false } }));
+  }
+
+  /** The first page of one's mentions, or (`more`) the next older one. */
+  async loadMentions(more: boolean): Promise<void> {
+    const st = this.state.mentions;
+    if (st.loading || (more && st.nextBefore === null)) return;
+    const before = more ? st.nextBefore : null;
+    const serial = this.mentionsSerial;
+    this.store.set((s) => ({ mentions: { ...s.mentions, loading: true, error: null } }));
+    try {
+      const page = await this.api.mentions({ before, limit: 20 });
+      if (serial !== this.mentionsSerial) return;
+      this.store.set((s) => {
+        const users = { ...s.users };
+        for (const m of page.mentions) {
+          if (m.sender_username && !users[m.sender_id]) {
+            users[m.sender_id] = { username: m.sender_username, display_name: m.sender_display_name || m.sender_username };
+          }
+        }
+        const items = more ? [...s.mentions.items, ...page.mentions.filter((m) => !s.mentions.items.some((x) => x.message_id === m.message_id))] : page.mentions;
+        return { users, mentions: { ...s.mentions, items, nextBefore: page.next_before, loading: false, loaded: true } };
+      });
+    } catch (e) {
+      if (serial === this.mentionsSerial) this.store.set((s) => ({ mentions: { ...s.mentions, loading: false, error: errorText(e) } }));
+    }
+  }
+
+  /** Opens a mention: its room, at the message. */
+  openMention(m: Mention): void {
+    this.closeMentions();
+    void this.jumpTo(m.room_id, m.seq);
   }
 }

@@ -12,6 +12,9 @@ export interface Me {
   id: string;
   username: string;
   display_name: string;
+  /** Read receipts kept private (`PUT /v1/me/read-receipts`); absent from older servers and
+   * until read (a registration in this browser is not read back). */
+  private_receipts?: boolean;
 }
 
 export interface UserSummary {
@@ -46,11 +49,68 @@ export interface MyRoom {
   role: 'member' | 'admin' | 'owner' | string;
   read_seq: number;
   unread_count: number;
+  /** Of the unread messages, those that mention the caller (by name or `@room`); absent from older servers. */
+  unread_mentions?: number;
+  /** The caller's notification level here; absent from older servers (then: the default). */
+  notifications?: NotificationLevel;
   last_seq: number;
   last_message: LastMessage | null;
   other_user: UserSummary | null;
   version: number;
   position: number;
+}
+
+/**
+ * When a member is told of a room's messages while not looking at it: `all` every message,
+ * `mentions` the ones that mention them (and every message of a direct room), `none` nothing.
+ * The default: `all` in a direct room, `mentions` in a group room.
+ */
+export type NotificationLevel = 'all' | 'mentions' | 'none';
+
+export const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['all', 'mentions', 'none'];
+
+/** `PUT /v1/rooms/{id}/notifications` (position null when the level was already so). */
+export interface NotificationLevelAnswer {
+  room_id: string;
+  level: NotificationLevel;
+  version: number;
+  position: number | null;
+}
+
+/** `PUT /v1/me/read-receipts` (position null when it was already so). */
+export interface ReadReceiptsAnswer {
+  private: boolean;
+  position: number | null;
+}
+
+/** How far a member has read (`GET /v1/rooms/{id}/receipts`). */
+export interface Receipt {
+  user_id: string;
+  seq: number;
+}
+
+/** A message that mentions the caller (`GET /v1/mentions`), newest first. */
+export interface Mention {
+  room_id: string;
+  room_kind: 'group' | 'direct' | string;
+  room_name: string;
+  message_id: string;
+  seq: number;
+  sender_id: string;
+  sender_username: string | null;
+  sender_display_name: string | null;
+  body: string;
+  sent_at: string;
+  /** The message's log position: the cursor. */
+  position: number;
+  /** Mentioned through `@room`, not by name. */
+  room_mention: boolean;
+}
+
+export interface MentionPage {
+  mentions: Mention[];
+  /** `before` for the next (older) page; null when there is none. */
+  next_before: number | null;
 }
 
 export interface PublicRoom {
@@ -108,6 +168,11 @@ export interface Message {
   version: number;
   /** Files sent with it (empty once deleted; absent from older servers). */
   attachments?: Attachment[];
+  /** The members it mentions by name, as the server resolved them (the live feed carries
+   * them; absent when none, and from history pages: the body is read then). */
+  mentions?: string[];
+  /** It mentions everyone (`@room` from an owner or admin); absent when not. */
+  mentions_room?: boolean;
 }
 
 export interface MessagePage {
@@ -210,6 +275,40 @@ export interface PresenceFrame extends PresenceChange {
   changes?: PresenceChange[];
 }
 
+/** Why a `notification` frame was sent. */
+export type NotificationReason = 'mention' | 'room_mention' | 'direct' | 'message';
+
+/**
+ * A message in a room this socket has not subscribed to, that the user's notification level
+ * there asks to be told of (not tied to a subscription, carries no room version).
+ */
+export interface NotificationFrame {
+  type: 'notification';
+  room_id: string;
+  reason: NotificationReason;
+  message_id: string;
+  seq: number;
+  sender_id: string;
+  body: string;
+  position: number;
+}
+
+const NOTIFICATION_REASONS: ReadonlySet<string> = new Set<NotificationReason>(['mention', 'room_mention', 'direct', 'message']);
+
+export function isNotificationFrame(f: { type: string; [k: string]: unknown }): f is NotificationFrame & { [k: string]: unknown } {
+  return (
+    f.type === 'notification' &&
+    typeof f.room_id === 'string' &&
+    typeof f.reason === 'string' &&
+    NOTIFICATION_REASONS.has(f.reason) &&
+    typeof f.message_id === 'string' &&
+    typeof f.seq === 'number' &&
+    typeof f.sender_id === 'string' &&
+    typeof f.body === 'string' &&
+    typeof f.position === 'number'
+  );
+}
+
 export interface ErrorFrame {
   type: 'error';
   code: string;
@@ -234,6 +333,13 @@ export const STORED_EVENT_TYPES = new Set([
   'reaction_added',
   'reaction_removed',
   'read_marker_moved',
+  // My own notification level changed (`data: {user_id, level}`); another member's reaches
+  // me as `hidden`.
+  'notification_level_changed',
+  // An event only another member may see (their private read marker, their notification
+  // level): just its version and position, which keep the room's versions contiguous. It
+  // carries no `data`; the socket gives it an empty one.
+  'hidden',
 ]);
 
 export function isEventFrame(f: { type: string }): f is EventFrame {

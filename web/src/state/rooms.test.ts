@@ -1,38 +1,36 @@
 import { describe, expect, it } from 'vitest';
-import type { EventFrame, MyRoom } from '../types';
-import { addRoom, applyRoomEvent, emptyRooms, markRead, mergeRoomList, removeRoom, replaceRoom, roomKey, roomLabel, totalUnread } from './rooms';
+import type { EventFrame, NotificationFrame } from '../types';
+import {
+  addRoom,
+  applyNotification,
+  applyRoomEvent,
+  emptyRooms,
+  markRead,
+  mergeRoomList,
+  removeRoom,
+  replaceRoom,
+  roomKey,
+  roomLabel,
+  setLevel,
+  totalMentions,
+  totalUnread,
+} from './rooms';
+import { myRoom } from '../testing';
 
-function room(id: string, over: Partial<MyRoom> = {}): MyRoom {
-  return {
-    room_id: id,
-    kind: 'group',
-    name: id,
-    topic: '',
-    visibility: 'public',
-    owner_id: 'owner',
-    member_count: 2,
-    created_at: '2026-01-01T00:00:00Z',
-    joined: true,
-    role: 'member',
-    read_seq: 0,
-    unread_count: 0,
-    last_seq: 0,
-    last_message: null,
-    other_user: null,
-    version: 2,
-    position: 10,
-    ...over,
-  };
-}
+const room = myRoom;
 
-function msgEv(roomId: string, version: number, seq: number, sender: string, body = 'hi'): EventFrame {
+function msgEv(roomId: string, version: number, seq: number, sender: string, body = 'hi', extra: Record<string, unknown> = {}): EventFrame {
   return {
     type: 'message_sent',
     room_id: roomId,
     version,
     position: version * 10,
-    data: { seq, sender_id: sender, message_id: `m${seq}`, body, reply_to: null },
+    data: { seq, sender_id: sender, message_id: `m${seq}`, body, reply_to: null, ...extra },
   };
+}
+
+function notification(roomId: string, seq: number, reason: NotificationFrame['reason'], sender = 'bob'): NotificationFrame {
+  return { type: 'notification', room_id: roomId, reason, message_id: `m${seq}`, seq, sender_id: sender, body: `body ${seq}`, position: 1000 + seq };
 }
 
 const ctx = (now: string, viewing: string | null = null) => ({ me: 'me', viewing, now });
@@ -161,5 +159,118 @@ describe('labels', () => {
     expect(roomLabel(d)).toBe('Bob B');
     expect(roomKey(d)).toBe('bob');
     expect(roomKey(room('g', { name: 'general' }))).toBe('general');
+  });
+});
+
+describe('mentions', () => {
+  it('a poll gives each room its mention count and level (defaults from older servers)', () => {
+    const { state } = mergeRoomList(
+      emptyRooms(),
+      [
+        room('g', { unread_mentions: 2, notifications: 'all' }),
+        room('g2'),
+        room('d', { kind: 'direct', other_user: { user_id: 'u', username: 'bob', display_name: 'Bob' } }),
+      ],
+      0,
+    );
+    expect(state.byId.g!).toMatchObject({ unread_mentions: 2, notifications: 'all' });
+    expect(state.byId.g2!).toMatchObject({ unread_mentions: 0, notifications: 'mentions' });
+    expect(state.byId.d!.notifications).toBe('all');
+    expect(totalMentions(state)).toBe(2);
+  });
+
+  it('counts live messages that mention me, by name or @room from someone else, once each', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a'), room('b')], 0);
+    const t = ctx('2026-02-01T00:00:00Z');
+    const named = msgEv('a', 3, 1, 'bob', 'hi @me', { mentions: ['someone', 'me'] });
+    state = applyRoomEvent(state, named, t).state;
+    state = applyRoomEvent(state, named, t).state; // duplicate frame
+    state = applyRoomEvent(state, msgEv('a', 4, 2, 'bob', 'everyone!', { mentions_room: true }), t).state;
+    state = applyRoomEvent(state, msgEv('a', 5, 3, 'bob', 'not you', { mentions: ['someone'] }), t).state;
+    state = applyRoomEvent(state, msgEv('a', 6, 4, 'me', '@room from me', { mentions_room: true }), t).state;
+    expect(state.byId.a!).toMatchObject({ unread_count: 3, unread_mentions: 2 });
+    // in view: read as it arrives
+    state = applyRoomEvent(state, msgEv('b', 3, 1, 'bob', 'hi', { mentions: ['me'] }), ctx('2026-02-01T00:00:01Z', 'b')).state;
+    expect(state.byId.b!).toMatchObject({ unread_count: 0, unread_mentions: 0 });
+    expect(totalMentions(state)).toBe(2);
+  });
+
+  it('reset with the read marker, like the unread count', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 6, read_seq: 2, unread_count: 4, unread_mentions: 3, version: 9 })], 0);
+    // part of it read: at most what is left unread
+    state = markRead(state, 'a', 5);
+    expect(state.byId.a!).toMatchObject({ unread_count: 1, unread_mentions: 1 });
+    state = markRead(state, 'a', 6);
+    expect(state.byId.a!).toMatchObject({ unread_count: 0, unread_mentions: 0 });
+
+    let s2 = mergeRoomList(emptyRooms(), [room('a', { last_seq: 6, read_seq: 2, unread_count: 4, unread_mentions: 3, version: 9 })], 0).state;
+    s2 = applyRoomEvent(s2, { type: 'read_marker_moved', room_id: 'a', version: 10, position: 100, data: { seq: 6, user_id: 'bob' } }, ctx('2026-02-01T00:00:00Z')).state;
+    expect(s2.byId.a!.unread_mentions).toBe(3);
+    s2 = applyRoomEvent(s2, { type: 'read_marker_moved', room_id: 'a', version: 11, position: 110, data: { seq: 6, user_id: 'me', private: true } }, ctx('2026-02-01T00:00:00Z')).state;
+    expect(s2.byId.a!).toMatchObject({ unread_count: 0, unread_mentions: 0, read_seq: 6 });
+  });
+
+  it('my notification level follows the feed (others’ changes are not mine)', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { version: 2 })], 0);
+    state = applyRoomEvent(state, { type: 'notification_level_changed', room_id: 'a', version: 3, position: 30, data: { user_id: 'bob', level: 'none' } }, ctx('2026-02-01T00:00:00Z')).state;
+    expect(state.byId.a!.notifications).toBe('mentions');
+    state = applyRoomEvent(state, { type: 'notification_level_changed', room_id: 'a', version: 4, position: 40, data: { user_id: 'me', level: 'all' } }, ctx('2026-02-01T00:00:00Z')).state;
+    expect(state.byId.a!).toMatchObject({ notifications: 'all', version: 4 });
+    expect(setLevel(state, 'a', 'none').byId.a!.notifications).toBe('none');
+    expect(setLevel(state, 'a', 'all')).toBe(state);
+    expect(setLevel(state, 'zzz', 'all')).toBe(state);
+  });
+});
+
+describe('notification frames', () => {
+  const t = ctx('2026-02-01T00:00:00Z');
+
+  it('bump the counts of a room the socket does not follow, once per message', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 4, read_seq: 4, version: 7 })], 0);
+    let r = applyNotification(state, notification('a', 5, 'mention'), t);
+    expect(r).toMatchObject({ known: true, counted: true });
+    state = r.state;
+    expect(state.byId.a!).toMatchObject({ unread_count: 1, unread_mentions: 1, last_seq: 5, version: 7 });
+    expect(state.byId.a!.last_message).toMatchObject({ seq: 5, body: 'body 5', sender_id: 'bob' });
+    r = applyNotification(state, notification('a', 5, 'mention'), t); // again
+    expect(r.counted).toBe(false);
+    expect(r.state).toBe(state);
+    state = applyNotification(state, notification('a', 6, 'message'), t).state;
+    state = applyNotification(state, notification('a', 7, 'room_mention'), t).state;
+    expect(state.byId.a!).toMatchObject({ unread_count: 3, unread_mentions: 2 });
+  });
+
+  it('the same message arriving later as an event is not counted again; an earlier one is', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 4, read_seq: 4, version: 7 })], 0);
+    state = applyNotification(state, notification('a', 6, 'mention'), t).state;
+    // the subscription catches up: seq 5 (no notification for it) and seq 6
+    state = applyRoomEvent(state, msgEv('a', 8, 5, 'bob', 'plain'), t).state;
+    state = applyRoomEvent(state, msgEv('a', 9, 6, 'bob', 'body 6', { mentions: ['me'] }), t).state;
+    expect(state.byId.a!).toMatchObject({ unread_count: 2, unread_mentions: 1, last_seq: 6 });
+    expect(state.byId.a!.last_message?.seq).toBe(6);
+  });
+
+  it('what the entry has already, or has read, or is on screen, is not counted', () => {
+    const { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 5, read_seq: 3, unread_count: 2, version: 7 })], 0);
+    expect(applyNotification(state, notification('a', 5, 'mention'), t).state).toBe(state); // a poll counted it
+    expect(applyNotification(state, notification('a', 6, 'mention', 'me'), t).state).toBe(state);
+    const viewing = applyNotification(state, notification('a', 6, 'mention'), ctx('2026-02-01T00:00:00Z', 'a'));
+    expect(viewing.counted).toBe(false);
+    expect(viewing.state.byId.a!).toMatchObject({ unread_count: 2, unread_mentions: 0, last_seq: 6 });
+  });
+
+  it('a room the list does not know is reported, not added', () => {
+    const { state } = mergeRoomList(emptyRooms(), [room('a')], 0);
+    const r = applyNotification(state, notification('new', 1, 'direct'), t);
+    expect(r).toMatchObject({ known: false, counted: false });
+    expect(r.state).toBe(state);
+  });
+
+  it('a newer poll replaces the counts (it counted the notified messages)', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 4, read_seq: 4, version: 7 })], 0);
+    state = applyNotification(state, notification('a', 5, 'mention'), t).state;
+    state = mergeRoomList(state, [room('a', { last_seq: 5, read_seq: 4, version: 8, unread_count: 1, unread_mentions: 1 })], 1).state;
+    expect(state.byId.a!).toMatchObject({ unread_count: 1, unread_mentions: 1 });
+    expect(state.byId.a!.notified).toBeUndefined();
   });
 });

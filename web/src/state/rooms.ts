@@ -2,11 +2,22 @@
 // and last messages kept current from the live feed between polls of `GET /v1/rooms`.
 // Pure functions over an immutable RoomsState.
 
-import type { EventFrame, MyRoom } from '../types';
+import type { EventFrame, MyRoom, NotificationFrame, NotificationLevel } from '../types';
+import { defaultLevel, eventMentions, isMentionReason } from './mentions';
 
 export interface RoomEntry extends MyRoom {
   /** When something last happened in the room (ISO 8601): orders the list. */
   activity: string;
+  /** Unread messages that mention the caller (0 from older servers). */
+  unread_mentions: number;
+  notifications: NotificationLevel;
+  /**
+   * Seqs counted as unread from `notification` frames (which carry no room version), so that
+   * the same message arriving as an event later (a subscription catching up) is not counted
+   * twice. Dropped with the entry when a poll replaces it: the poll counted them, or the
+   * event will.
+   */
+  notified?: number[];
 }
 
 export interface RoomsState {
@@ -39,7 +50,12 @@ function sortOrder(byId: Record<string, RoomEntry>): string[] {
 
 function entryFrom(r: MyRoom, prev?: RoomEntry): RoomEntry {
   const activity = activityOf(r);
-  return { ...r, activity: prev && prev.activity > activity ? prev.activity : activity };
+  return {
+    ...r,
+    activity: prev && prev.activity > activity ? prev.activity : activity,
+    unread_mentions: r.unread_mentions ?? 0,
+    notifications: r.notifications ?? defaultLevel(r.kind),
+  };
 }
 
 export interface MergeResult {
@@ -141,6 +157,21 @@ function unreadAfterRead(e: RoomEntry, readSeq: number): number {
 }
 
 /**
+ * Unread mentions after the marker moved to `readSeq`: none once everything is read; after a
+ * part, at most the unread messages left (which of them mention one is not known here: the
+ * next poll tells).
+ */
+function mentionsAfterRead(e: RoomEntry, readSeq: number): number {
+  if (readSeq >= e.last_seq) return 0;
+  return Math.min(e.unread_mentions, unreadAfterRead(e, readSeq));
+}
+
+/** The entry with its marker moved to `seq` (unread counts follow). */
+function readTo(e: RoomEntry, seq: number): RoomEntry {
+  return { ...e, read_seq: seq, unread_count: unreadAfterRead(e, seq), unread_mentions: mentionsAfterRead(e, seq) };
+}
+
+/**
  * Applies a live-feed event to the list. Idempotent by room version: an event the
  * entry already reflects (from the feed or a newer poll) changes nothing.
  */
@@ -157,21 +188,27 @@ export function applyRoomEvent(s: RoomsState, ev: EventFrame, ctx: EventContext)
       const seq = d.seq as number;
       const sender = d.sender_id as string;
       e.last_seq = Math.max(e.last_seq, seq);
-      e.last_message = {
-        seq,
-        message_id: d.message_id as string,
-        sender_id: sender,
-        body: (d.body as string) ?? null,
-        deleted: false,
-        sent_at: ctx.now,
-      };
+      // (A notification frame may have shown a newer one already.)
+      if (seq >= (e.last_message?.seq ?? 0)) {
+        e.last_message = {
+          seq,
+          message_id: d.message_id as string,
+          sender_id: sender,
+          body: (d.body as string) ?? null,
+          deleted: false,
+          sent_at: ctx.now,
+        };
+      }
       if (ctx.now > e.activity) e.activity = ctx.now;
       reorder = true;
       if (sender === ctx.me) {
         // Writing is reading: the server moves nobody's marker, but what one wrote is
         // not unread for them.
+      } else if (e.notified?.includes(seq)) {
+        // Counted already, from a notification frame.
       } else if (ctx.viewing !== ev.room_id && seq > e.read_seq) {
         e.unread_count += 1;
+        if (eventMentions(d, ctx.me)) e.unread_mentions += 1;
       }
       break;
     }
@@ -184,11 +221,11 @@ export function applyRoomEvent(s: RoomsState, ev: EventFrame, ctx: EventContext)
     case 'read_marker_moved':
       if (d.user_id === ctx.me) {
         const seq = d.seq as number;
-        if (seq > e.read_seq) {
-          e.unread_count = unreadAfterRead(e, seq);
-          e.read_seq = seq;
-        }
+        if (seq > e.read_seq) e = readTo(e, seq);
       }
+      break;
+    case 'notification_level_changed':
+      if (d.user_id === ctx.me && isLevel(d.level)) e.notifications = d.level;
       break;
     case 'room_renamed':
       e.name = d.name as string;
@@ -229,16 +266,73 @@ export function applyRoomEvent(s: RoomsState, ev: EventFrame, ctx: EventContext)
 export function markRead(s: RoomsState, roomId: string, seq: number): RoomsState {
   const cur = s.byId[roomId];
   if (!cur || seq <= cur.read_seq) {
-    if (cur && cur.unread_count > 0 && seq >= cur.last_seq) return put(s, { ...cur, unread_count: 0 }, false);
+    if (cur && (cur.unread_count > 0 || cur.unread_mentions > 0) && seq >= cur.last_seq) {
+      return put(s, { ...cur, unread_count: 0, unread_mentions: 0 }, false);
+    }
     return s;
   }
-  return put(s, { ...cur, read_seq: seq, unread_count: unreadAfterRead(cur, seq) }, false);
+  return put(s, readTo(cur, seq), false);
 }
 
 export function totalUnread(s: RoomsState): number {
   let n = 0;
   for (const id of s.order) n += s.byId[id]!.unread_count;
   return n;
+}
+
+export function totalMentions(s: RoomsState): number {
+  let n = 0;
+  for (const id of s.order) n += s.byId[id]!.unread_mentions;
+  return n;
+}
+
+export function isLevel(v: unknown): v is NotificationLevel {
+  return v === 'all' || v === 'mentions' || v === 'none';
+}
+
+/** The caller chose another notification level in a room. */
+export function setLevel(s: RoomsState, roomId: string, level: NotificationLevel): RoomsState {
+  const cur = s.byId[roomId];
+  if (!cur || cur.notifications === level) return s;
+  return put(s, { ...cur, notifications: level }, false);
+}
+
+/** How many seqs an entry remembers from notification frames. */
+const NOTIFIED_KEPT = 100;
+
+export interface NotificationResult {
+  state: RoomsState;
+  /** The room is in the list (else: one the list does not know yet, a poll will). */
+  known: boolean;
+  /** It was counted as unread now (not a repeat, not read already, not in view). */
+  counted: boolean;
+}
+
+/**
+ * A `notification` frame (a message in a room the socket does not follow): the room's unread
+ * count, and its mention count for a mention, go up once per message; its last message and
+ * activity follow. The room version does not move (the frame has none): a poll or the room's
+ * events settle the counts.
+ */
+export function applyNotification(s: RoomsState, f: NotificationFrame, ctx: EventContext): NotificationResult {
+  const cur = s.byId[f.room_id];
+  if (!cur) return { state: s, known: false, counted: false };
+  // Frames come in log order: a seq the entry has already (not from a notification) was
+  // counted by a poll or an event.
+  if (f.sender_id === ctx.me || f.seq <= cur.read_seq || f.seq <= cur.last_seq) {
+    return { state: s, known: true, counted: false };
+  }
+  const e: RoomEntry = { ...cur, notified: [...(cur.notified ?? []).slice(-(NOTIFIED_KEPT - 1)), f.seq] };
+  e.last_seq = f.seq;
+  e.last_message = { seq: f.seq, message_id: f.message_id, sender_id: f.sender_id, body: f.body, deleted: false, sent_at: ctx.now };
+  const reorder = ctx.now > e.activity;
+  if (reorder) e.activity = ctx.now;
+  const counted = ctx.viewing !== f.room_id;
+  if (counted) {
+    e.unread_count += 1;
+    if (isMentionReason(f.reason)) e.unread_mentions += 1;
+  }
+  return { state: put(s, e, reorder), known: true, counted };
 }
 
 /** The name a room is shown by: a direct room's other person, a group room's name. */

@@ -278,3 +278,21 @@ describe('attachments', () => {
     expect(tl.messages[0]!.position).toBe(50);
   });
 });
+
+describe('mentions', () => {
+  it('a live message keeps the server’s resolution (none when the frame has none); a newer page keeps it', () => {
+    let tl = applyEvent(emptyTimeline(), sent(1, 11, { body: 'hi @me', mentions: [ME] }), { me: ME });
+    tl = applyEvent(tl, sent(2, 12, { body: 'hi @me', mentions_room: true }), { me: ME });
+    tl = applyEvent(tl, sent(3, 13, { body: 'hi @me' }), { me: ME });
+    expect(tl.messages.map((m) => [m.mentions, m.mentions_room])).toEqual([
+      [[ME], false],
+      [[], true],
+      [[], false],
+    ]);
+    // a page (no mentions in history) with a newer version of the first one
+    tl = mergePage(tl, [msg(1, { body: 'hi @me (edited)', version: 20 })]);
+    expect(findBySeq(tl, 1)).toMatchObject({ body: 'hi @me (edited)', mentions: [ME], mentions_room: false });
+    // a message only ever seen in a page carries none: its body is read instead
+    expect(findBySeq(mergePage(emptyTimeline(), [msg(5)]), 5)!.mentions).toBeUndefined();
+  });
+});

@@ -171,6 +171,8 @@ export function mergePage(tl: Timeline, page: readonly Message[]): Timeline {
     const cur = copy[i]!;
     if (m.version <= cur.version) continue;
     let next: TlMessage = { ...fromHistory(m), client_msg_id: cur.client_msg_id, reactOps: cur.reactOps };
+    // History pages carry no mentions: keep what the feed said of them.
+    if (next.mentions === undefined && cur.mentions !== undefined) next = { ...next, mentions: cur.mentions, mentions_room: cur.mentions_room };
     if (cur.bodyVersion > m.version) {
       next = {
         ...next,
@@ -262,6 +264,9 @@ export function applyEvent(tl: Timeline, ev: EventFrame, opts: ApplyOptions): Ti
         client_msg_id: clientMsgId,
         attachments: Array.isArray(d.attachments) ? (d.attachments as Attachment[]) : [],
         position: ev.position > 0 ? ev.position : undefined,
+        // The server's resolution (absent from the frame when empty).
+        mentions: Array.isArray(d.mentions) ? d.mentions.filter((u): u is string => typeof u === 'string') : [],
+        mentions_room: d.mentions_room === true,
       };
       const at = -i - 1;
       const messages = [...tl.messages.slice(0, at), msg, ...tl.messages.slice(at)];

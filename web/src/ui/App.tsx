@@ -5,6 +5,7 @@ import { totalUnread } from '../state/rooms';
 import { AuthScreen } from './Auth';
 import { ChatContext, useApp, useChat } from './context';
 import { Header, OfflineBanner } from './Header';
+import { MentionsPanel } from './Mentions';
 import { RoomView } from './RoomView';
 import { SearchPanel } from './Search';
 import { Sidebar } from './Sidebar';
@@ -25,7 +26,7 @@ function Root() {
 
 function Shell() {
   const active = useApp((s) => s.active);
-  const searchOpen = useApp((s) => s.search.open);
+  const searchOpen = useApp((s) => s.search.open || s.mentions.open);
   const unread = useApp((s) => totalUnread(s.rooms));
   useEffect(() => {
     document.title = unread > 0 ? `(${unread}) chat` : 'chat';
@@ -41,6 +42,7 @@ function Shell() {
         <Sidebar />
         <main class="main" id="main">
           <SearchPanel />
+          <MentionsPanel />
           {active ? <RoomView key={active} roomId={active} /> : <NoRoom />}
         </main>
       </div>

@@ -1,6 +1,8 @@
-import { roomLabel } from '../state/rooms';
+import { useState } from 'preact/hooks';
+import { roomLabel, totalMentions } from '../state/rooms';
 import { useApp, useChat } from './context';
-import { BellIcon, BellOffIcon, SearchIcon } from './icons';
+import { AtIcon, BellIcon, BellOffIcon, SearchIcon, SettingsIcon } from './icons';
+import { SettingsDialog } from './Settings';
 
 export function Header() {
   const chat = useChat();
@@ -9,6 +11,9 @@ export function Header() {
   const notifications = useApp((s) => s.notifications);
   const search = useApp((s) => s.search);
   const rooms = useApp((s) => s.rooms);
+  const mentionsOpen = useApp((s) => s.mentions.open);
+  const mentionCount = useApp((s) => totalMentions(s.rooms));
+  const [settings, setSettings] = useState(false);
 
   const bellLabel =
     notifications === 'granted'
@@ -81,6 +86,22 @@ export function Header() {
       <div class="me-area">
         <button
           type="button"
+          class="icon-button with-count"
+          data-testid="mentions-button"
+          aria-label={mentionCount > 0 ? `Mentions, ${mentionCount} unread` : 'Mentions'}
+          title="Mentions"
+          aria-pressed={mentionsOpen}
+          onClick={() => (mentionsOpen ? chat.closeMentions() : chat.openMentions())}
+        >
+          <AtIcon />
+          {mentionCount > 0 && (
+            <span class="count-dot" aria-hidden="true">
+              {mentionCount > 99 ? '99+' : mentionCount}
+            </span>
+          )}
+        </button>
+        <button
+          type="button"
           class="icon-button"
           data-testid="notifications-enable"
           aria-label={bellLabel}
@@ -100,10 +121,21 @@ export function Header() {
             <span class="muted">{session ? '…' : ''}</span>
           )}
         </span>
+        <button
+          type="button"
+          class="icon-button"
+          data-testid="settings-button"
+          aria-label="Settings"
+          title="Settings"
+          onClick={() => setSettings(true)}
+        >
+          <SettingsIcon />
+        </button>
         <button type="button" data-testid="logout" onClick={() => chat.logout()}>
           Log out
         </button>
       </div>
+      {settings && <SettingsDialog onClose={() => setSettings(false)} />}
     </header>
   );
 }

@@ -1,5 +1,7 @@
 import { Component, createRef, type ComponentChildren } from 'preact';
 import type { EphemeralItem, Jump, RoomTimeline, UserInfo } from '../chat';
+import { mentionsMe, type Reader } from '../state/mentions';
+import { seenBy, type Receipts } from '../state/receipts';
 import { hasOlder, newestSeq, type TlMessage } from '../state/timeline';
 import type { Message } from '../types';
 import { memo } from './memo';
@@ -20,6 +22,12 @@ export interface ListProps {
   jump: Jump | null;
   editing: number | null;
   actions: RowActions;
+  /** The reader's username (null while unknown): messages naming it are highlighted. */
+  myUsername: string | null;
+  /** Who may mention everyone with `@room` (a group room's owners and admins); null: not known. */
+  moderators: ReadonlySet<string> | null;
+  /** How far the other members have read: "seen by" under one's own messages. */
+  receipts: Receipts | undefined;
   onSeen: (seq: number) => void;
   onJumpDone: (nonce: number) => void;
   onLoadOlder: () => void;
@@ -48,6 +56,20 @@ const NEAR_BOTTOM_PX = 80;
 /** Messages are rendered in blocks of this many seqs: an event re-renders one block. */
 const CHUNK = 50;
 const NO_EPHEMERAL: EphemeralItem[] = [];
+/** Readers named in a "seen by" line; the others are counted. */
+const SEEN_NAMES = 3;
+
+/** By the seq of one's own message: the ids of who has read up to it (and no further mine). */
+type SeenMap = ReadonlyMap<number, readonly string[]>;
+const NO_SEEN: SeenMap = new Map();
+
+/** "Alice", "Alice and Bob", "Alice, Bob, Carol and 2 others". */
+export function seenLabel(names: readonly string[]): string {
+  if (names.length <= 1) return names[0] ?? '';
+  if (names.length <= SEEN_NAMES) return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+  const rest = names.length - SEEN_NAMES;
+  return `${names.slice(0, SEEN_NAMES).join(', ')} and ${rest} other${rest === 1 ? '' : 's'}`;
+}
 
 function nameOf(users: Record<string, UserInfo>, id: string): string {
   const u = users[id];
@@ -77,6 +99,10 @@ interface ListContext {
   actions: RowActions;
   quoteFor: (replyTo: string) => QuoteInfo;
   onLoadAfter: (seq: number) => void;
+  reader: Reader;
+  moderators: ReadonlySet<string> | null;
+  /** Whether `@room` from this sender mentions everyone. */
+  roomMentionCounts: (senderId: string) => boolean;
 }
 
 interface ChunkProps {
@@ -90,6 +116,8 @@ interface ChunkProps {
   qsig: string;
   editing: number | null;
   highlight: number | null;
+  /** "Seen by" of this block's own messages (the same object while it does not change). */
+  seen: SeenMap;
   ctx: ListContext;
 }
 
@@ -111,7 +139,7 @@ function GapLoader({ after, onLoadAfter, label }: { after: number; onLoadAfter: 
   );
 }
 
-const Chunk = memo(function Chunk({ msgs, eph, prevDay, prevSeq, editing, highlight, ctx }: ChunkProps) {
+const Chunk = memo(function Chunk({ msgs, eph, prevDay, prevSeq, editing, highlight, seen, ctx }: ChunkProps) {
   const out: ComponentChildren[] = [];
   let day = prevDay;
   let e = 0;
@@ -146,6 +174,7 @@ const Chunk = memo(function Chunk({ msgs, eph, prevDay, prevSeq, editing, highli
       prevMsg.sender_id === m.sender_id &&
       !m.reply_to &&
       Date.parse(m.sent_at) - Date.parse(prevMsg.sent_at) < 5 * 60_000;
+    const readers = seen.get(m.seq);
     out.push(
       <MessageRow
         key={m.client_msg_id ? `c:${m.client_msg_id}` : `m:${m.message_id}`}
@@ -159,6 +188,10 @@ const Chunk = memo(function Chunk({ msgs, eph, prevDay, prevSeq, editing, highli
         editing={editing === m.seq}
         highlighted={highlight === m.seq}
         actions={ctx.actions}
+        mentionsMe={mentionsMe(m, ctx.reader, ctx.roomMentionCounts)}
+        myUsername={ctx.reader.username}
+        seenBy={readers ? seenLabel(readers.map((id) => nameOf(ctx.users, id))) : ''}
+        seenIds={readers ? readers.join(' ') : ''}
       />,
     );
     prev = m.seq;
@@ -229,6 +262,10 @@ export class MessageList extends Component<ListProps, ListState> {
   private chunks = new Map<number, ChunkData>();
   private byId = new Map<string, TlMessage>();
   private ctx: ListContext | null = null;
+  /** The last "seen by" computed, and what from. */
+  private seen: { msgs: TlMessage[]; receipts: Receipts | undefined; me: string; value: SeenMap } | null = null;
+  /** Each block's part of it, by block key, kept while its signature stays. */
+  private seenParts = new Map<number, { sig: string; value: SeenMap }>();
 
   componentDidMount(): void {
     const root = this.list.current;
@@ -306,7 +343,13 @@ export class MessageList extends Component<ListProps, ListState> {
         }
       }
     }
-    if (prev.tv.tl !== this.props.tv.tl || prev.ephemeral !== this.props.ephemeral || prev.jump !== this.props.jump) {
+    if (
+      prev.tv.tl !== this.props.tv.tl ||
+      prev.ephemeral !== this.props.ephemeral ||
+      prev.jump !== this.props.jump ||
+      // a "seen by" line came or went: stay at the bottom, or where one was reading
+      prev.receipts !== this.props.receipts
+    ) {
       this.afterRender(snap);
     }
   }
@@ -414,6 +457,31 @@ export class MessageList extends Component<ListProps, ListState> {
     return q;
   };
 
+  /** Who has seen one's own messages (computed again only when messages or receipts change). */
+  private seenMap(msgs: TlMessage[], receipts: Receipts | undefined, me: string): SeenMap {
+    const c = this.seen;
+    if (c && c.msgs === msgs && c.receipts === receipts && c.me === me) return c.value;
+    const value = receipts ? seenBy(msgs, receipts, me) : NO_SEEN;
+    this.seen = { msgs, receipts, me, value };
+    return value;
+  }
+
+  /** The part of `seen` in one block, the same object while it is unchanged (blocks are memoised). */
+  private seenPart(key: number, seen: SeenMap, first: number, last: number): SeenMap {
+    let sig = '';
+    const part = new Map<number, readonly string[]>();
+    for (const [seq, ids] of seen) {
+      if (seq < first || seq > last) continue;
+      part.set(seq, ids);
+      sig += `${seq}:${ids.join(',')};`;
+    }
+    const cached = this.seenParts.get(key);
+    if (cached && cached.sig === sig) return cached.value;
+    const value = sig ? part : NO_SEEN;
+    this.seenParts.set(key, { sig, value });
+    return value;
+  }
+
   /** Splits the messages into blocks of CHUNK seqs, reusing unchanged blocks. */
   private chunked(msgs: TlMessage[], eph: EphemeralItem[]): ChunkData[] {
     const out: ChunkData[] = [];
@@ -459,10 +527,26 @@ export class MessageList extends Component<ListProps, ListState> {
     }
     const c = this.ctx;
     const ctx: ListContext =
-      c && c.me === me && c.users === users && c.actions === actions && c.onLoadAfter === props.onLoadAfter
+      c &&
+      c.me === me &&
+      c.users === users &&
+      c.actions === actions &&
+      c.onLoadAfter === props.onLoadAfter &&
+      c.reader.username === props.myUsername &&
+      c.moderators === props.moderators
         ? c
-        : { me, users, actions, quoteFor: this.quoteFor, onLoadAfter: props.onLoadAfter };
+        : {
+            me,
+            users,
+            actions,
+            quoteFor: this.quoteFor,
+            onLoadAfter: props.onLoadAfter,
+            reader: { id: me, username: props.myUsername },
+            moderators: props.moderators,
+            roomMentionCounts: (sender) => props.moderators === null || props.moderators.has(sender),
+          };
     this.ctx = ctx;
+    const seen = this.seenMap(msgs, props.receipts, me);
 
     const eph = ephemeral ?? NO_EPHEMERAL;
     const items: ComponentChildren[] = [];
@@ -499,6 +583,7 @@ export class MessageList extends Component<ListProps, ListState> {
           qsig={qsig}
           editing={editing !== null && editing >= first && editing <= lastM.seq ? editing : null}
           highlight={state.highlight !== null && state.highlight >= first && state.highlight <= lastM.seq ? state.highlight : null}
+          seen={this.seenPart(ch.key, seen, first, lastM.seq)}
           ctx={ctx}
         />,
       );

@@ -1,19 +1,11 @@
 import { render } from 'preact';
 import { afterEach, describe, expect, it } from 'vitest';
+import { noActions } from '../testing';
 import type { TlMessage } from '../state/timeline';
+import { seenLabel } from './MessageList';
 import { MessageRow, PendingRow, type RowActions, type RowProps } from './MessageRow';
 
-const actions: RowActions = {
-  edit: async () => undefined,
-  startEdit: () => undefined,
-  remove: () => undefined,
-  react: () => undefined,
-  reply: () => undefined,
-  retry: () => undefined,
-  discard: () => undefined,
-  jumpTo: () => undefined,
-  requestQuote: () => undefined,
-};
+const actions: RowActions = noActions;
 
 function msg(over: Partial<TlMessage> = {}): TlMessage {
   return {
@@ -114,5 +106,45 @@ describe('MessageRow', () => {
     expect(row.getAttribute('data-client-msg-id')).toBe('c1');
     (el.querySelector('[data-testid="message-retry"]') as HTMLButtonElement).click();
     expect(retried).toBe('c1');
+  });
+
+  it('a message mentioning me is marked, its @names emphasised (mine apart), never as HTML', () => {
+    const el = mount(messageRow({ msg: msg({ body: 'hey @alice and @bob, see <b>x</b>' }), mentionsMe: true, myUsername: 'alice' }));
+    const row = el.querySelector('[data-testid="message"]')!;
+    expect(row.classList.contains('mention-me')).toBe(true);
+    expect(row.getAttribute('data-mention-me')).toBe('true');
+    expect(row.getAttribute('aria-label')).toContain('mentions you');
+    const names = [...el.querySelectorAll('[data-testid="mention"]')].map((m) => [m.textContent, m.classList.contains('mention-self')]);
+    expect(names).toEqual([
+      ['@alice', true],
+      ['@bob', false],
+    ]);
+    expect(el.querySelector('[data-testid="message-body"]')!.textContent).toBe('hey @alice and @bob, see <b>x</b>');
+    expect(el.querySelector('b')).toBeNull();
+    render(messageRow({ msg: msg({ body: 'plain' }) }), host);
+    expect(el.querySelector('[data-testid="message"]')!.classList.contains('mention-me')).toBe(false);
+    expect(el.querySelector('[data-testid="message"]')!.hasAttribute('data-mention-me')).toBe(false);
+  });
+
+  it('"seen by" shows under one’s own message only', () => {
+    const el = mount(messageRow({ mine: true, author: 'Me', seenBy: 'Alice and Bob', seenIds: 'ua ub' }));
+    const seen = el.querySelector('[data-testid="message-seen-by"]')!;
+    expect(seen.textContent).toBe('Seen by Alice and Bob');
+    expect(seen.getAttribute('data-user-ids')).toBe('ua ub');
+    render(messageRow({ mine: false, seenBy: 'Alice', seenIds: 'ua' }), host);
+    expect(el.querySelector('[data-testid="message-seen-by"]')).toBeNull();
+    render(messageRow({ mine: true, seenBy: '' }), host);
+    expect(el.querySelector('[data-testid="message-seen-by"]')).toBeNull();
+  });
+});
+
+describe('seenLabel', () => {
+  it('names up to three readers, then counts the others', () => {
+    expect(seenLabel([])).toBe('');
+    expect(seenLabel(['Alice'])).toBe('Alice');
+    expect(seenLabel(['Alice', 'Bob'])).toBe('Alice and Bob');
+    expect(seenLabel(['Alice', 'Bob', 'Carol'])).toBe('Alice, Bob and Carol');
+    expect(seenLabel(['Alice', 'Bob', 'Carol', 'Dan'])).toBe('Alice, Bob, Carol and 1 other');
+    expect(seenLabel(['A', 'B', 'C', 'D', 'E'])).toBe('A, B, C and 2 others');
   });
 });

@@ -171,15 +171,46 @@ export interface RowProps {
   editing: boolean;
   highlighted: boolean;
   actions: RowActions;
+  /** It mentions the reader (by name, or `@room`). */
+  mentionsMe?: boolean;
+  /** The reader's username: their own `@name` is marked apart in bodies. */
+  myUsername?: string | null;
+  /** One's own message: who has read up to it ("Alice, Bob"; '' for nobody) and their ids (space-separated). */
+  seenBy?: string;
+  seenIds?: string;
 }
 
-export const MessageRow = memo(function MessageRow({ msg, mine, author, handle, continued, me, quote, editing, highlighted, actions }: RowProps) {
+/** "Seen by …" under one's own message. */
+function SeenBy({ names, ids }: { names: string; ids: string }) {
+  return (
+    <div class="msg-seen" data-testid="message-seen-by" data-user-ids={ids}>
+      Seen by {names}
+    </div>
+  );
+}
+
+export const MessageRow = memo(function MessageRow({
+  msg,
+  mine,
+  author,
+  handle,
+  continued,
+  me,
+  quote,
+  editing,
+  highlighted,
+  actions,
+  mentionsMe = false,
+  myUsername = null,
+  seenBy = '',
+  seenIds = '',
+}: RowProps) {
   const [palette, setPalette] = useState(false);
   const edited = msg.edit_number > 0 && !msg.deleted;
   const time = timeLabel(msg.sent_at);
   return (
     <div
-      class={`msg${mine ? ' mine' : ''}${continued ? ' cont' : ''}${highlighted ? ' highlighted' : ''}${msg.deleted ? ' deleted' : ''}`}
+      class={`msg${mine ? ' mine' : ''}${continued ? ' cont' : ''}${highlighted ? ' highlighted' : ''}${msg.deleted ? ' deleted' : ''}${mentionsMe ? ' mention-me' : ''}`}
       data-testid="message"
       data-seq={msg.seq}
       data-message-id={msg.message_id}
@@ -187,8 +218,9 @@ export const MessageRow = memo(function MessageRow({ msg, mine, author, handle, 
       data-status="sent"
       data-mine={mine ? 'true' : 'false'}
       data-highlighted={highlighted ? 'true' : undefined}
+      data-mention-me={mentionsMe ? 'true' : undefined}
       role="article"
-      aria-label={`${author}, ${time}`}
+      aria-label={`${author}, ${time}${mentionsMe ? ', mentions you' : ''}`}
     >
       <div class="msg-head">
         <Author author={author} handle={handle} testid="message-author" />
@@ -206,7 +238,7 @@ export const MessageRow = memo(function MessageRow({ msg, mine, author, handle, 
       ) : (
         <div class="msg-body-line">
           <span class="msg-body" data-testid="message-body">
-            <Linkified text={msg.body ?? ''} />
+            <Linkified text={msg.body ?? ''} me={myUsername} />
           </span>
           {edited && (
             <span class="msg-edited" data-testid="message-edited" title={msg.edited_at ? `Edited ${dateTimeLabel(msg.edited_at)}` : 'Edited'}>
@@ -218,6 +250,7 @@ export const MessageRow = memo(function MessageRow({ msg, mine, author, handle, 
       )}
       {!msg.deleted && !editing && <Attachments list={msg.attachments} position={msg.position} />}
       {!msg.deleted && <Reactions msg={msg} me={me} actions={actions} />}
+      {mine && seenBy && <SeenBy names={seenBy} ids={seenIds} />}
       {!msg.deleted && !editing && (
         <div class="msg-actions" role="group" aria-label="Message actions">
           <button

@@ -3,7 +3,7 @@ import { errorText } from '../api';
 import { navigate } from '../chat';
 import { roomLabel, type RoomEntry } from '../state/rooms';
 import { findById, type TlMessage } from '../state/timeline';
-import type { Member } from '../types';
+import { NOTIFICATION_LEVELS, type Member, type NotificationLevel } from '../types';
 import { useApp, useChat } from './context';
 import { FormError, useBusy } from './forms';
 import { BackIcon, CloseButton } from './icons';
@@ -100,6 +100,10 @@ function Timeline({ roomId, room, editing, actions }: { roomId: string; room: Ro
   const users = useApp((s) => s.users);
   const quotes = useApp((s) => s.quotes);
   const jump = useApp((s) => s.jump);
+  const myUsername = useApp((s) => s.me?.username ?? null);
+  const receipts = useApp((s) => s.receipts[roomId]);
+  const members = useApp((s) => s.members[roomId]);
+  const moderators = useMemo(() => moderatorsOf(room.kind, members), [room.kind, members]);
   const onSeen = useCallback((seq: number) => chat.seen(roomId, seq), [roomId]);
   const onJumpDone = useCallback((nonce: number) => chat.clearJump(nonce), []);
   const onLoadOlder = useCallback(() => void chat.loadOlder(roomId), [roomId]);
@@ -121,11 +125,66 @@ function Timeline({ roomId, room, editing, actions }: { roomId: string; room: Ro
       jump={jump && jump.roomId === roomId ? jump : null}
       editing={editing}
       actions={actions}
+      myUsername={myUsername}
+      moderators={moderators}
+      receipts={receipts}
       onSeen={onSeen}
       onJumpDone={onJumpDone}
       onLoadOlder={onLoadOlder}
       onLoadAfter={onLoadAfter}
     />
+  );
+}
+
+const NOBODY: ReadonlySet<string> = new Set();
+
+/** Who may mention everyone with `@room`: a group room's owners and admins (null until the members are read). */
+function moderatorsOf(kind: string, members: Member[] | undefined): ReadonlySet<string> | null {
+  if (kind === 'direct') return NOBODY;
+  if (!members) return null;
+  return new Set(members.filter((m) => m.role === 'owner' || m.role === 'admin').map((m) => m.user_id));
+}
+
+const LEVEL_LABELS: Record<NotificationLevel, string> = {
+  all: 'All messages',
+  mentions: 'Mentions',
+  none: 'Nothing',
+};
+
+/** The caller's notification level in the room: when they are told of its messages. */
+function NotificationLevelSelect({ room }: { room: RoomEntry }) {
+  const chat = useChat();
+  const [busy, setBusy] = useState(false);
+  const direct = room.kind === 'direct';
+  return (
+    <label class="level-select" title="When you are notified of this room's messages while not looking at it">
+      <span class="muted small">Notify</span>
+      <select
+        data-testid="notification-level"
+        value={room.notifications}
+        disabled={busy}
+        aria-label="Notify me of"
+        onChange={async (e) => {
+          const level = e.currentTarget.value as NotificationLevel;
+          const select = e.currentTarget;
+          setBusy(true);
+          try {
+            await chat.setNotificationLevel(room.room_id, level);
+          } catch (err) {
+            select.value = room.notifications;
+            chat.toast(`Could not change notifications: ${errorText(err)}`);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        {NOTIFICATION_LEVELS.map((l) => (
+          <option key={l} value={l}>
+            {l === 'mentions' && direct ? 'Mentions and direct messages' : LEVEL_LABELS[l]}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
@@ -193,6 +252,7 @@ function RoomHeader({ room, membersOpen, toggleMembers }: { room: RoomEntry; mem
         <button type="button" data-testid="members-button" aria-expanded={membersOpen} onClick={toggleMembers}>
           Members <span class="muted">{room.member_count}</span>
         </button>
+        <NotificationLevelSelect room={room} />
         {canInvite && (
           <form class="invite-form" onSubmit={submitInvite}>
             <label class="sr-only" for="invite-username">

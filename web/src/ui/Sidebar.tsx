@@ -147,6 +147,15 @@ const RoomItem = memo(function RoomItem({
             {lastText}
           </span>
         </span>
+        {room.unread_mentions > 0 && (
+          <span
+            class="badge mention-badge"
+            data-testid="room-mentions"
+            aria-label={`${room.unread_mentions} unread mention${room.unread_mentions === 1 ? '' : 's'}`}
+          >
+            @{room.unread_mentions}
+          </span>
+        )}
         {room.unread_count > 0 && (
           <span class="badge" data-testid="room-unread" aria-label={`${room.unread_count} unread`}>
             {room.unread_count}

@@ -1,7 +1,8 @@
-// Text helpers: links made clickable by splitting text into text nodes and <a> elements
-// (never HTML), and dates.
+// Text helpers: links made clickable and `@name` mentions emphasised, by splitting text into
+// text nodes, <a> and <strong> elements (never HTML), and dates.
 
 import type { ComponentChildren } from 'preact';
+import { splitMentions } from '../state/mentions';
 
 export type Piece = { text: string; href?: string };
 
@@ -31,16 +32,37 @@ export function splitLinks(text: string): Piece[] {
   return out;
 }
 
-export function Linkified({ text }: { text: string }): ComponentChildren {
+/** Plain text with its `@name`s emphasised (`me`: the reader's username, marked apart). */
+export function Mentioned({ text, me }: { text: string; me: string | null }): ComponentChildren {
+  const pieces = splitMentions(text);
+  if (pieces.length === 1 && pieces[0]!.mention === undefined) return text;
+  return pieces.map((p, i) =>
+    p.mention === undefined ? (
+      p.text
+    ) : (
+      <strong
+        key={i}
+        class={`mention${p.mention === me ? ' mention-self' : ''}`}
+        data-testid="mention"
+        data-mention={p.mention}
+      >
+        {p.text}
+      </strong>
+    ),
+  );
+}
+
+/** A message's text: links as safe anchors, `@name`s emphasised. */
+export function Linkified({ text, me = null }: { text: string; me?: string | null }): ComponentChildren {
   const pieces = splitLinks(text);
-  if (pieces.length === 1 && !pieces[0]!.href) return text;
+  if (pieces.length === 1 && !pieces[0]!.href) return <Mentioned text={text} me={me} />;
   return pieces.map((p, i) =>
     p.href ? (
       <a key={i} href={p.href} target="_blank" rel="noopener noreferrer">
         {p.text}
       </a>
     ) : (
-      p.text
+      <Mentioned key={i} text={p.text} me={me} />
     ),
   );
 }
