@@ -10,7 +10,7 @@ use crate::routes;
 use crate::state::{AppState, Shared};
 use anyhow::Context;
 use axum::Router;
-use axum::routing::{delete, post, put};
+use axum::routing::{delete, get, post, put};
 use eventlog::relay::{Relay, RelayConfig};
 use eventlog::{GroupCommitConfig, PgEventStore, Recent};
 use http_kit::health::{self, Readiness};
@@ -71,6 +71,16 @@ pub fn api_routes(state: AppState) -> Router {
             put(routes::notifications::set_notification_level),
         )
         .route("/v1/me/read-receipts", put(routes::me::set_read_receipts))
+        .route(
+            "/v1/me/profile",
+            axum::routing::patch(routes::me::update_profile),
+        )
+        .route("/v1/me/sessions", get(routes::sessions::list))
+        .route(
+            "/v1/me/sessions/{session_id}",
+            delete(routes::sessions::end),
+        )
+        .route("/v1/me/password", post(routes::sessions::change_password))
         .route(
             "/v1/rooms/{room_id}/typing",
             post(routes::ephemeral::typing),

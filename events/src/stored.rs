@@ -30,6 +30,7 @@ pub const SCHEMA_VERSIONS: &[(&str, i32)] = &[
     // user-<id>
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
+    ("DisplayNameChanged", 1),
     // room-<id>
     ("RoomCreated", 2),
     ("DirectRoomOpened", 1),

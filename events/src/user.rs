@@ -21,6 +21,12 @@ pub enum UserEvent {
     /// one). Their own unread counts use every marker either way.
     #[serde(rename = "ReadReceiptsPrivacyChanged")]
     ReadReceiptsPrivacyChanged { user_id: UserId, private: bool },
+    /// The name others see. An empty one means "my username" again.
+    #[serde(rename = "DisplayNameChanged")]
+    DisplayNameChanged {
+        user_id: UserId,
+        display_name: DisplayName,
+    },
 }
 
 impl StoredEvent for UserEvent {
@@ -48,6 +54,28 @@ pub struct UserState {
     pub registered: Option<(UserId, Username)>,
     /// Read receipts are kept private.
     pub private_receipts: bool,
+    /// The name others see.
+    pub display_name: Option<DisplayName>,
+}
+
+/// Changes the name others see (an empty one: the username again); no event when it is
+/// that already.
+pub fn change_display_name(state: &UserState, display_name: DisplayName) -> Vec<UserEvent> {
+    let Some((user_id, username)) = &state.registered else {
+        return vec![];
+    };
+    let display_name = if display_name.as_str().is_empty() {
+        DisplayName::from_username(username)
+    } else {
+        display_name
+    };
+    if state.display_name.as_ref() == Some(&display_name) {
+        return vec![];
+    }
+    vec![UserEvent::DisplayNameChanged {
+        user_id: *user_id,
+        display_name,
+    }]
 }
 
 /// Keeps one's read receipts private, or shows them again: no event when already so.
@@ -78,8 +106,16 @@ pub fn decide(state: &UserState, cmd: Register) -> Result<Vec<UserEvent>, UserEr
 pub fn evolve(mut state: UserState, event: &UserEvent) -> UserState {
     match event {
         UserEvent::UserRegistered {
-            user_id, username, ..
-        } => state.registered = Some((*user_id, username.clone())),
+            user_id,
+            username,
+            display_name,
+        } => {
+            state.registered = Some((*user_id, username.clone()));
+            state.display_name = Some(display_name.clone());
+        }
+        UserEvent::DisplayNameChanged { display_name, .. } => {
+            state.display_name = Some(display_name.clone());
+        }
         UserEvent::ReadReceiptsPrivacyChanged { private, .. } => {
             state.private_receipts = *private;
         }

@@ -209,7 +209,9 @@ fn room_event_list_is_exhaustive(e: &RoomEvent) {
 #[allow(dead_code)]
 fn user_event_list_is_exhaustive(e: &UserEvent) {
     match e {
-        UserEvent::UserRegistered { .. } | UserEvent::ReadReceiptsPrivacyChanged { .. } => {}
+        UserEvent::UserRegistered { .. }
+        | UserEvent::ReadReceiptsPrivacyChanged { .. }
+        | UserEvent::DisplayNameChanged { .. } => {}
     }
 }
 
@@ -264,9 +266,10 @@ fn every_user_event_reads_back_as_itself() {
 
 /// The schema version each type is written at. A bump needs an upcaster from the version
 /// before and a fixture of it (`tests/upcasting.rs`, ADR 12).
-const PINNED_VERSIONS: [(&str, i32); 19] = [
+const PINNED_VERSIONS: [(&str, i32); 20] = [
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
+    ("DisplayNameChanged", 1),
     ("RoomCreated", 2),
     ("DirectRoomOpened", 1),
     ("RoomRenamed", 1),

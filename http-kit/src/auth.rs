@@ -104,6 +104,10 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub jti: Uuid,
+    /// The session (login) the token was issued for: the refresh-token family it came
+    /// with. Absent from tokens made without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 #[derive(thiserror::Error, Debug, PartialEq)]
@@ -207,6 +211,16 @@ impl JwtKeys {
     /// Issues an access token for `user_id`; returns it with its lifetime in
     /// seconds.
     pub fn issue_access(&self, user_id: Uuid, now: DateTime<Utc>) -> (String, i64) {
+        self.issue_session_access(user_id, None, now)
+    }
+
+    /// An access token for `user_id` in session `sid` (the refresh-token family of a login).
+    pub fn issue_session_access(
+        &self,
+        user_id: Uuid,
+        sid: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> (String, i64) {
         let ttl = i64::try_from(self.inner.access_ttl.as_secs()).unwrap_or(i64::MAX);
         let iat = now.timestamp();
         let claims = Claims {
@@ -216,6 +230,7 @@ impl JwtKeys {
             iss: self.inner.issuer.clone(),
             aud: self.inner.audience.clone(),
             jti: Uuid::new_v4(),
+            sid,
         };
         (self.sign(&claims, Algorithm::HS256), ttl)
     }
@@ -449,6 +464,7 @@ pub mod forge {
             iss: iss.to_owned(),
             aud: aud.to_owned(),
             jti: Uuid::new_v4(),
+            sid: None,
         }
     }
 

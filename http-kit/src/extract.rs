@@ -101,18 +101,46 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
-        let claims = JwtKeys::from_ref(state).verify_access(token.trim())?;
+        let claims = bearer_claims(parts, &JwtKeys::from_ref(state))?;
         Ok(AuthUser(UserId(claims.sub)))
     }
+}
+
+/// The authenticated caller and the session (login) their token belongs to, from
+/// `Authorization: Bearer <jwt>`; `session` is `None` for a token issued without one.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthSession {
+    pub user: UserId,
+    pub session: Option<uuid::Uuid>,
+}
+
+impl<S> FromRequestParts<S> for AuthSession
+where
+    JwtKeys: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let claims = bearer_claims(parts, &JwtKeys::from_ref(state))?;
+        Ok(AuthSession {
+            user: UserId(claims.sub),
+            session: claims.sid,
+        })
+    }
+}
+
+fn bearer_claims(parts: &Parts, keys: &JwtKeys) -> Result<crate::auth::Claims, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
+    Ok(keys.verify_access(token.trim())?)
 }
 
 /// The optional `Idempotency-Key` header: 1–128 visible ASCII characters.

@@ -109,7 +109,7 @@ async fn apply_user(
             .execute(tx)
             .await?;
         }
-        UserEvent::ReadReceiptsPrivacyChanged { .. } => {
+        UserEvent::ReadReceiptsPrivacyChanged { .. } | UserEvent::DisplayNameChanged { .. } => {
             crate::attention::apply_user_event(tx, &event).await?;
         }
     }

@@ -1,6 +1,7 @@
 //! The read models of what asks for a user's attention: mentions (`rm_mentions`,
 //! `rm_room_mentions`), read receipts shown to others (`rm_receipts`, `rm_private_receipts`)
-//! and notification levels (`rm_notification_levels`).
+//! and notification levels (`rm_notification_levels`); and the profile changes of users
+//! (`rm_users.display_name`, which the fold only inserts at registration).
 //!
 //! These tables depend only on the events themselves, never on another read model's rows, so
 //! a batch's effect on them is computed apart from the fold of [`crate::batch`]: [`Attention`]
@@ -10,8 +11,9 @@
 //! - a message's mentions are inserted before any delete of it (a delete follows its message
 //!   in the log), and deleted with it;
 //! - a receipt only moves forward (`GREATEST`), so public markers commute;
-//! - a notification level and a privacy setting are last-writer-wins per key: the collector
-//!   keeps each key's final state in log order.
+//! - a notification level, a privacy setting and a display name are last-writer-wins per key:
+//!   the collector keeps each key's final state in log order (a name changes after its user's
+//!   registration, which the fold inserts before this runs).
 
 use std::collections::HashMap;
 
@@ -52,6 +54,8 @@ pub(crate) struct Attention {
     levels: HashMap<(Uuid, Uuid), Option<NotificationLevel>>,
     /// The final privacy setting per user.
     private: HashMap<Uuid, bool>,
+    /// The final display name per user (`rm_users.display_name`, after the registrations).
+    names: HashMap<Uuid, String>,
 }
 
 impl Attention {
@@ -109,8 +113,18 @@ impl Attention {
     }
 
     pub(crate) fn user_event(&mut self, event: &UserEvent) {
-        if let UserEvent::ReadReceiptsPrivacyChanged { user_id, private } = event {
-            self.private.insert(user_id.0, *private);
+        match event {
+            UserEvent::ReadReceiptsPrivacyChanged { user_id, private } => {
+                self.private.insert(user_id.0, *private);
+            }
+            UserEvent::DisplayNameChanged {
+                user_id,
+                display_name,
+            } => {
+                self.names
+                    .insert(user_id.0, display_name.as_str().to_owned());
+            }
+            UserEvent::UserRegistered { .. } => {}
         }
     }
 
@@ -206,6 +220,25 @@ impl Attention {
                 )
                 .execute(&mut *tx)
                 .await?;
+            }
+        }
+        if !self.names.is_empty() {
+            // A user registered in the same batch was inserted by the fold, before this.
+            let (users, names): (Vec<Uuid>, Vec<String>) = self.names.into_iter().unzip();
+            let changed = sqlx::query(
+                "UPDATE rm_users u SET display_name = n.name \
+                 FROM UNNEST($1::uuid[], $2::text[]) AS n(user_id, name) \
+                 WHERE u.user_id = n.user_id",
+            )
+            .bind(&users)
+            .bind(&names)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if usize::try_from(changed).ok() != Some(users.len()) {
+                return Err(ApplyError::Poison(
+                    "a display name changed for a user the read models do not have".into(),
+                ));
             }
         }
         if !self.private.is_empty() {

@@ -100,9 +100,8 @@ fn decode(ev: &RecordedEvent) -> Result<Option<Op>, ApplyError> {
                     display_name: display_name.as_str().to_owned(),
                     at: ev.occurred_at,
                 })),
-                event @ UserEvent::ReadReceiptsPrivacyChanged { .. } => {
-                    Ok(Some(Op::UserSetting(event)))
-                }
+                event @ (UserEvent::ReadReceiptsPrivacyChanged { .. }
+                | UserEvent::DisplayNameChanged { .. }) => Ok(Some(Op::UserSetting(event))),
             }
         }
         RoomEvent::STREAM_TYPE => {

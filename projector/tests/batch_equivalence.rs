@@ -206,6 +206,17 @@ impl World {
                     },
                 );
             }
+            13..14 => {
+                let user_id = self.user();
+                let n = self.rng.random::<u16>();
+                return Gen::User(
+                    user_id,
+                    UserEvent::DisplayNameChanged {
+                        user_id,
+                        display_name: DisplayName::parse(&format!("renamed {n}")).expect("display"),
+                    },
+                );
+            }
             9..10 => {
                 // A stream the read models ignore.
                 return Gen::Raw {

@@ -21,7 +21,7 @@ pub mod wait;
 pub mod ws;
 
 pub use apps::{Node, Running, TestEnv};
-pub use http::{Api, Res, TestUser, unique};
+pub use http::{Api, PASSWORD, Res, TestUser, unique};
 pub use nats::OwnedNats;
 pub use postgres::OwnedPostgres;
 pub use wait::{DEADLINE, wait_until};

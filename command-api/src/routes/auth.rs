@@ -6,7 +6,7 @@ use crate::extract::Json;
 use crate::rate_limits::ClientIp;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::Utc;
 use eventlog::{AppendRequest, ExpectedVersion, NewEvent};
@@ -61,6 +61,7 @@ pub struct TokenResponse {
 pub async fn register(
     State(st): State<AppState>,
     ClientIp(client): ClientIp,
+    headers: HeaderMap,
     Json(body): Json<RegisterBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(ip) = client {
@@ -122,7 +123,7 @@ pub async fn register(
         Some(Err(e)) => return Err(ApiError::internal(&e)),
         None => return Err(ApiError::internal_message("append returned no result")),
     };
-    let mut tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7()).await?;
+    let mut tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7(), &headers).await?;
     tokens.position = Some(appended.last_position);
     tx.commit().await?;
     // Appended beside the group commit (with the credentials, in one transaction).
@@ -140,6 +141,7 @@ pub async fn register(
 pub async fn login(
     State(st): State<AppState>,
     ClientIp(client): ClientIp,
+    headers: HeaderMap,
     Json(body): Json<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Before the password hash: a flood costs a map lookup per request, not a hash.
@@ -181,7 +183,7 @@ pub async fn login(
         return Err(crate::auth::AuthError::InvalidCredentials.into());
     }
     let mut tx = eventlog::pool::begin(&st.pool).await?;
-    let tokens = issue_tokens(&st, &mut tx, UserId(user_id), Uuid::now_v7()).await?;
+    let tokens = issue_tokens(&st, &mut tx, UserId(user_id), Uuid::now_v7(), &headers).await?;
     tx.commit().await?;
     Ok(axum::Json(tokens))
 }
@@ -190,6 +192,7 @@ pub async fn login(
     responses((status = 200, body = TokenResponse), (status = 401)))]
 pub async fn refresh(
     State(st): State<AppState>,
+    headers: HeaderMap,
     Json(body): Json<RefreshBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let invalid = || ApiError::unauthorized("invalid_refresh_token", "invalid refresh token");
@@ -206,9 +209,12 @@ pub async fn refresh(
     let Some((user_id, family)) = spent else {
         // A spent token presented again means it leaked: revoke its whole family.
         sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = now()
-             WHERE revoked_at IS NULL AND family_id =
-                (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL)",
+            "WITH family AS (UPDATE refresh_tokens SET revoked_at = now()
+               WHERE revoked_at IS NULL AND family_id =
+                  (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL)
+               RETURNING family_id)
+             UPDATE sessions SET ended_at = now()
+              WHERE ended_at IS NULL AND session_id IN (SELECT family_id FROM family)",
         )
         .bind(&hash)
         .execute(&mut *tx)
@@ -216,7 +222,7 @@ pub async fn refresh(
         tx.commit().await?;
         return Err(invalid());
     };
-    let tokens = issue_tokens(&st, &mut tx, UserId(user_id), family).await?;
+    let tokens = issue_tokens(&st, &mut tx, UserId(user_id), family, &headers).await?;
     tx.commit().await?;
     Ok(axum::Json(tokens))
 }
@@ -233,25 +239,46 @@ pub async fn logout(
     Json(body): Json<RefreshBody>,
 ) -> Result<StatusCode, ApiError> {
     let hash = crate::auth::hash_refresh_token(&body.refresh_token);
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = now()
-         WHERE revoked_at IS NULL AND family_id =
-            (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
-    )
-    .bind(&hash)
-    .execute(&st.pool)
-    .await?;
+    let family: Option<Uuid> =
+        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&st.pool)
+            .await?;
+    if let Some(family) = family {
+        super::sessions::end_sessions(&st.pool, &[family]).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Longest `User-Agent` a session keeps.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// Issues an access token of session `family` and a new refresh token of it, and records the
+/// session (a new one at login, its last refresh otherwise).
 async fn issue_tokens(
     st: &AppState,
     tx: &mut sqlx::PgConnection,
     user_id: UserId,
     family: Uuid,
+    headers: &HeaderMap,
 ) -> Result<TokenResponse, ApiError> {
     let now = Utc::now();
-    let (access_token, expires_in) = st.jwt.issue_access(user_id.0, now);
+    let user_agent: Option<String> = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+    sqlx::query(
+        "INSERT INTO sessions (session_id, user_id, created_at, refreshed_at, user_agent)
+         VALUES ($1, $2, $3, $3, $4)
+         ON CONFLICT (session_id) DO UPDATE SET refreshed_at = EXCLUDED.refreshed_at",
+    )
+    .bind(family)
+    .bind(user_id.0)
+    .bind(now)
+    .bind(user_agent)
+    .execute(&mut *tx)
+    .await?;
+    let (access_token, expires_in) = st.jwt.issue_session_access(user_id.0, Some(family), now);
     let refresh = new_refresh_token();
     let ttl = chrono::Duration::from_std(st.refresh_ttl).map_err(|e| ApiError::internal(&e))?;
     sqlx::query(

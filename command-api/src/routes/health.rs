@@ -20,7 +20,8 @@ use utoipa::OpenApi;
         super::messages::send_message, super::messages::edit_message, super::messages::delete_message,
         super::messages::add_reaction, super::messages::remove_reaction, super::messages::mark_read,
         super::ephemeral::typing, super::ephemeral::ephemeral, super::attachments::upload,
-        super::notifications::set_notification_level, super::me::set_read_receipts,
+        super::notifications::set_notification_level, super::me::set_read_receipts, super::me::update_profile,
+        super::sessions::list, super::sessions::end, super::sessions::change_password,
     ),
     modifiers(&BearerAuth, &FieldRules, &CommonResponses)
 )]
@@ -68,6 +69,8 @@ impl utoipa::Modify for FieldRules {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         text_property(doc, "RegisterBody", "username", Username::RULE);
         text_property(doc, "RegisterBody", "password", Password::RULE);
+        text_property(doc, "PasswordBody", "new_password", Password::RULE);
+        text_property(doc, "ProfileBody", "display_name", DisplayName::RULE);
         text_property(doc, "RegisterBody", "display_name", DisplayName::RULE);
         for schema in ["CreateRoomBody", "UpdateRoomBody"] {
             text_property(doc, schema, "name", RoomName::RULE);

@@ -1,13 +1,14 @@
-//! The user's own settings: whether their read receipts are shown to the rooms they read.
+//! The user's own profile and settings: the name others see, and whether their read receipts
+//! are shown to the rooms they read. Each change is an event of the user's stream.
 
 use crate::error::ApiError;
 use crate::extract::{AuthUser, Json};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use eventlog::{AppendError, AppendRequest, EventStore, ExpectedVersion, NewEvent};
 use events::user::{self, UserEvent, UserState};
+use events::values::DisplayName;
 use events::{StoredEvent, UserId};
 use serde::Deserialize;
 use serde_json::json;
@@ -50,6 +51,32 @@ pub(crate) async fn receipts_private(st: &AppState, user: UserId) -> Result<bool
     Ok(user_state(st, user).await?.0.private_receipts)
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    /// The name others see: up to 64 characters; empty for the username again.
+    pub display_name: String,
+}
+
+#[utoipa::path(patch, path = "/v1/me/profile", request_body = ProfileBody, security(("bearer" = [])),
+    responses((status = 200, description = "{display_name, position}: position is null when it was already so"), (status = 400)))]
+pub async fn update_profile(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Json(body): Json<ProfileBody>,
+) -> Result<Response, ApiError> {
+    let name = DisplayName::parse(&body.display_name)?;
+    let (state, position) = change(&st, me, |state| {
+        user::change_display_name(state, name.clone())
+    })
+    .await?;
+    let shown = state
+        .display_name
+        .map(|d| d.as_str().to_owned())
+        .unwrap_or_default();
+    Ok(axum::Json(json!({ "display_name": shown, "position": position })).into_response())
+}
+
 #[utoipa::path(put, path = "/v1/me/read-receipts", request_body = ReadReceiptsBody, security(("bearer" = [])),
     responses((status = 200, description = "{private, position}: position is null when it was already so")))]
 pub async fn set_read_receipts(
@@ -57,13 +84,26 @@ pub async fn set_read_receipts(
     AuthUser(me): AuthUser,
     Json(body): Json<ReadReceiptsBody>,
 ) -> Result<Response, ApiError> {
+    let (_, position) = change(&st, me, |state| {
+        user::set_receipts_privacy(state, body.private)
+    })
+    .await?;
+    Ok(axum::Json(json!({ "private": body.private, "position": position })).into_response())
+}
+
+/// Decides a change of `user`'s stream with `decide` and appends it, again on a race with
+/// another change; returns the state after it and the position of its last event (`None`
+/// when it changed nothing).
+async fn change(
+    st: &AppState,
+    user: UserId,
+    decide: impl Fn(&UserState) -> Vec<UserEvent>,
+) -> Result<(UserState, Option<i64>), ApiError> {
     for _ in 0..ATTEMPTS {
-        let (state, version) = user_state(&st, me).await?;
-        let events = user::set_receipts_privacy(&state, body.private);
+        let (state, version) = user_state(st, user).await?;
+        let events = decide(&state);
         if events.is_empty() {
-            return Ok(
-                axum::Json(json!({ "private": body.private, "position": null })).into_response(),
-            );
+            return Ok((state, None));
         }
         let correlation_id = http_kit::correlation::current().map_or_else(Uuid::now_v7, |c| c.0);
         let mut new_events = Vec::with_capacity(events.len());
@@ -76,13 +116,13 @@ pub async fn set_read_receipts(
                 schema_version,
                 data,
                 occurred_at: chrono::Utc::now(),
-                actor_id: Some(me.0),
+                actor_id: Some(user.0),
                 correlation_id,
                 causation_id: None,
             });
         }
         let request = AppendRequest {
-            stream_id: me.stream_id(),
+            stream_id: user.stream_id(),
             stream_type: UserEvent::STREAM_TYPE.to_owned(),
             expected: ExpectedVersion::Exact(version),
             events: new_events,
@@ -90,13 +130,8 @@ pub async fn set_read_receipts(
         };
         match st.store.append(request).await {
             Ok(appended) => {
-                return Ok((
-                    StatusCode::OK,
-                    axum::Json(
-                        json!({ "private": body.private, "position": appended.last_position }),
-                    ),
-                )
-                    .into_response());
+                let state = events.iter().fold(state, user::evolve);
+                return Ok((state, Some(appended.last_position)));
             }
             Err(AppendError::Conflict { .. }) => continue,
             Err(AppendError::Store(e)) => return Err(e.into()),

@@ -8,6 +8,7 @@ pub mod me;
 pub mod messages;
 pub mod notifications;
 pub mod rooms;
+pub mod sessions;
 
 use crate::error::ApiError;
 use crate::extract::valid_client_key;

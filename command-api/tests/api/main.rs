@@ -12,4 +12,5 @@ mod long_rooms;
 mod ops;
 mod rate_limits;
 mod replicas;
+mod sessions;
 mod shutdown;

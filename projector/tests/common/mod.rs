@@ -380,6 +380,24 @@ pub fn send(text: &str) -> RoomCommand {
     }
 }
 
+/// Changes `user`'s display name, as `PATCH /v1/me/profile` does.
+pub async fn rename(store: &PgEventStore, user: UserId, name: &str) {
+    let event = UserEvent::DisplayNameChanged {
+        user_id: user,
+        display_name: events::values::DisplayName::parse(name).expect("display name"),
+    };
+    store
+        .append(AppendRequest {
+            stream_id: user.stream_id(),
+            stream_type: UserEvent::STREAM_TYPE.to_owned(),
+            expected: ExpectedVersion::Any,
+            events: vec![new_event(&event, user)],
+            idempotency: vec![],
+        })
+        .await
+        .expect("append a rename");
+}
+
 /// Keeps `user`'s read receipts private (or not), as `PUT /v1/me/read-receipts` does.
 pub async fn set_private_receipts(store: &PgEventStore, user: UserId, private: bool) {
     let event = UserEvent::ReadReceiptsPrivacyChanged {
@@ -670,6 +688,13 @@ pub async fn random_load(
                 if rng.random_bool(0.01) {
                     let user = *users.choose(&mut rng).expect("users");
                     set_private_receipts(&store, user, rng.random_bool(0.5)).await;
+                    count.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if rng.random_bool(0.005) {
+                    let user = *users.choose(&mut rng).expect("users");
+                    let name = format!("renamed {}", rng.random::<u16>());
+                    rename(&store, user, &name).await;
                     count.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }

@@ -315,3 +315,31 @@ async fn bob_sees_how_far_alice_read_but_never_a_member_with_private_receipts() 
     assert!(receipts(&app, &bob, room).await.is_empty());
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_new_display_name_shows_in_the_profile_and_the_member_list() {
+    let app = TestApp::spawn().await;
+    let u = unique();
+    let alice = app.register(&format!("alice_{u}")).await;
+    let room = app.create_room(&alice, &format!("d-{u}"), "public").await;
+    let res = app
+        .command(
+            Method::PATCH,
+            "/v1/me/profile",
+            &alice.token,
+            Some(json!({ "display_name": "Alice Liddell" })),
+        )
+        .await;
+    res.assert_status(200);
+    app.project().await;
+    let me = app.get("/v1/me", &alice.token).await;
+    assert_eq!(me.assert_status(200)["display_name"], "Alice Liddell");
+    let members = app
+        .get(&format!("/v1/rooms/{room}/members"), &alice.token)
+        .await;
+    assert_eq!(
+        members.assert_status(200)["members"][0]["display_name"],
+        "Alice Liddell"
+    );
+    app.cleanup().await;
+}
