@@ -382,20 +382,15 @@ pub fn send(text: &str) -> RoomCommand {
 
 /// Changes `user`'s display name, as `PATCH /v1/me/profile` does.
 pub async fn rename(store: &PgEventStore, user: UserId, name: &str) {
-    let event = UserEvent::DisplayNameChanged {
-        user_id: user,
-        display_name: events::values::DisplayName::parse(name).expect("display name"),
-    };
-    store
-        .append(AppendRequest {
-            stream_id: user.stream_id(),
-            stream_type: UserEvent::STREAM_TYPE.to_owned(),
-            expected: ExpectedVersion::Any,
-            events: vec![new_event(&event, user)],
-            idempotency: vec![],
-        })
-        .await
-        .expect("append a rename");
+    let display_name = events::values::DisplayName::parse(name).expect("display name");
+    append_user_event(
+        store,
+        UserEvent::DisplayNameChanged {
+            user_id: user,
+            display_name,
+        },
+    )
+    .await;
 }
 
 /// Keeps `user`'s read receipts private (or not), as `PUT /v1/me/read-receipts` does.
@@ -404,6 +399,15 @@ pub async fn set_private_receipts(store: &PgEventStore, user: UserId, private: b
         user_id: user,
         private,
     };
+    append_user_event(store, event).await;
+}
+
+/// Appends one settings event to its user's stream.
+async fn append_user_event(store: &PgEventStore, event: UserEvent) {
+    let (UserEvent::UserRegistered { user_id, .. }
+    | UserEvent::ReadReceiptsPrivacyChanged { user_id, .. }
+    | UserEvent::DisplayNameChanged { user_id, .. }) = &event;
+    let user = *user_id;
     store
         .append(AppendRequest {
             stream_id: user.stream_id(),
@@ -413,7 +417,7 @@ pub async fn set_private_receipts(store: &PgEventStore, user: UserId, private: b
             idempotency: vec![],
         })
         .await
-        .expect("append a privacy change");
+        .expect("append a user event");
 }
 
 const EMOJIS: &[&str] = &["👍", "🎉", "😂", "ok", "+1"];
