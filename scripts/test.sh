@@ -4,7 +4,7 @@
 #   bash scripts/test.sh
 #
 # Steps: services (PostgreSQL + NATS JetStream, OpenSearch for the search contract suite,
-# SeaweedFS for the attachment tests on S3),
+# SeaweedFS for the attachment tests on S3, ORY Hydra for the single sign-on tests),
 # `events` purity, rustfmt,
 # clippy (-D warnings), tests (cargo-nextest when installed, else cargo test),
 # and doctests (nextest does not run them); the fault battery's short tier (scripts/chaos.sh);
@@ -48,12 +48,31 @@ step "blobs: a SeaweedFS S3 server for the attachment tests (scripts/seaweedfs.s
 if seaweed_env=$(bash "$ROOT/scripts/seaweedfs.sh" start); then
     eval "$seaweed_env"
     echo "S3_ENDPOINT=$S3_ENDPOINT (SeaweedFS pid $SEAWEEDFS_PID)"
-    trap 'bash "$ROOT/scripts/seaweedfs.sh" stop "$SEAWEEDFS_DIR" >/dev/null 2>&1 || true' EXIT
 else
     # Loud, but the rest still runs: the S3 attachment tests then print "NOT RUN".
     printf '\n!!! SeaweedFS: not run: scripts/seaweedfs.sh could not start it (see above).\n' >&2
     printf '!!! The attachment tests on S3 are skipped, not passed.\n\n' >&2
 fi
+
+step "sso: an ORY Hydra OpenID Connect provider for the single sign-on tests (scripts/hydra.sh)"
+if hydra_env=$(bash "$ROOT/scripts/hydra.sh" start); then
+    eval "$hydra_env"
+    echo "OIDC_ISSUER=$OIDC_ISSUER (Hydra pid $HYDRA_PID)"
+else
+    # Loud, but the rest still runs: the single sign-on tests then print "NOT RUN".
+    printf '\n!!! Hydra: not run: scripts/hydra.sh could not start it (see above).\n' >&2
+    printf '!!! The single sign-on tests are skipped, not passed.\n\n' >&2
+fi
+# Whatever was started above is stopped on the way out.
+stop_servers() {
+    if [[ -n "${SEAWEEDFS_DIR:-}" ]]; then
+        bash "$ROOT/scripts/seaweedfs.sh" stop "$SEAWEEDFS_DIR" >/dev/null 2>&1 || true
+    fi
+    if [[ -n "${HYDRA_DIR:-}" ]]; then
+        bash "$ROOT/scripts/hydra.sh" stop "$HYDRA_DIR" >/dev/null 2>&1 || true
+    fi
+}
+trap stop_servers EXIT
 
 # The rebuild --all acceptance test replays 50,000 events by default (the acceptance run);
 # the suite runs it over 10,000 to keep within its time budget.

@@ -31,6 +31,40 @@ pub struct Settings {
     /// Where attachments are kept and what is accepted (`APP_BLOB_BACKEND`, ...).
     #[serde(flatten)]
     pub blobs: blobs::settings::BlobSettings,
+    /// Single sign-on with an OpenID Connect provider (`APP_OIDC_*`); off without an issuer.
+    #[serde(flatten)]
+    pub oidc: OidcSettings,
+}
+
+/// An OpenID Connect provider to sign in with, beside passwords. `Debug` hides the secret.
+#[derive(Clone, Deserialize)]
+pub struct OidcSettings {
+    /// The provider's issuer URL, exactly as its discovery document states it; empty: off.
+    pub oidc_issuer: String,
+    pub oidc_client_id: String,
+    pub oidc_client_secret: String,
+    /// Where the provider sends the browser back: this service's `/v1/auth/oidc/callback`
+    /// as the browser reaches it (registered with the provider).
+    pub oidc_redirect_uri: String,
+    /// The name on the web client's "Sign in with …" button.
+    pub oidc_provider_name: String,
+}
+
+impl OidcSettings {
+    pub fn enabled(&self) -> bool {
+        !self.oidc_issuer.is_empty()
+    }
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field("oidc_client_id", &self.oidc_client_id)
+            .field("oidc_redirect_uri", &self.oidc_redirect_uri)
+            .field("oidc_provider_name", &self.oidc_provider_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Layered for Settings {
@@ -47,7 +81,12 @@ impl Layered for Settings {
             "hash_concurrency",
             std::thread::available_parallelism().map_or(2, |n| n.get()) as u64,
         )?
-        .set_default("group_commit_max_batch", 512)
+        .set_default("group_commit_max_batch", 512)?
+        .set_default("oidc_issuer", "")?
+        .set_default("oidc_client_id", "")?
+        .set_default("oidc_client_secret", "")?
+        .set_default("oidc_redirect_uri", "")?
+        .set_default("oidc_provider_name", "SSO")
     }
 }
 
@@ -72,9 +111,11 @@ mod tests {
         let mut settings = Settings::from_defaults().expect("defaults");
         settings.tokens.jwt_secret = "jwt-secret-that-must-not-leak-0123456789".into();
         settings.service.database_url = "postgres://chat:db-password@db:5432/chat".into();
+        settings.oidc.oidc_client_secret = "oidc-client-secret-that-must-not-leak".into();
         let shown = format!("{settings:?}");
         assert!(!shown.contains("jwt-secret-that-must-not-leak"), "{shown}");
         assert!(!shown.contains("db-password"), "{shown}");
+        assert!(!shown.contains("oidc-client-secret"), "{shown}");
         assert!(shown.contains("db:5432/chat"), "{shown}");
     }
 }

@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod mentions;
 pub mod message_keys;
 pub mod metrics;
+pub mod oidc;
 pub mod rate_limits;
 pub mod rooms;
 pub mod routes;

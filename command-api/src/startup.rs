@@ -81,6 +81,9 @@ pub fn api_routes(state: AppState) -> Router {
             delete(routes::sessions::end),
         )
         .route("/v1/me/password", post(routes::sessions::change_password))
+        .route("/v1/auth/oidc", get(routes::oidc::info))
+        .route("/v1/auth/oidc/start", get(routes::oidc::start))
+        .route("/v1/auth/oidc/callback", get(routes::oidc::callback))
         .route(
             "/v1/rooms/{room_id}/typing",
             post(routes::ephemeral::typing),
@@ -211,6 +214,13 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         settings: Arc::new(settings.clone()),
         limits: crate::rate_limits::RateLimits::new(&settings.limits.rate),
         attachments: attachments.clone(),
+        oidc: if settings.oidc.enabled() {
+            Some(Arc::new(
+                crate::oidc::Oidc::new(settings.oidc.clone()).context("single sign-on")?,
+            ))
+        } else {
+            None
+        },
     });
     tokio::spawn(attachments.collect_forever());
     Ok((state, relay))

@@ -29,6 +29,8 @@ pub struct Shared {
     pub limits: crate::rate_limits::RateLimits,
     /// Uploads and their blobs.
     pub attachments: crate::attachments::Attachments,
+    /// The OpenID Connect provider to sign in with, when one is configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 impl AppState {

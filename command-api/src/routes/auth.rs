@@ -76,6 +76,32 @@ pub async fn register(
         .transpose()?;
     let hash = st.hasher.hash(password.expose()).await?;
 
+    let mut tx = eventlog::pool::begin(&st.pool).await?;
+    let Some((user_id, position)) =
+        create_account(&st, &mut tx, &username, display_name, &hash).await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "username_taken",
+            "this username is taken",
+        ));
+    };
+    let mut tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7(), &headers).await?;
+    tokens.position = Some(position);
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(tokens)))
+}
+
+/// Creates an account in `tx`: its credentials row (with `password_hash`) and its
+/// `UserRegistered` event, appended in the same transaction. `None` when the username is
+/// taken (nothing written); else the new user and the event's log position.
+pub(crate) async fn create_account(
+    st: &AppState,
+    tx: &mut sqlx::PgConnection,
+    username: &Username,
+    display_name: Option<DisplayName>,
+    password_hash: &str,
+) -> Result<Option<(UserId, i64)>, ApiError> {
     let user_id = UserId::new();
     let events = user::decide(
         &UserState::default(),
@@ -86,23 +112,17 @@ pub async fn register(
         },
     )
     .map_err(|e| ApiError::new(StatusCode::CONFLICT, "user_exists", e.to_string()))?;
-
-    let mut tx = eventlog::pool::begin(&st.pool).await?;
     let inserted = sqlx::query(
         "INSERT INTO credentials (user_id, username, password_hash) VALUES ($1, $2, $3)
          ON CONFLICT (username) DO NOTHING",
     )
     .bind(user_id.0)
     .bind(username.as_str())
-    .bind(&hash)
+    .bind(password_hash)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "username_taken",
-            "this username is taken",
-        ));
+        return Ok(None);
     }
     let request = AppendRequest {
         stream_id: user_id.stream_id(),
@@ -116,23 +136,20 @@ pub async fn register(
     };
     let results = st
         .store
-        .append_in_tx(&mut tx, std::slice::from_ref(&request))
+        .append_in_tx(&mut *tx, std::slice::from_ref(&request))
         .await?;
     let appended = match results.into_iter().next() {
         Some(Ok(appended)) => appended,
         Some(Err(e)) => return Err(ApiError::internal(&e)),
         None => return Err(ApiError::internal_message("append returned no result")),
     };
-    let mut tokens = issue_tokens(&st, &mut tx, user_id, Uuid::now_v7(), &headers).await?;
-    tokens.position = Some(appended.last_position);
-    tx.commit().await?;
     // Appended beside the group commit (with the credentials, in one transaction).
     let events = appended.last_position - appended.first_position + 1;
     st.metrics
         .commit
         .events
         .inc_by(u64::try_from(events).unwrap_or(0));
-    Ok((StatusCode::CREATED, axum::Json(tokens)))
+    Ok(Some((user_id, appended.last_position)))
 }
 
 #[utoipa::path(post, path = "/v1/auth/login", request_body = LoginBody,
@@ -255,7 +272,7 @@ const MAX_USER_AGENT_CHARS: usize = 256;
 
 /// Issues an access token of session `family` and a new refresh token of it, and records the
 /// session (a new one at login, its last refresh otherwise).
-async fn issue_tokens(
+pub(crate) async fn issue_tokens(
     st: &AppState,
     tx: &mut sqlx::PgConnection,
     user_id: UserId,

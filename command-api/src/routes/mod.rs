@@ -7,6 +7,7 @@ pub mod health;
 pub mod me;
 pub mod messages;
 pub mod notifications;
+pub mod oidc;
 pub mod rooms;
 pub mod sessions;
 

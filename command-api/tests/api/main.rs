@@ -9,6 +9,7 @@ mod helpers;
 mod idempotency;
 mod jwt;
 mod long_rooms;
+mod oidc;
 mod ops;
 mod rate_limits;
 mod replicas;
