@@ -53,6 +53,9 @@ pub struct Settings {
     /// `chat_projection_epoch` notification: the fallback for a missed notification, a
     /// reconnect, or a database that cannot LISTEN (a hot standby).
     pub epoch_poll_ms: u64,
+    /// Server administrators by username, comma-separated (`APP_ADMIN_USERNAMES`), besides
+    /// the first user registered, who always is one. The same in command-api.
+    pub admin_usernames: String,
 }
 
 impl Layered for Settings {
@@ -73,6 +76,7 @@ impl Layered for Settings {
         .set_default("presence_batch_ms", 1000)?
         .set_default("typing_batch_ms", 500)?
         .set_default("min_position_wait_ms", 5000)?
-        .set_default("epoch_poll_ms", 2000)
+        .set_default("epoch_poll_ms", 2000)?
+        .set_default("admin_usernames", "")
     }
 }

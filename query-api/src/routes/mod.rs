@@ -5,6 +5,7 @@
 //! for anyone not currently joined, and nothing of a room's history or member list
 //! reaches a non-member. Every GET accepts `min_position` (see [`consistency`]).
 
+pub mod admin;
 pub mod attachments;
 pub mod consistency;
 pub mod invites;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
             get(messages::one),
         )
         .route("/v1/invites", get(invites::my_invites))
+        .route("/v1/admin/stats", get(admin::stats))
         .route("/v1/presence", get(presence::presence))
         .route("/v1/search/messages", get(search::search_messages))
         .route(
@@ -76,6 +78,7 @@ pub fn router() -> Router<AppState> {
         messages::history,
         messages::one,
         invites::my_invites,
+        admin::stats,
         presence::presence,
         search::search_messages,
         attachments::download,

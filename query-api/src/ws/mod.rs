@@ -256,6 +256,11 @@ impl Live {
         &self.inner.hub
     }
 
+    /// Users online on any node (heartbeats within the presence timeout).
+    pub fn online_users(&self) -> usize {
+        self.inner.presence.online_count()
+    }
+
     /// Users whose notification settings this node is still loading (tests wait for 0).
     pub fn notifications_loading(&self) -> usize {
         self.inner.notifier.loading()

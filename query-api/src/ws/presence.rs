@@ -380,6 +380,15 @@ impl Presence {
         }
     }
 
+    /// Users online somewhere (any node's heartbeat within the timeout).
+    pub fn online_count(&self) -> usize {
+        let t = self.lock();
+        t.users
+            .values()
+            .filter(|nodes| nodes.values().any(|s| s.at.elapsed() <= self.timeout))
+            .count()
+    }
+
     /// `Some(last heard)` when the user is online somewhere.
     pub fn online(&self, user: UserId) -> Option<DateTime<Utc>> {
         let t = self.lock();

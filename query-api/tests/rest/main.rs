@@ -2,6 +2,7 @@
 //! catches the read models up from the log, the real query-api answers over HTTP.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod attachments;
 mod attention;
 mod authz;
