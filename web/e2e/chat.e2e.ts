@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
 import { describe, expect } from 'vitest';
-import { uniqueName } from './api';
+import { PASSWORD, uniqueName } from './api';
 import type { Person } from './browser';
 import { twoPeople } from './people';
 import {
@@ -380,6 +380,47 @@ describe('alice and bob chat in a public room', () => {
         await world.bob.page.getByTestId('auth-error').waitFor({ state: 'visible' });
         expect(await count(world.bob.page.getByTestId('me'))).toBe(0);
         world.bob.strict();
+    });
+
+    // Last: the password it sets is not the one the features above log in with.
+    feature('alice changes her display name and her password in Settings; her other sessions are signed out', async () => {
+        const page = world.alice.page;
+        await page.keyboard.press('Escape');
+        const elsewhere = await world.api.login(A.username); // another device of hers
+        await page.getByTestId('settings-button').click();
+        const sessions = page.getByTestId('session-item');
+        await expect.poll(() => count(sessions), { ...POLL, message: 'her sessions in Settings' }).toBeGreaterThanOrEqual(2);
+        expect(await count(page.locator('[data-testid="session-item"][data-current="true"]'))).toBe(1);
+        expect(await textOf(page.getByTestId('session-this-device'))).toBe('This device');
+
+        const renamed = `Alice the Great ${tag}`;
+        await page.getByTestId('settings-display-name').fill(renamed);
+        await page.getByTestId('settings-display-name-save').click();
+        await expect.poll(() => textOf(page.getByTestId('me')), { ...POLL, message: 'the header shows the new name' }).toContain(renamed);
+        await expect.poll(async () => (await world.api.me(elsewhere.access_token)).display_name, { ...POLL, message: 'display_name in GET /v1/me' }).toBe(renamed);
+
+        const newPassword = `a new password ${tag}`;
+        world.alice.tolerate(/status of 403/);
+        await page.getByTestId('settings-current-password').fill('not her password at all');
+        await page.getByTestId('settings-new-password').fill(newPassword);
+        await page.getByTestId('settings-password-submit').click();
+        await expect.poll(() => textOf(page.getByTestId('password-error')), POLL).toBe('The current password is wrong.');
+        world.alice.strict();
+        await page.getByTestId('settings-current-password').fill(PASSWORD);
+        await page.getByTestId('settings-new-password').fill(newPassword);
+        await page.getByTestId('settings-password-submit').click();
+        await expect.poll(() => textOf(page.getByTestId('password-result')), POLL).toMatch(/^Password changed; [1-9]\d* other sessions? signed out\.$/);
+        await expect.poll(() => count(sessions), { ...POLL, message: 'only this device is left' }).toBe(1);
+        expect((await world.api.request('POST', '/v1/auth/refresh', { body: { refresh_token: elsewhere.refresh_token } })).status).toBe(401);
+        expect((await world.api.request('POST', '/v1/auth/login', { body: { username: A.username, password: PASSWORD } })).status).toBe(401);
+        await page.getByTestId('settings-close').click();
+
+        // Still signed in here; then out, and in again with the new password, as the new name.
+        await page.reload();
+        await expect.poll(() => textOf(page.getByTestId('me')), POLL).toContain(renamed);
+        await page.getByTestId('logout').click();
+        await loginViaUI(page, A.username, newPassword);
+        await expect.poll(() => textOf(page.getByTestId('me')), POLL).toContain(renamed);
     });
 });
 

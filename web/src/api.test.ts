@@ -1,27 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { Api, ApiError, errorText, NetworkError, SESSION_KEY, SessionEnded, type Session } from './api';
-
-class MemStorage implements Storage {
-  private m = new Map<string, string>();
-  get length() {
-    return this.m.size;
-  }
-  clear() {
-    this.m.clear();
-  }
-  getItem(k: string) {
-    return this.m.has(k) ? this.m.get(k)! : null;
-  }
-  key(i: number) {
-    return [...this.m.keys()][i] ?? null;
-  }
-  removeItem(k: string) {
-    this.m.delete(k);
-  }
-  setItem(k: string, v: string) {
-    this.m.set(k, v);
-  }
-}
+import {
+  Api,
+  ApiError,
+  errorText,
+  isSsoFragment,
+  NetworkError,
+  SESSION_KEY,
+  SessionEnded,
+  ssoTokens,
+  takeSsoFragment,
+  type Session,
+} from './api';
+import { routeRoom } from './chat';
+import { json, MemStorage } from './testing';
 
 /** A lock manager that runs callbacks one at a time, like navigator.locks. */
 function fakeLocks() {
@@ -38,13 +29,6 @@ function fakeLocks() {
       return run;
     },
   };
-}
-
-function json(status: number, body: unknown, headers: Record<string, string> = {}) {
-  return new Response(body === null ? null : JSON.stringify(body), {
-    status,
-    headers: { 'content-type': 'application/json', ...headers },
-  });
 }
 
 const NOW = 1_000_000_000_000;
@@ -215,27 +199,31 @@ describe('Api', () => {
   });
 });
 
+interface Call {
+  method: string;
+  url: string;
+  body: unknown;
+  auth: string | undefined;
+}
+
+/**
+ * An Api signed in as `session()` whose fetch records each call and answers with
+ * `answer(method, url)`: a Response as it is, anything else as a 200 JSON body.
+ */
+function recording(answer: (method: string, url: string) => unknown) {
+  const storage = new MemStorage();
+  storage.setItem(SESSION_KEY, JSON.stringify(session()));
+  const calls: Call[] = [];
+  const fetchFn = (async (url: string, init: RequestInit) => {
+    const headers = init.headers as Record<string, string>;
+    calls.push({ method: init.method ?? 'GET', url, body: init.body ? JSON.parse(String(init.body)) : undefined, auth: headers.authorization });
+    const a = answer(init.method ?? 'GET', url);
+    return a instanceof Response ? a : json(200, a);
+  }) as unknown as typeof fetch;
+  return { api: new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW }), calls, storage };
+}
+
 describe('Api: mentions, notification levels and read receipts', () => {
-  interface Call {
-    method: string;
-    url: string;
-    body: unknown;
-    auth: string | undefined;
-  }
-
-  /** An Api whose fetch records each call and answers with `answer(url)`. */
-  function recording(answer: (method: string, url: string) => unknown) {
-    const storage = new MemStorage();
-    storage.setItem(SESSION_KEY, JSON.stringify(session()));
-    const calls: Call[] = [];
-    const fetchFn = (async (url: string, init: RequestInit) => {
-      const headers = init.headers as Record<string, string>;
-      calls.push({ method: init.method ?? 'GET', url, body: init.body ? JSON.parse(String(init.body)) : undefined, auth: headers.authorization });
-      return json(200, answer(init.method ?? 'GET', url));
-    }) as unknown as typeof fetch;
-    return { api: new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW }), calls };
-  }
-
   it('PUT /v1/rooms/{id}/notifications with the level; its position is read-your-writes for later reads', async () => {
     const { api, calls } = recording((method) =>
       method === 'PUT' ? { room_id: 'r 1', level: 'none', version: 8, position: 77 } : { rooms: [] },
@@ -285,6 +273,181 @@ describe('Api: mentions, notification levels and read receipts', () => {
       'GET /v1/mentions?before=40&limit=20',
       'GET /v1/rooms/r/receipts?min_position=55',
     ]);
+  });
+});
+
+describe('Api: profile, sessions and password', () => {
+  it('PATCH /v1/me/profile with {display_name}; its position is read-your-writes for later reads', async () => {
+    const { api, calls } = recording((method) => (method === 'PATCH' ? { display_name: 'Al', position: 31 } : { rooms: [] }));
+    expect(await api.setDisplayName('Al')).toEqual({ display_name: 'Al', position: 31 });
+    await api.setDisplayName('');
+    await api.rooms();
+    expect(calls).toEqual([
+      { method: 'PATCH', url: '/v1/me/profile', body: { display_name: 'Al' }, auth: 'Bearer a1' },
+      { method: 'PATCH', url: '/v1/me/profile', body: { display_name: '' }, auth: 'Bearer a1' },
+      { method: 'GET', url: '/v1/rooms?min_position=31', body: undefined, auth: 'Bearer a1' },
+    ]);
+  });
+
+  it('GET /v1/me/sessions; DELETE /v1/me/sessions/{id} (204, or 404 session_not_found as an ApiError)', async () => {
+    const list = [
+      { session_id: 's1', created_at: '2026-01-01T00:00:00Z', refreshed_at: '2026-01-02T00:00:00Z', user_agent: null, current: true },
+    ];
+    let gone = false;
+    const { api, calls } = recording((method) => {
+      if (method === 'GET') return { sessions: list };
+      if (gone) return json(404, { error: { code: 'session_not_found', message: 'no such session' } });
+      gone = true;
+      return new Response(null, { status: 204 });
+    });
+    expect(await api.sessions()).toEqual(list);
+    expect(await api.endSession('s 2')).toBeUndefined();
+    const e = await api.endSession('s 2').catch((x) => x);
+    expect(e).toMatchObject({ status: 404, code: 'session_not_found' });
+    expect(calls.map((c) => `${c.method} ${c.url} ${c.auth}`)).toEqual([
+      'GET /v1/me/sessions Bearer a1',
+      'DELETE /v1/me/sessions/s%202 Bearer a1',
+      'DELETE /v1/me/sessions/s%202 Bearer a1',
+    ]);
+    expect(calls[1]!.body).toBeUndefined();
+  });
+
+  it('POST /v1/me/password with {current_password, new_password}; 403 wrong_password is an error, not a refresh', async () => {
+    let wrong = true;
+    const { api, calls } = recording(() =>
+      wrong ? json(403, { error: { code: 'wrong_password', message: 'the current password is wrong' } }) : { sessions_ended: 2 },
+    );
+    const e = await api.changePassword('nope', 'a new password').catch((x) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e).toMatchObject({ status: 403, code: 'wrong_password' });
+    wrong = false;
+    expect(await api.changePassword('old password', 'a new password')).toEqual({ sessions_ended: 2 });
+    expect(calls.map((c) => c.url)).toEqual(['/v1/me/password', '/v1/me/password']);
+    expect(calls[1]).toEqual({
+      method: 'POST',
+      url: '/v1/me/password',
+      body: { current_password: 'old password', new_password: 'a new password' },
+      auth: 'Bearer a1',
+    });
+    // The session stays as it was.
+    expect(api.current?.refreshToken).toBe('r1');
+  });
+
+  it('noteUser merges names into the session as stored, keeping tokens another tab rotated', async () => {
+    const { api, storage } = recording(() => ({}));
+    storage.setItem(SESSION_KEY, JSON.stringify(session({ accessToken: 'a5', refreshToken: 'r5', displayName: 'Old' })));
+    await api.noteUser({ displayName: 'New' });
+    const stored = JSON.parse(storage.getItem(SESSION_KEY)!) as Session;
+    expect(stored).toMatchObject({ accessToken: 'a5', refreshToken: 'r5', displayName: 'New' });
+    expect(api.current).toEqual(stored);
+  });
+});
+
+describe('single sign-on', () => {
+  const USER = '0190a3c2-7b1e-7c3d-8e4f-123456789abc';
+  const JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
+  const REFRESH = 'Zm9vYmFyYmF6-_quxQUUXzm9vYmFyYmF6cXV4cXV1eA';
+  const whole = `#sso&user_id=${USER}&access_token=${JWT}&refresh_token=${REFRESH}&expires_in=900`;
+
+  it('reads the tokens of a whole fragment', () => {
+    expect(isSsoFragment(whole)).toBe(true);
+    expect(ssoTokens(whole)).toEqual({ user_id: USER, access_token: JWT, refresh_token: REFRESH, expires_in: 900, token_type: 'Bearer' });
+    // in any order
+    expect(ssoTokens(`#sso&expires_in=60&refresh_token=${REFRESH}&access_token=${JWT}&user_id=${USER}`)?.expires_in).toBe(60);
+  });
+
+  it('a partial fragment gives nothing', () => {
+    for (const missing of ['user_id', 'access_token', 'refresh_token', 'expires_in']) {
+      const partial = whole.replace(new RegExp(`&${missing}=[^&]*`), '');
+      expect(isSsoFragment(partial)).toBe(true);
+      expect(ssoTokens(partial), missing).toBeNull();
+    }
+    expect(ssoTokens('#sso')).toBeNull();
+    expect(ssoTokens('#sso&')).toBeNull();
+    expect(ssoTokens(whole.replace(`access_token=${JWT}`, 'access_token='))).toBeNull();
+  });
+
+  it('a malformed fragment gives nothing', () => {
+    const bad = [
+      whole.replace(USER, 'not-a-uuid'),
+      whole.replace('expires_in=900', 'expires_in=abc'),
+      whole.replace('expires_in=900', 'expires_in=0'),
+      whole.replace('expires_in=900', 'expires_in=-5'),
+      whole.replace('expires_in=900', 'expires_in=1e3'),
+      whole.replace(`access_token=${JWT}`, 'access_token=a%20b'),
+      whole.replace(`refresh_token=${REFRESH}`, 'refresh_token=%3Cscript%3E'),
+      `${whole}&user_id=${USER}`, // twice
+      '#sso&garbage',
+      '#sso&%E0%A4%A',
+    ];
+    for (const hash of bad) expect(ssoTokens(hash), hash).toBeNull();
+  });
+
+  it('other fragments are not single sign-on: room routes stay routes', () => {
+    for (const hash of ['', '#', '#/', '#/rooms/r1', `#/rooms/sso&user_id=${USER}`, '#ssox&user_id=1', `#x${whole}`]) {
+      expect(isSsoFragment(hash), hash).toBe(false);
+      expect(ssoTokens(hash), hash).toBeNull();
+    }
+    expect(routeRoom('#/rooms/r1')).toBe('r1');
+    expect(routeRoom(whole)).toBeNull();
+  });
+
+  function page(hash: string) {
+    const replaced: unknown[][] = [];
+    const loc = { hash, pathname: '/', search: '?x=1' };
+    const hist = { state: { kept: true }, replaceState: (...a: unknown[]) => void replaced.push(a) };
+    return { loc, hist, replaced };
+  }
+
+  it('takes a whole fragment out of the address bar and signs in as a password login does', async () => {
+    const storage = new MemStorage();
+    const fetchFn = (async () => json(200, { ...tokens(1), user_id: USER, access_token: JWT, refresh_token: REFRESH })) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    const seen: (Session | null)[] = [];
+    api.onSession((s) => seen.push(s));
+    const { loc, hist, replaced } = page(whole);
+    expect(takeSsoFragment(api, loc, hist)).toBe(true);
+    expect(replaced).toEqual([[{ kept: true }, '', '/?x=1']]);
+    const sso = api.current!;
+    expect(seen).toEqual([sso]);
+    expect(JSON.parse(storage.getItem(SESSION_KEY)!)).toEqual(sso);
+
+    // The same session a password login makes, less the username typed (read from /v1/me).
+    const byPassword = await new Api({ storage: new MemStorage(), fetch: fetchFn, locks: null, kv: null, now: () => NOW }).login('al', 'pw');
+    const { username, ...rest } = byPassword;
+    expect(username).toBe('al');
+    expect(sso).toEqual(rest);
+    expect(sso).toMatchObject({ userId: USER, accessToken: JWT, refreshToken: REFRESH, expiresAt: NOW + 900_000, ttlMs: 900_000 });
+  });
+
+  it('drops a partial or malformed fragment without a session; leaves other fragments alone', () => {
+    const storage = new MemStorage();
+    const api = new Api({ storage, fetch: (async () => json(500, {})) as unknown as typeof fetch, locks: null, kv: null, now: () => NOW });
+    for (const hash of [whole.replace(/&refresh_token=[^&]*/, ''), whole.replace(USER, 'x')]) {
+      const { loc, hist, replaced } = page(hash);
+      expect(takeSsoFragment(api, loc, hist)).toBe(false);
+      expect(replaced).toHaveLength(1);
+    }
+    for (const hash of ['', '#/', '#/rooms/r1']) {
+      const { loc, hist, replaced } = page(hash);
+      expect(takeSsoFragment(api, loc, hist)).toBe(false);
+      expect(replaced).toEqual([]);
+    }
+    expect(api.current).toBeNull();
+    expect(storage.getItem(SESSION_KEY)).toBeNull();
+  });
+
+  it('GET /v1/auth/oidc without a token; the button goes to /v1/auth/oidc/start', async () => {
+    const storage = new MemStorage();
+    const calls: string[] = [];
+    const fetchFn = (async (url: string, init: RequestInit) => {
+      calls.push(`${init.method} ${url} ${(init.headers as Record<string, string>).authorization ?? '-'}`);
+      return json(200, { enabled: true, name: 'Example ID' });
+    }) as unknown as typeof fetch;
+    const api = new Api({ base: 'https://chat.example', storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    expect(await api.ssoInfo()).toEqual({ enabled: true, name: 'Example ID' });
+    expect(calls).toEqual(['GET https://chat.example/v1/auth/oidc -']);
+    expect(api.ssoStartUrl()).toBe('https://chat.example/v1/auth/oidc/start');
   });
 });
 

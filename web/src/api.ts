@@ -13,14 +13,18 @@ import type {
   Message,
   MessagePage,
   MyRoom,
+  MySession,
   NotificationLevel,
   NotificationLevelAnswer,
+  PasswordChanged,
   Presence,
+  ProfileAnswer,
   PublicRoom,
   ReadReceiptsAnswer,
   Receipt,
   SearchResults,
   SendAnswer,
+  SsoInfo,
   TokenResponse,
   UserSummary,
 } from './types';
@@ -132,6 +136,45 @@ function parseSession(raw: string | null): Session | null {
     /* ignore */
   }
   return null;
+}
+
+/** Single sign-on ends at `/#sso&user_id=…&access_token=…&refresh_token=…&expires_in=…`. */
+export function isSsoFragment(hash: string): boolean {
+  return hash === '#sso' || hash.startsWith('#sso&');
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TOKEN_RE = /^[\w.~+/=-]+$/;
+
+/** The tokens of a single sign-on fragment; null unless it is one, whole and well formed. */
+export function ssoTokens(hash: string): TokenResponse | null {
+  if (!hash.startsWith('#sso&')) return null;
+  const p = new URLSearchParams(hash.slice(5));
+  const one = (k: string) => (p.getAll(k).length === 1 ? p.get(k)! : '');
+  const [userId, access, refresh, expires] = ['user_id', 'access_token', 'refresh_token', 'expires_in'].map(one) as [string, string, string, string];
+  if (!UUID_RE.test(userId) || !TOKEN_RE.test(access) || !TOKEN_RE.test(refresh) || !/^[1-9]\d{0,8}$/.test(expires)) return null;
+  return { user_id: userId, access_token: access, refresh_token: refresh, expires_in: Number(expires), token_type: 'Bearer' };
+}
+
+/**
+ * Back from single sign-on (the callback sends the browser to `/` with the tokens in the URL
+ * fragment, which never reaches a server): the fragment leaves the address bar and the
+ * history at once, and its tokens become the session, as a password login's would. A fragment
+ * that is not whole is dropped without a session; any other (a room's route) is left alone.
+ * True when it signed in.
+ */
+export function takeSsoFragment(
+  api: Pick<Api, 'signInWithTokens'>,
+  loc: Pick<Location, 'hash' | 'pathname' | 'search'> = location,
+  hist: Pick<History, 'replaceState' | 'state'> = history,
+): boolean {
+  const hash = loc.hash;
+  if (!isSsoFragment(hash)) return false;
+  hist.replaceState(hist.state, '', loc.pathname + loc.search);
+  const t = ssoTokens(hash);
+  if (!t) return false;
+  api.signInWithTokens(t);
+  return true;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -269,6 +312,32 @@ export class Api {
     const s = this.fromTokens(data, { username, displayName: displayName || username });
     this.setSession(s);
     return s;
+  }
+
+  /** Signs in with tokens got otherwise than by a password (single sign-on, `takeSsoFragment`). */
+  signInWithTokens(t: TokenResponse): Session {
+    const s = this.fromTokens(t);
+    this.setSession(s);
+    return s;
+  }
+
+  /**
+   * Notes who is signed in with the session (shown at once on the next load): merged into the
+   * session as all tabs share it, under the refresh lock, so that tokens another tab rotated
+   * meanwhile are kept, never overwritten with spent ones.
+   */
+  async noteUser(who: { username?: string; displayName?: string }): Promise<void> {
+    const userId = this.session?.userId;
+    const run = async (): Promise<void> => {
+      const stored = await this.readShared();
+      if (!stored || stored.userId !== userId) return;
+      const next = { ...stored, ...who };
+      if (next.username === stored.username && next.displayName === stored.displayName) return;
+      this.setSession(next);
+      await this.kv?.set(SESSION_KEY, JSON.stringify(next)).catch(() => undefined);
+    };
+    if (!userId) return;
+    await (this.locks ? this.locks.request('chat-refresh', run) : run());
   }
 
   /**
@@ -576,6 +645,32 @@ export class Api {
   /** Keeps the caller's read receipts private (`true`), or shows them again. */
   setPrivateReceipts(priv: boolean) {
     return this.request<ReadReceiptsAnswer>('PUT', '/v1/me/read-receipts', { body: { private: priv } }).then((a) => a.data);
+  }
+  /** Changes the name others see (`''`: the username again). */
+  setDisplayName(displayName: string) {
+    return this.request<ProfileAnswer>('PATCH', '/v1/me/profile', { body: { display_name: displayName } }).then((a) => a.data);
+  }
+  /** The caller's open sessions, one per sign-in (`current`: this one). */
+  sessions() {
+    return this.request<{ sessions: MySession[] }>('GET', '/v1/me/sessions').then((a) => a.data.sessions);
+  }
+  /** Signs one of the caller's sessions out (`404 session_not_found` when it ended already). */
+  endSession(sessionId: string) {
+    return this.request<null>('DELETE', `/v1/me/sessions/${enc(sessionId)}`).then(() => undefined);
+  }
+  /** Changes the password; every other session is signed out (this one stays). */
+  changePassword(currentPassword: string, newPassword: string) {
+    return this.request<PasswordChanged>('POST', '/v1/me/password', {
+      body: { current_password: currentPassword, new_password: newPassword },
+    }).then((a) => a.data);
+  }
+  /** Whether single sign-on is offered, and the provider's name (`GET /v1/auth/oidc`). */
+  ssoInfo() {
+    return this.request<SsoInfo>('GET', '/v1/auth/oidc', { auth: false }).then((a) => a.data);
+  }
+  /** Where the single sign-on button takes the browser (a page navigation, not a request). */
+  ssoStartUrl(): string {
+    return `${this.base}/v1/auth/oidc/start`;
   }
   ephemeral(roomId: string, body: string) {
     return this.request<null>('POST', `/v1/rooms/${enc(roomId)}/ephemeral`, { body: { body } }).then(() => undefined);

@@ -375,7 +375,8 @@ export class Chat {
   /**
    * Who is signed in. A registration in this browser knows it all (no read: the new user
    * may not be projected yet, and a 404 is an error in the console); a login knows the
-   * username and reads the display name.
+   * username and reads the display name; a single sign-on reads both (and keeps the username
+   * with the session, as a login does).
    */
   private async loadMe(): Promise<void> {
     const s = this.api.current;
@@ -391,6 +392,7 @@ export class Chat {
           me,
           users: { ...s.users, [me.id]: { username: me.username, display_name: me.display_name } },
         }));
+        if (!this.api.current?.username) void this.api.noteUser({ username: me.username }).catch(() => undefined);
         return;
       } catch (e) {
         if (e instanceof SessionEnded) return;
@@ -1284,6 +1286,33 @@ export class Chat {
   async setPrivateReceipts(priv: boolean): Promise<void> {
     const ans = await this.api.setPrivateReceipts(priv);
     this.store.set((s) => ({ me: s.me ? { ...s.me, private_receipts: ans.private === true } : s.me }));
+  }
+
+  /**
+   * Changes the name others see (`''`: one's username again) and shows it at once wherever
+   * this client shows one's name; resolves to the name shown.
+   */
+  async setDisplayName(name: string): Promise<string> {
+    const ans = await this.api.setDisplayName(name);
+    const me = this.me;
+    const shown = ans.display_name || this.state.me?.username || this.state.users[me]?.username || '';
+    this.store.set((s) => {
+      const patch: Partial<AppState> = {};
+      if (s.me) patch.me = { ...s.me, display_name: shown };
+      const u = s.users[me];
+      if (u) patch.users = { ...s.users, [me]: { ...u, display_name: shown } };
+      let members: Record<string, Member[]> | null = null;
+      for (const [roomId, list] of Object.entries(s.members)) {
+        if (!list.some((m) => m.user_id === me)) continue;
+        members ??= { ...s.members };
+        members[roomId] = list.map((m) => (m.user_id === me ? { ...m, display_name: shown } : m));
+      }
+      if (members) patch.members = members;
+      return patch;
+    });
+    // A registration's session carries the display name (shown on the next load unread).
+    if (this.api.current?.displayName !== undefined) await this.api.noteUser({ displayName: shown }).catch(() => undefined);
+    return shown;
   }
 
   /** Reads one's settings (`GET /v1/me`) when not known yet (a registration in this browser). */

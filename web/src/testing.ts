@@ -1,5 +1,7 @@
 // Fixtures shared by the unit tests (never imported by the client itself).
 
+import { Api, SESSION_KEY, type Session } from './api';
+import { Chat } from './chat';
 import type { MyRoom } from './types';
 import type { RowActions } from './ui/MessageRow';
 
@@ -27,6 +29,37 @@ export function myRoom(id: string, over: Partial<MyRoom> = {}): MyRoom {
   };
 }
 
+/** localStorage in memory. */
+export class MemStorage implements Storage {
+  private m = new Map<string, string>();
+  get length() {
+    return this.m.size;
+  }
+  clear() {
+    this.m.clear();
+  }
+  getItem(k: string) {
+    return this.m.has(k) ? this.m.get(k)! : null;
+  }
+  key(i: number) {
+    return [...this.m.keys()][i] ?? null;
+  }
+  removeItem(k: string) {
+    this.m.delete(k);
+  }
+  setItem(k: string, v: string) {
+    this.m.set(k, v);
+  }
+}
+
+/** A JSON answer (`null`: no body). */
+export function json(status: number, body: unknown, headers: Record<string, string> = {}) {
+  return new Response(body === null ? null : JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+}
+
 /** Row actions that do nothing. */
 export const noActions: RowActions = {
   edit: async () => undefined,
@@ -39,3 +72,30 @@ export const noActions: RowActions = {
   jumpTo: () => undefined,
   requestQuote: () => undefined,
 };
+
+/** A request the fake server of `fakeServerChat` was sent. */
+export interface Sent {
+  method: string;
+  url: string;
+  body: unknown;
+  auth: string | undefined;
+}
+
+/**
+ * A controller on a real Api whose server is `answer` (a Response as it is, anything else
+ * as a 200 JSON body), signed in as `session` (none: signed out). Nothing is started.
+ */
+export function fakeServerChat(answer: (req: Sent) => unknown, session: Session | null = null) {
+  const storage = new MemStorage();
+  if (session) storage.setItem(SESSION_KEY, JSON.stringify(session));
+  const sent: Sent[] = [];
+  const fetchFn = (async (url: string, init: RequestInit) => {
+    const headers = init.headers as Record<string, string>;
+    const req: Sent = { method: init.method ?? 'GET', url, body: init.body ? JSON.parse(String(init.body)) : undefined, auth: headers.authorization };
+    sent.push(req);
+    const a = answer(req);
+    return a instanceof Response ? a : json(200, a);
+  }) as unknown as typeof fetch;
+  const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null });
+  return { chat: new Chat(api), api, sent, storage };
+}

@@ -83,6 +83,35 @@ export interface ReadReceiptsAnswer {
   position: number | null;
 }
 
+/** `PATCH /v1/me/profile`: the name others see now ('' when it is the username again;
+ * position null when it was already so). */
+export interface ProfileAnswer {
+  display_name: string;
+  position: number | null;
+}
+
+/** One of the caller's sessions (a sign-in and its refreshes), `GET /v1/me/sessions`. */
+export interface MySession {
+  session_id: string;
+  created_at: string;
+  /** The last sign-in or refresh. */
+  refreshed_at: string;
+  user_agent: string | null;
+  /** The session of the token the list was read with: this browser. */
+  current: boolean;
+}
+
+/** `POST /v1/me/password`: the other sessions the change signed out. */
+export interface PasswordChanged {
+  sessions_ended: number;
+}
+
+/** `GET /v1/auth/oidc`: whether single sign-on is offered, and the provider's name for its button. */
+export interface SsoInfo {
+  enabled: boolean;
+  name: string | null;
+}
+
 /** How far a member has read (`GET /v1/rooms/{id}/receipts`). */
 export interface Receipt {
   user_id: string;

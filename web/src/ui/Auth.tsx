@@ -1,9 +1,10 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { errorText } from '../api';
+import type { SsoInfo } from '../types';
 import { useChat } from './context';
 import { FormError } from './forms';
 
-const MESSAGES: Record<string, string> = {
+export const AUTH_ERRORS: Record<string, string> = {
   invalid_credentials: 'Wrong username or password.',
   username_taken: 'That username is taken.',
   invalid_username: 'Usernames are 3–32 characters: lowercase letters, digits, “_”, “.” and “-”.',
@@ -19,6 +20,11 @@ export function AuthScreen() {
   const [displayName, setDisplayName] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [sso, setSso] = useState<SsoInfo | null>(null);
+  useEffect(() => {
+    // No button when the server offers none, or does not say (an older server).
+    chat.api.ssoInfo().then(setSso, () => undefined);
+  }, []);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -29,7 +35,7 @@ export function AuthScreen() {
       if (mode === 'login') await chat.login(username.trim(), password);
       else await chat.register(username.trim(), password, displayName.trim());
     } catch (err) {
-      setError(errorText(err, MESSAGES));
+      setError(errorText(err, AUTH_ERRORS));
       setBusy(false);
     }
   };
@@ -82,6 +88,17 @@ export function AuthScreen() {
         <button class="primary" type="submit" data-testid="auth-submit" disabled={busy}>
           {register ? 'Create account' : 'Sign in'}
         </button>
+        {sso?.enabled && (
+          <button
+            type="button"
+            data-testid="auth-sso"
+            disabled={busy}
+            // A page navigation: the provider's sign-in page, then back to `/#sso&…`.
+            onClick={() => location.assign(chat.api.ssoStartUrl())}
+          >
+            Sign in with {sso.name || 'single sign-on'}
+          </button>
+        )}
         <button
           type="button"
           class="link"

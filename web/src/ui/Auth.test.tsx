@@ -1,0 +1,60 @@
+// The login screen's single sign-on button.
+
+import { render } from 'preact';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { fakeServerChat, json } from '../testing';
+import { AuthScreen } from './Auth';
+import { ChatContext } from './context';
+
+let host: HTMLElement;
+afterEach(() => {
+  render(null, host);
+  host.remove();
+  vi.restoreAllMocks();
+});
+
+function mount(oidc: () => unknown) {
+  const t = fakeServerChat((r) => (r.url === '/v1/auth/oidc' ? oidc() : json(404, { error: { code: 'not_found', message: r.url } })));
+  host = document.createElement('div');
+  document.body.appendChild(host);
+  render(
+    <ChatContext.Provider value={t.chat}>
+      <AuthScreen />
+    </ChatContext.Provider>,
+    host,
+  );
+  return t;
+}
+
+const button = () => host.querySelector<HTMLButtonElement>('[data-testid="auth-sso"]');
+
+describe('AuthScreen: single sign-on', () => {
+  it('offers the provider by name; the button navigates to /v1/auth/oidc/start', async () => {
+    const assign = vi.spyOn(window.location, 'assign').mockImplementation(() => undefined);
+    const { sent } = mount(() => ({ enabled: true, name: 'Example ID' }));
+    await vi.waitFor(() => expect(button()?.textContent).toBe('Sign in with Example ID'));
+    expect(sent).toEqual([{ method: 'GET', url: '/v1/auth/oidc', body: undefined, auth: undefined }]);
+    button()!.click();
+    expect(assign).toHaveBeenCalledWith('/v1/auth/oidc/start');
+  });
+
+  it('a provider without a name is "single sign-on"', async () => {
+    mount(() => ({ enabled: true, name: null }));
+    await vi.waitFor(() => expect(button()?.textContent).toBe('Sign in with single sign-on'));
+  });
+
+  it('no button when it is not offered, or the server does not say', async () => {
+    const settle = () => new Promise((r) => setTimeout(r, 10));
+    const off = mount(() => ({ enabled: false, name: null }));
+    await vi.waitFor(() => expect(off.sent).toHaveLength(1));
+    await settle();
+    expect(button()).toBeNull();
+    render(null, host);
+    host.remove();
+    const old = mount(() => json(404, { error: { code: 'not_found', message: 'no such route' } }));
+    await vi.waitFor(() => expect(old.sent).toHaveLength(1));
+    await settle();
+    expect(button()).toBeNull();
+    expect(host.querySelector('[data-testid="auth-submit"]')).not.toBeNull();
+  });
+});

@@ -1,0 +1,266 @@
+// The Settings dialog's display name, password and sessions, on a real Api and controller
+// whose server is faked.
+
+import { render } from 'preact';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SESSION_KEY, type Session } from '../api';
+import { fakeServerChat, json, type Sent } from '../testing';
+import type { MySession } from '../types';
+import { ChatContext } from './context';
+import { deviceLabel, passwordChangedText, SettingsDialog } from './Settings';
+
+const ME = 'u-me';
+const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0';
+const IPHONE =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
+
+function mySession(id: string, over: Partial<MySession> = {}): MySession {
+  return {
+    session_id: id,
+    created_at: '2026-01-01T10:00:00Z',
+    refreshed_at: '2026-01-02T10:00:00Z',
+    user_agent: FIREFOX,
+    current: false,
+    ...over,
+  };
+}
+
+const signedIn = (over: Partial<Session> = {}): Session => ({
+  userId: ME,
+  accessToken: 'a1',
+  refreshToken: 'r1',
+  expiresAt: Date.now() + 600_000,
+  username: 'meg',
+  ...over,
+});
+
+/**
+ * A server with the caller's sessions (the list, newest first: another device, this one),
+ * password "old password" and display name "Meg".
+ */
+function server() {
+  let sessions = [mySession('s-other', { user_agent: IPHONE }), mySession('s-here', { current: true })];
+  let displayName = 'Meg';
+  const answer = (r: Sent): unknown => {
+    const key = `${r.method} ${r.url.split('?')[0]}`;
+    if (key === 'GET /v1/me') return { id: ME, username: 'meg', display_name: displayName || 'meg', private_receipts: false };
+    if (key === 'GET /v1/me/sessions') return { sessions };
+    if (r.method === 'DELETE' && r.url.startsWith('/v1/me/sessions/')) {
+      const id = decodeURIComponent(r.url.slice('/v1/me/sessions/'.length));
+      if (!sessions.some((s) => s.session_id === id && !s.current)) {
+        return json(404, { error: { code: 'session_not_found', message: 'no such session' } });
+      }
+      sessions = sessions.filter((s) => s.session_id !== id);
+      return new Response(null, { status: 204 });
+    }
+    if (key === 'POST /v1/me/password') {
+      const b = r.body as { current_password: string; new_password: string };
+      if (b.current_password !== 'old password') return json(403, { error: { code: 'wrong_password', message: 'the current password is wrong' } });
+      if (b.new_password.length < 10) return json(400, { error: { code: 'invalid_password', message: 'too short' } });
+      const ended = sessions.filter((s) => !s.current).length;
+      sessions = sessions.filter((s) => s.current);
+      return { sessions_ended: ended };
+    }
+    if (key === 'PATCH /v1/me/profile') {
+      const name = (r.body as { display_name: string }).display_name;
+      if (name.length > 64) return json(400, { error: { code: 'invalid_display_name', message: 'too long' } });
+      displayName = name;
+      return { display_name: name, position: 77 };
+    }
+    return json(404, { error: { code: 'not_found', message: key } });
+  };
+  return {
+    answer,
+    /** Another device's session ends meanwhile (the list shown is out of date). */
+    endElsewhere: (id: string) => {
+      sessions = sessions.filter((s) => s.session_id !== id);
+    },
+  };
+}
+
+let host: HTMLElement;
+afterEach(() => {
+  render(null, host);
+  host.remove();
+});
+
+function open(session = signedIn()) {
+  const srv = server();
+  const t = fakeServerChat(srv.answer, session);
+  host = document.createElement('div');
+  document.body.appendChild(host);
+  render(
+    <ChatContext.Provider value={t.chat}>
+      <SettingsDialog onClose={() => undefined} />
+    </ChatContext.Provider>,
+    host,
+  );
+  return { ...t, srv };
+}
+
+const $ = <E extends Element = HTMLElement>(id: string) => host.querySelector<E & Element>(`[data-testid="${id}"]`);
+const $$ = (id: string) => [...host.querySelectorAll<HTMLElement>(`[data-testid="${id}"]`)];
+const text = (id: string) => $(id)?.textContent?.trim() ?? null;
+
+/** Types into a field, then lets the component render what was typed. */
+async function type(id: string, value: string) {
+  const input = $<HTMLInputElement>(id)!;
+  input.value = value;
+  input.dispatchEvent(new Event('input', { bubbles: true }));
+  await new Promise((r) => setTimeout(r, 0));
+}
+
+function submit(buttonId: string) {
+  $<HTMLButtonElement>(buttonId)!.closest('form')!.dispatchEvent(new Event('submit', { bubbles: true, cancelable: true }));
+}
+
+describe('Settings: sessions', () => {
+  it('lists this device first, labelled, and signs another session out', async () => {
+    const { sent } = open();
+    await vi.waitFor(() => expect($$('session-item')).toHaveLength(2));
+    const [here, other] = $$('session-item');
+    expect(here!.dataset.sessionId).toBe('s-here');
+    expect(here!.dataset.current).toBe('true');
+    expect(here!.textContent).toContain('Firefox on Linux');
+    expect(here!.querySelector('[data-testid="session-this-device"]')?.textContent).toBe('This device');
+    expect(here!.querySelector('[data-testid="session-end"]')).toBeNull();
+    expect(other!.textContent).toContain('Safari on iOS');
+    expect(other!.querySelector('[data-testid="session-this-device"]')).toBeNull();
+
+    (other!.querySelector('[data-testid="session-end"]') as HTMLButtonElement).click();
+    await vi.waitFor(() => expect($$('session-item')).toHaveLength(1));
+    expect(sent.filter((r) => r.url.startsWith('/v1/me/sessions')).map((r) => `${r.method} ${r.url}`)).toEqual([
+      'GET /v1/me/sessions',
+      'DELETE /v1/me/sessions/s-other',
+      'GET /v1/me/sessions',
+    ]);
+    expect($('sessions-error')).toBeNull();
+  });
+
+  it('a session that ended meanwhile just leaves the list (no error)', async () => {
+    const { srv, sent } = open();
+    await vi.waitFor(() => expect($$('session-end')).toHaveLength(1));
+    srv.endElsewhere('s-other');
+    $$('session-end')[0]!.click();
+    await vi.waitFor(() => expect($$('session-item')).toHaveLength(1));
+    expect(sent.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+    expect($('sessions-error')).toBeNull();
+  });
+});
+
+describe('Settings: password', () => {
+  it('shows a wrong current password, then what the change did; the list is read again', async () => {
+    const { sent, chat } = open();
+    await vi.waitFor(() => expect($$('session-item')).toHaveLength(2));
+
+    await type('settings-current-password', 'a wrong one');
+    await type('settings-new-password', 'a brand new password');
+    submit('settings-password-submit');
+    await vi.waitFor(() => expect(text('password-error')).toBe('The current password is wrong.'));
+    expect($('password-result')).toBeNull();
+
+    await type('settings-current-password', 'old password');
+    submit('settings-password-submit');
+    await vi.waitFor(() => expect(text('password-result')).toBe('Password changed; 1 other session signed out.'));
+    expect($('password-error')).toBeNull();
+    expect(sent.filter((r) => r.url === '/v1/me/password').map((r) => r.body)).toEqual([
+      { current_password: 'a wrong one', new_password: 'a brand new password' },
+      { current_password: 'old password', new_password: 'a brand new password' },
+    ]);
+    expect($<HTMLInputElement>('settings-current-password')!.value).toBe('');
+    expect($<HTMLInputElement>('settings-new-password')!.value).toBe('');
+    await vi.waitFor(() => expect($$('session-item')).toHaveLength(1));
+    // Still signed in, with the same tokens.
+    expect(chat.api.current?.refreshToken).toBe('r1');
+  });
+
+  it('a password too short is explained', async () => {
+    open();
+    await type('settings-current-password', 'old password');
+    await type('settings-new-password', 'short');
+    submit('settings-password-submit');
+    await vi.waitFor(() => expect(text('password-error')).toBe('Passwords are 10 to 1024 characters.'));
+  });
+
+  it('says how many sessions ended', () => {
+    expect(passwordChangedText(0)).toBe('Password changed; no other sessions signed out.');
+    expect(passwordChangedText(1)).toBe('Password changed; 1 other session signed out.');
+    expect(passwordChangedText(3)).toBe('Password changed; 3 other sessions signed out.');
+  });
+});
+
+describe('Settings: display name', () => {
+  it('changes it, and shows it for me at once (header, names, members)', async () => {
+    const { chat, sent } = open();
+    await vi.waitFor(() => expect($<HTMLInputElement>('settings-display-name')!.value).toBe('Meg'));
+    chat.store.set({
+      members: {
+        r1: [
+          { user_id: ME, username: 'meg', display_name: 'Meg', role: 'owner', joined_at: null },
+          { user_id: 'u-bob', username: 'bob', display_name: 'Bob', role: 'member', joined_at: null },
+        ],
+      },
+    });
+    await type('settings-display-name', ' Megan ');
+    submit('settings-display-name-save');
+    await vi.waitFor(() => expect(text('display-name-result')).toBe('Others now see you as “Megan”.'));
+    expect(sent.filter((r) => r.method === 'PATCH')).toEqual([
+      { method: 'PATCH', url: '/v1/me/profile', body: { display_name: 'Megan' }, auth: 'Bearer a1' },
+    ]);
+    const s = chat.state;
+    expect(s.me?.display_name).toBe('Megan');
+    expect(s.users[ME]).toEqual({ username: 'meg', display_name: 'Megan' });
+    expect(s.members.r1!.map((m) => m.display_name)).toEqual(['Megan', 'Bob']);
+    // Later reads see it (read-your-writes).
+    expect(chat.api.minPosition).toBe(77);
+  });
+
+  it('empty is the username again', async () => {
+    const { chat } = open();
+    await vi.waitFor(() => expect($<HTMLInputElement>('settings-display-name')!.value).toBe('Meg'));
+    await type('settings-display-name', '');
+    submit('settings-display-name-save');
+    await vi.waitFor(() => expect(text('display-name-result')).toBe('Others now see you as “meg”.'));
+    expect(chat.state.me?.display_name).toBe('meg');
+    // Shown as the username: the field is empty, with the username as its placeholder.
+    expect($<HTMLInputElement>('settings-display-name')!.value).toBe('');
+    expect($<HTMLInputElement>('settings-display-name')!.placeholder).toBe('meg');
+  });
+
+  it('a registration’s session keeps the new name for the next load', async () => {
+    const { storage } = open(signedIn({ displayName: 'Meg' }));
+    await vi.waitFor(() => expect($<HTMLInputElement>('settings-display-name')!.value).toBe('Meg'));
+    await type('settings-display-name', 'Megan');
+    submit('settings-display-name-save');
+    await vi.waitFor(() => expect(text('display-name-result')).not.toBeNull());
+    expect(JSON.parse(storage.getItem(SESSION_KEY)!)).toMatchObject({ displayName: 'Megan', refreshToken: 'r1' });
+  });
+
+  it('a name too long is explained, and nothing changes', async () => {
+    const { chat } = open();
+    await vi.waitFor(() => expect($<HTMLInputElement>('settings-display-name')!.value).toBe('Meg'));
+    await type('settings-display-name', 'x'.repeat(65));
+    submit('settings-display-name-save');
+    await vi.waitFor(() => expect(text('display-name-error')).toBe('Display names are at most 64 characters.'));
+    expect(chat.state.me?.display_name).toBe('Meg');
+  });
+});
+
+describe('deviceLabel', () => {
+  it('names the browser and the system of a user agent', () => {
+    expect(deviceLabel(FIREFOX)).toBe('Firefox on Linux');
+    expect(deviceLabel(IPHONE)).toBe('Safari on iOS');
+    expect(
+      deviceLabel('Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0'),
+    ).toBe('Edge on Windows');
+    expect(
+      deviceLabel('Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36'),
+    ).toBe('Chrome on Android');
+    expect(
+      deviceLabel('Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'),
+    ).toBe('Safari on macOS');
+    expect(deviceLabel('curl/8.5.0')).toBe('curl/8.5.0');
+    expect(deviceLabel(null)).toBe('Unknown device');
+    expect(deviceLabel('')).toBe('Unknown device');
+  });
+});
