@@ -31,6 +31,9 @@ pub struct Settings {
     /// Where attachments are kept and what is accepted (`APP_BLOB_BACKEND`, ...).
     #[serde(flatten)]
     pub blobs: blobs::settings::BlobSettings,
+    /// Server administrators by username, comma-separated (`APP_ADMIN_USERNAMES`), besides
+    /// the first user registered, who always is one. The same in query-api.
+    pub admin_usernames: String,
     /// Single sign-on with an OpenID Connect provider (`APP_OIDC_*`); off without an issuer.
     #[serde(flatten)]
     pub oidc: OidcSettings,
@@ -82,6 +85,7 @@ impl Layered for Settings {
             std::thread::available_parallelism().map_or(2, |n| n.get()) as u64,
         )?
         .set_default("group_commit_max_batch", 512)?
+        .set_default("admin_usernames", "")?
         .set_default("oidc_issuer", "")?
         .set_default("oidc_client_id", "")?
         .set_default("oidc_client_secret", "")?

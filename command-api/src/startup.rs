@@ -82,6 +82,10 @@ pub fn api_routes(state: AppState) -> Router {
         )
         .route("/v1/me/password", post(routes::sessions::change_password))
         .route("/v1/auth/oidc", get(routes::oidc::info))
+        .route(
+            "/v1/admin/users/{user_id}/deactivate",
+            post(routes::admin::deactivate),
+        )
         .route("/v1/auth/oidc/start", get(routes::oidc::start))
         .route("/v1/auth/oidc/callback", get(routes::oidc::callback))
         .route(
@@ -223,13 +227,46 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         },
     });
     tokio::spawn(attachments.collect_forever());
+    follow_deactivations(&state).await;
     Ok((state, relay))
+}
+
+/// Keeps the refused tokens current: deactivated accounts from the credentials table, and
+/// the notices of other replicas (http_kit::revocation).
+async fn follow_deactivations(state: &AppState) {
+    let subscription = match &state.nats {
+        Some(nats) => nats
+            .subscribe(http_kit::revocation::subject(
+                &state.settings.service.subject_prefix,
+            ))
+            .await
+            .ok(),
+        None => None,
+    };
+    let pool = state.pool.clone();
+    let load = move || {
+        let pool = pool.clone();
+        async move {
+            let users: Vec<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT user_id FROM credentials WHERE deactivated_at IS NOT NULL",
+            )
+            .fetch_all(&pool)
+            .await?;
+            Ok(users)
+        }
+    };
+    tokio::spawn(http_kit::revocation::follow(
+        state.jwt.clone(),
+        subscription,
+        load,
+        |_| {},
+    ));
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut m = sqlx::migrate!("./migrations");
     m.set_ignore_missing(true);
-    m.run(pool).await
+    eventlog::pool::migrate_retrying(&m, pool).await
 }
 
 async fn connect_db(settings: &Settings) -> anyhow::Result<PgPool> {

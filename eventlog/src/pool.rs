@@ -220,3 +220,40 @@ async fn spawned(
     }
     result
 }
+
+/// Attempts of [`migrate_retrying`].
+const MIGRATE_ATTEMPTS: u32 = 5;
+
+/// Runs `migrator` on `pool`, again when PostgreSQL broke a deadlock by failing it. Every role
+/// migrates its own tables at start, under sqlx's advisory lock; a migration that builds an
+/// index `CONCURRENTLY` (the log's payload indexes) waits for every open transaction, among
+/// them another role's statement waiting for that lock: PostgreSQL then fails one of the two
+/// (40P01). The other goes on, and the failed one succeeds when tried again.
+pub async fn migrate_retrying(
+    migrator: &sqlx::migrate::Migrator,
+    pool: &PgPool,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut attempt = 1;
+    loop {
+        match migrator.run(pool).await {
+            Err(e) if attempt < MIGRATE_ATTEMPTS && is_deadlock(&e) => {
+                tracing::info!(
+                    attempt,
+                    "a migration lost a deadlock to another role's; again"
+                );
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_deadlock(e: &sqlx::migrate::MigrateError) -> bool {
+    let db = match e {
+        sqlx::migrate::MigrateError::Execute(e)
+        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => e.as_database_error(),
+        _ => None,
+    };
+    db.and_then(|d| d.code()).as_deref() == Some("40P01")
+}

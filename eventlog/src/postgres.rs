@@ -26,7 +26,7 @@ const STREAM_VERSION_CONSTRAINT: &str = "events_stream_id_version_key";
 pub(crate) async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
-    migrator.run(pool).await
+    crate::pool::migrate_retrying(&migrator, pool).await
 }
 
 /// `SELECT <all event columns> FROM events <rest>` as a `&'static str`.

@@ -31,6 +31,7 @@ pub const SCHEMA_VERSIONS: &[(&str, i32)] = &[
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
     ("DisplayNameChanged", 1),
+    ("UserDeactivated", 1),
     // room-<id>
     ("RoomCreated", 2),
     ("DirectRoomOpened", 1),

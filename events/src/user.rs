@@ -27,6 +27,13 @@ pub enum UserEvent {
         user_id: UserId,
         display_name: DisplayName,
     },
+    /// A server administrator deactivated the account: it cannot sign in, its tokens are
+    /// refused, its messages stay.
+    #[serde(rename = "UserDeactivated")]
+    UserDeactivated {
+        user_id: UserId,
+        deactivated_by: UserId,
+    },
 }
 
 impl StoredEvent for UserEvent {
@@ -56,6 +63,18 @@ pub struct UserState {
     pub private_receipts: bool,
     /// The name others see.
     pub display_name: Option<DisplayName>,
+    pub deactivated: bool,
+}
+
+/// Deactivates the account (by `admin`); no event when it is already.
+pub fn deactivate(state: &UserState, admin: UserId) -> Vec<UserEvent> {
+    match state.registered {
+        Some((user_id, _)) if !state.deactivated => vec![UserEvent::UserDeactivated {
+            user_id,
+            deactivated_by: admin,
+        }],
+        _ => vec![],
+    }
 }
 
 /// Changes the name others see (an empty one: the username again); no event when it is
@@ -116,6 +135,7 @@ pub fn evolve(mut state: UserState, event: &UserEvent) -> UserState {
         UserEvent::DisplayNameChanged { display_name, .. } => {
             state.display_name = Some(display_name.clone());
         }
+        UserEvent::UserDeactivated { .. } => state.deactivated = true,
         UserEvent::ReadReceiptsPrivacyChanged { private, .. } => {
             state.private_receipts = *private;
         }

@@ -211,7 +211,8 @@ fn user_event_list_is_exhaustive(e: &UserEvent) {
     match e {
         UserEvent::UserRegistered { .. }
         | UserEvent::ReadReceiptsPrivacyChanged { .. }
-        | UserEvent::DisplayNameChanged { .. } => {}
+        | UserEvent::DisplayNameChanged { .. }
+        | UserEvent::UserDeactivated { .. } => {}
     }
 }
 
@@ -266,10 +267,11 @@ fn every_user_event_reads_back_as_itself() {
 
 /// The schema version each type is written at. A bump needs an upcaster from the version
 /// before and a fixture of it (`tests/upcasting.rs`, ADR 12).
-const PINNED_VERSIONS: [(&str, i32); 20] = [
+const PINNED_VERSIONS: [(&str, i32); 21] = [
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
     ("DisplayNameChanged", 1),
+    ("UserDeactivated", 1),
     ("RoomCreated", 2),
     ("DirectRoomOpened", 1),
     ("RoomRenamed", 1),

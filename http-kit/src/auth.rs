@@ -114,6 +114,9 @@ pub struct Claims {
 pub enum AuthError {
     #[error("invalid token")]
     InvalidToken,
+    /// The token's user was deactivated.
+    #[error("token revoked")]
+    Revoked,
     #[error("token expired")]
     Expired,
     #[error("invalid credentials")]
@@ -148,6 +151,8 @@ struct JwtInner {
     access_ttl: Duration,
     /// Tokens that passed full verification, with their claims (see [`JwtKeys::verify_access`]).
     verified: std::sync::Mutex<HashMap<Box<str>, Claims>>,
+    /// Deactivated users: their tokens are refused however valid ([`JwtKeys::revoke_user`]).
+    revoked: std::sync::RwLock<std::collections::HashSet<Uuid>>,
 }
 
 /// Most tokens kept in the verified-token cache. A client sends the same access token with
@@ -204,6 +209,7 @@ impl JwtKeys {
                 audience: cfg.audience.clone(),
                 access_ttl: cfg.access_ttl,
                 verified: std::sync::Mutex::default(),
+                revoked: std::sync::RwLock::default(),
             }),
         })
     }
@@ -244,7 +250,29 @@ impl JwtKeys {
     /// a tenth of the command API's CPU.) Only verified tokens are stored, so a forged or
     /// altered token never matches one.
     pub fn verify_access(&self, token: &str) -> Result<Claims, AuthError> {
-        self.verify_access_at(token, jsonwebtoken::get_current_timestamp())
+        let claims = self.verify_access_at(token, jsonwebtoken::get_current_timestamp())?;
+        if self.is_revoked(claims.sub) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// Refuses every token of `user` from now on (a deactivated account), in this process;
+    /// each service learns of a deactivation from the log's tables and a NATS notice.
+    pub fn revoke_user(&self, user: Uuid) {
+        self.inner
+            .revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user);
+    }
+
+    pub fn is_revoked(&self, user: Uuid) -> bool {
+        self.inner
+            .revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&user)
     }
 
     /// [`Self::verify_access`] as of `now` (seconds since the epoch) for remembered tokens;

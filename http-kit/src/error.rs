@@ -148,6 +148,7 @@ impl From<crate::auth::AuthError> for ApiError {
         use crate::auth::AuthError as A;
         match e {
             A::InvalidToken => Self::unauthorized("invalid_token", "invalid access token"),
+            A::Revoked => Self::unauthorized("token_revoked", "this account is deactivated"),
             A::Expired => Self::unauthorized("token_expired", "access token expired"),
             A::InvalidCredentials => {
                 Self::unauthorized("invalid_credentials", "invalid username or password")

@@ -3,6 +3,7 @@
 //! (with secrets that never show), and the service scaffold: health, readiness,
 //! metrics and OpenAPI routes ([`service`]), binding and serving ([`serve`]).
 
+pub mod admin;
 pub mod auth;
 pub mod correlation;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod nats;
 pub mod openapi;
 pub mod parse_errors;
 pub mod rate_limit;
+pub mod revocation;
 pub mod runtime;
 pub mod secret;
 pub mod serve;

@@ -109,7 +109,9 @@ async fn apply_user(
             .execute(tx)
             .await?;
         }
-        UserEvent::ReadReceiptsPrivacyChanged { .. } | UserEvent::DisplayNameChanged { .. } => {
+        UserEvent::ReadReceiptsPrivacyChanged { .. }
+        | UserEvent::DisplayNameChanged { .. }
+        | UserEvent::UserDeactivated { .. } => {
             crate::attention::apply_user_event(tx, &event).await?;
         }
     }

@@ -56,6 +56,8 @@ pub(crate) struct Attention {
     private: HashMap<Uuid, bool>,
     /// The final display name per user (`rm_users.display_name`, after the registrations).
     names: HashMap<Uuid, String>,
+    /// Users deactivated (`rm_users.deactivated`; it is never undone).
+    deactivated: Vec<Uuid>,
 }
 
 impl Attention {
@@ -124,6 +126,7 @@ impl Attention {
                 self.names
                     .insert(user_id.0, display_name.as_str().to_owned());
             }
+            UserEvent::UserDeactivated { user_id, .. } => self.deactivated.push(user_id.0),
             UserEvent::UserRegistered { .. } => {}
         }
     }
@@ -240,6 +243,12 @@ impl Attention {
                     "a display name changed for a user the read models do not have".into(),
                 ));
             }
+        }
+        if !self.deactivated.is_empty() {
+            sqlx::query("UPDATE rm_users SET deactivated = TRUE WHERE user_id = ANY($1)")
+                .bind(&self.deactivated)
+                .execute(&mut *tx)
+                .await?;
         }
         if !self.private.is_empty() {
             let (on, off): (Vec<_>, Vec<_>) = self.private.into_iter().partition(|(_, p)| *p);

@@ -101,7 +101,8 @@ fn decode(ev: &RecordedEvent) -> Result<Option<Op>, ApplyError> {
                     at: ev.occurred_at,
                 })),
                 event @ (UserEvent::ReadReceiptsPrivacyChanged { .. }
-                | UserEvent::DisplayNameChanged { .. }) => Ok(Some(Op::UserSetting(event))),
+                | UserEvent::DisplayNameChanged { .. }
+                | UserEvent::UserDeactivated { .. }) => Ok(Some(Op::UserSetting(event))),
             }
         }
         RoomEvent::STREAM_TYPE => {

@@ -63,7 +63,7 @@ pub const REBUILD_BATCH: i64 = 10_000;
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
-    migrator.run(pool).await
+    eventlog::pool::migrate_retrying(&migrator, pool).await
 }
 
 /// Every projection this crate provides: the read models, stored in `pool` (the projector's

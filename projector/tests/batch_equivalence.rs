@@ -206,6 +206,17 @@ impl World {
                     },
                 );
             }
+            14..15 => {
+                let user_id = self.user();
+                let by = self.user();
+                return Gen::User(
+                    user_id,
+                    UserEvent::UserDeactivated {
+                        user_id,
+                        deactivated_by: by,
+                    },
+                );
+            }
             13..14 => {
                 let user_id = self.user();
                 let n = self.rng.random::<u16>();

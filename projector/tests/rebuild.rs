@@ -216,6 +216,14 @@ async fn an_interrupted_rebuild_leaves_the_live_read_models_and_can_be_started_a
         .await
         .expect_err("a second rebuild at once");
     assert!(err.to_string().contains("already running"), "{err}");
+    // Released before the next rebuild: dropping the connection closes it in the background,
+    // and the server may not have let go of the lock yet when the rebuild asks for it.
+    let released: bool = sqlx::query_scalar("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(format!("chat.rebuild.{}", projector::READ_MODELS))
+        .fetch_one(&mut *other)
+        .await
+        .expect("unlock");
+    assert!(released);
     drop(other.detach());
 
     let done = projector::framework::rebuild(&read_models, pool, pool, 1000, &|_| {})

@@ -123,6 +123,7 @@ pub async fn build_state_with(
     let metrics = Metrics::new()?;
     let epoch =
         crate::epoch::watch(pool.clone(), Duration::from_millis(settings.epoch_poll_ms)).await?;
+    wait_for_log_schema(&log_pool).await?;
     let settings = Arc::new(settings);
     let live = Live::start(
         settings.clone(),
@@ -133,6 +134,7 @@ pub async fn build_state_with(
         epoch.clone(),
     )
     .await?;
+    follow_deactivations(&pool, &jwt, &nats, &live, &settings.service.subject_prefix).await;
     Ok(AppState {
         pool,
         log_pool,
@@ -148,10 +150,68 @@ pub async fn build_state_with(
     })
 }
 
+/// How long a node waits for command-api to create the log's tables in a new database.
+const LOG_SCHEMA_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits until the log's tables exist: in a database just created, command-api may still be
+/// migrating it (the read roles start before it, and wait; see platform/tests/startup_order.rs).
+async fn wait_for_log_schema(log_pool: &PgPool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + LOG_SCHEMA_WAIT;
+    loop {
+        match sqlx::query_scalar::<_, i64>("SELECT position FROM log_head")
+            .fetch_one(log_pool)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P01")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::info!("waiting for command-api to create the event log's tables");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("reading the event log's head")),
+        }
+    }
+}
+
+/// Keeps the refused tokens current (deactivated accounts in the read models, and notices
+/// from command-api: http_kit::revocation), and closes a deactivated user's sockets.
+async fn follow_deactivations(
+    pool: &PgPool,
+    jwt: &JwtKeys,
+    nats: &async_nats::Client,
+    live: &Live,
+    prefix: &str,
+) {
+    let subscription = nats
+        .subscribe(http_kit::revocation::subject(prefix))
+        .await
+        .ok();
+    let pool = pool.clone();
+    let load = move || {
+        let pool = pool.clone();
+        async move {
+            let users: Vec<uuid::Uuid> =
+                sqlx::query_scalar("SELECT user_id FROM rm_users WHERE deactivated")
+                    .fetch_all(&pool)
+                    .await?;
+            Ok(users)
+        }
+    };
+    let live = live.clone();
+    tokio::spawn(http_kit::revocation::follow(
+        jwt.clone(),
+        subscription,
+        load,
+        move |user| live.close_user(events::UserId(user)),
+    ));
+}
+
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut m = sqlx::migrate!("./migrations");
     m.set_ignore_missing(true);
-    m.run(pool).await
+    eventlog::pool::migrate_retrying(&m, pool).await
 }
 
 /// Waits while the database is not there yet (`eventlog::pool::connect_waiting`).

@@ -178,19 +178,22 @@ pub async fn login(
     // The same 401, after the same work, whether the user is unknown or the
     // password wrong: neither timing nor body tells which.
     // Input that could never have been registered is just an unknown user.
-    let row: Option<(Uuid, String)> = match (
+    let row: Option<(Uuid, String, bool)> = match (
         Username::parse(&body.username),
         Password::parse(&body.password),
     ) {
         (Ok(username), Ok(_)) => {
-            sqlx::query_as("SELECT user_id, password_hash FROM credentials WHERE username = $1")
-                .bind(username.as_str())
-                .fetch_optional(&st.pool)
-                .await?
+            sqlx::query_as(
+                "SELECT user_id, password_hash, deactivated_at IS NOT NULL
+                   FROM credentials WHERE username = $1",
+            )
+            .bind(username.as_str())
+            .fetch_optional(&st.pool)
+            .await?
         }
         _ => None,
     };
-    let Some((user_id, hash)) = row else {
+    let Some((user_id, hash, deactivated)) = row else {
         // Cap what is hashed so an oversized password costs no more than a real one.
         let capped: String = body.password.chars().take(1024).collect();
         st.hasher.verify_dummy(&capped).await;
@@ -198,6 +201,14 @@ pub async fn login(
     };
     if !st.hasher.verify(&body.password, &hash).await? {
         return Err(crate::auth::AuthError::InvalidCredentials.into());
+    }
+    // Told only to whoever knows the password.
+    if deactivated {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_deactivated",
+            "this account was deactivated by an administrator",
+        ));
     }
     let mut tx = eventlog::pool::begin(&st.pool).await?;
     let tokens = issue_tokens(&st, &mut tx, UserId(user_id), Uuid::now_v7(), &headers).await?;
@@ -215,9 +226,13 @@ pub async fn refresh(
     let invalid = || ApiError::unauthorized("invalid_refresh_token", "invalid refresh token");
     let hash = crate::auth::hash_refresh_token(&body.refresh_token);
     let mut tx = eventlog::pool::begin(&st.pool).await?;
+    // A deactivated account's tokens are revoked with it; its row is checked too, should a
+    // token have escaped that (the deactivation commits before the sessions end).
     let spent: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE refresh_tokens SET used_at = now()
+        "UPDATE refresh_tokens t SET used_at = now()
          WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+           AND NOT EXISTS (SELECT 1 FROM credentials c
+                            WHERE c.user_id = t.user_id AND c.deactivated_at IS NOT NULL)
          RETURNING user_id, family_id",
     )
     .bind(&hash)

@@ -22,7 +22,7 @@ use utoipa::OpenApi;
         super::ephemeral::typing, super::ephemeral::ephemeral, super::attachments::upload,
         super::notifications::set_notification_level, super::me::set_read_receipts, super::me::update_profile,
         super::sessions::list, super::sessions::end, super::sessions::change_password,
-        super::oidc::info, super::oidc::start, super::oidc::callback,
+        super::oidc::info, super::oidc::start, super::oidc::callback, super::admin::deactivate,
     ),
     modifiers(&BearerAuth, &FieldRules, &CommonResponses)
 )]

@@ -29,7 +29,7 @@ pub struct ReadReceiptsBody {
 }
 
 /// The user's stream folded, with its version.
-async fn user_state(st: &AppState, user: UserId) -> Result<(UserState, i64), ApiError> {
+pub(crate) async fn user_state(st: &AppState, user: UserId) -> Result<(UserState, i64), ApiError> {
     let records = st
         .store
         .read_stream(&user.stream_id(), 0, USER_STREAM_PAGE)
@@ -91,6 +91,31 @@ pub async fn set_read_receipts(
     Ok(axum::Json(json!({ "private": body.private, "position": position })).into_response())
 }
 
+/// `events` of a user's stream as the log stores them, decided by `actor`.
+pub(crate) fn new_user_events(
+    events: &[UserEvent],
+    actor: UserId,
+) -> Result<Vec<NewEvent>, ApiError> {
+    let correlation_id = http_kit::correlation::current().map_or_else(Uuid::now_v7, |c| c.0);
+    events
+        .iter()
+        .map(|e| {
+            let (event_type, schema_version, data) =
+                e.to_stored().map_err(|e| ApiError::internal(&e))?;
+            Ok(NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type,
+                schema_version,
+                data,
+                occurred_at: chrono::Utc::now(),
+                actor_id: Some(actor.0),
+                correlation_id,
+                causation_id: None,
+            })
+        })
+        .collect()
+}
+
 /// Decides a change of `user`'s stream with `decide` and appends it, again on a race with
 /// another change; returns the state after it and the position of its last event (`None`
 /// when it changed nothing).
@@ -105,22 +130,7 @@ async fn change(
         if events.is_empty() {
             return Ok((state, None));
         }
-        let correlation_id = http_kit::correlation::current().map_or_else(Uuid::now_v7, |c| c.0);
-        let mut new_events = Vec::with_capacity(events.len());
-        for e in &events {
-            let (event_type, schema_version, data) =
-                e.to_stored().map_err(|e| ApiError::internal(&e))?;
-            new_events.push(NewEvent {
-                event_id: Uuid::now_v7(),
-                event_type,
-                schema_version,
-                data,
-                occurred_at: chrono::Utc::now(),
-                actor_id: Some(user.0),
-                correlation_id,
-                causation_id: None,
-            });
-        }
+        let new_events = new_user_events(&events, user)?;
         let request = AppendRequest {
             stream_id: user.stream_id(),
             stream_type: UserEvent::STREAM_TYPE.to_owned(),

@@ -1,5 +1,6 @@
 //! HTTP routes, one file per concept.
 
+pub mod admin;
 pub mod attachments;
 pub mod auth;
 pub mod ephemeral;

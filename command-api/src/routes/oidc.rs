@@ -152,6 +152,18 @@ pub async fn callback(
         Some(user) => user,
         None => create_linked(&st, &mut tx, &identity).await?,
     };
+    let deactivated: bool =
+        sqlx::query_scalar("SELECT deactivated_at IS NOT NULL FROM credentials WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_one(&mut *tx)
+            .await?;
+    if deactivated {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_deactivated",
+            "this account was deactivated by an administrator",
+        ));
+    }
     let tokens = issue_tokens(&st, &mut tx, user, Uuid::now_v7(), &headers).await?;
     tx.commit().await?;
     let wants_json = headers

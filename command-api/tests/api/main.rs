@@ -1,6 +1,7 @@
 //! API tests: the real command-api over HTTP, against real PostgreSQL and NATS.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod authz;
 mod concurrency;
 mod errors;

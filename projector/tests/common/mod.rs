@@ -406,7 +406,8 @@ pub async fn set_private_receipts(store: &PgEventStore, user: UserId, private: b
 async fn append_user_event(store: &PgEventStore, event: UserEvent) {
     let (UserEvent::UserRegistered { user_id, .. }
     | UserEvent::ReadReceiptsPrivacyChanged { user_id, .. }
-    | UserEvent::DisplayNameChanged { user_id, .. }) = &event;
+    | UserEvent::DisplayNameChanged { user_id, .. }
+    | UserEvent::UserDeactivated { user_id, .. }) = &event;
     let user = *user_id;
     store
         .append(AppendRequest {

@@ -6,7 +6,6 @@ use super::consistency::MinPosition;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use events::UserId;
 use http_kit::error::ApiError;
 use http_kit::extract::AuthUser;
@@ -15,13 +14,7 @@ use utoipa::ToSchema;
 
 /// Succeeds for a server administrator; 403 `not_an_admin` for anyone else.
 pub(crate) async fn require_admin(st: &AppState, user: UserId) -> Result<(), ApiError> {
-    let named: Vec<&str> = st
-        .settings
-        .admin_usernames
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
+    let named = http_kit::admin::named(&st.settings.admin_usernames);
     let admin: Option<bool> = sqlx::query_scalar(
         "SELECT u.username = ANY($2)
              OR u.user_id = (SELECT user_id FROM rm_users ORDER BY registered_at, user_id LIMIT 1)
@@ -34,11 +27,7 @@ pub(crate) async fn require_admin(st: &AppState, user: UserId) -> Result<(), Api
     if admin == Some(true) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_an_admin",
-            "only a server administrator may do this",
-        ))
+        Err(http_kit::admin::not_an_admin())
     }
 }
 

@@ -256,6 +256,11 @@ impl Live {
         &self.inner.hub
     }
 
+    /// Closes every socket of `user` on this node (their account was deactivated).
+    pub fn close_user(&self, user: UserId) {
+        self.inner.hub.close_user(user, crate::ws::hub::DEACTIVATED);
+    }
+
     /// Users online on any node (heartbeats within the presence timeout).
     pub fn online_users(&self) -> usize {
         self.inner.presence.online_count()

@@ -1,0 +1,115 @@
+//! Server administration commands (issue #18). A server administrator is the first user
+//! registered, or one named in `APP_ADMIN_USERNAMES`; anyone else gets 403 `not_an_admin`.
+//! Every action is an event in the log, so the log is the audit trail.
+
+use super::me::{new_user_events, user_state};
+use super::sessions::end_sessions;
+use crate::error::ApiError;
+use crate::extract::{AuthUser, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use eventlog::{AppendRequest, ExpectedVersion};
+use events::user::{self, UserEvent};
+use events::{StoredEvent, UserId};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Succeeds for a server administrator; 403 `not_an_admin` for anyone else.
+pub(crate) async fn require_admin(st: &AppState, user: UserId) -> Result<(), ApiError> {
+    let named = http_kit::admin::named(&st.settings.admin_usernames);
+    let admin: Option<bool> = sqlx::query_scalar(
+        "SELECT c.username = ANY($2)
+             OR c.user_id = (SELECT user_id FROM credentials ORDER BY created_at, user_id LIMIT 1)
+           FROM credentials c WHERE c.user_id = $1 AND c.deactivated_at IS NULL",
+    )
+    .bind(user.0)
+    .bind(&named)
+    .fetch_optional(&st.pool)
+    .await?;
+    if admin == Some(true) {
+        Ok(())
+    } else {
+        Err(http_kit::admin::not_an_admin())
+    }
+}
+
+#[utoipa::path(post, path = "/v1/admin/users/{user_id}/deactivate", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path)),
+    responses((status = 200, description = "{user_id, sessions_ended, position}: position is null when it was deactivated already"),
+        (status = 401), (status = 403, description = "not_an_admin"), (status = 404, description = "user_not_found"),
+        (status = 422, description = "cannot_target_self")))]
+pub async fn deactivate(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(target): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, me).await?;
+    let target = UserId(target);
+    if target == me {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cannot_target_self",
+            "an administrator cannot deactivate their own account",
+        ));
+    }
+    let (state, version) = user_state(&st, target).await?;
+    if state.registered.is_none() {
+        return Err(ApiError::not_found("user_not_found", "no such user"));
+    }
+    let events = user::deactivate(&state, me);
+    let mut position = None;
+    if !events.is_empty() {
+        let new_events = new_user_events(&events, me)?;
+        let request = AppendRequest {
+            stream_id: target.stream_id(),
+            stream_type: UserEvent::STREAM_TYPE.to_owned(),
+            expected: ExpectedVersion::Exact(version),
+            events: new_events,
+            idempotency: vec![],
+        };
+        // The event and the refusal to sign in commit together.
+        let mut tx = eventlog::pool::begin(&st.pool).await?;
+        let appended = match st
+            .store
+            .append_in_tx(&mut tx, std::slice::from_ref(&request))
+            .await?
+            .into_iter()
+            .next()
+        {
+            Some(Ok(a)) => a,
+            Some(Err(eventlog::AppendError::Conflict { .. })) => {
+                return Err(ApiError::unavailable(
+                    "the account changed meanwhile, retry shortly",
+                ));
+            }
+            Some(Err(e)) => return Err(ApiError::internal(&e)),
+            None => return Err(ApiError::internal_message("append returned no result")),
+        };
+        sqlx::query("UPDATE credentials SET deactivated_at = now() WHERE user_id = $1")
+            .bind(target.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        position = Some(appended.last_position);
+    }
+    // Refused here at once, elsewhere on the notice (or within 30 s without it).
+    st.jwt.revoke_user(target.0);
+    if let Some(nats) = &st.nats {
+        http_kit::revocation::announce(nats, &st.settings.service.subject_prefix, target.0).await;
+    }
+    let sessions: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT session_id FROM sessions WHERE user_id = $1 AND ended_at IS NULL",
+    )
+    .bind(target.0)
+    .fetch_all(&st.pool)
+    .await?;
+    let ended = end_sessions(&st.pool, &sessions).await?;
+    Ok(axum::Json(json!({
+        "user_id": target,
+        "sessions_ended": ended,
+        "position": position,
+    }))
+    .into_response())
+}
