@@ -3,7 +3,7 @@
 //! Every action is an event in the log, so the log is the audit trail.
 
 use super::me::{new_user_events, user_state};
-use super::sessions::end_sessions;
+use super::sessions::{Ending, end_sessions};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, Path};
 use crate::state::AppState;
@@ -59,18 +59,17 @@ pub async fn deactivate(
         return Err(ApiError::not_found("user_not_found", "no such user"));
     }
     let events = user::deactivate(&state, me);
+    // The event, the refusal to sign in and the end of every session commit together.
+    let mut tx = eventlog::pool::begin(&st.pool).await?;
     let mut position = None;
     if !events.is_empty() {
-        let new_events = new_user_events(&events, me)?;
         let request = AppendRequest {
             stream_id: target.stream_id(),
             stream_type: UserEvent::STREAM_TYPE.to_owned(),
             expected: ExpectedVersion::Exact(version),
-            events: new_events,
+            events: new_user_events(&events, me)?,
             idempotency: vec![],
         };
-        // The event and the refusal to sign in commit together.
-        let mut tx = eventlog::pool::begin(&st.pool).await?;
         let appended = match st
             .store
             .append_in_tx(&mut tx, std::slice::from_ref(&request))
@@ -91,24 +90,18 @@ pub async fn deactivate(
             .bind(target.0)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
         position = Some(appended.last_position);
     }
+    let ended = end_sessions(&mut tx, target, Ending::AllBut(None)).await?;
+    tx.commit().await?;
     // Refused here at once, elsewhere on the notice (or within 30 s without it).
     st.jwt.revoke_user(target.0);
     if let Some(nats) = &st.nats {
         http_kit::revocation::announce(nats, &st.settings.service.subject_prefix, target.0).await;
     }
-    let sessions: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT session_id FROM sessions WHERE user_id = $1 AND ended_at IS NULL",
-    )
-    .bind(target.0)
-    .fetch_all(&st.pool)
-    .await?;
-    let ended = end_sessions(&st.pool, &sessions).await?;
     Ok(axum::Json(json!({
         "user_id": target,
-        "sessions_ended": ended,
+        "sessions_ended": ended.len(),
         "position": position,
     }))
     .into_response())

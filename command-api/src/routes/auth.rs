@@ -271,14 +271,17 @@ pub async fn logout(
     Json(body): Json<RefreshBody>,
 ) -> Result<StatusCode, ApiError> {
     let hash = crate::auth::hash_refresh_token(&body.refresh_token);
-    let family: Option<Uuid> =
-        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+    let mut tx = eventlog::pool::begin(&st.pool).await?;
+    let token: Option<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1")
             .bind(&hash)
-            .fetch_optional(&st.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-    if let Some(family) = family {
-        super::sessions::end_sessions(&st.pool, &[family]).await?;
+    if let Some((user, family)) = token {
+        super::sessions::end_sessions(&mut tx, UserId(user), super::sessions::Ending::One(family))
+            .await?;
     }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -93,14 +93,9 @@ pub async fn start(State(st): State<AppState>) -> Result<Response, ApiError> {
 pub struct CallbackQuery {
     pub state: Option<String>,
     pub code: Option<String>,
-    /// Set by the provider instead of `code` when the sign-in did not happen.
+    /// Set by the provider instead of `code` when the sign-in did not happen. Anything else
+    /// it adds (`scope`, `iss`, `error_description`) is ignored.
     pub error: Option<String>,
-    #[allow(dead_code)]
-    pub error_description: Option<String>,
-    #[allow(dead_code)]
-    pub scope: Option<String>,
-    #[allow(dead_code)]
-    pub iss: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/auth/oidc/callback",

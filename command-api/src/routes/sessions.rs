@@ -9,31 +9,53 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use events::UserId;
 use events::values::Password;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Ends `sessions`: their refresh tokens are revoked and they are marked ended, in one
-/// transaction. Returns how many were open.
-pub(crate) async fn end_sessions(pool: &PgPool, sessions: &[Uuid]) -> Result<u64, ApiError> {
-    let mut tx = eventlog::pool::begin(pool).await?;
+/// Which of a user's open sessions [`end_sessions`] ends.
+pub(crate) enum Ending {
+    /// This one.
+    One(Uuid),
+    /// Every one but this one (every one with `None`).
+    AllBut(Option<Uuid>),
+}
+
+/// Ends `user`'s sessions that `which` names: they are marked ended and their refresh tokens
+/// revoked, so none refreshes again. Returns those that were open. Every session-ending path
+/// (logout, sign-out, password change, deactivation) goes through here, in the caller's
+/// transaction.
+pub(crate) async fn end_sessions(
+    conn: &mut PgConnection,
+    user: UserId,
+    which: Ending,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let (one, keep) = match which {
+        Ending::One(id) => (Some(id), None),
+        Ending::AllBut(keep) => (None, keep),
+    };
+    let ended: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET ended_at = now()
+          WHERE user_id = $1 AND ended_at IS NULL
+            AND ($2::uuid IS NULL OR session_id = $2) AND session_id IS DISTINCT FROM $3
+          RETURNING session_id",
+    )
+    .bind(user.0)
+    .bind(one)
+    .bind(keep)
+    .fetch_all(&mut *conn)
+    .await?;
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = now()
-          WHERE revoked_at IS NULL AND family_id = ANY($1)",
+          WHERE user_id = $1 AND revoked_at IS NULL AND family_id = ANY($2)",
     )
-    .bind(sessions)
-    .execute(&mut *tx)
+    .bind(user.0)
+    .bind(&ended)
+    .execute(&mut *conn)
     .await?;
-    let ended = sqlx::query(
-        "UPDATE sessions SET ended_at = now() WHERE ended_at IS NULL AND session_id = ANY($1)",
-    )
-    .bind(sessions)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
     Ok(ended)
 }
 
@@ -86,18 +108,12 @@ pub async fn end(
     auth: AuthSession,
     Path(session_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let mine: Option<Uuid> = sqlx::query_scalar(
-        "SELECT session_id FROM sessions
-          WHERE session_id = $1 AND user_id = $2 AND ended_at IS NULL",
-    )
-    .bind(session_id)
-    .bind(auth.user.0)
-    .fetch_optional(&st.pool)
-    .await?;
-    if mine.is_none() {
+    let mut tx = eventlog::pool::begin(&st.pool).await?;
+    let ended = end_sessions(&mut tx, auth.user, Ending::One(session_id)).await?;
+    tx.commit().await?;
+    if ended.is_empty() {
         return Err(ApiError::not_found("session_not_found", "no such session"));
     }
-    end_sessions(&st.pool, &[session_id]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -152,31 +168,9 @@ pub async fn change_password(
         .execute(&mut *tx)
         .await?;
     // Every session but this one (a token without a session keeps none).
-    let others: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT session_id FROM sessions
-          WHERE user_id = $1 AND ended_at IS NULL AND session_id IS DISTINCT FROM $2",
-    )
-    .bind(me.0)
-    .bind(auth.session)
-    .fetch_all(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = now()
-          WHERE user_id = $1 AND revoked_at IS NULL AND family_id IS DISTINCT FROM $2",
-    )
-    .bind(me.0)
-    .bind(auth.session)
-    .execute(&mut *tx)
-    .await?;
-    let ended = sqlx::query(
-        "UPDATE sessions SET ended_at = now() WHERE ended_at IS NULL AND session_id = ANY($1)",
-    )
-    .bind(&others)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let ended = end_sessions(&mut tx, me, Ending::AllBut(auth.session)).await?;
     tx.commit().await?;
     Ok(axum::Json(PasswordChanged {
-        sessions_ended: ended,
+        sessions_ended: ended.len() as u64,
     }))
 }
