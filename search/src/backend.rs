@@ -46,6 +46,28 @@ pub enum Change {
         message_id: Uuid,
         position: i64,
     },
+    /// Every message `sender_id` sent is gone from search: the sender was erased (at `position`).
+    ///
+    /// Each of the sender's messages the index holds (whatever its position), and each sent
+    /// earlier in the same batch, becomes a tombstone, as with [`Change::Deleted`]: a replayed
+    /// send or edit of it changes nothing, and an edit of it never creates a document. Messages
+    /// the sender sends after it in the log are indexed as usual.
+    SenderErased {
+        sender_id: Uuid,
+        position: i64,
+    },
+}
+
+impl Change {
+    /// The log position of the event behind the change.
+    pub fn position(&self) -> i64 {
+        match self {
+            Change::Sent(doc) => doc.position,
+            Change::Edited { position, .. }
+            | Change::Deleted { position, .. }
+            | Change::SenderErased { position, .. } => *position,
+        }
+    }
 }
 
 /// The order of hits.

@@ -7,7 +7,9 @@
 //!   position of the last event applied to it, so a replay of older events can never replace
 //!   newer data. A deleted message becomes a tombstone document (with the delete's position as
 //!   its version) rather than being removed: a removed document's version is forgotten after a
-//!   while, and a replayed send would bring it back.
+//!   while, and a replayed send would bring it back. An erased sender's messages become
+//!   tombstones the same way (listed by a search on `sender_id` after a refresh, rather than
+//!   removed by `_delete_by_query`).
 //! - The checkpoint is a document of its own (`_checkpoint`), written after the documents it
 //!   covers, so it is never ahead of them; the events between it and the documents are
 //!   re-applied after a crash, harmlessly (the versions refuse older writes).
@@ -181,6 +183,15 @@ impl Source {
             position: self.position?,
         })
     }
+}
+
+/// A document write: its id, its version, its source, and whether it replaces a document of
+/// an equal version too (`external_gte`; else only older ones).
+type Write = (Uuid, i64, Value, bool);
+
+/// What a deleted (or erased) message leaves: its id and version, nothing else.
+fn tombstone(message_id: Uuid, position: i64) -> Value {
+    json!({ "kind": "tombstone", "message_id": message_id, "position": position })
 }
 
 fn source(doc: &MessageDoc) -> Value {
@@ -524,12 +535,37 @@ impl OpenSearchIndex {
         lookup.sort();
         lookup.dedup();
         let mut docs: HashMap<Uuid, Option<MessageDoc>> = self.current(&at.index, &lookup).await?;
-        // The last write of each document in this batch: (version, source).
-        let mut writes: Vec<(Uuid, i64, Value)> = Vec::new();
+        // An erasure needs the sender's messages in the index before this batch.
+        let mut erased: Vec<Uuid> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::SenderErased { sender_id, .. } => Some(*sender_id),
+                _ => None,
+            })
+            .collect();
+        erased.sort();
+        erased.dedup();
+        let mut sent_by: HashMap<Uuid, Vec<(Uuid, i64)>> = HashMap::new();
+        if !erased.is_empty() {
+            // Searches see the last refresh only: first make every write so far searchable.
+            self.call(
+                Method::Post,
+                &format!("/{}/_refresh", at.index),
+                None,
+                &[200],
+            )
+            .await?;
+            for sender in erased {
+                sent_by.insert(sender, self.sent_by(&at.index, sender).await?);
+            }
+        }
+        // The writes of this batch, in order: (id, version, source, whether an equal version
+        // is replaced).
+        let mut writes: Vec<Write> = Vec::new();
         for change in changes {
             match change {
                 Change::Sent(doc) => {
-                    writes.push((doc.message_id, doc.position, source(&doc)));
+                    writes.push((doc.message_id, doc.position, source(&doc), false));
                     docs.insert(doc.message_id, Some(doc));
                 }
                 Change::Edited {
@@ -545,18 +581,44 @@ impl OpenSearchIndex {
                     }
                     doc.body = body;
                     doc.position = position;
-                    writes.push((message_id, position, source(doc)));
+                    writes.push((message_id, position, source(doc), false));
                 }
                 Change::Deleted {
                     message_id,
                     position,
                 } => {
-                    writes.push((
-                        message_id,
-                        position,
-                        json!({ "kind": "tombstone", "message_id": message_id, "position": position }),
-                    ));
+                    writes.push((message_id, position, tombstone(message_id, position), false));
                     docs.insert(message_id, None);
+                }
+                Change::SenderErased {
+                    sender_id,
+                    position,
+                } => {
+                    // Each of the sender's messages becomes a tombstone, as with a delete (a
+                    // removed document's version would be forgotten, and a replayed send would
+                    // bring it back): those in the index before this batch, and those this
+                    // batch wrote before the erasure. A tombstone holds no sender.
+                    let mut versions: HashMap<Uuid, i64> = HashMap::new();
+                    for (id, version) in sent_by.get(&sender_id).into_iter().flatten() {
+                        versions.insert(*id, *version);
+                    }
+                    for (id, doc) in &docs {
+                        if let Some(d) = doc
+                            && d.sender_id == sender_id
+                        {
+                            let v = versions.entry(*id).or_insert(d.position);
+                            *v = (*v).max(d.position);
+                        }
+                    }
+                    let mut ids: Vec<(Uuid, i64)> = versions.into_iter().collect();
+                    ids.sort_unstable();
+                    for (id, version) in ids {
+                        // Its version never goes back (a message edited after the erasure
+                        // keeps its newer one, and its tombstone replaces it at that version).
+                        let version = version.max(position);
+                        writes.push((id, version, tombstone(id, version), true));
+                        docs.insert(id, None);
+                    }
                 }
             }
         }
@@ -623,8 +685,61 @@ impl OpenSearchIndex {
         Ok(())
     }
 
+    /// The messages of `sender_id` in `index` (as of its last refresh), with their versions.
+    async fn sent_by(&self, index: &str, sender_id: Uuid) -> Result<Vec<(Uuid, i64)>, SearchError> {
+        let mut out = Vec::new();
+        let mut after: Option<Value> = None;
+        loop {
+            let mut body = json!({
+                "query": { "bool": { "filter": [
+                    { "term": { "kind": "message" } },
+                    { "term": { "sender_id": sender_id } }
+                ] } },
+                "size": BULK_DOCS,
+                "sort": [{ "message_id": "asc" }],
+                "version": true,
+                "_source": false,
+                "track_total_hits": false,
+            });
+            if let Some(a) = after.take() {
+                body["search_after"] = a;
+            }
+            let reply = self
+                .call(
+                    Method::Post,
+                    &format!("/{index}/_search"),
+                    Some(body),
+                    &[200],
+                )
+                .await?;
+            if reply["_shards"]["failed"].as_u64().unwrap_or(0) > 0 {
+                return Err(SearchError::Unavailable(format!(
+                    "OpenSearch: a shard failed to list a sender's messages: {reply}"
+                )));
+            }
+            let hits = reply["hits"]["hits"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for hit in &hits {
+                let id = hit["_id"]
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .context("a stored message id is not a UUID")?;
+                let version = hit["_version"]
+                    .as_i64()
+                    .context("a stored message has no version")?;
+                out.push((id, version));
+            }
+            match hits.last() {
+                Some(last) if hits.len() == BULK_DOCS => after = Some(last["sort"].clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// Writes `writes` into `index`, [`BULK_DOCS`] per request, two requests at a time.
-    async fn bulk(&self, index: &str, writes: &[(Uuid, i64, Value)]) -> Result<(), SearchError> {
+    async fn bulk(&self, index: &str, writes: &[Write]) -> Result<(), SearchError> {
         let mut chunks = writes.chunks(BULK_DOCS);
         while let Some(first) = chunks.next() {
             match chunks.next() {
@@ -637,15 +752,12 @@ impl OpenSearchIndex {
         Ok(())
     }
 
-    async fn bulk_one(
-        &self,
-        index: &str,
-        writes: &[(Uuid, i64, Value)],
-    ) -> Result<(), SearchError> {
+    async fn bulk_one(&self, index: &str, writes: &[Write]) -> Result<(), SearchError> {
         let mut body = String::with_capacity(writes.len() * 320);
-        for (id, version, doc) in writes {
+        for (id, version, doc, equal) in writes {
+            let version_type = if *equal { "external_gte" } else { "external" };
             let action = json!({ "index": {
-                "_index": index, "_id": id, "version": version, "version_type": "external"
+                "_index": index, "_id": id, "version": version, "version_type": version_type
             }});
             body.push_str(&action.to_string());
             body.push('\n');

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use tantivy::collector::TopDocs;
+use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::directory::{DirectoryLock, MmapDirectory};
 use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::query::{
@@ -133,6 +133,15 @@ impl Current {
             Current::Gone(p) => *p,
         }
     }
+}
+
+/// One step of a commit, in the order of the changes.
+enum Write {
+    /// The document of a message (or its tombstone), and whether it replaces one (only then
+    /// is the old one deleted).
+    Doc(Uuid, Current, bool),
+    /// Every document of this sender added before this step is deleted.
+    Sender(Uuid),
 }
 
 /// The commit payload: the checkpoint and the highest position written.
@@ -623,7 +632,7 @@ impl Inner {
         // a delete costs a term lookup in every segment at the commit). A message first seen
         // above `written` has no document yet: any would come from one of its own events,
         // all at or after its send.
-        let mut writes: Vec<(Uuid, Current, bool)> = Vec::new();
+        let mut writes: Vec<Write> = Vec::new();
         for change in changes {
             match change {
                 Change::Sent(doc) => {
@@ -631,7 +640,11 @@ impl Inner {
                     if before.as_ref().is_some_and(|c| c.version() >= doc.position) {
                         continue;
                     }
-                    writes.push((doc.message_id, Current::Live(doc), before.is_some()));
+                    writes.push(Write::Doc(
+                        doc.message_id,
+                        Current::Live(doc),
+                        before.is_some(),
+                    ));
                 }
                 Change::Edited {
                     message_id,
@@ -647,7 +660,7 @@ impl Inner {
                     }
                     doc.body = body;
                     doc.position = position;
-                    writes.push((message_id, Current::Live(doc), true));
+                    writes.push(Write::Doc(message_id, Current::Live(doc), true));
                 }
                 Change::Deleted {
                     message_id,
@@ -658,17 +671,62 @@ impl Inner {
                     if before.as_ref().is_some_and(|c| c.version() >= position) {
                         continue;
                     }
-                    writes.push((message_id, Current::Gone(position), before.is_some()));
+                    writes.push(Write::Doc(
+                        message_id,
+                        Current::Gone(position),
+                        before.is_some(),
+                    ));
+                }
+                Change::SenderErased {
+                    sender_id,
+                    position,
+                } => {
+                    // One delete of every document of the sender added before it (committed,
+                    // or earlier in this call), then a tombstone for each of them so that its
+                    // version outlives it, as with a delete. (A tombstone holds no sender.)
+                    let mut versions: HashMap<Uuid, i64> = HashMap::new();
+                    for (id, version) in self.sent_by(&searcher, sender_id)? {
+                        if !pending.contains_key(&id) {
+                            versions.insert(id, version);
+                        }
+                    }
+                    for (id, c) in &pending {
+                        if let Current::Live(doc) = c
+                            && doc.sender_id == sender_id
+                        {
+                            versions.insert(*id, doc.position);
+                        }
+                    }
+                    writes.push(Write::Sender(sender_id));
+                    let mut ids: Vec<(Uuid, i64)> = versions.into_iter().collect();
+                    ids.sort_unstable();
+                    for (id, version) in ids {
+                        // Its version never goes back (a message edited after the erasure
+                        // keeps its newer one).
+                        let gone = Current::Gone(version.max(position));
+                        pending.insert(id, gone.clone());
+                        writes.push(Write::Doc(id, gone, false));
+                    }
+                    continue;
                 }
             }
-            if let Some((id, c, _)) = writes.last() {
+            if let Some(Write::Doc(id, c, _)) = writes.last() {
                 pending.insert(*id, c.clone());
             }
         }
-        for (id, c, replaces) in writes {
-            if replaces {
-                writer.delete_term(id_term(f, id));
-            }
+        for write in writes {
+            let (id, c) = match write {
+                Write::Sender(sender_id) => {
+                    writer.delete_term(Term::from_field_text(f.sender_id, &sender_id.to_string()));
+                    continue;
+                }
+                Write::Doc(id, c, replaces) => {
+                    if replaces {
+                        writer.delete_term(id_term(f, id));
+                    }
+                    (id, c)
+                }
+            };
             let d = match &c {
                 Current::Live(doc) => self.document(doc),
                 Current::Gone(position) => {
@@ -705,6 +763,38 @@ impl Inner {
         d.add_text(f.body, &doc.body);
         d.add_text(f.body_prefix, &doc.body);
         d
+    }
+
+    /// The messages of `sender_id` that `searcher` holds (tombstones hold no sender), with
+    /// their versions.
+    fn sent_by(
+        &self,
+        searcher: &Searcher,
+        sender_id: Uuid,
+    ) -> Result<Vec<(Uuid, i64)>, SearchError> {
+        let f = self.fields;
+        let query = TermQuery::new(
+            Term::from_field_text(f.sender_id, &sender_id.to_string()),
+            IndexRecordOption::Basic,
+        );
+        let addresses = searcher
+            .search(&query, &DocSetCollector)
+            .context("look a sender's messages up")?;
+        let mut out = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let d: TantivyDocument = searcher.doc(address).context("read a stored message")?;
+            let id = d
+                .get_first(f.message_id)
+                .and_then(|v| v.as_str())
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .context("a stored message id is not a UUID")?;
+            let version = d
+                .get_first(f.position)
+                .and_then(|v| v.as_i64())
+                .unwrap_or_default();
+            out.push((id, version));
+        }
+        Ok(out)
     }
 
     /// What `searcher` holds for `message_id`, if anything.

@@ -189,6 +189,14 @@ impl Log {
         });
     }
 
+    fn erase(&mut self, sender_id: Uuid) {
+        let position = self.position();
+        self.pending.push(Change::SenderErased {
+            sender_id,
+            position,
+        });
+    }
+
     /// Applies the pending changes in one call and waits until searches see them.
     async fn commit(&mut self, ix: &dyn SearchBackend) {
         let to = self.next - 1;
@@ -498,6 +506,101 @@ async fn replay_after_a_crash_between_write_and_checkpoint(kind: Kind) {
     fx.cleanup().await;
 }
 
+async fn erasing_a_sender_removes_their_messages(kind: Kind) {
+    let Some(fx) = Fixture::new(kind).await else {
+        return;
+    };
+    let ix = fx.ix();
+    let (r1, r2) = (Uuid::new_v4(), Uuid::new_v4());
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut log = Log::new();
+    let a1 = log.send(r1, alice, "alpha secret plans");
+    let a2 = log.send(r2, alice, "alpha secret recipes");
+    let edited = log.send(r1, alice, "draft wording");
+    let gone = log.send(r1, alice, "omega deleted");
+    let b1 = log.send(r1, bob, "alpha public notes");
+    let b2 = log.send(r2, bob, "beta public notes");
+    log.commit(ix).await;
+    let rooms = [r1, r2];
+    assert_eq!(find(ix, "alpha", &rooms).await, set(&[a1, a2, b1]));
+    // One more of hers, applied but not yet searchable (no wait for it) when the erasure comes.
+    let unseen = log.send(r1, alice, "secret not yet searchable");
+    let before = log.next - 1;
+    ix.apply(log.committed, std::mem::take(&mut log.pending), before)
+        .await
+        .expect("apply");
+    log.committed = before;
+    // In the erasure's batch, before it: an edit, a delete, and a send of hers; after it, one
+    // of Bob's.
+    log.edit(edited, "revised wording");
+    log.delete(gone);
+    let a3 = log.send(r2, alice, "gamma secret sent just before");
+    log.erase(alice);
+    let erased_at = log.next - 1;
+    let b3 = log.send(r1, bob, "gamma public after");
+    let batch = log.pending.clone();
+    log.commit(ix).await;
+    assert_eq!(
+        ix.checkpoint().await.expect("checkpoint"),
+        log.committed,
+        "the checkpoint moved over the erasure"
+    );
+    assert!(log.committed > erased_at);
+    let everyone = |senders: Vec<Uuid>| {
+        let mut r = request("", &rooms);
+        r.senders = senders;
+        r
+    };
+    let check = |label: &'static str| async move {
+        assert_eq!(find(ix, "secret", &rooms).await, set(&[]), "{label}");
+        assert_eq!(find(ix, "alpha", &rooms).await, set(&[b1]), "{label}");
+        assert_eq!(find(ix, "gamma", &rooms).await, set(&[b3]), "{label}");
+        assert_eq!(find(ix, "wording", &rooms).await, set(&[]), "{label}");
+        assert_eq!(find(ix, "omega", &rooms).await, set(&[]), "{label}");
+        assert_eq!(
+            find(ix, "public", &rooms).await,
+            set(&[b1, b2, b3]),
+            "{label}: the other sender's stay"
+        );
+        assert_eq!(ids(ix, everyone(vec![alice])).await, set(&[]), "{label}");
+        assert_eq!(
+            ids(ix, everyone(Vec::new())).await,
+            set(&[b1, b2, b3]),
+            "{label}"
+        );
+    };
+    check("after the erasure").await;
+    let hers = set(&[a1, a2, a3, unseen, edited, gone]);
+    assert!(ids(ix, everyone(Vec::new())).await.is_disjoint(&hers));
+    // An edit of an erased message does not bring it back.
+    log.edit(a1, "alpha resurrected");
+    log.commit(ix).await;
+    assert_eq!(find(ix, "resurrected", &rooms).await, set(&[]));
+    check("after an edit of an erased message").await;
+    let after = log.committed;
+    // The erasure's batch delivered again after a crash, and then only the sends of both
+    // batches (older than the erasure): the tombstones keep every message of hers out.
+    fx.rewind(before).await;
+    ix.apply(before, batch.clone(), after)
+        .await
+        .expect("replay");
+    ix.visible_position(after).await.expect("visible");
+    check("after a replay").await;
+    fx.rewind(before).await;
+    let sends: Vec<Change> = batch
+        .iter()
+        .filter(|c| matches!(c, Change::Sent(_)))
+        .cloned()
+        .collect();
+    ix.apply(before, sends, after)
+        .await
+        .expect("replay of sends");
+    ix.visible_position(after).await.expect("visible");
+    check("after a replay of the sends").await;
+    assert_eq!(ix.checkpoint().await.expect("checkpoint"), after);
+    fx.cleanup().await;
+}
+
 async fn checkpoint_gaps_restarts_readers_and_reset(kind: Kind) {
     let Some(fx) = Fixture::new(kind).await else {
         return;
@@ -571,14 +674,7 @@ async fn all_pages(
         });
         if let Some(changes) = between(n) {
             let from = ix.checkpoint().await.expect("checkpoint");
-            let to = changes
-                .iter()
-                .map(|c| match c {
-                    Change::Sent(d) => d.position,
-                    Change::Edited { position, .. } | Change::Deleted { position, .. } => *position,
-                })
-                .max()
-                .expect("changes");
+            let to = changes.iter().map(Change::position).max().expect("changes");
             ix.apply(from, changes, to)
                 .await
                 .expect("apply between pages");
@@ -710,6 +806,10 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn replay_after_a_crash_between_write_and_checkpoint() {
                 super::replay_after_a_crash_between_write_and_checkpoint($kind).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn erasing_a_sender_removes_their_messages() {
+                super::erasing_a_sender_removes_their_messages($kind).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn checkpoint_gaps_restarts_readers_and_reset() {
