@@ -140,14 +140,30 @@ pub async fn judge(cluster: &Cluster, ledger: &Ledger) -> anyhow::Result<Verdict
     (v.lost, v.duplicated, v.seq_gaps) = (lost, duplicated, gaps);
     v.examples.extend(examples);
 
-    let edits: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT data->>'message_id', data->>'body' FROM events WHERE event_type = 'MessageEdited'",
-    )
-    .fetch_all(pool)
-    .await?;
-    let edits: std::collections::HashSet<(String, String)> = edits
-        .into_iter()
-        .filter_map(|(m, b)| Some((m?, b?)))
+    // Bodies are sealed in the log (ADR 23): opened with their authors' keys.
+    let mut edited: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT data FROM events WHERE event_type = 'MessageEdited'")
+            .fetch_all(pool)
+            .await?;
+    let keyring = vault::Keyring::new(pool.clone(), false);
+    keyring
+        .load(
+            edited
+                .iter()
+                .flat_map(|d| vault::fields::keys_named("MessageEdited", d)),
+        )
+        .await?;
+    for data in &mut edited {
+        keyring.open("MessageEdited", data)?;
+    }
+    let edits: std::collections::HashSet<(String, String)> = edited
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.get("message_id")?.as_str()?.to_owned(),
+                d.get("body")?.as_str()?.to_owned(),
+            ))
+        })
         .collect();
     v.edits_lost = ledger
         .edits

@@ -252,6 +252,29 @@ impl Attachments {
         Ok(collected)
     }
 
+    /// Erases the names of `uploader`'s uploads in the caller's transaction (ADR 23); the ids,
+    /// whose bytes [`Attachments::delete_blobs`] deletes once it committed.
+    pub async fn erase_names(
+        conn: &mut sqlx::PgConnection,
+        uploader: Uuid,
+    ) -> Result<Vec<AttachmentId>, sqlx::Error> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE attachments SET name = $2 WHERE uploader_id = $1 RETURNING attachment_id",
+        )
+        .bind(uploader)
+        .bind(vault::ERASED_TEXT)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ids.into_iter().map(AttachmentId).collect())
+    }
+
+    /// Deletes the blobs of `ids` (failures are logged).
+    pub async fn delete_blobs(&self, ids: &[AttachmentId]) {
+        for id in ids {
+            self.forget(*id).await;
+        }
+    }
+
     /// Deletes an attachment's blobs (a failure is logged: the blob is then an orphan, never
     /// served, as no row or message names it).
     async fn forget(&self, id: AttachmentId) {

@@ -34,6 +34,10 @@ pub struct Settings {
     /// Server administrators by username, comma-separated (`APP_ADMIN_USERNAMES`), besides
     /// the first user registered, who always is one. The same in query-api.
     pub admin_usernames: String,
+    /// Seal personal values (message bodies, names, attachment names) in the log under their
+    /// owner's data key (`APP_SEAL_PERSONAL_DATA`, ADR 23). Off only to measure what sealing
+    /// costs: what is written then cannot be erased from the log.
+    pub seal_personal_data: bool,
     /// Single sign-on with an OpenID Connect provider (`APP_OIDC_*`); off without an issuer.
     #[serde(flatten)]
     pub oidc: OidcSettings,
@@ -86,6 +90,7 @@ impl Layered for Settings {
         )?
         .set_default("group_commit_max_batch", 512)?
         .set_default("admin_usernames", "")?
+        .set_default("seal_personal_data", true)?
         .set_default("oidc_issuer", "")?
         .set_default("oidc_client_id", "")?
         .set_default("oidc_client_secret", "")?

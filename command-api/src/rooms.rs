@@ -89,6 +89,8 @@ pub enum CommandError {
     MissingEvent { stream_id: String, version: i64 },
     #[error("an event of this command cannot be encoded")]
     Encode(#[source] Arc<serde_json::Error>),
+    #[error("personal values of this command cannot be sealed or opened")]
+    Seal(#[source] Arc<vault::VaultError>),
 }
 
 /// An event of a room's stream that could not be read or written as a [`RoomEvent`].
@@ -123,14 +125,17 @@ type Registry = Arc<Mutex<HashMap<RoomId, (u64, mpsc::Sender<Job>)>>>;
 #[derive(Clone)]
 pub struct RoomCommands<S: EventStore + Clone> {
     store: S,
+    keyring: Arc<vault::Keyring>,
     actors: Registry,
     generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<S: EventStore + Clone> RoomCommands<S> {
-    pub fn new(store: S) -> Self {
+    /// Appends to `store`, sealing personal values with `keyring` (ADR 23).
+    pub fn new(store: S, keyring: Arc<vault::Keyring>) -> Self {
         Self {
             store,
+            keyring,
             actors: Arc::default(),
             generation: Arc::default(),
         }
@@ -184,6 +189,7 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             room_id,
             stream_id: room_id.stream_id(),
             store: self.store.clone(),
+            keyring: self.keyring.clone(),
             rx,
             state: None,
             version: 0,
@@ -225,6 +231,7 @@ struct RoomActor<S: EventStore> {
     room_id: RoomId,
     stream_id: String,
     store: S,
+    keyring: Arc<vault::Keyring>,
     rx: mpsc::Receiver<Job>,
     /// `None` until loaded, and again after anything failed (reload from the log).
     state: Option<RoomState>,
@@ -424,10 +431,56 @@ impl<S: EventStore> RoomActor<S> {
             Ok(q) => q,
             Err(()) => return VecDeque::new(),
         };
+        let queue = self.prepare_sealing(queue).await;
         let (plan, requests) = self.plan(queue);
         let results =
             futures::future::join_all(requests.into_iter().map(|r| self.store.append(r))).await;
         self.settle(plan, results)
+    }
+
+    /// Loads the data keys the queued commands' personal values will be sealed under: their
+    /// authors'. A command whose author was erased is refused.
+    async fn prepare_sealing(&self, queue: VecDeque<Pending>) -> VecDeque<Pending> {
+        let Some(state) = self.state.as_ref() else {
+            return queue;
+        };
+        let owners: Vec<Uuid> = queue
+            .iter()
+            .flat_map(|p| {
+                p.sub
+                    .cmds
+                    .iter()
+                    .filter_map(|c| author_of(state, p.sub.actor, c))
+            })
+            .map(|u| u.0)
+            .collect();
+        if owners.is_empty() {
+            return queue;
+        }
+        match self.keyring.prepare_sealing(owners.iter().copied()).await {
+            Ok(()) => queue,
+            Err(vault::VaultError::Erased(erased)) => {
+                // Only the erased author's commands are refused; the others go on.
+                let (refused, rest): (VecDeque<Pending>, VecDeque<Pending>) =
+                    queue.into_iter().partition(|p| {
+                        p.sub.cmds.iter().any(|c| {
+                            author_of(state, p.sub.actor, c).is_some_and(|a| a.0 == erased)
+                        })
+                    });
+                let error = Arc::new(vault::VaultError::Erased(erased));
+                for p in refused {
+                    let _ = p.reply.send(Err(CommandError::Seal(error.clone())));
+                }
+                rest
+            }
+            Err(e) => {
+                let error = Arc::new(e);
+                for p in queue {
+                    let _ = p.reply.send(Err(CommandError::Seal(error.clone())));
+                }
+                VecDeque::new()
+            }
+        }
     }
 
     /// Answers commands whose idempotency key is already used: header keys from
@@ -522,12 +575,17 @@ impl<S: EventStore> RoomActor<S> {
                 .read_stream(&self.stream_id, version - 1, 1)
                 .await?;
             // The actor saw this version in its own stream; a log without it is corrupt.
-            let rec = page.pop().filter(|r| r.version == version).ok_or_else(|| {
+            let mut rec = page.pop().filter(|r| r.version == version).ok_or_else(|| {
                 CommandError::MissingEvent {
                     stream_id: self.stream_id.clone(),
                     version,
                 }
             })?;
+            // A retry is compared with the message's body: opened, unlike the state's events.
+            self.keyring
+                .open_event(&mut rec)
+                .await
+                .map_err(|e| CommandError::Seal(Arc::new(e)))?;
             let ev = decode(&rec)?;
             sent.insert(version, (rec, ev));
         }
@@ -649,21 +707,28 @@ impl<S: EventStore> RoomActor<S> {
             let mut encode_error = None;
             for e in &events {
                 match e.to_stored() {
-                    Ok((event_type, schema_version, data)) => new_events.push(NewEvent {
-                        event_id: Uuid::now_v7(),
-                        event_type,
-                        schema_version,
-                        data,
-                        occurred_at: now,
-                        actor_id: Some(p.sub.actor.0),
-                        correlation_id: p.sub.correlation_id,
-                        causation_id: None,
-                    }),
-                    Err(e) => encode_error = Some(e),
+                    Ok((event_type, schema_version, mut data)) => {
+                        if let Some(owner) = owner_of(state, e)
+                            && let Err(err) = self.keyring.seal(&event_type, &mut data, owner.0)
+                        {
+                            encode_error = Some(CommandError::Seal(Arc::new(err)));
+                        }
+                        new_events.push(NewEvent {
+                            event_id: Uuid::now_v7(),
+                            event_type,
+                            schema_version,
+                            data,
+                            occurred_at: now,
+                            actor_id: Some(p.sub.actor.0),
+                            correlation_id: p.sub.correlation_id,
+                            causation_id: None,
+                        });
+                    }
+                    Err(e) => encode_error = Some(CommandError::Encode(Arc::new(e))),
                 }
             }
             if let Some(err) = encode_error {
-                plan.push(Planned::Answer(Err(CommandError::Encode(Arc::new(err))), p));
+                plan.push(Planned::Answer(Err(err), p));
                 continue;
             }
             for (i, e) in events.iter().enumerate() {
@@ -841,16 +906,50 @@ fn requeue(again: &mut VecDeque<Pending>, mut p: Pending) {
     }
 }
 
+/// The author whose key will seal the personal values `cmd` writes: the sender of a message,
+/// the author of an edited one (whoever edits it, the text is theirs).
+fn author_of(state: &RoomState, actor: UserId, cmd: &RoomCommand) -> Option<UserId> {
+    match cmd {
+        RoomCommand::SendMessage { .. } => Some(actor),
+        RoomCommand::EditMessage { message_id, .. } => state
+            .messages
+            .get(message_id)
+            .and_then(|m| m.author)
+            .or(Some(actor)),
+        _ => None,
+    }
+}
+
+/// The owner of the personal values of `event` (see [`author_of`]), read from `state` before
+/// the event is folded into it.
+fn owner_of(state: &RoomState, event: &RoomEvent) -> Option<UserId> {
+    match event {
+        RoomEvent::MessageSent { sender_id, .. } => Some(*sender_id),
+        RoomEvent::MessageEdited {
+            message_id,
+            edited_by,
+            ..
+        } => state
+            .messages
+            .get(message_id)
+            .and_then(|m| m.author)
+            .or(Some(*edited_by)),
+        _ => None,
+    }
+}
+
+/// A room event of the log, for deciding: its personal values are not needed (a room's state
+/// holds none), so they are not opened (ADR 23).
 fn decode(rec: &RecordedEvent) -> Result<RoomEvent, CommandError> {
-    RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data.clone()).map_err(
-        |source| {
-            CommandError::Decode(Arc::new(DecodeError {
-                event_id: rec.event_id,
-                position: rec.position,
-                stream_id: rec.stream_id.clone(),
-                version: rec.version,
-                source,
-            }))
-        },
-    )
+    let mut data = rec.data.clone();
+    vault::open_blind(&rec.event_type, &mut data);
+    RoomEvent::from_stored(&rec.event_type, rec.schema_version, data).map_err(|source| {
+        CommandError::Decode(Arc::new(DecodeError {
+            event_id: rec.event_id,
+            position: rec.position,
+            stream_id: rec.stream_id.clone(),
+            version: rec.version,
+            source,
+        }))
+    })
 }

@@ -86,6 +86,15 @@ pub fn api_routes(state: AppState) -> Router {
             "/v1/admin/users/{user_id}/deactivate",
             post(routes::admin::deactivate),
         )
+        .route(
+            "/v1/admin/users/{user_id}/erase",
+            post(routes::erasure::erase_user),
+        )
+        .route(
+            "/v1/admin/users/{user_id}/rotate-key",
+            post(routes::erasure::rotate_key),
+        )
+        .route("/v1/me/erase", post(routes::erasure::erase_me))
         .route("/v1/auth/oidc/start", get(routes::oidc::start))
         .route("/v1/auth/oidc/callback", get(routes::oidc::callback))
         .route(
@@ -206,9 +215,14 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         .open(&settings.data_dir.join("blobs"))
         .context("open the attachments' blob storage")?;
     let attachments = Attachments::new(pool.clone(), blobs, settings.blobs.clone());
+    let keyring = Arc::new(vault::Keyring::new(
+        pool.clone(),
+        settings.seal_personal_data,
+    ));
     let state = AppState::new(Shared {
         pool: pool.clone(),
-        rooms: RoomCommands::new(store.clone()),
+        rooms: RoomCommands::new(store.clone(), keyring.clone()),
+        keyring,
         store,
         hasher: PasswordHasher::new(&auth),
         jwt,
@@ -255,18 +269,21 @@ async fn follow_deactivations(state: &AppState) {
             Ok(users)
         }
     };
+    let keyring = state.keyring.clone();
     tokio::spawn(http_kit::revocation::follow(
         state.jwt.clone(),
         subscription,
         load,
-        |_| {},
+        // The notice may be of an erasure: the user's keys are read again when next needed.
+        move |user| keyring.invalidate(user),
     ));
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut m = sqlx::migrate!("./migrations");
     m.set_ignore_missing(true);
-    eventlog::pool::migrate_retrying(&m, pool).await
+    eventlog::pool::migrate_retrying(&m, pool).await?;
+    vault::migrate(pool).await
 }
 
 async fn connect_db(settings: &Settings) -> anyhow::Result<PgPool> {

@@ -18,6 +18,8 @@ pub struct Shared {
     pub pool: PgPool,
     pub store: PgEventStore,
     pub rooms: RoomCommands<PgEventStore>,
+    /// The data keys personal values are sealed under (ADR 23).
+    pub keyring: Arc<vault::Keyring>,
     pub jwt: JwtKeys,
     pub hasher: PasswordHasher,
     pub refresh_ttl: Duration,

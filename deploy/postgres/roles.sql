@@ -16,8 +16,9 @@
 -- - chat_query (LOGIN): query-api. Owns its presence table; reads the read models and
 --   the log.
 -- - chat_log_reader (NOLOGIN): what chat_projector and chat_query may do with the log:
---   SELECT on events, log_head and log_identity, and nothing else. Neither can change the
---   log, nor read credentials (platform/tests/least_privilege.rs).
+--   SELECT on events, log_head and log_identity, and on the data keys that open the log's
+--   personal values (data_keys, erased_users; ADR 23), and nothing else. Neither can change
+--   the log or the keys, nor read credentials (platform/tests/least_privilege.rs).
 --
 -- Give the login roles passwords (ALTER ROLE chat_command PASSWORD '...') unless the
 -- server authenticates otherwise.
@@ -72,6 +73,11 @@ BEGIN
     IF to_regclass('public.events') IS NOT NULL THEN
         EXECUTE format('GRANT SELECT ON public.events, public.log_head, public.log_identity TO %I',
                        reader);
+    END IF;
+    -- The data keys the log's personal values are sealed under (ADR 23), read to open them;
+    -- otherwise vault/migrations/*_data_keys.sql grants the same.
+    IF to_regclass('public.data_keys') IS NOT NULL THEN
+        EXECUTE format('GRANT SELECT ON public.data_keys, public.erased_users TO %I', reader);
     END IF;
 END
 $roles$;

@@ -32,6 +32,7 @@ pub const SCHEMA_VERSIONS: &[(&str, i32)] = &[
     ("ReadReceiptsPrivacyChanged", 1),
     ("DisplayNameChanged", 1),
     ("UserDeactivated", 1),
+    ("UserErased", 1),
     // room-<id>
     ("RoomCreated", 2),
     ("DirectRoomOpened", 1),

@@ -34,6 +34,24 @@ pub enum UserEvent {
         user_id: UserId,
         deactivated_by: UserId,
     },
+    /// The user was erased (by themselves or a server administrator): their data keys were
+    /// shredded as this was appended, so every personal value they own in the log (sealed
+    /// under those keys, ADR 23) reads as erased from now on, in a rebuild too.
+    #[serde(rename = "UserErased")]
+    UserErased { user_id: UserId, erased_by: UserId },
+}
+
+impl UserEvent {
+    /// The user whose stream holds the event.
+    pub fn user_id(&self) -> UserId {
+        match self {
+            UserEvent::UserRegistered { user_id, .. }
+            | UserEvent::ReadReceiptsPrivacyChanged { user_id, .. }
+            | UserEvent::DisplayNameChanged { user_id, .. }
+            | UserEvent::UserDeactivated { user_id, .. }
+            | UserEvent::UserErased { user_id, .. } => *user_id,
+        }
+    }
 }
 
 impl StoredEvent for UserEvent {
@@ -64,6 +82,7 @@ pub struct UserState {
     /// The name others see.
     pub display_name: Option<DisplayName>,
     pub deactivated: bool,
+    pub erased: bool,
 }
 
 /// Deactivates the account (by `admin`); no event when it is already.
@@ -75,6 +94,23 @@ pub fn deactivate(state: &UserState, admin: UserId) -> Vec<UserEvent> {
         }],
         _ => vec![],
     }
+}
+
+/// Erases the account (by the user or an administrator): deactivated first if it is not, then
+/// erased; no event when it is already.
+pub fn erase(state: &UserState, by: UserId) -> Vec<UserEvent> {
+    let Some((user_id, _)) = state.registered else {
+        return vec![];
+    };
+    if state.erased {
+        return vec![];
+    }
+    let mut events = deactivate(state, by);
+    events.push(UserEvent::UserErased {
+        user_id,
+        erased_by: by,
+    });
+    events
 }
 
 /// Changes the name others see (an empty one: the username again); no event when it is
@@ -136,6 +172,7 @@ pub fn evolve(mut state: UserState, event: &UserEvent) -> UserState {
             state.display_name = Some(display_name.clone());
         }
         UserEvent::UserDeactivated { .. } => state.deactivated = true,
+        UserEvent::UserErased { .. } => state.erased = true,
         UserEvent::ReadReceiptsPrivacyChanged { private, .. } => {
             state.private_receipts = *private;
         }

@@ -178,6 +178,13 @@ fn every_user_event() -> Vec<(&'static str, UserEvent)> {
                 private: true,
             },
         ),
+        (
+            "UserErased",
+            UserEvent::UserErased {
+                user_id: ALICE,
+                erased_by: ALICE,
+            },
+        ),
     ]
 }
 
@@ -212,7 +219,8 @@ fn user_event_list_is_exhaustive(e: &UserEvent) {
         UserEvent::UserRegistered { .. }
         | UserEvent::ReadReceiptsPrivacyChanged { .. }
         | UserEvent::DisplayNameChanged { .. }
-        | UserEvent::UserDeactivated { .. } => {}
+        | UserEvent::UserDeactivated { .. }
+        | UserEvent::UserErased { .. } => {}
     }
 }
 
@@ -267,11 +275,12 @@ fn every_user_event_reads_back_as_itself() {
 
 /// The schema version each type is written at. A bump needs an upcaster from the version
 /// before and a fixture of it (`tests/upcasting.rs`, ADR 12).
-const PINNED_VERSIONS: [(&str, i32); 21] = [
+const PINNED_VERSIONS: [(&str, i32); 22] = [
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
     ("DisplayNameChanged", 1),
     ("UserDeactivated", 1),
+    ("UserErased", 1),
     ("RoomCreated", 2),
     ("DirectRoomOpened", 1),
     ("RoomRenamed", 1),

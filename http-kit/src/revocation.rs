@@ -29,7 +29,8 @@ pub async fn announce(nats: &async_nats::Client, prefix: &str, user: Uuid) {
 
 /// Keeps `jwt`'s revoked users current: `load` reads them all (at start and every
 /// [`RELOAD_EVERY`]); notices on `subscription` add one at once. Users are only ever added. `on_revoke` runs for each
-/// user newly revoked (a query node closes their sockets). Runs until the subscription ends.
+/// user newly revoked, and for every notice (a query node closes their sockets, and forgets
+/// the keys of a user who may have been erased). Runs until the subscription ends.
 pub async fn follow<L, F>(
     jwt: JwtKeys,
     subscription: Option<async_nats::Subscriber>,
@@ -66,11 +67,12 @@ pub async fn follow<L, F>(
             } => match msg {
                 Some(msg) => {
                     match std::str::from_utf8(&msg.payload).ok().and_then(|s| Uuid::parse_str(s.trim()).ok()) {
-                        Some(user) if !jwt.is_revoked(user) => {
+                        // Every notice is passed on, even of a user refused already: an
+                        // erasure of a deactivated account is announced again (ADR 23).
+                        Some(user) => {
                             jwt.revoke_user(user);
                             on_revoke(user);
                         }
-                        Some(_) => {}
                         None => tracing::warn!(subject = %msg.subject, "a deactivation notice that is not a user id"),
                     }
                 }

@@ -106,6 +106,12 @@ async fn the_read_roles_cannot_change_the_log() {
             .await
             .unwrap();
         assert!(events > 0, "{role} reads the log");
+        // And the data keys, to open the log's personal values (ADR 23); never to change them.
+        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM data_keys")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(keys > 0, "{role} reads the data keys");
         for attempt in [
             "UPDATE events SET data = '{}'::jsonb",
             "DELETE FROM events",
@@ -117,6 +123,10 @@ async fn the_read_roles_cannot_change_the_log() {
             "ALTER TABLE events DISABLE TRIGGER ALL",
             "SELECT * FROM credentials",
             "SELECT * FROM refresh_tokens",
+            "DELETE FROM data_keys",
+            "INSERT INTO data_keys SELECT * FROM data_keys LIMIT 1",
+            "UPDATE data_keys SET key = key",
+            "INSERT INTO erased_users VALUES (gen_random_uuid(), gen_random_uuid(), now())",
         ] {
             let refused = sqlx::query(attempt).execute(&pool).await.unwrap_err();
             let code = refused

@@ -111,7 +111,8 @@ async fn apply_user(
         }
         UserEvent::ReadReceiptsPrivacyChanged { .. }
         | UserEvent::DisplayNameChanged { .. }
-        | UserEvent::UserDeactivated { .. } => {
+        | UserEvent::UserDeactivated { .. }
+        | UserEvent::UserErased { .. } => {
             crate::attention::apply_user_event(tx, &event).await?;
         }
     }

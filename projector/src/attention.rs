@@ -58,6 +58,8 @@ pub(crate) struct Attention {
     names: HashMap<Uuid, String>,
     /// Users deactivated (`rm_users.deactivated`; it is never undone).
     deactivated: Vec<Uuid>,
+    /// Users erased (`crate::erasure`; written last, as an erasure absorbs everything).
+    erased: Vec<Uuid>,
 }
 
 impl Attention {
@@ -127,6 +129,7 @@ impl Attention {
                     .insert(user_id.0, display_name.as_str().to_owned());
             }
             UserEvent::UserDeactivated { user_id, .. } => self.deactivated.push(user_id.0),
+            UserEvent::UserErased { user_id, .. } => self.erased.push(user_id.0),
             UserEvent::UserRegistered { .. } => {}
         }
     }
@@ -266,6 +269,7 @@ impl Attention {
             .execute(&mut *tx)
             .await?;
         }
+        crate::erasure::erase(tx, &self.erased).await?;
         Ok(())
     }
 }

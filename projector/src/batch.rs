@@ -36,7 +36,9 @@
 //! **join or invitation after a read marker** of the same member (the join's `read_seq` and the
 //! marker's recount interact; a marker of someone without a row changes nothing one by one,
 //! but would find the row the invitation creates), and a **message at or below a read marker its sender moved in the
-//! segment** (the recount would count it; only raw, out-of-order logs have these).
+//! segment** (the recount would count it; only raw, out-of-order logs have these). An
+//! **erasure** (`UserErased`) ends the batch where it stands: what came before it is written,
+//! the erasure applied, and the rest folded afresh, as if they were two batches.
 
 use std::collections::HashMap;
 
@@ -102,7 +104,8 @@ fn decode(ev: &RecordedEvent) -> Result<Option<Op>, ApplyError> {
                 })),
                 event @ (UserEvent::ReadReceiptsPrivacyChanged { .. }
                 | UserEvent::DisplayNameChanged { .. }
-                | UserEvent::UserDeactivated { .. }) => Ok(Some(Op::UserSetting(event))),
+                | UserEvent::UserDeactivated { .. }
+                | UserEvent::UserErased { .. }) => Ok(Some(Op::UserSetting(event))),
             }
         }
         RoomEvent::STREAM_TYPE => {
@@ -145,6 +148,15 @@ pub async fn apply_events(
         }
         let Some(op) = decode(ev)? else { continue };
         match &op {
+            Op::UserSetting(event @ UserEvent::UserErased { .. }) => {
+                // Applied where it stands in the log: what came before is written first, as
+                // if the batch ended here (an erasure rewrites rows the fold may hold).
+                apply_segment(tx, &segment.ops).await?;
+                segment = Segment::default();
+                std::mem::take(&mut attention).write(tx).await?;
+                crate::attention::apply_user_event(tx, event).await?;
+                continue;
+            }
             Op::UserSetting(event) => {
                 attention.user_event(event);
                 continue;

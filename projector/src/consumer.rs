@@ -122,6 +122,8 @@ pub struct Projector {
     pool: PgPool,
     /// The event log, read through its port (gaps, undecodable deliveries, its identity).
     log: PgEventStore,
+    /// Opens the events' personal values (ADR 23).
+    keyring: vault::Keyring,
     js: jetstream::Context,
     cfg: ProjectorConfig,
     consumer_name: String,
@@ -146,6 +148,7 @@ impl Projector {
         Projector {
             projection,
             pool,
+            keyring: vault::Keyring::new(log.clone(), false),
             log: PgEventStore::reader(log),
             js: {
                 let mut js = jetstream::new(nats);
@@ -330,6 +333,7 @@ impl Projector {
             &*self.projection,
             &self.pool,
             &self.log,
+            &self.keyring,
             &mut live.checkpoint,
             delivered,
         )

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use eventlog::{PgEventStore, RecordedEvent};
 use sqlx::PgPool;
+use vault::Keyring;
 
 use crate::log;
 use crate::projection::{ApplyBatchError, Batch, Projection, Replay, Switched};
@@ -44,12 +45,14 @@ pub(crate) type Delivered = (i64, Option<RecordedEvent>);
 /// Commits the delivered events (any order, duplicates allowed) through `projection`:
 /// positions at or below `checkpoint` are dropped, every position missing up to the last
 /// delivery (a gap, or a delivery that did not decode) is read from the log, and the
-/// contiguous result is applied with [`apply_contiguous`]. `checkpoint` is the framework's idea
-/// of the projection's checkpoint; it is updated. `pool` holds `dead_letters`.
+/// contiguous result is opened with `keyring` (ADR 23) and applied with [`apply_contiguous`].
+/// `checkpoint` is the framework's idea of the projection's checkpoint; it is updated. `pool`
+/// holds `dead_letters`.
 pub(crate) async fn commit_delivered(
     projection: &dyn Projection,
     pool: &PgPool,
     log: &PgEventStore,
+    keyring: &Keyring,
     checkpoint: &mut i64,
     mut delivered: Vec<Delivered>,
 ) -> anyhow::Result<BatchReport> {
@@ -79,6 +82,7 @@ pub(crate) async fn commit_delivered(
         }
         next = position;
     }
+    keyring.open_events(&mut events).await?;
     // The projection's checkpoint can only be below ours if a rebuild reset it meanwhile; a
     // few attempts are plenty.
     for _ in 0..3 {
@@ -91,6 +95,7 @@ pub(crate) async fn commit_delivered(
                 let mut missing = Vec::new();
                 let first = events.first().map_or(behind, |e| e.position - 1);
                 report.from_log += read_range(log, behind, first, &mut missing).await?;
+                keyring.open_events(&mut missing).await?;
                 missing.append(&mut events);
                 events = missing;
                 *checkpoint = behind;
@@ -230,8 +235,9 @@ pub async fn catch_up_from_log(
     log: &PgPool,
     batch: i64,
 ) -> anyhow::Result<u64> {
-    // One reader for the whole catch-up.
+    // One reader, and one keyring, for the whole catch-up.
     let store = PgEventStore::reader(log.clone());
+    let keyring = Keyring::new(log.clone(), false);
     let batch = batch.max(1);
     let mut checkpoint = projection
         .checkpoint()
@@ -239,12 +245,13 @@ pub async fn catch_up_from_log(
         .with_context(|| format!("the checkpoint of {}", projection.name()))?;
     let mut total = 0u64;
     loop {
-        let events = log::read_after(&store, checkpoint, batch)
+        let mut events = log::read_after(&store, checkpoint, batch)
             .await
             .context("read the log")?;
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(total);
         };
+        keyring.open_events(&mut events).await?;
         let read = i64::try_from(events.len())?;
         anyhow::ensure!(
             last == checkpoint + read,
@@ -500,8 +507,9 @@ async fn replay(
     let _stop_reader = AbortOnDrop(reader);
     let mut next = from;
     now.position = from;
+    let keyring = Keyring::new(store.pool().clone(), false);
     while let Some(events) = rx.recv().await {
-        let events = events?;
+        let mut events = events?;
         let Some(last) = events.last().map(|e| e.position) else {
             break;
         };
@@ -511,6 +519,7 @@ async fn replay(
             events.len()
         );
         next = last;
+        keyring.open_events(&mut events).await?;
         let mut report = BatchReport::default();
         match apply_contiguous(copy, pool, &events, &mut report).await {
             Ok(()) => {}

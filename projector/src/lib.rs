@@ -28,6 +28,7 @@ mod attention;
 pub mod batch;
 pub mod configuration;
 mod consumer;
+mod erasure;
 pub mod framework;
 mod log;
 pub mod metrics;

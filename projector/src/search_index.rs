@@ -79,8 +79,21 @@ impl SearchIndex {
     }
 }
 
-/// The event's effect on the index: `Ok(None)` when it has none.
+/// The event's effect on the index: `Ok(None)` when it has none. A message whose body its
+/// author's shredded key no longer opens is left out, and an erasure forgets every message of
+/// the user (ADR 23).
 fn change(ev: &RecordedEvent) -> Result<Option<Change>, String> {
+    if ev.event_type == vault::USER_ERASED {
+        let sender_id = vault::keyring::erased_user(&ev.data)
+            .ok_or_else(|| format!("a UserErased without a user at {}", ev.position))?;
+        return Ok(Some(Change::SenderErased {
+            sender_id,
+            position: ev.position,
+        }));
+    }
+    if vault::is_erased(&ev.data) {
+        return Ok(None);
+    }
     if ev.stream_type != RoomEvent::STREAM_TYPE
         || !matches!(
             ev.event_type.as_str(),

@@ -204,7 +204,11 @@ async fn follow_deactivations(
         jwt.clone(),
         subscription,
         load,
-        move |user| live.close_user(events::UserId(user)),
+        // A notice may be of an erasure: the user's keys are read again when next needed.
+        move |user| {
+            live.close_user(events::UserId(user));
+            live.keyring().invalidate(user);
+        },
     ));
 }
 

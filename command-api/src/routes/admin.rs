@@ -35,6 +35,26 @@ pub(crate) async fn require_admin(st: &AppState, user: UserId) -> Result<(), Api
     }
 }
 
+/// Succeeds for a server administrator acting on another user (`target`); 403 `not_an_admin`,
+/// or 422 `cannot_target_self` when an administrator would `action` their own account.
+pub(crate) async fn require_admin_over(
+    st: &AppState,
+    me: UserId,
+    target: Uuid,
+    action: &str,
+) -> Result<UserId, ApiError> {
+    require_admin(st, me).await?;
+    let target = UserId(target);
+    if target == me {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cannot_target_self",
+            format!("an administrator cannot {action} their own account here"),
+        ));
+    }
+    Ok(target)
+}
+
 #[utoipa::path(post, path = "/v1/admin/users/{user_id}/deactivate", security(("bearer" = [])),
     params(("user_id" = Uuid, Path)),
     responses((status = 200, description = "{user_id, sessions_ended, position}: position is null when it was deactivated already"),
@@ -45,15 +65,7 @@ pub async fn deactivate(
     AuthUser(me): AuthUser,
     Path(target): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    require_admin(&st, me).await?;
-    let target = UserId(target);
-    if target == me {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "cannot_target_self",
-            "an administrator cannot deactivate their own account",
-        ));
-    }
+    let target = require_admin_over(&st, me, target, "deactivate").await?;
     let (state, version) = user_state(&st, target).await?;
     if state.registered.is_none() {
         return Err(ApiError::not_found("user_not_found", "no such user"));
@@ -67,7 +79,7 @@ pub async fn deactivate(
             stream_id: target.stream_id(),
             stream_type: UserEvent::STREAM_TYPE.to_owned(),
             expected: ExpectedVersion::Exact(version),
-            events: new_user_events(&events, me)?,
+            events: new_user_events(&st, &events, me).await?,
             idempotency: vec![],
         };
         let appended = match st

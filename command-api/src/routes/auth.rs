@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::Utc;
-use eventlog::{AppendRequest, ExpectedVersion, NewEvent};
+use eventlog::{AppendRequest, ExpectedVersion};
 use events::user::{self, Register, UserEvent, UserState};
 use events::values::{DisplayName, Password, Username};
 use events::{StoredEvent, UserId};
@@ -112,6 +112,13 @@ pub(crate) async fn create_account(
         },
     )
     .map_err(|e| ApiError::new(StatusCode::CONFLICT, "user_exists", e.to_string()))?;
+    // Erased users are left with these names (ADR 23): nobody registers one.
+    if username
+        .as_str()
+        .starts_with(vault::fields::ERASED_USERNAME_PREFIX)
+    {
+        return Ok(None);
+    }
     let inserted = sqlx::query(
         "INSERT INTO credentials (user_id, username, password_hash) VALUES ($1, $2, $3)
          ON CONFLICT (username) DO NOTHING",
@@ -128,10 +135,7 @@ pub(crate) async fn create_account(
         stream_id: user_id.stream_id(),
         stream_type: UserEvent::STREAM_TYPE.to_owned(),
         expected: ExpectedVersion::NoStream,
-        events: events
-            .iter()
-            .map(|e| new_event(e, user_id))
-            .collect::<Result<_, _>>()?,
+        events: super::me::new_user_events(st, &events, user_id).await?,
         idempotency: vec![],
     };
     let results = st
@@ -332,19 +336,5 @@ pub(crate) async fn issue_tokens(
         expires_in,
         token_type: "Bearer",
         position: None,
-    })
-}
-
-fn new_event(e: &UserEvent, actor: UserId) -> Result<NewEvent, ApiError> {
-    let (event_type, schema_version, data) = e.to_stored().map_err(|e| ApiError::internal(&e))?;
-    Ok(NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type,
-        schema_version,
-        data,
-        occurred_at: Utc::now(),
-        actor_id: Some(actor.0),
-        correlation_id: http_kit::correlation::current().map_or_else(Uuid::now_v7, |c| c.0),
-        causation_id: None,
     })
 }

@@ -23,6 +23,7 @@ use utoipa::OpenApi;
         super::notifications::set_notification_level, super::me::set_read_receipts, super::me::update_profile,
         super::sessions::list, super::sessions::end, super::sessions::change_password,
         super::oidc::info, super::oidc::start, super::oidc::callback, super::admin::deactivate,
+        super::erasure::erase_me, super::erasure::erase_user, super::erasure::rotate_key,
     ),
     modifiers(&BearerAuth, &FieldRules, &CommonResponses)
 )]

@@ -28,16 +28,20 @@ pub struct ReadReceiptsBody {
     pub private: bool,
 }
 
-/// The user's stream folded, with its version.
+/// The user's stream folded, with its version (its personal values opened).
 pub(crate) async fn user_state(st: &AppState, user: UserId) -> Result<(UserState, i64), ApiError> {
-    let records = st
+    let mut records = st
         .store
         .read_stream(&user.stream_id(), 0, USER_STREAM_PAGE)
         .await?;
+    st.keyring
+        .open_events(&mut records)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let mut state = UserState::default();
     let mut version = 0;
-    for rec in &records {
-        let ev = UserEvent::from_stored(&rec.event_type, rec.schema_version, rec.data.clone())
+    for rec in records {
+        let ev = UserEvent::from_stored(&rec.event_type, rec.schema_version, rec.data)
             .map_err(|e| ApiError::internal(&e))?;
         state = user::evolve(state, &ev);
         version = rec.version;
@@ -91,17 +95,35 @@ pub async fn set_read_receipts(
     Ok(axum::Json(json!({ "private": body.private, "position": position })).into_response())
 }
 
-/// `events` of a user's stream as the log stores them, decided by `actor`.
-pub(crate) fn new_user_events(
+/// `events` of a user's stream as the log stores them, decided by `actor`: their personal
+/// values sealed under the user's key (ADR 23).
+pub(crate) async fn new_user_events(
+    st: &AppState,
     events: &[UserEvent],
     actor: UserId,
 ) -> Result<Vec<NewEvent>, ApiError> {
     let correlation_id = http_kit::correlation::current().map_or_else(Uuid::now_v7, |c| c.0);
-    events
-        .iter()
-        .map(|e| {
-            let (event_type, schema_version, data) =
-                e.to_stored().map_err(|e| ApiError::internal(&e))?;
+    let mut stored = Vec::with_capacity(events.len());
+    for e in events {
+        let (event_type, schema_version, data) =
+            e.to_stored().map_err(|e| ApiError::internal(&e))?;
+        stored.push((e.user_id(), event_type, schema_version, data));
+    }
+    st.keyring
+        .prepare_sealing(
+            stored
+                .iter()
+                .filter(|(_, t, _, _)| vault::fields::has_sealed(t))
+                .map(|(owner, ..)| owner.0),
+        )
+        .await
+        .map_err(sealing_failed)?;
+    stored
+        .into_iter()
+        .map(|(owner, event_type, schema_version, mut data)| {
+            st.keyring
+                .seal(&event_type, &mut data, owner.0)
+                .map_err(sealing_failed)?;
             Ok(NewEvent {
                 event_id: Uuid::now_v7(),
                 event_type,
@@ -114,6 +136,18 @@ pub(crate) fn new_user_events(
             })
         })
         .collect()
+}
+
+/// An erased user has no key any more: nothing can be written for them (403).
+pub(crate) fn sealing_failed(e: vault::VaultError) -> ApiError {
+    match e {
+        vault::VaultError::Erased(_) => ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "account_erased",
+            "this account was erased",
+        ),
+        other => ApiError::internal(&other),
+    }
 }
 
 /// Decides a change of `user`'s stream with `decide` and appends it, again on a race with
@@ -130,7 +164,7 @@ async fn change(
         if events.is_empty() {
             return Ok((state, None));
         }
-        let new_events = new_user_events(&events, user)?;
+        let new_events = new_user_events(st, &events, user).await?;
         let request = AppendRequest {
             stream_id: user.stream_id(),
             stream_type: UserEvent::STREAM_TYPE.to_owned(),

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod attachments;
 pub mod auth;
 pub mod ephemeral;
+pub mod erasure;
 pub mod health;
 pub mod me;
 pub mod messages;
@@ -150,6 +151,17 @@ impl From<CommandError> for ApiError {
             CommandError::Store(s) if s.is_unavailable() => {
                 ApiError::unavailable_because("the event log is unavailable, retry shortly", &*s)
             }
+            CommandError::Seal(e) => match &*e {
+                vault::VaultError::Erased(_) => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "account_erased",
+                    "this account was erased",
+                ),
+                vault::VaultError::Db(db) if eventlog::pool::is_broken_connection(db) => {
+                    ApiError::unavailable_because("the database is unavailable, retry shortly", db)
+                }
+                other => ApiError::internal(other),
+            },
             e @ (CommandError::Store(_)
             | CommandError::Decode(_)
             | CommandError::MissingEvent { .. }

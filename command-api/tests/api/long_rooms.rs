@@ -68,7 +68,9 @@ async fn check_oldest_message(
 async fn the_oldest_message_and_key_of_a_long_room_are_decided_from_the_log() {
     let db = TestDb::new().await.unwrap();
     let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
-    let commands = RoomCommands::new(store.clone());
+    vault::migrate(&db.pool).await.unwrap();
+    let keyring = || std::sync::Arc::new(vault::Keyring::new(db.pool.clone(), true));
+    let commands = RoomCommands::new(store.clone(), keyring());
     let owner = UserId::new();
     let room = RoomId::new();
     let create = RoomCommand::Create {
@@ -121,7 +123,7 @@ async fn the_oldest_message_and_key_of_a_long_room_are_decided_from_the_log() {
 
     check_oldest_message(&commands, room, owner, oldest, &original).await;
     // An actor that reads the room from scratch (a restart, another replica) too.
-    let fresh = RoomCommands::new(store);
+    let fresh = RoomCommands::new(store, keyring());
     check_oldest_message(&fresh, room, owner, oldest, &original).await;
 
     // The oldest message is edited as its first edit, then deleted; then it is deleted.

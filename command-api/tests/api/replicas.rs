@@ -55,8 +55,11 @@ pub(crate) fn keyed(user: UserId, room: RoomId, text: &str, client_msg_id: &str)
 async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original_response() {
     let db = TestDb::new().await.unwrap();
     let store = PgEventStore::new(db.pool.clone(), GroupCommitConfig::default());
-    let a = RoomCommands::new(store.clone());
-    let b = RoomCommands::new(store);
+    vault::migrate(&db.pool).await.unwrap();
+    // Two replicas: two processes, each with its own keyring.
+    let keyring = || std::sync::Arc::new(vault::Keyring::new(db.pool.clone(), true));
+    let a = RoomCommands::new(store.clone(), keyring());
+    let b = RoomCommands::new(store, keyring());
     let owner = UserId::new();
     let room = RoomId::new();
     let create = RoomCommand::Create {

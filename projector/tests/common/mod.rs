@@ -404,11 +404,7 @@ pub async fn set_private_receipts(store: &PgEventStore, user: UserId, private: b
 
 /// Appends one settings event to its user's stream.
 async fn append_user_event(store: &PgEventStore, event: UserEvent) {
-    let (UserEvent::UserRegistered { user_id, .. }
-    | UserEvent::ReadReceiptsPrivacyChanged { user_id, .. }
-    | UserEvent::DisplayNameChanged { user_id, .. }
-    | UserEvent::UserDeactivated { user_id, .. }) = &event;
-    let user = *user_id;
+    let user = event.user_id();
     store
         .append(AppendRequest {
             stream_id: user.stream_id(),

@@ -516,7 +516,7 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
     let mut last = from;
     let mut sent: i64 = 0;
     loop {
-        let page = match ctx
+        let mut page = match ctx
             .live
             .log()
             .read_stream(&stream_id, last, BACKFILL_PAGE)
@@ -528,6 +528,10 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
                 return Ok(Backfilled::Failed);
             }
         };
+        if let Err(e) = ctx.live.keyring().open_events(&mut page).await {
+            tracing::warn!(error = %e, %room_id, "back-fill cannot open its events");
+            return Ok(Backfilled::Failed);
+        }
         let n = page.len();
         for rec in &page {
             let ev = match LiveEvent::decode(rec) {

@@ -63,6 +63,8 @@ struct Inner {
     notifier: Arc<Notifier>,
     presence: Arc<Presence>,
     log: PgEventStore,
+    /// Opens the events' personal values (ADR 23).
+    keyring: Arc<vault::Keyring>,
     nats: async_nats::Client,
     prefix: String,
     _stop: watch::Sender<()>,
@@ -99,6 +101,7 @@ impl Live {
         // The read models' epoch: every change makes subscribed sockets resync.
         mut epoch: watch::Receiver<i64>,
     ) -> anyhow::Result<Live> {
+        let keyring = Arc::new(vault::Keyring::new(log_pool.clone(), false));
         let log = PgEventStore::reader(log_pool);
         // Marked seen here, so that any later change reaches `follow_epoch`.
         let current_epoch = *epoch.borrow_and_update();
@@ -139,7 +142,7 @@ impl Live {
                 hub.clone(),
                 notifier.clone(),
                 nats.clone(),
-                log.clone(),
+                (log.clone(), keyring.clone()),
                 settings.service.stream_name.clone(),
                 format!("{prefix}.events.room.>"),
                 start_after,
@@ -178,6 +181,7 @@ impl Live {
                 notifier,
                 presence,
                 log,
+                keyring,
                 nats,
                 prefix,
                 _stop: stop,
@@ -283,6 +287,11 @@ impl Live {
         &self.inner.log
     }
 
+    /// The data keys events are opened with (ADR 23).
+    pub fn keyring(&self) -> &vault::Keyring {
+        &self.inner.keyring
+    }
+
     /// Publishes on the room's core NATS ephemeral subject (as command-api does).
     pub(crate) async fn publish_ephemeral(
         &self,
@@ -313,7 +322,7 @@ async fn consume_events(
     hub: Arc<Hub>,
     notifier: Arc<Notifier>,
     nats: async_nats::Client,
-    log: PgEventStore,
+    (log, keyring): (PgEventStore, Arc<vault::Keyring>),
     stream_name: String,
     filter: String,
     start_after: i64,
@@ -395,7 +404,7 @@ async fn consume_events(
                 }
                 None => break,
             };
-            let rec: RecordedEvent = match serde_json::from_slice(&msg.payload) {
+            let mut rec: RecordedEvent = match serde_json::from_slice(&msg.payload) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, subject = %msg.subject, "undecodable event on the stream");
@@ -413,6 +422,12 @@ async fn consume_events(
             // Notifications are told of every room's events while anyone is connected here.
             let tracked = RoomId::from_stream_id(&rec.stream_id).is_some_and(|id| hub.tracks(id));
             if !tracked && !notifier.active() {
+                continue;
+            }
+            if let Err(e) = keyring.open_event(&mut rec).await {
+                // The keys could not be read (the database is away): the event is sent when
+                // a socket resumes, from the log.
+                tracing::warn!(error = %e, position = rec.position, "cannot open a live event");
                 continue;
             }
             match LiveEvent::decode(&rec) {

@@ -9,6 +9,7 @@ mod authz;
 mod consistency;
 mod discovery;
 mod epoch;
+mod erasure;
 mod helpers;
 mod invites;
 mod one_message;

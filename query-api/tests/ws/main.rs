@@ -7,6 +7,7 @@ mod deactivation;
 mod delivery;
 mod ephemeral;
 mod epoch;
+mod erasure;
 mod helpers;
 mod notifications;
 mod presence;
