@@ -52,6 +52,7 @@ use uuid::Uuid;
 
 use crate::apply::{ApplyError, role_str, visibility_str};
 use crate::attention::Attention;
+use crate::moderation::Moderation;
 
 fn poison(msg: impl Into<String>) -> ApplyError {
     ApplyError::Poison(msg.into())
@@ -59,8 +60,12 @@ fn poison(msg: impl Into<String>) -> ApplyError {
 
 /// A decoded event of the batch.
 enum Op {
-    /// A user event only [`Attention`] reads.
-    UserSetting(UserEvent),
+    /// A user event only [`Attention`] and [`Moderation`] read.
+    UserSetting {
+        event: UserEvent,
+        position: i64,
+        at: DateTime<Utc>,
+    },
     User {
         user_id: Uuid,
         username: String,
@@ -102,7 +107,11 @@ fn decode(ev: &RecordedEvent) -> Result<Option<Op>, ApplyError> {
                 })),
                 event @ (UserEvent::ReadReceiptsPrivacyChanged { .. }
                 | UserEvent::DisplayNameChanged { .. }
-                | UserEvent::UserDeactivated { .. }) => Ok(Some(Op::UserSetting(event))),
+                | UserEvent::UserDeactivated { .. }) => Ok(Some(Op::UserSetting {
+                    event,
+                    position: ev.position,
+                    at: ev.occurred_at,
+                })),
             }
         }
         RoomEvent::STREAM_TYPE => {
@@ -139,14 +148,20 @@ pub async fn apply_events(
 ) -> Result<(), ApplyError> {
     let mut segment = Segment::default();
     let mut attention = Attention::default();
+    let mut moderation = Moderation::default();
     for ev in events {
         if dead_lettered.contains(&ev.position) {
             continue;
         }
         let Some(op) = decode(ev)? else { continue };
         match &op {
-            Op::UserSetting(event) => {
+            Op::UserSetting {
+                event,
+                position,
+                at,
+            } => {
                 attention.user_event(event);
+                moderation.user_event(*position, *at, event);
                 continue;
             }
             Op::Room {
@@ -155,7 +170,10 @@ pub async fn apply_events(
                 at,
                 event,
                 ..
-            } => attention.room_event(*room_id, *position, *at, event)?,
+            } => {
+                attention.room_event(*room_id, *position, *at, event)?;
+                moderation.room_event(*room_id, *position, *at, event);
+            }
             Op::User { .. } => {}
         }
         if segment.conflicts_with(&op)? {
@@ -165,7 +183,8 @@ pub async fn apply_events(
         segment.push(op)?;
     }
     apply_segment(tx, &segment.ops).await?;
-    attention.write(tx).await
+    attention.write(tx).await?;
+    moderation.write(tx).await
 }
 
 /// Events that can be applied grouped by kind (see the module docs), and what is needed to
@@ -306,6 +325,7 @@ fn membership_key(room_id: Uuid, event: &RoomEvent) -> Option<(Uuid, Uuid)> {
         | E::MemberJoined { user_id, .. }
         | E::MemberLeft { user_id }
         | E::MemberKicked { user_id, .. }
+        | E::MemberBanned { user_id, .. }
         | E::MemberRoleChanged { user_id, .. } => Some((room_id, user_id.0)),
         _ => None,
     }
@@ -521,8 +541,8 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                     .push((*user_id, username.clone(), display_name.clone(), *at));
                 continue;
             }
-            // Never pushed to a segment: `apply_events` hands it to `Attention`.
-            Op::UserSetting(_) => continue,
+            // Never pushed to a segment: `apply_events` hands it to `Attention` and `Moderation`.
+            Op::UserSetting { .. } => continue,
             Op::Room {
                 room_id,
                 version,
@@ -603,6 +623,7 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
             | E::MemberJoined { .. }
             | E::MemberLeft { .. }
             | E::MemberKicked { .. }
+            | E::MemberBanned { .. }
             | E::MemberRoleChanged { .. } => {
                 let Some(last_seq) = last_seq(room) else {
                     return Err(room_missing(room_id));
@@ -658,6 +679,18 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                             } else {
                                 "kicked"
                             };
+                            r.skipped = 0;
+                        }
+                    }
+                    // As a kick for a member or an invitation; anyone else's row stays.
+                    E::MemberBanned { .. } => {
+                        if let Some(r) = &mut member.row
+                            && matches!(r.status, "joined" | "invited")
+                        {
+                            if was_joined {
+                                room.member_delta -= 1;
+                            }
+                            r.status = "kicked";
                             r.skipped = 0;
                         }
                     }
@@ -781,6 +814,8 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
             }
             // Only the room's version and position (above) and `Attention` change.
             E::NotificationLevelChanged { .. } => {}
+            // Only the room's version and position (above) and `Moderation` change.
+            E::MemberUnbanned { .. } => {}
         }
     }
     Ok(f)

@@ -23,6 +23,8 @@ use utoipa::OpenApi;
         super::notifications::set_notification_level, super::me::set_read_receipts, super::me::update_profile,
         super::sessions::list, super::sessions::end, super::sessions::change_password,
         super::oidc::info, super::oidc::start, super::oidc::callback, super::admin::deactivate,
+        super::bans::ban, super::bans::unban, super::admin::change_role, super::admin::delete_message,
+        super::admin::ban, super::admin::unban,
     ),
     modifiers(&BearerAuth, &FieldRules, &CommonResponses)
 )]
