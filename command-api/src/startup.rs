@@ -48,6 +48,11 @@ pub fn api_routes(state: AppState) -> Router {
             "/v1/rooms/{room_id}/members/{user_id}/role",
             put(routes::rooms::change_role),
         )
+        .route("/v1/rooms/{room_id}/bans", post(routes::bans::ban))
+        .route(
+            "/v1/rooms/{room_id}/bans/{user_id}",
+            delete(routes::bans::unban),
+        )
         .route("/v1/direct", post(routes::rooms::open_direct))
         .route(
             "/v1/rooms/{room_id}/messages",
@@ -95,6 +100,19 @@ pub fn api_routes(state: AppState) -> Router {
             post(routes::erasure::rotate_key),
         )
         .route("/v1/me/erase", post(routes::erasure::erase_me))
+        .route(
+            "/v1/admin/rooms/{room_id}/members/{user_id}/role",
+            put(routes::admin::change_role),
+        )
+        .route(
+            "/v1/admin/rooms/{room_id}/messages/{message_id}",
+            delete(routes::admin::delete_message),
+        )
+        .route("/v1/admin/rooms/{room_id}/bans", post(routes::admin::ban))
+        .route(
+            "/v1/admin/rooms/{room_id}/bans/{user_id}",
+            delete(routes::admin::unban),
+        )
         .route("/v1/auth/oidc/start", get(routes::oidc::start))
         .route("/v1/auth/oidc/callback", get(routes::oidc::callback))
         .route(

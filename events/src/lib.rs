@@ -25,6 +25,7 @@ pub mod attachment;
 pub mod ids;
 pub mod mention;
 pub mod room;
+pub mod room_admin;
 pub mod stored;
 pub mod user;
 pub mod values;

@@ -4,6 +4,7 @@
 
 use crate::attachment::Attachment;
 use crate::ids::{MessageId, RoomId, UserId};
+pub use crate::room_admin::AdminCommand;
 use crate::stored::StoredEvent;
 use crate::values::{Emoji, MessageBody, NotificationLevel, Role, RoomName, Topic, Visibility};
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,28 @@ pub enum RoomEvent {
         user_id: UserId,
         role: Role,
         changed_by: UserId,
+        /// Changed with a server administrator's authority, not a room role (the audit).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        as_admin: bool,
+    },
+    /// The user may not be in the room until unbanned: a member is removed as by a kick, an
+    /// invitation is withdrawn, and joining and invitations are refused.
+    #[serde(rename = "MemberBanned")]
+    MemberBanned {
+        user_id: UserId,
+        banned_by: UserId,
+        /// Banned with a server administrator's authority, not a room role (the audit).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        as_admin: bool,
+    },
+    /// The ban is lifted: the user may join (or be invited) again.
+    #[serde(rename = "MemberUnbanned")]
+    MemberUnbanned {
+        user_id: UserId,
+        unbanned_by: UserId,
+        /// Lifted with a server administrator's authority, not a room role (the audit).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        as_admin: bool,
     },
     #[serde(rename = "MessageSent")]
     MessageSent {
@@ -88,6 +111,10 @@ pub enum RoomEvent {
         message_id: MessageId,
         seq: u64,
         deleted_by: UserId,
+        /// Deleted with a server administrator's authority, not as author or moderator (the
+        /// audit).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        as_admin: bool,
     },
     #[serde(rename = "ReactionAdded")]
     ReactionAdded {
@@ -159,6 +186,17 @@ pub enum RoomCommand {
         user_id: UserId,
         role: Role,
     },
+    /// Removes a member as a kick does, or keeps a non-member out before they come; either
+    /// way they cannot join or be invited until unbanned. Owner or admin, as for a kick.
+    Ban {
+        user_id: UserId,
+    },
+    Unban {
+        user_id: UserId,
+    },
+    /// A command decided with a server administrator's authority instead of a room role
+    /// ([`crate::room_admin`]). The caller has checked that the actor is one.
+    AsServerAdmin(AdminCommand),
     SendMessage {
         message_id: MessageId,
         body: MessageBody,
@@ -239,6 +277,10 @@ pub enum RoomError {
     TooManyReactions,
     #[error("read marker is beyond the last message")]
     ReadMarkerBeyondLastMessage,
+    #[error("you are banned from this room")]
+    Banned,
+    #[error("user is banned from this room")]
+    TargetBanned,
 }
 
 /// The kind of room.
@@ -270,6 +312,8 @@ pub struct RoomState {
     pub pair: Option<[UserId; 2]>,
     pub members: HashMap<UserId, Role>,
     pub invited: HashSet<UserId>,
+    /// Users banned from the room: they cannot join or be invited.
+    pub banned: HashSet<UserId>,
     pub last_seq: u64,
     /// The facts of the room's messages: all of them, unless [`RoomState::trim_messages`]
     /// forgot the oldest (then `messages_trimmed`, and a rule that needs a forgotten
@@ -323,6 +367,10 @@ impl RoomState {
         }
     }
 
+    pub fn is_banned(&self, user: UserId) -> bool {
+        self.banned.contains(&user)
+    }
+
     fn moderator(&self, actor: UserId) -> Result<Role, RoomError> {
         let role = self.require_member(actor)?;
         if self.kind == Some(RoomKind::Direct) {
@@ -369,7 +417,7 @@ impl RoomState {
         }
     }
 
-    fn live_message(&self, id: MessageId) -> Result<&MessageFacts, RoomError> {
+    pub(crate) fn live_message(&self, id: MessageId) -> Result<&MessageFacts, RoomError> {
         let m = self.messages.get(&id).ok_or(RoomError::MessageNotFound)?;
         if m.deleted {
             return Err(RoomError::MessageDeleted);
@@ -396,6 +444,7 @@ impl RoomCommand {
             RoomCommand::SendMessage { reply_to, .. } => *reply_to,
             RoomCommand::EditMessage { message_id, .. }
             | RoomCommand::DeleteMessage { message_id }
+            | RoomCommand::AsServerAdmin(AdminCommand::DeleteMessage { message_id })
             | RoomCommand::AddReaction { message_id, .. }
             | RoomCommand::RemoveReaction { message_id, .. } => Some(*message_id),
             _ => None,
@@ -509,6 +558,9 @@ pub fn decide(
             if state.is_private() && !role.moderates() {
                 return Err(RoomError::NotPermitted);
             }
+            if state.is_banned(user_id) {
+                return Err(RoomError::TargetBanned);
+            }
             if state.is_member(user_id) {
                 return Err(RoomError::AlreadyMember);
             }
@@ -534,6 +586,9 @@ pub fn decide(
             if state.is_private() && !state.invited.contains(&actor) {
                 // Whether the room exists is not revealed to the uninvited.
                 return Err(RoomError::NotFound);
+            }
+            if state.is_banned(actor) {
+                return Err(RoomError::Banned);
             }
             Ok(vec![E::MemberJoined {
                 user_id: actor,
@@ -579,9 +634,26 @@ pub fn decide(
                     user_id,
                     role,
                     changed_by: actor,
+                    as_admin: false,
                 }]),
             }
         }
+        C::Ban { user_id } => {
+            let role = state.moderator(actor)?;
+            if user_id == actor {
+                return Err(RoomError::CannotTargetSelf);
+            }
+            match state.role_of(user_id) {
+                Some(Role::Owner) => Err(RoomError::CannotTargetOwner),
+                Some(Role::Admin) if role != Role::Owner => Err(RoomError::NotPermitted),
+                _ => Ok(ban(state, user_id, actor, false)),
+            }
+        }
+        C::Unban { user_id } => {
+            state.moderator(actor)?;
+            Ok(unban(state, user_id, actor, false))
+        }
+        C::AsServerAdmin(cmd) => crate::room_admin::decide(state, actor, cmd),
         C::SendMessage {
             message_id,
             body,
@@ -639,6 +711,7 @@ pub fn decide(
                 message_id,
                 seq: m.seq,
                 deleted_by: actor,
+                as_admin: false,
             }])
         }
         C::AddReaction { message_id, emoji } => {
@@ -699,6 +772,41 @@ pub fn decide(
     }
 }
 
+/// Bans `user_id` (by `by`); nothing when they are banned already. Who may is the caller's
+/// rule.
+pub(crate) fn ban(
+    state: &RoomState,
+    user_id: UserId,
+    by: UserId,
+    as_admin: bool,
+) -> Vec<RoomEvent> {
+    if state.is_banned(user_id) {
+        return vec![];
+    }
+    vec![RoomEvent::MemberBanned {
+        user_id,
+        banned_by: by,
+        as_admin,
+    }]
+}
+
+/// Lifts the ban of `user_id` (by `by`); nothing when there is none.
+pub(crate) fn unban(
+    state: &RoomState,
+    user_id: UserId,
+    by: UserId,
+    as_admin: bool,
+) -> Vec<RoomEvent> {
+    if !state.is_banned(user_id) {
+        return vec![];
+    }
+    vec![RoomEvent::MemberUnbanned {
+        user_id,
+        unbanned_by: by,
+        as_admin,
+    }]
+}
+
 /// Folds one event into the state. Total: it never fails, so any stored history
 /// can be replayed.
 pub fn evolve(mut state: RoomState, event: &RoomEvent) -> RoomState {
@@ -744,6 +852,15 @@ pub fn evolve(mut state: RoomState, event: &RoomEvent) -> RoomState {
             if let Some(r) = state.members.get_mut(user_id) {
                 *r = *role;
             }
+        }
+        E::MemberBanned { user_id, .. } => {
+            state.members.remove(user_id);
+            state.invited.remove(user_id);
+            state.notification_levels.remove(user_id);
+            state.banned.insert(*user_id);
+        }
+        E::MemberUnbanned { user_id, .. } => {
+            state.banned.remove(user_id);
         }
         E::MessageSent {
             message_id,

@@ -44,6 +44,8 @@ pub const SCHEMA_VERSIONS: &[(&str, i32)] = &[
     ("MemberLeft", 1),
     ("MemberKicked", 1),
     ("MemberRoleChanged", 1),
+    ("MemberBanned", 1),
+    ("MemberUnbanned", 1),
     ("MessageSent", 1),
     ("MessageEdited", 1),
     ("MessageDeleted", 1),

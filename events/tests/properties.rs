@@ -14,7 +14,7 @@ use events::values::{
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const ROOM_EVENT_TYPES: [&str; 17] = [
+const ROOM_EVENT_TYPES: [&str; 19] = [
     "RoomCreated",
     "DirectRoomOpened",
     "RoomRenamed",
@@ -25,6 +25,8 @@ const ROOM_EVENT_TYPES: [&str; 17] = [
     "MemberLeft",
     "MemberKicked",
     "MemberRoleChanged",
+    "MemberBanned",
+    "MemberUnbanned",
     "MessageSent",
     "MessageEdited",
     "MessageDeleted",

@@ -720,6 +720,280 @@ mod kicking {
     }
 }
 
+mod banning {
+    use super::*;
+
+    #[test]
+    fn the_owner_bans_a_member_which_removes_them_as_a_kick_does() {
+        let g = given(busy_room(Visibility::Public));
+        let events = g.when(OWNER, ban(ALICE)).events();
+        assert_eq!(events, vec![banned(ALICE, OWNER, false)]);
+        let after = given(history([busy_room(Visibility::Public), events]));
+        assert!(!after.state().is_member(ALICE));
+        assert!(after.state().is_banned(ALICE));
+    }
+
+    #[test]
+    fn an_admin_bans_a_member() {
+        given(busy_room(Visibility::Private))
+            .when(ADMIN, ban(BOB))
+            .then(vec![banned(BOB, ADMIN, false)]);
+    }
+
+    #[test]
+    fn a_non_member_can_be_banned_before_they_come() {
+        given(busy_room(Visibility::Public))
+            .when(ADMIN, ban(STRANGER))
+            .then(vec![banned(STRANGER, ADMIN, false)]);
+    }
+
+    #[test]
+    fn a_member_cannot_ban() {
+        given(busy_room(Visibility::Public))
+            .when(ALICE, ban(BOB))
+            .then_err(RoomError::NotPermitted);
+    }
+
+    #[test]
+    fn a_non_member_cannot_ban() {
+        given(busy_room(Visibility::Public))
+            .when(STRANGER, ban(BOB))
+            .then_err(RoomError::NotMember);
+        given(busy_room(Visibility::Private))
+            .when(STRANGER, ban(BOB))
+            .then_err(RoomError::NotFound);
+    }
+
+    #[test]
+    fn an_admin_cannot_ban_another_admin_but_the_owner_can() {
+        let room = history([
+            busy_room(Visibility::Public),
+            vec![joined(ADMIN2), promoted(ADMIN2, Role::Admin)],
+        ]);
+        given(room.clone())
+            .when(ADMIN, ban(ADMIN2))
+            .then_err(RoomError::NotPermitted);
+        given(room)
+            .when(OWNER, ban(ADMIN2))
+            .then(vec![banned(ADMIN2, OWNER, false)]);
+    }
+
+    #[test]
+    fn nobody_bans_the_owner_or_themself() {
+        given(busy_room(Visibility::Public))
+            .when(ADMIN, ban(OWNER))
+            .then_err(RoomError::CannotTargetOwner);
+        given(busy_room(Visibility::Public))
+            .when(ADMIN, ban(ADMIN))
+            .then_err(RoomError::CannotTargetSelf);
+    }
+
+    #[test]
+    fn nobody_bans_in_a_direct_room() {
+        given(direct_room())
+            .when(ALICE, ban(BOB))
+            .then_err(RoomError::DirectRoom);
+    }
+
+    #[test]
+    fn banning_someone_banned_changes_nothing() {
+        given(history([
+            busy_room(Visibility::Public),
+            vec![banned(ALICE, ADMIN, false)],
+        ]))
+        .when(OWNER, ban(ALICE))
+        .then_nothing();
+    }
+
+    #[test]
+    fn a_banned_user_cannot_rejoin_a_public_room() {
+        given(history([
+            busy_room(Visibility::Public),
+            vec![banned(ALICE, ADMIN, false)],
+        ]))
+        .when(ALICE, RoomCommand::Join)
+        .then_err(RoomError::Banned);
+    }
+
+    #[test]
+    fn a_banned_user_of_a_private_room_learns_nothing_of_it() {
+        given(history([
+            private_room(),
+            vec![
+                invited(ALICE, OWNER),
+                joined(ALICE),
+                banned(ALICE, OWNER, false),
+            ],
+        ]))
+        .when(ALICE, RoomCommand::Join)
+        .then_err(RoomError::NotFound);
+    }
+
+    #[test]
+    fn a_banned_user_cannot_be_invited() {
+        given(history([
+            busy_room(Visibility::Private),
+            vec![banned(STRANGER, ADMIN, false)],
+        ]))
+        .when(OWNER, invite(STRANGER))
+        .then_err(RoomError::TargetBanned);
+    }
+
+    #[test]
+    fn a_ban_withdraws_a_pending_invitation() {
+        let g = given(history([
+            busy_room(Visibility::Private),
+            vec![invited(STRANGER, OWNER), banned(STRANGER, ADMIN, false)],
+        ]));
+        assert!(!g.state().invited.contains(&STRANGER));
+        g.when(STRANGER, RoomCommand::Join)
+            .then_err(RoomError::NotFound);
+    }
+
+    #[test]
+    fn a_banned_user_cannot_send() {
+        given(history([
+            busy_room(Visibility::Public),
+            vec![banned(ALICE, ADMIN, false)],
+        ]))
+        .when(ALICE, send(M1))
+        .then_err(RoomError::NotMember);
+    }
+
+    #[test]
+    fn a_moderator_unbans_and_the_user_may_join_again() {
+        let room = history([
+            busy_room(Visibility::Public),
+            vec![banned(ALICE, OWNER, false)],
+        ]);
+        given(room.clone())
+            .when(ADMIN, unban(ALICE))
+            .then(vec![unbanned(ALICE, ADMIN, false)]);
+        given(history([room, vec![unbanned(ALICE, ADMIN, false)]]))
+            .when(ALICE, RoomCommand::Join)
+            .then(vec![joined(ALICE)]);
+    }
+
+    #[test]
+    fn a_member_cannot_unban_and_unbanning_someone_not_banned_changes_nothing() {
+        let room = history([
+            busy_room(Visibility::Public),
+            vec![banned(STRANGER, OWNER, false)],
+        ]);
+        given(room.clone())
+            .when(ALICE, unban(STRANGER))
+            .then_err(RoomError::NotPermitted);
+        given(room).when(OWNER, unban(BOB)).then_nothing();
+    }
+}
+
+mod server_administrators {
+    use super::*;
+    use events::room::AdminCommand;
+
+    fn admin_role(user_id: events::ids::UserId, role: Role) -> RoomCommand {
+        as_admin(AdminCommand::ChangeRole { user_id, role })
+    }
+
+    fn admin_ban(user_id: events::ids::UserId) -> RoomCommand {
+        as_admin(AdminCommand::Ban { user_id })
+    }
+
+    #[test]
+    fn a_server_administrator_changes_a_role_in_a_room_they_are_not_in() {
+        given(busy_room(Visibility::Private))
+            .when(SERVER_ADMIN, admin_role(ALICE, Role::Admin))
+            .then(vec![RoomEvent::MemberRoleChanged {
+                user_id: ALICE,
+                role: Role::Admin,
+                changed_by: SERVER_ADMIN,
+                as_admin: true,
+            }]);
+    }
+
+    #[test]
+    fn a_server_administrator_cannot_grant_or_take_ownership() {
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, admin_role(ALICE, Role::Owner))
+            .then_err(RoomError::CannotGrantOwner);
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, admin_role(OWNER, Role::Member))
+            .then_err(RoomError::CannotTargetOwner);
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, admin_role(STRANGER, Role::Admin))
+            .then_err(RoomError::TargetNotMember);
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, admin_role(ADMIN, Role::Admin))
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_server_administrator_deletes_any_message() {
+        given(history([
+            busy_room(Visibility::Private),
+            vec![sent(M1, 1, ALICE)],
+        ]))
+        .when(SERVER_ADMIN, admin_delete(M1))
+        .then(vec![RoomEvent::MessageDeleted {
+            message_id: M1,
+            seq: 1,
+            deleted_by: SERVER_ADMIN,
+            as_admin: true,
+        }]);
+        given(history([
+            busy_room(Visibility::Public),
+            vec![sent(M1, 1, ALICE), deleted(M1, 1, ALICE)],
+        ]))
+        .when(SERVER_ADMIN, admin_delete(M1))
+        .then_err(RoomError::MessageDeleted);
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, admin_delete(UNKNOWN_MESSAGE))
+            .then_err(RoomError::MessageNotFound);
+    }
+
+    #[test]
+    fn a_server_administrator_bans_anyone_but_the_owner_and_unbans() {
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, admin_ban(ADMIN))
+            .then(vec![banned(ADMIN, SERVER_ADMIN, true)]);
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, admin_ban(OWNER))
+            .then_err(RoomError::CannotTargetOwner);
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, admin_ban(SERVER_ADMIN))
+            .then_err(RoomError::CannotTargetSelf);
+        given(history([
+            busy_room(Visibility::Public),
+            vec![banned(BOB, OWNER, false)],
+        ]))
+        .when(SERVER_ADMIN, as_admin(AdminCommand::Unban { user_id: BOB }))
+        .then(vec![unbanned(BOB, SERVER_ADMIN, true)]);
+    }
+
+    #[test]
+    fn a_server_administrator_acts_in_group_rooms_only() {
+        given(direct_room())
+            .when(SERVER_ADMIN, admin_delete(M1))
+            .then_err(RoomError::DirectRoom);
+        given(vec![])
+            .when(SERVER_ADMIN, admin_ban(ALICE))
+            .then_err(RoomError::NotFound);
+    }
+
+    #[test]
+    fn the_same_commands_without_the_authority_are_refused_to_an_outsider() {
+        given(history([
+            busy_room(Visibility::Private),
+            vec![sent(M1, 1, ALICE)],
+        ]))
+        .when(SERVER_ADMIN, delete(M1))
+        .then_err(RoomError::NotFound);
+        given(busy_room(Visibility::Public))
+            .when(SERVER_ADMIN, ban(ALICE))
+            .then_err(RoomError::NotMember);
+    }
+}
+
 mod roles {
     use super::*;
 

@@ -91,6 +91,23 @@ fn every_room_event() -> Vec<(&'static str, RoomEvent)> {
                 user_id: BOB,
                 role: Role::Admin,
                 changed_by: ALICE,
+                as_admin: false,
+            },
+        ),
+        (
+            "MemberBanned",
+            RoomEvent::MemberBanned {
+                user_id: BOB,
+                banned_by: ALICE,
+                as_admin: false,
+            },
+        ),
+        (
+            "MemberUnbanned",
+            RoomEvent::MemberUnbanned {
+                user_id: BOB,
+                unbanned_by: ALICE,
+                as_admin: true,
             },
         ),
         (
@@ -123,6 +140,7 @@ fn every_room_event() -> Vec<(&'static str, RoomEvent)> {
                 message_id: MSG,
                 seq: 7,
                 deleted_by: ALICE,
+                as_admin: false,
             },
         ),
         (
@@ -203,6 +221,8 @@ fn room_event_list_is_exhaustive(e: &RoomEvent) {
         | RoomEvent::MemberLeft { .. }
         | RoomEvent::MemberKicked { .. }
         | RoomEvent::MemberRoleChanged { .. }
+        | RoomEvent::MemberBanned { .. }
+        | RoomEvent::MemberUnbanned { .. }
         | RoomEvent::MessageSent { .. }
         | RoomEvent::MessageEdited { .. }
         | RoomEvent::MessageDeleted { .. }
@@ -227,7 +247,7 @@ fn user_event_list_is_exhaustive(e: &UserEvent) {
 #[test]
 fn every_room_event_is_stored_under_its_pinned_name() {
     let events = every_room_event();
-    assert_eq!(events.len(), 17);
+    assert_eq!(events.len(), 19);
     for (name, event) in events {
         let (event_type, _, _) = event.to_stored().unwrap();
         assert_eq!(event_type, name);
@@ -275,7 +295,7 @@ fn every_user_event_reads_back_as_itself() {
 
 /// The schema version each type is written at. A bump needs an upcaster from the version
 /// before and a fixture of it (`tests/upcasting.rs`, ADR 12).
-const PINNED_VERSIONS: [(&str, i32); 22] = [
+const PINNED_VERSIONS: [(&str, i32); 24] = [
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
     ("DisplayNameChanged", 1),
@@ -291,6 +311,8 @@ const PINNED_VERSIONS: [(&str, i32); 22] = [
     ("MemberLeft", 1),
     ("MemberKicked", 1),
     ("MemberRoleChanged", 1),
+    ("MemberBanned", 1),
+    ("MemberUnbanned", 1),
     ("MessageSent", 1),
     ("MessageEdited", 1),
     ("MessageDeleted", 1),
@@ -505,6 +527,7 @@ fn roles_and_visibilities_are_stored_in_snake_case() {
         user_id: BOB,
         role: Role::Admin,
         changed_by: ALICE,
+        as_admin: false,
     }
     .to_stored()
     .unwrap();
@@ -569,5 +592,68 @@ fn mentions_are_stored_as_user_ids_and_private_markers_say_so() {
             seq: 3,
             private: false
         }
+    );
+}
+
+#[test]
+fn the_admin_flag_is_stored_only_when_set_and_older_payloads_read_back_without_it() {
+    let by_admin = RoomEvent::MessageDeleted {
+        message_id: MSG,
+        seq: 7,
+        deleted_by: ALICE,
+        as_admin: true,
+    };
+    let (_, version, data) = by_admin.to_stored().unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(
+        data,
+        json!({
+            "message_id": "01900000-0000-7000-8000-000000000004",
+            "seq": 7,
+            "deleted_by": "01900000-0000-7000-8000-000000000002",
+            "as_admin": true,
+        })
+    );
+    assert_eq!(
+        RoomEvent::from_stored("MessageDeleted", 1, data).unwrap(),
+        by_admin
+    );
+    // Written before server administrators could act in rooms: a moderator's or author's.
+    let old = json!({
+        "message_id": "01900000-0000-7000-8000-000000000004",
+        "seq": 7,
+        "deleted_by": "01900000-0000-7000-8000-000000000002",
+    });
+    assert_eq!(
+        RoomEvent::from_stored("MessageDeleted", 1, old.clone()).unwrap(),
+        RoomEvent::MessageDeleted {
+            message_id: MSG,
+            seq: 7,
+            deleted_by: ALICE,
+            as_admin: false,
+        }
+    );
+    let (_, _, again) = RoomEvent::MessageDeleted {
+        message_id: MSG,
+        seq: 7,
+        deleted_by: ALICE,
+        as_admin: false,
+    }
+    .to_stored()
+    .unwrap();
+    assert_eq!(again, old, "unflagged events are stored as before");
+    let (_, _, ban) = RoomEvent::MemberBanned {
+        user_id: BOB,
+        banned_by: ALICE,
+        as_admin: false,
+    }
+    .to_stored()
+    .unwrap();
+    assert_eq!(
+        ban,
+        json!({
+            "user_id": "01900000-0000-7000-8000-000000000003",
+            "banned_by": "01900000-0000-7000-8000-000000000002",
+        })
     );
 }

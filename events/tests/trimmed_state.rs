@@ -32,7 +32,7 @@ fn named(ev: &RoomEvent) -> Option<MessageId> {
 
 /// One step: (who, what, which message, which emoji).
 fn step() -> impl Strategy<Value = (usize, u8, u8, usize)> {
-    (0..PEOPLE.len(), 0u8..6, 0u8..24, 0..EMOJI.len())
+    (0..PEOPLE.len(), 0u8..7, 0u8..24, 0..EMOJI.len())
 }
 
 fn command(what: u8, m: MessageId, other: MessageId, e: usize) -> RoomCommand {
@@ -42,7 +42,8 @@ fn command(what: u8, m: MessageId, other: MessageId, e: usize) -> RoomCommand {
         2 => edit(m),
         3 => delete(m),
         4 => react(m, EMOJI[e]),
-        _ => unreact(m, EMOJI[e]),
+        5 => unreact(m, EMOJI[e]),
+        _ => admin_delete(m),
     }
 }
 

@@ -138,6 +138,8 @@ impl From<RoomError> for ApiError {
             R::ReplyTargetNotFound => (S::UNPROCESSABLE_ENTITY, "reply_target_not_found"),
             R::TooManyReactions => (S::UNPROCESSABLE_ENTITY, "too_many_reactions"),
             R::ReadMarkerBeyondLastMessage => (S::UNPROCESSABLE_ENTITY, "seq_out_of_range"),
+            R::Banned => (S::FORBIDDEN, "banned"),
+            R::TargetBanned => (S::CONFLICT, "user_banned"),
         };
         Self::new(status, code, e.to_string())
     }

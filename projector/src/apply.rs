@@ -114,6 +114,7 @@ async fn apply_user(
         | UserEvent::UserDeactivated { .. }
         | UserEvent::UserErased { .. } => {
             crate::attention::apply_user_event(tx, &event).await?;
+            crate::moderation::apply_user_event(tx, ev.position, ev.occurred_at, &event).await?;
         }
     }
     Ok(())
@@ -166,6 +167,7 @@ async fn apply_room(
     use RoomEvent as E;
     let (version, position, at) = (ev.version, ev.position, ev.occurred_at);
     crate::attention::apply_room_event(tx, room_id, position, at, &event).await?;
+    crate::moderation::apply_room_event(tx, room_id, position, at, &event).await?;
     match event {
         E::RoomCreated {
             name,
@@ -258,11 +260,18 @@ async fn apply_room(
             }
         }
         E::MemberLeft { user_id } => {
-            member_gone(tx, ev, room_id, user_id.0, "left").await?;
+            member_gone(tx, ev, room_id, user_id.0, Gone::Left).await?;
         }
         E::MemberKicked { user_id, .. } => {
-            member_gone(tx, ev, room_id, user_id.0, "kicked").await?;
+            member_gone(tx, ev, room_id, user_id.0, Gone::Kicked).await?;
         }
+        E::MemberBanned { user_id, .. } => {
+            // A member, or an invitation, ends as with a kick; a ban of someone who is neither
+            // leaves their old row (left, kicked) or its absence as it is.
+            member_gone(tx, ev, room_id, user_id.0, Gone::Banned).await?;
+        }
+        // Only `rm_room_bans` (above) and the room's version change.
+        E::MemberUnbanned { .. } => touch_room(tx, ev, room_id).await?,
         E::MemberRoleChanged { user_id, role, .. } => {
             touch_room(tx, ev, room_id).await?;
             let done =
@@ -445,19 +454,34 @@ async fn update_room_field(
     Ok(())
 }
 
-/// Membership ends (left or kicked): the member count drops if they were joined; `skipped` is
-/// no longer maintained (0).
+/// How a membership ends.
+#[derive(Clone, Copy)]
+enum Gone {
+    Left,
+    Kicked,
+    /// As a kick, for a member or an invitation; anyone else's row (left, kicked) stays.
+    Banned,
+}
+
+/// Membership ends: the member count drops if they were joined; `skipped` is no longer
+/// maintained (0).
 async fn member_gone(
     tx: &mut PgConnection,
     ev: &RecordedEvent,
     room_id: Uuid,
     user_id: Uuid,
-    status: &'static str,
+    how: Gone,
 ) -> Result<(), ApplyError> {
+    let (status, only_present) = match how {
+        Gone::Left => ("left", false),
+        Gone::Kicked => ("kicked", false),
+        Gone::Banned => ("kicked", true),
+    };
     let done = sqlx::query(
         "WITH old AS (SELECT status FROM rm_members WHERE room_id = $1 AND user_id = $2), \
          member AS (UPDATE rm_members SET status = $3, skipped = 0 \
-         WHERE room_id = $1 AND user_id = $2) \
+         WHERE room_id = $1 AND user_id = $2 \
+         AND (NOT $6 OR status IN ('joined', 'invited'))) \
          UPDATE rm_rooms SET member_count = member_count - \
          (SELECT count(*) FROM old WHERE status = 'joined')::int, version = $4, position = $5 \
          WHERE room_id = $1",
@@ -467,6 +491,7 @@ async fn member_gone(
     .bind(status)
     .bind(ev.version)
     .bind(ev.position)
+    .bind(only_present)
     .execute(tx)
     .await?;
     if done.rows_affected() == 0 {

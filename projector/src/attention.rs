@@ -108,7 +108,9 @@ impl Attention {
             E::NotificationLevelChanged { user_id, level } => {
                 self.levels.insert((room_id, user_id.0), Some(*level));
             }
-            E::MemberLeft { user_id } | E::MemberKicked { user_id, .. } => {
+            E::MemberLeft { user_id }
+            | E::MemberKicked { user_id, .. }
+            | E::MemberBanned { user_id, .. } => {
                 self.levels.insert((room_id, user_id.0), None);
             }
             _ => {}

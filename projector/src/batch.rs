@@ -54,6 +54,7 @@ use uuid::Uuid;
 
 use crate::apply::{ApplyError, role_str, visibility_str};
 use crate::attention::Attention;
+use crate::moderation::Moderation;
 
 fn poison(msg: impl Into<String>) -> ApplyError {
     ApplyError::Poison(msg.into())
@@ -61,8 +62,12 @@ fn poison(msg: impl Into<String>) -> ApplyError {
 
 /// A decoded event of the batch.
 enum Op {
-    /// A user event only [`Attention`] reads.
-    UserSetting(UserEvent),
+    /// A user event only [`Attention`] and [`Moderation`] read.
+    UserSetting {
+        event: UserEvent,
+        position: i64,
+        at: DateTime<Utc>,
+    },
     User {
         user_id: Uuid,
         username: String,
@@ -105,7 +110,11 @@ fn decode(ev: &RecordedEvent) -> Result<Option<Op>, ApplyError> {
                 event @ (UserEvent::ReadReceiptsPrivacyChanged { .. }
                 | UserEvent::DisplayNameChanged { .. }
                 | UserEvent::UserDeactivated { .. }
-                | UserEvent::UserErased { .. }) => Ok(Some(Op::UserSetting(event))),
+                | UserEvent::UserErased { .. }) => Ok(Some(Op::UserSetting {
+                    event,
+                    position: ev.position,
+                    at: ev.occurred_at,
+                })),
             }
         }
         RoomEvent::STREAM_TYPE => {
@@ -142,13 +151,19 @@ pub async fn apply_events(
 ) -> Result<(), ApplyError> {
     let mut segment = Segment::default();
     let mut attention = Attention::default();
+    let mut moderation = Moderation::default();
     for ev in events {
         if dead_lettered.contains(&ev.position) {
             continue;
         }
         let Some(op) = decode(ev)? else { continue };
         match &op {
-            Op::UserSetting(event @ UserEvent::UserErased { .. }) => {
+            Op::UserSetting {
+                event: event @ UserEvent::UserErased { .. },
+                position,
+                at,
+            } => {
+                moderation.user_event(*position, *at, event);
                 // Applied where it stands in the log: what came before is written first, as
                 // if the batch ended here (an erasure rewrites rows the fold may hold).
                 apply_segment(tx, &segment.ops).await?;
@@ -157,8 +172,13 @@ pub async fn apply_events(
                 crate::attention::apply_user_event(tx, event).await?;
                 continue;
             }
-            Op::UserSetting(event) => {
+            Op::UserSetting {
+                event,
+                position,
+                at,
+            } => {
                 attention.user_event(event);
+                moderation.user_event(*position, *at, event);
                 continue;
             }
             Op::Room {
@@ -167,7 +187,10 @@ pub async fn apply_events(
                 at,
                 event,
                 ..
-            } => attention.room_event(*room_id, *position, *at, event)?,
+            } => {
+                attention.room_event(*room_id, *position, *at, event)?;
+                moderation.room_event(*room_id, *position, *at, event);
+            }
             Op::User { .. } => {}
         }
         if segment.conflicts_with(&op)? {
@@ -177,7 +200,8 @@ pub async fn apply_events(
         segment.push(op)?;
     }
     apply_segment(tx, &segment.ops).await?;
-    attention.write(tx).await
+    attention.write(tx).await?;
+    moderation.write(tx).await
 }
 
 /// Events that can be applied grouped by kind (see the module docs), and what is needed to
@@ -318,6 +342,7 @@ fn membership_key(room_id: Uuid, event: &RoomEvent) -> Option<(Uuid, Uuid)> {
         | E::MemberJoined { user_id, .. }
         | E::MemberLeft { user_id }
         | E::MemberKicked { user_id, .. }
+        | E::MemberBanned { user_id, .. }
         | E::MemberRoleChanged { user_id, .. } => Some((room_id, user_id.0)),
         _ => None,
     }
@@ -533,8 +558,8 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                     .push((*user_id, username.clone(), display_name.clone(), *at));
                 continue;
             }
-            // Never pushed to a segment: `apply_events` hands it to `Attention`.
-            Op::UserSetting(_) => continue,
+            // Never pushed to a segment: `apply_events` hands it to `Attention` and `Moderation`.
+            Op::UserSetting { .. } => continue,
             Op::Room {
                 room_id,
                 version,
@@ -615,6 +640,7 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
             | E::MemberJoined { .. }
             | E::MemberLeft { .. }
             | E::MemberKicked { .. }
+            | E::MemberBanned { .. }
             | E::MemberRoleChanged { .. } => {
                 let Some(last_seq) = last_seq(room) else {
                     return Err(room_missing(room_id));
@@ -670,6 +696,18 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
                             } else {
                                 "kicked"
                             };
+                            r.skipped = 0;
+                        }
+                    }
+                    // As a kick for a member or an invitation; anyone else's row stays.
+                    E::MemberBanned { .. } => {
+                        if let Some(r) = &mut member.row
+                            && matches!(r.status, "joined" | "invited")
+                        {
+                            if was_joined {
+                                room.member_delta -= 1;
+                            }
+                            r.status = "kicked";
                             r.skipped = 0;
                         }
                     }
@@ -793,6 +831,8 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
             }
             // Only the room's version and position (above) and `Attention` change.
             E::NotificationLevelChanged { .. } => {}
+            // Only the room's version and position (above) and `Moderation` change.
+            E::MemberUnbanned { .. } => {}
         }
     }
     Ok(f)

@@ -21,6 +21,9 @@
 //!   [--projection NAME]...`, `projector rebuild (--all | NAME...)`) and the process, with
 //!   `/readyz` reporting every running projection's checkpoint and `/metrics`.
 //! - `log` (private): the one module that reads the event log.
+//! - `attention` and `moderation` (private): the read models that depend only on events
+//!   (mentions, receipts, notification levels; bans and the administrators' audit trail),
+//!   collected per batch beside the fold.
 //! - [`oracle`]: row-by-row comparison of two read-model databases.
 
 pub mod apply;
@@ -32,6 +35,7 @@ mod erasure;
 pub mod framework;
 mod log;
 pub mod metrics;
+mod moderation;
 pub mod oracle;
 pub mod progress;
 pub mod projection;

@@ -15,7 +15,8 @@ fn order_of(table: &str) -> &'static str {
         "rm_direct_pairs" => "user_lo, user_hi",
         "rm_mentions" => "room_id, seq, user_id",
         "rm_room_mentions" => "room_id, seq",
-        "rm_receipts" | "rm_notification_levels" => "room_id, user_id",
+        "rm_receipts" | "rm_notification_levels" | "rm_room_bans" => "room_id, user_id",
+        "rm_audit" => "position",
         "rm_private_receipts" => "user_id",
         _ => "1",
     }

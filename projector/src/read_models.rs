@@ -26,6 +26,8 @@ pub const READ_MODEL_TABLES: &[&str] = &[
     "rm_receipts",
     "rm_notification_levels",
     "rm_private_receipts",
+    "rm_room_bans",
+    "rm_audit",
 ];
 
 /// Every projection transaction commits without waiting for its WAL flush. The read models are

@@ -2,7 +2,8 @@
 //! order matters) must leave the read models exactly as the reference does: `apply_event`, one
 //! event at a time, each poison event rolled back (careful mode). Random logs of every event
 //! kind, in a few rooms with a few users so that the same members, messages and markers meet
-//! in a batch: joins, leaves, kicks, invites and role changes of members and non-members,
+//! in a batch: joins, leaves, kicks, bans and unbans, invites and role changes of members and
+//! non-members (some with a server administrator's authority),
 //! messages (some beyond a read marker's seq, some after a gap in seqs), edits, deletes,
 //! reactions added and removed (repeats included), read markers (backwards and beyond the last
 //! message too), renames, topics, visibility, direct rooms, user registrations and events of
@@ -290,6 +291,7 @@ impl World {
                             message_id,
                             seq,
                             deleted_by: anyone,
+                            as_admin: rng.random_bool(0.3),
                         }
                     }
                     42..50 => RoomEvent::ReactionAdded {
@@ -354,13 +356,17 @@ impl World {
                     .copied()
                     .unwrap_or(anyone);
                 room.joined.remove(&who);
-                if rng.random_bool(0.6) {
-                    RoomEvent::MemberLeft { user_id: who }
-                } else {
-                    RoomEvent::MemberKicked {
+                match rng.random_range(0..10) {
+                    0..5 => RoomEvent::MemberLeft { user_id: who },
+                    5..8 => RoomEvent::MemberKicked {
                         user_id: who,
                         kicked_by: anyone,
-                    }
+                    },
+                    _ => RoomEvent::MemberBanned {
+                        user_id: who,
+                        banned_by: anyone,
+                        as_admin: rng.random_bool(0.5),
+                    },
                 }
             }
             86..90 if !room.rows.is_empty() => RoomEvent::MemberRoleChanged {
@@ -377,6 +383,21 @@ impl World {
                     Role::Member
                 },
                 changed_by: anyone,
+                as_admin: rng.random_bool(0.3),
+            },
+            // Anyone: a member, an invitee, someone who left, or who never came.
+            97..98 => {
+                room.joined.remove(&anyone);
+                RoomEvent::MemberBanned {
+                    user_id: anyone,
+                    banned_by: room.joined.first().copied().unwrap_or(anyone),
+                    as_admin: rng.random_bool(0.5),
+                }
+            }
+            98..100 if rng.random_bool(0.5) => RoomEvent::MemberUnbanned {
+                user_id: anyone,
+                unbanned_by: anyone,
+                as_admin: rng.random_bool(0.5),
             },
             90..93 => RoomEvent::RoomRenamed {
                 name: RoomName::parse(&format!("renamed {}", rng.random::<u16>())).expect("name"),
@@ -444,7 +465,7 @@ impl World {
             .find(|u| !room.rows.contains(u));
         let deleted = room.messages.iter().find(|m| m.deleted);
         let any_message = room.messages.first();
-        match self.rng.random_range(0..9) {
+        match self.rng.random_range(0..10) {
             0 => Gen::Raw {
                 stream_id: room.id.stream_id(),
                 stream_type: "room",
@@ -466,6 +487,7 @@ impl World {
                     user_id: stranger.expect("stranger"),
                     role: Role::Admin,
                     changed_by: anyone,
+                    as_admin: false,
                 },
             ),
             3 if deleted.is_some() => {
@@ -525,6 +547,15 @@ impl World {
                     },
                 )
             }
+            8 => Gen::Room(
+                // A ban in a room the read models never saw created.
+                RoomId::new(),
+                RoomEvent::MemberBanned {
+                    user_id: anyone,
+                    banned_by: anyone,
+                    as_admin: true,
+                },
+            ),
             7 if !self.pairs.is_empty() => {
                 // A second direct room for a pair.
                 let (a, b) = *self.pairs.iter().next().expect("pair");
@@ -706,6 +737,8 @@ fn assert_every_kind(log: &[RecordedEvent]) {
         "MemberJoined",
         "MemberLeft",
         "MemberKicked",
+        "MemberBanned",
+        "MemberUnbanned",
         "MemberRoleChanged",
         "MessageSent",
         "MessageEdited",
@@ -748,13 +781,16 @@ async fn random_mixed_batches_applied_set_based_equal_events_applied_one_by_one(
             tx.commit().await.expect("commit");
         }
         common::assert_same_read_models(&fast.pool, &reference.pool).await;
-        // The comparison covers the attention tables with rows in them, not empty ones.
+        // The comparison covers the attention and moderation tables with rows in them, not empty
+        // ones.
         for table in [
             "rm_mentions",
             "rm_room_mentions",
             "rm_receipts",
             "rm_notification_levels",
             "rm_private_receipts",
+            "rm_room_bans",
+            "rm_audit",
         ] {
             let rows: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))

@@ -211,6 +211,28 @@ impl Api {
         .await
     }
 
+    /// `by` bans `who` from the room (`POST /v1/rooms/{room}/bans`).
+    pub async fn ban(&self, by: &TestUser, room: Uuid, who: Uuid) -> Res {
+        self.post(
+            &format!("/v1/rooms/{room}/bans"),
+            Some(&by.token),
+            json!({ "user_id": who }),
+        )
+        .await
+    }
+
+    /// `by` lifts the ban of `who` (`DELETE /v1/rooms/{room}/bans/{who}`).
+    pub async fn unban(&self, by: &TestUser, room: Uuid, who: Uuid) -> Res {
+        self.request(
+            Method::DELETE,
+            &format!("/v1/rooms/{room}/bans/{who}"),
+            Some(&by.token),
+            None,
+            &[],
+        )
+        .await
+    }
+
     /// Sends `body` with a fresh `client_msg_id`.
     pub async fn send_message(&self, user: &TestUser, room: Uuid, body: &str) -> Res {
         self.post(

@@ -540,7 +540,7 @@ export class Chat {
     if (r.removedMe) {
       const name = s.rooms.byId[f.room_id] ? roomLabel(s.rooms.byId[f.room_id]!) : 'a room';
       this.forgetRoom(f.room_id);
-      if (f.type === 'member_kicked') this.toast(`You were removed from ${name}.`);
+      if (f.type === 'member_kicked' || f.type === 'member_banned') this.toast(`You were removed from ${name}.`);
       return;
     }
     if (r.membersChanged && s.members[f.room_id]) this.loadMembersSoon(f.room_id, f.position);
@@ -562,7 +562,7 @@ export class Chat {
       this.receiptLoads.get(f.room_id)?.add(user);
       return r && moveReceipt(r, user, f.data.seq);
     }
-    if (f.type === 'member_left' || f.type === 'member_kicked') return r && dropReceipt(r, user);
+    if (f.type === 'member_left' || f.type === 'member_kicked' || f.type === 'member_banned') return r && dropReceipt(r, user);
     return r;
   }
 

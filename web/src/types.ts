@@ -355,6 +355,10 @@ export const STORED_EVENT_TYPES = new Set([
   'member_joined',
   'member_left',
   'member_kicked',
+  // Removed as by a kick when a member (`data: {user_id, banned_by, as_admin?}`); also a ban of
+  // someone not in the room, who stays out until `member_unbanned`.
+  'member_banned',
+  'member_unbanned',
   'member_role_changed',
   'message_sent',
   'message_edited',

@@ -1,18 +1,25 @@
 //! Server administration commands (issue #18). A server administrator is the first user
 //! registered, or one named in `APP_ADMIN_USERNAMES`; anyone else gets 403 `not_an_admin`.
-//! Every action is an event in the log, so the log is the audit trail.
+//! Every action is an event in the log, so the log is the audit trail: in a group room,
+//! whether a member or not, an administrator changes roles, deletes messages and bans through
+//! the room's actor like any room command, with `RoomCommand::AsServerAdmin`, and the events
+//! say so (`as_admin`).
 
+use super::bans::ban_reply;
 use super::me::{new_user_events, user_state};
+use super::rooms::{RoleBody, UserRef};
 use super::sessions::{Ending, end_sessions};
+use super::{exec, header_idem, user_exists};
 use crate::error::ApiError;
-use crate::extract::{AuthUser, Path};
+use crate::extract::{AuthUser, IdempotencyKey, Json, Path};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use eventlog::{AppendRequest, ExpectedVersion};
+use events::room::{AdminCommand, RoomCommand};
 use events::user::{self, UserEvent};
-use events::{StoredEvent, UserId};
+use events::{MessageId, RoomId, StoredEvent, UserId};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -117,4 +124,139 @@ pub async fn deactivate(
         "position": position,
     }))
     .into_response())
+}
+
+/// Runs `cmd` in `room_id` with a server administrator's authority, after checking that `me`
+/// is one (and, for a ban, that the user banned is registered).
+async fn as_admin(
+    st: &AppState,
+    me: UserId,
+    room_id: RoomId,
+    cmd: AdminCommand,
+    key: Option<String>,
+    render: impl FnOnce(&crate::rooms::Committed) -> (StatusCode, serde_json::Value),
+) -> Result<Response, ApiError> {
+    require_admin(st, me).await?;
+    let command = match &cmd {
+        AdminCommand::ChangeRole { .. } => "admin_change_role",
+        AdminCommand::DeleteMessage { .. } => "admin_delete_message",
+        AdminCommand::Ban { user_id } => {
+            if !user_exists(st, *user_id).await? {
+                return Err(ApiError::not_found("user_not_found", "no such user"));
+            }
+            "admin_ban"
+        }
+        AdminCommand::Unban { .. } => "admin_unban",
+    };
+    // The command's every field is in its Debug form: one key, one exact request.
+    let request = format!("{cmd:?}");
+    let idem = header_idem(me, Some(room_id), key, &["admin", &request]);
+    exec(
+        st,
+        command,
+        room_id,
+        me,
+        vec![RoomCommand::AsServerAdmin(cmd)],
+        idem,
+        render,
+    )
+    .await
+}
+
+#[utoipa::path(put, path = "/v1/admin/rooms/{room_id}/members/{user_id}/role", request_body = RoleBody, security(("bearer" = [])),
+    params(("room_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 200, description = "{room_id, user_id, role, version, position}: position is null when it was so already"),
+        (status = 400, description = "cannot_grant_owner"), (status = 403, description = "not_an_admin, cannot_target_owner"),
+        (status = 404, description = "room_not_found, member_not_found"), (status = 409, description = "direct_room"),
+        (status = 422, description = "idempotency_key_reused")))]
+pub async fn change_role(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((room_id, user_id)): Path<(RoomId, UserId)>,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(body): Json<RoleBody>,
+) -> Result<Response, ApiError> {
+    let role = body.role;
+    as_admin(
+        &st,
+        me,
+        room_id,
+        AdminCommand::ChangeRole { user_id, role },
+        key,
+        move |_| {
+            (
+                StatusCode::OK,
+                json!({ "room_id": room_id, "user_id": user_id, "role": role }),
+            )
+        },
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/admin/rooms/{room_id}/messages/{message_id}", security(("bearer" = [])),
+    params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path)),
+    responses((status = 200, description = "{message_id, version, position}"), (status = 403, description = "not_an_admin"),
+        (status = 404, description = "room_not_found, message_not_found"), (status = 409, description = "message_deleted, direct_room"),
+        (status = 422, description = "idempotency_key_reused")))]
+pub async fn delete_message(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((room_id, message_id)): Path<(RoomId, MessageId)>,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Response, ApiError> {
+    as_admin(
+        &st,
+        me,
+        room_id,
+        AdminCommand::DeleteMessage { message_id },
+        key,
+        move |_| (StatusCode::OK, json!({ "message_id": message_id })),
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/admin/rooms/{room_id}/bans", request_body = UserRef, security(("bearer" = [])),
+    params(("room_id" = Uuid, Path)),
+    responses((status = 200, description = "{room_id, user_id, version, position}: position is null when they were banned already"),
+        (status = 403, description = "not_an_admin, cannot_target_owner"), (status = 404, description = "room_not_found, user_not_found"),
+        (status = 409, description = "direct_room"), (status = 422, description = "cannot_target_self, idempotency_key_reused")))]
+pub async fn ban(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room_id): Path<RoomId>,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(body): Json<UserRef>,
+) -> Result<Response, ApiError> {
+    let user_id = UserId(body.user_id);
+    as_admin(
+        &st,
+        me,
+        room_id,
+        AdminCommand::Ban { user_id },
+        key,
+        move |_| ban_reply(room_id, user_id),
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/admin/rooms/{room_id}/bans/{user_id}", security(("bearer" = [])),
+    params(("room_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 200, description = "{room_id, user_id, version, position}: position is null when they were not banned"),
+        (status = 403, description = "not_an_admin"), (status = 404, description = "room_not_found"),
+        (status = 409, description = "direct_room"), (status = 422, description = "idempotency_key_reused")))]
+pub async fn unban(
+    State(st): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((room_id, user_id)): Path<(RoomId, UserId)>,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Response, ApiError> {
+    as_admin(
+        &st,
+        me,
+        room_id,
+        AdminCommand::Unban { user_id },
+        key,
+        move |_| ban_reply(room_id, user_id),
+    )
+    .await
 }

@@ -24,6 +24,8 @@ use utoipa::OpenApi;
         super::sessions::list, super::sessions::end, super::sessions::change_password,
         super::oidc::info, super::oidc::start, super::oidc::callback, super::admin::deactivate,
         super::erasure::erase_me, super::erasure::erase_user, super::erasure::rotate_key,
+        super::bans::ban, super::bans::unban, super::admin::change_role, super::admin::delete_message,
+        super::admin::ban, super::admin::unban,
     ),
     modifiers(&BearerAuth, &FieldRules, &CommonResponses)
 )]

@@ -137,7 +137,7 @@ pub async fn update_room(
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/join", security(("bearer" = [])),
-    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 404, description = "room_not_found"), (status = 409, description = "already_member, direct_room"), (status = 422, description = "idempotency_key_reused")))]
+    params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403, description = "banned"), (status = 404, description = "room_not_found"), (status = 409, description = "already_member, direct_room"), (status = 422, description = "idempotency_key_reused")))]
 pub async fn join(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,
@@ -181,7 +181,7 @@ pub async fn leave(
 
 #[utoipa::path(post, path = "/v1/rooms/{room_id}/invites", request_body = UserRef, security(("bearer" = [])),
     params(("room_id" = uuid::Uuid, Path)), responses((status = 200), (status = 403, description = "forbidden, not_a_member"), (status = 404, description = "room_not_found, user_not_found"),
-        (status = 409, description = "already_member, already_invited, direct_room"), (status = 422, description = "idempotency_key_reused")))]
+        (status = 409, description = "already_member, already_invited, user_banned, direct_room"), (status = 422, description = "idempotency_key_reused")))]
 pub async fn invite(
     State(st): State<AppState>,
     AuthUser(me): AuthUser,

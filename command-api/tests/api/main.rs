@@ -3,6 +3,7 @@
 
 mod admin;
 mod authz;
+mod bans;
 mod concurrency;
 mod errors;
 mod flows;

@@ -32,6 +32,31 @@ async fn health_readiness_metrics_and_the_openapi_document_are_served() {
     let doc = app
         .request(Method::GET, "/openapi.json", None, None, &[])
         .await;
-    assert!(doc.assert_status(200)["paths"]["/v1/rooms"]["post"].is_object());
+    let doc = doc.assert_status(200);
+    assert!(doc["paths"]["/v1/rooms"]["post"].is_object());
+    // The moderation commands (issue #18), each with its Idempotency-Key.
+    for (path, method) in [
+        ("/v1/rooms/{room_id}/bans", "post"),
+        ("/v1/rooms/{room_id}/bans/{user_id}", "delete"),
+        ("/v1/admin/users/{user_id}/deactivate", "post"),
+        ("/v1/admin/rooms/{room_id}/members/{user_id}/role", "put"),
+        ("/v1/admin/rooms/{room_id}/messages/{message_id}", "delete"),
+        ("/v1/admin/rooms/{room_id}/bans", "post"),
+        ("/v1/admin/rooms/{room_id}/bans/{user_id}", "delete"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert_eq!(
+            op["responses"]["403"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error",
+            "{method} {path}"
+        );
+        if path != "/v1/admin/users/{user_id}/deactivate" {
+            let takes_key = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key"));
+            assert!(takes_key, "{method} {path} takes no Idempotency-Key");
+        }
+    }
     app.cleanup().await;
 }

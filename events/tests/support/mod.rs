@@ -9,7 +9,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use events::ids::{MessageId, RoomId, UserId};
-use events::room::{self, RoomCommand, RoomError, RoomEvent, RoomState};
+use events::room::{self, AdminCommand, RoomCommand, RoomError, RoomEvent, RoomState};
 use events::values::{Emoji, MessageBody, Role, RoomName, Topic, Visibility};
 use uuid::Uuid;
 
@@ -133,6 +133,8 @@ pub const ALICE: UserId = user(4);
 pub const BOB: UserId = user(5);
 /// Never a member of anything.
 pub const STRANGER: UserId = user(6);
+/// A server administrator, member of no room.
+pub const SERVER_ADMIN: UserId = user(7);
 
 pub const M1: MessageId = message(1);
 pub const M2: MessageId = message(2);
@@ -228,6 +230,24 @@ pub fn promoted(user_id: UserId, role: Role) -> RoomEvent {
         user_id,
         role,
         changed_by: OWNER,
+        as_admin: false,
+    }
+}
+
+/// Banned by a room moderator (`as_admin` false) or a server administrator.
+pub fn banned(user_id: UserId, banned_by: UserId, as_admin: bool) -> RoomEvent {
+    RoomEvent::MemberBanned {
+        user_id,
+        banned_by,
+        as_admin,
+    }
+}
+
+pub fn unbanned(user_id: UserId, unbanned_by: UserId, as_admin: bool) -> RoomEvent {
+    RoomEvent::MemberUnbanned {
+        user_id,
+        unbanned_by,
+        as_admin,
     }
 }
 
@@ -275,6 +295,7 @@ pub fn deleted(message_id: MessageId, seq: u64, deleted_by: UserId) -> RoomEvent
         message_id,
         seq,
         deleted_by,
+        as_admin: false,
     }
 }
 
@@ -383,6 +404,23 @@ pub fn kick(user_id: UserId) -> RoomCommand {
 
 pub fn change_role(user_id: UserId, role: Role) -> RoomCommand {
     RoomCommand::ChangeRole { user_id, role }
+}
+
+pub fn ban(user_id: UserId) -> RoomCommand {
+    RoomCommand::Ban { user_id }
+}
+
+pub fn unban(user_id: UserId) -> RoomCommand {
+    RoomCommand::Unban { user_id }
+}
+
+/// The same commands with a server administrator's authority.
+pub fn as_admin(cmd: AdminCommand) -> RoomCommand {
+    RoomCommand::AsServerAdmin(cmd)
+}
+
+pub fn admin_delete(message_id: MessageId) -> RoomCommand {
+    as_admin(AdminCommand::DeleteMessage { message_id })
 }
 
 pub fn mark_read(seq: u64) -> RoomCommand {

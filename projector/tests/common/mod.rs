@@ -15,7 +15,7 @@ use eventlog::{
 };
 use events::StoredEvent;
 use events::ids::{MessageId, RoomId, UserId};
-use events::room::{RoomCommand, RoomEvent, RoomState, decide, evolve};
+use events::room::{AdminCommand, RoomCommand, RoomEvent, RoomState, decide, evolve};
 use events::user::{Register, UserEvent, UserState};
 use events::values::{
     Emoji, MessageBody, NotificationLevel, Role, RoomName, Topic, Username, Visibility,
@@ -537,6 +537,36 @@ pub fn random_command(
     };
     let roll = rng.random_range(0..100);
     let cmd = match roll {
+        // A ban of anyone, member or not (the owner's refused), and now and then its lifting.
+        43 => (
+            st.owner?,
+            RoomCommand::Ban {
+                user_id: *users.choose(rng)?,
+            },
+        ),
+        // A server administrator's command: anyone may play one (deciding trusts the caller).
+        44 => {
+            let cmd = match rng.random_range(0..5) {
+                0 | 1 => AdminCommand::Ban {
+                    user_id: *users.choose(rng)?,
+                },
+                2 => AdminCommand::Unban {
+                    user_id: *users.choose(rng)?,
+                },
+                3 => AdminCommand::DeleteMessage {
+                    message_id: *live.choose(rng)?.0,
+                },
+                _ => AdminCommand::ChangeRole {
+                    user_id: member,
+                    role: if rng.random_bool(0.5) {
+                        Role::Admin
+                    } else {
+                        Role::Member
+                    },
+                },
+            };
+            (*users.choose(rng)?, RoomCommand::AsServerAdmin(cmd))
+        }
         0..45 => {
             let reply_to = if rng.random_bool(0.2) {
                 live.choose(rng).map(|(id, _)| **id)

@@ -14,6 +14,15 @@ use utoipa::ToSchema;
 
 /// Succeeds for a server administrator; 403 `not_an_admin` for anyone else.
 pub(crate) async fn require_admin(st: &AppState, user: UserId) -> Result<(), ApiError> {
+    if is_admin(st, user).await? {
+        Ok(())
+    } else {
+        Err(http_kit::admin::not_an_admin())
+    }
+}
+
+/// Whether `user` is a server administrator.
+pub(crate) async fn is_admin(st: &AppState, user: UserId) -> Result<bool, ApiError> {
     let named = http_kit::admin::named(&st.settings.admin_usernames);
     let admin: Option<bool> = sqlx::query_scalar(
         "SELECT u.username = ANY($2)
@@ -24,11 +33,7 @@ pub(crate) async fn require_admin(st: &AppState, user: UserId) -> Result<(), Api
     .bind(&named)
     .fetch_optional(&st.pool)
     .await?;
-    if admin == Some(true) {
-        Ok(())
-    } else {
-        Err(http_kit::admin::not_an_admin())
-    }
+    Ok(admin == Some(true))
 }
 
 #[derive(Serialize, ToSchema)]

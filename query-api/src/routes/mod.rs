@@ -7,6 +7,8 @@
 
 pub mod admin;
 pub mod attachments;
+pub mod audit;
+pub mod bans;
 pub mod consistency;
 pub mod invites;
 pub mod me;
@@ -37,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rooms/{room_id}", get(rooms::room))
         .route("/v1/rooms/{room_id}/members", get(rooms::members))
         .route("/v1/rooms/{room_id}/receipts", get(receipts::receipts))
+        .route("/v1/rooms/{room_id}/bans", get(bans::bans))
         .route("/v1/mentions", get(mentions::mentions))
         .route("/v1/rooms/{room_id}/messages", get(messages::history))
         .route(
@@ -45,6 +48,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/invites", get(invites::my_invites))
         .route("/v1/admin/stats", get(admin::stats))
+        .route("/v1/admin/audit", get(audit::audit))
         .route("/v1/presence", get(presence::presence))
         .route("/v1/search/messages", get(search::search_messages))
         .route(
@@ -74,11 +78,13 @@ pub fn router() -> Router<AppState> {
         rooms::room,
         rooms::members,
         receipts::receipts,
+        bans::bans,
         mentions::mentions,
         messages::history,
         messages::one,
         invites::my_invites,
         admin::stats,
+        audit::audit,
         presence::presence,
         search::search_messages,
         attachments::download,

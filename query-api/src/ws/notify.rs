@@ -207,6 +207,7 @@ impl Notifier {
             RoomEvent::MemberJoined { user_id, .. }
             | RoomEvent::MemberLeft { user_id }
             | RoomEvent::MemberKicked { user_id, .. }
+            | RoomEvent::MemberBanned { user_id, .. }
             | RoomEvent::NotificationLevelChanged { user_id, .. } => vec![*user_id],
             RoomEvent::DirectRoomOpened { user_ids, .. } => user_ids.to_vec(),
             RoomEvent::MessageSent { .. } => {

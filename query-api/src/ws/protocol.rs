@@ -193,12 +193,14 @@ impl LiveEvent {
         }
     }
 
-    /// The user this event removes from the room (a leave or a kick).
+    /// The user this event removes from the room (a leave, a kick, or a ban: a banned
+    /// member is removed as a kicked one is; a ban of a non-member removes nobody's
+    /// subscription, since they have none).
     pub fn removes(&self) -> Option<UserId> {
         match &self.event {
-            RoomEvent::MemberLeft { user_id } | RoomEvent::MemberKicked { user_id, .. } => {
-                Some(*user_id)
-            }
+            RoomEvent::MemberLeft { user_id }
+            | RoomEvent::MemberKicked { user_id, .. }
+            | RoomEvent::MemberBanned { user_id, .. } => Some(*user_id),
             _ => None,
         }
     }
@@ -246,12 +248,13 @@ pub fn is_membership(event: &RoomEvent) -> bool {
             | RoomEvent::MemberJoined { .. }
             | RoomEvent::MemberLeft { .. }
             | RoomEvent::MemberKicked { .. }
+            | RoomEvent::MemberBanned { .. }
             | RoomEvent::MemberRoleChanged { .. }
     )
 }
 
 /// The stored type names of [`is_membership`] events (for the snapshot query).
-pub const MEMBERSHIP_EVENT_TYPES: [&str; 8] = [
+pub const MEMBERSHIP_EVENT_TYPES: [&str; 9] = [
     "RoomCreated",
     "DirectRoomOpened",
     "RoomVisibilityChanged",
@@ -259,6 +262,7 @@ pub const MEMBERSHIP_EVENT_TYPES: [&str; 8] = [
     "MemberJoined",
     "MemberLeft",
     "MemberKicked",
+    "MemberBanned",
     "MemberRoleChanged",
 ];
 

@@ -241,10 +241,20 @@ async fn the_openapi_document_lists_every_read() {
         "/v1/rooms/{room_id}",
         "/v1/rooms/{room_id}/members",
         "/v1/rooms/{room_id}/messages",
+        "/v1/rooms/{room_id}/bans",
         "/v1/presence",
+        "/v1/admin/stats",
+        "/v1/admin/audit",
     ] {
         assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
     }
+    // The audit's bounds are in the document.
+    let params = doc["paths"]["/v1/admin/audit"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1, "{limit}");
+    assert_eq!(limit["schema"]["maximum"], 200, "{limit}");
     app.cleanup().await;
 }
 

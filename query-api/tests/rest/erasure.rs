@@ -244,6 +244,10 @@ async fn an_erased_users_bodies_and_names_are_gone_from_every_read_and_every_reb
     );
     check("rebuilt").await;
 
+    // Erasing oneself is not an administrator's action: the audit does not list it.
+    let res = app.get("/v1/admin/audit", &alice.token).await;
+    assert_eq!(res.assert_status(200)["entries"], json!([]));
+
     // The erased account: its token refused, its old name free for someone new.
     let res = app.get("/v1/rooms", &bob.token).await;
     res.assert_error(401, "token_revoked");
@@ -319,6 +323,22 @@ async fn administrators_erase_others_and_rotate_keys_without_rewriting_the_log()
     assert_eq!(
         bodies(&app, &alice.token, room).await,
         [json!("[erased]"), json!("[erased]")]
+    );
+    // The administrator's erasure is in the audit, with the deactivation it implied.
+    let res = app.get("/v1/admin/audit", &alice.token).await;
+    let types: Vec<(Value, Value)> = res.assert_status(200)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].clone(), e["user_id"].clone()))
+        .collect();
+    let bob_id = json!(bob.id.to_string());
+    assert_eq!(
+        types,
+        [
+            (json!("user_erased"), bob_id.clone()),
+            (json!("user_deactivated"), bob_id)
+        ]
     );
     // Names of erased users are reserved.
     let taken = app

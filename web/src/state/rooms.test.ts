@@ -151,6 +151,25 @@ describe('membership', () => {
     expect(r.removedMe).toBe(true);
     expect(r.state.byId.a).toBeUndefined();
   });
+
+  it('being banned removes the room; a ban of someone else changes only the members', () => {
+    const state = mergeRoomList(emptyRooms(), [room('a')], 0).state;
+    const other = applyRoomEvent(
+      state,
+      { type: 'member_banned', room_id: 'a', version: 3, position: 30, data: { user_id: 'troll', banned_by: 'owner' } },
+      ctx('2026-02-01T00:00:00Z'),
+    );
+    expect(other.removedMe).toBeFalsy();
+    expect(other.membersChanged).toBe(true);
+    expect(other.state.byId.a).toBeDefined();
+    const me = applyRoomEvent(
+      other.state,
+      { type: 'member_banned', room_id: 'a', version: 4, position: 40, data: { user_id: 'me', banned_by: 'admin', as_admin: true } },
+      ctx('2026-02-01T00:00:00Z'),
+    );
+    expect(me.removedMe).toBe(true);
+    expect(me.state.byId.a).toBeUndefined();
+  });
 });
 
 describe('labels', () => {

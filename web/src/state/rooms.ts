@@ -246,6 +246,11 @@ export function applyRoomEvent(s: RoomsState, ev: EventFrame, ctx: EventContext)
       result.membersChanged = true;
       if (d.user_id === ctx.me) result.removedMe = true;
       break;
+    case 'member_banned':
+      // The banned need not have been a member: the count comes with the next room list.
+      result.membersChanged = true;
+      if (d.user_id === ctx.me) result.removedMe = true;
+      break;
     case 'member_role_changed':
       if (d.user_id === ctx.me) e.role = d.role as string;
       result.membersChanged = true;
