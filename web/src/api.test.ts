@@ -333,6 +333,37 @@ describe('Api: profile, sessions and password', () => {
     expect(api.current?.refreshToken).toBe('r1');
   });
 
+  it('POST /v1/me/erase with {confirm_username}; 422 confirmation_mismatch is an error, not a refresh', async () => {
+    let mismatch = true;
+    const { api, calls } = recording(() =>
+      mismatch
+        ? json(422, { error: { code: 'confirmation_mismatch', message: 'confirm_username must be your own username' } })
+        : { user_id: 'u1', keys_shredded: 1, sessions_ended: 2, position: 90 },
+    );
+    const e = await api.eraseMe('someone else').catch((x) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e).toMatchObject({ status: 422, code: 'confirmation_mismatch' });
+    // No refresh was tried, and the session is as it was.
+    expect(calls.map((c) => c.url)).toEqual(['/v1/me/erase']);
+    expect(api.current?.refreshToken).toBe('r1');
+    mismatch = false;
+    expect(await api.eraseMe('me')).toEqual({ user_id: 'u1', keys_shredded: 1, sessions_ended: 2, position: 90 });
+    expect(calls[1]).toEqual({ method: 'POST', url: '/v1/me/erase', body: { confirm_username: 'me' }, auth: 'Bearer a1' });
+  });
+
+  it('endLocally signs out here without asking the server (it ended the session already)', async () => {
+    const { api, calls, storage } = recording(() => ({}));
+    const seen: (Session | null)[] = [];
+    api.onSession((s) => seen.push(s));
+    api.notePosition(12);
+    api.endLocally();
+    expect(api.current).toBeNull();
+    expect(storage.getItem(SESSION_KEY)).toBeNull();
+    expect(api.minPosition).toBe(0);
+    expect(seen).toEqual([null]);
+    expect(calls).toEqual([]);
+  });
+
   it('noteUser merges names into the session as stored, keeping tokens another tab rotated', async () => {
     const { api, storage } = recording(() => ({}));
     storage.setItem(SESSION_KEY, JSON.stringify(session({ accessToken: 'a5', refreshToken: 'r5', displayName: 'Old' })));

@@ -6,6 +6,7 @@
 import type {
   Attachment,
   CommandAnswer,
+  Erasure,
   Invite,
   Me,
   Member,
@@ -346,11 +347,19 @@ export class Api {
    */
   logout(): void {
     const s = this.session;
-    this.minPosition = 0;
-    this.setSession(null);
+    this.endLocally();
     if (s) {
       this.request('POST', '/v1/auth/logout', { body: { refresh_token: s.refreshToken }, auth: false }).catch(() => undefined);
     }
+  }
+
+  /**
+   * Ends the session in this browser only, as `logout` does, without asking the server: for
+   * when the server ended it already (an erasure), where its tokens are refused.
+   */
+  endLocally(): void {
+    this.minPosition = 0;
+    this.setSession(null);
   }
 
   /**
@@ -663,6 +672,14 @@ export class Api {
     return this.request<PasswordChanged>('POST', '/v1/me/password', {
       body: { current_password: currentPassword, new_password: newPassword },
     }).then((a) => a.data);
+  }
+  /**
+   * Erases the caller's account, for good (`confirmUsername`: their own username, typed again;
+   * `422 confirmation_mismatch` when it is not). Every session of theirs is ended by the server,
+   * this one included: sign out here with `endLocally`.
+   */
+  eraseMe(confirmUsername: string) {
+    return this.request<Erasure>('POST', '/v1/me/erase', { body: { confirm_username: confirmUsername } }).then((a) => a.data);
   }
   /** Whether single sign-on is offered, and the provider's name (`GET /v1/auth/oidc`). */
   ssoInfo() {

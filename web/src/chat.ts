@@ -173,6 +173,8 @@ export interface AppState {
   jump: Jump | null;
   notifications: NotificationPermission | 'unsupported';
   toasts: Toast[];
+  /** Told on the sign-in screen once signed out here (the account was erased, say). */
+  signedOutNotice: string | null;
 }
 
 function initialState(session: Session | null): AppState {
@@ -199,6 +201,7 @@ function initialState(session: Session | null): AppState {
     jump: null,
     notifications: typeof Notification === 'undefined' ? 'unsupported' : Notification.permission,
     toasts: [],
+    signedOutNotice: null,
   };
 }
 
@@ -314,7 +317,7 @@ export class Chat {
       location.reload();
       return;
     }
-    this.store.set({ session: s });
+    this.store.set({ session: s, signedOutNotice: null });
     if (!prev) void this.start();
   }
 
@@ -415,6 +418,18 @@ export class Chat {
   logout(): void {
     this.api.logout();
     navigate(null);
+  }
+
+  /**
+   * Erases one's account for good (`confirmUsername`: one's username, typed again), then signs
+   * out here as a logout does (the server ended every session already) and says why on the
+   * sign-in screen. A refusal (`422 confirmation_mismatch`) is thrown, still signed in.
+   */
+  async eraseAccount(confirmUsername: string): Promise<void> {
+    await this.api.eraseMe(confirmUsername);
+    this.api.endLocally();
+    navigate(null);
+    this.store.set({ signedOutNotice: 'Your account was erased.' });
   }
 
   // ---------- toasts ----------

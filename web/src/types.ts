@@ -106,6 +106,18 @@ export interface PasswordChanged {
   sessions_ended: number;
 }
 
+/**
+ * `POST /v1/me/erase`: the account is erased (its data keys shredded: its messages and names
+ * read as "[erased]" for everyone) and every session of it ended; position null when it was
+ * erased already.
+ */
+export interface Erasure {
+  user_id: string;
+  keys_shredded: number;
+  sessions_ended: number;
+  position: number | null;
+}
+
 /** `GET /v1/auth/oidc`: whether single sign-on is offered, and the provider's name for its button. */
 export interface SsoInfo {
   enabled: boolean;

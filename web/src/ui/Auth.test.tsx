@@ -1,4 +1,4 @@
-// The login screen's single sign-on button.
+// The login screen's single sign-on button, and the notice of why one was signed out.
 
 import { render } from 'preact';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -56,5 +56,20 @@ describe('AuthScreen: single sign-on', () => {
     await settle();
     expect(button()).toBeNull();
     expect(host.querySelector('[data-testid="auth-submit"]')).not.toBeNull();
+  });
+});
+
+describe('AuthScreen: why one was signed out', () => {
+  const notice = () => host.querySelector<HTMLElement>('[data-testid="auth-notice"]');
+
+  it('shows the notice (an erased account) as a status, until the next sign-in', async () => {
+    const t = mount(() => ({ enabled: false, name: null }));
+    expect(notice()).toBeNull();
+    t.chat.store.set({ signedOutNotice: 'Your account was erased.' });
+    await vi.waitFor(() => expect(notice()?.textContent).toBe('Your account was erased.'));
+    expect(notice()!.getAttribute('role')).toBe('status');
+    t.api.signInWithTokens({ user_id: 'u1', access_token: 'a1', refresh_token: 'r1', expires_in: 900, token_type: 'Bearer' });
+    t.chat.stop();
+    expect(t.chat.state.signedOutNotice).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { errorText } from '../api';
 import type { SsoInfo } from '../types';
-import { useChat } from './context';
+import { useApp, useChat } from './context';
 import { FormError } from './forms';
 
 export const AUTH_ERRORS: Record<string, string> = {
@@ -21,6 +21,8 @@ export function AuthScreen() {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [sso, setSso] = useState<SsoInfo | null>(null);
+  // Why one was signed out (an erasure), until the next sign-in.
+  const notice = useApp((s) => s.signedOutNotice);
   useEffect(() => {
     // No button when the server offers none, or does not say (an older server).
     chat.api.ssoInfo().then(setSso, () => undefined);
@@ -45,6 +47,11 @@ export function AuthScreen() {
     <main class="auth">
       <form class="auth-card" onSubmit={submit} aria-labelledby="auth-title">
         <h1 id="auth-title">{register ? 'Create an account' : 'Sign in'}</h1>
+        {notice && (
+          <p class="auth-notice" role="status" data-testid="auth-notice">
+            {notice}
+          </p>
+        )}
         <label>
           Username
           <input

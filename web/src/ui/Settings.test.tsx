@@ -1,4 +1,4 @@
-// The Settings dialog's display name, password and sessions, on a real Api and controller
+// The Settings dialog's display name, password, sessions and erasure, on a real Api and controller
 // whose server is faked.
 
 import { render } from 'preact';
@@ -41,6 +41,8 @@ const signedIn = (over: Partial<Session> = {}): Session => ({
 function server() {
   let sessions = [mySession('s-other', { user_agent: IPHONE }), mySession('s-here', { current: true })];
   let displayName = 'Meg';
+  // The username the server holds (what an erasure must be confirmed with).
+  let username = 'meg';
   const answer = (r: Sent): unknown => {
     const key = `${r.method} ${r.url.split('?')[0]}`;
     if (key === 'GET /v1/me') return { id: ME, username: 'meg', display_name: displayName || 'meg', private_receipts: false };
@@ -61,6 +63,12 @@ function server() {
       sessions = sessions.filter((s) => s.current);
       return { sessions_ended: ended };
     }
+    if (key === 'POST /v1/me/erase') {
+      if ((r.body as { confirm_username: string }).confirm_username !== username) {
+        return json(422, { error: { code: 'confirmation_mismatch', message: 'confirm_username must be your own username' } });
+      }
+      return { user_id: ME, keys_shredded: 1, sessions_ended: sessions.length, position: 120 };
+    }
     if (key === 'PATCH /v1/me/profile') {
       const name = (r.body as { display_name: string }).display_name;
       if (name.length > 64) return json(400, { error: { code: 'invalid_display_name', message: 'too long' } });
@@ -74,6 +82,10 @@ function server() {
     /** Another device's session ends meanwhile (the list shown is out of date). */
     endElsewhere: (id: string) => {
       sessions = sessions.filter((s) => s.session_id !== id);
+    },
+    /** The server holds another username than the one shown (an erasure is refused). */
+    renameElsewhere: (name: string) => {
+      username = name;
     },
   };
 }
@@ -243,6 +255,73 @@ describe('Settings: display name', () => {
     submit('settings-display-name-save');
     await vi.waitFor(() => expect(text('display-name-error')).toBe('Display names are at most 64 characters.'));
     expect(chat.state.me?.display_name).toBe('Meg');
+  });
+});
+
+describe('Settings: erase my account', () => {
+  const button = () => $<HTMLButtonElement>('settings-erase-submit')!;
+
+  it('says it cannot be undone; the button waits for the username typed again', async () => {
+    open();
+    await vi.waitFor(() => expect($<HTMLInputElement>('settings-erase-username')!.disabled).toBe(false));
+    const section = $('erase-account')!;
+    expect(section.getAttribute('aria-labelledby')).toBe('erase-account-title');
+    expect(section.querySelector('#erase-account-title')?.textContent?.trim()).toBe('Erase my account');
+    expect(section.textContent).toContain('cannot be undone');
+    expect(section.textContent).toContain('“[erased]” for everyone');
+    // The field is labelled, and names the username to type.
+    expect($('settings-erase-username')!.closest('label')!.textContent).toContain('Type your username, meg, to confirm');
+    expect(button().disabled).toBe(true);
+    await type('settings-erase-username', 'me');
+    expect(button().disabled).toBe(true);
+    await type('settings-erase-username', 'Meg');
+    expect(button().disabled).toBe(true);
+    await type('settings-erase-username', 'meg');
+    expect(button().disabled).toBe(false);
+    await type('settings-erase-username', '');
+    expect(button().disabled).toBe(true);
+  });
+
+  it('a disabled button erases nothing, even when the form is submitted', async () => {
+    const { sent } = open();
+    await vi.waitFor(() => expect($<HTMLInputElement>('settings-erase-username')!.disabled).toBe(false));
+    await type('settings-erase-username', 'not me');
+    submit('settings-erase-submit');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent.filter((r) => r.url === '/v1/me/erase')).toEqual([]);
+  });
+
+  it('erases, then signs out here as a logout does (no call to the server), with a notice for the sign-in screen', async () => {
+    const { sent, chat, storage } = open();
+    await vi.waitFor(() => expect($<HTMLInputElement>('settings-erase-username')!.disabled).toBe(false));
+    await type('settings-erase-username', ' meg ');
+    expect(button().disabled).toBe(false);
+    submit('settings-erase-submit');
+    await vi.waitFor(() => expect(chat.state.session).toBeNull());
+    expect(sent.filter((r) => r.url === '/v1/me/erase')).toEqual([
+      { method: 'POST', url: '/v1/me/erase', body: { confirm_username: 'meg' }, auth: 'Bearer a1' },
+    ]);
+    // Every token is refused by now: nothing more is asked, a logout included.
+    expect(sent.filter((r) => r.url.startsWith('/v1/auth/'))).toEqual([]);
+    expect(chat.api.current).toBeNull();
+    expect(storage.getItem(SESSION_KEY)).toBeNull();
+    expect(chat.state.me).toBeNull();
+    expect(chat.state.signedOutNotice).toBe('Your account was erased.');
+    expect($('erase-error')).toBeNull();
+  });
+
+  it('a refusal (422 confirmation_mismatch) is shown in the section, still signed in', async () => {
+    const { srv, chat } = open();
+    await vi.waitFor(() => expect($<HTMLInputElement>('settings-erase-username')!.disabled).toBe(false));
+    srv.renameElsewhere('meg2');
+    await type('settings-erase-username', 'meg');
+    submit('settings-erase-submit');
+    await vi.waitFor(() => expect(text('erase-error')).toBe('That is not your username: nothing was erased.'));
+    expect($('erase-error')!.getAttribute('role')).toBe('alert');
+    expect($('erase-account')!.contains($('erase-error'))).toBe(true);
+    expect(chat.api.current?.refreshToken).toBe('r1');
+    expect(chat.state.signedOutNotice).toBeNull();
+    expect(button().disabled).toBe(false);
   });
 });
 

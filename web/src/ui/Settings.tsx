@@ -12,9 +12,13 @@ const PASSWORD_ERRORS: Record<string, string> = {
   invalid_password: AUTH_ERRORS.invalid_password,
 };
 
+const ERASE_ERRORS: Record<string, string> = {
+  confirmation_mismatch: 'That is not your username: nothing was erased.',
+};
+
 /**
  * One's own settings: the name others see, read receipts, the browser's notifications, the
- * password, and the sessions signed in.
+ * password, the sessions signed in, and, set apart, erasing one's account.
  */
 export function SettingsDialog({ onClose }: { onClose: () => void }) {
   const chat = useChat();
@@ -66,6 +70,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
         </section>
         <PasswordSetting onChanged={() => setSessionsRead((n) => n + 1)} />
         <SessionsSetting read={sessionsRead} />
+        <EraseAccountSetting />
         <div class="row-end">
           <button type="button" data-testid="settings-close" onClick={onClose}>
             Done
@@ -196,6 +201,58 @@ function PasswordSetting({ onChanged }: { onChanged: () => void }) {
       <div class="row-end">
         <button type="submit" data-testid="settings-password-submit" disabled={busy}>
           Change password
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/**
+ * Erasing one's account, for good: enabled once one's username is typed again; then signed out
+ * here (the sign-in screen says why), as everywhere else.
+ */
+function EraseAccountSetting() {
+  const chat = useChat();
+  const username = useApp((s) => s.me?.username ?? '');
+  const { busy, error, run } = useBusy();
+  const [typed, setTyped] = useState('');
+  const confirmed = username !== '' && typed.trim() === username;
+  return (
+    <form
+      class="setting stack danger-zone"
+      aria-labelledby="erase-account-title"
+      data-testid="erase-account"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (!confirmed) return;
+        void run(() => chat.eraseAccount(typed.trim()), ERASE_ERRORS);
+      }}
+    >
+      <h3 class="setting-title danger" id="erase-account-title">
+        Erase my account
+      </h3>
+      <p class="muted small" id="erase-account-what">
+        This cannot be undone. Your messages will show as “[erased]” for everyone, your name too, and you will be signed out
+        everywhere.
+      </p>
+      <label>
+        {username ? `Type your username, ${username}, to confirm` : 'Type your username to confirm'}
+        <input
+          data-testid="settings-erase-username"
+          name="confirm-username"
+          autoComplete="off"
+          autoCapitalize="none"
+          spellcheck={false}
+          aria-describedby="erase-account-what"
+          value={typed}
+          disabled={!username}
+          onInput={(e) => setTyped(e.currentTarget.value)}
+        />
+      </label>
+      <FormError error={error} testid="erase-error" />
+      <div class="row-end">
+        <button type="submit" class="danger-text" data-testid="settings-erase-submit" disabled={busy || !confirmed}>
+          Erase my account
         </button>
       </div>
     </form>
