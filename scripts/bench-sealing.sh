@@ -6,7 +6,7 @@
 # to OUT/<mode>-N. Uses its own database and stream, dropped before each run.
 #
 #   cargo build --release -p command-api -p loadgen
-#   scripts/bench-sealing.sh        # RUNS=3 CLIENTS=64,256 DURATION=10s OUT=bench-results/sealing
+#   scripts/bench-sealing.sh        # RUNS=3 CLIENTS=64,256 DURATION=10s ORDER="true false" OUT=bench-results/sealing
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bench-lib.sh
@@ -21,7 +21,7 @@ export APP_STREAM_NAME=BENCH_SEALING APP_SUBJECT_PREFIX=benchseal
 export APP_JWT_SECRET=bench-sealing-secret-0123456789abcdef RUST_LOG=warn
 # The load generator registers and sends as hundreds of users from one address.
 export APP_RATE_LIMIT_ENABLED=false
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 pid=
 stop() {
     if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
@@ -35,7 +35,7 @@ trap cleanup EXIT
 
 mkdir -p "$OUT"
 for run in $(seq 1 "$RUNS"); do
-    for seal in true false; do
+    for seal in ${ORDER:-true false}; do
         drop_database_and_stream "$DB" "$APP_STREAM_NAME"
         APP_SEAL_PERSONAL_DATA=$seal APP_LISTEN=$LISTEN "$bin/command-api" \
             >"$OUT/$seal-$run-command-api.log" 2>&1 &
@@ -45,7 +45,7 @@ for run in $(seq 1 "$RUNS"); do
             --clients "$CLIENTS" --duration "$DURATION" >"$OUT/$seal-$run-send.txt" 2>&1
         stop
         echo "run $run  sealing $seal:"
-        grep -E '^ *[0-9]+ ' "$OUT/$seal-$run-send.txt" | sed 's/^/    /' || cat "$OUT/$seal-$run-send.txt"
+        grep -E '^closed' "$OUT/$seal-$run-send.txt" | sed 's/^/    /' || cat "$OUT/$seal-$run-send.txt"
     done
     "$bin/loadgen" --out "$OUT/pg-$run" baseline-pg --clients 64 \
         --duration "$DURATION" >"$OUT/pg-$run-baseline.txt" 2>&1

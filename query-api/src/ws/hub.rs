@@ -694,20 +694,22 @@ impl Hub {
         if !matches!(room.load, Load::Loaded) || !room.state.is_member(sender) {
             return;
         }
+        let killed = send_to_members(room, &inner.conns, &frame);
+        drop_all(inner, killed);
+    }
+
+    /// A change of `user` (a new name, an erasure): `frame_for(room)` to the subscribed
+    /// members of every loaded room `user` is a member of.
+    pub fn on_member_updated(&self, user: UserId, frame_for: impl Fn(RoomId) -> Frame) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let mut killed = Vec::new();
-        for (cid, sub) in &room.subs {
-            if !room.state.is_member(sub.user) {
-                continue;
-            }
-            if let Some(conn) = inner.conns.get(cid)
-                && !push(conn, frame.clone())
-            {
-                killed.push(*cid);
+        for (room_id, room) in &inner.rooms {
+            if matches!(room.load, Load::Loaded) && room.state.is_member(user) {
+                killed.extend(send_to_members(room, &inner.conns, &frame_for(*room_id)));
             }
         }
-        for cid in killed {
-            drop_all_subs(inner, cid);
-        }
+        drop_all(inner, killed);
     }
 
     /// `typist` types in `room_id`: told to the room's other members at once when the
@@ -884,6 +886,23 @@ fn drop_all(inner: &mut Inner, killed: Vec<ConnId>) {
     for cid in killed {
         drop_all_subs(inner, cid);
     }
+}
+
+/// `frame` to the room's subscribed connections of current members; the connections whose
+/// queue overflowed.
+fn send_to_members(room: &Room, conns: &HashMap<ConnId, Conn>, frame: &Frame) -> Vec<ConnId> {
+    let mut killed = Vec::new();
+    for (cid, sub) in &room.subs {
+        if !room.state.is_member(sub.user) {
+            continue;
+        }
+        if let Some(conn) = conns.get(cid)
+            && !push(conn, frame.clone())
+        {
+            killed.push(*cid);
+        }
+    }
+    killed
 }
 
 /// Queues a frame for a connection; false (and the connection told to close) when

@@ -22,6 +22,7 @@
 pub mod batch;
 pub mod connection;
 pub mod hub;
+mod member_updates;
 pub mod membership;
 pub mod notify;
 pub mod presence;
@@ -144,7 +145,8 @@ impl Live {
                 nats.clone(),
                 (log.clone(), keyring.clone()),
                 settings.service.stream_name.clone(),
-                format!("{prefix}.events.room.>"),
+                // Rooms' events, and users' (a new name, an erasure: `member_updates`).
+                format!("{prefix}.events.>"),
                 start_after,
             ),
         ));
@@ -419,6 +421,18 @@ async fn consume_events(
             // subscription starts right after, its snapshot is read from the log,
             // which already holds this event).
             notifier.saw(rec.position);
+            if rec.stream_type == <events::user::UserEvent as events::StoredEvent>::STREAM_TYPE {
+                // Opened in log order: a `UserErased` forgets the user's keys here too.
+                if member_updates::changes_members(&rec.event_type) {
+                    match keyring.open_event(&mut rec).await {
+                        Ok(()) => member_updates::on_user_event(&hub, &rec),
+                        Err(e) => {
+                            tracing::warn!(error = %e, position = rec.position, "cannot open a user event")
+                        }
+                    }
+                }
+                continue;
+            }
             // Notifications are told of every room's events while anyone is connected here.
             let tracked = RoomId::from_stream_id(&rec.stream_id).is_some_and(|id| hub.tracks(id));
             if !tracked && !notifier.active() {

@@ -4,7 +4,14 @@
 //! keys again), while everyone else's messages are untouched.
 
 use crate::helpers::{Client, Platform};
-use test_support::is_message;
+use test_support::{TestUser, is_message};
+
+/// `admin` erases `who` (200).
+async fn erase(p: &Platform, admin: &TestUser, who: &TestUser) {
+    let path = format!("/v1/admin/users/{}/erase", who.id);
+    let (status, body) = p.post(&path, &admin.token, None).await;
+    assert_eq!(status, 200, "{body}");
+}
 
 #[tokio::test]
 async fn the_back_fill_shows_an_erased_users_messages_as_erased_and_the_rest_as_they_were() {
@@ -24,14 +31,7 @@ async fn the_back_fill_shows_an_erased_users_messages_as_erased_and_the_rest_as_
     assert!(before.iter().any(|f| is_message(f, &secret)), "{before:?}");
 
     // ...then bob is erased.
-    let (status, body) = p
-        .post(
-            &format!("/v1/admin/users/{}/erase", bob.id),
-            &admin.token,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    erase(&p, &admin, &bob).await;
 
     // A new back-fill, on the same node, has nothing of bob's words: the notice made the
     // node read his keys again, and they are gone. (The notice may trail the answer by a
@@ -56,5 +56,50 @@ async fn the_back_fill_shows_an_erased_users_messages_as_erased_and_the_rest_as_
         after.iter().any(|f| is_message(f, "the admin's own words")),
         "{after:?}"
     );
+    p.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_new_name_and_an_erasure_reach_the_rooms_of_the_member_live() {
+    let p = Platform::spawn().await;
+    let admin = p.register().await; // the first user
+    let bob = p.register().await;
+    let carol = p.register().await;
+    let room = p.create_room(&admin, "public").await;
+    let other = p.create_room(&admin, "public").await;
+    p.join(&bob, room).await;
+    p.join(&carol, room).await;
+    p.join(&carol, other).await;
+    p.project().await;
+    let mut ws = Client::connect(p.query.addr, &carol.token).await;
+    ws.subscribe(room, None).await;
+    ws.subscribe(other, None).await;
+
+    let (status, body) = p
+        .patch(
+            "/v1/me/profile",
+            &bob.token,
+            serde_json::json!({ "display_name": "Robert" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let renamed = ws.until(|f| f["type"] == "member_updated").await;
+    let frame = renamed.last().unwrap();
+    assert_eq!(frame["room_id"], room.to_string(), "{frame}");
+    assert_eq!(frame["user_id"], bob.id.to_string());
+    assert_eq!(frame["display_name"], "Robert");
+    assert!(frame.get("erased").is_none(), "{frame}");
+
+    erase(&p, &admin, &bob).await;
+    let erased = ws.until(|f| f["type"] == "member_updated").await;
+    let frame = erased.last().unwrap();
+    assert_eq!(frame["room_id"], room.to_string(), "{frame}");
+    assert_eq!(frame["erased"], true);
+    assert_eq!(frame["display_name"], "[erased]");
+    assert_eq!(frame["username"], vault::erased_username(bob.id));
+    // Only the room bob is in was told: nothing of him reached `other`.
+    for f in renamed.iter().chain(erased.iter()) {
+        assert_ne!(f["room_id"], other.to_string(), "{f}");
+    }
     p.cleanup().await;
 }

@@ -85,17 +85,29 @@ impl Platform {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let res = self
-            .commands
-            .request(reqwest::Method::POST, path, Some(token), body, &[])
-            .await;
-        (res.status, res.body)
+        self.command(reqwest::Method::POST, path, token, body).await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.command(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.command(reqwest::Method::PATCH, path, token, Some(body))
+            .await
+    }
+
+    async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let res = self
             .commands
-            .request(reqwest::Method::PUT, path, Some(token), Some(body), &[])
+            .request(method, path, Some(token), body, &[])
             .await;
         (res.status, res.body)
     }
