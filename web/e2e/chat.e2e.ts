@@ -383,9 +383,26 @@ describe('alice and bob chat in a public room', () => {
     });
 
     // Last: the password it sets is not the one the features above log in with.
-    feature('alice changes her display name and her password in Settings; her other sessions are signed out', async () => {
+    feature('alice changes her display name and her password in Settings; bob sees the new name live; her other sessions are signed out', async () => {
         const page = world.alice.page;
+        const bob = world.bob.page;
         await page.keyboard.press('Escape');
+        // bob (signed out by a feature above) is back in the lobby, his feed live there: he
+        // sees alice type, then her message, by the name she has now.
+        if ((await count(bob.getByTestId('me'))) === 0) await loginViaUI(bob, B.username);
+        await bob.keyboard.press('Escape');
+        for (const p of [page, bob]) if ((await attrNow(roomItem(p, lobby), 'aria-current')) !== 'page') await openRoom(p, lobby);
+        await page.getByTestId('composer').pressSequentially('about to', { delay: 30 });
+        await expect.poll(() => textOf(bob.getByTestId('typing-indicator')), { ...POLL, message: "bob sees alice typing" }).toContain(A.displayName);
+        const before = `my name is about to change ${tag}`;
+        await sendViaUI(page, before);
+        await waitForMessage(bob, before, 'bob');
+        await expect.poll(async () => (await messageState(bob, before))?.author ?? 'not shown', { ...POLL, message: "alice's name on bob's page" }).toContain(A.displayName);
+        // Gone after a reload: the checks of the new name below are made on this very page.
+        await bob.evaluate(() => {
+            (window as unknown as { notReloaded?: boolean }).notReloaded = true;
+        });
+
         const elsewhere = await world.api.login(A.username); // another device of hers
         await page.getByTestId('settings-button').click();
         const sessions = page.getByTestId('session-item');
@@ -398,6 +415,16 @@ describe('alice and bob chat in a public room', () => {
         await page.getByTestId('settings-display-name-save').click();
         await expect.poll(() => textOf(page.getByTestId('me')), { ...POLL, message: 'the header shows the new name' }).toContain(renamed);
         await expect.poll(async () => (await world.api.me(elsewhere.access_token)).display_name, { ...POLL, message: 'display_name in GET /v1/me' }).toBe(renamed);
+
+        // bob's open page shows the new name at once (the `member_updated` frame), no reload:
+        // her message's author, the lobby's last message in his list, their direct room.
+        await expect.poll(async () => (await messageState(bob, before))?.author ?? 'not shown', { ...POLL, message: "alice's new name on bob's open page" }).toContain(renamed);
+        await expect
+            .poll(() => textOf(roomItem(bob, lobby).getByTestId('room-last-message')), { ...POLL, message: "the lobby's last message in bob's list" })
+            .toBe(`${renamed}: ${before}`);
+        const dm = bob.locator(`[data-testid="room-item"][data-room-name="${A.username}"]`);
+        if ((await count(dm)) > 0) await expect.poll(() => textOf(dm), { ...POLL, message: "their direct room in bob's list" }).toContain(renamed);
+        expect(await bob.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
 
         const newPassword = `a new password ${tag}`;
         world.alice.tolerate(/status of 403/);

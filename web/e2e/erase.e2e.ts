@@ -1,13 +1,14 @@
 // bob erases his account through Settings ("Erase my account", ADR 23): the button waits for
 // his username typed again; then he is on the sign-in screen, told why, every token of his is
-// refused, and what he wrote reads as "[erased]" for alice, over the API and in her client.
+// refused, and what he wrote reads as "[erased]" for alice: live on her open page (the
+// `member_updated` frame, no reload), over the API, and in her client after a reload.
 // The steps build on each other: once one fails, the rest are skipped.
 
 import { randomBytes } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import { PASSWORD, uniqueName } from './api';
 import { twoPeople } from './people';
-import { POLL, chain, count, loginViaUI, message, messages, openRoom, sendViaUI, textOf, waitForMessage, waitForRoom } from './ui';
+import { POLL, chain, count, loginViaUI, message, messages, openRoom, roomItem, sendViaUI, textOf, waitForMessage, waitForRoom } from './ui';
 
 describe('bob erases his account', () => {
     const tag = randomBytes(3).toString('hex');
@@ -34,6 +35,14 @@ describe('bob erases his account', () => {
         expect(saidId).toBeTruthy();
         const seen = await waitForMessage(world.alice.page, said, 'alice');
         expect(seen.id).toBe(saidId);
+        // Her page's names for him, live, before anything changes.
+        await expect
+            .poll(async () => (await messages(world.alice.page)).find((m) => m.id === saidId)?.author ?? 'not shown', { ...POLL, message: "bob's name on alice's page" })
+            .toContain(B.displayName);
+        // Gone after a reload: tells that the next step's checks are made on this very page.
+        await world.alice.page.evaluate(() => {
+            (window as unknown as { notReloaded?: boolean }).notReloaded = true;
+        });
     });
 
     step('bob types his username to enable "Erase my account", erases it, and ends on the sign-in screen', async () => {
@@ -77,7 +86,26 @@ describe('bob erases his account', () => {
         expect(await count(page.getByTestId('me'))).toBe(0);
     });
 
-    step('alice sees bob\'s message as "[erased]", over the API and in her client', async () => {
+    step('alice\'s open page shows bob\'s message and name as "[erased]" at once, without a reload', async () => {
+        const page = world.alice.page;
+        const row = async () => (await messages(page)).find((m) => m.id === saidId);
+        await expect.poll(async () => (await row())?.body?.trim() ?? 'not shown', { ...POLL, message: "bob's message on alice's open page" }).toBe('[erased]');
+        await expect.poll(async () => (await row())?.author ?? 'not shown', { ...POLL, message: "bob's name on alice's open page" }).toContain('[erased]');
+        const author = (await row())!.author;
+        expect(author).not.toContain(B.displayName);
+        expect(author).not.toContain(B.username);
+        // The room list's last message (his) too.
+        await expect
+            .poll(() => textOf(roomItem(page, room).getByTestId('room-last-message')), { ...POLL, message: "the room's last message in alice's list" })
+            .toBe('[erased]: [erased]');
+        expect(await count(message(page, said))).toBe(0);
+        const shown = await page.locator('body').innerText();
+        expect(shown).not.toContain(said);
+        expect(shown).not.toContain(B.displayName);
+        expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    });
+
+    step('alice sees bob\'s message as "[erased]", over the API and in her client after a reload', async () => {
         await expect
             .poll(async () => (await world.api.messages(A.token, room, { limit: 20 })).messages.find((m: any) => m.message_id === saidId)?.body, {
                 ...POLL,

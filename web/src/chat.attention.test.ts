@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Api, Session } from './api';
 import { Chat } from './chat';
-import { myRoom } from './testing';
+import { FakeWs, myRoom } from './testing';
 import type { MyRoom, NotificationLevel, Receipt } from './types';
 
 const ME = 'u-me';
@@ -12,32 +12,6 @@ const BOB = 'u-bob';
 
 function room(id: string, over: Partial<MyRoom> = {}): MyRoom {
   return myRoom(id, { owner_id: BOB, version: 5, position: 50, ...over });
-}
-
-class FakeWs {
-  static last: FakeWs | null = null;
-  readyState = 0;
-  sent: unknown[] = [];
-  onopen: ((ev: Event) => void) | null = null;
-  onclose: ((ev: CloseEvent) => void) | null = null;
-  onerror: ((ev: Event) => void) | null = null;
-  onmessage: ((ev: MessageEvent) => void) | null = null;
-  constructor(readonly url: string) {
-    FakeWs.last = this;
-  }
-  send(d: string) {
-    this.sent.push(JSON.parse(d));
-  }
-  close() {
-    this.readyState = 3;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.(new Event('open'));
-  }
-  frame(f: Record<string, unknown>) {
-    this.onmessage?.(new MessageEvent('message', { data: JSON.stringify(f) }));
-  }
 }
 
 interface Raised {

@@ -16,9 +16,19 @@ import {
   type ResumeState,
 } from './state/resume';
 import { notificationReason } from './state/mentions';
+import {
+  eraseInEphemeral,
+  eraseInHits,
+  eraseInQuotes,
+  namesAfter,
+  renameInMentions,
+  renameMembers,
+  renameUser,
+} from './state/members';
 import { dropReceipt, mergeReceipts, moveReceipt, receiptsFrom, type Receipts } from './state/receipts';
 import {
   addRoom,
+  applyMemberUpdate,
   applyNotification,
   applyRoomEvent,
   emptyRooms,
@@ -36,6 +46,7 @@ import {
   applyEvent,
   confirmSend,
   emptyTimeline,
+  eraseSender,
   findById,
   findBySeq,
   mergePage,
@@ -63,6 +74,7 @@ import type {
   Invite,
   Me,
   Member,
+  MemberUpdatedFrame,
   Mention,
   Message,
   MyRoom,
@@ -73,12 +85,17 @@ import type {
   SearchHit,
   TypingFrame,
 } from './types';
-import { isEventFrame, isNotificationFrame } from './types';
+import { isEventFrame, isMemberUpdatedFrame, isNotificationFrame } from './types';
 import { ChatSocket, CLOSE_TOKEN_EXPIRED, feedUrl, type SocketStatus } from './ws';
 
 export const PAGE = 50;
 const POLL_MS = 10_000;
 const READ_DEBOUNCE_MS = 400;
+/** How long a live name change is replayed over REST answers asked for before it. */
+const MEMBER_UPDATE_KEEP_MS = 60_000;
+/** A read model may still show the old names a little after the frame came: answers asked for
+ * this soon after it get it replayed over them too. */
+const MEMBER_UPDATE_LAG_MS = 3_000;
 
 export interface RoomTimeline {
   tl: Timeline;
@@ -252,6 +269,9 @@ export class Chat {
   private ephemeralId = 0;
   private toastId = 0;
   private jumpNonce = 0;
+  /** Live name changes and erasures as they arrived: replayed over REST answers asked for
+   * before them (which may still show the old names). */
+  private memberUpdates: { at: number; f: MemberUpdatedFrame }[] = [];
   private running = false;
   private cleanups: (() => void)[] = [];
 
@@ -372,6 +392,7 @@ export class Chat {
     this.memberLoads = {};
     this.readWanted = {};
     this.readPosted = {};
+    this.memberUpdates = [];
     this.resume = createResume();
   }
 
@@ -482,6 +503,11 @@ export class Chat {
     }
     if (isNotificationFrame(f)) {
       this.onNotification(f);
+      return;
+    }
+    // No room version: never classified, buffered or taken for a gap (the resume stays).
+    if (isMemberUpdatedFrame(f)) {
+      this.onMemberUpdated(f);
       return;
     }
     switch (f.type) {
@@ -598,6 +624,62 @@ export class Chat {
     }
   }
 
+  /**
+   * A `member_updated` frame: a member's new name, or their erasure, shown at once wherever
+   * this client shows them. It is a user's event, not the room's: no version or position of
+   * the room moves.
+   */
+  private onMemberUpdated(f: MemberUpdatedFrame): void {
+    const now = Date.now();
+    this.memberUpdates = [...this.memberUpdates.filter((u) => u.at > now - MEMBER_UPDATE_KEEP_MS).slice(-199), { at: now, f }];
+    this.store.set((s) => this.memberUpdatePatch(s, f));
+  }
+
+  /** The state after a `member_updated` frame (an empty patch when it changes nothing). */
+  private memberUpdatePatch(s: AppState, f: MemberUpdatedFrame): Partial<AppState> {
+    const patch: Partial<AppState> = {};
+    const users = renameUser(s.users, f, s.members[f.room_id]);
+    if (users !== s.users) patch.users = users;
+    const members = renameMembers(s.members, f);
+    if (members !== s.members) patch.members = members;
+    const rooms = applyMemberUpdate(s.rooms, f);
+    if (rooms !== s.rooms) patch.rooms = rooms;
+    const mentions = renameInMentions(s.mentions.items, f);
+    if (mentions !== s.mentions.items) patch.mentions = { ...s.mentions, items: mentions };
+    if (s.me && f.user_id === s.me.id && !f.erased) {
+      const names = namesAfter(f, s.me);
+      if (names && (names.username !== s.me.username || names.display_name !== s.me.display_name)) patch.me = { ...s.me, ...names };
+    }
+    if (!f.erased) return patch;
+    const tv = s.timelines[f.room_id];
+    if (tv) {
+      const tl = eraseSender(tv.tl, f.user_id);
+      if (tl !== tv.tl) patch.timelines = { ...s.timelines, [f.room_id]: { ...tv, tl } };
+    }
+    const hits = eraseInHits(s.search.hits, f);
+    if (hits !== s.search.hits) patch.search = { ...s.search, hits };
+    const eph = s.ephemeral[f.room_id];
+    const ephemeral = eph && eraseInEphemeral(eph, f);
+    if (eph && ephemeral !== eph) patch.ephemeral = { ...s.ephemeral, [f.room_id]: ephemeral! };
+    const quotes = eraseInQuotes(s.quotes, f);
+    if (quotes !== s.quotes) patch.quotes = quotes;
+    return patch;
+  }
+
+  /**
+   * Replays the live name changes that arrived since `sentAt` (ms), or just before, over what a
+   * REST answer asked for then set (in the order they came: the last one wins).
+   */
+  private replayMemberUpdates(sentAt: number): void {
+    const later = this.memberUpdates.filter((u) => u.at >= sentAt - MEMBER_UPDATE_LAG_MS);
+    if (later.length === 0) return;
+    this.store.set((s) => {
+      let cur = s;
+      for (const u of later) cur = { ...cur, ...this.memberUpdatePatch(cur, u.f) };
+      return cur === s ? {} : cur;
+    });
+  }
+
   private forgetRoom(roomId: string): void {
     this.unsubscribe(roomId);
     this.receiptLoads.delete(roomId);
@@ -614,6 +696,7 @@ export class Chat {
   /** Reload a room after `resync` (or a gap), then release the live events held meanwhile. */
   private async reloadRoom(roomId: string, minPosition: number): Promise<void> {
     for (let attempt = 0; this.running && this.resume.has(roomId); attempt++) {
+      const sentAt = Date.now();
       try {
         const { data: room, epoch } = await this.api.room(roomId, minPosition);
         let page: Message[] | null = null;
@@ -631,6 +714,7 @@ export class Chat {
           if (receipts) patch.receipts = { ...s.receipts, [roomId]: receiptsFrom(receipts) };
           return patch;
         });
+        this.replayMemberUpdates(sentAt);
         const done = completeResync(this.resume, roomId, { version: room.version, position: room.position, epoch });
         for (const f of done.apply) this.applyLive(f, true);
         if (done.again !== null) {
@@ -698,6 +782,7 @@ export class Chat {
       const timelines = { ...s.timelines };
       for (const id of r.removed) delete timelines[id];
       this.store.set({ rooms: r.state, roomsLoaded: true, users, timelines: r.removed.length ? timelines : s.timelines });
+      this.replayMemberUpdates(sentAt);
       if (r.added.length) {
         void this.loadPresence();
         void this.warmNames();
@@ -819,6 +904,7 @@ export class Chat {
   }
 
   async loadMembers(roomId: string, minPosition?: number): Promise<void> {
+    const sentAt = Date.now();
     try {
       const members = await this.api.members(roomId, minPosition);
       this.store.set((s) => {
@@ -828,6 +914,7 @@ export class Chat {
         }
         return { members: { ...s.members, [roomId]: members }, users };
       });
+      this.replayMemberUpdates(sentAt);
     } catch {
       /* names fall back to "someone" */
     }
@@ -1365,6 +1452,7 @@ export class Chat {
     if (st.loading || (more && st.nextBefore === null)) return;
     const before = more ? st.nextBefore : null;
     const serial = this.mentionsSerial;
+    const sentAt = Date.now();
     this.store.set((s) => ({ mentions: { ...s.mentions, loading: true, error: null } }));
     try {
       const page = await this.api.mentions({ before, limit: 20 });
@@ -1379,6 +1467,7 @@ export class Chat {
         const items = more ? [...s.mentions.items, ...page.mentions.filter((m) => !s.mentions.items.some((x) => x.message_id === m.message_id))] : page.mentions;
         return { users, mentions: { ...s.mentions, items, nextBefore: page.next_before, loading: false, loaded: true } };
       });
+      this.replayMemberUpdates(sentAt);
     } catch (e) {
       if (serial === this.mentionsSerial) this.store.set((s) => ({ mentions: { ...s.mentions, loading: false, error: errorText(e) } }));
     }

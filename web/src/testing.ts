@@ -99,3 +99,35 @@ export function fakeServerChat(answer: (req: Sent) => unknown, session: Session 
   const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null });
   return { chat: new Chat(api), api, sent, storage };
 }
+
+/** A WebSocket the test drives: `open()`, `frame(...)`; what the client sent is in `sent`. */
+export class FakeWs {
+  static last: FakeWs | null = null;
+  readyState = 0;
+  sent: unknown[] = [];
+  onopen: ((ev: Event) => void) | null = null;
+  onclose: ((ev: CloseEvent) => void) | null = null;
+  onerror: ((ev: Event) => void) | null = null;
+  onmessage: ((ev: MessageEvent) => void) | null = null;
+  constructor(readonly url: string) {
+    FakeWs.last = this;
+  }
+  send(d: string) {
+    this.sent.push(JSON.parse(d));
+  }
+  close() {
+    this.readyState = 3;
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.(new Event('open'));
+  }
+  frame(f: Record<string, unknown>) {
+    this.onmessage?.(new MessageEvent('message', { data: JSON.stringify(f) }));
+  }
+  /** The connection drops (the client reconnects with back-off). */
+  drop(code = 1006) {
+    this.readyState = 3;
+    this.onclose?.({ code } as CloseEvent);
+  }
+}

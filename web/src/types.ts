@@ -350,6 +350,40 @@ export function isNotificationFrame(f: { type: string; [k: string]: unknown }): 
   );
 }
 
+/** What an erased account's names and messages read as (the server's `vault::ERASED_TEXT`). */
+export const ERASED_TEXT = '[erased]';
+
+/**
+ * A member of the room changed their display name, or was erased (ADR 23): sent to the
+ * subscribed members of every room they are in. A user-stream event, not a room event: it
+ * carries no room version (the room's resume bookkeeping does not move), and one missed
+ * (not connected) is read from the read models with the room.
+ */
+export interface MemberUpdatedFrame {
+  type: 'member_updated';
+  room_id: string;
+  user_id: string;
+  /** The user event's log position. */
+  position: number;
+  /** The name others see now (`''`: their username); `[erased]` once erased. */
+  display_name: string;
+  /** Their new username, when it changed (an erasure: `erased-<hex>`). */
+  username?: string | null;
+  /** The account was erased: its messages read as `[erased]`. */
+  erased?: boolean | null;
+}
+
+export function isMemberUpdatedFrame(f: { type: string; [k: string]: unknown }): f is MemberUpdatedFrame & { [k: string]: unknown } {
+  return (
+    f.type === 'member_updated' &&
+    typeof f.room_id === 'string' &&
+    typeof f.user_id === 'string' &&
+    typeof f.display_name === 'string' &&
+    (f.username === undefined || f.username === null || typeof f.username === 'string') &&
+    (f.erased === undefined || f.erased === null || typeof f.erased === 'boolean')
+  );
+}
+
 export interface ErrorFrame {
   type: 'error';
   code: string;

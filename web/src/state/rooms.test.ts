@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { EventFrame, NotificationFrame } from '../types';
+import type { EventFrame, MemberUpdatedFrame, NotificationFrame } from '../types';
 import {
   addRoom,
+  applyMemberUpdate,
   applyNotification,
   applyRoomEvent,
   emptyRooms,
@@ -291,5 +292,51 @@ describe('notification frames', () => {
     state = mergeRoomList(state, [room('a', { last_seq: 5, read_seq: 4, version: 8, unread_count: 1, unread_mentions: 1 })], 1).state;
     expect(state.byId.a!).toMatchObject({ unread_count: 1, unread_mentions: 1 });
     expect(state.byId.a!.notified).toBeUndefined();
+  });
+});
+
+describe('member_updated', () => {
+  const last = (sender: string, body: string) => ({ seq: 4, message_id: 'm4', sender_id: sender, sender_username: sender, sender_display_name: sender, body, deleted: false, sent_at: '2026-01-03T00:00:00Z' });
+  const bob = { user_id: 'bob', username: 'bob', display_name: 'Bob' };
+  const list = () =>
+    mergeRoomList(
+      emptyRooms(),
+      [
+        room('g', { last_message: last('bob', 'my words'), version: 7, position: 70 }),
+        room('h', { last_message: last('bob', 'elsewhere'), version: 3, position: 30 }),
+        room('dm', { kind: 'direct', other_user: bob, last_message: last('carol', 'not bob') }),
+      ],
+      0,
+    ).state;
+  const upd = (over: Partial<MemberUpdatedFrame> = {}): MemberUpdatedFrame => ({ type: 'member_updated', room_id: 'g', user_id: 'bob', position: 500, display_name: 'Robert', ...over });
+
+  it('a new name shows wherever the list names the user; no version or position moves', () => {
+    const before = list();
+    const s = applyMemberUpdate(before, upd());
+    expect(roomLabel(s.byId.dm!)).toBe('Robert');
+    expect(s.byId.dm!.other_user).toEqual({ ...bob, display_name: 'Robert' });
+    expect(s.byId.g!.last_message).toMatchObject({ sender_display_name: 'Robert', sender_username: 'bob', body: 'my words' });
+    expect(s.byId.h!.last_message).toMatchObject({ sender_display_name: 'Robert', body: 'elsewhere' });
+    for (const id of ['g', 'h', 'dm']) expect([s.byId[id]!.version, s.byId[id]!.position]).toEqual([before.byId[id]!.version, before.byId[id]!.position]);
+    expect(s.order).toEqual(before.order);
+    // nothing more to change
+    expect(applyMemberUpdate(s, upd())).toBe(s);
+    // '' is the username again
+    expect(roomLabel(applyMemberUpdate(s, upd({ display_name: '' })).byId.dm!)).toBe('bob');
+  });
+
+  it("an erasure also turns the user's last message in the frame's room into \"[erased]\"", () => {
+    const s = applyMemberUpdate(list(), upd({ display_name: '[erased]', username: 'erased-00ff', erased: true }));
+    expect(s.byId.g!.last_message).toMatchObject({ body: '[erased]', sender_display_name: '[erased]', sender_username: 'erased-00ff', seq: 4 });
+    // other rooms: the name now, their own frame erases the text
+    expect(s.byId.h!.last_message).toMatchObject({ body: 'elsewhere', sender_display_name: '[erased]' });
+    expect(s.byId.dm!.other_user).toEqual({ user_id: 'bob', username: 'erased-00ff', display_name: '[erased]' });
+    expect(s.byId.dm!.last_message!.body).toBe('not bob');
+    expect(s.byId.g!.version).toBe(7);
+  });
+
+  it('changes nothing for a user the list does not show', () => {
+    const s = list();
+    expect(applyMemberUpdate(s, upd({ user_id: 'dave' }))).toBe(s);
   });
 });

@@ -2,7 +2,7 @@
 // and last messages kept current from the live feed between polls of `GET /v1/rooms`.
 // Pure functions over an immutable RoomsState.
 
-import type { EventFrame, MyRoom, NotificationFrame, NotificationLevel } from '../types';
+import { ERASED_TEXT, type EventFrame, type MemberUpdatedFrame, type MyRoom, type NotificationFrame, type NotificationLevel } from '../types';
 import { defaultLevel, eventMentions, isMentionReason } from './mentions';
 
 export interface RoomEntry extends MyRoom {
@@ -338,6 +338,42 @@ export function applyNotification(s: RoomsState, f: NotificationFrame, ctx: Even
     if (isMentionReason(f.reason)) e.unread_mentions += 1;
   }
   return { state: put(s, e, reorder), known: true, counted };
+}
+
+/**
+ * A `member_updated` frame: the user's names wherever the list shows them (a direct room's
+ * other person, the sender of a last message: in every room, names are the user's), and,
+ * erased, the last message of the frame's room read as "[erased]". No version or position
+ * moves (the frame is no room event); the same state when nothing changed.
+ */
+export function applyMemberUpdate(s: RoomsState, f: MemberUpdatedFrame): RoomsState {
+  let byId: Record<string, RoomEntry> | null = null;
+  for (const id of s.order) {
+    const cur = s.byId[id]!;
+    let e = cur;
+    const other = e.other_user;
+    if (other && other.user_id === f.user_id) {
+      const username = f.username || other.username;
+      const display_name = f.display_name || username;
+      if (other.username !== username || other.display_name !== display_name) e = { ...e, other_user: { ...other, username, display_name } };
+    }
+    const last = e.last_message;
+    if (last && last.sender_id === f.user_id) {
+      let next = last;
+      const username = f.username || last.sender_username;
+      const display_name = f.display_name || username;
+      if (username && (last.sender_username !== username || last.sender_display_name !== display_name)) {
+        next = { ...next, sender_username: username, sender_display_name: display_name };
+      }
+      if (f.erased && id === f.room_id && !last.deleted && last.body !== ERASED_TEXT) next = { ...next, body: ERASED_TEXT };
+      if (next !== last) e = { ...e, last_message: next };
+    }
+    if (e !== cur) {
+      byId ??= { ...s.byId };
+      byId[id] = e;
+    }
+  }
+  return byId ? { ...s, byId } : s;
 }
 
 /** The name a room is shown by: a direct room's other person, a group room's name. */

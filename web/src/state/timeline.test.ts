@@ -5,11 +5,13 @@ import {
   applyEvent,
   confirmSend,
   emptyTimeline,
+  eraseSender,
   findBySeq,
   gapsAfter,
   hasOlder,
   indexOfSeq,
   mergePage,
+  resetConfirmed,
   setPendingStatus,
   type Timeline,
 } from './timeline';
@@ -294,5 +296,50 @@ describe('mentions', () => {
     expect(findBySeq(tl, 1)).toMatchObject({ body: 'hi @me (edited)', mentions: [ME], mentions_room: false });
     // a message only ever seen in a page carries none: its body is read instead
     expect(findBySeq(mergePage(emptyTimeline(), [msg(5)]), 5)!.mentions).toBeUndefined();
+  });
+});
+
+describe('an erased sender', () => {
+  const CAROL = 'carol';
+  const file = { attachment_id: 'a1', name: 'holiday.png', size: 3, content_type: 'image/png', sha256: 'x' };
+  const loaded = () =>
+    mergePage(emptyTimeline(), [
+      msg(1, { body: 'mine, bob', attachments: [file], reactions: { '👍': [CAROL] } }),
+      msg(2, { sender_id: CAROL, body: 'carol here' }),
+      msg(3, { body: null, deleted: true, attachments: [] }),
+    ]);
+
+  it("turns only that user's loaded messages into \"[erased]\", keeping ids, seq, versions and reactions", () => {
+    const before = loaded();
+    const tl = eraseSender(before, BOB);
+    expect(tl.messages.map((m) => m.body)).toEqual(['[erased]', 'carol here', null]);
+    const m1 = findBySeq(tl, 1)!;
+    const was = findBySeq(before, 1)!;
+    expect(m1).toMatchObject({ message_id: 'm1', seq: 1, version: was.version, bodyVersion: was.bodyVersion, reactions: { '👍': [CAROL] }, deleted: false });
+    expect(m1.attachments).toEqual([{ ...file, name: '[erased]' }]);
+    // others' messages (and a tombstone) keep their identity
+    expect(tl.messages[1]).toBe(before.messages[1]);
+    expect(tl.messages[2]).toBe(before.messages[2]);
+    expect(tl.erased).toEqual([BOB]);
+    // idempotent
+    expect(eraseSender(tl, BOB)).toBe(tl);
+  });
+
+  it('stays erased: a page or a live event still carrying their words reads "[erased]"', () => {
+    let tl = eraseSender(loaded(), BOB);
+    // a page read before the read models had the erasure, newer by version
+    tl = mergePage(tl, [msg(1, { body: 'mine, bob', version: 30 }), msg(4, { body: 'older words' })]);
+    expect(findBySeq(tl, 1)!.body).toBe('[erased]');
+    expect(findBySeq(tl, 4)!.body).toBe('[erased]');
+    tl = applyEvent(tl, sent(5, 40, { body: 'late', attachments: [file] }), { me: ME });
+    expect(findBySeq(tl, 5)).toMatchObject({ body: '[erased]', attachments: [{ ...file, name: '[erased]' }], version: 40 });
+    tl = applyEvent(tl, ev('message_edited', 41, { seq: 5, body: 'late, edited', edit_number: 1 }), { me: ME });
+    expect(findBySeq(tl, 5)).toMatchObject({ body: '[erased]', version: 41 });
+    // a reload (resync) starts over but remembers them
+    tl = mergePage(resetConfirmed(tl), [msg(1, { body: 'mine, bob' }), msg(2, { sender_id: CAROL, body: 'carol here' })]);
+    expect(tl.messages.map((m) => m.body)).toEqual(['[erased]', 'carol here']);
+    // nobody else is affected
+    tl = applyEvent(tl, { ...sent(6, 50, { sender_id: CAROL, body: 'still me' }) }, { me: ME });
+    expect(findBySeq(tl, 6)!.body).toBe('still me');
   });
 });

@@ -11,8 +11,13 @@
 // version per field (`bodyVersion`, `reactOps`) without moving `version`, so an older
 // feed event of another field that arrives afterwards still applies, and the feed's copy
 // of the local change is recognised and dropped.
+//
+// Erasure. A member erased (a `member_updated` frame with `erased`, which is no room event
+// and moves no version) has their loaded messages read as "[erased]" at once; the timeline
+// remembers them, so a page or an event that still carries their words (read before the
+// erasure reached the read models) is shown erased too.
 
-import type { Attachment, EventFrame, Message } from '../types';
+import { ERASED_TEXT, type Attachment, type EventFrame, type Message } from '../types';
 
 export interface ReactOp {
   v: number;
@@ -49,6 +54,8 @@ export interface Timeline {
   messages: TlMessage[];
   /** Optimistic messages not confirmed yet, in the order they were written. */
   pending: PendingMessage[];
+  /** Senders erased while the room was loaded: their messages read as "[erased]". */
+  erased?: readonly string[];
 }
 
 export function emptyTimeline(): Timeline {
@@ -116,6 +123,47 @@ export function gapsAfter(tl: Timeline): number[] {
   return out;
 }
 
+/**
+ * A message as it reads once its sender is erased: body and attachment names "[erased]"
+ * (a deleted message stays a tombstone); ids, seq, versions and reactions as they were.
+ * The same object when it reads so already.
+ */
+export function erasedMessage<M extends Message>(m: M): M {
+  const body = m.deleted ? m.body : ERASED_TEXT;
+  const atts = m.attachments;
+  const attsErased = !atts || atts.every((a) => a.name === ERASED_TEXT);
+  if (body === m.body && attsErased) return m;
+  return { ...m, body, attachments: attsErased ? atts : atts!.map((a) => (a.name === ERASED_TEXT ? a : { ...a, name: ERASED_TEXT })) };
+}
+
+function isErased(tl: Timeline, senderId: string): boolean {
+  return tl.erased !== undefined && tl.erased.includes(senderId);
+}
+
+/** `m` as this timeline shows it (erased when its sender is). */
+function masked<M extends Message>(tl: Timeline, m: M): M {
+  return isErased(tl, m.sender_id) ? erasedMessage(m) : m;
+}
+
+/**
+ * `userId` was erased: their loaded messages read as "[erased]" (ids, seq, versions and
+ * reactions kept), and so will any of theirs loaded or received from now on. Idempotent.
+ */
+export function eraseSender(tl: Timeline, userId: string): Timeline {
+  let messages = tl.messages;
+  for (let i = 0; i < messages.length; i++) {
+    const cur = messages[i]!;
+    if (cur.sender_id !== userId) continue;
+    const next = erasedMessage(cur);
+    if (next === cur) continue;
+    if (messages === tl.messages) messages = messages.slice();
+    messages[i] = next;
+  }
+  const known = isErased(tl, userId);
+  if (known && messages === tl.messages) return tl;
+  return { ...tl, messages, erased: known ? tl.erased : [...(tl.erased ?? []), userId] };
+}
+
 function withoutPending(pending: PendingMessage[], clientMsgId: string | undefined): PendingMessage[] {
   if (!clientMsgId) return pending;
   const i = pending.findIndex((p) => p.client_msg_id === clientMsgId);
@@ -149,6 +197,7 @@ export function mergePage(tl: Timeline, page: readonly Message[]): Timeline {
   let messages = tl.messages;
   let changed = false;
   const incoming = [...page].sort((a, b) => a.seq - b.seq);
+  if (tl.erased?.length) for (let i = 0; i < incoming.length; i++) incoming[i] = masked(tl, incoming[i]!);
   // Fast path for the common cases: the page lies entirely before or after what is loaded.
   const first = messages[0];
   const last = messages[messages.length - 1];
@@ -269,8 +318,8 @@ export function applyEvent(tl: Timeline, ev: EventFrame, opts: ApplyOptions): Ti
         mentions_room: d.mentions_room === true,
       };
       const at = -i - 1;
-      const messages = [...tl.messages.slice(0, at), msg, ...tl.messages.slice(at)];
-      return { messages, pending };
+      const messages = [...tl.messages.slice(0, at), masked(tl, msg), ...tl.messages.slice(at)];
+      return { ...tl, messages, pending };
     }
     case 'message_edited':
     case 'message_deleted': {
@@ -292,6 +341,7 @@ export function applyEvent(tl: Timeline, ev: EventFrame, opts: ApplyOptions): Ti
             : { ...cur, body: null, deleted: true, reactions: {}, attachments: [], bodyVersion: ev.version };
       }
       if (!local) next = { ...next, version: ev.version };
+      if (next !== cur) next = masked(tl, next);
       return next === cur ? tl : replaceAt(tl, i, local ? next : reapplyOps(next));
     }
     case 'reaction_added':
@@ -380,5 +430,5 @@ export function confirmSend(
 
 /** Drops every confirmed message (a resync) but keeps what is still pending. */
 export function resetConfirmed(tl: Timeline): Timeline {
-  return { messages: [], pending: tl.pending };
+  return tl.erased ? { messages: [], pending: tl.pending, erased: tl.erased } : { messages: [], pending: tl.pending };
 }
