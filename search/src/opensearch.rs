@@ -665,7 +665,10 @@ impl OpenSearchIndex {
             .await?;
         match status.as_u16() {
             200 | 201 => Ok(true),
-            409 => Ok(false),
+            // Another writer moved it, or a switch moved the alias away from this index and
+            // deleted it (between this batch's documents and its checkpoint): either way the
+            // document is not the one read.
+            409 | 404 => Ok(false),
             _ => Err(failure(status, &reply, "write the search checkpoint")),
         }
     }
