@@ -623,31 +623,18 @@ pub fn decide(
             if actor_role != Role::Owner {
                 return Err(RoomError::NotPermitted);
             }
-            if role == Role::Owner {
-                return Err(RoomError::CannotGrantOwner);
-            }
-            match state.role_of(user_id) {
-                None => Err(RoomError::TargetNotMember),
-                Some(Role::Owner) => Err(RoomError::CannotTargetOwner),
-                Some(current) if current == role => Ok(vec![]),
-                Some(_) => Ok(vec![E::MemberRoleChanged {
-                    user_id,
-                    role,
-                    changed_by: actor,
-                    as_admin: false,
-                }]),
-            }
+            change_role(state, user_id, role, actor, false)
         }
         C::Ban { user_id } => {
             let role = state.moderator(actor)?;
-            if user_id == actor {
-                return Err(RoomError::CannotTargetSelf);
+            // Only the owner bans an admin, as only the owner kicks one.
+            if user_id != actor
+                && state.role_of(user_id) == Some(Role::Admin)
+                && role != Role::Owner
+            {
+                return Err(RoomError::NotPermitted);
             }
-            match state.role_of(user_id) {
-                Some(Role::Owner) => Err(RoomError::CannotTargetOwner),
-                Some(Role::Admin) if role != Role::Owner => Err(RoomError::NotPermitted),
-                _ => Ok(ban(state, user_id, actor, false)),
-            }
+            ban(state, user_id, actor, false)
         }
         C::Unban { user_id } => {
             state.moderator(actor)?;
@@ -772,22 +759,54 @@ pub fn decide(
     }
 }
 
-/// Bans `user_id` (by `by`); nothing when they are banned already. Who may is the caller's
+/// Gives member `user_id` `role` (by `by`): never the owner's role, never to the owner; nothing
+/// when it is theirs already. Who may is the caller's rule.
+pub(crate) fn change_role(
+    state: &RoomState,
+    user_id: UserId,
+    role: Role,
+    by: UserId,
+    as_admin: bool,
+) -> Result<Vec<RoomEvent>, RoomError> {
+    if role == Role::Owner {
+        return Err(RoomError::CannotGrantOwner);
+    }
+    match state.role_of(user_id) {
+        None => Err(RoomError::TargetNotMember),
+        Some(Role::Owner) => Err(RoomError::CannotTargetOwner),
+        Some(current) if current == role => Ok(vec![]),
+        Some(_) => Ok(vec![RoomEvent::MemberRoleChanged {
+            user_id,
+            role,
+            changed_by: by,
+            as_admin,
+        }]),
+    }
+}
+
+/// Bans `user_id` (by `by`): never oneself nor the owner (a group room without its owner could
+/// never change roles again); nothing when they are banned already. Who may is the caller's
 /// rule.
 pub(crate) fn ban(
     state: &RoomState,
     user_id: UserId,
     by: UserId,
     as_admin: bool,
-) -> Vec<RoomEvent> {
-    if state.is_banned(user_id) {
-        return vec![];
+) -> Result<Vec<RoomEvent>, RoomError> {
+    if user_id == by {
+        return Err(RoomError::CannotTargetSelf);
     }
-    vec![RoomEvent::MemberBanned {
+    if state.role_of(user_id) == Some(Role::Owner) {
+        return Err(RoomError::CannotTargetOwner);
+    }
+    if state.is_banned(user_id) {
+        return Ok(vec![]);
+    }
+    Ok(vec![RoomEvent::MemberBanned {
         user_id,
         banned_by: by,
         as_admin,
-    }]
+    }])
 }
 
 /// Lifts the ban of `user_id` (by `by`); nothing when there is none.

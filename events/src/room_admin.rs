@@ -25,7 +25,7 @@
 //! ```
 
 use crate::ids::{MessageId, UserId};
-use crate::room::{RoomError, RoomEvent, RoomKind, RoomState, ban, unban};
+use crate::room::{RoomError, RoomEvent, RoomKind, RoomState, ban, change_role, unban};
 use crate::values::Role;
 
 /// What a server administrator may do in a group room without a role in it.
@@ -60,20 +60,7 @@ pub(crate) fn decide(
     }
     match cmd {
         AdminCommand::ChangeRole { user_id, role } => {
-            if role == Role::Owner {
-                return Err(RoomError::CannotGrantOwner);
-            }
-            match state.role_of(user_id) {
-                None => Err(RoomError::TargetNotMember),
-                Some(Role::Owner) => Err(RoomError::CannotTargetOwner),
-                Some(current) if current == role => Ok(vec![]),
-                Some(_) => Ok(vec![RoomEvent::MemberRoleChanged {
-                    user_id,
-                    role,
-                    changed_by: admin,
-                    as_admin: true,
-                }]),
-            }
+            change_role(state, user_id, role, admin, true)
         }
         AdminCommand::DeleteMessage { message_id } => {
             let m = state.live_message(message_id)?;
@@ -84,16 +71,7 @@ pub(crate) fn decide(
                 as_admin: true,
             }])
         }
-        AdminCommand::Ban { user_id } => {
-            if user_id == admin {
-                return Err(RoomError::CannotTargetSelf);
-            }
-            // A group room without its owner could never change roles again.
-            if state.role_of(user_id) == Some(Role::Owner) {
-                return Err(RoomError::CannotTargetOwner);
-            }
-            Ok(ban(state, user_id, admin, true))
-        }
+        AdminCommand::Ban { user_id } => ban(state, user_id, admin, true),
         AdminCommand::Unban { user_id } => Ok(unban(state, user_id, admin, true)),
     }
 }

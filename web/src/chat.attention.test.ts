@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Api, Session } from './api';
 import { Chat } from './chat';
-import { FakeWs, myRoom } from './testing';
+import { FakeWs, myRoom, settle } from './testing';
 import type { MyRoom, NotificationLevel, Receipt } from './types';
 
 const ME = 'u-me';
@@ -92,9 +92,6 @@ function fakeApi(rooms: MyRoom[], receipts: Record<string, Receipt[]> = {}) {
   };
 }
 
-const settle = async () => {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
-};
 
 /** A signed-in controller, its socket open and subscribed to every listed room. */
 async function started(rooms: MyRoom[], receipts: Record<string, Receipt[]> = {}) {

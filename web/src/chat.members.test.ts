@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Api, Session } from './api';
 import { Chat } from './chat';
-import { FakeWs, myRoom } from './testing';
+import { FakeWs, myRoom, settle } from './testing';
 import type { Member, Message, MyRoom } from './types';
 
 const ME = 'u-me';
@@ -104,9 +104,6 @@ function fakeApi() {
   };
 }
 
-const settle = async () => {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
-};
 
 let chats: Chat[] = [];
 

@@ -131,3 +131,9 @@ export class FakeWs {
     this.onclose?.({ code } as CloseEvent);
   }
 }
+
+/** Lets the promise chains a frame or an answer started run to their end (a few turns of the
+ * event loop; nothing waits on a clock). */
+export const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+};

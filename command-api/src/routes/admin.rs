@@ -9,7 +9,7 @@ use super::bans::ban_reply;
 use super::me::{new_user_events, user_state};
 use super::rooms::{RoleBody, UserRef};
 use super::sessions::{Ending, end_sessions};
-use super::{exec, header_idem, user_exists};
+use super::{exec, header_idem, require_user};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, IdempotencyKey, Json, Path};
 use crate::state::AppState;
@@ -141,9 +141,7 @@ async fn as_admin(
         AdminCommand::ChangeRole { .. } => "admin_change_role",
         AdminCommand::DeleteMessage { .. } => "admin_delete_message",
         AdminCommand::Ban { user_id } => {
-            if !user_exists(st, *user_id).await? {
-                return Err(ApiError::not_found("user_not_found", "no such user"));
-            }
+            require_user(st, *user_id).await?;
             "admin_ban"
         }
         AdminCommand::Unban { .. } => "admin_unban",

@@ -4,7 +4,7 @@
 //! kick); a server administrator does the same through `routes::admin`.
 
 use super::rooms::UserRef;
-use super::{exec, header_idem, user_exists};
+use super::{exec, header_idem, require_user};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, IdempotencyKey, Json, Path};
 use crate::state::AppState;
@@ -29,9 +29,7 @@ pub async fn ban(
     Json(body): Json<UserRef>,
 ) -> Result<Response, ApiError> {
     let user_id = UserId(body.user_id);
-    if !user_exists(&st, user_id).await? {
-        return Err(ApiError::not_found("user_not_found", "no such user"));
-    }
+    require_user(&st, user_id).await?;
     let idem = header_idem(
         me,
         Some(room_id),

@@ -5,6 +5,7 @@
 
 use super::admin::{require_admin, require_admin_over};
 use super::me::{new_user_events, user_state};
+use super::require_user;
 use super::sessions::{Ending, end_sessions};
 use crate::attachments::Attachments;
 use crate::error::ApiError;
@@ -168,9 +169,7 @@ pub async fn rotate_key(
     Path(target): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, me).await?;
-    if !crate::routes::user_exists(&st, UserId(target)).await? {
-        return Err(ApiError::not_found("user_not_found", "no such user"));
-    }
+    require_user(&st, UserId(target)).await?;
     let version = st
         .keyring
         .rotate(target)

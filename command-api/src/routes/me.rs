@@ -6,7 +6,7 @@ use crate::extract::{AuthUser, Json};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use eventlog::{AppendError, AppendRequest, EventStore, ExpectedVersion, NewEvent};
+use eventlog::{AppendError, AppendRequest, EventStore, ExpectedVersion, NewEvent, RecordedEvent};
 use events::user::{self, UserEvent, UserState};
 use events::values::DisplayName;
 use events::{StoredEvent, UserId};
@@ -30,14 +30,34 @@ pub struct ReadReceiptsBody {
 
 /// The user's stream folded, with its version (its personal values opened).
 pub(crate) async fn user_state(st: &AppState, user: UserId) -> Result<(UserState, i64), ApiError> {
-    let mut records = st
-        .store
-        .read_stream(&user.stream_id(), 0, USER_STREAM_PAGE)
-        .await?;
+    let mut records = read_user(st, user).await?;
     st.keyring
         .open_events(&mut records)
         .await
         .map_err(|e| ApiError::internal(&e))?;
+    fold(records)
+}
+
+/// Whether `user` keeps their read receipts private, as the log says now: read when they
+/// move a read marker, so the marker's event says whether it may be shown. The setting is no
+/// personal value: the stream is folded unopened (no key to read, nothing to decrypt on every
+/// read marker).
+pub(crate) async fn receipts_private(st: &AppState, user: UserId) -> Result<bool, ApiError> {
+    let mut records = read_user(st, user).await?;
+    for rec in &mut records {
+        vault::open_blind(&rec.event_type, &mut rec.data);
+    }
+    Ok(fold(records)?.0.private_receipts)
+}
+
+async fn read_user(st: &AppState, user: UserId) -> Result<Vec<RecordedEvent>, ApiError> {
+    Ok(st
+        .store
+        .read_stream(&user.stream_id(), 0, USER_STREAM_PAGE)
+        .await?)
+}
+
+fn fold(records: Vec<RecordedEvent>) -> Result<(UserState, i64), ApiError> {
     let mut state = UserState::default();
     let mut version = 0;
     for rec in records {
@@ -47,12 +67,6 @@ pub(crate) async fn user_state(st: &AppState, user: UserId) -> Result<(UserState
         version = rec.version;
     }
     Ok((state, version))
-}
-
-/// Whether `user` keeps their read receipts private, as the log says now: read when they
-/// move a read marker, so the marker's event says whether it may be shown.
-pub(crate) async fn receipts_private(st: &AppState, user: UserId) -> Result<bool, ApiError> {
-    Ok(user_state(st, user).await?.0.private_receipts)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -180,11 +180,15 @@ pub(crate) fn created_if(created: bool) -> StatusCode {
     }
 }
 
-/// Whether a user is registered (credentials are the write side's user registry).
-pub(crate) async fn user_exists(st: &AppState, user: UserId) -> Result<bool, ApiError> {
+/// Succeeds when `user` is registered (credentials are the write side's user registry); 404
+/// `user_not_found` otherwise.
+pub(crate) async fn require_user(st: &AppState, user: UserId) -> Result<(), ApiError> {
     let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM credentials WHERE user_id = $1")
         .bind(user.0)
         .fetch_optional(&st.pool)
         .await?;
-    Ok(row.is_some())
+    match row {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("user_not_found", "no such user")),
+    }
 }

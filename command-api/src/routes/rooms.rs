@@ -1,6 +1,6 @@
 //! Room lifecycle and membership commands.
 
-use super::{created_if, exec, header_idem, user_exists};
+use super::{created_if, exec, header_idem, require_user};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, IdempotencyKey, Json, Path};
 use crate::rooms::Committed;
@@ -190,9 +190,7 @@ pub async fn invite(
     Json(body): Json<UserRef>,
 ) -> Result<Response, ApiError> {
     let user_id = UserId(body.user_id);
-    if !user_exists(&st, user_id).await? {
-        return Err(ApiError::not_found("user_not_found", "no such user"));
-    }
+    require_user(&st, user_id).await?;
     let idem = header_idem(
         me,
         Some(room_id),
@@ -302,9 +300,7 @@ pub async fn open_direct(
     if with == me {
         return Err(events::room::RoomError::DirectWithSelf.into());
     }
-    if !user_exists(&st, with).await? {
-        return Err(ApiError::not_found("user_not_found", "no such user"));
-    }
+    require_user(&st, with).await?;
     // One room per pair: its id is derived from the pair, so opening is idempotent.
     let room_id = RoomId::direct(me, with);
     exec(

@@ -1,6 +1,7 @@
 // The login screen's single sign-on button, and the notice of why one was signed out.
 
 import { render } from 'preact';
+import { act } from 'preact/test-utils';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fakeServerChat, json } from '../testing';
 import { AuthScreen } from './Auth';
@@ -15,6 +16,7 @@ afterEach(() => {
 
 function mount(oidc: () => unknown) {
   const t = fakeServerChat((r) => (r.url === '/v1/auth/oidc' ? oidc() : json(404, { error: { code: 'not_found', message: r.url } })));
+  const info = vi.spyOn(t.api, 'ssoInfo');
   host = document.createElement('div');
   document.body.appendChild(host);
   render(
@@ -23,10 +25,18 @@ function mount(oidc: () => unknown) {
     </ChatContext.Provider>,
     host,
   );
-  return t;
+  return { ...t, info };
 }
 
 const button = () => host.querySelector<HTMLButtonElement>('[data-testid="auth-sso"]');
+
+/** Waits until the screen has the answer to its `GET /v1/auth/oidc` and has rendered it. */
+async function answered(t: ReturnType<typeof mount>) {
+  await vi.waitFor(() => expect(t.info.mock.results).toHaveLength(1));
+  await act(async () => {
+    await t.info.mock.results[0].value.catch(() => undefined);
+  });
+}
 
 describe('AuthScreen: single sign-on', () => {
   it('offers the provider by name; the button navigates to /v1/auth/oidc/start', async () => {
@@ -44,16 +54,13 @@ describe('AuthScreen: single sign-on', () => {
   });
 
   it('no button when it is not offered, or the server does not say', async () => {
-    const settle = () => new Promise((r) => setTimeout(r, 10));
     const off = mount(() => ({ enabled: false, name: null }));
-    await vi.waitFor(() => expect(off.sent).toHaveLength(1));
-    await settle();
+    await answered(off);
     expect(button()).toBeNull();
     render(null, host);
     host.remove();
     const old = mount(() => json(404, { error: { code: 'not_found', message: 'no such route' } }));
-    await vi.waitFor(() => expect(old.sent).toHaveLength(1));
-    await settle();
+    await answered(old);
     expect(button()).toBeNull();
     expect(host.querySelector('[data-testid="auth-submit"]')).not.toBeNull();
   });

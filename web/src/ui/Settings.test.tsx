@@ -287,8 +287,11 @@ describe('Settings: erase my account', () => {
     await vi.waitFor(() => expect($<HTMLInputElement>('settings-erase-username')!.disabled).toBe(false));
     await type('settings-erase-username', 'not me');
     submit('settings-erase-submit');
-    await new Promise((r) => setTimeout(r, 10));
-    expect(sent.filter((r) => r.url === '/v1/me/erase')).toEqual([]);
+    // Then a submit that does send: the one request seen is that one, so the first sent nothing.
+    await type('settings-erase-username', 'meg');
+    submit('settings-erase-submit');
+    await vi.waitFor(() => expect(sent.filter((r) => r.url === '/v1/me/erase')).toHaveLength(1));
+    expect(sent.filter((r) => r.url === '/v1/me/erase').map((r) => r.body)).toEqual([{ confirm_username: 'meg' }]);
   });
 
   it('erases, then signs out here as a logout does (no call to the server), with a notice for the sign-in screen', async () => {
