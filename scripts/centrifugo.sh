@@ -76,9 +76,8 @@ binary() {
     printf '%s\n' "$BIN"
 }
 
-random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# random_hex, port_in_use, free_ports, terminate.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/servers.sh"
 
 start() {
     local bin dir port secret key pid deadline
@@ -155,15 +154,7 @@ stop() {
     pid=$(<"$dir/pid")
     [[ $pid =~ ^[0-9]+$ ]] || die "stop: bad pid file $dir/pid"
     if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/config.json"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "pid $pid still running after 10 s; SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        terminate "$pid"
         log "stopped Centrifugo (pid $pid)"
     else
         log "pid $pid is not a running Centrifugo of $dir (already stopped?)"

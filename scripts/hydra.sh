@@ -157,23 +157,8 @@ binary() {
     printf '%s\n' "$BIN"
 }
 
-random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# N distinct ports in 20000-32767 on which nothing listens on 127.0.0.1.
-free_ports() {
-    local n=$1 p tries=0
-    local -a got=()
-    while ((${#got[@]} < n)); do
-        ((++tries <= 1000)) || die "no $n free ports found in 20000-32767"
-        p=$((20000 + RANDOM % 12768))
-        [[ " ${got[*]} " == *" $p "* ]] && continue
-        port_in_use "$p" && continue
-        got+=("$p")
-    done
-    printf '%s\n' "${got[*]}"
-}
+# random_hex, port_in_use, free_ports, terminate.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/servers.sh"
 
 # The string value of the top-level FIELD in Hydra's compact JSON on stdin.
 json_string() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" | head -n 1; }
@@ -312,19 +297,7 @@ stop() {
     pid=$(<"$dir/pid")
     [[ $pid =~ ^[0-9]+$ ]] || die "stop: bad pid file $dir/pid"
     if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-c $dir/hydra.yml"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "pid $pid still running after 10 s; SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            for _ in $(seq 25); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.2
-            done
-        fi
+        terminate "$pid"
         log "stopped Hydra (pid $pid)"
     else
         log "pid $pid is not a running hydra of $dir (already stopped?)"
