@@ -38,6 +38,11 @@ pub struct Settings {
     /// owner's data key (`APP_SEAL_PERSONAL_DATA`, ADR 23). Off only to measure what sealing
     /// costs: what is written then cannot be erased from the log.
     pub seal_personal_data: bool,
+    /// Days a room keeps its messages unless it sets its own period (`APP_RETENTION_DAYS`);
+    /// 0: for ever. Expired by the retention job ([`crate::retention`]).
+    pub retention_days: u32,
+    /// How often the retention job looks for expired messages (`APP_RETENTION_INTERVAL_SECS`).
+    pub retention_interval_secs: u64,
     /// Single sign-on with an OpenID Connect provider (`APP_OIDC_*`); off without an issuer.
     #[serde(flatten)]
     pub oidc: OidcSettings,
@@ -91,6 +96,8 @@ impl Layered for Settings {
         .set_default("group_commit_max_batch", 512)?
         .set_default("admin_usernames", "")?
         .set_default("seal_personal_data", true)?
+        .set_default("retention_days", 0)?
+        .set_default("retention_interval_secs", 3600)?
         .set_default("oidc_issuer", "")?
         .set_default("oidc_client_id", "")?
         .set_default("oidc_client_secret", "")?
@@ -100,6 +107,17 @@ impl Layered for Settings {
 }
 
 impl Settings {
+    /// The server's default retention period (`None`: messages are kept for ever); a value
+    /// out of range is refused at start-up.
+    pub fn default_retention(
+        &self,
+    ) -> Result<Option<events::retention::RetentionDays>, events::values::ValidationError> {
+        match self.retention_days {
+            0 => Ok(None),
+            days => events::retention::RetentionDays::parse(days).map(Some),
+        }
+    }
+
     pub fn auth_config(&self) -> crate::auth::AuthConfig {
         crate::auth::AuthConfig {
             access_ttl: Duration::from_secs(self.access_ttl_secs),

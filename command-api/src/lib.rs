@@ -10,6 +10,7 @@ pub mod message_keys;
 pub mod metrics;
 pub mod oidc;
 pub mod rate_limits;
+pub mod retention;
 pub mod rooms;
 pub mod routes;
 pub mod startup;

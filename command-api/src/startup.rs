@@ -75,6 +75,10 @@ pub fn api_routes(state: AppState) -> Router {
             "/v1/rooms/{room_id}/notifications",
             put(routes::notifications::set_notification_level),
         )
+        .route(
+            "/v1/rooms/{room_id}/retention",
+            put(routes::retention::set_retention),
+        )
         .route("/v1/me/read-receipts", put(routes::me::set_read_receipts))
         .route(
             "/v1/me/profile",
@@ -259,6 +263,13 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         },
     });
     tokio::spawn(attachments.collect_forever());
+    let default_retention = settings
+        .default_retention()
+        .context("APP_RETENTION_DAYS must be 0 (for ever) or 1 to 36500")?;
+    tokio::spawn(crate::retention::run_forever(
+        state.clone(),
+        default_retention,
+    ));
     follow_deactivations(&state).await;
     Ok((state, relay))
 }

@@ -10,7 +10,8 @@
 -- for the database `chat`:
 --
 -- - chat_command (LOGIN): command-api. Creates and owns the event log, the credentials
---   and the idempotency records (its migrations).
+--   and the idempotency records (its migrations). Reads the read models (the retention
+--   job finds expired messages in them), never changes them.
 -- - chat_projector (LOGIN): the projector. Owns the read models, checkpoints and dead
 --   letters; reads the log.
 -- - chat_query (LOGIN): query-api. Owns its presence table; reads the read models and
@@ -62,11 +63,16 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public._sqlx_migrations TO %I, %I, %I',
                    command, projector, query);
 
-    -- query-api reads whatever the projector creates.
-    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT SELECT ON TABLES TO %I',
-                   projector, query);
-    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT USAGE ON SCHEMAS TO %I',
-                   projector, query);
+    -- query-api reads whatever the projector creates, and so does command-api (its retention
+    -- job reads rm_rooms and rm_messages; it owns the log they derive from anyway).
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT SELECT ON TABLES TO %I, %I',
+                   projector, query, command);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT USAGE ON SCHEMAS TO %I, %I',
+                   projector, query, command);
+    -- Read models created before command-api was given them.
+    IF to_regclass('public.rm_messages') IS NOT NULL THEN
+        EXECUTE format('GRANT SELECT ON public.rm_rooms, public.rm_messages TO %I', command);
+    END IF;
 
     -- The log, when command-api has created it already; otherwise its migration
     -- (eventlog/migrations/*_log_readers.sql) grants the same.

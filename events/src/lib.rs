@@ -24,6 +24,7 @@
 pub mod attachment;
 pub mod ids;
 pub mod mention;
+pub mod retention;
 pub mod room;
 pub mod room_admin;
 pub mod stored;

@@ -4,6 +4,7 @@
 
 use crate::attachment::Attachment;
 use crate::ids::{MessageId, RoomId, UserId};
+use crate::retention::RetentionDays;
 pub use crate::room_admin::AdminCommand;
 use crate::stored::StoredEvent;
 use crate::values::{Emoji, MessageBody, NotificationLevel, Role, RoomName, Topic, Visibility};
@@ -144,10 +145,41 @@ pub enum RoomEvent {
         user_id: UserId,
         level: NotificationLevel,
     },
+    /// The room keeps its messages for `days` (`None`: the server's default) from now on
+    /// ([`crate::retention`]).
+    #[serde(rename = "RoomRetentionChanged")]
+    RoomRetentionChanged {
+        days: Option<RetentionDays>,
+        changed_by: UserId,
+    },
+    /// Every message with a seq at or below `up_to_seq` is gone: older than the room's
+    /// retention when the retention job looked ([`crate::retention`]).
+    #[serde(rename = "MessagesExpired")]
+    MessagesExpired { up_to_seq: u64 },
 }
 
 impl StoredEvent for RoomEvent {
     const STREAM_TYPE: &'static str = "room";
+}
+
+impl RoomEvent {
+    /// The seq of the message the event sends or changes; `None` for other events.
+    pub fn message_seq(&self) -> Option<u64> {
+        match self {
+            RoomEvent::MessageSent { seq, .. }
+            | RoomEvent::MessageEdited { seq, .. }
+            | RoomEvent::MessageDeleted { seq, .. }
+            | RoomEvent::ReactionAdded { seq, .. }
+            | RoomEvent::ReactionRemoved { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// Whether the event sends or changes a message that expired once the room's messages
+    /// up to `expired_up_to` did ([`crate::retention`]): no reader shows it any more.
+    pub fn concerns_expired(&self, expired_up_to: u64) -> bool {
+        self.message_seq().is_some_and(|seq| seq <= expired_up_to)
+    }
 }
 
 /// What a user asks of a room. The actor is always the authenticated user; ids of
@@ -233,6 +265,17 @@ pub enum RoomCommand {
     /// The actor's own notification level in this room.
     SetNotificationLevel {
         level: NotificationLevel,
+    },
+    /// How long the room keeps its messages (`None`: the server's default). Owner or admin
+    /// of a group room.
+    ChangeRetention {
+        days: Option<RetentionDays>,
+    },
+    /// Expires every message up to `up_to_seq` (at most the room's last). The retention
+    /// job's: the caller has checked that they are older than the room's retention, and
+    /// no member's role is asked.
+    ExpireMessages {
+        up_to_seq: u64,
     },
 }
 
@@ -324,6 +367,10 @@ pub struct RoomState {
     /// Whether facts were forgotten: a message not in `messages` may then be in the log.
     pub messages_trimmed: bool,
     pub read_markers: HashMap<UserId, u64>,
+    /// The room's own retention period (`None`: the server's default).
+    pub retention_days: Option<RetentionDays>,
+    /// Messages with a seq at or below this have expired: no command may name them.
+    pub expired_up_to: u64,
     /// Members' notification levels where they chose one; forgotten when they leave.
     pub notification_levels: HashMap<UserId, NotificationLevel>,
 }
@@ -409,6 +456,7 @@ impl RoomState {
         let learnt = replay(events);
         for id in learnt.message_order {
             if let Some(facts) = learnt.messages.get(&id)
+                && facts.seq > self.expired_up_to
                 && !self.messages.contains_key(&id)
             {
                 self.messages.insert(id, facts.clone());
@@ -756,6 +804,23 @@ pub fn decide(
                 level,
             }])
         }
+        C::ChangeRetention { days } => {
+            state.moderator(actor)?;
+            if state.retention_days == days {
+                return Ok(vec![]);
+            }
+            Ok(vec![E::RoomRetentionChanged {
+                days,
+                changed_by: actor,
+            }])
+        }
+        C::ExpireMessages { up_to_seq } => {
+            let up_to_seq = up_to_seq.min(state.last_seq);
+            if up_to_seq <= state.expired_up_to {
+                return Ok(vec![]);
+            }
+            Ok(vec![E::MessagesExpired { up_to_seq }])
+        }
     }
 }
 
@@ -946,6 +1011,14 @@ pub fn evolve(mut state: RoomState, event: &RoomEvent) -> RoomState {
         }
         E::NotificationLevelChanged { user_id, level } => {
             state.notification_levels.insert(*user_id, *level);
+        }
+        E::RoomRetentionChanged { days, .. } => state.retention_days = *days,
+        E::MessagesExpired { up_to_seq } => {
+            state.expired_up_to = state.expired_up_to.max(*up_to_seq);
+            let up_to = state.expired_up_to;
+            state.messages.retain(|_, m| m.seq > up_to);
+            let messages = &state.messages;
+            state.message_order.retain(|id| messages.contains_key(id));
         }
     }
     state

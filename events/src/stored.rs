@@ -53,6 +53,8 @@ pub const SCHEMA_VERSIONS: &[(&str, i32)] = &[
     ("ReactionRemoved", 1),
     ("ReadMarkerMoved", 1),
     ("NotificationLevelChanged", 1),
+    ("RoomRetentionChanged", 1),
+    ("MessagesExpired", 1),
 ];
 
 /// One step of the upcaster chain: turns a payload of `event_type` at `from_version` into the

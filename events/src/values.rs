@@ -29,6 +29,8 @@ pub enum ValidationError {
     EmojiInvalid,
     #[error("file name must be 1 to 255 characters without control characters, '/' or '\\'")]
     FileNameInvalid,
+    #[error("retention must be 1 to 36500 days")]
+    RetentionDaysOutOfRange,
 }
 
 impl ValidationError {
@@ -36,6 +38,7 @@ impl ValidationError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::FileNameInvalid => "invalid_file_name",
+            Self::RetentionDaysOutOfRange => "invalid_retention",
             Self::UsernameLength => "invalid_username",
             Self::UsernameCharacters => "invalid_username",
             Self::PasswordLength => "invalid_password",

@@ -14,7 +14,7 @@ use events::values::{
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const ROOM_EVENT_TYPES: [&str; 19] = [
+const ROOM_EVENT_TYPES: [&str; 21] = [
     "RoomCreated",
     "DirectRoomOpened",
     "RoomRenamed",
@@ -34,6 +34,8 @@ const ROOM_EVENT_TYPES: [&str; 19] = [
     "ReactionRemoved",
     "ReadMarkerMoved",
     "NotificationLevelChanged",
+    "RoomRetentionChanged",
+    "MessagesExpired",
 ];
 
 /// Text with the characters the rules are about: whitespace of every kind, controls, NUL,

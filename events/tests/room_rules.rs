@@ -1651,3 +1651,125 @@ mod mentions_and_notifications {
         }]);
     }
 }
+
+mod retention {
+    use super::*;
+    use events::retention::RetentionDays;
+
+    fn days(n: u32) -> Option<RetentionDays> {
+        Some(RetentionDays::parse(n).unwrap())
+    }
+
+    fn retention(n: Option<RetentionDays>) -> RoomCommand {
+        RoomCommand::ChangeRetention { days: n }
+    }
+
+    fn expire(up_to_seq: u64) -> RoomCommand {
+        RoomCommand::ExpireMessages { up_to_seq }
+    }
+
+    /// Three messages by ALICE (seq 1–3), the first two expired.
+    fn expired_room() -> Vec<RoomEvent> {
+        history([
+            busy_room(Visibility::Public),
+            vec![
+                sent(M1, 1, ALICE),
+                sent(M2, 2, ALICE),
+                sent(M3, 3, ALICE),
+                RoomEvent::MessagesExpired { up_to_seq: 2 },
+            ],
+        ])
+    }
+
+    #[test]
+    fn owners_and_admins_set_a_rooms_retention_and_members_may_not() {
+        given(busy_room(Visibility::Public))
+            .when(ADMIN, retention(days(30)))
+            .then(vec![RoomEvent::RoomRetentionChanged {
+                days: days(30),
+                changed_by: ADMIN,
+            }]);
+        given(busy_room(Visibility::Public))
+            .when(ALICE, retention(days(30)))
+            .then_err(RoomError::NotPermitted);
+        given(busy_room(Visibility::Private))
+            .when(STRANGER, retention(days(30)))
+            .then_err(RoomError::NotFound);
+        given(direct_room())
+            .when(ALICE, retention(days(30)))
+            .then_err(RoomError::DirectRoom);
+    }
+
+    #[test]
+    fn the_same_period_again_changes_nothing_and_none_means_the_servers_default() {
+        let room = history([
+            busy_room(Visibility::Public),
+            vec![RoomEvent::RoomRetentionChanged {
+                days: days(7),
+                changed_by: OWNER,
+            }],
+        ]);
+        assert_eq!(given(room.clone()).state().retention_days, days(7));
+        given(room.clone())
+            .when(OWNER, retention(days(7)))
+            .then_nothing();
+        given(room)
+            .when(OWNER, retention(None))
+            .then(vec![RoomEvent::RoomRetentionChanged {
+                days: None,
+                changed_by: OWNER,
+            }]);
+    }
+
+    #[test]
+    fn expiring_goes_no_further_than_the_last_message_and_never_back() {
+        let three = history([
+            busy_room(Visibility::Public),
+            vec![sent(M1, 1, ALICE), sent(M2, 2, ALICE), sent(M3, 3, ALICE)],
+        ]);
+        given(three)
+            .when(OWNER, expire(10))
+            .then(vec![RoomEvent::MessagesExpired { up_to_seq: 3 }]);
+        given(expired_room()).when(OWNER, expire(2)).then_nothing();
+        given(expired_room()).when(OWNER, expire(1)).then_nothing();
+        given(busy_room(Visibility::Public))
+            .when(OWNER, expire(5))
+            .then_nothing();
+        given(expired_room())
+            .when(OWNER, expire(3))
+            .then(vec![RoomEvent::MessagesExpired { up_to_seq: 3 }]);
+    }
+
+    #[test]
+    fn an_expired_message_cannot_be_edited_deleted_reacted_to_or_replied_to() {
+        for cmd in [edit(M2), delete(M2), react(M1, "👍"), unreact(M1, "👍")] {
+            given(expired_room())
+                .when(ALICE, cmd)
+                .then_err(RoomError::MessageNotFound);
+        }
+        given(expired_room())
+            .when(ALICE, send_reply(UNKNOWN_MESSAGE, M1))
+            .then_err(RoomError::ReplyTargetNotFound);
+        // The newest message is not expired.
+        given(expired_room())
+            .when(ALICE, react(M3, "👍"))
+            .then(vec![reacted(M3, 3, ALICE, "👍")]);
+        // New messages follow the room's last seq as before.
+        let g = given(expired_room());
+        assert_eq!(g.state().expired_up_to, 2);
+        assert_eq!(g.state().last_seq, 3);
+    }
+
+    #[test]
+    fn a_trimmed_state_does_not_learn_an_expired_message_back() {
+        let mut state = given(expired_room()).state().clone();
+        state.trim_messages(0);
+        assert!(state.lacks_message(M1));
+        let m1_events = [sent(M1, 1, ALICE), reacted(M1, 1, BOB, "👍")];
+        state.learn_message(m1_events.iter());
+        assert_eq!(
+            events::room::decide(&state, ALICE, edit(M1)),
+            Err(RoomError::MessageNotFound)
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 use events::StoredEvent;
 use events::ids::{MessageId, RoomId, UserId};
+use events::retention::RetentionDays;
 use events::room::RoomEvent;
 use events::stored::SCHEMA_VERSIONS;
 use events::user::UserEvent;
@@ -176,6 +177,17 @@ fn every_room_event() -> Vec<(&'static str, RoomEvent)> {
                 level: NotificationLevel::All,
             },
         ),
+        (
+            "RoomRetentionChanged",
+            RoomEvent::RoomRetentionChanged {
+                days: Some(RetentionDays::parse(30).unwrap()),
+                changed_by: ALICE,
+            },
+        ),
+        (
+            "MessagesExpired",
+            RoomEvent::MessagesExpired { up_to_seq: 7 },
+        ),
     ]
 }
 
@@ -229,7 +241,9 @@ fn room_event_list_is_exhaustive(e: &RoomEvent) {
         | RoomEvent::ReactionAdded { .. }
         | RoomEvent::ReactionRemoved { .. }
         | RoomEvent::ReadMarkerMoved { .. }
-        | RoomEvent::NotificationLevelChanged { .. } => {}
+        | RoomEvent::NotificationLevelChanged { .. }
+        | RoomEvent::RoomRetentionChanged { .. }
+        | RoomEvent::MessagesExpired { .. } => {}
     }
 }
 
@@ -247,7 +261,7 @@ fn user_event_list_is_exhaustive(e: &UserEvent) {
 #[test]
 fn every_room_event_is_stored_under_its_pinned_name() {
     let events = every_room_event();
-    assert_eq!(events.len(), 19);
+    assert_eq!(events.len(), 21);
     for (name, event) in events {
         let (event_type, _, _) = event.to_stored().unwrap();
         assert_eq!(event_type, name);
@@ -295,7 +309,7 @@ fn every_user_event_reads_back_as_itself() {
 
 /// The schema version each type is written at. A bump needs an upcaster from the version
 /// before and a fixture of it (`tests/upcasting.rs`, ADR 12).
-const PINNED_VERSIONS: [(&str, i32); 24] = [
+const PINNED_VERSIONS: [(&str, i32); 26] = [
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
     ("DisplayNameChanged", 1),
@@ -320,6 +334,8 @@ const PINNED_VERSIONS: [(&str, i32); 24] = [
     ("ReactionRemoved", 1),
     ("ReadMarkerMoved", 1),
     ("NotificationLevelChanged", 1),
+    ("RoomRetentionChanged", 1),
+    ("MessagesExpired", 1),
 ];
 
 fn pinned_version(name: &str) -> i32 {

@@ -95,6 +95,33 @@ async fn the_read_roles_cannot_change_the_log() {
     let running = Running::spawn(|stop| running.run(stop));
     common::the_whole_path_works(&writes, &reads, query.addr).await;
 
+    // command-api's retention job reads the read models (rebuilt above), never changes them.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&as_user(&env.db.url, &roles[0]))
+        .await
+        .unwrap();
+    let messages: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rm_messages JOIN rm_rooms USING (room_id) WHERE expired_up_to = 0",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(messages > 0, "command-api reads the read models");
+    for attempt in [
+        "DELETE FROM rm_messages",
+        "UPDATE rm_rooms SET expired_up_to = 1",
+    ] {
+        let refused = sqlx::query(attempt).execute(&pool).await.unwrap_err();
+        let code = refused.as_database_error().and_then(|e| e.code());
+        assert_eq!(
+            code.as_deref(),
+            Some(PERMISSION_DENIED),
+            "command: {attempt}"
+        );
+    }
+    pool.close().await;
+
     for role in &roles[1..3] {
         let pool = PgPoolOptions::new()
             .max_connections(1)

@@ -393,18 +393,25 @@ async fn apply_room(
             .await?;
         }
         E::NotificationLevelChanged { .. } => touch_room(tx, ev, room_id).await?,
+        E::RoomRetentionChanged { days, .. } => {
+            crate::retention::retention_changed(tx, ev, room_id, days).await?;
+        }
+        E::MessagesExpired { up_to_seq } => {
+            crate::retention::messages_expired(tx, ev, room_id, up_to_seq).await?;
+        }
         E::ReadMarkerMoved { user_id, seq, .. } => {
-            // Never moves back; `skipped` is recounted from the messages after it.
-            let rooms: i64 = sqlx::query_scalar(
+            // Never moves back; `skipped` is recounted from the messages after it (and the
+            // expired seqs after it).
+            let rooms: i64 = sqlx::query_scalar(concat!(
                 "WITH room AS (UPDATE rm_rooms SET version = $4, position = $5 \
                  WHERE room_id = $1 RETURNING room_id), \
                  member AS (UPDATE rm_members SET read_seq = $3, skipped = CASE \
-                 WHEN status = 'joined' THEN (SELECT count(*) FROM rm_messages m \
-                 WHERE m.room_id = $1 AND m.seq > $3 AND (m.sender_id = $2 OR m.deleted)) \
-                 ELSE 0 END \
+                 WHEN status = 'joined' THEN ",
+                crate::retention::skipped_sql!("$1", "$2", "$3"),
+                " ELSE 0 END \
                  WHERE room_id IN (SELECT room_id FROM room) AND user_id = $2 AND read_seq < $3) \
                  SELECT count(*) FROM room",
-            )
+            ))
             .bind(room_id)
             .bind(user_id.0)
             .bind(seq_i64(seq)?)

@@ -37,8 +37,9 @@
 //! marker's recount interact; a marker of someone without a row changes nothing one by one,
 //! but would find the row the invitation creates), and a **message at or below a read marker its sender moved in the
 //! segment** (the recount would count it; only raw, out-of-order logs have these). An
-//! **erasure** (`UserErased`) ends the batch where it stands: what came before it is written,
-//! the erasure applied, and the rest folded afresh, as if they were two batches.
+//! **erasure** (`UserErased`), a **retention change** and an **expiry** (`MessagesExpired`) end
+//! the batch where they stand: what came before is written, the event applied by
+//! [`crate::apply::apply_event`], and the rest folded afresh, as if they were two batches.
 
 use std::collections::HashMap;
 
@@ -179,6 +180,18 @@ pub async fn apply_events(
             } => {
                 attention.user_event(event);
                 moderation.user_event(*position, *at, event);
+                continue;
+            }
+            Op::Room {
+                event: RoomEvent::RoomRetentionChanged { .. } | RoomEvent::MessagesExpired { .. },
+                ..
+            } => {
+                // Applied where it stands, as an erasure is: an expiry deletes rows the fold
+                // (and `Attention`'s mentions) may hold. Both are rare.
+                apply_segment(tx, &segment.ops).await?;
+                segment = Segment::default();
+                std::mem::take(&mut attention).write(tx).await?;
+                crate::apply::apply_event(tx, ev).await?;
                 continue;
             }
             Op::Room {
@@ -833,6 +846,10 @@ fn fold(ops: &[Op], loaded: Loaded) -> Result<Folded, ApplyError> {
             E::NotificationLevelChanged { .. } => {}
             // Only the room's version and position (above) and `Moderation` change.
             E::MemberUnbanned { .. } => {}
+            // Never pushed to a segment: `apply_events` applies them where they stand.
+            E::RoomRetentionChanged { .. } | E::MessagesExpired { .. } => {
+                return Err(poison("a retention event in a folded segment"));
+            }
         }
     }
     Ok(f)
@@ -1073,7 +1090,7 @@ async fn write(tx: &mut PgConnection, f: Folded) -> Result<(), ApplyError> {
         // Only users: a marker always has its room among `rooms`.
         return Ok(());
     }
-    let found: i64 = sqlx::query_scalar(
+    let found: i64 = sqlx::query_scalar(concat!(
         "WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int4[], \
          $5::int8[], $6::uuid[], $7::timestamptz[], $8::text[], $9::text[], $10::text[]) \
          AS t(room_id, version, position, member_delta, max_seq, last_message_id, \
@@ -1087,13 +1104,13 @@ async fn write(tx: &mut PgConnection, f: Folded) -> Result<(), ApplyError> {
          visibility = COALESCE(i.visibility, r.visibility) \
          FROM input i WHERE r.room_id = i.room_id RETURNING 1), \
          marker AS (UPDATE rm_members m SET read_seq = k.seq, skipped = CASE \
-         WHEN m.status = 'joined' THEN (SELECT count(*) FROM rm_messages x \
-         WHERE x.room_id = k.room_id AND x.seq > k.seq \
-         AND (x.sender_id = k.user_id OR x.deleted)) ELSE 0 END \
+         WHEN m.status = 'joined' THEN ",
+        crate::retention::skipped_sql!("k.room_id", "k.user_id", "k.seq"),
+        " ELSE 0 END \
          FROM UNNEST($11::uuid[], $12::uuid[], $13::int8[]) AS k(room_id, user_id, seq) \
          WHERE m.room_id = k.room_id AND m.user_id = k.user_id AND m.read_seq < k.seq) \
          SELECT count(*) FROM room",
-    )
+    ))
     .bind(rooms.iter().map(|r| *r.0).collect::<Vec<_>>())
     .bind(rooms.iter().map(|r| r.1.version).collect::<Vec<_>>())
     .bind(rooms.iter().map(|r| r.1.position).collect::<Vec<_>>())

@@ -41,6 +41,7 @@ pub mod progress;
 pub mod projection;
 pub mod read_models;
 pub mod read_models_copy;
+mod retention;
 pub mod search_index;
 pub mod startup;
 

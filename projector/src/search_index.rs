@@ -2,8 +2,8 @@
 //! [`SearchBackend`] (the embedded Tantivy index or OpenSearch), whose own commit holds the
 //! checkpoint (see the `search` crate).
 //!
-//! Only three event types matter; the others move the checkpoint and nothing else, and are
-//! not even decoded. A message event that does not decode is poison, as for the read models.
+//! Only messages sent, edited and deleted, messages expired (a room's retention) and erasures
+//! matter; the others move the checkpoint and nothing else, and are not even decoded. A message event that does not decode is poison, as for the read models.
 //!
 //! A blue/green rebuild ([`Projection::stage`]) fills a fresh index beside the live one (the
 //! next Tantivy generation, the next OpenSearch index; see `search::StagedIndex`) through
@@ -97,7 +97,7 @@ fn change(ev: &RecordedEvent) -> Result<Option<Change>, String> {
     if ev.stream_type != RoomEvent::STREAM_TYPE
         || !matches!(
             ev.event_type.as_str(),
-            "MessageSent" | "MessageEdited" | "MessageDeleted"
+            "MessageSent" | "MessageEdited" | "MessageDeleted" | "MessagesExpired"
         )
     {
         return Ok(None);
@@ -137,6 +137,12 @@ fn change(ev: &RecordedEvent) -> Result<Option<Change>, String> {
         }),
         RoomEvent::MessageDeleted { message_id, .. } => Some(Change::Deleted {
             message_id: message_id.0,
+            position: ev.position,
+        }),
+        RoomEvent::MessagesExpired { up_to_seq } => Some(Change::RoomExpired {
+            room_id: room_id.0,
+            up_to_seq: i64::try_from(up_to_seq)
+                .map_err(|_| format!("seq {up_to_seq} out of range"))?,
             position: ev.position,
         }),
         _ => None,

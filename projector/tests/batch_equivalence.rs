@@ -24,6 +24,7 @@ use eventlog::testing::TestDb;
 use eventlog::{AppendRequest, EventStore, ExpectedVersion, NewEvent, PgEventStore, RecordedEvent};
 use events::StoredEvent;
 use events::ids::{MessageId, RoomId, UserId};
+use events::retention::RetentionDays;
 use events::room::RoomEvent;
 use events::user::UserEvent;
 use events::values::{
@@ -403,10 +404,24 @@ impl World {
                 name: RoomName::parse(&format!("renamed {}", rng.random::<u16>())).expect("name"),
                 renamed_by: anyone,
             },
-            93..95 => RoomEvent::RoomTopicChanged {
+            93..94 => RoomEvent::RoomTopicChanged {
                 topic: Topic::parse(&format!("topic {}", rng.random::<u16>())).expect("topic"),
                 changed_by: anyone,
             },
+            94..95 if rng.random_bool(0.3) => RoomEvent::RoomRetentionChanged {
+                days: rng
+                    .random_bool(0.7)
+                    .then(|| RetentionDays::parse(rng.random_range(1..=365)).expect("days")),
+                changed_by: anyone,
+            },
+            94..95 => {
+                // Up to any message, now and then one at or below an earlier expiry.
+                let up_to_seq = rng.random_range(0..=room.max_seq);
+                for m in room.messages.iter_mut().filter(|m| m.seq <= up_to_seq) {
+                    m.deleted = true;
+                }
+                RoomEvent::MessagesExpired { up_to_seq }
+            }
             95..97 => RoomEvent::RoomVisibilityChanged {
                 visibility: if rng.random_bool(0.5) {
                     Visibility::Public
@@ -746,6 +761,8 @@ fn assert_every_kind(log: &[RecordedEvent]) {
         "ReactionAdded",
         "ReactionRemoved",
         "ReadMarkerMoved",
+        "RoomRetentionChanged",
+        "MessagesExpired",
         "Noted",
     ] {
         assert!(kinds.contains(kind), "the log has no {kind}");

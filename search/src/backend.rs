@@ -56,6 +56,18 @@ pub enum Change {
         sender_id: Uuid,
         position: i64,
     },
+    /// Every message of `room_id` with `seq <= up_to_seq` is gone from search: the room's
+    /// retention expired them (at `position`).
+    ///
+    /// Each such message the index holds (whatever its position), and each sent earlier in the
+    /// same batch, becomes a tombstone, as with [`Change::Deleted`]: a replayed send or edit of it
+    /// changes nothing, and an edit of it never creates a document. The room's messages with a
+    /// higher seq, and every other room's, are untouched.
+    RoomExpired {
+        room_id: Uuid,
+        up_to_seq: i64,
+        position: i64,
+    },
 }
 
 impl Change {
@@ -65,7 +77,8 @@ impl Change {
             Change::Sent(doc) => doc.position,
             Change::Edited { position, .. }
             | Change::Deleted { position, .. }
-            | Change::SenderErased { position, .. } => *position,
+            | Change::SenderErased { position, .. }
+            | Change::RoomExpired { position, .. } => *position,
         }
     }
 }

@@ -7,9 +7,10 @@
 //!   position of the last event applied to it, so a replay of older events can never replace
 //!   newer data. A deleted message becomes a tombstone document (with the delete's position as
 //!   its version) rather than being removed: a removed document's version is forgotten after a
-//!   while, and a replayed send would bring it back. An erased sender's messages become
-//!   tombstones the same way (listed by a search on `sender_id` after a refresh, rather than
-//!   removed by `_delete_by_query`).
+//!   while, and a replayed send would bring it back. An erased sender's messages, and a room's
+//!   messages its retention expired, become tombstones the same way (listed by a search on
+//!   `sender_id`, or on `room_id` and a range of `seq`, after a refresh, rather than removed by
+//!   `_delete_by_query`).
 //! - The checkpoint is a document of its own (`_checkpoint`), written after the documents it
 //!   covers, so it is never ahead of them; the events between it and the documents are
 //!   re-applied after a crash, harmlessly (the versions refuse older writes).
@@ -192,6 +193,35 @@ type Write = (Uuid, i64, Value, bool);
 /// What a deleted (or erased) message leaves: its id and version, nothing else.
 fn tombstone(message_id: Uuid, position: i64) -> Value {
     json!({ "kind": "tombstone", "message_id": message_id, "position": position })
+}
+
+/// Makes a tombstone of each message in `held` (in the index before this batch, with its
+/// version) and of each live one this batch wrote that `matches`, at its version or
+/// `position`, whichever is newer: a version never goes back (a message edited after an
+/// erasure keeps its newer one, and its tombstone replaces it at that version).
+fn bury(
+    held: impl IntoIterator<Item = (Uuid, i64)>,
+    docs: &mut HashMap<Uuid, Option<MessageDoc>>,
+    matches: impl Fn(&MessageDoc) -> bool,
+    position: i64,
+    writes: &mut Vec<Write>,
+) {
+    let mut versions: HashMap<Uuid, i64> = held.into_iter().collect();
+    for (id, doc) in docs.iter() {
+        if let Some(d) = doc
+            && matches(d)
+        {
+            let v = versions.entry(*id).or_insert(d.position);
+            *v = (*v).max(d.position);
+        }
+    }
+    let mut ids: Vec<(Uuid, i64)> = versions.into_iter().collect();
+    ids.sort_unstable();
+    for (id, version) in ids {
+        let version = version.max(position);
+        writes.push((id, version, tombstone(id, version), true));
+        docs.insert(id, None);
+    }
 }
 
 fn source(doc: &MessageDoc) -> Value {
@@ -545,8 +575,21 @@ impl OpenSearchIndex {
             .collect();
         erased.sort();
         erased.dedup();
+        // An expiry needs the room's messages up to its seq in the index before this batch.
+        let mut expired: Vec<(Uuid, i64)> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::RoomExpired {
+                    room_id, up_to_seq, ..
+                } => Some((*room_id, *up_to_seq)),
+                _ => None,
+            })
+            .collect();
+        expired.sort();
+        expired.dedup();
         let mut sent_by: HashMap<Uuid, Vec<(Uuid, i64)>> = HashMap::new();
-        if !erased.is_empty() {
+        let mut expired_in: HashMap<(Uuid, i64), Vec<(Uuid, i64)>> = HashMap::new();
+        if !erased.is_empty() || !expired.is_empty() {
             // Searches see the last refresh only: first make every write so far searchable.
             self.call(
                 Method::Post,
@@ -556,7 +599,17 @@ impl OpenSearchIndex {
             )
             .await?;
             for sender in erased {
-                sent_by.insert(sender, self.sent_by(&at.index, sender).await?);
+                let filter = json!({ "term": { "sender_id": sender } });
+                let held = self.holding(&at.index, filter, "a sender's").await?;
+                sent_by.insert(sender, held);
+            }
+            for (room, up_to_seq) in expired {
+                let filter = json!([
+                    { "term": { "room_id": room } },
+                    { "range": { "seq": { "lte": up_to_seq } } }
+                ]);
+                let held = self.holding(&at.index, filter, "a room's").await?;
+                expired_in.insert((room, up_to_seq), held);
             }
         }
         // The writes of this batch, in order: (id, version, source, whether an equal version
@@ -598,27 +651,29 @@ impl OpenSearchIndex {
                     // removed document's version would be forgotten, and a replayed send would
                     // bring it back): those in the index before this batch, and those this
                     // batch wrote before the erasure. A tombstone holds no sender.
-                    let mut versions: HashMap<Uuid, i64> = HashMap::new();
-                    for (id, version) in sent_by.get(&sender_id).into_iter().flatten() {
-                        versions.insert(*id, *version);
-                    }
-                    for (id, doc) in &docs {
-                        if let Some(d) = doc
-                            && d.sender_id == sender_id
-                        {
-                            let v = versions.entry(*id).or_insert(d.position);
-                            *v = (*v).max(d.position);
-                        }
-                    }
-                    let mut ids: Vec<(Uuid, i64)> = versions.into_iter().collect();
-                    ids.sort_unstable();
-                    for (id, version) in ids {
-                        // Its version never goes back (a message edited after the erasure
-                        // keeps its newer one, and its tombstone replaces it at that version).
-                        let version = version.max(position);
-                        writes.push((id, version, tombstone(id, version), true));
-                        docs.insert(id, None);
-                    }
+                    let held = sent_by.get(&sender_id).into_iter().flatten().copied();
+                    bury(
+                        held,
+                        &mut docs,
+                        |d| d.sender_id == sender_id,
+                        position,
+                        &mut writes,
+                    );
+                }
+                Change::RoomExpired {
+                    room_id,
+                    up_to_seq,
+                    position,
+                } => {
+                    // Each of the room's messages up to `up_to_seq` becomes a tombstone, as
+                    // with an erasure. A tombstone holds no room.
+                    let held = expired_in
+                        .get(&(room_id, up_to_seq))
+                        .into_iter()
+                        .flatten()
+                        .copied();
+                    let expired = |d: &MessageDoc| d.room_id == room_id && d.seq <= up_to_seq;
+                    bury(held, &mut docs, expired, position, &mut writes);
                 }
             }
         }
@@ -688,16 +743,25 @@ impl OpenSearchIndex {
         Ok(())
     }
 
-    /// The messages of `sender_id` in `index` (as of its last refresh), with their versions.
-    async fn sent_by(&self, index: &str, sender_id: Uuid) -> Result<Vec<(Uuid, i64)>, SearchError> {
+    /// The messages in `index` (as of its last refresh) that pass `filter` (a clause, or an
+    /// array of clauses: a sender's, a room's up to a seq), with their versions; `whose` names
+    /// them in an error.
+    async fn holding(
+        &self,
+        index: &str,
+        filter: Value,
+        whose: &str,
+    ) -> Result<Vec<(Uuid, i64)>, SearchError> {
+        let mut filters = vec![json!({ "term": { "kind": "message" } })];
+        match filter {
+            Value::Array(clauses) => filters.extend(clauses),
+            clause => filters.push(clause),
+        }
         let mut out = Vec::new();
         let mut after: Option<Value> = None;
         loop {
             let mut body = json!({
-                "query": { "bool": { "filter": [
-                    { "term": { "kind": "message" } },
-                    { "term": { "sender_id": sender_id } }
-                ] } },
+                "query": { "bool": { "filter": filters } },
                 "size": BULK_DOCS,
                 "sort": [{ "message_id": "asc" }],
                 "version": true,
@@ -717,7 +781,7 @@ impl OpenSearchIndex {
                 .await?;
             if reply["_shards"]["failed"].as_u64().unwrap_or(0) > 0 {
                 return Err(SearchError::Unavailable(format!(
-                    "OpenSearch: a shard failed to list a sender's messages: {reply}"
+                    "OpenSearch: a shard failed to list {whose} messages: {reply}"
                 )));
             }
             let hits = reply["hits"]["hits"]

@@ -685,7 +685,8 @@ impl Inner {
                     // or earlier in this call), then a tombstone for each of them so that its
                     // version outlives it, as with a delete. (A tombstone holds no sender.)
                     let mut versions: HashMap<Uuid, i64> = HashMap::new();
-                    for (id, version) in self.sent_by(&searcher, sender_id)? {
+                    let term = Term::from_field_text(f.sender_id, &sender_id.to_string());
+                    for (id, _, version) in self.holding(&searcher, term, "a sender's")? {
                         if !pending.contains_key(&id) {
                             versions.insert(id, version);
                         }
@@ -706,6 +707,41 @@ impl Inner {
                         let gone = Current::Gone(version.max(position));
                         pending.insert(id, gone.clone());
                         writes.push(Write::Doc(id, gone, false));
+                    }
+                    continue;
+                }
+                Change::RoomExpired {
+                    room_id,
+                    up_to_seq,
+                    position,
+                } => {
+                    // Every document of the room up to `up_to_seq` added before it (committed,
+                    // or earlier in this call) becomes a tombstone, as with a delete. The seq is
+                    // stored, not indexed: the room's documents are listed by its id (a
+                    // tombstone holds no room) and picked by their stored seq, and each is
+                    // replaced by id.
+                    let mut versions: HashMap<Uuid, i64> = HashMap::new();
+                    let term = Term::from_field_text(f.room_id, &room_id.to_string());
+                    for (id, seq, version) in self.holding(&searcher, term, "a room's")? {
+                        if seq <= up_to_seq && !pending.contains_key(&id) {
+                            versions.insert(id, version);
+                        }
+                    }
+                    for (id, c) in &pending {
+                        if let Current::Live(doc) = c
+                            && doc.room_id == room_id
+                            && doc.seq <= up_to_seq
+                        {
+                            versions.insert(*id, doc.position);
+                        }
+                    }
+                    let mut ids: Vec<(Uuid, i64)> = versions.into_iter().collect();
+                    ids.sort_unstable();
+                    for (id, version) in ids {
+                        // Its version never goes back, as with an erasure.
+                        let gone = Current::Gone(version.max(position));
+                        pending.insert(id, gone.clone());
+                        writes.push(Write::Doc(id, gone, true));
                     }
                     continue;
                 }
@@ -765,21 +801,19 @@ impl Inner {
         d
     }
 
-    /// The messages of `sender_id` that `searcher` holds (tombstones hold no sender), with
-    /// their versions.
-    fn sent_by(
+    /// The messages that `searcher` holds with `term` (a sender or a room: tombstones hold
+    /// neither), each with its seq and version; `whose` names them in an error.
+    fn holding(
         &self,
         searcher: &Searcher,
-        sender_id: Uuid,
-    ) -> Result<Vec<(Uuid, i64)>, SearchError> {
+        term: Term,
+        whose: &str,
+    ) -> Result<Vec<(Uuid, i64, i64)>, SearchError> {
         let f = self.fields;
-        let query = TermQuery::new(
-            Term::from_field_text(f.sender_id, &sender_id.to_string()),
-            IndexRecordOption::Basic,
-        );
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
         let addresses = searcher
             .search(&query, &DocSetCollector)
-            .context("look a sender's messages up")?;
+            .with_context(|| format!("look {whose} messages up"))?;
         let mut out = Vec::with_capacity(addresses.len());
         for address in addresses {
             let d: TantivyDocument = searcher.doc(address).context("read a stored message")?;
@@ -788,11 +822,12 @@ impl Inner {
                 .and_then(|v| v.as_str())
                 .and_then(|s| Uuid::parse_str(s).ok())
                 .context("a stored message id is not a UUID")?;
-            let version = d
-                .get_first(f.position)
-                .and_then(|v| v.as_i64())
-                .unwrap_or_default();
-            out.push((id, version));
+            let int = |field: Field| {
+                d.get_first(field)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or_default()
+            };
+            out.push((id, int(f.seq), int(f.position)));
         }
         Ok(out)
     }

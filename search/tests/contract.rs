@@ -197,6 +197,16 @@ impl Log {
         });
     }
 
+    /// The room's messages up to `up_to_seq` expire (its retention).
+    fn expire(&mut self, room_id: Uuid, up_to_seq: i64) {
+        let position = self.position();
+        self.pending.push(Change::RoomExpired {
+            room_id,
+            up_to_seq,
+            position,
+        });
+    }
+
     /// Applies the pending changes in one call and waits until searches see them.
     async fn commit(&mut self, ix: &dyn SearchBackend) {
         let to = self.next - 1;
@@ -601,6 +611,184 @@ async fn erasing_a_sender_removes_their_messages(kind: Kind) {
     fx.cleanup().await;
 }
 
+async fn expiring_a_room_removes_its_messages_up_to_a_seq(kind: Kind) {
+    let Some(fx) = Fixture::new(kind).await else {
+        return;
+    };
+    let ix = fx.ix();
+    let (r1, r2) = (Uuid::new_v4(), Uuid::new_v4());
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut log = Log::new();
+    // (A message's seq is its send's position here: a room's seqs rise, with gaps.)
+    let old = log.send(r1, alice, "alpha oldest");
+    let other = log.send(r2, bob, "alpha other room, lower seq");
+    let edited = log.send(r1, bob, "draft wording");
+    let gone = log.send(r1, alice, "omega deleted");
+    log.commit(ix).await;
+    log.edit(edited, "alpha revised wording");
+    log.delete(gone);
+    log.commit(ix).await;
+    // One more, applied but not yet searchable (no wait for it) when the expiry comes: the
+    // last the expiry covers (`seq == up_to_seq`).
+    let unseen = log.send(r1, bob, "alpha not yet searchable");
+    let up_to_seq = log.next - 1;
+    let before = log.next - 1;
+    ix.apply(log.committed, std::mem::take(&mut log.pending), before)
+        .await
+        .expect("apply");
+    log.committed = before;
+    // In the expiry's batch, above the expired seqs: a send before the expiry, and one after.
+    let kept = log.send(r1, alice, "alpha kept, next seq");
+    let other_late = log.send(r2, bob, "alpha other room, later");
+    log.expire(r1, up_to_seq);
+    let expired_at = log.next - 1;
+    let after_expiry = log.send(r1, bob, "alpha sent after the expiry");
+    log.commit(ix).await;
+    assert_eq!(
+        ix.checkpoint().await.expect("checkpoint"),
+        log.committed,
+        "the checkpoint moved over the expiry"
+    );
+    assert!(log.committed > expired_at);
+    let rooms = [r1, r2];
+    let check = |label: &'static str| async move {
+        assert_eq!(
+            find(ix, "alpha", &rooms).await,
+            set(&[kept, after_expiry, other, other_late]),
+            "{label}"
+        );
+        assert_eq!(
+            find(ix, "", &[r1]).await,
+            set(&[kept, after_expiry]),
+            "{label}: the room's higher seqs stay"
+        );
+        assert_eq!(
+            find(ix, "", &[r2]).await,
+            set(&[other, other_late]),
+            "{label}: another room's messages stay, whatever their seq"
+        );
+        assert_eq!(find(ix, "oldest", &rooms).await, set(&[]), "{label}");
+        assert_eq!(find(ix, "wording", &rooms).await, set(&[]), "{label}");
+        assert_eq!(find(ix, "omega", &rooms).await, set(&[]), "{label}");
+        assert_eq!(find(ix, "searchable", &rooms).await, set(&[]), "{label}");
+    };
+    check("after the expiry").await;
+    let expired = set(&[old, edited, gone, unseen]);
+    assert!(find(ix, "", &rooms).await.is_disjoint(&expired));
+    // An edit of an expired message, at a later position, creates no document; one of a
+    // message above the expired seqs is indexed as usual.
+    log.edit(old, "alpha resurrected");
+    log.edit(unseen, "alpha resurrected too");
+    log.edit(kept, "alpha kept, still editable");
+    log.commit(ix).await;
+    assert_eq!(find(ix, "resurrected", &rooms).await, set(&[]));
+    assert_eq!(find(ix, "editable", &rooms).await, set(&[kept]));
+    check("after an edit of an expired message").await;
+    fx.cleanup().await;
+}
+
+async fn an_expired_message_stays_expired_through_replays(kind: Kind) {
+    let Some(fx) = Fixture::new(kind).await else {
+        return;
+    };
+    let ix = fx.ix();
+    let (r1, r2) = (Uuid::new_v4(), Uuid::new_v4());
+    let alice = Uuid::new_v4();
+    let mut log = Log::new();
+    let start = log.committed;
+    let a1 = log.send(r1, alice, "alpha first");
+    let a2 = log.send(r1, alice, "beta second");
+    let other = log.send(r2, alice, "alpha other room");
+    let up_to_seq = log.next - 1;
+    let sent = log.pending.clone();
+    log.commit(ix).await;
+    let before = log.committed;
+    log.edit(a2, "beta second edited");
+    let a3 = log.send(r1, alice, "gamma third");
+    log.expire(r1, up_to_seq);
+    let batch = log.pending.clone();
+    log.commit(ix).await;
+    let after = log.committed;
+    let rooms = [r1, r2];
+    let expired = &set(&[a1, a2]);
+    let check = |label: &'static str| async move {
+        assert!(find(ix, "", &rooms).await.is_disjoint(expired), "{label}");
+        assert_eq!(find(ix, "alpha", &rooms).await, set(&[other]), "{label}");
+        assert_eq!(find(ix, "beta", &rooms).await, set(&[]), "{label}");
+        assert_eq!(find(ix, "gamma", &rooms).await, set(&[a3]), "{label}");
+        assert_eq!(find(ix, "", &rooms).await, set(&[other, a3]), "{label}");
+    };
+    check("after the expiry").await;
+    // The expiry's batch delivered again after a crash (at-least-once), then only its sends
+    // and edits (older than the expiry), then the first batch's sends: the tombstones keep
+    // the expired messages out.
+    fx.rewind(before).await;
+    ix.apply(before, batch.clone(), after)
+        .await
+        .expect("replay");
+    ix.visible_position(after).await.expect("visible");
+    check("after a replay").await;
+    fx.rewind(before).await;
+    let older: Vec<Change> = batch
+        .iter()
+        .filter(|c| matches!(c, Change::Sent(_) | Change::Edited { .. }))
+        .cloned()
+        .collect();
+    ix.apply(before, older, after)
+        .await
+        .expect("replay of sends and edits");
+    ix.visible_position(after).await.expect("visible");
+    check("after a replay of the sends and edits").await;
+    fx.rewind(start).await;
+    ix.apply(start, sent, after)
+        .await
+        .expect("replay of the first sends");
+    ix.visible_position(after).await.expect("visible");
+    check("after a replay of the first sends").await;
+    assert_eq!(ix.checkpoint().await.expect("checkpoint"), after);
+    fx.cleanup().await;
+}
+
+async fn an_expiry_covers_what_its_batch_sent_before_it(kind: Kind) {
+    let Some(fx) = Fixture::new(kind).await else {
+        return;
+    };
+    let ix = fx.ix();
+    let (r1, r2) = (Uuid::new_v4(), Uuid::new_v4());
+    let alice = Uuid::new_v4();
+    let mut log = Log::new();
+    let committed = log.send(r1, alice, "alpha committed");
+    log.commit(ix).await;
+    // One batch: two sends and an edit in the room, one in another room, the expiry up to
+    // the second send, then a send with a higher seq (and its edit).
+    let early = log.send(r1, alice, "alpha early in the batch");
+    let edited = log.send(r1, alice, "draft in the batch");
+    let up_to_seq = log.next - 1;
+    log.edit(early, "alpha early, edited in the batch");
+    let other = log.send(r2, alice, "alpha other room in the batch");
+    log.expire(r1, up_to_seq);
+    let late = log.send(r1, alice, "alpha late in the batch");
+    log.edit(late, "alpha late, edited after the expiry");
+    // An edit of an expired message later in the same batch creates no document.
+    log.edit(edited, "alpha resurrected in the batch");
+    log.commit(ix).await;
+    let rooms = [r1, r2];
+    assert_eq!(find(ix, "alpha", &rooms).await, set(&[other, late]));
+    assert_eq!(find(ix, "", &[r1]).await, set(&[late]));
+    assert_eq!(find(ix, "resurrected", &rooms).await, set(&[]));
+    assert_eq!(find(ix, "draft", &rooms).await, set(&[]));
+    assert_eq!(
+        page(ix, request("late", &rooms)).await.hits[0].doc.body,
+        "alpha late, edited after the expiry"
+    );
+    assert_eq!(
+        find(ix, "committed", &rooms).await,
+        set(&[]),
+        "{committed} expired"
+    );
+    fx.cleanup().await;
+}
+
 async fn checkpoint_gaps_restarts_readers_and_reset(kind: Kind) {
     let Some(fx) = Fixture::new(kind).await else {
         return;
@@ -810,6 +998,18 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn erasing_a_sender_removes_their_messages() {
                 super::erasing_a_sender_removes_their_messages($kind).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn expiring_a_room_removes_its_messages_up_to_a_seq() {
+                super::expiring_a_room_removes_its_messages_up_to_a_seq($kind).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_expired_message_stays_expired_through_replays() {
+                super::an_expired_message_stays_expired_through_replays($kind).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_expiry_covers_what_its_batch_sent_before_it() {
+                super::an_expiry_covers_what_its_batch_sent_before_it($kind).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn checkpoint_gaps_restarts_readers_and_reset() {

@@ -17,6 +17,7 @@ import type {
   MySession,
   NotificationLevel,
   NotificationLevelAnswer,
+  RetentionAnswer,
   PasswordChanged,
   Presence,
   ProfileAnswer,
@@ -650,6 +651,10 @@ export class Api {
     return this.request<NotificationLevelAnswer>('PUT', `/v1/rooms/${enc(roomId)}/notifications`, { body: { level } }).then(
       (a) => a.data,
     );
+  }
+  /** How long a room keeps its messages (`null`: the server's default); owners and admins. */
+  setRetention(roomId: string, days: number | null) {
+    return this.request<RetentionAnswer>('PUT', `/v1/rooms/${enc(roomId)}/retention`, { body: { days } }).then((a) => a.data);
   }
   /** Keeps the caller's read receipts private (`true`), or shows them again. */
   setPrivateReceipts(priv: boolean) {

@@ -39,6 +39,7 @@ import {
   replaceRoom,
   roomLabel,
   setLevel,
+  setRetention,
   type RoomsState,
 } from './state/rooms';
 import {
@@ -584,6 +585,7 @@ export class Chat {
       if (f.type === 'member_kicked' || f.type === 'member_banned') this.toast(`You were removed from ${name}.`);
       return;
     }
+    if (r.stale) void this.refreshRoomCounts(f.room_id, f.position);
     if (r.membersChanged && s.members[f.room_id]) this.loadMembersSoon(f.room_id, f.position);
     // A newcomer's name is loaded when they join, so that their first message shows it
     // at once rather than "Unknown user" until a load after it.
@@ -835,6 +837,23 @@ export class Chat {
       });
     } catch {
       /* the dots stay as they are */
+    }
+  }
+
+  /**
+   * Reads a room's entry again (its unread counts after an expiry, which only the server can
+   * tell), unless live events moved it past the read meanwhile.
+   */
+  private async refreshRoomCounts(roomId: string, position: number): Promise<void> {
+    try {
+      const { data: room } = await this.api.room(roomId, position);
+      this.store.set((s) => {
+        const cur = s.rooms.byId[roomId];
+        if (!cur || cur.version > room.version) return {};
+        return { rooms: replaceRoom(s.rooms, room) };
+      });
+    } catch {
+      /* the counts stay as they are until the next read of the room list */
     }
   }
 
@@ -1382,6 +1401,12 @@ export class Chat {
   async setNotificationLevel(roomId: string, level: NotificationLevel): Promise<void> {
     const ans = await this.api.setNotificationLevel(roomId, level);
     this.store.set((s) => ({ rooms: setLevel(s.rooms, roomId, isLevel(ans.level) ? ans.level : level) }));
+  }
+
+  /** How long a room keeps its messages (`null`: the server's default); shown at once. */
+  async setRetention(roomId: string, days: number | null): Promise<void> {
+    const ans = await this.api.setRetention(roomId, days);
+    this.store.set((s) => ({ rooms: setRetention(s.rooms, roomId, ans.days) }));
   }
 
   /** Keeps one's read receipts private, or shows them again. */

@@ -56,6 +56,11 @@ export interface MyRoom {
   last_seq: number;
   last_message: LastMessage | null;
   other_user: UserSummary | null;
+  /** Days the room keeps its messages when it sets its own period; null: the server's default
+   * (absent from older servers). */
+  retention_days?: number | null;
+  /** Messages up to this seq have expired (absent from older servers: none). */
+  expired_up_to?: number;
   version: number;
   position: number;
 }
@@ -70,6 +75,14 @@ export type NotificationLevel = 'all' | 'mentions' | 'none';
 export const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['all', 'mentions', 'none'];
 
 /** `PUT /v1/rooms/{id}/notifications` (position null when the level was already so). */
+/** `PUT /v1/rooms/{id}/retention` (position null when the period was already so). */
+export interface RetentionAnswer {
+  room_id: string;
+  days: number | null;
+  version: number;
+  position: number | null;
+}
+
 export interface NotificationLevelAnswer {
   room_id: string;
   level: NotificationLevel;

@@ -25,7 +25,7 @@ use utoipa::OpenApi;
         super::oidc::info, super::oidc::start, super::oidc::callback, super::admin::deactivate,
         super::erasure::erase_me, super::erasure::erase_user, super::erasure::rotate_key,
         super::bans::ban, super::bans::unban, super::admin::change_role, super::admin::delete_message,
-        super::admin::ban, super::admin::unban,
+        super::admin::ban, super::admin::unban, super::retention::set_retention,
     ),
     modifiers(&BearerAuth, &FieldRules, &CommonResponses)
 )]

@@ -11,6 +11,7 @@ pub mod me;
 pub mod messages;
 pub mod notifications;
 pub mod oidc;
+pub mod retention;
 pub mod rooms;
 pub mod sessions;
 

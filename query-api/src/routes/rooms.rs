@@ -66,6 +66,11 @@ pub struct MyRoom {
     /// Seq of the newest message (0 when there is none).
     pub last_seq: i64,
     pub last_message: Option<LastMessage>,
+    /// Days the room keeps its messages, when it sets its own period; `null`: the server's
+    /// default (`APP_RETENTION_DAYS` of the write side).
+    pub retention_days: Option<i32>,
+    /// Messages with a seq at or below this have expired (0: none): the history starts after.
+    pub expired_up_to: i64,
     /// In a direct room: the other person.
     pub other_user: Option<UserSummary>,
     /// The room stream's version and the log position the view reflects.
@@ -123,6 +128,8 @@ struct MyRoomRow {
     member_count: i32,
     created_at: DateTime<Utc>,
     last_seq: i64,
+    retention_days: Option<i32>,
+    expired_up_to: i64,
     version: i64,
     position: i64,
     role: String,
@@ -183,6 +190,8 @@ impl From<MyRoomRow> for MyRoom {
             notifications: r.notifications,
             last_seq: r.last_seq,
             last_message,
+            retention_days: r.retention_days,
+            expired_up_to: r.expired_up_to,
             other_user,
             version: r.version,
             position: r.position,
@@ -193,7 +202,7 @@ impl From<MyRoomRow> for MyRoom {
 /// The caller's joined rooms (all of them, or just `$2`), newest activity first.
 const MY_ROOMS_SQL: &str = "
 SELECT r.room_id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.member_count,
-       r.created_at, r.last_seq, r.version, r.position,
+       r.created_at, r.last_seq, r.retention_days, r.expired_up_to, r.version, r.position,
        m.role, m.read_seq, u.unread_count,
        (SELECT count(*) FROM rm_mentions x
          WHERE x.user_id = m.user_id AND x.room_id = m.room_id AND x.seq > m.read_seq)

@@ -17,7 +17,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventlog::EventStore as _;
-use events::{RoomId, UserId};
+use events::room::RoomEvent;
+use events::{RoomId, StoredEvent, UserId};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use http_kit::error::ApiError;
@@ -510,9 +511,17 @@ enum Backfilled {
 }
 
 /// Sends the room's events after `from` from the log, in version order, up to
-/// the end of the log or this user's own removal.
+/// the end of the log or this user's own removal. Events about messages that have expired
+/// (`MessagesExpired`, by now) are sent as `hidden` frames.
 async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, Gone> {
     let stream_id = room_id.stream_id();
+    let expired_up_to = match expired_up_to(ctx, &stream_id).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::warn!(error = %e, %room_id, "back-fill cannot read the room's expiry");
+            return Ok(Backfilled::Failed);
+        }
+    };
     let mut last = from;
     let mut sent: i64 = 0;
     loop {
@@ -545,7 +554,12 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
             if ev.version <= last {
                 continue;
             }
-            reply(ctx, ev.frame_for(ctx.user).relabel("backfill")).await?;
+            let frame = if ev.event.concerns_expired(expired_up_to) {
+                ev.expired_frame().relabel("backfill")
+            } else {
+                ev.frame_for(ctx.user).relabel("backfill")
+            };
+            reply(ctx, frame).await?;
             last = ev.version;
             sent += 1;
             if ev.removes() == Some(ctx.user) {
@@ -556,6 +570,24 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
             return Ok(Backfilled::Upto(last));
         }
     }
+}
+
+/// How far the room's messages have expired now (0: none), from its `MessagesExpired` events.
+async fn expired_up_to(ctx: &Ctx, stream_id: &str) -> anyhow::Result<u64> {
+    let (expiries, _) = ctx
+        .live
+        .log()
+        .read_stream_of_types(stream_id, &["MessagesExpired"])
+        .await?;
+    let mut up_to = 0;
+    for rec in expiries {
+        if let RoomEvent::MessagesExpired { up_to_seq } =
+            RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data)?
+        {
+            up_to = up_to.max(up_to_seq);
+        }
+    }
+    Ok(up_to)
 }
 
 async fn typing(ctx: &Ctx, room_id: RoomId) -> Result<(), Gone> {

@@ -162,17 +162,9 @@ impl LiveEvent {
                 "data": data,
             }),
         );
-        let hidden = owner_only(&event).is_some().then(|| {
-            Frame::new(
-                "hidden",
-                &json!({
-                    "type": "hidden",
-                    "room_id": room_id,
-                    "version": rec.version,
-                    "position": rec.position,
-                }),
-            )
-        });
+        let hidden = owner_only(&event)
+            .is_some()
+            .then(|| hidden_frame(room_id, rec.version, rec.position));
         Ok(Some(LiveEvent {
             room_id,
             version: rec.version,
@@ -193,6 +185,12 @@ impl LiveEvent {
         }
     }
 
+    /// What a back-fill sends for an event about an expired message (`MessagesExpired`): the
+    /// `hidden` frame, so versions stay contiguous and nothing of the message is shown.
+    pub fn expired_frame(&self) -> Frame {
+        hidden_frame(self.room_id, self.version, self.position)
+    }
+
     /// The user this event removes from the room (a leave, a kick, or a ban: a banned
     /// member is removed as a kicked one is; a ban of a non-member removes nobody's
     /// subscription, since they have none).
@@ -204,6 +202,19 @@ impl LiveEvent {
             _ => None,
         }
     }
+}
+
+/// An event's place in the room's stream without the event: for members who may not see it.
+fn hidden_frame(room_id: RoomId, version: i64, position: i64) -> Frame {
+    Frame::new(
+        "hidden",
+        &json!({
+            "type": "hidden",
+            "room_id": room_id,
+            "version": version,
+            "position": position,
+        }),
+    )
 }
 
 /// The one user who may see `event`, for events only their subject may see: a private read

@@ -20,20 +20,6 @@ async fn in_log(app: &TestApp, text: &str) -> i64 {
         .unwrap()
 }
 
-/// Read-model rows (every table the rebuild oracle compares) that contain `text`.
-async fn in_read_models(app: &TestApp, text: &str) -> Vec<String> {
-    projector::oracle::snapshot(&app.db.pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .flat_map(|(table, rows)| {
-            rows.into_iter()
-                .filter(|r| r.contains(text))
-                .map(move |r| format!("{table}: {r}"))
-        })
-        .collect()
-}
-
 async fn hits(app: &TestApp, token: &str, q: &str) -> Vec<Value> {
     let res = app
         .get(&format!("/v1/search/messages?q={q}&sort=recent"), token)
@@ -119,7 +105,7 @@ async fn an_erased_users_bodies_and_names_are_gone_from_every_read_and_every_reb
     for secret in [&said, &edited, &file, &shown, &bob_name] {
         assert_eq!(in_log(&app, secret).await, 0, "{secret} in the log");
     }
-    assert!(!in_read_models(&app, &said).await.is_empty());
+    assert!(!app.in_read_models(&said).await.is_empty());
     // (The query-api's reader follows the index's commits by itself.)
     wait_until(
         DEADLINE,
@@ -161,7 +147,7 @@ async fn an_erased_users_bodies_and_names_are_gone_from_every_read_and_every_reb
             for secret in [said, edited, file, shown, bob_name] {
                 assert_eq!(in_log(app, secret).await, 0, "{stage}: {secret} in the log");
                 assert_eq!(
-                    in_read_models(app, secret).await,
+                    app.in_read_models(secret).await,
                     Vec::<String>::new(),
                     "{stage}: {secret} in the read models"
                 );
@@ -228,20 +214,7 @@ async fn an_erased_users_bodies_and_names_are_gone_from_every_read_and_every_reb
 
     // A full rebuild of the read models and of the index, from the log: nothing comes back,
     // and the rebuilt read models are the live ones, row for row.
-    let live = projector::oracle::snapshot(&app.db.pool).await.unwrap();
-    let read_models = projector::read_models::ReadModels::new(app.db.pool.clone());
-    projector::framework::rebuild(&read_models, &app.db.pool, &app.db.pool, 1000, &|_| {})
-        .await
-        .unwrap();
-    let index = projector::search_index::SearchIndex::from_settings(app.search.clone());
-    projector::framework::rebuild(&index, &app.db.pool, &app.db.pool, 1000, &|_| {})
-        .await
-        .unwrap();
-    let rebuilt = projector::oracle::snapshot(&app.db.pool).await.unwrap();
-    assert_eq!(
-        projector::oracle::diff(&live, &rebuilt, 5),
-        (0, Vec::<String>::new())
-    );
+    app.rebuild_all().await;
     check("rebuilt").await;
 
     // Erasing oneself is not an administrator's action: the audit does not list it.

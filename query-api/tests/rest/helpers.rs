@@ -17,6 +17,8 @@ pub struct TestApp {
     pub nats: eventlog::testing::TestNats,
     /// The query-api's search settings (its embedded index, in the env's data directory).
     pub search: search::SearchSettings,
+    /// The command API's state (its jobs, run by hand: the retention pass).
+    pub command_state: command_api::state::AppState,
     /// The data directory, removed with the app.
     _data: tempfile::TempDir,
     /// The command API.
@@ -77,6 +79,7 @@ impl TestApp {
             db,
             nats,
             search,
+            command_state: cmd.state.clone(),
             _data: data,
             running: vec![cmd.running, query.running],
         }
@@ -117,6 +120,42 @@ impl TestApp {
         projector::catch_up_from_log(&self.db.pool, &self.db.pool)
             .await
             .expect("projection catch-up")
+    }
+
+    /// Read-model rows (every table the rebuild oracle compares) that contain `text`.
+    pub async fn in_read_models(&self, text: &str) -> Vec<String> {
+        projector::oracle::snapshot(&self.db.pool)
+            .await
+            .expect("read-model snapshot")
+            .into_iter()
+            .flat_map(|(table, rows)| {
+                rows.into_iter()
+                    .filter(|r| r.contains(text))
+                    .map(move |r| format!("{table}: {r}"))
+            })
+            .collect()
+    }
+
+    /// Rebuilds the read models and the search index from the log (blue/green, as an
+    /// operator's `projector rebuild --all`) and checks that the rebuilt read models equal
+    /// the live ones, row for row.
+    pub async fn rebuild_all(&self) {
+        let pool = &self.db.pool;
+        let live = projector::oracle::snapshot(pool).await.expect("snapshot");
+        let read_models = projector::read_models::ReadModels::new(pool.clone());
+        projector::framework::rebuild(&read_models, pool, pool, 1000, &|_| {})
+            .await
+            .expect("read-model rebuild");
+        let index = projector::search_index::SearchIndex::from_settings(self.search.clone());
+        projector::framework::rebuild(&index, pool, pool, 1000, &|_| {})
+            .await
+            .expect("search index rebuild");
+        let rebuilt = projector::oracle::snapshot(pool).await.expect("snapshot");
+        assert_eq!(
+            projector::oracle::diff(&live, &rebuilt, 5),
+            (0, Vec::<String>::new()),
+            "the rebuilt read models differ from the live ones"
+        );
     }
 
     /// Applies every event of the log to the search index (and nothing else).

@@ -14,6 +14,7 @@ mod helpers;
 mod invites;
 mod one_message;
 mod pagination;
+mod retention;
 mod search;
 mod unread;
 mod web;

@@ -20,6 +20,8 @@ pub struct Platform {
     pub nats: TestNats,
     pub jwt_secret: String,
     pub query: QueryNode,
+    /// The command API's state (its jobs, run by hand: the retention pass).
+    pub command_state: command_api::state::AppState,
     /// The command API.
     commands: Api,
     cmd: Running,
@@ -60,6 +62,7 @@ impl Platform {
             jwt_secret,
             query,
             commands,
+            command_state: cmd.state.clone(),
             cmd: cmd.running,
             query_settings,
             _data: data,

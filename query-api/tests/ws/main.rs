@@ -14,6 +14,7 @@ mod notifications;
 mod presence;
 mod rate_limit;
 mod resume;
+mod retention;
 mod shutdown;
 mod slow;
 mod upcasting;

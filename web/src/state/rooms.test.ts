@@ -340,3 +340,40 @@ describe('member_updated', () => {
     expect(applyMemberUpdate(s, upd({ user_id: 'dave' }))).toBe(s);
   });
 });
+
+describe('retention', () => {
+  const expired = (roomId: string, version: number, upTo: number): EventFrame => ({
+    type: 'messages_expired',
+    room_id: roomId,
+    version,
+    position: version * 10,
+    data: { up_to_seq: upTo },
+  });
+
+  it('an expired last message is forgotten and unread counts are read again from the server', () => {
+    let { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 3, read_seq: 1, unread_count: 2 })], 0);
+    state = applyRoomEvent(state, msgEv('a', 4, 4, 'bob'), ctx('2026-02-01T00:00:00Z')).state;
+    let r = applyRoomEvent(state, expired('a', 5, 3), ctx('2026-02-01T00:00:01Z'));
+    expect(r.state.byId.a!.last_message?.seq).toBe(4);
+    expect(r.state.byId.a!.expired_up_to).toBe(3);
+    expect(r.stale).toBe(true);
+    r = applyRoomEvent(r.state, expired('a', 6, 4), ctx('2026-02-01T00:00:02Z'));
+    expect(r.state.byId.a!.last_message).toBeNull();
+  });
+
+  it('an expiry of read messages needs no read from the server', () => {
+    const { state } = mergeRoomList(emptyRooms(), [room('a', { last_seq: 3, read_seq: 3, unread_count: 0 })], 0);
+    const r = applyRoomEvent(state, expired('a', 5, 2), ctx('2026-02-01T00:00:01Z'));
+    expect(r.stale).toBeUndefined();
+  });
+
+  it('a retention change is shown', () => {
+    const { state } = mergeRoomList(emptyRooms(), [room('a')], 0);
+    const r = applyRoomEvent(
+      state,
+      { type: 'room_retention_changed', room_id: 'a', version: 9, position: 90, data: { days: 30, changed_by: 'bob' } },
+      ctx('2026-02-01T00:00:01Z'),
+    );
+    expect(r.state.byId.a!.retention_days).toBe(30);
+  });
+});

@@ -143,6 +143,8 @@ export interface RoomEventResult {
   removedMe?: boolean;
   /** A member joined, left or changed role: member lists are stale. */
   membersChanged?: boolean;
+  /** Counts changed that only the server can tell (messages expired): reload the entry. */
+  stale?: boolean;
 }
 
 function put(s: RoomsState, e: RoomEntry, reorder: boolean): RoomsState {
@@ -227,6 +229,17 @@ export function applyRoomEvent(s: RoomsState, ev: EventFrame, ctx: EventContext)
     case 'notification_level_changed':
       if (d.user_id === ctx.me && isLevel(d.level)) e.notifications = d.level;
       break;
+    case 'messages_expired': {
+      const upTo = d.up_to_seq as number;
+      e.expired_up_to = Math.max(e.expired_up_to ?? 0, upTo);
+      if (e.last_message && e.last_message.seq <= upTo) e.last_message = null;
+      // Expired unread messages are unread no more; how many were is the server's to say.
+      if (e.read_seq < upTo && e.unread_count > 0) result.stale = true;
+      break;
+    }
+    case 'room_retention_changed':
+      e.retention_days = (d.days as number | null) ?? null;
+      break;
     case 'room_renamed':
       e.name = d.name as string;
       break;
@@ -300,6 +313,12 @@ export function setLevel(s: RoomsState, roomId: string, level: NotificationLevel
   const cur = s.byId[roomId];
   if (!cur || cur.notifications === level) return s;
   return put(s, { ...cur, notifications: level }, false);
+}
+
+export function setRetention(s: RoomsState, roomId: string, days: number | null): RoomsState {
+  const cur = s.byId[roomId];
+  if (!cur || (cur.retention_days ?? null) === days) return s;
+  return put(s, { ...cur, retention_days: days }, false);
 }
 
 /** How many seqs an entry remembers from notification frames. */

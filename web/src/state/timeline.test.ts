@@ -343,3 +343,20 @@ describe('an erased sender', () => {
     expect(findBySeq(tl, 6)!.body).toBe('still me');
   });
 });
+
+describe('retention', () => {
+  it('an expiry removes the messages up to its seq, and an older page does not bring them back', () => {
+    let tl = mergePage(emptyTimeline(), [msg(1), msg(2), msg(3), msg(4)]);
+    tl = applyEvent(tl, ev('messages_expired', 30, { up_to_seq: 2 }), { me: ME });
+    expect(seqs(tl)).toEqual([3, 4]);
+    // A page read before the expiry reached the server's history.
+    tl = mergePage(tl, [msg(1), msg(2), msg(3)]);
+    expect(seqs(tl)).toEqual([3, 4]);
+    // The same or an earlier expiry again changes nothing.
+    const same = applyEvent(tl, ev('messages_expired', 31, { up_to_seq: 1 }), { me: ME });
+    expect(same).toBe(tl);
+    // Later messages still arrive.
+    tl = applyEvent(tl, sent(5, 32), { me: ME });
+    expect(seqs(tl)).toEqual([3, 4, 5]);
+  });
+});

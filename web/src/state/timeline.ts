@@ -12,6 +12,9 @@
 // feed event of another field that arrives afterwards still applies, and the feed's copy
 // of the local change is recognised and dropped.
 //
+// Retention. `messages_expired` (the room's retention period passed) removes the messages up
+// to its seq; the timeline remembers how far, so an older page does not bring them back.
+//
 // Erasure. A member erased (a `member_updated` frame with `erased`, which is no room event
 // and moves no version) has their loaded messages read as "[erased]" at once; the timeline
 // remembers them, so a page or an event that still carries their words (read before the
@@ -56,6 +59,9 @@ export interface Timeline {
   pending: PendingMessage[];
   /** Senders erased while the room was loaded: their messages read as "[erased]". */
   erased?: readonly string[];
+  /** Messages up to this seq expired (the room's retention): gone, and not taken back from
+   * a page read before the expiry reached the server's history. */
+  expiredUpTo?: number;
 }
 
 export function emptyTimeline(): Timeline {
@@ -193,6 +199,8 @@ function reapplyOps(msg: TlMessage): TlMessage {
  * kept.
  */
 export function mergePage(tl: Timeline, page: readonly Message[]): Timeline {
+  const expired = tl.expiredUpTo ?? 0;
+  if (expired > 0) page = page.filter((m) => m.seq > expired);
   if (page.length === 0) return tl;
   let messages = tl.messages;
   let changed = false;
@@ -343,6 +351,11 @@ export function applyEvent(tl: Timeline, ev: EventFrame, opts: ApplyOptions): Ti
       if (!local) next = { ...next, version: ev.version };
       if (next !== cur) next = masked(tl, next);
       return next === cur ? tl : replaceAt(tl, i, local ? next : reapplyOps(next));
+    }
+    case 'messages_expired': {
+      const upTo = d.up_to_seq as number;
+      if (upTo <= (tl.expiredUpTo ?? 0)) return tl;
+      return { ...tl, messages: tl.messages.filter((m) => m.seq > upTo), expiredUpTo: upTo };
     }
     case 'reaction_added':
     case 'reaction_removed': {

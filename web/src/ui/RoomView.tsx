@@ -151,6 +151,47 @@ const LEVEL_LABELS: Record<NotificationLevel, string> = {
   none: 'Nothing',
 };
 
+const RETENTION_CHOICES: readonly number[] = [1, 7, 30, 90, 365];
+
+/** How long the room keeps its messages (owners and admins): its own period or the server's. */
+function RetentionSelect({ room }: { room: RoomEntry }) {
+  const chat = useChat();
+  const [busy, setBusy] = useState(false);
+  const current = room.retention_days ?? null;
+  const choices = current === null || RETENTION_CHOICES.includes(current) ? RETENTION_CHOICES : [...RETENTION_CHOICES, current].sort((a, b) => a - b);
+  return (
+    <label class="level-select" title="Messages older than this disappear for everyone, from history and search">
+      <span class="muted small">Keep</span>
+      <select
+        data-testid="retention"
+        value={current === null ? '' : String(current)}
+        disabled={busy}
+        aria-label="Keep messages for"
+        onChange={async (e) => {
+          const select = e.currentTarget;
+          const days = select.value === '' ? null : Number(select.value);
+          setBusy(true);
+          try {
+            await chat.setRetention(room.room_id, days);
+          } catch (err) {
+            select.value = current === null ? '' : String(current);
+            chat.toast(`Could not change how long messages are kept: ${errorText(err)}`);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <option value="">Server default</option>
+        {choices.map((d) => (
+          <option key={d} value={String(d)}>
+            {d === 1 ? '1 day' : `${d} days`}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 /** The caller's notification level in the room: when they are told of its messages. */
 function NotificationLevelSelect({ room }: { room: RoomEntry }) {
   const chat = useChat();
@@ -253,6 +294,7 @@ function RoomHeader({ room, membersOpen, toggleMembers }: { room: RoomEntry; mem
           Members <span class="muted">{room.member_count}</span>
         </button>
         <NotificationLevelSelect room={room} />
+        {group && (room.role === 'owner' || room.role === 'admin') && <RetentionSelect room={room} />}
         {canInvite && (
           <form class="invite-form" onSubmit={submitInvite}>
             <label class="sr-only" for="invite-username">
