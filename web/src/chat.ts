@@ -50,11 +50,13 @@ import {
   eraseSender,
   findById,
   findBySeq,
+  hasOlder,
   mergePage,
   newestSeq,
   oldestSeq,
   resetConfirmed,
   setPendingStatus,
+  startsAfter,
   type Timeline,
   type TlMessage,
 } from './state/timeline';
@@ -982,7 +984,13 @@ export class Chat {
     this.store.set({
       timelines: {
         ...s.timelines,
-        [roomId]: { tl: emptyTimeline(), loading: true, loadingOlder: false, loadingNewer: false, error: null },
+        [roomId]: {
+          tl: startsAfter(emptyTimeline(), s.rooms.byId[roomId]?.expired_up_to ?? 0),
+          loading: true,
+          loadingOlder: false,
+          loadingNewer: false,
+          error: null,
+        },
       },
     });
     void this.loadLatest(roomId);
@@ -1038,11 +1046,16 @@ export class Chat {
     const tv = this.state.timelines[roomId];
     if (!tv || tv.loading || tv.loadingOlder) return;
     const oldest = oldestSeq(tv.tl);
-    if (oldest === null || oldest <= 1) return;
+    if (oldest === null || !hasOlder(tv.tl)) return;
     this.setTimeline(roomId, (t) => ({ ...t, loadingOlder: true }));
     try {
       const { data } = await this.api.messages(roomId, { before_seq: oldest, limit: PAGE });
-      this.setTimeline(roomId, (t) => ({ ...t, tl: mergePage(t.tl, data.messages), loadingOlder: false }));
+      // None older: they expired (the room's retention) before this client heard of it.
+      this.setTimeline(roomId, (t) => ({
+        ...t,
+        tl: data.messages.length ? mergePage(t.tl, data.messages) : startsAfter(t.tl, oldest - 1),
+        loadingOlder: false,
+      }));
     } catch (e) {
       this.setTimeline(roomId, (t) => ({ ...t, loadingOlder: false }));
       this.toast(`Could not load older messages: ${errorText(e)}`);

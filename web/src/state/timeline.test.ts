@@ -13,6 +13,7 @@ import {
   mergePage,
   resetConfirmed,
   setPendingStatus,
+  startsAfter,
   type Timeline,
 } from './timeline';
 
@@ -358,5 +359,15 @@ describe('retention', () => {
     // Later messages still arrive.
     tl = applyEvent(tl, sent(5, 32), { me: ME });
     expect(seqs(tl)).toEqual([3, 4, 5]);
+    // Nothing older is asked for: the history starts after the expired ones.
+    expect(hasOlder(tl)).toBe(false);
+  });
+
+  it('a timeline that starts after expired messages asks for no older page, one that does not still does', () => {
+    const tl = mergePage(emptyTimeline(), [msg(8), msg(9)]);
+    expect(hasOlder(tl)).toBe(true);
+    expect(hasOlder(startsAfter(tl, 6))).toBe(true);
+    expect(hasOlder(startsAfter(tl, 7))).toBe(false);
+    expect(startsAfter(startsAfter(tl, 7), 5).expiredUpTo).toBe(7);
   });
 });

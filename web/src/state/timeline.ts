@@ -114,9 +114,17 @@ export function newestSeq(tl: Timeline): number | null {
   return tl.messages.length ? tl.messages[tl.messages.length - 1]!.seq : null;
 }
 
-/** Seqs are contiguous from 1 in a room: anything above 1 means older ones exist. */
+/** Seqs are contiguous from 1 in a room: anything above 1 (or above the expired ones) means
+ * older ones exist. */
 export function hasOlder(tl: Timeline): boolean {
-  return tl.messages.length > 0 && tl.messages[0]!.seq > 1;
+  return tl.messages.length > 0 && tl.messages[0]!.seq > (tl.expiredUpTo ?? 0) + 1;
+}
+
+/** The timeline knows that nothing at or below `seq` is kept (the room's expiry, or an empty
+ * page of older messages): it asks for no older page. */
+export function startsAfter(tl: Timeline, seq: number): Timeline {
+  if (seq <= (tl.expiredUpTo ?? 0)) return tl;
+  return { ...tl, messages: tl.messages.filter((m) => m.seq > seq), expiredUpTo: seq };
 }
 
 /** The seqs after which a stretch is missing (loaded around a search hit, say). */
@@ -352,11 +360,8 @@ export function applyEvent(tl: Timeline, ev: EventFrame, opts: ApplyOptions): Ti
       if (next !== cur) next = masked(tl, next);
       return next === cur ? tl : replaceAt(tl, i, local ? next : reapplyOps(next));
     }
-    case 'messages_expired': {
-      const upTo = d.up_to_seq as number;
-      if (upTo <= (tl.expiredUpTo ?? 0)) return tl;
-      return { ...tl, messages: tl.messages.filter((m) => m.seq > upTo), expiredUpTo: upTo };
-    }
+    case 'messages_expired':
+      return startsAfter(tl, d.up_to_seq as number);
     case 'reaction_added':
     case 'reaction_removed': {
       const i = indexOfSeq(tl.messages, d.seq as number);
