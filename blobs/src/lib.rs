@@ -1,4 +1,4 @@
-//! Blob storage for attachments (issue 17), and what is learnt from a blob's bytes:
+//! Blob storage for attachments (issue 17) and avatars, and what is learnt from a blob's bytes:
 //!
 //! - [`store`]: one type, [`BlobStore`], over the `object_store` crate: the local filesystem by
 //!   default ([`Backend::Local`]), S3-compatible storage for clusters ([`Backend::S3`]). Uploads
@@ -7,7 +7,8 @@
 //!   Downloads are streams, whole or a byte range.
 //! - [`sniff()`]: the content type from the bytes (magic numbers), never from the client, and
 //!   never an HTML-like type.
-//! - [`thumbnail()`]: a bounded decode of an image and a small PNG or JPEG of it.
+//! - [`thumbnail()`]: a bounded decode of an image and a small PNG or JPEG of it;
+//!   [`square_thumbnail()`], of its middle square (avatars).
 //!
 //! No HTTP types: the routes that serve these live in the API crates.
 
@@ -21,4 +22,4 @@ pub use store::{
     Backend, Blob, BlobError, BlobStore, LOCAL_PART_SIZE, PutError, S3_PART_SIZE, S3Config,
     SNIFF_BYTES, Stored,
 };
-pub use thumbnail::{Thumbnail, ThumbnailError, thumbnail};
+pub use thumbnail::{Thumbnail, ThumbnailError, square_thumbnail, thumbnail};

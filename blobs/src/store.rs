@@ -342,6 +342,28 @@ impl BlobStore {
         Ok(self.inner.head(&path).await?.size)
     }
 
+    /// Removes every blob whose key starts with the segments of `prefix` (`avatars/<user>`:
+    /// all of one user's avatars) and returns how many; none is not an error. Blobs written
+    /// under the prefix while this runs may be left: callers delete what they wrote
+    /// themselves when it is refused.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, BlobError> {
+        let path = parse_key(prefix)?;
+        let mut listed = self.inner.list(Some(&path));
+        let mut deleted = 0;
+        while let Some(meta) = listed.next().await {
+            let meta = match meta {
+                Ok(meta) => meta,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(BlobError::Store(e)),
+            };
+            match self.inner.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(e) => return Err(BlobError::Store(e)),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Removes the blob under `key`; one that is not there is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
         let path = parse_key(key)?;

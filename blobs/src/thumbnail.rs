@@ -1,4 +1,5 @@
-//! [`thumbnail`]: a bounded decode of an uploaded image and a small PNG or JPEG of it.
+//! [`thumbnail`]: a bounded decode of an uploaded image and a small PNG or JPEG of it;
+//! [`square_thumbnail`]: the same, of the image's middle square (an avatar).
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -82,6 +83,72 @@ pub fn thumbnail(bytes: &[u8], max_side: u32) -> Result<Thumbnail, ThumbnailErro
 }
 
 fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<Thumbnail, ThumbnailError> {
+    let (image, orientation) = decode(bytes)?;
+    let (raw_width, raw_height) = (image.width(), image.height());
+    let (thumb_raw_width, thumb_raw_height) = fit(raw_width, raw_height, max_side);
+    // Resized first, turned after: rotating the small image, not the full-size one.
+    let thumb = if (thumb_raw_width, thumb_raw_height) == (raw_width, raw_height) {
+        image
+    } else {
+        image.thumbnail_exact(thumb_raw_width, thumb_raw_height)
+    };
+    upright(thumb, orientation, raw_width, raw_height)
+}
+
+/// Decodes the image in `bytes` within bounds (as [`thumbnail`] does), takes the largest square
+/// from its middle and makes it at most `side` pixels a side (never upscaling; a `side` of 0
+/// counts as 1): an avatar. PNG when the original has an alpha channel, JPEG otherwise,
+/// upright by its EXIF orientation; [`Thumbnail::width`] and [`Thumbnail::height`] are the
+/// original's (as displayed), `thumb_width` and `thumb_height` the square's.
+///
+/// CPU-bound and blocking, like [`thumbnail`]; a panic in a decoder is
+/// [`ThumbnailError::Corrupt`].
+pub fn square_thumbnail(bytes: &[u8], side: u32) -> Result<Thumbnail, ThumbnailError> {
+    match catch_unwind(AssertUnwindSafe(|| make_square(bytes, side.max(1)))) {
+        Ok(result) => result,
+        Err(_) => Err(ThumbnailError::Corrupt("the decoder panicked".into())),
+    }
+}
+
+/// Turns `thumb` upright and encodes it, with the original's size as displayed.
+fn upright(
+    mut thumb: DynamicImage,
+    orientation: Orientation,
+    raw_width: u32,
+    raw_height: u32,
+) -> Result<Thumbnail, ThumbnailError> {
+    thumb.apply_orientation(orientation);
+    let (width, height) = if turned(orientation) {
+        (raw_height, raw_width)
+    } else {
+        (raw_width, raw_height)
+    };
+    encode(thumb, width, height)
+}
+
+fn make_square(bytes: &[u8], side: u32) -> Result<Thumbnail, ThumbnailError> {
+    let (image, orientation) = decode(bytes)?;
+    let (raw_width, raw_height) = (image.width(), image.height());
+    // The middle square is the same square however the image is turned: cropped and resized
+    // first, turned after.
+    let short = raw_width.min(raw_height);
+    let square = image.crop_imm(
+        (raw_width - short) / 2,
+        (raw_height - short) / 2,
+        short,
+        short,
+    );
+    let target = short.min(side);
+    let thumb = if target == short {
+        square
+    } else {
+        square.thumbnail_exact(target, target)
+    };
+    upright(thumb, orientation, raw_width, raw_height)
+}
+
+/// The image in `bytes`, decoded within the limits, and its EXIF orientation.
+fn decode(bytes: &[u8]) -> Result<(DynamicImage, Orientation), ThumbnailError> {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE_PX);
     limits.max_image_height = Some(MAX_SIDE_PX);
@@ -100,29 +167,22 @@ fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<Thumbnail, ThumbnailErr
     limits.reserve(decoder.total_bytes())?;
     let orientation = decoder.orientation()?;
     let image = DynamicImage::from_decoder(decoder)?;
+    Ok((image, orientation))
+}
 
-    let (raw_width, raw_height) = (image.width(), image.height());
-    let (thumb_raw_width, thumb_raw_height) = fit(raw_width, raw_height, max_side);
-    // Resized first, turned after: rotating the small image, not the full-size one.
-    let mut thumb = if (thumb_raw_width, thumb_raw_height) == (raw_width, raw_height) {
-        image
-    } else {
-        image.thumbnail_exact(thumb_raw_width, thumb_raw_height)
-    };
-    thumb.apply_orientation(orientation);
-    let turned = matches!(
+/// Whether `orientation` swaps width and height.
+fn turned(orientation: Orientation) -> bool {
+    matches!(
         orientation,
         Orientation::Rotate90
             | Orientation::Rotate270
             | Orientation::Rotate90FlipH
             | Orientation::Rotate270FlipH
-    );
-    let (width, height) = if turned {
-        (raw_height, raw_width)
-    } else {
-        (raw_width, raw_height)
-    };
+    )
+}
 
+/// `thumb` encoded (PNG with alpha, JPEG without), described with the original's size.
+fn encode(thumb: DynamicImage, width: u32, height: u32) -> Result<Thumbnail, ThumbnailError> {
     let mut out = Vec::new();
     let content_type = if thumb.color().has_alpha() {
         DynamicImage::ImageRgba8(thumb.to_rgba8()).write_with_encoder(PngEncoder::new(&mut out))?;

@@ -31,6 +31,7 @@ s3_cases!(
     failing_body_leaves_nothing,
     dropped_upload_leaves_nothing,
     delete,
+    delete_prefix,
     missing_is_not_found,
     put_bytes_replaces,
     invalid_keys_refused,

@@ -1,8 +1,9 @@
-//! `thumbnail`: bounded decoding, aspect kept, never upscaled, typed errors.
+//! `thumbnail`: bounded decoding, aspect kept, never upscaled, typed errors; `square_thumbnail`:
+//! the middle square of it.
 
 use std::io::Cursor;
 
-use blobs::{ThumbnailError, sniff, thumbnail};
+use blobs::{ThumbnailError, sniff, square_thumbnail, thumbnail};
 use image::{GrayImage, ImageFormat, RgbImage, RgbaImage};
 
 fn encode(image: impl Into<image::DynamicImage>, format: ImageFormat) -> Vec<u8> {
@@ -156,4 +157,38 @@ fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[test]
+fn a_square_thumbnail_is_the_middle_square_scaled_down_never_up() {
+    // Left third red, middle third green, right third blue: the middle square is green.
+    let wide = RgbImage::from_fn(900, 300, |x, _| match x / 300 {
+        0 => image::Rgb([255, 0, 0]),
+        1 => image::Rgb([0, 255, 0]),
+        _ => image::Rgb([0, 0, 255]),
+    });
+    let thumb = square_thumbnail(&encode(wide, ImageFormat::Png), 128).expect("square");
+    assert_eq!((thumb.width, thumb.height), (900, 300));
+    assert_eq!((thumb.thumb_width, thumb.thumb_height), (128, 128));
+    assert_eq!(thumb.content_type, "image/jpeg");
+    let decoded = image::load_from_memory(&thumb.bytes)
+        .expect("decodes")
+        .to_rgb8();
+    assert_eq!(decoded.dimensions(), (128, 128));
+    for (x, y) in [(2, 2), (64, 64), (125, 125)] {
+        let p = decoded.get_pixel(x, y).0;
+        assert!(p[1] > 200 && p[0] < 60 && p[2] < 60, "({x}, {y}) is {p:?}");
+    }
+
+    let tall = encode(gradient(40, 90), ImageFormat::Png);
+    let small = square_thumbnail(&tall, 128).expect("square");
+    assert_eq!((small.thumb_width, small.thumb_height), (40, 40));
+
+    let alpha = RgbaImage::from_fn(300, 200, |_, _| image::Rgba([1, 2, 3, 100]));
+    let thumb = square_thumbnail(&encode(alpha, ImageFormat::Png), 64).expect("square");
+    assert_eq!(thumb.content_type, "image/png");
+    assert!(matches!(
+        square_thumbnail(b"not an image", 64),
+        Err(ThumbnailError::Unsupported)
+    ));
 }

@@ -3,6 +3,7 @@
 //! commit, and relays the log to JetStream.
 
 pub mod attachments;
+pub mod avatars;
 pub mod configuration;
 pub mod idempotency;
 pub mod mentions;

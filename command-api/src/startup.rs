@@ -84,6 +84,7 @@ pub fn api_routes(state: AppState) -> Router {
             "/v1/me/profile",
             axum::routing::patch(routes::me::update_profile),
         )
+        .route("/v1/me/avatar", delete(routes::avatars::remove_avatar))
         .route("/v1/me/sessions", get(routes::sessions::list))
         .route(
             "/v1/me/sessions/{session_id}",
@@ -129,10 +130,12 @@ pub fn api_routes(state: AppState) -> Router {
         );
     // Uploads stream for as long as the client sends (a stalled one is ended by the body's
     // chunk timeout), so they are outside the per-request timeout.
-    let uploads = Router::new().route(
-        "/v1/rooms/{room_id}/attachments",
-        post(routes::attachments::upload),
-    );
+    let uploads = Router::new()
+        .route(
+            "/v1/rooms/{room_id}/attachments",
+            post(routes::attachments::upload),
+        )
+        .route("/v1/me/avatar", put(routes::avatars::set_avatar));
     service::limit(service::timeout(routes, &limits).merge(uploads), &limits).with_state(state)
 }
 
@@ -236,6 +239,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         .blobs
         .open(&settings.data_dir.join("blobs"))
         .context("open the attachments' blob storage")?;
+    let avatars = crate::avatars::Avatars::new(blobs.clone());
     let attachments = Attachments::new(pool.clone(), blobs, settings.blobs.clone());
     let keyring = Arc::new(vault::Keyring::new(
         pool.clone(),
@@ -254,6 +258,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
         settings: Arc::new(settings.clone()),
         limits: crate::rate_limits::RateLimits::new(&settings.limits.rate),
         attachments: attachments.clone(),
+        avatars,
         oidc: if settings.oidc.enabled() {
             Some(Arc::new(
                 crate::oidc::Oidc::new(settings.oidc.clone()).context("single sign-on")?,

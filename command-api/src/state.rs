@@ -31,6 +31,8 @@ pub struct Shared {
     pub limits: crate::rate_limits::RateLimits,
     /// Uploads and their blobs.
     pub attachments: crate::attachments::Attachments,
+    /// Avatars' blobs.
+    pub avatars: crate::avatars::Avatars,
     /// The OpenID Connect provider to sign in with, when one is configured.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }

@@ -82,6 +82,11 @@ id_type!(
     "attachment"
 );
 id_type!(
+    /// A user's avatar image (its bytes live in blob storage).
+    AvatarId,
+    "avatar"
+);
+id_type!(
     /// A message inside a room.
     MessageId,
     "message"

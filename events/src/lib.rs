@@ -22,6 +22,7 @@
 //! ```
 
 pub mod attachment;
+pub mod avatar;
 pub mod ids;
 pub mod mention;
 pub mod retention;
@@ -31,5 +32,5 @@ pub mod stored;
 pub mod user;
 pub mod values;
 
-pub use ids::{AttachmentId, MessageId, RoomId, UserId};
+pub use ids::{AttachmentId, AvatarId, MessageId, RoomId, UserId};
 pub use stored::StoredEvent;

@@ -31,6 +31,7 @@ pub const SCHEMA_VERSIONS: &[(&str, i32)] = &[
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
     ("DisplayNameChanged", 1),
+    ("AvatarChanged", 1),
     ("UserDeactivated", 1),
     ("UserErased", 1),
     // room-<id>

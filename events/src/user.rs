@@ -1,7 +1,8 @@
-//! The user aggregate: registration. Credentials are not events (a password hash
-//! never travels through the log or the bus); they live beside the log, written in
-//! the same transaction.
+//! The user aggregate: registration, the profile (display name, avatar) and settings.
+//! Credentials are not events (a password hash never travels through the log or the bus);
+//! they live beside the log, written in the same transaction.
 
+use crate::avatar::AvatarRef;
 use crate::ids::UserId;
 use crate::stored::StoredEvent;
 use crate::values::{DisplayName, Username};
@@ -27,6 +28,14 @@ pub enum UserEvent {
         user_id: UserId,
         display_name: DisplayName,
     },
+    /// The picture others see beside the user's name: a new one, or none (`avatar: None`,
+    /// removed). Nothing in it is sealed: it names an image in blob storage by a random id
+    /// (see [`AvatarRef`]).
+    #[serde(rename = "AvatarChanged")]
+    AvatarChanged {
+        user_id: UserId,
+        avatar: Option<AvatarRef>,
+    },
     /// A server administrator deactivated the account: it cannot sign in, its tokens are
     /// refused, its messages stay.
     #[serde(rename = "UserDeactivated")]
@@ -48,6 +57,7 @@ impl UserEvent {
             UserEvent::UserRegistered { user_id, .. }
             | UserEvent::ReadReceiptsPrivacyChanged { user_id, .. }
             | UserEvent::DisplayNameChanged { user_id, .. }
+            | UserEvent::AvatarChanged { user_id, .. }
             | UserEvent::UserDeactivated { user_id, .. }
             | UserEvent::UserErased { user_id, .. } => *user_id,
         }
@@ -81,6 +91,8 @@ pub struct UserState {
     pub private_receipts: bool,
     /// The name others see.
     pub display_name: Option<DisplayName>,
+    /// The picture others see; none after an erasure.
+    pub avatar: Option<AvatarRef>,
     pub deactivated: bool,
     pub erased: bool,
 }
@@ -133,6 +145,29 @@ pub fn change_display_name(state: &UserState, display_name: DisplayName) -> Vec<
     }]
 }
 
+/// Sets the picture others see (`None`: removes it); no event when it shows that already (the
+/// same picture uploaded again, or removing none), nor for an erased account.
+pub fn change_avatar(state: &UserState, avatar: Option<AvatarRef>) -> Vec<UserEvent> {
+    let Some((user_id, _)) = &state.registered else {
+        return vec![];
+    };
+    if state.erased {
+        return vec![];
+    }
+    let unchanged = match (&state.avatar, &avatar) {
+        (None, None) => true,
+        (Some(now), Some(new)) => now.same_picture(new),
+        _ => false,
+    };
+    if unchanged {
+        return vec![];
+    }
+    vec![UserEvent::AvatarChanged {
+        user_id: *user_id,
+        avatar,
+    }]
+}
+
 /// Keeps one's read receipts private, or shows them again: no event when already so.
 pub fn set_receipts_privacy(state: &UserState, private: bool) -> Vec<UserEvent> {
     match state.registered {
@@ -171,8 +206,12 @@ pub fn evolve(mut state: UserState, event: &UserEvent) -> UserState {
         UserEvent::DisplayNameChanged { display_name, .. } => {
             state.display_name = Some(display_name.clone());
         }
+        UserEvent::AvatarChanged { avatar, .. } => state.avatar = avatar.clone(),
         UserEvent::UserDeactivated { .. } => state.deactivated = true,
-        UserEvent::UserErased { .. } => state.erased = true,
+        UserEvent::UserErased { .. } => {
+            state.erased = true;
+            state.avatar = None;
+        }
         UserEvent::ReadReceiptsPrivacyChanged { private, .. } => {
             state.private_receipts = *private;
         }

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use events::StoredEvent;
-use events::ids::{MessageId, RoomId, UserId};
+use events::avatar::AvatarRef;
+use events::ids::{AvatarId, MessageId, RoomId, UserId};
 use events::retention::RetentionDays;
 use events::room::RoomEvent;
 use events::stored::SCHEMA_VERSIONS;
@@ -209,6 +210,19 @@ fn every_user_event() -> Vec<(&'static str, UserEvent)> {
             },
         ),
         (
+            "AvatarChanged",
+            UserEvent::AvatarChanged {
+                user_id: ALICE,
+                avatar: Some(AvatarRef {
+                    avatar_id: AvatarId(Uuid::from_u128(7)),
+                    content_type: "image/png".into(),
+                    size: 1234,
+                    sha256: "ab".repeat(32),
+                    side: 256,
+                }),
+            },
+        ),
+        (
             "UserErased",
             UserEvent::UserErased {
                 user_id: ALICE,
@@ -253,6 +267,7 @@ fn user_event_list_is_exhaustive(e: &UserEvent) {
         UserEvent::UserRegistered { .. }
         | UserEvent::ReadReceiptsPrivacyChanged { .. }
         | UserEvent::DisplayNameChanged { .. }
+        | UserEvent::AvatarChanged { .. }
         | UserEvent::UserDeactivated { .. }
         | UserEvent::UserErased { .. } => {}
     }
@@ -309,10 +324,11 @@ fn every_user_event_reads_back_as_itself() {
 
 /// The schema version each type is written at. A bump needs an upcaster from the version
 /// before and a fixture of it (`tests/upcasting.rs`, ADR 12).
-const PINNED_VERSIONS: [(&str, i32); 26] = [
+const PINNED_VERSIONS: [(&str, i32); 27] = [
     ("UserRegistered", 1),
     ("ReadReceiptsPrivacyChanged", 1),
     ("DisplayNameChanged", 1),
+    ("AvatarChanged", 1),
     ("UserDeactivated", 1),
     ("UserErased", 1),
     ("RoomCreated", 2),
@@ -408,6 +424,43 @@ fn stream_types_are_room_and_user() {
 fn an_unknown_stored_name_does_not_read_back() {
     let data = json!({ "user_id": ALICE.to_string() });
     assert!(RoomEvent::from_stored("MemberVanished", 1, data).is_err());
+}
+
+#[test]
+fn the_avatar_changed_payload_is_pinned() {
+    let event = UserEvent::AvatarChanged {
+        user_id: ALICE,
+        avatar: Some(AvatarRef {
+            avatar_id: AvatarId(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0006)),
+            content_type: "image/jpeg".into(),
+            size: 4321,
+            sha256: "0f".repeat(32),
+            side: 256,
+        }),
+    };
+    let (event_type, version, data) = event.to_stored().unwrap();
+    assert_eq!((event_type.as_str(), version), ("AvatarChanged", 1));
+    assert_eq!(
+        data,
+        json!({
+            "user_id": "01900000-0000-7000-8000-000000000002",
+            "avatar": {
+                "avatar_id": "01900000-0000-7000-8000-000000000006",
+                "content_type": "image/jpeg",
+                "size": 4321,
+                "sha256": "0f".repeat(32),
+                "side": 256,
+            },
+        })
+    );
+    let removed = UserEvent::AvatarChanged {
+        user_id: ALICE,
+        avatar: None,
+    };
+    assert_eq!(
+        removed.to_stored().unwrap().2,
+        json!({ "user_id": "01900000-0000-7000-8000-000000000002", "avatar": null })
+    );
 }
 
 #[test]

@@ -82,3 +82,95 @@ fn registering_is_remembered_in_the_state() {
 fn an_empty_user_stream_is_not_registered() {
     assert_eq!(UserState::default().registered, None);
 }
+
+mod avatars {
+    use super::*;
+    use events::avatar::AvatarRef;
+    use events::ids::AvatarId;
+    use events::user::{change_avatar, erase};
+
+    fn picture(sha256: &str) -> AvatarRef {
+        AvatarRef {
+            avatar_id: AvatarId::new(),
+            content_type: "image/png".into(),
+            size: 100,
+            sha256: sha256.into(),
+            side: 256,
+        }
+    }
+
+    fn alice() -> (UserId, UserState) {
+        let id = UserId::new();
+        let state = registered(&decide(&UserState::default(), register(id, None)).unwrap());
+        (id, state)
+    }
+
+    #[test]
+    fn a_new_picture_is_an_avatar_changed_and_is_remembered() {
+        let (id, state) = alice();
+        let a = picture("aa");
+        let events = change_avatar(&state, Some(a.clone()));
+        assert_eq!(
+            events,
+            vec![UserEvent::AvatarChanged {
+                user_id: id,
+                avatar: Some(a.clone()),
+            }]
+        );
+        assert_eq!(
+            events
+                .iter()
+                .fold(state, evolve)
+                .avatar
+                .map(|p| p.avatar_id),
+            Some(a.avatar_id)
+        );
+    }
+
+    #[test]
+    fn the_same_picture_again_or_removing_none_changes_nothing() {
+        let (_, state) = alice();
+        assert_eq!(change_avatar(&state, None), vec![]);
+        let first = change_avatar(&state, Some(picture("aa")));
+        let state = first.iter().fold(state, evolve);
+        // Another upload of the same bytes: another id, the same picture.
+        assert_eq!(change_avatar(&state, Some(picture("aa"))), vec![]);
+        assert_eq!(change_avatar(&state, Some(picture("bb"))).len(), 1);
+    }
+
+    #[test]
+    fn removing_the_avatar_is_an_avatar_changed_to_none() {
+        let (id, state) = alice();
+        let state = change_avatar(&state, Some(picture("aa")))
+            .iter()
+            .fold(state, evolve);
+        let events = change_avatar(&state, None);
+        assert_eq!(
+            events,
+            vec![UserEvent::AvatarChanged {
+                user_id: id,
+                avatar: None,
+            }]
+        );
+        assert_eq!(events.iter().fold(state, evolve).avatar, None);
+    }
+
+    #[test]
+    fn an_erasure_clears_the_avatar_and_an_erased_account_gets_none() {
+        let (id, state) = alice();
+        let state = change_avatar(&state, Some(picture("aa")))
+            .iter()
+            .fold(state, evolve);
+        let state = erase(&state, id).iter().fold(state, evolve);
+        assert_eq!(state.avatar, None);
+        assert_eq!(change_avatar(&state, Some(picture("bb"))), vec![]);
+    }
+
+    #[test]
+    fn an_unregistered_user_gets_no_avatar() {
+        assert_eq!(
+            change_avatar(&UserState::default(), Some(picture("aa"))),
+            vec![]
+        );
+    }
+}

@@ -111,6 +111,7 @@ async fn apply_user(
         }
         UserEvent::ReadReceiptsPrivacyChanged { .. }
         | UserEvent::DisplayNameChanged { .. }
+        | UserEvent::AvatarChanged { .. }
         | UserEvent::UserDeactivated { .. }
         | UserEvent::UserErased { .. } => {
             crate::attention::apply_user_event(tx, &event).await?;

@@ -1,7 +1,8 @@
 //! The read models of what asks for a user's attention: mentions (`rm_mentions`,
 //! `rm_room_mentions`), read receipts shown to others (`rm_receipts`, `rm_private_receipts`)
 //! and notification levels (`rm_notification_levels`); and the profile changes of users
-//! (`rm_users.display_name`, which the fold only inserts at registration).
+//! (`rm_users.display_name`, which the fold only inserts at registration, and the avatar,
+//! `rm_users.avatar_id` and `avatar_content_type`).
 //!
 //! These tables depend only on the events themselves, never on another read model's rows, so
 //! a batch's effect on them is computed apart from the fold of [`crate::batch`]: [`Attention`]
@@ -11,7 +12,8 @@
 //! - a message's mentions are inserted before any delete of it (a delete follows its message
 //!   in the log), and deleted with it;
 //! - a receipt only moves forward (`GREATEST`), so public markers commute;
-//! - a notification level, a privacy setting and a display name are last-writer-wins per key:
+//! - a notification level, a privacy setting, a display name and an avatar are
+//!   last-writer-wins per key:
 //!   the collector keeps each key's final state in log order (a name changes after its user's
 //!   registration, which the fold inserts before this runs).
 
@@ -56,6 +58,8 @@ pub(crate) struct Attention {
     private: HashMap<Uuid, bool>,
     /// The final display name per user (`rm_users.display_name`, after the registrations).
     names: HashMap<Uuid, String>,
+    /// The final avatar per user, `None` when removed: (id, content type).
+    avatars: HashMap<Uuid, Option<(Uuid, String)>>,
     /// Users deactivated (`rm_users.deactivated`; it is never undone).
     deactivated: Vec<Uuid>,
     /// Users erased (`crate::erasure`; written last, as an erasure absorbs everything).
@@ -129,6 +133,14 @@ impl Attention {
             } => {
                 self.names
                     .insert(user_id.0, display_name.as_str().to_owned());
+            }
+            UserEvent::AvatarChanged { user_id, avatar } => {
+                self.avatars.insert(
+                    user_id.0,
+                    avatar
+                        .as_ref()
+                        .map(|a| (a.avatar_id.0, a.content_type.clone())),
+                );
             }
             UserEvent::UserDeactivated { user_id, .. } => self.deactivated.push(user_id.0),
             UserEvent::UserErased { user_id, .. } => self.erased.push(user_id.0),
@@ -246,6 +258,35 @@ impl Attention {
             if usize::try_from(changed).ok() != Some(users.len()) {
                 return Err(ApplyError::Poison(
                     "a display name changed for a user the read models do not have".into(),
+                ));
+            }
+        }
+        if !self.avatars.is_empty() {
+            let mut users = Vec::with_capacity(self.avatars.len());
+            let mut ids = Vec::with_capacity(self.avatars.len());
+            let mut types = Vec::with_capacity(self.avatars.len());
+            for (user, avatar) in self.avatars {
+                users.push(user);
+                let (id, content_type) = avatar.unzip();
+                ids.push(id);
+                types.push(content_type);
+            }
+            let changed = sqlx::query(
+                "UPDATE rm_users u SET avatar_id = a.avatar_id, \
+                 avatar_content_type = a.content_type \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) \
+                      AS a(user_id, avatar_id, content_type) \
+                 WHERE u.user_id = a.user_id",
+            )
+            .bind(&users)
+            .bind(&ids)
+            .bind(&types)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if usize::try_from(changed).ok() != Some(users.len()) {
+                return Err(ApplyError::Poison(
+                    "an avatar changed for a user the read models do not have".into(),
                 ));
             }
         }

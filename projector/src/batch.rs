@@ -110,6 +110,7 @@ fn decode(ev: &RecordedEvent) -> Result<Option<Op>, ApplyError> {
                 })),
                 event @ (UserEvent::ReadReceiptsPrivacyChanged { .. }
                 | UserEvent::DisplayNameChanged { .. }
+                | UserEvent::AvatarChanged { .. }
                 | UserEvent::UserDeactivated { .. }
                 | UserEvent::UserErased { .. }) => Ok(Some(Op::UserSetting {
                     event,

@@ -8,7 +8,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Erases `users`' personal values from the read models: their messages' bodies (deleted ones
-/// stay tombstones) and attachment names, their username and display name. A scan of
+/// stay tombstones) and attachment names, their username and display name, and their avatar
+/// (its blobs are deleted by the command side; the picture is no sealed value, so a rebuild
+/// clears it here too). A scan of
 /// `rm_messages` by sender: erasures are rare, and an index on the sender would cost every send.
 pub(crate) async fn erase(tx: &mut PgConnection, users: &[Uuid]) -> Result<(), sqlx::Error> {
     if users.is_empty() {
@@ -29,7 +31,8 @@ pub(crate) async fn erase(tx: &mut PgConnection, users: &[Uuid]) -> Result<(), s
     .await?;
     let names: Vec<String> = users.iter().map(|u| vault::erased_username(*u)).collect();
     sqlx::query(
-        "UPDATE rm_users u SET username = e.username, display_name = $3
+        "UPDATE rm_users u SET username = e.username, display_name = $3,
+             avatar_id = NULL, avatar_content_type = NULL
          FROM UNNEST($1::uuid[], $2::text[]) AS e(user_id, username)
          WHERE u.user_id = e.user_id",
     )

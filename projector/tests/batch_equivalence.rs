@@ -243,6 +243,20 @@ impl World {
                     },
                 );
             }
+            16..17 => {
+                let user_id = self.user();
+                let avatar = self.rng.random_bool(0.7).then(|| {
+                    let avatar_id = events::AvatarId::new();
+                    events::avatar::AvatarRef {
+                        avatar_id,
+                        content_type: "image/jpeg".into(),
+                        size: 2048,
+                        sha256: format!("{:064x}", avatar_id.0.as_u128()),
+                        side: 256,
+                    }
+                });
+                return Gen::User(user_id, UserEvent::AvatarChanged { user_id, avatar });
+            }
             9..10 => {
                 // A stream the read models ignore.
                 return Gen::Raw {

@@ -276,6 +276,34 @@ describe('Api: mentions, notification levels and read receipts', () => {
   });
 });
 
+describe('Api: avatars', () => {
+  it("PUT /v1/me/avatar with the image's bytes, DELETE removes it; the picture is read with the token", async () => {
+    const storage = new MemStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify(session()));
+    const calls: { method: string; url: string; body: unknown; type?: string; auth?: string }[] = [];
+    const set = { avatar_id: 'a1', avatar_url: '/v1/users/u1/avatar?v=a1', content_type: 'image/jpeg', size: 9, side: 256, position: 40 };
+    const none = { avatar_id: null, avatar_url: null, content_type: null, size: null, side: null, position: 41 };
+    const fetchFn = (async (url: string, init: RequestInit = {}) => {
+      const headers = (init.headers ?? {}) as Record<string, string>;
+      calls.push({ method: init.method ?? 'GET', url, body: init.body, type: headers['content-type'], auth: headers.authorization });
+      if (url.includes('/avatar?')) return new Response(new Blob(['picture'], { type: 'image/jpeg' }), { status: 200 });
+      return json(200, init.method === 'PUT' ? set : none);
+    }) as unknown as typeof fetch;
+    const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    const image = new Blob(['png bytes'], { type: 'image/png' });
+    expect(await api.setAvatar(image)).toEqual(set);
+    expect(calls[0]).toMatchObject({ method: 'PUT', url: '/v1/me/avatar', type: 'image/png', auth: 'Bearer a1' });
+    expect(calls[0]!.body).toBe(image);
+    expect(await api.removeAvatar()).toEqual(none);
+    expect(calls[1]).toMatchObject({ method: 'DELETE', url: '/v1/me/avatar' });
+    const blob = await api.avatar(set.avatar_url);
+    expect(await blob.text()).toBe('picture');
+    expect(calls[2]).toMatchObject({ method: 'GET', url: '/v1/users/u1/avatar?v=a1', auth: 'Bearer a1' });
+    // only an avatar's URL is fetched this way
+    await expect(api.avatar('https://elsewhere.example/x')).rejects.toBeInstanceOf(ApiError);
+  });
+});
+
 describe('Api: profile, sessions and password', () => {
   it('PATCH /v1/me/profile with {display_name}; its position is read-your-writes for later reads', async () => {
     const { api, calls } = recording((method) => (method === 'PATCH' ? { display_name: 'Al', position: 31 } : { rooms: [] }));

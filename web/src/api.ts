@@ -5,6 +5,7 @@
 
 import type {
   Attachment,
+  AvatarAnswer,
   CommandAnswer,
   Erasure,
   Invite,
@@ -618,6 +619,11 @@ export class Api {
   async attachment(attachmentId: string, thumbnail = false, minPosition = 0): Promise<Blob> {
     const min = Math.max(this.minPosition, minPosition);
     const path = `/v1/attachments/${enc(attachmentId)}${thumbnail ? '/thumbnail' : ''}${min > 0 ? `?min_position=${min}` : ''}`;
+    return this.blob(path);
+  }
+
+  /** Bytes the API serves (a file, a picture) with the session's token, refreshed once. */
+  private async blob(path: string): Promise<Blob> {
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
@@ -663,6 +669,23 @@ export class Api {
   /** Changes the name others see (`''`: the username again). */
   setDisplayName(displayName: string) {
     return this.request<ProfileAnswer>('PATCH', '/v1/me/profile', { body: { display_name: displayName } }).then((a) => a.data);
+  }
+  /** Sets the caller's avatar to the image `file` (PNG, JPEG, WebP or GIF, at most 2 MiB). */
+  setAvatar(file: Blob) {
+    return this.request<AvatarAnswer>('PUT', '/v1/me/avatar', { raw: file }).then((a) => a.data);
+  }
+  /** Removes the caller's avatar. */
+  removeAvatar() {
+    return this.request<AvatarAnswer>('DELETE', '/v1/me/avatar').then((a) => a.data);
+  }
+  /**
+   * A user's avatar, with the session's token: `url` as the reads give it
+   * (`/v1/users/{id}/avatar?v=…`). Answers with a long cache lifetime, so the browser's cache
+   * serves the same picture again.
+   */
+  async avatar(url: string): Promise<Blob> {
+    if (!url.startsWith('/v1/users/')) throw new ApiError(400, 'invalid_avatar_url', 'not an avatar URL', null);
+    return this.blob(url);
   }
   /** The caller's open sessions, one per sign-in (`current`: this one). */
   sessions() {

@@ -138,6 +138,8 @@ async function world(...open: string[]) {
 const rename = { type: 'member_updated', room_id: 'g', user_id: BOB, position: 900, display_name: 'Robert' };
 const erasure = { type: 'member_updated', room_id: 'g', user_id: BOB, position: 901, display_name: '[erased]', username: 'erased-0123456789abcdef012345678', erased: true };
 
+const newAvatar = { type: 'member_updated', room_id: 'g', user_id: BOB, position: 902, avatar_url: `/v1/users/${BOB}/avatar?v=a1` };
+
 const bodies = (chat: Chat, roomId: string) => chat.state.timelines[roomId]!.tl.messages.map((m) => m.body);
 
 describe('Chat: member_updated frames', () => {
@@ -155,6 +157,29 @@ describe('Chat: member_updated frames', () => {
     expect(chat.state.timelines).toBe(timelines);
     // carol is still carol
     expect(chat.userName(CAROL)).toBe('Carol');
+  });
+
+  it('a new avatar shows at once wherever he is shown, and leaves his name alone; an erasure removes it', async () => {
+    const { chat, ws } = await world('h', 'g');
+    const timelines = chat.state.timelines;
+    ws.frame(newAvatar);
+    expect(chat.state.users[BOB]).toEqual({ username: 'bob', display_name: 'Bob', avatar_url: newAvatar.avatar_url });
+    for (const id of ['g', 'h']) {
+      expect(chat.state.members[id]!.find((m) => m.user_id === BOB)).toMatchObject({ display_name: 'Bob', avatar_url: newAvatar.avatar_url });
+    }
+    expect(chat.state.rooms.byId.dm!.other_user).toEqual({ user_id: BOB, username: 'bob', display_name: 'Bob', avatar_url: newAvatar.avatar_url });
+    expect(chat.state.rooms.byId.g!.last_message).toMatchObject({ sender_display_name: 'Bob' });
+    expect(chat.state.timelines).toBe(timelines);
+    expect(chat.state.users[CAROL]!.avatar_url).toBeUndefined();
+    // removed
+    ws.frame({ ...newAvatar, position: 903, avatar_url: null });
+    expect(chat.state.users[BOB]!.avatar_url).toBeNull();
+    expect(chat.state.rooms.byId.dm!.other_user!.avatar_url).toBeNull();
+    // again, then erased: no picture any more
+    ws.frame({ ...newAvatar, position: 904 });
+    ws.frame({ ...erasure, avatar_url: null });
+    expect(chat.state.users[BOB]).toMatchObject({ display_name: '[erased]', avatar_url: null });
+    expect(chat.state.members.g!.find((m) => m.user_id === BOB)!.avatar_url).toBeNull();
   });
 
   it('an erasure turns his messages in that room into "[erased]" (ids, seq, versions, reactions kept); others\' are untouched', async () => {

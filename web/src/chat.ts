@@ -87,6 +87,7 @@ import type {
   PresenceFrame,
   SearchHit,
   TypingFrame,
+  UserSummary,
 } from './types';
 import { isEventFrame, isMemberUpdatedFrame, isNotificationFrame } from './types';
 import { ChatSocket, CLOSE_TOKEN_EXPIRED, feedUrl, type SocketStatus } from './ws';
@@ -118,9 +119,21 @@ export interface EphemeralItem {
   afterSeq: number;
 }
 
+/** What the client keeps of a direct room's other person. */
+function otherUserInfo(u: UserSummary): UserInfo {
+  return withAvatar({ username: u.username, display_name: u.display_name }, u.avatar_url);
+}
+
+/** `info` with the avatar a read gave (none from a server without avatars: left unknown). */
+function withAvatar(info: UserInfo, avatarUrl: string | null | undefined): UserInfo {
+  return avatarUrl === undefined ? info : { ...info, avatar_url: avatarUrl };
+}
+
 export interface UserInfo {
   username: string;
   display_name: string;
+  /** Where their avatar is served; null: none; absent: not known (no picture shown). */
+  avatar_url?: string | null;
 }
 
 export interface SearchState {
@@ -417,7 +430,7 @@ export class Chat {
         const me = await this.api.me();
         this.store.set((s) => ({
           me,
-          users: { ...s.users, [me.id]: { username: me.username, display_name: me.display_name } },
+          users: { ...s.users, [me.id]: withAvatar({ username: me.username, display_name: me.display_name }, me.avatar_url) },
         }));
         if (!this.api.current?.username) void this.api.noteUser({ username: me.username }).catch(() => undefined);
         return;
@@ -652,7 +665,12 @@ export class Chat {
     if (mentions !== s.mentions.items) patch.mentions = { ...s.mentions, items: mentions };
     if (s.me && f.user_id === s.me.id && !f.erased) {
       const names = namesAfter(f, s.me);
-      if (names && (names.username !== s.me.username || names.display_name !== s.me.display_name)) patch.me = { ...s.me, ...names };
+      if (
+        names &&
+        (names.username !== s.me.username || names.display_name !== s.me.display_name || (names.avatar_url ?? null) !== (s.me.avatar_url ?? null))
+      ) {
+        patch.me = { ...s.me, ...names };
+      }
     }
     if (!f.erased) return patch;
     const tv = s.timelines[f.room_id];
@@ -777,7 +795,7 @@ export class Chat {
       for (const id of r.removed) this.unsubscribe(id);
       const users = { ...s.users };
       for (const room of data.rooms) {
-        if (room.other_user) users[room.other_user.user_id] = { username: room.other_user.username, display_name: room.other_user.display_name };
+        if (room.other_user) users[room.other_user.user_id] = otherUserInfo(room.other_user);
         const last = room.last_message;
         if (last?.sender_username && !users[last.sender_id]) {
           users[last.sender_id] = { username: last.sender_username, display_name: last.sender_display_name || last.sender_username };
@@ -865,7 +883,7 @@ export class Chat {
     trackRoom(this.resume, roomId, { version: room.version, position: room.position, epoch });
     this.store.set((s) => {
       const users = { ...s.users };
-      if (room.other_user) users[room.other_user.user_id] = { username: room.other_user.username, display_name: room.other_user.display_name };
+      if (room.other_user) users[room.other_user.user_id] = otherUserInfo(room.other_user);
       return { rooms: addRoom(s.rooms, room, Date.now()), users };
     });
     this.subscribe(roomId);
@@ -931,7 +949,7 @@ export class Chat {
       this.store.set((s) => {
         const users = { ...s.users };
         for (const m of members) {
-          if (m.username) users[m.user_id] = { username: m.username, display_name: m.display_name || m.username };
+          if (m.username) users[m.user_id] = withAvatar({ username: m.username, display_name: m.display_name || m.username }, m.avatar_url);
         }
         return { members: { ...s.members, [roomId]: members }, users };
       });
@@ -1455,6 +1473,41 @@ export class Chat {
     return shown;
   }
 
+  /**
+   * Sets the picture others see beside one's name (PNG, JPEG, WebP or GIF, at most 2 MiB; the
+   * server keeps a square of its middle) and shows it at once wherever this client shows one;
+   * resolves to its URL (null: the server keeps none).
+   */
+  async setAvatar(file: Blob): Promise<string | null> {
+    const ans = await this.api.setAvatar(file);
+    this.showMyAvatar(ans.avatar_url);
+    return ans.avatar_url;
+  }
+
+  /** Removes one's avatar (the initial shows again), everywhere this client shows it. */
+  async removeAvatar(): Promise<void> {
+    const ans = await this.api.removeAvatar();
+    this.showMyAvatar(ans.avatar_url);
+  }
+
+  private showMyAvatar(url: string | null): void {
+    const me = this.me;
+    this.store.set((s) => {
+      const patch: Partial<AppState> = {};
+      if (s.me) patch.me = { ...s.me, avatar_url: url };
+      const u = s.users[me];
+      if (u) patch.users = { ...s.users, [me]: { ...u, avatar_url: url } };
+      let members: Record<string, Member[]> | null = null;
+      for (const [roomId, list] of Object.entries(s.members)) {
+        if (!list.some((m) => m.user_id === me)) continue;
+        members ??= { ...s.members };
+        members[roomId] = list.map((m) => (m.user_id === me ? { ...m, avatar_url: url } : m));
+      }
+      if (members) patch.members = members;
+      return patch;
+    });
+  }
+
   /** Reads one's settings (`GET /v1/me`) when not known yet (a registration in this browser). */
   async loadSettings(): Promise<void> {
     if (this.state.me?.private_receipts !== undefined) return;
@@ -1462,7 +1515,7 @@ export class Chat {
       const me = await this.api.me();
       this.store.set((s) => ({
         me: { ...me, private_receipts: me.private_receipts ?? false },
-        users: { ...s.users, [me.id]: { username: me.username, display_name: me.display_name } },
+        users: { ...s.users, [me.id]: withAvatar({ username: me.username, display_name: me.display_name }, me.avatar_url) },
       }));
     } catch {
       /* shown as not private (an account's default) until read */

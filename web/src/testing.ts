@@ -91,7 +91,8 @@ export function fakeServerChat(answer: (req: Sent) => unknown, session: Session 
   const sent: Sent[] = [];
   const fetchFn = (async (url: string, init: RequestInit) => {
     const headers = init.headers as Record<string, string>;
-    const req: Sent = { method: init.method ?? 'GET', url, body: init.body ? JSON.parse(String(init.body)) : undefined, auth: headers.authorization };
+    const body = init.body instanceof Blob ? init.body : init.body ? JSON.parse(String(init.body)) : undefined;
+    const req: Sent = { method: init.method ?? 'GET', url, body, auth: headers.authorization };
     sent.push(req);
     const a = answer(req);
     return a instanceof Response ? a : json(200, a);

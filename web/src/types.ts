@@ -15,12 +15,16 @@ export interface Me {
   /** Read receipts kept private (`PUT /v1/me/read-receipts`); absent from older servers and
    * until read (a registration in this browser is not read back). */
   private_receipts?: boolean;
+  /** Where one's avatar is served (`GET /v1/users/{id}/avatar?v=…`); null or absent: none. */
+  avatar_url?: string | null;
 }
 
 export interface UserSummary {
   user_id: string;
   username: string;
   display_name: string;
+  /** Where their avatar is served; null or absent: none. */
+  avatar_url?: string | null;
 }
 
 export interface LastMessage {
@@ -100,6 +104,17 @@ export interface ReadReceiptsAnswer {
  * position null when it was already so). */
 export interface ProfileAnswer {
   display_name: string;
+  position: number | null;
+}
+
+/** `PUT` / `DELETE /v1/me/avatar`: one's avatar now (every field null when there is none;
+ * position null when nothing changed). */
+export interface AvatarAnswer {
+  avatar_id: string | null;
+  avatar_url: string | null;
+  content_type: string | null;
+  size: number | null;
+  side: number | null;
   position: number | null;
 }
 
@@ -191,6 +206,8 @@ export interface Member {
   user_id: string;
   username: string | null;
   display_name: string | null;
+  /** Where their avatar is served; null or absent: none. */
+  avatar_url?: string | null;
   role: string;
   joined_at: string | null;
 }
@@ -367,8 +384,8 @@ export function isNotificationFrame(f: { type: string; [k: string]: unknown }): 
 export const ERASED_TEXT = '[erased]';
 
 /**
- * A member of the room changed their display name, or was erased (ADR 23): sent to the
- * subscribed members of every room they are in. A user-stream event, not a room event: it
+ * A member of the room changed their display name or avatar, or was erased (ADR 23): sent to
+ * the subscribed members of every room they are in, with the fields that changed. A user-stream event, not a room event: it
  * carries no room version (the room's resume bookkeeping does not move), and one missed
  * (not connected) is read from the read models with the room.
  */
@@ -378,8 +395,11 @@ export interface MemberUpdatedFrame {
   user_id: string;
   /** The user event's log position. */
   position: number;
-  /** The name others see now (`''`: their username); `[erased]` once erased. */
-  display_name: string;
+  /** The name others see now (`''`: their username); `[erased]` once erased; absent when
+   * only the avatar changed. */
+  display_name?: string;
+  /** Their avatar's URL now (null: none, also once erased); absent when it did not change. */
+  avatar_url?: string | null;
   /** Their new username, when it changed (an erasure: `erased-<hex>`). */
   username?: string | null;
   /** The account was erased: its messages read as `[erased]`. */
@@ -391,7 +411,9 @@ export function isMemberUpdatedFrame(f: { type: string; [k: string]: unknown }):
     f.type === 'member_updated' &&
     typeof f.room_id === 'string' &&
     typeof f.user_id === 'string' &&
-    typeof f.display_name === 'string' &&
+    (f.display_name === undefined || typeof f.display_name === 'string') &&
+    (f.avatar_url === undefined || f.avatar_url === null || typeof f.avatar_url === 'string') &&
+    (f.display_name !== undefined || f.avatar_url !== undefined) &&
     (f.username === undefined || f.username === null || typeof f.username === 'string') &&
     (f.erased === undefined || f.erased === null || typeof f.erased === 'boolean')
   );

@@ -528,6 +528,53 @@ pub async fn delete(t: &Target) {
     assert_eq!(t.leftovers().await, Vec::<String>::new());
 }
 
+/// delete_prefix removes every blob under a prefix (its whole segments only) and nothing
+/// else; an empty or absent prefix is no error.
+pub async fn delete_prefix(t: &Target) {
+    for name in [
+        "user-a/1",
+        "user-a/2",
+        "user-a/nested/3",
+        "user-ab/4",
+        "user-b/5",
+    ] {
+        t.store
+            .put_bytes(&t.key(name), Bytes::from_static(FOX))
+            .await
+            .expect("put");
+    }
+    let deleted = t
+        .store
+        .delete_prefix(&t.key("user-a"))
+        .await
+        .expect("delete");
+    assert_eq!(deleted, 3);
+    for name in ["user-a/1", "user-a/2", "user-a/nested/3"] {
+        assert!(matches!(
+            t.store.head(&t.key(name)).await,
+            Err(BlobError::NotFound)
+        ));
+    }
+    for name in ["user-ab/4", "user-b/5"] {
+        assert_eq!(t.store.head(&t.key(name)).await.expect("kept"), 43);
+    }
+    assert_eq!(
+        t.store
+            .delete_prefix(&t.key("user-a"))
+            .await
+            .expect("again"),
+        0
+    );
+    assert_eq!(
+        t.store
+            .delete_prefix(&t.key("never"))
+            .await
+            .expect("absent"),
+        0
+    );
+    t.clean_up(&["user-ab/4", "user-b/5"]).await;
+}
+
 /// A missing key: NotFound from get (with and without a range) and head.
 pub async fn missing_is_not_found(t: &Target) {
     for range in [None, Some(0..10)] {

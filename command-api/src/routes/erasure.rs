@@ -78,8 +78,8 @@ pub async fn erase_user(
 
 /// Erases `target` (decided by `by`). In one transaction: the `UserDeactivated` (unless it
 /// was) and `UserErased` events, the keys shredded, the credentials left without a name, the
-/// sign-in links and sessions ended, the uploads' names erased. Then the uploads' bytes are
-/// deleted and every replica told.
+/// sign-in links and sessions ended, the uploads' names erased. Then the uploads' bytes and
+/// every avatar blob of the user are deleted and every replica told.
 async fn erase(st: &AppState, target: UserId, by: UserId) -> Result<Erasure, ApiError> {
     for _ in 0..ATTEMPTS {
         let (state, version) = user_state(st, target).await?;
@@ -138,6 +138,7 @@ async fn erase(st: &AppState, target: UserId, by: UserId) -> Result<Erasure, Api
                 .await;
         }
         st.attachments.delete_blobs(&uploads).await;
+        st.avatars.delete_all(target).await;
         return Ok(Erasure {
             user_id: target.0,
             keys_shredded,

@@ -21,6 +21,7 @@ use utoipa::OpenApi;
         super::messages::add_reaction, super::messages::remove_reaction, super::messages::mark_read,
         super::ephemeral::typing, super::ephemeral::ephemeral, super::attachments::upload,
         super::notifications::set_notification_level, super::me::set_read_receipts, super::me::update_profile,
+        super::avatars::set_avatar, super::avatars::remove_avatar,
         super::sessions::list, super::sessions::end, super::sessions::change_password,
         super::oidc::info, super::oidc::start, super::oidc::callback, super::admin::deactivate,
         super::erasure::erase_me, super::erasure::erase_user, super::erasure::rotate_key,

@@ -1,5 +1,6 @@
-//! The user's own profile and settings: the name others see, and whether their read receipts
-//! are shown to the rooms they read. Each change is an event of the user's stream.
+//! The user's own profile and settings: the name others see (the picture beside it is
+//! `avatars.rs`), and whether their read receipts are shown to the rooms they read. Each
+//! change is an event of the user's stream.
 
 use crate::error::ApiError;
 use crate::extract::{AuthUser, Json};
@@ -84,11 +85,13 @@ pub async fn update_profile(
     Json(body): Json<ProfileBody>,
 ) -> Result<Response, ApiError> {
     let name = DisplayName::parse(&body.display_name)?;
-    let (state, position) = change(&st, me, |state| {
+    let Changed {
+        after, position, ..
+    } = change(&st, me, |state| {
         user::change_display_name(state, name.clone())
     })
     .await?;
-    let shown = state
+    let shown = after
         .display_name
         .map(|d| d.as_str().to_owned())
         .unwrap_or_default();
@@ -102,7 +105,7 @@ pub async fn set_read_receipts(
     AuthUser(me): AuthUser,
     Json(body): Json<ReadReceiptsBody>,
 ) -> Result<Response, ApiError> {
-    let (_, position) = change(&st, me, |state| {
+    let Changed { position, .. } = change(&st, me, |state| {
         user::set_receipts_privacy(state, body.private)
     })
     .await?;
@@ -164,19 +167,32 @@ pub(crate) fn sealing_failed(e: vault::VaultError) -> ApiError {
     }
 }
 
+/// What [`change`] did.
+pub(crate) struct Changed {
+    /// The user's state the change was decided on.
+    pub before: UserState,
+    /// The state after it (`before` when it changed nothing).
+    pub after: UserState,
+    /// The position of its last event; `None` when it changed nothing.
+    pub position: Option<i64>,
+}
+
 /// Decides a change of `user`'s stream with `decide` and appends it, again on a race with
-/// another change; returns the state after it and the position of its last event (`None`
-/// when it changed nothing).
-async fn change(
+/// another change.
+pub(crate) async fn change(
     st: &AppState,
     user: UserId,
     decide: impl Fn(&UserState) -> Vec<UserEvent>,
-) -> Result<(UserState, Option<i64>), ApiError> {
+) -> Result<Changed, ApiError> {
     for _ in 0..ATTEMPTS {
         let (state, version) = user_state(st, user).await?;
         let events = decide(&state);
         if events.is_empty() {
-            return Ok((state, None));
+            return Ok(Changed {
+                before: state.clone(),
+                after: state,
+                position: None,
+            });
         }
         let new_events = new_user_events(st, &events, user).await?;
         let request = AppendRequest {
@@ -188,8 +204,12 @@ async fn change(
         };
         match st.store.append(request).await {
             Ok(appended) => {
-                let state = events.iter().fold(state, user::evolve);
-                return Ok((state, Some(appended.last_position)));
+                let after = events.iter().fold(state.clone(), user::evolve);
+                return Ok(Changed {
+                    before: state,
+                    after,
+                    position: Some(appended.last_position),
+                });
             }
             Err(AppendError::Conflict { .. }) => continue,
             Err(AppendError::Store(e)) => return Err(e.into()),

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod attachments;
 pub mod auth;
+pub mod avatars;
 pub mod bans;
 pub mod ephemeral;
 pub mod erasure;

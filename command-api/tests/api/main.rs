@@ -3,6 +3,7 @@
 
 mod admin;
 mod authz;
+mod avatars;
 mod bans;
 mod concurrency;
 mod errors;

@@ -393,6 +393,29 @@ pub async fn rename(store: &PgEventStore, user: UserId, name: &str) {
     .await;
 }
 
+/// Gives `user` a new avatar (`true`) or removes it (`false`), as `PUT`/`DELETE /v1/me/avatar`
+/// do (the blob itself is not the read models' business).
+pub async fn change_avatar(store: &PgEventStore, user: UserId, give: bool) {
+    let avatar = give.then(|| {
+        let id = events::AvatarId::new();
+        events::avatar::AvatarRef {
+            avatar_id: id,
+            content_type: "image/png".into(),
+            size: 1000,
+            sha256: format!("{:064x}", id.0.as_u128()),
+            side: 256,
+        }
+    });
+    append_user_event(
+        store,
+        UserEvent::AvatarChanged {
+            user_id: user,
+            avatar,
+        },
+    )
+    .await;
+}
+
 /// Keeps `user`'s read receipts private (or not), as `PUT /v1/me/read-receipts` does.
 pub async fn set_private_receipts(store: &PgEventStore, user: UserId, private: bool) {
     let event = UserEvent::ReadReceiptsPrivacyChanged {
@@ -726,6 +749,12 @@ pub async fn random_load(
                     let user = *users.choose(&mut rng).expect("users");
                     let name = format!("renamed {}", rng.random::<u16>());
                     rename(&store, user, &name).await;
+                    count.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if rng.random_bool(0.005) {
+                    let user = *users.choose(&mut rng).expect("users");
+                    change_avatar(&store, user, rng.random_bool(0.7)).await;
                     count.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }

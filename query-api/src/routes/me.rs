@@ -1,5 +1,6 @@
 //! The caller's own profile.
 
+use super::avatars::avatar_url_sql;
 use super::consistency::MinPosition;
 use crate::state::AppState;
 use axum::Json;
@@ -15,6 +16,9 @@ pub struct Me {
     pub id: Uuid,
     pub username: String,
     pub display_name: String,
+    /// Where your avatar is served (`GET /v1/users/{user_id}/avatar?v=<avatar_id>`); null
+    /// when you have none.
+    pub avatar_url: Option<String>,
     /// Read receipts kept private (`PUT /v1/me/read-receipts`).
     pub private_receipts: bool,
 }
@@ -29,11 +33,13 @@ pub async fn me(
     AuthUser(me): AuthUser,
     _read_after: MinPosition,
 ) -> Result<Json<Me>, ApiError> {
-    sqlx::query_as::<_, Me>(
-        "SELECT user_id AS id, username, display_name, \
+    sqlx::query_as::<_, Me>(concat!(
+        "SELECT user_id AS id, username, display_name, ",
+        avatar_url_sql!("u"),
+        " AS avatar_url, \
          EXISTS (SELECT 1 FROM rm_private_receipts p WHERE p.user_id = $1) AS private_receipts \
-         FROM rm_users WHERE user_id = $1",
-    )
+         FROM rm_users u WHERE user_id = $1",
+    ))
     .bind(me.0)
     .fetch_optional(&st.pool)
     .await?

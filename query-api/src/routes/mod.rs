@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod attachments;
 pub mod audit;
+pub mod avatars;
 pub mod bans;
 pub mod consistency;
 pub mod invites;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/me", get(me::me))
         .route("/v1/users", get(users::lookup))
+        .route("/v1/users/{user_id}/avatar", get(avatars::avatar))
         .route("/v1/rooms", get(rooms::my_rooms))
         .route("/v1/rooms/public", get(rooms::public_rooms))
         .route("/v1/rooms/{room_id}", get(rooms::room))
@@ -73,6 +75,7 @@ pub fn router() -> Router<AppState> {
     paths(
         me::me,
         users::lookup,
+        avatars::avatar,
         rooms::my_rooms,
         rooms::public_rooms,
         rooms::room,

@@ -1,6 +1,8 @@
-//! Looking a user up by username (to invite them or open a direct room).
+//! Looking a user up by username (to invite them or open a direct room); their avatar is
+//! `avatars.rs`.
 
 use super::Query;
+use super::avatars::avatar_url_sql;
 use super::consistency::MinPosition;
 use crate::state::AppState;
 use axum::Json;
@@ -21,6 +23,9 @@ pub struct UserSummary {
     pub user_id: Uuid,
     pub username: String,
     pub display_name: String,
+    /// Where the user's avatar is served (`GET /v1/users/{user_id}/avatar?v=<avatar_id>`);
+    /// null when they have none.
+    pub avatar_url: Option<String>,
 }
 
 /// `username` as [`lookup`] takes it: 1–64 characters after trimming (a username that
@@ -52,9 +57,11 @@ pub async fn lookup(
         .ok_or_else(|| {
             ApiError::bad_request("invalid_query", "username is required (1-64 characters)")
         })?;
-    sqlx::query_as::<_, UserSummary>(
-        "SELECT user_id, username, display_name FROM rm_users WHERE username = $1",
-    )
+    sqlx::query_as::<_, UserSummary>(concat!(
+        "SELECT user_id, username, display_name, ",
+        avatar_url_sql!("u"),
+        " AS avatar_url FROM rm_users u WHERE username = $1",
+    ))
     .bind(&username)
     .fetch_optional(&st.pool)
     .await?

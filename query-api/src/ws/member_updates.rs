@@ -1,6 +1,7 @@
-//! A member's new name, or their erasure (ADR 23), told live to the rooms they are in: a
-//! `member_updated` frame per room to its subscribed members, so open clients show the new
-//! name, or `[erased]` for an erased member's name and messages, without reloading. These
+//! A member's new name or avatar, or their erasure (ADR 23), told live to the rooms they are
+//! in: a `member_updated` frame per room to its subscribed members, carrying what changed
+//! (`display_name`, `avatar_url`), so open clients show the new name or picture, or
+//! `[erased]` and no picture for an erased member, without reloading. These
 //! are user-stream events: they carry no room version, and a client that misses one (not
 //! connected) reads the same from the read models when it loads the room.
 
@@ -13,7 +14,10 @@ use serde_json::json;
 
 /// Whether an event of a user stream changes what rooms show of its user.
 pub(crate) fn changes_members(event_type: &str) -> bool {
-    matches!(event_type, "DisplayNameChanged" | "UserErased")
+    matches!(
+        event_type,
+        "DisplayNameChanged" | "AvatarChanged" | "UserErased"
+    )
 }
 
 /// Tells `rec` (an event of a user stream) to the rooms this node tracks that have its user
@@ -35,11 +39,20 @@ pub(crate) fn on_user_event(hub: &Hub, rec: &RecordedEvent) {
             user_id,
             display_name,
         } => (*user_id, json!({ "display_name": display_name.as_str() })),
+        UserEvent::AvatarChanged { user_id, avatar } => (
+            *user_id,
+            json!({
+                "avatar_url": avatar
+                    .as_ref()
+                    .map(|a| format!("/v1/users/{user_id}/avatar?v={}", a.avatar_id)),
+            }),
+        ),
         UserEvent::UserErased { user_id, .. } => (
             *user_id,
             json!({
                 "display_name": vault::ERASED_TEXT,
                 "username": vault::erased_username(user_id.0),
+                "avatar_url": null,
                 "erased": true,
             }),
         ),

@@ -245,8 +245,20 @@ async fn the_openapi_document_lists_every_read() {
         "/v1/presence",
         "/v1/admin/stats",
         "/v1/admin/audit",
+        "/v1/users/{user_id}/avatar",
     ] {
         assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
+    }
+    // An avatar's answers (issue #18), and `avatar_url` beside the names.
+    let avatar = &doc["paths"]["/v1/users/{user_id}/avatar"]["get"]["responses"];
+    for status in ["200", "304", "400", "401", "404"] {
+        assert!(avatar[status].is_object(), "avatar: no {status}");
+    }
+    for schema in ["Me", "Member", "UserSummary"] {
+        assert!(
+            doc["components"]["schemas"][schema]["properties"]["avatar_url"].is_object(),
+            "{schema} has no avatar_url"
+        );
     }
     // The audit's bounds are in the document.
     let params = doc["paths"]["/v1/admin/audit"]["get"]["parameters"]

@@ -6,6 +6,7 @@ mod admin;
 mod attachments;
 mod attention;
 mod authz;
+mod avatars;
 mod consistency;
 mod discovery;
 mod epoch;

@@ -3,6 +3,7 @@
 //! messages, presence (including a `kill -9`ed node), slow consumers and epoch switches.
 #![allow(clippy::unwrap_used)]
 
+mod avatars;
 mod bans;
 mod deactivation;
 mod delivery;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Member, MemberUpdatedFrame, Mention, Message, SearchHit } from '../types';
+import { isMemberUpdatedFrame } from '../types';
 import { eraseInEphemeral, eraseInHits, eraseInQuotes, namesAfter, renameInMentions, renameMember, renameMembers, renameUser } from './members';
 
 const rename = (over: Partial<MemberUpdatedFrame> = {}): MemberUpdatedFrame => ({
@@ -122,5 +123,44 @@ describe('erased texts', () => {
     expect(next.q2).toBe('missing');
     expect(next.q3).toBe(quotes.q3);
     expect(eraseInQuotes(next, erase())).toBe(next);
+  });
+});
+
+describe('avatars', () => {
+  const picture = (url: string | null): MemberUpdatedFrame => ({ type: 'member_updated', room_id: 'g', user_id: 'bob', position: 600, avatar_url: url });
+
+  it('a frame may carry a name, an avatar or both, and must carry one', () => {
+    expect(isMemberUpdatedFrame({ ...picture('/v1/users/bob/avatar?v=1') })).toBe(true);
+    expect(isMemberUpdatedFrame({ ...picture(null) })).toBe(true);
+    expect(isMemberUpdatedFrame({ ...rename() })).toBe(true);
+    expect(isMemberUpdatedFrame({ type: 'member_updated', room_id: 'g', user_id: 'bob', position: 1 })).toBe(false);
+    expect(isMemberUpdatedFrame({ ...picture(null), avatar_url: 7 })).toBe(false);
+  });
+
+  it("an avatar's frame changes the picture and keeps the names", () => {
+    const known = { username: 'bob', display_name: 'Bob' };
+    expect(namesAfter(picture('/a?v=1'), known)).toEqual({ ...known, avatar_url: '/a?v=1' });
+    expect(namesAfter(picture(null), { ...known, avatar_url: '/a?v=1' })).toEqual({ ...known, avatar_url: null });
+    // a rename keeps the picture
+    expect(namesAfter(rename(), { ...known, avatar_url: '/a?v=1' })).toEqual({ username: 'bob', display_name: 'Robert', avatar_url: '/a?v=1' });
+    // an erasure carries no picture
+    expect(namesAfter(erase({ avatar_url: null }), { ...known, avatar_url: '/a?v=1' })).toMatchObject({ display_name: '[erased]', avatar_url: null });
+
+    const users = { bob: known, carol: { username: 'carol', display_name: 'Carol' } };
+    const next = renameUser(users, picture('/a?v=1'));
+    expect(next.bob).toEqual({ ...known, avatar_url: '/a?v=1' });
+    expect(next.carol).toBe(users.carol);
+    expect(renameUser(next, picture('/a?v=1'))).toBe(next);
+
+    const list = [member('bob', 'bob', 'Bob'), member('carol', 'carol', null)];
+    const members = renameMember(list, picture('/a?v=1'));
+    expect(members[0]).toEqual({ ...list[0], avatar_url: '/a?v=1' });
+    expect(members[1]).toBe(list[1]);
+    expect(renameMember(members, picture('/a?v=1'))).toBe(members);
+  });
+
+  it("an avatar's frame leaves the mentions' names alone", () => {
+    const items = [mention('g', 'bob', 'hi')];
+    expect(renameInMentions(items, picture('/a?v=1'))).toBe(items);
   });
 });

@@ -1,24 +1,46 @@
-// A member's new name, or their erasure, told live (`member_updated` frames, ADR 23): the
-// changes to the names and texts the client keeps outside the room list (`rooms.ts`,
-// `applyMemberUpdate`) and the timelines (`timeline.ts`, `eraseSender`). Names belong to the
-// user: they change wherever the user appears. Texts (an erased member's messages) change in
+// A member's new name or avatar, or their erasure, told live (`member_updated` frames, ADR
+// 23): the changes to the names, pictures and texts the client keeps outside the room list
+// (`rooms.ts`, `applyMemberUpdate`) and the timelines (`timeline.ts`, `eraseSender`). A frame
+// carries what changed: a name, an avatar, or both (an erasure). Names and pictures belong to
+// the user: they change wherever the user appears. Texts (an erased member's messages) change in
 // the frame's room: a frame comes for every room the user is in. Pure functions; each
 // returns what it was given when nothing changed.
 
 import { ERASED_TEXT, type Member, type MemberUpdatedFrame, type Mention, type Message, type SearchHit } from '../types';
 import { erasedMessage } from './timeline';
 
-/** A user's names as the client shows them (`users` of the app state). */
+/** A user's names (and picture) as the client shows them (`users` of the app state). */
 export interface Names {
   username: string;
   display_name: string;
+  /** Their avatar's URL; null: none; absent: not known. */
+  avatar_url?: string | null;
 }
 
-/** The names after the frame, from what was known of them (`''`: the username shows). */
-export function namesAfter(f: MemberUpdatedFrame, known: { username?: string | null } | undefined): Names | null {
+/** What is known of a user before a frame. */
+export interface Known {
+  username?: string | null;
+  display_name?: string | null;
+  avatar_url?: string | null;
+}
+
+/**
+ * The names after the frame, from what was known of them (`''`: the username shows). What the
+ * frame does not carry stays as known (an avatar's frame keeps the name).
+ */
+export function namesAfter(f: MemberUpdatedFrame, known: Known | undefined): Names | null {
   const username = f.username || known?.username || '';
   if (!username) return null;
-  return { username, display_name: f.display_name || username };
+  const display_name = f.display_name !== undefined ? f.display_name || username : known?.display_name || username;
+  const out: Names = { username, display_name };
+  const avatar = f.avatar_url !== undefined ? f.avatar_url : known?.avatar_url;
+  if (avatar !== undefined) out.avatar_url = avatar;
+  return out;
+}
+
+/** Whether `next` shows `cur` as it is. */
+function same(cur: Known, next: Names): boolean {
+  return cur.username === next.username && cur.display_name === next.display_name && (cur.avatar_url ?? null) === (next.avatar_url ?? null);
 }
 
 /**
@@ -28,7 +50,7 @@ export function namesAfter(f: MemberUpdatedFrame, known: { username?: string | n
 export function renameUser(users: Record<string, Names>, f: MemberUpdatedFrame, members?: readonly Member[]): Record<string, Names> {
   const cur = users[f.user_id];
   const next = namesAfter(f, cur ?? members?.find((m) => m.user_id === f.user_id));
-  if (!next || (cur && cur.username === next.username && cur.display_name === next.display_name)) return users;
+  if (!next || (cur && same(cur, next))) return users;
   return { ...users, [f.user_id]: cur ? { ...cur, ...next } : next };
 }
 
@@ -38,7 +60,7 @@ export function renameMember(list: Member[], f: MemberUpdatedFrame): Member[] {
   if (i < 0) return list;
   const m = list[i]!;
   const next = namesAfter(f, m);
-  if (!next || (m.username === next.username && m.display_name === next.display_name)) return list;
+  if (!next || same(m, next)) return list;
   const copy = list.slice();
   copy[i] = { ...m, ...next };
   return copy;
@@ -63,7 +85,7 @@ export function renameInMentions(items: Mention[], f: MemberUpdatedFrame): Menti
     const m = items[i]!;
     if (m.sender_id !== f.user_id) continue;
     let next = m;
-    const names = namesAfter(f, { username: m.sender_username });
+    const names = namesAfter(f, { username: m.sender_username, display_name: m.sender_display_name });
     if (names && (m.sender_username !== names.username || m.sender_display_name !== names.display_name)) {
       next = { ...next, sender_username: names.username, sender_display_name: names.display_name };
     }

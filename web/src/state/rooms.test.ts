@@ -325,6 +325,19 @@ describe('member_updated', () => {
     expect(roomLabel(applyMemberUpdate(s, upd({ display_name: '' })).byId.dm!)).toBe('bob');
   });
 
+  it("an avatar's frame gives a direct room's other person the picture and leaves every name alone", () => {
+    const before = list();
+    const pic = { type: 'member_updated', room_id: 'g', user_id: 'bob', position: 501, avatar_url: '/v1/users/bob/avatar?v=1' } as MemberUpdatedFrame;
+    const s = applyMemberUpdate(before, pic);
+    expect(s.byId.dm!.other_user).toEqual({ ...bob, avatar_url: '/v1/users/bob/avatar?v=1' });
+    expect(roomLabel(s.byId.dm!)).toBe('Bob');
+    expect(s.byId.g).toBe(before.byId.g);
+    expect(s.byId.h).toBe(before.byId.h);
+    expect(applyMemberUpdate(s, pic)).toBe(s);
+    const removed = applyMemberUpdate(s, { ...pic, avatar_url: null });
+    expect(removed.byId.dm!.other_user!.avatar_url).toBeNull();
+  });
+
   it("an erasure also turns the user's last message in the frame's room into \"[erased]\"", () => {
     const s = applyMemberUpdate(list(), upd({ display_name: '[erased]', username: 'erased-00ff', erased: true }));
     expect(s.byId.g!.last_message).toMatchObject({ body: '[erased]', sender_display_name: '[erased]', sender_username: 'erased-00ff', seq: 4 });

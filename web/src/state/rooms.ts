@@ -361,7 +361,8 @@ export function applyNotification(s: RoomsState, f: NotificationFrame, ctx: Even
 
 /**
  * A `member_updated` frame: the user's names wherever the list shows them (a direct room's
- * other person, the sender of a last message: in every room, names are the user's), and,
+ * other person, the sender of a last message: in every room, names are the user's), the
+ * direct room's other person's avatar, and,
  * erased, the last message of the frame's room read as "[erased]". No version or position
  * moves (the frame is no room event); the same state when nothing changed.
  */
@@ -373,14 +374,17 @@ export function applyMemberUpdate(s: RoomsState, f: MemberUpdatedFrame): RoomsSt
     const other = e.other_user;
     if (other && other.user_id === f.user_id) {
       const username = f.username || other.username;
-      const display_name = f.display_name || username;
+      const display_name = f.display_name !== undefined ? f.display_name || username : other.display_name;
       if (other.username !== username || other.display_name !== display_name) e = { ...e, other_user: { ...other, username, display_name } };
+      if (f.avatar_url !== undefined && (other.avatar_url ?? null) !== f.avatar_url) {
+        e = { ...e, other_user: { ...e.other_user!, avatar_url: f.avatar_url } };
+      }
     }
     const last = e.last_message;
     if (last && last.sender_id === f.user_id) {
       let next = last;
       const username = f.username || last.sender_username;
-      const display_name = f.display_name || username;
+      const display_name = f.display_name !== undefined ? f.display_name || username : last.sender_display_name;
       if (username && (last.sender_username !== username || last.sender_display_name !== display_name)) {
         next = { ...next, sender_username: username, sender_display_name: display_name };
       }

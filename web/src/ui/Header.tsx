@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { roomLabel, totalMentions } from '../state/rooms';
+import { Avatar } from './Avatar';
 import { useApp, useChat } from './context';
 import { AtIcon, BellIcon, BellOffIcon, SearchIcon, SettingsIcon } from './icons';
 import { SettingsDialog } from './Settings';
@@ -115,6 +116,7 @@ export function Header() {
         <span class="me" data-testid="me" title={me ? `Signed in as ${me.username}` : undefined}>
           {me ? (
             <>
+              {me.avatar_url && <Avatar url={me.avatar_url} name={me.display_name} small />}
               <span class="me-name">{me.display_name}</span> <span class="muted">@{me.username}</span>
             </>
           ) : (

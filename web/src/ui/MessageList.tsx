@@ -182,6 +182,7 @@ const Chunk = memo(function Chunk({ msgs, eph, prevDay, prevSeq, editing, highli
         mine={m.sender_id === ctx.me}
         author={nameOf(ctx.users, m.sender_id)}
         handle={handleOf(ctx.users, m.sender_id)}
+        avatarUrl={ctx.users[m.sender_id]?.avatar_url ?? null}
         continued={continued}
         me={ctx.me}
         quote={m.reply_to ? ctx.quoteFor(m.reply_to) : null}

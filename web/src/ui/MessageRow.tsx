@@ -3,6 +3,7 @@ import { errorText } from '../api';
 import type { EphemeralItem } from '../chat';
 import type { PendingMessage, TlMessage } from '../state/timeline';
 import type { Message } from '../types';
+import { Avatar } from './Avatar';
 import { Attachments } from './Attachments';
 import { FormError } from './forms';
 import { EditIcon, ReplyIcon, SmileIcon, TrashIcon } from './icons';
@@ -164,6 +165,8 @@ export interface RowProps {
   mine: boolean;
   author: string;
   handle: string;
+  /** The author's avatar (`avatar_url`); none: their initial. */
+  avatarUrl?: string | null;
   /** Same author as the row above, shortly after: the name line is only for screen readers. */
   continued: boolean;
   me: string;
@@ -194,6 +197,7 @@ export const MessageRow = memo(function MessageRow({
   mine,
   author,
   handle,
+  avatarUrl = null,
   continued,
   me,
   quote,
@@ -223,6 +227,7 @@ export const MessageRow = memo(function MessageRow({
       aria-label={`${author}, ${time}${mentionsMe ? ', mentions you' : ''}`}
     >
       <div class="msg-head">
+        <Avatar url={avatarUrl} name={author} small />
         <Author author={author} handle={handle} testid="message-author" />
         <time class="msg-time" dateTime={msg.sent_at} title={dateTimeLabel(msg.sent_at)}>
           {time}

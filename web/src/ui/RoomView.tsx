@@ -4,6 +4,7 @@ import { navigate } from '../chat';
 import { roomLabel, type RoomEntry } from '../state/rooms';
 import { findById, type TlMessage } from '../state/timeline';
 import { NOTIFICATION_LEVELS, type Member, type NotificationLevel } from '../types';
+import { Avatar } from './Avatar';
 import { useApp, useChat } from './context';
 import { FormError, useBusy } from './forms';
 import { BackIcon, CloseButton } from './icons';
@@ -368,6 +369,7 @@ function MembersPanel({ room, onClose }: { room: RoomEntry; onClose: () => void 
         {sorted?.map((m) => (
           <li key={m.user_id} class="member-item" data-testid="member-item" data-user-id={m.user_id} data-username={m.username ?? ''}>
             <span class={`presence-dot ${presence[m.user_id] ?? 'unknown'}`} aria-hidden="true" />
+            <Avatar url={m.avatar_url} name={m.display_name || m.username || '?'} small />
             <span class="member-name">
               {m.display_name || m.username || 'Unknown'}
               {m.user_id === me && <span class="muted"> (you)</span>}

@@ -41,11 +41,23 @@ const signedIn = (over: Partial<Session> = {}): Session => ({
 function server() {
   let sessions = [mySession('s-other', { user_agent: IPHONE }), mySession('s-here', { current: true })];
   let displayName = 'Meg';
+  let avatarUrl: string | null = null;
   // The username the server holds (what an erasure must be confirmed with).
   let username = 'meg';
   const answer = (r: Sent): unknown => {
     const key = `${r.method} ${r.url.split('?')[0]}`;
-    if (key === 'GET /v1/me') return { id: ME, username: 'meg', display_name: displayName || 'meg', private_receipts: false };
+    if (key === 'GET /v1/me') return { id: ME, username: 'meg', display_name: displayName || 'meg', avatar_url: avatarUrl, private_receipts: false };
+    if (key === 'PUT /v1/me/avatar') {
+      const image = r.body as Blob;
+      if (image.size > 2 * 1024 * 1024) return json(413, { error: { code: 'avatar_too_large', message: 'at most 2097152 bytes' } });
+      avatarUrl = `/v1/users/${ME}/avatar?v=a${image.size}`;
+      return { avatar_id: `a${image.size}`, avatar_url: avatarUrl, content_type: 'image/jpeg', size: 100, side: 256, position: 88 };
+    }
+    if (key === 'DELETE /v1/me/avatar') {
+      avatarUrl = null;
+      return { avatar_id: null, avatar_url: null, content_type: null, size: null, side: null, position: 89 };
+    }
+    if (key === `GET /v1/users/${ME}/avatar`) return new Response(new Blob(['jpeg'], { type: 'image/jpeg' }), { status: 200 });
     if (key === 'GET /v1/me/sessions') return { sessions };
     if (r.method === 'DELETE' && r.url.startsWith('/v1/me/sessions/')) {
       const id = decodeURIComponent(r.url.slice('/v1/me/sessions/'.length));
@@ -201,6 +213,54 @@ describe('Settings: password', () => {
   });
 });
 
+/** Chooses `file` in the file input `id`. */
+function choose(id: string, file: File) {
+  const input = $<HTMLInputElement>(id)!;
+  Object.defineProperty(input, 'files', { value: [file], configurable: true });
+  input.dispatchEvent(new Event('change', { bubbles: true }));
+}
+
+describe('Settings: avatar', () => {
+  it('uploads the picture chosen, shows it for me at once, and removes it', async () => {
+    const { chat, sent } = open();
+    await vi.waitFor(() => expect($('avatar-setting')).not.toBeNull());
+    await vi.waitFor(() => expect(chat.state.me?.avatar_url).toBeNull());
+    expect($('avatar-remove')).toBeNull();
+    chat.store.set({
+      members: { r1: [{ user_id: ME, username: 'meg', display_name: 'Meg', role: 'owner', joined_at: null }] },
+    });
+    const file = new File(['a picture'], 'me.png', { type: 'image/png' });
+    choose('avatar-file', file);
+    await vi.waitFor(() => expect(text('avatar-result')).toBe('Others now see your new picture.'));
+    const put = sent.filter((r) => r.method === 'PUT');
+    expect(put).toHaveLength(1);
+    expect(put[0]).toMatchObject({ url: '/v1/me/avatar', auth: 'Bearer a1' });
+    expect(put[0]!.body).toBe(file);
+    const url = `/v1/users/${ME}/avatar?v=a${file.size}`;
+    expect(chat.state.me?.avatar_url).toBe(url);
+    expect(chat.state.users[ME]?.avatar_url).toBe(url);
+    expect(chat.state.members.r1![0]!.avatar_url).toBe(url);
+    expect($('avatar-setting')!.querySelector('[data-testid="avatar"]')!.getAttribute('data-avatar-url')).toBe(url);
+    // Later reads see it (read-your-writes).
+    expect(chat.api.minPosition).toBe(88);
+
+    $<HTMLButtonElement>('avatar-remove')!.click();
+    await vi.waitFor(() => expect(text('avatar-result')).toBe('Your picture was removed.'));
+    expect(sent.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual(['/v1/me/avatar']);
+    expect(chat.state.me?.avatar_url).toBeNull();
+    expect(chat.state.members.r1![0]!.avatar_url).toBeNull();
+    expect($('avatar-remove')).toBeNull();
+  });
+
+  it("says why a picture was refused, and keeps the one there was", async () => {
+    const { chat } = open();
+    await vi.waitFor(() => expect($('avatar-setting')).not.toBeNull());
+    choose('avatar-file', new File([new Uint8Array(2 * 1024 * 1024 + 1)], 'huge.png', { type: 'image/png' }));
+    await vi.waitFor(() => expect(text('avatar-error')).toBe('That image is too large: at most 2 MB.'));
+    expect(chat.state.me?.avatar_url ?? null).toBeNull();
+  });
+});
+
 describe('Settings: display name', () => {
   it('changes it, and shows it for me at once (header, names, members)', async () => {
     const { chat, sent } = open();
@@ -221,7 +281,7 @@ describe('Settings: display name', () => {
     ]);
     const s = chat.state;
     expect(s.me?.display_name).toBe('Megan');
-    expect(s.users[ME]).toEqual({ username: 'meg', display_name: 'Megan' });
+    expect(s.users[ME]).toEqual({ username: 'meg', display_name: 'Megan', avatar_url: null });
     expect(s.members.r1!.map((m) => m.display_name)).toEqual(['Megan', 'Bob']);
     // Later reads see it (read-your-writes).
     expect(chat.api.minPosition).toBe(77);

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorText } from '../api';
 import type { MySession } from '../types';
 import { AUTH_ERRORS } from './Auth';
+import { Avatar } from './Avatar';
 import { useApp, useChat } from './context';
 import { FormError, useBusy } from './forms';
 import { Modal } from './Modal';
@@ -12,12 +13,19 @@ const PASSWORD_ERRORS: Record<string, string> = {
   invalid_password: AUTH_ERRORS.invalid_password,
 };
 
+const AVATAR_ERRORS: Record<string, string> = {
+  avatar_too_large: 'That image is too large: at most 2 MB.',
+  avatar_type_not_allowed: 'Choose a PNG, JPEG, WebP or GIF image.',
+  avatar_unreadable: 'That image could not be read.',
+  avatar_empty: 'That file is empty.',
+};
+
 const ERASE_ERRORS: Record<string, string> = {
   confirmation_mismatch: 'That is not your username: nothing was erased.',
 };
 
 /**
- * One's own settings: the name others see, read receipts, the browser's notifications, the
+ * One's own settings: the name and picture others see, read receipts, the browser's notifications, the
  * password, the sessions signed in, and, set apart, erasing one's account.
  */
 export function SettingsDialog({ onClose }: { onClose: () => void }) {
@@ -37,6 +45,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
     <Modal title="Settings" onClose={onClose} testid="settings-dialog">
       <div class="stack">
         <DisplayNameSetting />
+        <AvatarSetting />
         <section class="setting">
           <label class="check-row">
             <input
@@ -133,6 +142,70 @@ function DisplayNameSetting() {
         </button>
       </div>
     </form>
+  );
+}
+
+/** The picture others see beside one's name: choose an image, or remove it. */
+function AvatarSetting() {
+  const chat = useChat();
+  const me = useApp((s) => s.me);
+  const { busy, error, run } = useBusy();
+  const [note, setNote] = useState<string | null>(null);
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <section class="setting stack" data-testid="avatar-setting">
+      <h3 class="setting-title">Picture</h3>
+      <div class="avatar-setting">
+        <Avatar url={me?.avatar_url} name={me?.display_name || me?.username || '?'} />
+        <label class="button">
+          {me?.avatar_url ? 'Change picture…' : 'Choose picture…'}
+          <input
+            ref={input}
+            type="file"
+            class="sr-only"
+            data-testid="avatar-file"
+            accept="image/png,image/jpeg,image/webp,image/gif"
+            disabled={busy || !me}
+            onChange={(e) => {
+              const file = e.currentTarget.files?.[0];
+              if (!file) return;
+              setNote(null);
+              void run(async () => {
+                try {
+                  await chat.setAvatar(file);
+                  setNote('Others now see your new picture.');
+                } finally {
+                  if (input.current) input.current.value = '';
+                }
+              }, AVATAR_ERRORS);
+            }}
+          />
+        </label>
+        {me?.avatar_url && (
+          <button
+            type="button"
+            data-testid="avatar-remove"
+            disabled={busy}
+            onClick={() => {
+              setNote(null);
+              void run(async () => {
+                await chat.removeAvatar();
+                setNote('Your picture was removed.');
+              });
+            }}
+          >
+            Remove
+          </button>
+        )}
+      </div>
+      <p class="hint">A PNG, JPEG, WebP or GIF of at most 2 MB; its middle square is shown.</p>
+      <FormError error={error} testid="avatar-error" />
+      {note && (
+        <p class="note small" role="status" data-testid="avatar-result">
+          {note}
+        </p>
+      )}
+    </section>
   );
 }
 

@@ -4,6 +4,7 @@ import { errorText } from '../api';
 import { navigate } from '../chat';
 import { roomKey, roomLabel, type RoomEntry } from '../state/rooms';
 import type { PublicRoom } from '../types';
+import { Avatar } from './Avatar';
 import { useApp, useChat } from './context';
 import { FormError, FormFooter, useBusy } from './forms';
 import { Modal } from './Modal';
@@ -131,7 +132,15 @@ const RoomItem = memo(function RoomItem({
         aria-current={active ? 'page' : undefined}
       >
         <span class="room-avatar" aria-hidden="true">
-          {room.kind === 'direct' ? '@' : room.visibility === 'private' ? '🔒' : '#'}
+          {room.kind === 'direct' && room.other_user?.avatar_url ? (
+            <Avatar url={room.other_user.avatar_url} name={label} />
+          ) : room.kind === 'direct' ? (
+            '@'
+          ) : room.visibility === 'private' ? (
+            '🔒'
+          ) : (
+            '#'
+          )}
         </span>
         <span class="room-text">
           <span class="room-name-line">
