@@ -26,6 +26,10 @@ const THUMBNAILS_AT_ONCE: usize = 2;
 /// Unsent uploads deleted per collection round.
 const COLLECT_BATCH: i64 = 500;
 
+fn seq_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
 /// The blob key of an attachment's bytes.
 pub fn blob_key(id: AttachmentId) -> String {
     format!("attachments/{id}")
@@ -266,6 +270,59 @@ impl Attachments {
         .fetch_all(&mut *conn)
         .await?;
         Ok(ids.into_iter().map(AttachmentId).collect())
+    }
+
+    /// The room's messages after `after_seq` up to `up_to_seq` expired (its retention): each
+    /// upload they sent that no later message of the room sent too is deleted, its
+    /// description and its blobs (a later send cannot claim it any more). How many. Read from
+    /// the log, so the files of deleted messages go too.
+    pub async fn expire(
+        &self,
+        room_id: RoomId,
+        after_seq: u64,
+        up_to_seq: u64,
+    ) -> Result<usize, sqlx::Error> {
+        let (after, up_to) = (seq_i64(after_seq), seq_i64(up_to_seq));
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT (a ->> 'attachment_id')::uuid FROM events e, \
+             jsonb_array_elements(e.data -> 'attachments') a \
+             WHERE e.stream_id = $1 AND e.event_type = 'MessageSent' \
+             AND jsonb_typeof(e.data -> 'attachments') = 'array' \
+             AND (e.data ->> 'seq')::bigint > $2 AND (e.data ->> 'seq')::bigint <= $3",
+        )
+        .bind(room_id.stream_id())
+        .bind(after)
+        .bind(up_to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut expired = 0;
+        for attachment_id in ids {
+            let sent_later: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1 \
+                 AND event_type = 'MessageSent' AND (data ->> 'seq')::bigint > $2 \
+                 AND data -> 'attachments' @> jsonb_build_array(\
+                     jsonb_build_object('attachment_id', $3::text)))",
+            )
+            .bind(room_id.stream_id())
+            .bind(up_to)
+            .bind(attachment_id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+            if sent_later {
+                continue;
+            }
+            let gone =
+                sqlx::query("DELETE FROM attachments WHERE attachment_id = $1 AND room_id = $2")
+                    .bind(attachment_id)
+                    .bind(room_id.0)
+                    .execute(&self.pool)
+                    .await?;
+            if gone.rows_affected() > 0 {
+                self.forget(AttachmentId(attachment_id)).await;
+                expired += 1;
+            }
+        }
+        Ok(expired)
     }
 
     /// Deletes the blobs of `ids` (failures are logged).

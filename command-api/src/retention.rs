@@ -34,6 +34,8 @@ pub struct Pass {
     pub skipped: bool,
     /// Rooms whose messages expired, with how far.
     pub expired: Vec<(RoomId, u64)>,
+    /// Uploads of the expired messages deleted with their blobs.
+    pub files: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,8 +99,8 @@ pub async fn expire_once(
     let default_days = default.map(|d| i32::try_from(d.get()).unwrap_or(i32::MAX));
     let mut after = Uuid::nil();
     loop {
-        let rooms: Vec<(Uuid, Option<i32>)> = sqlx::query_as(
-            "SELECT room_id, retention_days FROM rm_rooms \
+        let rooms: Vec<(Uuid, Option<i32>, i64)> = sqlx::query_as(
+            "SELECT room_id, retention_days, expired_up_to FROM rm_rooms \
              WHERE room_id > $1 AND last_seq > expired_up_to \
              AND (retention_days IS NOT NULL OR $2::int IS NOT NULL) \
              ORDER BY room_id LIMIT $3",
@@ -110,7 +112,7 @@ pub async fn expire_once(
         .await?;
         let Some(last) = rooms.last() else { break };
         after = last.0;
-        for (room_id, own) in rooms {
+        for (room_id, own, expired_before) in rooms {
             let own = own
                 .and_then(|d| u32::try_from(d).ok())
                 .and_then(|d| RetentionDays::parse(d).ok());
@@ -149,6 +151,13 @@ pub async fn expire_once(
                 .map_err(|source| RetentionError::Command { room_id, source })?;
             if !committed.events.is_empty() {
                 pass.expired.push((room_id, up_to_seq));
+                // Their files too (those no later message sent). A failure leaves them for
+                // no one: the read models no longer name them.
+                let after = u64::try_from(expired_before).unwrap_or(0);
+                match state.attachments.expire(room_id, after, up_to_seq).await {
+                    Ok(n) => pass.files += n,
+                    Err(e) => tracing::warn!(error = %e, %room_id, "expired files kept"),
+                }
             }
         }
     }

@@ -137,8 +137,18 @@ async fn messages_past_a_rooms_retention_disappear_from_every_read_and_every_reb
     // Thirty days after the cutoff, the old messages have expired, and only they; a second
     // pass finds nothing more to do.
     let later = cutoff + Days::days(30);
+    let file_id = attachment.as_str().unwrap().to_owned();
+    let stored = |app: &TestApp| {
+        app.blob_files()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(&file_id))
+            .count()
+    };
+    assert!(stored(&app) > 0, "the file is stored");
     let done = pass(&app, None, later).await;
     assert_eq!(done.expired, vec![(RoomId(room), 3)]);
+    assert_eq!(done.files, 1, "{done:?}");
+    assert_eq!(stored(&app), 0, "the expired message's file is deleted");
     assert_eq!(pass(&app, None, later).await, Pass::default());
     app.project().await;
     app.index().await;
@@ -180,7 +190,8 @@ async fn messages_past_a_rooms_retention_disappear_from_every_read_and_every_reb
     };
     check("live").await;
 
-    // An expired message cannot be changed, reacted to or replied to; its file is gone.
+    // An expired message cannot be changed, reacted to or replied to; its file is gone, and
+    // cannot be sent again.
     app.command(
         Method::PATCH,
         &format!("/v1/rooms/{room}/messages/{first}"),
@@ -206,12 +217,18 @@ async fn messages_past_a_rooms_retention_disappear_from_every_read_and_every_reb
     .await
     .assert_error(422, "reply_target_not_found");
     let file = app
-        .get(
-            &format!("/v1/attachments/{}", attachment.as_str().unwrap()),
-            &carol.token,
-        )
+        .get(&format!("/v1/attachments/{file_id}"), &carol.token)
         .await;
     assert_eq!(file.status, 404, "{}", file.body);
+    let resend = app
+        .command(
+            Method::POST,
+            &format!("/v1/rooms/{room}/messages"),
+            &bob.token,
+            Some(json!({ "body": "again", "attachments": [file_id] })),
+        )
+        .await;
+    resend.assert_error(422, "attachment_not_found");
 
     // A full rebuild of the read models and of the index, from the log: the expiry again.
     app.project().await;
