@@ -103,9 +103,36 @@ async fn messages_past_a_rooms_retention_disappear_from_every_read_and_every_reb
         .await
         .assert_error(403, "forbidden");
     let outsider = app.register(&format!("dave_{u}")).await;
-    set_retention(&app, &outsider, room, json!(30))
+    let gone = app.register(&format!("erin_{u}")).await;
+    let kicked = app.register(&format!("frank_{u}")).await;
+    for who in [&gone, &kicked] {
+        app.join(who, room).await.assert_status(200);
+    }
+    app.leave(&gone, room).await.assert_status(200);
+    app.kick(&alice, room, &kicked).await.assert_status(200);
+    for who in [&outsider, &gone, &kicked] {
+        set_retention(&app, who, room, json!(30))
+            .await
+            .assert_error(403, "not_a_member");
+    }
+    let private = app.create_room(&alice, &format!("p-{u}"), "private").await;
+    set_retention(&app, &outsider, private, json!(30))
         .await
-        .assert_error(403, "not_a_member");
+        .assert_error(404, "room_not_found");
+    // A room admin may, as the owner may.
+    let admin = app.register(&format!("gus_{u}")).await;
+    app.join(&admin, room).await.assert_status(200);
+    app.command(
+        Method::PUT,
+        &format!("/v1/rooms/{room}/members/{}/role", admin.id),
+        &alice.token,
+        Some(json!({ "role": "admin" })),
+    )
+    .await
+    .assert_status(200);
+    set_retention(&app, &admin, room, json!(60))
+        .await
+        .assert_status(200);
     for bad in [json!(0), json!(36_501), json!(-1), json!("30")] {
         let res = set_retention(&app, &alice, room, bad.clone()).await;
         assert_eq!(res.status, 400, "{bad}: {}", res.body);
