@@ -36,12 +36,6 @@ pub fn blob_key(user: UserId, id: AvatarId) -> String {
     format!("avatars/{user}/{id}")
 }
 
-/// Where query-api serves `user`'s avatar `id`: the id in the query makes each picture's URL
-/// its own, so a client may cache it for as long as it is named.
-pub fn url(user: UserId, id: AvatarId) -> String {
-    format!("/v1/users/{user}/avatar?v={id}")
-}
-
 /// Why an upload was refused; nothing is stored then.
 #[derive(Debug, thiserror::Error)]
 pub enum AvatarError {
@@ -185,10 +179,9 @@ mod tests {
     }
 
     #[test]
-    fn keys_and_urls_are_the_users() {
+    fn keys_are_the_users() {
         let user = UserId(uuid::Uuid::from_u128(1));
         let id = AvatarId(uuid::Uuid::from_u128(2));
         assert_eq!(blob_key(user, id), format!("{}/{}", prefix(user), id),);
-        assert_eq!(url(user, id), format!("/v1/users/{user}/avatar?v={id}"));
     }
 }

@@ -8,11 +8,18 @@
 //! and an erasure deletes it there; a rebuild after an erasure finds `UserErased` after every
 //! `AvatarChanged` and clears the avatar as the live read models did.
 
-use crate::ids::AvatarId;
+use crate::ids::{AvatarId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The content types an uploaded avatar may have, as sniffed from its bytes.
 pub const ACCEPTED_TYPES: &[&str] = &["image/png", "image/jpeg", "image/webp", "image/gif"];
+
+/// Where `user`'s avatar `avatar` is served (query-api's `GET /v1/users/{user_id}/avatar`):
+/// the `avatar_url` every read and answer gives. The id in the query makes each picture's URL
+/// its own, so a client may cache it for as long as it is named.
+pub fn url(user: UserId, avatar: AvatarId) -> String {
+    format!("/v1/users/{user}/avatar?v={avatar}")
+}
 
 /// One stored avatar image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,5 +42,22 @@ impl AvatarRef {
     /// Whether `other` shows the same picture (same stored bytes), whatever its id.
     pub fn same_picture(&self, other: &AvatarRef) -> bool {
         self.sha256 == other.sha256 && self.content_type == other.content_type
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn a_url_names_the_user_and_the_picture() {
+        let user = UserId(Uuid::from_u128(1));
+        let avatar = AvatarId(Uuid::from_u128(2));
+        assert_eq!(
+            url(user, avatar),
+            "/v1/users/00000000-0000-0000-0000-000000000001/avatar\
+             ?v=00000000-0000-0000-0000-000000000002"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! prefix, deleted with the rest at an erasure, never a named picture that is gone.
 
 use super::me::{Changed, change};
-use crate::avatars::{self, AVATAR_MAX_BYTES, AvatarError};
+use crate::avatars::{AVATAR_MAX_BYTES, AvatarError};
 use crate::error::ApiError;
 use crate::extract::AuthUser;
 use crate::state::AppState;
@@ -45,7 +45,7 @@ impl AvatarAnswer {
     fn new(user: UserId, avatar: Option<&AvatarRef>, position: Option<i64>) -> AvatarAnswer {
         AvatarAnswer {
             avatar_id: avatar.map(|a| a.avatar_id.0),
-            avatar_url: avatar.map(|a| avatars::url(user, a.avatar_id)),
+            avatar_url: avatar.map(|a| events::avatar::url(user, a.avatar_id)),
             content_type: avatar.map(|a| a.content_type.clone()),
             size: avatar.map(|a| a.size),
             side: avatar.map(|a| a.side),

@@ -10,6 +10,7 @@ pub mod attachments;
 pub mod audit;
 pub mod avatars;
 pub mod bans;
+mod blob_response;
 pub mod consistency;
 pub mod invites;
 pub mod me;

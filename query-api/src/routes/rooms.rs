@@ -9,7 +9,7 @@
 //!
 //! A missing room is the same 404 as a private one, so existence never leaks.
 
-use super::avatars::avatar_url_sql;
+use super::avatars::avatar_url;
 use super::consistency::MinPosition;
 use super::users::UserSummary;
 use super::{Query, clamp_limit, not_a_member, room_not_found, snapshot};
@@ -103,7 +103,7 @@ pub struct PublicRooms {
     pub rooms: Vec<PublicRoom>,
 }
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct Member {
     pub user_id: Uuid,
     pub username: Option<String>,
@@ -119,6 +119,30 @@ pub struct Member {
 #[derive(Serialize, ToSchema)]
 pub struct Members {
     pub members: Vec<Member>,
+}
+
+/// A member's row as [`Member`] reads it.
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    user_id: Uuid,
+    username: Option<String>,
+    display_name: Option<String>,
+    avatar_id: Option<Uuid>,
+    role: String,
+    joined_at: Option<DateTime<Utc>>,
+}
+
+impl From<MemberRow> for Member {
+    fn from(r: MemberRow) -> Self {
+        Member {
+            user_id: r.user_id,
+            username: r.username,
+            display_name: r.display_name,
+            avatar_url: avatar_url(r.user_id, r.avatar_id),
+            role: r.role,
+            joined_at: r.joined_at,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -152,7 +176,7 @@ struct MyRoomRow {
     other_id: Option<Uuid>,
     other_username: Option<String>,
     other_display_name: Option<String>,
-    other_avatar_url: Option<String>,
+    other_avatar_id: Option<Uuid>,
 }
 
 impl From<MyRoomRow> for MyRoom {
@@ -177,7 +201,7 @@ impl From<MyRoomRow> for MyRoom {
             user_id,
             username: r.other_username.unwrap_or_default(),
             display_name: r.other_display_name.unwrap_or_default(),
-            avatar_url: r.other_avatar_url,
+            avatar_url: avatar_url(user_id, r.other_avatar_id),
         });
         MyRoom {
             room_id: r.room_id,
@@ -206,8 +230,7 @@ impl From<MyRoomRow> for MyRoom {
 }
 
 /// The caller's joined rooms (all of them, or just `$2`), newest activity first.
-const MY_ROOMS_SQL: &str = concat!(
-    "
+const MY_ROOMS_SQL: &str = "
 SELECT r.room_id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.member_count,
        r.created_at, r.last_seq, r.retention_days, r.expired_up_to, r.version, r.position,
        m.role, m.read_seq, u.unread_count,
@@ -225,9 +248,7 @@ SELECT r.room_id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.member_co
        lm.body AS lm_body, lm.deleted AS lm_deleted, lm.sent_at AS lm_sent_at,
        lu.username AS lm_sender_username, lu.display_name AS lm_sender_display_name,
        ou.user_id AS other_id, ou.username AS other_username,
-       ou.display_name AS other_display_name, ",
-    avatar_url_sql!("ou"),
-    " AS other_avatar_url
+       ou.display_name AS other_display_name, ou.avatar_id AS other_avatar_id
   FROM rm_members m
   JOIN rm_rooms r ON r.room_id = m.room_id
   JOIN rm_unread u ON u.room_id = m.room_id AND u.user_id = m.user_id
@@ -239,8 +260,7 @@ SELECT r.room_id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.member_co
          ON ou.user_id = CASE WHEN dp.user_lo = m.user_id THEN dp.user_hi ELSE dp.user_lo END
  WHERE m.user_id = $1 AND m.status = 'joined'
    AND ($2::uuid IS NULL OR r.room_id = $2)
- ORDER BY GREATEST(r.last_message_at, m.joined_at, r.created_at) DESC, r.room_id"
-);
+ ORDER BY GREATEST(r.last_message_at, m.joined_at, r.created_at) DESC, r.room_id";
 
 async fn my_rooms_rows(
     db: impl sqlx::PgExecutor<'_>,
@@ -432,18 +452,19 @@ pub async fn members(
 ) -> Result<Json<Members>, ApiError> {
     let mut tx = snapshot(&st.pool).await?;
     require_member(&mut *tx, room_id, me).await?;
-    let members = sqlx::query_as::<_, Member>(concat!(
-        "SELECT m.user_id, u.username, u.display_name, ",
-        avatar_url_sql!("u"),
-        " AS avatar_url, m.role, m.joined_at
+    let members = sqlx::query_as::<_, MemberRow>(
+        "SELECT m.user_id, u.username, u.display_name, u.avatar_id, m.role, m.joined_at
            FROM rm_members m
            LEFT JOIN rm_users u ON u.user_id = m.user_id
           WHERE m.room_id = $1 AND m.status = 'joined'
           ORDER BY m.joined_at NULLS LAST, m.user_id",
-    ))
+    )
     .bind(room_id.0)
     .fetch_all(&mut *tx)
-    .await?;
+    .await?
+    .into_iter()
+    .map(Member::from)
+    .collect();
     tx.commit().await?;
     Ok(Json(Members { members }))
 }

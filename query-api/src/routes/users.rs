@@ -2,7 +2,7 @@
 //! `avatars.rs`.
 
 use super::Query;
-use super::avatars::avatar_url_sql;
+use super::avatars::avatar_url;
 use super::consistency::MinPosition;
 use crate::state::AppState;
 use axum::Json;
@@ -18,7 +18,7 @@ pub struct UserQuery {
     pub username: Option<String>,
 }
 
-#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Serialize, ToSchema)]
 pub struct UserSummary {
     pub user_id: Uuid,
     pub username: String,
@@ -26,6 +26,26 @@ pub struct UserSummary {
     /// Where the user's avatar is served (`GET /v1/users/{user_id}/avatar?v=<avatar_id>`);
     /// null when they have none.
     pub avatar_url: Option<String>,
+}
+
+/// A user's row as [`UserSummary`] reads it.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    user_id: Uuid,
+    username: String,
+    display_name: String,
+    avatar_id: Option<Uuid>,
+}
+
+impl From<UserRow> for UserSummary {
+    fn from(r: UserRow) -> Self {
+        UserSummary {
+            user_id: r.user_id,
+            username: r.username,
+            display_name: r.display_name,
+            avatar_url: avatar_url(r.user_id, r.avatar_id),
+        }
+    }
 }
 
 /// `username` as [`lookup`] takes it: 1–64 characters after trimming (a username that
@@ -57,14 +77,12 @@ pub async fn lookup(
         .ok_or_else(|| {
             ApiError::bad_request("invalid_query", "username is required (1-64 characters)")
         })?;
-    sqlx::query_as::<_, UserSummary>(concat!(
-        "SELECT user_id, username, display_name, ",
-        avatar_url_sql!("u"),
-        " AS avatar_url FROM rm_users u WHERE username = $1",
-    ))
+    sqlx::query_as::<_, UserRow>(
+        "SELECT user_id, username, display_name, avatar_id FROM rm_users WHERE username = $1",
+    )
     .bind(&username)
     .fetch_optional(&st.pool)
     .await?
-    .map(Json)
+    .map(|r| Json(r.into()))
     .ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))
 }

@@ -44,7 +44,7 @@ pub(crate) fn on_user_event(hub: &Hub, rec: &RecordedEvent) {
             json!({
                 "avatar_url": avatar
                     .as_ref()
-                    .map(|a| format!("/v1/users/{user_id}/avatar?v={}", a.avatar_id)),
+                    .map(|a| events::avatar::url(*user_id, a.avatar_id)),
             }),
         ),
         UserEvent::UserErased { user_id, .. } => (

@@ -96,6 +96,8 @@ async fn an_avatar_is_in_every_read_and_served_until_removed_or_erased() {
     assert_eq!(h["cache-control"], "private, max-age=31536000, immutable");
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox");
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert!(h.get("content-disposition").is_none());
     let decoded = image::load_from_memory(&bytes).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (240, 240));
     let plain = format!("/v1/users/{}/avatar", alice.id);
@@ -108,6 +110,28 @@ async fn an_avatar_is_in_every_read_and_served_until_removed_or_erased() {
         .await;
     assert_eq!((status, bytes.len()), (304, 0));
     assert_eq!(h["etag"], etag.as_str());
+    // Byte ranges, as for an attachment: one range is served (206) with the picture's type
+    // and caching, and one past the end is refused (416).
+    let (status, h, bytes) = app
+        .get_raw(&url, &bob.token, &[("range", "bytes=10-19")])
+        .await;
+    assert_eq!(status, 206);
+    assert_eq!(bytes, stored[10..20]);
+    assert_eq!(
+        h["content-range"].to_str().unwrap(),
+        format!("bytes 10-19/{}", stored.len())
+    );
+    assert_eq!(h["content-length"], "10");
+    assert_eq!(h["content-type"], "image/jpeg");
+    assert_eq!(h["etag"], etag.as_str());
+    assert_eq!(h["cache-control"], "private, max-age=31536000, immutable");
+    let past_end = format!("bytes={}-", stored.len());
+    let (status, _, bytes) = app
+        .get_raw(&url, &bob.token, &[("range", past_end.as_str())])
+        .await;
+    assert_eq!(status, 416);
+    let err: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(err["error"]["code"], "range_not_satisfiable");
     app.get_with(&url, None, &[])
         .await
         .assert_error(401, "unauthorized");
@@ -133,6 +157,12 @@ async fn an_avatar_is_in_every_read_and_served_until_removed_or_erased() {
     app.get(&url, &bob.token)
         .await
         .assert_error(404, "avatar_not_found");
+    let (status, _, bytes) = app
+        .get_raw(&url, &bob.token, &[("range", "bytes=0-9")])
+        .await;
+    assert_eq!(status, 404);
+    let err: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(err["error"]["code"], "avatar_not_found");
     app.project().await;
     app.get(&plain, &bob.token)
         .await
