@@ -280,16 +280,19 @@ describe('Api: avatars', () => {
   it("PUT /v1/me/avatar with the image's bytes, DELETE removes it; the picture is read with the token", async () => {
     const storage = new MemStorage();
     storage.setItem(SESSION_KEY, JSON.stringify(session()));
-    const calls: { method: string; url: string; body: unknown; type?: string; auth?: string }[] = [];
+    const calls: { method: string; url: string; body: unknown; type?: string; auth?: string; min?: string }[] = [];
     const set = { avatar_id: 'a1', avatar_url: '/v1/users/u1/avatar?v=a1', content_type: 'image/jpeg', size: 9, side: 256, position: 40 };
     const none = { avatar_id: null, avatar_url: null, content_type: null, size: null, side: null, position: 41 };
     const fetchFn = (async (url: string, init: RequestInit = {}) => {
       const headers = (init.headers ?? {}) as Record<string, string>;
-      calls.push({ method: init.method ?? 'GET', url, body: init.body, type: headers['content-type'], auth: headers.authorization });
+      calls.push({ method: init.method ?? 'GET', url, body: init.body, type: headers['content-type'], auth: headers.authorization, min: headers['x-min-position'] });
       if (url.includes('/avatar?')) return new Response(new Blob(['picture'], { type: 'image/jpeg' }), { status: 200 });
       return json(200, init.method === 'PUT' ? set : none);
     }) as unknown as typeof fetch;
     const api = new Api({ storage, fetch: fetchFn, locks: null, kv: null, now: () => NOW });
+    // Before any command of one's own: read as the read models are.
+    await api.avatar('/v1/users/u2/avatar?v=b1');
+    expect(calls.shift()).toMatchObject({ method: 'GET', url: '/v1/users/u2/avatar?v=b1', auth: 'Bearer a1', min: undefined });
     const image = new Blob(['png bytes'], { type: 'image/png' });
     expect(await api.setAvatar(image)).toEqual(set);
     expect(calls[0]).toMatchObject({ method: 'PUT', url: '/v1/me/avatar', type: 'image/png', auth: 'Bearer a1' });
@@ -298,7 +301,11 @@ describe('Api: avatars', () => {
     expect(calls[1]).toMatchObject({ method: 'DELETE', url: '/v1/me/avatar' });
     const blob = await api.avatar(set.avatar_url);
     expect(await blob.text()).toBe('picture');
-    expect(calls[2]).toMatchObject({ method: 'GET', url: '/v1/users/u1/avatar?v=a1', auth: 'Bearer a1' });
+    // Read after one's own change (read-your-writes), the URL left as it is (the browser cache's key).
+    expect(calls[2]).toMatchObject({ method: 'GET', url: '/v1/users/u1/avatar?v=a1', auth: 'Bearer a1', min: '41' });
+    // A URL learned later than that (a live frame's position): read after it.
+    await api.avatar('/v1/users/u2/avatar?v=b2', 57);
+    expect(calls[3]).toMatchObject({ method: 'GET', url: '/v1/users/u2/avatar?v=b2', min: '57' });
     // only an avatar's URL is fetched this way
     await expect(api.avatar('https://elsewhere.example/x')).rejects.toBeInstanceOf(ApiError);
   });

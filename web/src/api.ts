@@ -622,12 +622,17 @@ export class Api {
     return this.blob(path);
   }
 
-  /** Bytes the API serves (a file, a picture) with the session's token, refreshed once. */
-  private async blob(path: string): Promise<Blob> {
+  /**
+   * Bytes the API serves (a file, a picture) with the session's token, refreshed once; read
+   * once the read models reach `minPosition` (`X-Min-Position`), when given.
+   */
+  private async blob(path: string, minPosition = 0): Promise<Blob> {
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
-        res = await this.fetchFn(this.base + path, { headers: { authorization: `Bearer ${await this.accessToken()}` } });
+        const headers: Record<string, string> = { authorization: `Bearer ${await this.accessToken()}` };
+        if (minPosition > 0) headers['x-min-position'] = String(minPosition);
+        res = await this.fetchFn(this.base + path, { headers });
       } catch (e) {
         throw new NetworkError((e as Error)?.message ?? 'network error');
       }
@@ -680,12 +685,15 @@ export class Api {
   }
   /**
    * A user's avatar, with the session's token: `url` as the reads give it
-   * (`/v1/users/{id}/avatar?v=…`). Answers with a long cache lifetime, so the browser's cache
-   * serves the same picture again.
+   * (`/v1/users/{id}/avatar?v=…`), once the read models have it: after one's own commands (a
+   * picture just chosen), and at or after `minPosition` (where the URL was learned, when known:
+   * a live frame's position, which can come before the read models have it). Answers with a
+   * long cache lifetime, so the browser's cache serves the same picture again.
    */
-  async avatar(url: string): Promise<Blob> {
+  async avatar(url: string, minPosition = 0): Promise<Blob> {
     if (!url.startsWith('/v1/users/')) throw new ApiError(400, 'invalid_avatar_url', 'not an avatar URL', null);
-    return this.blob(url);
+    // A header, not `min_position`: the URL, the browser cache's key, stays the picture's own.
+    return this.blob(url, Math.max(this.minPosition, minPosition));
   }
   /** The caller's open sessions, one per sign-in (`current`: this one). */
   sessions() {

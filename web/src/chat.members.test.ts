@@ -1,5 +1,5 @@
-// The controller with `member_updated` frames (a member renamed, or erased): a fake API and
-// a fake WebSocket feed it.
+// The controller with `member_updated` frames (a member renamed, or erased), and with the
+// room's retention frames: a fake API and a fake WebSocket feed it.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Api, Session } from './api';
@@ -63,6 +63,7 @@ function fakeApi() {
   let current: Session | null = null;
   let listener: ((s: Session | null) => void) | null = null;
   const calls: string[] = [];
+  const pictures: { url: string; minPosition: number }[] = [];
   const api = {
     get current() {
       return current;
@@ -93,10 +94,15 @@ function fakeApi() {
     receipts: async () => [],
     markRead: async (_roomId: string, seq: number) => ({ seq, version: 0, position: null }),
     me: async () => ({ id: ME, username: 'me', display_name: 'Me', private_receipts: false }),
+    avatar: async (url: string, minPosition = 0) => {
+      pictures.push({ url, minPosition });
+      return new Blob(['picture']);
+    },
   };
   return {
     api: api as unknown as Api,
     calls,
+    pictures,
     signIn() {
       current = { userId: ME, accessToken: 'token', refreshToken: 'r', expiresAt: Date.now() + 600_000, username: 'me', displayName: 'Me' };
       listener?.(current);
@@ -132,7 +138,7 @@ async function world(...open: string[]) {
     chat.setActive(id);
     await settle();
   }
-  return { chat, ws, calls: fake.calls };
+  return { chat, ws, calls: fake.calls, pictures: fake.pictures };
 }
 
 const rename = { type: 'member_updated', room_id: 'g', user_id: BOB, position: 900, display_name: 'Robert' };
@@ -160,7 +166,7 @@ describe('Chat: member_updated frames', () => {
   });
 
   it('a new avatar shows at once wherever he is shown, and leaves his name alone; an erasure removes it', async () => {
-    const { chat, ws } = await world('h', 'g');
+    const { chat, ws, pictures } = await world('h', 'g');
     const timelines = chat.state.timelines;
     ws.frame(newAvatar);
     expect(chat.state.users[BOB]).toEqual({ username: 'bob', display_name: 'Bob', avatar_url: newAvatar.avatar_url });
@@ -171,6 +177,9 @@ describe('Chat: member_updated frames', () => {
     expect(chat.state.rooms.byId.g!.last_message).toMatchObject({ sender_display_name: 'Bob' });
     expect(chat.state.timelines).toBe(timelines);
     expect(chat.state.users[CAROL]!.avatar_url).toBeUndefined();
+    // The frame can come before the read models have the picture: its bytes are read after the frame.
+    await chat.avatar(newAvatar.avatar_url);
+    expect(pictures).toEqual([{ url: newAvatar.avatar_url, minPosition: 902 }]);
     // removed
     ws.frame({ ...newAvatar, position: 903, avatar_url: null });
     expect(chat.state.users[BOB]!.avatar_url).toBeNull();
@@ -269,5 +278,25 @@ describe('Chat: member_updated frames', () => {
     await settle();
     expect(chat.state.users).toBe(s.users);
     expect(chat.state.timelines).toBe(s.timelines);
+  });
+});
+
+describe('Chat: retention frames', () => {
+  it('a new period and expired messages show at once, and the room events after them are no gap (no reload)', async () => {
+    const { chat, ws, calls } = await world('g');
+    const before = calls.length;
+    ws.frame({ type: 'room_retention_changed', room_id: 'g', version: 6, position: 960, data: { days: 30, changed_by: BOB } });
+    expect(chat.state.rooms.byId.g).toMatchObject({ version: 6, retention_days: 30 });
+    ws.frame({ type: 'messages_expired', room_id: 'g', version: 7, position: 970, data: { up_to_seq: 2 } });
+    expect(bodies(chat, 'g')).toEqual(['see the plans', 'nice']);
+    expect(chat.state.rooms.byId.g).toMatchObject({ version: 7, expired_up_to: 2 });
+    ws.frame({ type: 'room_retention_changed', room_id: 'g', version: 8, position: 980, data: { days: null, changed_by: ME } });
+    expect(chat.state.rooms.byId.g!.retention_days).toBeNull();
+
+    ws.frame({ type: 'message_sent', room_id: 'g', version: 9, position: 990, data: { seq: 5, message_id: 'm5', sender_id: CAROL, body: 'still here', reply_to: null } });
+    expect(chat.state.rooms.byId.g!.version).toBe(9);
+    expect(bodies(chat, 'g')).toEqual(['see the plans', 'nice', 'still here']);
+    await settle();
+    expect(calls.slice(before).filter((c) => c.startsWith('room ') || c.startsWith('messages') || c.startsWith('rooms after'))).toEqual([]);
   });
 });

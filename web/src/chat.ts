@@ -288,6 +288,8 @@ export class Chat {
   /** Live name changes and erasures as they arrived: replayed over REST answers asked for
    * before them (which may still show the old names). */
   private memberUpdates: { at: number; f: MemberUpdatedFrame }[] = [];
+  /** The log position of each avatar URL a `member_updated` frame told of: its bytes are read there or later. */
+  private avatarPositions = new Map<string, number>();
   private running = false;
   private cleanups: (() => void)[] = [];
 
@@ -409,6 +411,7 @@ export class Chat {
     this.readWanted = {};
     this.readPosted = {};
     this.memberUpdates = [];
+    this.avatarPositions.clear();
     this.resume = createResume();
   }
 
@@ -648,6 +651,10 @@ export class Chat {
    */
   private onMemberUpdated(f: MemberUpdatedFrame): void {
     const now = Date.now();
+    // The frame can come before the read models have the picture: its bytes are read after it.
+    if (typeof f.avatar_url === 'string' && typeof f.position === 'number') {
+      this.avatarPositions.set(f.avatar_url, Math.max(this.avatarPositions.get(f.avatar_url) ?? 0, f.position));
+    }
     this.memberUpdates = [...this.memberUpdates.filter((u) => u.at > now - MEMBER_UPDATE_KEEP_MS).slice(-199), { at: now, f }];
     this.store.set((s) => this.memberUpdatePatch(s, f));
   }
@@ -1482,6 +1489,14 @@ export class Chat {
     const ans = await this.api.setAvatar(file);
     this.showMyAvatar(ans.avatar_url);
     return ans.avatar_url;
+  }
+
+  /**
+   * The bytes of the picture at `url` (an `avatar_url`), once the read models have it: after
+   * one's own commands, and after the live frame that told of it.
+   */
+  avatar(url: string): Promise<Blob> {
+    return this.api.avatar(url, this.avatarPositions.get(url) ?? 0);
   }
 
   /** Removes one's avatar (the initial shows again), everywhere this client shows it. */

@@ -450,6 +450,11 @@ export const STORED_EVENT_TYPES = new Set([
   // My own notification level changed (`data: {user_id, level}`); another member's reaches
   // me as `hidden`.
   'notification_level_changed',
+  // How long the room keeps its messages (`data: {days, changed_by}`; days null: the
+  // server's default).
+  'room_retention_changed',
+  // The room's retention period passed for its messages up to `data.up_to_seq`: gone.
+  'messages_expired',
   // An event only another member may see (their private read marker, their notification
   // level): just its version and position, which keep the room's versions contiguous. It
   // carries no `data`; the socket gives it an empty one.

@@ -11,7 +11,7 @@ const urls = new Map<string, Promise<string>>();
 function objectUrl(chat: Chat, url: string): Promise<string> {
   let u = urls.get(url);
   if (!u) {
-    u = chat.api.avatar(url).then((b) => URL.createObjectURL(b));
+    u = chat.avatar(url).then((b) => URL.createObjectURL(b));
     u.catch(() => urls.delete(url));
     urls.set(url, u);
   }
