@@ -10,8 +10,10 @@ pub use configuration::Settings;
 
 use anyhow::Context;
 use axum::Router;
+use http_kit::runtime::Background;
 use http_kit::serve::{Application, Server};
 use http_kit::service;
+use std::sync::Arc;
 
 /// Every role in one process: [`Application::run`] serves until its shutdown future
 /// resolves, then stops the relay and the projector.
@@ -22,6 +24,8 @@ pub type Platform = Application<Roles>;
 pub struct Roles {
     pub command: command_api::state::AppState,
     pub query: query_api::state::AppState,
+    /// The projector's runtime, at a lower priority (ADR 26): lives as long as the platform.
+    pub background: Arc<Background>,
 }
 
 /// Connects, migrates (log, credentials, read models, presence), binds.
@@ -33,8 +37,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     // One search index handle for the projection that writes it and the searches: with the
     // embedded index, a search sees each commit the moment it lands (a reader in another
     // process reloads when Tantivy's watcher notices, within half a second).
+    // The projector runs on a runtime of its own whose threads yield the cores to serving
+    // (ADR 26); the index's writer is opened there, so its indexing threads inherit that.
+    let background = Arc::new(
+        Background::start(settings.background_nice).context("start the background runtime")?,
+    );
     let search_settings = settings.projector.search.clone();
-    let search = tokio::task::spawn_blocking(move || search_settings.open_writer())
+    let search = background
+        .handle()
+        .spawn_blocking(move || search_settings.open_writer())
         .await
         .context("open the search index")?
         .context("open the search index")?;
@@ -76,9 +87,24 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         Server::bind(&settings.listen, service::router(ops, api)).await?,
         &query,
     )
-    .task("projector", |stop| projector::run_all(projectors, stop));
+    .task("projector", {
+        let background = background.handle();
+        move |stop| async move {
+            background
+                .spawn(projector::run_all(projectors, stop))
+                .await
+                .context("the projector panicked")?
+        }
+    });
     if let Some(relay) = relay {
         server = server.task("relay", |stop| relay.run(stop));
     }
-    Ok(Application::new(server, Roles { command, query }))
+    Ok(Application::new(
+        server,
+        Roles {
+            command,
+            query,
+            background,
+        },
+    ))
 }

@@ -113,6 +113,7 @@ async fn the_single_node_works_with_its_nats_user() {
     let env = TestEnv::new().await;
     let mut settings = platform::Settings {
         listen: "127.0.0.1:0".into(),
+        background_nice: platform::configuration::DEFAULT_BACKGROUND_NICE,
         command: env.command_settings(),
         query: env.query_settings(),
         projector: common::projector_settings(&env, env.search_settings()),

@@ -63,6 +63,7 @@ async fn nats_killed_under_load_loses_no_command_and_the_read_side_converges_whe
     projector.service.nats_url = nats.url().as_str().into();
     let platform = platform::build(Settings {
         listen: "127.0.0.1:0".into(),
+        background_nice: platform::configuration::DEFAULT_BACKGROUND_NICE,
         command,
         query,
         projector,

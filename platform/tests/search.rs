@@ -413,3 +413,58 @@ async fn bad_queries_get_named_400s_and_pages_walk_every_hit_once() {
     server.stop().await;
     env.cleanup().await;
 }
+
+/// The nice value of each of this process's threads whose name starts with `prefix`
+/// (`/proc/self/task/*/stat`: the name is field 2, the nice value field 19).
+fn nice_of_threads(prefix: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+        if !stat[open + 1..close].starts_with(prefix) {
+            continue;
+        }
+        // After the name: state (field 3) … nice (field 19).
+        let nice = stat[close + 2..].split(' ').nth(16).unwrap();
+        found.push(nice.parse().unwrap());
+    }
+    found
+}
+
+/// ADR 26: the projector and the search index's writer run on threads of their own at a lower
+/// priority, the serving threads at the process's own, and the read side still follows the
+/// writes (a message sent is found at once after its position).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projector_and_the_index_writer_yield_the_cores_to_serving() {
+    let env = TestEnv::new().await;
+    let (server, api) = common::start(&env).await;
+    let ann = api.register(&format!("nice{}", unique())).await;
+    let room = api.create_room(&ann, "yielding", "public").await;
+    let (_, at) = send(&api, &ann, room, "backgrounded pelican").await;
+    assert_eq!(
+        bodies(&search(&api, &ann, &q("pelican"), at).await),
+        set(&["backgrounded pelican"])
+    );
+
+    let want = platform::configuration::DEFAULT_BACKGROUND_NICE;
+    let background = nice_of_threads("background");
+    assert!(background.len() >= 2, "background workers: {background:?}");
+    assert!(background.iter().all(|&n| n == want), "{background:?}");
+    // Tantivy's threads were started from the background runtime, so they inherit its
+    // priority: indexing, and the segment updater with its merges.
+    for tantivy in ["thrd-tantivy-in", "segment_updater", "merge_thread_"] {
+        let nice = nice_of_threads(tantivy);
+        assert!(!nice.is_empty(), "no {tantivy} thread");
+        assert!(nice.iter().all(|&n| n == want), "{tantivy}: {nice:?}");
+    }
+    // The serving threads (here the test's runtime) and the log's committer keep the
+    // process's own priority.
+    for serving in ["tokio-rt-worker", "group-commit"] {
+        let nice = nice_of_threads(serving);
+        assert!(!nice.is_empty(), "no {serving} thread");
+        assert!(nice.iter().all(|&n| n == 0), "{serving}: {nice:?}");
+    }
+    server.stop().await;
+}

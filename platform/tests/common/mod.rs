@@ -19,6 +19,7 @@ pub async fn start_with(env: &TestEnv, search: search::SearchSettings) -> (Runni
     query.search = search;
     let platform = platform::build(Settings {
         listen: "127.0.0.1:0".into(),
+        background_nice: platform::configuration::DEFAULT_BACKGROUND_NICE,
         command: env.command_settings(),
         query,
         projector,
