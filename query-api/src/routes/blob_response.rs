@@ -69,12 +69,15 @@ impl BlobResponse<'_> {
             return Ok((StatusCode::NOT_MODIFIED, res_headers).into_response());
         }
         // Only a range needs the size before the read.
-        let range = match request.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        let (range, size) = match request.get(header::RANGE).and_then(|v| v.to_str().ok()) {
             Some(r) => {
                 let size = st.blobs.head(self.key).await.map_err(store_error)?;
-                parse_range(r, size).map_err(|()| unsatisfiable(size))?
+                (
+                    parse_range(r, size).map_err(|()| unsatisfiable(size))?,
+                    size,
+                )
             }
-            None => None,
+            None => (None, 0),
         };
         let blob = st
             .blobs
@@ -85,13 +88,16 @@ impl BlobResponse<'_> {
                 other => store_error(other),
             })?;
         let mut stream = blob.stream;
-        let first = match self.content_type {
-            Some(_) => None,
-            None => stream.try_next().await.map_err(store_error)?,
+        // A type to sniff is in the blob's first bytes: of the whole blob, the first chunk;
+        // of a range, a read of its own (the range may start anywhere, or be short).
+        let (first, head) = match (self.content_type, &range) {
+            (Some(_), _) => (None, None),
+            (None, None) => (stream.try_next().await.map_err(store_error)?, None),
+            (None, Some(_)) => (None, Some(self.head(st, size).await.map_err(store_error)?)),
         };
         let content_type = self
             .content_type
-            .or_else(|| first.as_deref().and_then(blobs::sniff))
+            .or_else(|| first.as_deref().or(head.as_deref()).and_then(blobs::sniff))
             .unwrap_or("application/octet-stream");
         res_headers.insert(
             header::CONTENT_TYPE,
@@ -124,6 +130,25 @@ impl BlobResponse<'_> {
         Ok((status, res_headers, Body::from_stream(body)).into_response())
     }
 }
+
+impl BlobResponse<'_> {
+    /// The first bytes, at most [`SNIFF_BYTES`], of the blob of `size` bytes.
+    async fn head(&self, st: &AppState, size: u64) -> Result<Vec<u8>, BlobError> {
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let blob = st
+            .blobs
+            .get(self.key, Some(0..size.min(SNIFF_BYTES)))
+            .await?;
+        let chunks: Vec<bytes::Bytes> = blob.stream.try_collect().await?;
+        Ok(chunks.concat())
+    }
+}
+
+/// How many first bytes of a blob [`blobs::sniff`] is given to name its type (image and
+/// document signatures sit in the first few).
+const SNIFF_BYTES: u64 = 64;
 
 /// One range of `Range: bytes=…` within `size` bytes: `Ok(None)` for a header this does not
 /// serve as a range (several ranges, another unit: the whole blob is sent, as RFC 9110

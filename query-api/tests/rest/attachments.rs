@@ -174,6 +174,22 @@ async fn round_trip(app: &TestApp) {
     assert_eq!(h["x-content-type-options"], "nosniff");
     let thumb = image::load_from_memory(&body).expect("a thumbnail decodes");
     assert_eq!((thumb.width(), thumb.height()), (320, 240));
+    // A range of it has the type of the whole, sniffed from its first bytes, not the range's.
+    let whole_type = h["content-type"].clone();
+    assert!(
+        whole_type.to_str().unwrap().starts_with("image/"),
+        "{whole_type:?}"
+    );
+    let (status, h, part) = app
+        .get_raw(
+            &format!("{path}/thumbnail"),
+            &bob.token,
+            &[("range", "bytes=10-19")],
+        )
+        .await;
+    assert_eq!(status, 206);
+    assert_eq!(part, body[10..20]);
+    assert_eq!(h["content-type"], whole_type);
 
     let (status, h, body) = app
         .get_raw(&format!("/v1/attachments/{doc_id}"), &bob.token, &[])
