@@ -26,15 +26,7 @@ pub const AVATAR_SIDE: u32 = 256;
 /// Avatars decoded at once: each decode may take up to the decoder's 256 MiB.
 const RENDERS_AT_ONCE: usize = 1;
 
-/// The prefix of every blob of `user`'s avatars.
-pub fn prefix(user: UserId) -> String {
-    format!("avatars/{user}")
-}
-
-/// The blob key of one avatar.
-pub fn blob_key(user: UserId, id: AvatarId) -> String {
-    format!("avatars/{user}/{id}")
-}
+pub use events::avatar::{blob_key, prefix};
 
 /// Why an upload was refused; nothing is stored then.
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,16 @@ pub fn url(user: UserId, avatar: AvatarId) -> String {
     format!("/v1/users/{user}/avatar?v={avatar}")
 }
 
+/// The prefix of every blob of `user`'s avatars (in blob storage, beside the log).
+pub fn prefix(user: UserId) -> String {
+    format!("avatars/{user}")
+}
+
+/// The blob key of `user`'s avatar `avatar`: written by command-api, served by query-api.
+pub fn blob_key(user: UserId, avatar: AvatarId) -> String {
+    format!("{}/{avatar}", prefix(user))
+}
+
 /// One stored avatar image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AvatarRef {

@@ -68,7 +68,7 @@ pub async fn avatar(
     };
     let named = q.v.as_deref() == Some(id.to_string().as_str());
     BlobResponse {
-        key: &format!("avatars/{user}/{id}"),
+        key: &events::avatar::blob_key(user, AvatarId(id)),
         content_type: Some(&content_type),
         tag: &id.to_string(),
         cache_control: if named { CACHE_NAMED } else { CACHE_UNNAMED },
