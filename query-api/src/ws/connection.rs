@@ -17,8 +17,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventlog::EventStore as _;
-use events::room::RoomEvent;
-use events::{RoomId, StoredEvent, UserId};
+use events::{RoomId, UserId};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use http_kit::error::ApiError;
@@ -436,7 +435,7 @@ async fn subscribe(
     after_version: Option<i64>,
     client_epoch: Option<i64>,
 ) -> Result<(), Gone> {
-    let (from, room_version, epoch) = match ctx
+    let (from, room_version, expired_up_to, epoch) = match ctx
         .hub
         .begin_subscribe(ctx.id, room_id, after_version)
         .await
@@ -444,8 +443,9 @@ async fn subscribe(
         crate::ws::hub::Begin::Started {
             from,
             room_version,
+            expired_up_to,
             epoch,
-        } => (from, room_version, epoch),
+        } => (from, room_version, expired_up_to, epoch),
         crate::ws::hub::Begin::Refused { code, message } => {
             return reply(ctx, Frame::room_error(room_id, code, message)).await;
         }
@@ -468,7 +468,7 @@ async fn subscribe(
             reply(ctx, Frame::resync(room_id, "too_far_behind")).await?;
             last = room_version;
         } else {
-            match backfill(ctx, room_id, from).await? {
+            match backfill(ctx, room_id, from, expired_up_to).await? {
                 Backfilled::Upto(v) => last = v,
                 Backfilled::Removed => {
                     ctx.hub.unsubscribe(ctx.id, room_id);
@@ -511,17 +511,16 @@ enum Backfilled {
 }
 
 /// Sends the room's events after `from` from the log, in version order, up to
-/// the end of the log or this user's own removal. Events about messages that have expired
-/// (`MessagesExpired`, by now) are sent as `hidden` frames.
-async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, Gone> {
+/// the end of the log or this user's own removal. Events about messages at or below
+/// `expired_up_to` (as the hub's state of the room says when the subscription began; a later
+/// expiry reaches the client live after the back-fill) are sent as `hidden` frames.
+async fn backfill(
+    ctx: &Ctx,
+    room_id: RoomId,
+    from: i64,
+    expired_up_to: u64,
+) -> Result<Backfilled, Gone> {
     let stream_id = room_id.stream_id();
-    let expired_up_to = match expired_up_to(ctx, &stream_id).await {
-        Ok(seq) => seq,
-        Err(e) => {
-            tracing::warn!(error = %e, %room_id, "back-fill cannot read the room's expiry");
-            return Ok(Backfilled::Failed);
-        }
-    };
     let mut last = from;
     let mut sent: i64 = 0;
     loop {
@@ -570,24 +569,6 @@ async fn backfill(ctx: &Ctx, room_id: RoomId, from: i64) -> Result<Backfilled, G
             return Ok(Backfilled::Upto(last));
         }
     }
-}
-
-/// How far the room's messages have expired now (0: none), from its `MessagesExpired` events.
-async fn expired_up_to(ctx: &Ctx, stream_id: &str) -> anyhow::Result<u64> {
-    let (expiries, _) = ctx
-        .live
-        .log()
-        .read_stream_of_types(stream_id, &["MessagesExpired"])
-        .await?;
-    let mut up_to = 0;
-    for rec in expiries {
-        if let RoomEvent::MessagesExpired { up_to_seq } =
-            RoomEvent::from_stored(&rec.event_type, rec.schema_version, rec.data)?
-        {
-            up_to = up_to.max(up_to_seq);
-        }
-    }
-    Ok(up_to)
 }
 
 async fn typing(ctx: &Ctx, room_id: RoomId) -> Result<(), Gone> {

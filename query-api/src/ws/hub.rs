@@ -7,7 +7,7 @@
 
 use crate::ws::batch::{self, MAX_TYPISTS_PER_FRAME, Offer, PresenceChange, Throttle};
 use crate::ws::membership::{self, Snapshot};
-use crate::ws::protocol::{Frame, LiveEvent, is_membership};
+use crate::ws::protocol::{Frame, LiveEvent, is_hub_state};
 use eventlog::PgEventStore;
 use events::room::{RoomEvent, RoomState, evolve};
 use events::{RoomId, UserId};
@@ -172,6 +172,9 @@ pub enum Begin {
     Started {
         from: i64,
         room_version: i64,
+        /// How far the room's messages had expired at `room_version` (0: none): a
+        /// back-fill sends the events of these messages as `hidden`.
+        expired_up_to: u64,
         /// The read models' epoch when the subscription started: a later change is
         /// told to it by a `resync` (reason `epoch`).
         epoch: i64,
@@ -340,6 +343,7 @@ impl Hub {
                             }
                             let from = after_version.unwrap_or(room.version).max(0);
                             let room_version = room.version;
+                            let expired_up_to = room.state.expired_up_to;
                             room.subs.insert(
                                 id,
                                 Sub {
@@ -354,6 +358,7 @@ impl Hub {
                             return Begin::Started {
                                 from,
                                 room_version,
+                                expired_up_to,
                                 epoch,
                             };
                         }
@@ -541,7 +546,7 @@ impl Hub {
             ..
         } = &mut room.load
         {
-            if is_membership(&ev.event) {
+            if is_hub_state(&ev.event) {
                 if pending.len() >= MAX_PENDING_WHILE_LOADING {
                     *overflowed = true;
                 } else {
@@ -551,7 +556,7 @@ impl Hub {
             return;
         }
         if ev.version > room.version {
-            if is_membership(&ev.event) {
+            if is_hub_state(&ev.event) {
                 room.state = evolve(std::mem::take(&mut room.state), &ev.event);
             }
             room.version = ev.version;

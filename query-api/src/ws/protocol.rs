@@ -248,8 +248,10 @@ pub fn snake_case(name: &str) -> String {
     out
 }
 
-/// Does this event change who is in the room (or whether the room is visible)?
-pub fn is_membership(event: &RoomEvent) -> bool {
+/// Is this event part of what the hub keeps of a room: who is in it (and whether it is
+/// visible), and how far its messages have expired (so a back-fill hides the expired ones
+/// without reading the log for it)?
+pub fn is_hub_state(event: &RoomEvent) -> bool {
     matches!(
         event,
         RoomEvent::RoomCreated { .. }
@@ -261,11 +263,12 @@ pub fn is_membership(event: &RoomEvent) -> bool {
             | RoomEvent::MemberKicked { .. }
             | RoomEvent::MemberBanned { .. }
             | RoomEvent::MemberRoleChanged { .. }
+            | RoomEvent::MessagesExpired { .. }
     )
 }
 
-/// The stored type names of [`is_membership`] events (for the snapshot query).
-pub const MEMBERSHIP_EVENT_TYPES: [&str; 9] = [
+/// The stored type names of [`is_hub_state`] events (for the snapshot query).
+pub const HUB_STATE_EVENT_TYPES: [&str; 10] = [
     "RoomCreated",
     "DirectRoomOpened",
     "RoomVisibilityChanged",
@@ -275,6 +278,7 @@ pub const MEMBERSHIP_EVENT_TYPES: [&str; 9] = [
     "MemberKicked",
     "MemberBanned",
     "MemberRoleChanged",
+    "MessagesExpired",
 ];
 
 #[cfg(test)]
