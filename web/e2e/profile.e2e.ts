@@ -141,6 +141,8 @@ describe('pictures and retention', () => {
         // His header is there (the notification level beside which it would be); the control is not.
         await bob.getByTestId('notification-level').waitFor({ state: 'visible' });
         expect(await count(bob.getByTestId('retention'))).toBe(0);
+        // He is told the room's own period, though.
+        await expect.poll(() => textOf(bob.getByTestId('retention-note')), { ...POLL, message: "the period on bob's page" }).toBe('Messages kept 30 days');
         expect((await roomRow(B.access_token))?.role).toBe('member');
         // Nor would the server take it from him.
         const refused = await world.api.request('PUT', `/v1/rooms/${room}/retention`, { token: B.access_token, body: { days: 1 } });

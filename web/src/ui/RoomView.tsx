@@ -193,6 +193,15 @@ function RetentionSelect({ room }: { room: RoomEntry }) {
   );
 }
 
+/** A room's own retention period, to members who may not change it. */
+function RetentionNote({ days }: { days: number }) {
+  return (
+    <span class="muted small" data-testid="retention-note" title="Messages older than this disappear for everyone, from history and search">
+      Messages kept {days === 1 ? '1 day' : `${days} days`}
+    </span>
+  );
+}
+
 /** The caller's notification level in the room: when they are told of its messages. */
 function NotificationLevelSelect({ room }: { room: RoomEntry }) {
   const chat = useChat();
@@ -295,7 +304,11 @@ function RoomHeader({ room, membersOpen, toggleMembers }: { room: RoomEntry; mem
           Members <span class="muted">{room.member_count}</span>
         </button>
         <NotificationLevelSelect room={room} />
-        {group && (room.role === 'owner' || room.role === 'admin') && <RetentionSelect room={room} />}
+        {group && (room.role === 'owner' || room.role === 'admin') ? (
+          <RetentionSelect room={room} />
+        ) : (
+          typeof room.retention_days === 'number' && <RetentionNote days={room.retention_days} />
+        )}
         {canInvite && (
           <form class="invite-form" onSubmit={submitInvite}>
             <label class="sr-only" for="invite-username">
