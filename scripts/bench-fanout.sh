@@ -18,25 +18,15 @@ BIN=${BIN:-target/release}
 OUT=${OUT:-bench-results/fanout}
 DURATION=${DURATION:-10s}
 LISTEN=${LISTEN:-127.0.0.1:8190}
-DB=chat_bench_fanout
-export APP_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
-export APP_STREAM_NAME=BENCH_FANOUT APP_SUBJECT_PREFIX=benchfanout
-export APP_JWT_SECRET=bench-fanout-secret-0123456789abcdef-0123 RUST_LOG=warn
-# The load generator registers and sends as a thousand users from one address.
-export APP_RATE_LIMIT_ENABLED=false
+bench_settings fanout
 data=$(mktemp -d)
 export APP_DATA_DIR=$data
-pid=
-stop() {
-    if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    pid=
-}
 reset() {
-    drop_database_and_stream "$DB" "$APP_STREAM_NAME"
+    reset_bench
     rm -rf "${data:?}"/*
 }
 cleanup() {
-    stop
+    stop_server
     reset
     rm -rf "$data"
 }
@@ -54,7 +44,7 @@ for run in $(seq 1 "$RUNS"); do
         "$BIN/loadgen" --out "$OUT/$name" fanout --url "http://$LISTEN" --connections 1000 \
             --rooms "$rooms" --rate "$rate" --duration "$DURATION" --server-pid "$pid" \
             >"$OUT/$name.txt" 2>&1
-        stop
+        stop_server
         echo "== $name ($rooms rooms, $rate msgs/s)"
         sed -n "/delivery latency/,/^CPU.*postgres/p" "$OUT/$name.txt"
     done

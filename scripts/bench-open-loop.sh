@@ -18,36 +18,23 @@ BIN=${BIN:-command-api}          # or chat: the single node (command API, projec
 OUT=${OUT:-bench-results/open-loop}
 DURATION=${DURATION:-10s}
 LISTEN=${LISTEN:-127.0.0.1:8180}
-DB=chat_bench_open_loop
-export APP_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
-export APP_STREAM_NAME=BENCH_OPEN_LOOP APP_SUBJECT_PREFIX=benchopen
-export APP_JWT_SECRET=bench-open-loop-secret-0123456789abcdef RUST_LOG=warn
-# The load generator registers and sends as hundreds of users from one address.
-export APP_RATE_LIMIT_ENABLED=false
+bench_settings open_loop
 bin=target/release
-pid=
-stop() {
-    if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    pid=
-}
-reset() {
-    drop_database_and_stream "$DB" "$APP_STREAM_NAME"
-}
 cleanup() {
-    stop
-    reset
+    stop_server
+    reset_bench
 }
 trap cleanup EXIT
 
 mkdir -p "$OUT"
 for run in $(seq 1 "$RUNS"); do
-    reset
+    reset_bench
     APP_LISTEN=$LISTEN "$bin/$BIN" >"$OUT/run-$run-$BIN.log" 2>&1 &
     pid=$!
     wait_ready "$LISTEN"
     "$bin/loadgen" --out "$OUT/run-$run" send --url "http://$LISTEN" --clients "$CLIENTS" \
         --rate "$RATE" --duration "$DURATION" >"$OUT/run-$run-send.txt" 2>&1
-    stop
+    stop_server
     "$bin/loadgen" --out "$OUT/run-$run" baseline-pg --clients 64 --rate "$RATE" \
         --duration "$DURATION" >"$OUT/run-$run-baseline-pg.txt" 2>&1
     api=$(grep '^open' "$OUT/run-$run-send.txt")

@@ -15,35 +15,25 @@ CLIENTS=${CLIENTS:-64,256}
 OUT=${OUT:-bench-results/sealing}
 DURATION=${DURATION:-10s}
 LISTEN=${LISTEN:-127.0.0.1:8181}
-DB=chat_bench_sealing
-export APP_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
-export APP_STREAM_NAME=BENCH_SEALING APP_SUBJECT_PREFIX=benchseal
-export APP_JWT_SECRET=bench-sealing-secret-0123456789abcdef RUST_LOG=warn
-# The load generator registers and sends as hundreds of users from one address.
-export APP_RATE_LIMIT_ENABLED=false
+bench_settings sealing
 bin=${CARGO_TARGET_DIR:-target}/release
-pid=
-stop() {
-    if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    pid=
-}
 cleanup() {
-    stop
-    drop_database_and_stream "$DB" "$APP_STREAM_NAME"
+    stop_server
+    reset_bench
 }
 trap cleanup EXIT
 
 mkdir -p "$OUT"
 for run in $(seq 1 "$RUNS"); do
     for seal in ${ORDER:-true false}; do
-        drop_database_and_stream "$DB" "$APP_STREAM_NAME"
+        reset_bench
         APP_SEAL_PERSONAL_DATA=$seal APP_LISTEN=$LISTEN "$bin/command-api" \
             >"$OUT/$seal-$run-command-api.log" 2>&1 &
         pid=$!
         wait_ready "$LISTEN"
         "$bin/loadgen" --out "$OUT/$seal-$run" send --url "http://$LISTEN" \
             --clients "$CLIENTS" --duration "$DURATION" >"$OUT/$seal-$run-send.txt" 2>&1
-        stop
+        stop_server
         echo "run $run  sealing $seal:"
         grep -E '^closed' "$OUT/$seal-$run-send.txt" | sed 's/^/    /' || cat "$OUT/$seal-$run-send.txt"
     done
