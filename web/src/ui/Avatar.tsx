@@ -1,10 +1,18 @@
 // A user's picture beside their name (issue #18), or their initial when they have none (or
-// it cannot be read). The bytes need the session's token, which an <img src> cannot send, so
+// it cannot be read, after a few tries). The bytes need the session's token, which an <img src> cannot send, so
 // they are fetched and shown through an object URL, one per picture URL (each picture has its
 // own: `?v=<avatar_id>`), kept for the page's life.
 import { useContext, useEffect, useState } from 'preact/hooks';
+import { ApiError } from '../api';
 import type { Chat } from '../chat';
 import { ChatContext } from './context';
+
+/**
+ * Waits before each new try of a picture that could not be read (the network, or a server
+ * busy or not caught up yet); then the initial stays until the picture changes. A 404 is not
+ * tried again: the picture is gone (replaced, removed or erased).
+ */
+export const RETRY_MS: readonly number[] = [1_000, 3_000, 10_000];
 
 const urls = new Map<string, Promise<string>>();
 
@@ -33,12 +41,19 @@ export function Avatar({ url, name, small = false }: { url?: string | null; name
     setSrc(null);
     if (!url || !chat) return;
     let live = true;
-    objectUrl(chat, url).then(
-      (u) => live && setSrc(u),
-      () => undefined,
-    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const attempt = (tries: number) =>
+      objectUrl(chat, url).then(
+        (u) => live && setSrc(u),
+        (e) => {
+          const gone = e instanceof ApiError && e.status === 404;
+          if (live && !gone && tries < RETRY_MS.length) timer = setTimeout(() => attempt(tries + 1), RETRY_MS[tries]);
+        },
+      );
+    attempt(0);
     return () => {
       live = false;
+      clearTimeout(timer);
     };
   }, [url]);
   return (
