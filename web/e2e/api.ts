@@ -108,11 +108,6 @@ export class Api {
         });
     }
 
-    /** Makes member `userId` of a room an admin, or a member again (the caller: its owner or an admin). */
-    async changeRole(token: string, roomId: string, userId: string, role: 'admin' | 'member') {
-        return this.call('PUT', `/v1/rooms/${roomId}/members/${userId}/role`, { token, body: { role } });
-    }
-
     /** The caller's joined rooms (`GET /v1/rooms`), read at or after `minPosition`. */
     async rooms(token: string, minPosition?: number): Promise<any[]> {
         const q = minPosition ? `?min_position=${minPosition}` : '';

@@ -1,6 +1,6 @@
 // Pictures and retention, alice and bob in a public room of alice's. Retention: alice, the
 // owner, keeps the room's messages for a period of her choosing, which stays after a reload;
-// bob, a member, is given no control until alice makes him an admin, and then his choice
+// bob, a member, is given no control until alice makes him an admin in her members panel, then his choice
 // reaches her page live. (Expiry itself takes a day at least: the Rust tests cover it.)
 // Pictures: alice chooses one in Settings and sees the server's square of it; bob's open page
 // shows it beside her message and in the member list at once, then her next one, then her
@@ -131,7 +131,7 @@ describe('pictures and retention', () => {
         await expect.poll(() => page.getByTestId('retention').inputValue(), { ...POLL, message: 'the period after a reload' }).toBe('30');
     });
 
-    feature('bob, a member, has no retention control; made an admin he gets it live, and his choice reaches alice live', async () => {
+    feature('bob, a member, has no retention control; made an admin in alice\'s members panel he gets it live, and his choice reaches alice live', async () => {
         const alice = world.alice.page;
         const bob = world.bob.page;
         for (const p of world.both) await waitForRoom(p.page, room);
@@ -151,9 +151,22 @@ describe('pictures and retention', () => {
         // Each change below shows on the other page over its live feed: its room reads are held.
         const bobs = bob.getByTestId('retention');
         await withRoomReadsHeld(bob, async () => {
-            await world.api.changeRole(A.access_token, room, B.user_id, 'admin');
+            // alice, the owner, makes him an admin in her members panel.
+            await alice.getByTestId('members-button').click();
+            const bobThere = alice.locator(`[data-testid=member-item][data-user-id="${B.user_id}"]`);
+            expect(await textOf(bobThere.getByTestId('role-toggle'))).toBe('Make admin');
+            await bobThere.getByTestId('role-toggle').click();
+            await expect.poll(() => textOf(bobThere.getByTestId('role-toggle')), { ...POLL, message: "the toggle on alice's panel" }).toBe('Make member');
+            expect(await textOf(bobThere.locator('.role'))).toBe('admin');
+            await alice.getByRole('button', { name: 'Close members' }).click();
             await expect.poll(() => count(bobs), { ...POLL, message: "the retention control on bob's page, now he is an admin" }).toBe(1);
         });
+        expect((await roomRow(B.access_token))?.role).toBe('admin');
+        // He is not the owner: he has no role toggle of his own.
+        await bob.getByTestId('members-button').click();
+        await bob.locator('[data-testid=member-item]').first().waitFor({ state: 'visible' });
+        expect(await count(bob.getByTestId('role-toggle'))).toBe(0);
+        await bob.getByRole('button', { name: 'Close members' }).click();
         expect(await bobs.inputValue()).toBe('30');
 
         await withRoomReadsHeld(alice, async () => {

@@ -594,6 +594,10 @@ export class Api {
   invite(roomId: string, userId: string) {
     return this.command('POST', `/v1/rooms/${enc(roomId)}/invites`, { user_id: userId }, newKey());
   }
+  /** Makes a member of a group room an admin, or an admin a member again (the owner only). */
+  changeRole(roomId: string, userId: string, role: 'admin' | 'member') {
+    return this.command('PUT', `/v1/rooms/${enc(roomId)}/members/${enc(userId)}/role`, { role }, newKey());
+  }
   kick(roomId: string, userId: string) {
     return this.command('DELETE', `/v1/rooms/${enc(roomId)}/members/${enc(userId)}`, undefined, newKey());
   }

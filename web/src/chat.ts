@@ -936,6 +936,11 @@ export class Chat {
     return { username: user.username, display_name: user.display_name };
   }
 
+  async changeRole(roomId: string, userId: string, role: 'admin' | 'member'): Promise<void> {
+    const ans = await this.api.changeRole(roomId, userId, role);
+    await this.loadMembers(roomId, ans.position ?? undefined);
+  }
+
   async kick(roomId: string, userId: string): Promise<void> {
     const ans = await this.api.kick(roomId, userId);
     await this.loadMembers(roomId, ans.position ?? undefined);

@@ -363,6 +363,8 @@ function MembersPanel({ room, onClose }: { room: RoomEntry; onClose: () => void 
     if (room.role === 'owner') return true;
     return room.role === 'admin' && m.role === 'member';
   };
+  // Only the owner gives or takes the admin role (never their own, never in a direct room).
+  const canChangeRole = (m: Member) => room.kind !== 'direct' && room.role === 'owner' && m.user_id !== me && m.role !== 'owner';
   const sorted = members ? [...members].sort((a, b) => rank(a.role) - rank(b.role) || (a.username ?? '').localeCompare(b.username ?? '')) : null;
   return (
     <aside
@@ -389,6 +391,24 @@ function MembersPanel({ room, onClose }: { room: RoomEntry; onClose: () => void 
               <span class="muted small"> @{m.username}</span>
             </span>
             {m.role !== 'member' && <span class="role small">{m.role}</span>}
+            {canChangeRole(m) && (
+              <button
+                type="button"
+                class="small"
+                data-testid="role-toggle"
+                aria-label={m.role === 'admin' ? `Make ${m.username ?? 'this admin'} a member` : `Make ${m.username ?? 'this member'} an admin`}
+                onClick={async () => {
+                  setError(null);
+                  try {
+                    await chat.changeRole(room.room_id, m.user_id, m.role === 'admin' ? 'member' : 'admin');
+                  } catch (e) {
+                    setError(errorText(e));
+                  }
+                }}
+              >
+                {m.role === 'admin' ? 'Make member' : 'Make admin'}
+              </button>
+            )}
             {canKick(m) && (
               <button
                 type="button"
