@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use eventlog::{AppendError, AppendRequest, ExpectedVersion};
-use events::user::{self, UserEvent};
+use events::user::{self, UserEvent, UserState};
 use events::{StoredEvent, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -49,8 +49,8 @@ pub async fn erase_me(
     AuthUser(me): AuthUser,
     Json(body): Json<EraseMeBody>,
 ) -> Result<Response, ApiError> {
-    let (state, _) = user_state(&st, me).await?;
-    let mine = state.registered.as_ref().map(|(_, u)| u.as_str());
+    let read = user_state(&st, me).await?;
+    let mine = read.0.registered.as_ref().map(|(_, u)| u.as_str());
     if mine != Some(body.confirm_username.as_str()) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -58,7 +58,7 @@ pub async fn erase_me(
             "confirm_username must be your own username",
         ));
     }
-    Ok(axum::Json(erase(&st, me, me).await?).into_response())
+    Ok(axum::Json(erase(&st, me, me, Some(read)).await?).into_response())
 }
 
 #[utoipa::path(post, path = "/v1/admin/users/{user_id}/erase", security(("bearer" = [])),
@@ -73,16 +73,25 @@ pub async fn erase_user(
 ) -> Result<Response, ApiError> {
     // Oneself: `POST /v1/me/erase`, which asks for the username again.
     let target = require_admin_over(&st, me, target, "erase").await?;
-    Ok(axum::Json(erase(&st, target, me).await?).into_response())
+    Ok(axum::Json(erase(&st, target, me, None).await?).into_response())
 }
 
 /// Erases `target` (decided by `by`). In one transaction: the `UserDeactivated` (unless it
 /// was) and `UserErased` events, the keys shredded, the credentials left without a name, the
 /// sign-in links and sessions ended, the uploads' names erased. Then the uploads' bytes and
-/// every avatar blob of the user are deleted and every replica told.
-async fn erase(st: &AppState, target: UserId, by: UserId) -> Result<Erasure, ApiError> {
+/// every avatar blob of the user are deleted and every replica told. `read`: the target's
+/// state and version as the caller just read them, for the first attempt.
+async fn erase(
+    st: &AppState,
+    target: UserId,
+    by: UserId,
+    mut read: Option<(UserState, i64)>,
+) -> Result<Erasure, ApiError> {
     for _ in 0..ATTEMPTS {
-        let (state, version) = user_state(st, target).await?;
+        let (state, version) = match read.take() {
+            Some(read) => read,
+            None => user_state(st, target).await?,
+        };
         if state.registered.is_none() {
             return Err(ApiError::not_found("user_not_found", "no such user"));
         }
