@@ -76,14 +76,14 @@ fn lower_priority(nice: i32) {
     }
 }
 
-/// The calling thread's nice value (for tests and diagnostics).
-pub fn thread_nice() -> std::io::Result<i32> {
-    rustix::process::getpriority_process(Some(rustix::thread::gettid())).map_err(Into::into)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The calling thread's nice value.
+    fn thread_nice() -> std::io::Result<i32> {
+        rustix::process::getpriority_process(Some(rustix::thread::gettid())).map_err(Into::into)
+    }
 
     #[test]
     fn background_threads_and_the_threads_they_start_run_at_the_nice_value_given() {

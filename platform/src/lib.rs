@@ -34,14 +34,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     projector::migrate(&command.pool)
         .await
         .context("read-model migrations")?;
-    // One search index handle for the projection that writes it and the searches: with the
-    // embedded index, a search sees each commit the moment it lands (a reader in another
-    // process reloads when Tantivy's watcher notices, within half a second).
     // The projector runs on a runtime of its own whose threads yield the cores to serving
     // (ADR 26); the index's writer is opened there, so its indexing threads inherit that.
     let background = Arc::new(
         Background::start(settings.background_nice).context("start the background runtime")?,
     );
+    // One search index handle for the projection that writes it and the searches: with the
+    // embedded index, a search sees each commit the moment it lands (a reader in another
+    // process reloads when Tantivy's watcher notices, within half a second).
     let search_settings = settings.projector.search.clone();
     let search = background
         .handle()

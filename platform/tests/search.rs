@@ -467,4 +467,5 @@ async fn the_projector_and_the_index_writer_yield_the_cores_to_serving() {
         assert!(nice.iter().all(|&n| n == 0), "{serving}: {nice:?}");
     }
     server.stop().await;
+    env.cleanup().await;
 }

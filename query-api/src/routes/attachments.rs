@@ -107,7 +107,7 @@ pub async fn thumbnail(
     .await
 }
 
-/// Serves the attachment's blob `key`; `content_type` `None`: sniffed from its first chunk.
+/// Serves the attachment's blob `key`; `content_type` `None`: sniffed from its first bytes.
 async fn serve(
     st: &AppState,
     key: &str,

@@ -16,8 +16,8 @@ use std::ops::Range;
 pub(super) struct BlobResponse<'a> {
     /// Its key in blob storage.
     pub key: &'a str,
-    /// Its `Content-Type`; `None`: sniffed from its first chunk (`application/octet-stream`
-    /// when that says nothing).
+    /// Its `Content-Type`; `None`: sniffed from its first bytes (`application/octet-stream`
+    /// when they say nothing).
     pub content_type: Option<&'a str>,
     /// The `ETag`, unquoted: must name these bytes and no others.
     pub tag: &'a str,
