@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// The largest upload accepted (413 `avatar_too_large` above).
-pub const AVATAR_MAX_BYTES: u64 = 2 * 1024 * 1024;
+pub const AVATAR_MAX_BYTES: u64 = events::avatar::MAX_UPLOAD_BYTES;
 
 /// The stored picture's side, in pixels (a smaller upload keeps its own, never upscaled).
 pub const AVATAR_SIDE: u32 = 256;

@@ -112,10 +112,7 @@ impl Settings {
     pub fn default_retention(
         &self,
     ) -> Result<Option<events::retention::RetentionDays>, events::values::ValidationError> {
-        match self.retention_days {
-            0 => Ok(None),
-            days => events::retention::RetentionDays::parse(days).map(Some),
-        }
+        events::retention::server_default(self.retention_days)
     }
 
     pub fn auth_config(&self) -> crate::auth::AuthConfig {

@@ -11,6 +11,9 @@
 use crate::ids::{AvatarId, UserId};
 use serde::{Deserialize, Serialize};
 
+/// The largest upload accepted (413 `avatar_too_large` above).
+pub const MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024;
+
 /// The content types an uploaded avatar may have, as sniffed from its bytes.
 pub const ACCEPTED_TYPES: &[&str] = &["image/png", "image/jpeg", "image/webp", "image/gif"];
 

@@ -45,6 +45,23 @@ impl From<RetentionDays> for u32 {
     }
 }
 
+/// The server's default period from its setting (`APP_RETENTION_DAYS`, read by the write
+/// side, whose job expires messages, and by the read side, which tells clients): 0 keeps
+/// messages for ever (`None`); otherwise 1 to [`RetentionDays::MAX`] days.
+///
+/// ```
+/// use events::retention::server_default;
+/// assert_eq!(server_default(0), Ok(None));
+/// assert_eq!(server_default(30).unwrap().map(|d| d.get()), Some(30));
+/// assert!(server_default(36_501).is_err());
+/// ```
+pub fn server_default(days: u32) -> Result<Option<RetentionDays>, ValidationError> {
+    match days {
+        0 => Ok(None),
+        days => RetentionDays::parse(days).map(Some),
+    }
+}
+
 /// The period that applies to a room: its own, else the server's default; `None` keeps
 /// messages for ever.
 pub fn effective(

@@ -56,6 +56,10 @@ pub struct Settings {
     /// Server administrators by username, comma-separated (`APP_ADMIN_USERNAMES`), besides
     /// the first user registered, who always is one. The same in command-api.
     pub admin_usernames: String,
+    /// Days a room keeps its messages unless it sets its own period (`APP_RETENTION_DAYS`;
+    /// 0: for ever). The same as command-api's, whose job expires them: here it is only told
+    /// to clients (`GET /v1/server`).
+    pub retention_days: u32,
 }
 
 impl Layered for Settings {
@@ -77,6 +81,7 @@ impl Layered for Settings {
         .set_default("typing_batch_ms", 500)?
         .set_default("min_position_wait_ms", 5000)?
         .set_default("epoch_poll_ms", 2000)?
-        .set_default("admin_usernames", "")
+        .set_default("admin_usernames", "")?
+        .set_default("retention_days", 0)
     }
 }

@@ -98,6 +98,8 @@ pub async fn build_state_with(
     settings: Settings,
     search: Arc<dyn SearchBackend>,
 ) -> anyhow::Result<AppState> {
+    events::retention::server_default(settings.retention_days)
+        .context("APP_RETENTION_DAYS must be 0 (for ever) or 1 to 36500")?;
     let db = &settings.service;
     let pool = connect(&db.database_url, db.db_max_connections, "APP_DATABASE_URL").await?;
     let log_pool = if db.log_database_url() == &db.database_url {

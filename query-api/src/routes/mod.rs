@@ -20,6 +20,7 @@ pub mod presence;
 pub mod receipts;
 pub mod rooms;
 pub mod search;
+pub mod server;
 pub mod users;
 
 use crate::state::AppState;
@@ -53,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/stats", get(admin::stats))
         .route("/v1/admin/audit", get(audit::audit))
         .route("/v1/presence", get(presence::presence))
+        .route("/v1/server", get(server::server))
         .route("/v1/search/messages", get(search::search_messages))
         .route(
             "/v1/attachments/{attachment_id}",
@@ -90,6 +92,7 @@ pub fn router() -> Router<AppState> {
         admin::stats,
         audit::audit,
         presence::presence,
+        server::server,
         search::search_messages,
         attachments::download,
         attachments::thumbnail,

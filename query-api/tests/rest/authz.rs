@@ -276,6 +276,7 @@ async fn every_read_refuses_a_missing_or_forged_token_with_401() {
         format!("/v1/rooms/{room}/messages/{room}"),
         "/v1/invites".to_owned(),
         format!("/v1/presence?user_id={room}"),
+        "/v1/server".to_owned(),
     ] {
         let res = app.get_with(&path, None, &[]).await;
         assert_eq!(res.status, 401, "{path}: {}", res.text);

@@ -309,3 +309,50 @@ async fn without_a_period_of_its_own_a_room_follows_the_servers_default() {
     assert_eq!(res.assert_status(200)["days"], Value::Null);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_server_tells_clients_its_default_period_and_its_limits() {
+    // Kept for ever unless configured: `null`.
+    let app = TestApp::spawn().await;
+    let alice = app.register(&format!("alice_{}", unique())).await;
+    let info = app.get("/v1/server", &alice.token).await;
+    let info = info.assert_status(200);
+    assert_eq!(info["retention_days"], Value::Null, "{info}");
+    assert_eq!(
+        info["limits"],
+        json!({
+            "message_chars": 4000,
+            "mentions_per_message": 50,
+            "attachments_per_message": 10,
+            "attachment_bytes": 25 << 20,
+            "avatar_bytes": 2 << 20,
+        })
+    );
+    app.cleanup().await;
+
+    // What APP_RETENTION_DAYS and APP_ATTACHMENT_MAX_BYTES say.
+    let app = TestApp::spawn_with(|s| {
+        s.retention_days = 30;
+        s.blobs.attachment_max_bytes = 1 << 20;
+    })
+    .await;
+    let alice = app.register(&format!("alice_{}", unique())).await;
+    let info = app.get("/v1/server", &alice.token).await;
+    let info = info.assert_status(200);
+    assert_eq!(info["retention_days"], 30, "{info}");
+    assert_eq!(info["limits"]["attachment_bytes"], 1 << 20, "{info}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_default_period_out_of_range_stops_the_read_side_at_start_up() {
+    let env = test_support::TestEnv::new().await;
+    let mut settings = env.query_settings();
+    settings.retention_days = RetentionDays::MAX + 1;
+    let err = query_api::startup::build_state(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("APP_RETENTION_DAYS"), "{err:#}");
+    env.cleanup().await;
+}
