@@ -16,6 +16,8 @@ export interface StageOptions {
     seed?: (api: Api) => Promise<void>;
     /** People made (in this order, with a blank page each) once the browser has started. */
     people?: string[];
+    /** The platform's extra environment (`APP_RETENTION_DAYS`, say). */
+    env?: Record<string, string>;
 }
 
 /** What a file's hooks made; each getter throws until `beforeAll` has made it. */
@@ -28,7 +30,7 @@ export class Stage {
     /** Registers the hooks that make and remove it all (call it inside the file's `describe`). */
     constructor(name: string, opts: StageOptions = {}) {
         beforeAll(async () => {
-            this.#platform = await Platform.start(name);
+            this.#platform = await Platform.start(name, opts.env);
             this.#api = new Api(this.#platform.baseURL);
             await opts.seed?.(this.#api);
             this.#browser = await launchBrowser();
@@ -93,6 +95,6 @@ export class TwoPeople extends Stage {
     }
 }
 
-export function twoPeople(name: string, opts: Pick<StageOptions, 'seed'> = {}): TwoPeople {
+export function twoPeople(name: string, opts: Pick<StageOptions, 'seed' | 'env'> = {}): TwoPeople {
     return new TwoPeople(name, { ...opts, people: ['alice', 'bob'] });
 }

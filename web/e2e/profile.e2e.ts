@@ -91,7 +91,9 @@ describe('pictures and retention', () => {
     const hello = `hello, this is alice ${tag}`;
     let room = '';
 
+    // A server default a member is told, and the owner sees named beside "Server default".
     const world = twoPeople('profile', {
+        env: { APP_RETENTION_DAYS: '365' },
         seed: async (api) => {
             A = await api.register(uniqueName('alice'), undefined, aliceName);
             B = await api.register(uniqueName('bob'), undefined, bobName);
@@ -119,6 +121,10 @@ describe('pictures and retention', () => {
         await select.waitFor({ state: 'visible' });
         expect(await select.inputValue()).toBe('');
         expect(await select.locator('option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(['', '1', '7', '30', '90', '365']);
+        // The server's default (APP_RETENTION_DAYS, from GET /v1/server) is named; bob, a
+        // member, is told it while the room has no period of its own.
+        await expect.poll(() => textOf(select.locator('option').first()), { ...POLL, message: 'the default option' }).toBe('Server default (365 days)');
+        await expect.poll(() => textOf(world.bob.page.getByTestId('retention-note')), { ...POLL, message: "the server's period on bob's page" }).toBe('Messages kept 365 days');
         expect((await roomRow(A.access_token))?.retention_days ?? null).toBeNull();
 
         await select.selectOption('30');

@@ -16,6 +16,7 @@ import type {
   MessagePage,
   MyRoom,
   MySession,
+  ServerInfo,
   NotificationLevel,
   NotificationLevelAnswer,
   RetentionAnswer,
@@ -522,6 +523,10 @@ export class Api {
 
   me() {
     return this.request<Me>('GET', '/v1/me').then((a) => a.data);
+  }
+  /** The server's default retention period and its limits (`GET /v1/server`). */
+  server() {
+    return this.request<ServerInfo>('GET', '/v1/server').then((a) => a.data);
   }
   userByName(username: string) {
     return this.request<UserSummary>('GET', '/v1/users', { query: { username } }).then((a) => a.data);

@@ -2,10 +2,10 @@
 // room's retention frames: a fake API and a fake WebSocket feed it.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Api, Session } from './api';
+import { ApiError, type Api, type Session } from './api';
 import { Chat } from './chat';
 import { FakeWs, myRoom, settle } from './testing';
-import type { Member, Message, MyRoom } from './types';
+import type { Member, Message, MyRoom, ServerInfo } from './types';
 
 const ME = 'u-me';
 const BOB = 'u-bob';
@@ -59,7 +59,13 @@ const MEMBERS: Member[] = [
   { user_id: CAROL, username: 'carol', display_name: 'Carol', role: 'member', joined_at: null },
 ];
 
-function fakeApi() {
+const SERVER: ServerInfo = {
+  retention_days: 30,
+  limits: { message_chars: 4000, mentions_per_message: 50, attachments_per_message: 10, attachment_bytes: 25 << 20, avatar_bytes: 2 << 20 },
+};
+
+/** `server` answers: what `GET /v1/server` gives, one per call (the last one again after that). */
+function fakeApi(server: (ServerInfo | Error)[] = [SERVER]) {
   let current: Session | null = null;
   let listener: ((s: Session | null) => void) | null = null;
   const calls: string[] = [];
@@ -94,6 +100,12 @@ function fakeApi() {
     receipts: async () => [],
     markRead: async (_roomId: string, seq: number) => ({ seq, version: 0, position: null }),
     me: async () => ({ id: ME, username: 'me', display_name: 'Me', private_receipts: false }),
+    server: async () => {
+      calls.push('server');
+      const next = server.length > 1 ? server.shift()! : server[0]!;
+      if (next instanceof Error) throw next;
+      return next;
+    },
     avatar: async (url: string, minPosition = 0) => {
       pictures.push({ url, minPosition });
       return new Blob(['picture']);
@@ -126,7 +138,10 @@ afterEach(() => {
 
 /** Signed in, the socket open and subscribed to every room, rooms `open` opened (their pages and members read). */
 async function world(...open: string[]) {
-  const fake = fakeApi();
+  return worldWith(fakeApi(), ...open);
+}
+
+async function worldWith(fake: ReturnType<typeof fakeApi>, ...open: string[]) {
   const chat = new Chat(fake.api);
   chats.push(chat);
   fake.signIn();
@@ -298,5 +313,28 @@ describe('Chat: retention frames', () => {
     expect(bodies(chat, 'g')).toEqual(['see the plans', 'nice', 'still here']);
     await settle();
     expect(calls.slice(before).filter((c) => c.startsWith('room ') || c.startsWith('messages') || c.startsWith('rooms after'))).toEqual([]);
+  });
+});
+
+describe('Chat: what the server keeps and accepts', () => {
+  it('reads the default retention period and the limits once when it starts', async () => {
+    const { chat, calls } = await world();
+    expect(chat.state.server).toEqual(SERVER);
+    expect(calls.filter((c) => c === 'server')).toEqual(['server']);
+  });
+
+  it('a server without the route leaves it unknown, and asks once', async () => {
+    const { chat, calls } = await worldWith(fakeApi([new ApiError(404, 'not_found', 'no such route')]));
+    expect(chat.state.server).toBeNull();
+    expect(calls.filter((c) => c === 'server')).toEqual(['server']);
+  });
+
+  it('an unavailable server is asked again', async () => {
+    const { chat, calls } = await worldWith(fakeApi([new ApiError(503, 'unavailable', 'busy'), SERVER]));
+    expect(chat.state.server).toBeNull();
+    // The first retry waits half a second.
+    await new Promise((r) => setTimeout(r, 700));
+    expect(chat.state.server).toEqual(SERVER);
+    expect(calls.filter((c) => c === 'server')).toEqual(['server', 'server']);
   });
 });

@@ -86,6 +86,7 @@ import type {
   NotificationReason,
   PresenceFrame,
   SearchHit,
+  ServerInfo,
   TypingFrame,
   UserSummary,
 } from './types';
@@ -183,6 +184,9 @@ export interface Toast {
 export interface AppState {
   session: Session | null;
   me: Me | null;
+  /** The server's default retention and limits; null until read (or from a server without
+   * `GET /v1/server`). */
+  server: ServerInfo | null;
   conn: SocketStatus;
   /** A connection attempt failed or an open socket closed, and none is open since. */
   connLost: boolean;
@@ -214,6 +218,7 @@ function initialState(session: Session | null): AppState {
   return {
     session,
     me: null,
+    server: null,
     conn: 'closed',
     connLost: false,
     online: typeof navigator === 'undefined' ? true : navigator.onLine !== false,
@@ -387,6 +392,7 @@ export class Chat {
       { url: (t) => feedUrl(location, t) },
     );
     this.loadMe();
+    void this.loadServer();
     await this.poll();
     if (!this.running) return;
     this.socket.start();
@@ -441,6 +447,20 @@ export class Chat {
         if (e instanceof SessionEnded) return;
         // A fresh registration is not projected yet: wait a little.
         await sleep(Math.min(2_000, 200 * (i + 1)));
+      }
+    }
+  }
+
+  /** What the server keeps and accepts, read once per start; retried while it is unreachable. */
+  private async loadServer(): Promise<void> {
+    for (let i = 0; i < 10 && this.running; i++) {
+      try {
+        const server = await this.api.server();
+        this.store.set({ server });
+        return;
+      } catch (e) {
+        if (!isRetryable(e)) return;
+        await sleep(Math.min(5_000, 500 * (i + 1)));
       }
     }
   }

@@ -8,6 +8,20 @@ export interface TokenResponse {
   token_type: string;
 }
 
+/** `GET /v1/server`: what the server keeps and accepts. */
+export interface ServerInfo {
+  /** Days a room keeps its messages unless it sets its own period; null: for ever. */
+  retention_days: number | null;
+  limits: {
+    /** Characters (code points) in a message's body, once trimmed. */
+    message_chars: number;
+    mentions_per_message: number;
+    attachments_per_message: number;
+    attachment_bytes: number;
+    avatar_bytes: number;
+  };
+}
+
 export interface Me {
   id: string;
   username: string;

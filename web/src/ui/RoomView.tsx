@@ -154,9 +154,23 @@ const LEVEL_LABELS: Record<NotificationLevel, string> = {
 
 const RETENTION_CHOICES: readonly number[] = [1, 7, 30, 90, 365];
 
+/** A message's most characters until the server says (`GET /v1/server`). */
+const MESSAGE_CHARS = 4000;
+
+function daysText(days: number): string {
+  return days === 1 ? '1 day' : `${days} days`;
+}
+
+/** The server's default period as the retention control names it (`undefined`: not known). */
+export function serverDefaultLabel(days: number | null | undefined): string {
+  if (days === undefined) return 'Server default';
+  return days === null ? 'Server default (for ever)' : `Server default (${daysText(days)})`;
+}
+
 /** How long the room keeps its messages (owners and admins): its own period or the server's. */
 function RetentionSelect({ room }: { room: RoomEntry }) {
   const chat = useChat();
+  const serverDays = useApp((s) => s.server?.retention_days);
   const [busy, setBusy] = useState(false);
   const current = room.retention_days ?? null;
   const choices = current === null || RETENTION_CHOICES.includes(current) ? RETENTION_CHOICES : [...RETENTION_CHOICES, current].sort((a, b) => a - b);
@@ -182,10 +196,10 @@ function RetentionSelect({ room }: { room: RoomEntry }) {
           }
         }}
       >
-        <option value="">Server default</option>
+        <option value="">{serverDefaultLabel(serverDays)}</option>
         {choices.map((d) => (
           <option key={d} value={String(d)}>
-            {d === 1 ? '1 day' : `${d} days`}
+            {daysText(d)}
           </option>
         ))}
       </select>
@@ -193,11 +207,19 @@ function RetentionSelect({ room }: { room: RoomEntry }) {
   );
 }
 
-/** A room's own retention period, to members who may not change it. */
-function RetentionNote({ days }: { days: number }) {
+/**
+ * How long the room keeps its messages, to members who may not change it: its own period, else
+ * the server's default; nothing when messages are kept for ever (or that is not known yet).
+ */
+function RetentionNote({ room }: { room: RoomEntry }) {
+  const serverDays = useApp((s) => s.server?.retention_days ?? null);
+  const own = typeof room.retention_days === 'number' ? room.retention_days : null;
+  const days = own ?? serverDays;
+  if (days === null) return null;
+  const why = own === null ? "the server's default" : "this room's own period";
   return (
-    <span class="muted small" data-testid="retention-note" title="Messages older than this disappear for everyone, from history and search">
-      Messages kept {days === 1 ? '1 day' : `${days} days`}
+    <span class="muted small" data-testid="retention-note" title={`Messages older than this disappear for everyone, from history and search (${why})`}>
+      Messages kept {daysText(days)}
     </span>
   );
 }
@@ -307,7 +329,7 @@ function RoomHeader({ room, membersOpen, toggleMembers }: { room: RoomEntry; mem
         {group && (room.role === 'owner' || room.role === 'admin') ? (
           <RetentionSelect room={room} />
         ) : (
-          typeof room.retention_days === 'number' && <RetentionNote days={room.retention_days} />
+          <RetentionNote room={room} />
         )}
         {canInvite && (
           <form class="invite-form" onSubmit={submitInvite}>
@@ -505,7 +527,10 @@ function Composer({
     }
   };
 
-  const tooLong = text.length > 4000;
+  const maxChars = useApp((s) => s.server?.limits.message_chars ?? MESSAGE_CHARS);
+  // The server counts characters (code points) of the trimmed body, not UTF-16 units.
+  const chars = useMemo(() => [...text.trim()].length, [text]);
+  const tooLong = chars > maxChars;
   const submit = () => {
     const body = text.trim();
     if (!body || tooLong) return;
@@ -605,8 +630,10 @@ function Composer({
           Send
         </button>
       </div>
-      {text.length > 3500 && (
-        <p class={`small ${tooLong ? 'form-error' : 'muted'}`}>{text.length} / 4000</p>
+      {chars > maxChars - 500 && (
+        <p class={`small ${tooLong ? 'form-error' : 'muted'}`} data-testid="composer-count">
+          {chars} / {maxChars}
+        </p>
       )}
     </form>
   );
