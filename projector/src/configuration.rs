@@ -38,6 +38,10 @@ pub struct Settings {
     pub ack_wait_ms: u64,
     /// How long a batch keeps collecting after its first event (see `ProjectorConfig::linger`).
     pub linger_ms: u64,
+    /// The same for the search projection (`APP_SEARCH_LINGER_MS`, at least `linger_ms`):
+    /// each of its batches is an index commit, so longer batches cost less CPU (fewer
+    /// segments to write and merge) and make a message searchable later.
+    pub search_linger_ms: u64,
 }
 
 impl Layered for Settings {
@@ -57,7 +61,8 @@ impl Layered for Settings {
         .set_default("batch", d.batch as u64)?
         .set_default("max_deliver", d.max_deliver)?
         .set_default("ack_wait_ms", d.ack_wait.as_millis() as u64)?
-        .set_default("linger_ms", d.linger.as_millis() as u64)
+        .set_default("linger_ms", d.linger.as_millis() as u64)?
+        .set_default("search_linger_ms", SEARCH_LINGER.as_millis() as u64)
     }
 }
 
@@ -73,7 +78,7 @@ impl Settings {
             ack_wait: Duration::from_millis(self.ack_wait_ms.max(1000)),
             // Each search batch is an index commit: it lingers longer (still well under 1 s).
             linger: match projection {
-                SEARCH => Duration::from_millis(self.linger_ms).max(SEARCH_LINGER),
+                SEARCH => Duration::from_millis(self.linger_ms.max(self.search_linger_ms)),
                 _ => Duration::from_millis(self.linger_ms),
             },
             ..ProjectorConfig::default()
@@ -141,6 +146,19 @@ mod tests {
         assert_eq!((c.batch, c.max_deliver), (500, 20));
         assert_eq!(c.ack_wait.as_millis(), 30_000);
         assert_eq!(c.linger.as_millis(), 10);
+        assert_eq!(s.projector_config(crate::SEARCH).linger.as_millis(), 100);
+    }
+
+    #[test]
+    fn the_search_projection_lingers_as_long_as_it_is_told_and_at_least_as_the_others() {
+        let s = with(&[("search_linger_ms", "400")]);
+        assert_eq!(s.projector_config(crate::SEARCH).linger.as_millis(), 400);
+        assert_eq!(
+            s.projector_config(crate::READ_MODELS).linger.as_millis(),
+            10
+        );
+        let s = with(&[("search_linger_ms", "5"), ("linger_ms", "50")]);
+        assert_eq!(s.projector_config(crate::SEARCH).linger.as_millis(), 50);
     }
 
     #[test]

@@ -28,9 +28,9 @@ use crate::projection::{
 /// The search projection's name (its consumer, metrics and dead letters).
 pub const SEARCH: &str = search::PROJECTION;
 
-/// How long the live runner collects events before a commit: each commit is an index commit
-/// (Tantivy writes a segment), so fewer and bigger ones are cheaper; a message is still
-/// searchable well within a second.
+/// How long the live runner collects events before a commit, unless `APP_SEARCH_LINGER_MS`
+/// says otherwise: each commit is an index commit (Tantivy writes a segment), so fewer and
+/// bigger ones are cheaper; a message is still searchable well within a second.
 pub const SEARCH_LINGER: Duration = Duration::from_millis(100);
 
 /// The search index, written through its backend.
