@@ -2,9 +2,8 @@
 // a fake API and a fake WebSocket feed it, a fake Notification records what it raises.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Api, Session } from './api';
-import { Chat } from './chat';
-import { FakeWs, myRoom, settle } from './testing';
+import type { Chat } from './chat';
+import { FakeWs, fakeApi, myRoom, settle, startedChat } from './testing';
 import type { MyRoom, NotificationLevel, Receipt } from './types';
 
 const ME = 'u-me';
@@ -36,26 +35,12 @@ class FakeNotification {
 }
 
 /** What the controller uses of the API, answering from `rooms` and `receipts`. */
-function fakeApi(rooms: MyRoom[], receipts: Record<string, Receipt[]> = {}) {
-  let current: Session | null = null;
-  let listener: ((s: Session | null) => void) | null = null;
-  const calls: string[] = [];
-  const api = {
-    get current() {
-      return current;
-    },
-    minPosition: 0,
-    onSession(cb: (s: Session | null) => void) {
-      listener = cb;
-      return () => undefined;
-    },
-    accessToken: async () => 'token',
+function attentionApi(rooms: MyRoom[], receipts: Record<string, Receipt[]> = {}) {
+  return fakeApi(ME, (calls) => ({
     rooms: async (minPosition?: number) => {
       calls.push(minPosition ? `rooms after ${minPosition}` : 'rooms');
       return { data: { rooms }, status: 200, epoch: 1 };
     },
-    invites: async () => [],
-    presence: async () => [],
     members: async (roomId: string) => {
       calls.push(`members ${roomId}`);
       return [
@@ -80,28 +65,14 @@ function fakeApi(rooms: MyRoom[], receipts: Record<string, Receipt[]> = {}) {
       calls.push(`private ${priv}`);
       return { private: priv, position: 91 };
     },
-    me: async () => ({ id: ME, username: 'me', display_name: 'Me', private_receipts: false }),
-  };
-  return {
-    api: api as unknown as Api,
-    calls,
-    signIn() {
-      current = { userId: ME, accessToken: 'token', refreshToken: 'r', expiresAt: Date.now() + 600_000, username: 'me', displayName: 'Me' };
-      listener?.(current);
-    },
-  };
+  }));
 }
-
 
 /** A signed-in controller, its socket open and subscribed to every listed room. */
 async function started(rooms: MyRoom[], receipts: Record<string, Receipt[]> = {}) {
-  const fake = fakeApi(rooms, receipts);
-  const chat = new Chat(fake.api);
-  fake.signIn();
-  await settle();
-  const ws = FakeWs.last!;
-  ws.open();
-  for (const r of rooms) ws.frame({ type: 'subscribed', room_id: r.room_id, version: r.version, epoch: 1 });
+  const fake = attentionApi(rooms, receipts);
+  const { chat, ws } = await startedChat(fake, rooms);
+  chats.push(chat);
   return { chat, ws, calls: fake.calls };
 }
 
@@ -263,16 +234,11 @@ describe('Chat: read receipts and settings', () => {
   });
 
   it('a marker that moves while the receipts are read is kept', async () => {
-    const fake = fakeApi([room('g')]);
+    const fake = attentionApi([room('g')]);
     let answer: (r: Receipt[]) => void = () => undefined;
     (fake.api as unknown as { receipts: () => Promise<Receipt[]> }).receipts = () => new Promise((r) => (answer = r));
-    const chat = new Chat(fake.api);
+    const { chat, ws } = await startedChat(fake, [room('g')]);
     chats.push(chat);
-    fake.signIn();
-    await settle();
-    const ws = FakeWs.last!;
-    ws.open();
-    ws.frame({ type: 'subscribed', room_id: 'g', version: 5, epoch: 1 });
     chat.setActive('g');
     ws.frame({ type: 'read_marker_moved', room_id: 'g', version: 6, position: 60, data: { user_id: BOB, seq: 4 } });
     answer([{ user_id: 'u-carol', seq: 2 }]); // read before bob's marker moved

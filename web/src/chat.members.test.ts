@@ -2,9 +2,9 @@
 // room's retention frames: a fake API and a fake WebSocket feed it.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, type Api, type Session } from './api';
-import { Chat } from './chat';
-import { FakeWs, myRoom, settle } from './testing';
+import { ApiError } from './api';
+import type { Chat } from './chat';
+import { FakeWs, fakeApi, myRoom, settle, startedChat } from './testing';
 import type { Member, Message, MyRoom, ServerInfo } from './types';
 
 const ME = 'u-me';
@@ -65,20 +65,9 @@ const SERVER: ServerInfo = {
 };
 
 /** `server` answers: what `GET /v1/server` gives, one per call (the last one again after that). */
-function fakeApi(server: (ServerInfo | Error)[] = [SERVER]) {
-  let current: Session | null = null;
-  let listener: ((s: Session | null) => void) | null = null;
-  const calls: string[] = [];
+function membersApi(server: (ServerInfo | Error)[] = [SERVER]) {
   const pictures: { url: string; minPosition: number }[] = [];
-  const api = {
-    get current() {
-      return current;
-    },
-    onSession(cb: (s: Session | null) => void) {
-      listener = cb;
-      return () => undefined;
-    },
-    accessToken: async () => 'token',
+  const fake = fakeApi(ME, (calls) => ({
     rooms: async (minPosition?: number) => {
       calls.push(minPosition ? `rooms after ${minPosition}` : 'rooms');
       return { data: { rooms: ROOMS }, status: 200, epoch: 1 };
@@ -87,8 +76,6 @@ function fakeApi(server: (ServerInfo | Error)[] = [SERVER]) {
       calls.push(`room ${roomId}`);
       return { data: ROOMS.find((r) => r.room_id === roomId)!, status: 200, epoch: 1 };
     },
-    invites: async () => [],
-    presence: async () => [],
     members: async (roomId: string) => {
       calls.push(`members ${roomId}`);
       return MEMBERS;
@@ -97,9 +84,7 @@ function fakeApi(server: (ServerInfo | Error)[] = [SERVER]) {
       calls.push(`messages ${roomId}`);
       return { data: { messages: PAGES[roomId] ?? [] }, status: 200, epoch: 1 };
     },
-    receipts: async () => [],
     markRead: async (_roomId: string, seq: number) => ({ seq, version: 0, position: null }),
-    me: async () => ({ id: ME, username: 'me', display_name: 'Me', private_receipts: false }),
     server: async () => {
       calls.push('server');
       const next = server.length > 1 ? server.shift()! : server[0]!;
@@ -110,16 +95,8 @@ function fakeApi(server: (ServerInfo | Error)[] = [SERVER]) {
       pictures.push({ url, minPosition });
       return new Blob(['picture']);
     },
-  };
-  return {
-    api: api as unknown as Api,
-    calls,
-    pictures,
-    signIn() {
-      current = { userId: ME, accessToken: 'token', refreshToken: 'r', expiresAt: Date.now() + 600_000, username: 'me', displayName: 'Me' };
-      listener?.(current);
-    },
-  };
+  }));
+  return { ...fake, pictures };
 }
 
 
@@ -138,17 +115,12 @@ afterEach(() => {
 
 /** Signed in, the socket open and subscribed to every room, rooms `open` opened (their pages and members read). */
 async function world(...open: string[]) {
-  return worldWith(fakeApi(), ...open);
+  return worldWith(membersApi(), ...open);
 }
 
-async function worldWith(fake: ReturnType<typeof fakeApi>, ...open: string[]) {
-  const chat = new Chat(fake.api);
+async function worldWith(fake: ReturnType<typeof membersApi>, ...open: string[]) {
+  const { chat, ws } = await startedChat(fake, ROOMS);
   chats.push(chat);
-  fake.signIn();
-  await settle();
-  const ws = FakeWs.last!;
-  ws.open();
-  for (const r of ROOMS) ws.frame({ type: 'subscribed', room_id: r.room_id, version: r.version, epoch: 1 });
   for (const id of open) {
     chat.setActive(id);
     await settle();
@@ -324,13 +296,13 @@ describe('Chat: what the server keeps and accepts', () => {
   });
 
   it('a server without the route leaves it unknown, and asks once', async () => {
-    const { chat, calls } = await worldWith(fakeApi([new ApiError(404, 'not_found', 'no such route')]));
+    const { chat, calls } = await worldWith(membersApi([new ApiError(404, 'not_found', 'no such route')]));
     expect(chat.state.server).toBeNull();
     expect(calls.filter((c) => c === 'server')).toEqual(['server']);
   });
 
   it('an unavailable server is asked again', async () => {
-    const { chat, calls } = await worldWith(fakeApi([new ApiError(503, 'unavailable', 'busy'), SERVER]));
+    const { chat, calls } = await worldWith(membersApi([new ApiError(503, 'unavailable', 'busy'), SERVER]));
     expect(chat.state.server).toBeNull();
     // The first retry waits half a second.
     await new Promise((r) => setTimeout(r, 700));

@@ -29,6 +29,55 @@ export function myRoom(id: string, over: Partial<MyRoom> = {}): MyRoom {
   };
 }
 
+/**
+ * A fake `Api` for the controller's suites, signed in as `userId` ("me") by `signIn()`: the
+ * session plumbing, and the reads a start makes that a suite need not look at (invites,
+ * presence, receipts, who "me" is). `endpoints` adds or replaces the rest, recording into
+ * `calls` what a test checks.
+ */
+export function fakeApi(userId: string, endpoints: (calls: string[]) => Record<string, unknown>) {
+  let current: Session | null = null;
+  let listener: ((s: Session | null) => void) | null = null;
+  const calls: string[] = [];
+  const api = {
+    get current() {
+      return current;
+    },
+    minPosition: 0,
+    onSession(cb: (s: Session | null) => void) {
+      listener = cb;
+      return () => undefined;
+    },
+    accessToken: async () => 'token',
+    invites: async () => [],
+    presence: async () => [],
+    receipts: async () => [],
+    me: async () => ({ id: userId, username: 'me', display_name: 'Me', private_receipts: false }),
+    ...endpoints(calls),
+  };
+  return {
+    api: api as unknown as Api,
+    calls,
+    signIn() {
+      current = { userId, accessToken: 'token', refreshToken: 'r', expiresAt: Date.now() + 600_000, username: 'me', displayName: 'Me' };
+      listener?.(current);
+    },
+  };
+}
+
+export type FakeApi = ReturnType<typeof fakeApi>;
+
+/** A controller over `fake`, signed in, its socket open and subscribed to each of `rooms`. */
+export async function startedChat(fake: FakeApi, rooms: MyRoom[]): Promise<{ chat: Chat; ws: FakeWs }> {
+  const chat = new Chat(fake.api);
+  fake.signIn();
+  await settle();
+  const ws = FakeWs.last!;
+  ws.open();
+  for (const r of rooms) ws.frame({ type: 'subscribed', room_id: r.room_id, version: r.version, epoch: 1 });
+  return { chat, ws };
+}
+
 /** localStorage in memory. */
 export class MemStorage implements Storage {
   private m = new Map<string, string>();
