@@ -89,6 +89,23 @@ impl Fixture {
         .expect("rewind");
     }
 
+    /// A batch delivered again after a crash between its documents and its checkpoint (at
+    /// least once): the checkpoint rewound to `from`, then `changes` applied up to `to` and
+    /// made visible.
+    async fn replay(&self, from: i64, changes: Vec<Change>, to: i64, what: &str) {
+        self.rewind(from).await;
+        let ix = self.ix();
+        ix.apply(from, changes, to)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        ix.visible_position(to).await.expect("visible");
+    }
+
+    /// Only the changes of `batch` that `keep` picks (the older kinds, say).
+    fn only(batch: &[Change], keep: impl Fn(&Change) -> bool) -> Vec<Change> {
+        batch.iter().filter(|c| keep(c)).cloned().collect()
+    }
+
     /// The writer closed and opened again, as after a restart.
     fn reopen(self) -> Fixture {
         match self {
@@ -485,22 +502,11 @@ async fn replay_after_a_crash_between_write_and_checkpoint(kind: Kind) {
     // The documents are written, the checkpoint is not: the events are delivered again.
     fx.rewind(before).await;
     assert_eq!(ix.checkpoint().await.expect("checkpoint"), before);
-    ix.apply(before, replayed.clone(), after)
-        .await
-        .expect("replay");
-    ix.visible_position(after).await.expect("visible");
+    fx.replay(before, replayed.clone(), after, "replay").await;
     // And a replay of only the sends (as if the edit and delete were yet to come) cannot bring
     // back older text either: the index keeps the newest version of each message.
-    fx.rewind(before).await;
-    let sends: Vec<Change> = replayed
-        .iter()
-        .filter(|c| matches!(c, Change::Sent(_)))
-        .cloned()
-        .collect();
-    ix.apply(before, sends, after)
-        .await
-        .expect("replay of sends");
-    ix.visible_position(after).await.expect("visible");
+    let sends = Fixture::only(&replayed, |c| matches!(c, Change::Sent(_)));
+    fx.replay(before, sends, after, "replay of sends").await;
     let rooms = [room];
     assert_eq!(find(ix, "alpha", &rooms).await, set(&[keep]));
     assert_eq!(
@@ -590,22 +596,10 @@ async fn erasing_a_sender_removes_their_messages(kind: Kind) {
     let after = log.committed;
     // The erasure's batch delivered again after a crash, and then only the sends of both
     // batches (older than the erasure): the tombstones keep every message of hers out.
-    fx.rewind(before).await;
-    ix.apply(before, batch.clone(), after)
-        .await
-        .expect("replay");
-    ix.visible_position(after).await.expect("visible");
+    fx.replay(before, batch.clone(), after, "replay").await;
     check("after a replay").await;
-    fx.rewind(before).await;
-    let sends: Vec<Change> = batch
-        .iter()
-        .filter(|c| matches!(c, Change::Sent(_)))
-        .cloned()
-        .collect();
-    ix.apply(before, sends, after)
-        .await
-        .expect("replay of sends");
-    ix.visible_position(after).await.expect("visible");
+    let sends = Fixture::only(&batch, |c| matches!(c, Change::Sent(_)));
+    fx.replay(before, sends, after, "replay of sends").await;
     check("after a replay of the sends").await;
     assert_eq!(ix.checkpoint().await.expect("checkpoint"), after);
     fx.cleanup().await;
@@ -722,28 +716,16 @@ async fn an_expired_message_stays_expired_through_replays(kind: Kind) {
     // The expiry's batch delivered again after a crash (at-least-once), then only its sends
     // and edits (older than the expiry), then the first batch's sends: the tombstones keep
     // the expired messages out.
-    fx.rewind(before).await;
-    ix.apply(before, batch.clone(), after)
-        .await
-        .expect("replay");
-    ix.visible_position(after).await.expect("visible");
+    fx.replay(before, batch.clone(), after, "replay").await;
     check("after a replay").await;
-    fx.rewind(before).await;
-    let older: Vec<Change> = batch
-        .iter()
-        .filter(|c| matches!(c, Change::Sent(_) | Change::Edited { .. }))
-        .cloned()
-        .collect();
-    ix.apply(before, older, after)
-        .await
-        .expect("replay of sends and edits");
-    ix.visible_position(after).await.expect("visible");
+    let older = Fixture::only(&batch, |c| {
+        matches!(c, Change::Sent(_) | Change::Edited { .. })
+    });
+    fx.replay(before, older, after, "replay of sends and edits")
+        .await;
     check("after a replay of the sends and edits").await;
-    fx.rewind(start).await;
-    ix.apply(start, sent, after)
-        .await
-        .expect("replay of the first sends");
-    ix.visible_position(after).await.expect("visible");
+    fx.replay(start, sent, after, "replay of the first sends")
+        .await;
     check("after a replay of the first sends").await;
     assert_eq!(ix.checkpoint().await.expect("checkpoint"), after);
     fx.cleanup().await;
