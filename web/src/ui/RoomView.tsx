@@ -162,7 +162,7 @@ function daysText(days: number): string {
 }
 
 /** The server's default period as the retention control names it (`undefined`: not known). */
-export function serverDefaultLabel(days: number | null | undefined): string {
+function serverDefaultLabel(days: number | null | undefined): string {
   if (days === undefined) return 'Server default';
   return days === null ? 'Server default (for ever)' : `Server default (${daysText(days)})`;
 }
