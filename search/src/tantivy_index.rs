@@ -716,14 +716,11 @@ impl Inner {
                     position,
                 } => {
                     // Every document of the room up to `up_to_seq` added before it (committed,
-                    // or earlier in this call) becomes a tombstone, as with a delete. The seq is
-                    // stored, not indexed: the room's documents are listed by its id (a
-                    // tombstone holds no room) and picked by their stored seq, and each is
+                    // or earlier in this call) becomes a tombstone, as with a delete, each
                     // replaced by id.
                     let mut versions: HashMap<Uuid, i64> = HashMap::new();
-                    let term = Term::from_field_text(f.room_id, &room_id.to_string());
-                    for (id, seq, version) in self.holding(&searcher, term, "a room's")? {
-                        if seq <= up_to_seq && !pending.contains_key(&id) {
+                    for (id, version) in self.expiring(&searcher, room_id, up_to_seq)? {
+                        if !pending.contains_key(&id) {
                             versions.insert(id, version);
                         }
                     }
@@ -809,27 +806,82 @@ impl Inner {
         term: Term,
         whose: &str,
     ) -> Result<Vec<(Uuid, i64, i64)>, SearchError> {
-        let f = self.fields;
         let query = TermQuery::new(term, IndexRecordOption::Basic);
         let addresses = searcher
             .search(&query, &DocSetCollector)
             .with_context(|| format!("look {whose} messages up"))?;
-        let mut out = Vec::with_capacity(addresses.len());
+        addresses
+            .into_iter()
+            .map(|address| self.summary(searcher, address))
+            .collect()
+    }
+
+    /// The messages of `room_id` that `searcher` holds with a seq at or below `up_to_seq`,
+    /// each with its version.
+    ///
+    /// The seq is stored, not indexed, and reading a stored document is what costs. Within a
+    /// room, seq and the log position of the send grow together (both follow the room
+    /// stream's versions), and that position is a column: the room's documents are put in its
+    /// order, and read only up to the first past `up_to_seq`. An expiry reads the messages it
+    /// expires (and one more), not the whole room.
+    fn expiring(
+        &self,
+        searcher: &Searcher,
+        room_id: Uuid,
+        up_to_seq: i64,
+    ) -> Result<Vec<(Uuid, i64)>, SearchError> {
+        let term = Term::from_field_text(self.fields.room_id, &room_id.to_string());
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        let addresses = searcher
+            .search(&query, &DocSetCollector)
+            .context("look a room's messages up")?;
+        let mut columns = HashMap::new();
+        let mut ordered = Vec::with_capacity(addresses.len());
         for address in addresses {
-            let d: TantivyDocument = searcher.doc(address).context("read a stored message")?;
-            let id = d
-                .get_first(f.message_id)
-                .and_then(|v| v.as_str())
-                .and_then(|s| Uuid::parse_str(s).ok())
-                .context("a stored message id is not a UUID")?;
-            let int = |field: Field| {
-                d.get_first(field)
-                    .and_then(|v| v.as_i64())
-                    .unwrap_or_default()
+            let column = match columns.entry(address.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    searcher
+                        .segment_reader(address.segment_ord)
+                        .fast_fields()
+                        .i64("sent_position")
+                        .context("read the sent_position column")?
+                        .first_or_default_col(0),
+                ),
             };
-            out.push((id, int(f.seq), int(f.position)));
+            ordered.push((column.get_val(address.doc_id), address));
+        }
+        ordered.sort_unstable();
+        let mut out = Vec::new();
+        for (_, address) in ordered {
+            let (id, seq, version) = self.summary(searcher, address)?;
+            if seq > up_to_seq {
+                break;
+            }
+            out.push((id, version));
         }
         Ok(out)
+    }
+
+    /// The id, seq and version of the stored message at `address`.
+    fn summary(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+    ) -> Result<(Uuid, i64, i64), SearchError> {
+        let f = self.fields;
+        let d: TantivyDocument = searcher.doc(address).context("read a stored message")?;
+        let id = d
+            .get_first(f.message_id)
+            .and_then(|v| v.as_str())
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .context("a stored message id is not a UUID")?;
+        let int = |field: Field| {
+            d.get_first(field)
+                .and_then(|v| v.as_i64())
+                .unwrap_or_default()
+        };
+        Ok((id, int(f.seq), int(f.position)))
     }
 
     /// What `searcher` holds for `message_id`, if anything.
