@@ -98,7 +98,7 @@ pub async fn build_state_with(
     settings: Settings,
     search: Arc<dyn SearchBackend>,
 ) -> anyhow::Result<AppState> {
-    events::retention::server_default(settings.retention_days)
+    let server = crate::routes::server::ServerInfo::from_settings(&settings)
         .context("APP_RETENTION_DAYS must be 0 (for ever) or 1 to 36500")?;
     let db = &settings.service;
     let pool = connect(&db.database_url, db.db_max_connections, "APP_DATABASE_URL").await?;
@@ -147,6 +147,7 @@ pub async fn build_state_with(
         search,
         blobs,
         ws_frames: Arc::new(settings.limits.rate.ws_frames()),
+        server: Arc::new(server),
         settings,
         epoch,
     })

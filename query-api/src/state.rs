@@ -30,6 +30,8 @@ pub struct AppState {
     pub epoch: watch::Receiver<i64>,
     /// Frames each WebSocket may send ([`http_kit::rate_limit`]), by connection.
     pub ws_frames: Arc<http_kit::rate_limit::Limit<crate::ws::hub::ConnId>>,
+    /// What `GET /v1/server` answers, made from the settings at start-up.
+    pub server: Arc<crate::routes::server::ServerInfo>,
 }
 
 impl AppState {

@@ -685,8 +685,7 @@ impl Inner {
                     // or earlier in this call), then a tombstone for each of them so that its
                     // version outlives it, as with a delete. (A tombstone holds no sender.)
                     let mut versions: HashMap<Uuid, i64> = HashMap::new();
-                    let term = Term::from_field_text(f.sender_id, &sender_id.to_string());
-                    for (id, _, version) in self.holding(&searcher, term, "a sender's")? {
+                    for (id, version) in self.sent_by(&searcher, sender_id)? {
                         if !pending.contains_key(&id) {
                             versions.insert(id, version);
                         }
@@ -798,21 +797,24 @@ impl Inner {
         d
     }
 
-    /// The messages that `searcher` holds with `term` (a sender or a room: tombstones hold
-    /// neither), each with its seq and version; `whose` names them in an error.
-    fn holding(
+    /// The messages of `sender_id` that `searcher` holds (tombstones hold no sender), each
+    /// with its version.
+    fn sent_by(
         &self,
         searcher: &Searcher,
-        term: Term,
-        whose: &str,
-    ) -> Result<Vec<(Uuid, i64, i64)>, SearchError> {
+        sender_id: Uuid,
+    ) -> Result<Vec<(Uuid, i64)>, SearchError> {
+        let term = Term::from_field_text(self.fields.sender_id, &sender_id.to_string());
         let query = TermQuery::new(term, IndexRecordOption::Basic);
         let addresses = searcher
             .search(&query, &DocSetCollector)
-            .with_context(|| format!("look {whose} messages up"))?;
+            .context("look a sender's messages up")?;
         addresses
             .into_iter()
-            .map(|address| self.summary(searcher, address))
+            .map(|address| {
+                let (id, _, version) = self.summary(searcher, address)?;
+                Ok((id, version))
+            })
             .collect()
     }
 
@@ -835,22 +837,21 @@ impl Inner {
         let addresses = searcher
             .search(&query, &DocSetCollector)
             .context("look a room's messages up")?;
-        let mut columns = HashMap::new();
-        let mut ordered = Vec::with_capacity(addresses.len());
-        for address in addresses {
-            let column = match columns.entry(address.segment_ord) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    searcher
-                        .segment_reader(address.segment_ord)
-                        .fast_fields()
-                        .i64("sent_position")
-                        .context("read the sent_position column")?
-                        .first_or_default_col(0),
-                ),
-            };
-            ordered.push((column.get_val(address.doc_id), address));
-        }
+        let columns = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| {
+                segment
+                    .fast_fields()
+                    .i64("sent_position")
+                    .map(|c| c.first_or_default_col(0))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .context("read the sent_position column")?;
+        let mut ordered: Vec<(i64, DocAddress)> = addresses
+            .into_iter()
+            .map(|a| (columns[a.segment_ord as usize].get_val(a.doc_id), a))
+            .collect();
         ordered.sort_unstable();
         let mut out = Vec::new();
         for (_, address) in ordered {

@@ -17,17 +17,13 @@ use search::tantivy_index::WriterSettings;
 use search::{Change, Clause, MessageDoc, SearchBackend, SearchRequest, Sort, TantivyIndex};
 use uuid::Uuid;
 
-fn count(n: usize) -> usize {
-    std::env::var("EXPIRY_RATE_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(n)
-}
-
 #[tokio::test]
 #[ignore = "a benchmark: run in release with --ignored --nocapture"]
 async fn expiring_the_oldest_messages_of_a_long_room() {
-    let n = count(200_000) as i64;
+    let n: i64 = std::env::var("EXPIRY_RATE_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let ix = TantivyIndex::open_writer(dir.path(), WriterSettings::default()).expect("index");
     let (room, other, sender) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
@@ -37,15 +33,10 @@ async fn expiring_the_oldest_messages_of_a_long_room() {
         .expect("time");
     // Both rooms' messages interleaved in the log, as a busy server's are.
     let doc = |i: i64| {
-        let (room_id, seq) = if i % 2 == 0 {
-            (room, i / 2 + 1)
-        } else {
-            (other, i / 2 + 1)
-        };
         Change::Sent(MessageDoc {
             message_id: Uuid::new_v4(),
-            room_id,
-            seq,
+            room_id: if i % 2 == 0 { room } else { other },
+            seq: i / 2 + 1,
             sender_id: sender,
             sent_at: start + chrono::Duration::seconds(i),
             body: format!("message w{i}q of a long room"),

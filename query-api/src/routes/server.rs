@@ -2,15 +2,16 @@
 //! default retention period and the limits a message, an upload or a profile picture meets.
 
 use super::consistency::MinPosition;
+use crate::configuration::Settings;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use http_kit::error::ApiError;
+use events::values::ValidationError;
 use http_kit::extract::AuthUser;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ServerInfo {
     /// Days a room keeps its messages unless it sets its own period (a room's
     /// `retention_days`); `null`: for ever.
@@ -18,7 +19,7 @@ pub struct ServerInfo {
     pub limits: Limits,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Limits {
     /// Characters in a message's body, after surrounding whitespace is trimmed.
     pub message_chars: usize,
@@ -32,6 +33,23 @@ pub struct Limits {
     pub avatar_bytes: u64,
 }
 
+impl ServerInfo {
+    /// What `settings` say, read once at start-up; a default period out of range is refused.
+    pub fn from_settings(settings: &Settings) -> Result<Self, ValidationError> {
+        let retention = events::retention::server_default(settings.retention_days)?;
+        Ok(ServerInfo {
+            retention_days: retention.map(|d| d.get()),
+            limits: Limits {
+                message_chars: events::values::MessageBody::RULE.max_chars,
+                mentions_per_message: events::mention::MAX_MENTIONS_PER_MESSAGE,
+                attachments_per_message: events::attachment::MAX_ATTACHMENTS_PER_MESSAGE,
+                attachment_bytes: settings.blobs.attachment_max_bytes,
+                avatar_bytes: events::avatar::MAX_UPLOAD_BYTES,
+            },
+        })
+    }
+}
+
 /// The server's default retention period and its limits on what clients send.
 #[utoipa::path(get, path = "/v1/server", security(("bearer" = [])),
     params(("min_position" = Option<i64>, Query)),
@@ -40,18 +58,6 @@ pub async fn server(
     State(st): State<AppState>,
     AuthUser(_me): AuthUser,
     _read_after: MinPosition,
-) -> Result<Json<ServerInfo>, ApiError> {
-    // Checked at start-up (`build_state_with`).
-    let retention = events::retention::server_default(st.settings.retention_days)
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(ServerInfo {
-        retention_days: retention.map(|d| d.get()),
-        limits: Limits {
-            message_chars: events::values::MessageBody::RULE.max_chars,
-            mentions_per_message: events::mention::MAX_MENTIONS_PER_MESSAGE,
-            attachments_per_message: events::attachment::MAX_ATTACHMENTS_PER_MESSAGE,
-            attachment_bytes: st.settings.blobs.attachment_max_bytes,
-            avatar_bytes: events::avatar::MAX_UPLOAD_BYTES,
-        },
-    }))
+) -> Json<ServerInfo> {
+    Json(st.server.as_ref().clone())
 }
