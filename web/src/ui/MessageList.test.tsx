@@ -62,6 +62,7 @@ function list(receipts: Receipts | undefined) {
     myUsername: 'meg',
     moderators: new Set(['owner']),
     receipts,
+    maxChars: 4000,
     onSeen: () => undefined,
     onJumpDone: () => undefined,
     onLoadOlder: () => undefined,

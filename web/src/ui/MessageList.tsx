@@ -28,6 +28,8 @@ export interface ListProps {
   moderators: ReadonlySet<string> | null;
   /** How far the other members have read: "seen by" under one's own messages. */
   receipts: Receipts | undefined;
+  /** A message's most characters (the server's limit), for the edit box. */
+  maxChars: number;
   onSeen: (seq: number) => void;
   onJumpDone: (nonce: number) => void;
   onLoadOlder: () => void;
@@ -103,6 +105,7 @@ interface ListContext {
   moderators: ReadonlySet<string> | null;
   /** Whether `@room` from this sender mentions everyone. */
   roomMentionCounts: (senderId: string) => boolean;
+  maxChars: number;
 }
 
 interface ChunkProps {
@@ -189,6 +192,7 @@ const Chunk = memo(function Chunk({ msgs, eph, prevDay, prevSeq, editing, highli
         editing={editing === m.seq}
         highlighted={highlight === m.seq}
         actions={ctx.actions}
+        maxChars={ctx.maxChars}
         mentionsMe={mentionsMe(m, ctx.reader, ctx.roomMentionCounts)}
         myUsername={ctx.reader.username}
         seenBy={readers ? seenLabel(readers.map((id) => nameOf(ctx.users, id))) : ''}
@@ -534,7 +538,8 @@ export class MessageList extends Component<ListProps, ListState> {
       c.actions === actions &&
       c.onLoadAfter === props.onLoadAfter &&
       c.reader.username === props.myUsername &&
-      c.moderators === props.moderators
+      c.moderators === props.moderators &&
+      c.maxChars === props.maxChars
         ? c
         : {
             me,
@@ -545,6 +550,7 @@ export class MessageList extends Component<ListProps, ListState> {
             reader: { id: me, username: props.myUsername },
             moderators: props.moderators,
             roomMentionCounts: (sender) => props.moderators === null || props.moderators.has(sender),
+            maxChars: props.maxChars,
           };
     this.ctx = ctx;
     const seen = this.seenMap(msgs, props.receipts, me);

@@ -89,6 +89,45 @@ describe('MessageRow', () => {
     expect(el.querySelector('[data-testid="message-body"]')).toBeNull();
   });
 
+  it('the edit box counts characters as the server does and refuses more than its limit', async () => {
+    const edits: string[] = [];
+    const el = mount(
+      messageRow({
+        msg: msg({ sender_id: 'u1', body: 'hi' }),
+        mine: true,
+        editing: true,
+        maxChars: 600,
+        actions: { ...actions, edit: async (_m, body) => void edits.push(body) },
+      }),
+    );
+    const input = el.querySelector<HTMLTextAreaElement>('[data-testid="edit-input"]')!;
+    const save = el.querySelector<HTMLButtonElement>('[data-testid="edit-save"]')!;
+    const type = async (value: string) => {
+      input.value = value;
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      await new Promise((r) => setTimeout(r, 0));
+    };
+    // 600 emoji are 1,200 UTF-16 units but 600 characters: allowed, the count shown.
+    await type(`  ${'😀'.repeat(600)}  `);
+    const count = () => el.querySelector('[data-testid="edit-count"]');
+    expect(count()?.textContent).toBe('600 / 600');
+    expect(count()?.classList.contains('form-error')).toBe(false);
+    expect(save.disabled).toBe(false);
+    await type('😀'.repeat(601));
+    expect(count()?.textContent).toBe('601 / 600');
+    expect(count()?.classList.contains('form-error')).toBe(true);
+    expect(save.disabled).toBe(true);
+    input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(edits).toEqual([]);
+    // Far from the limit, no count.
+    await type('short');
+    expect(count()).toBeNull();
+    save.click();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(edits).toEqual(['short']);
+  });
+
   it('a failed pending message offers retry and has no seq', () => {
     let retried = '';
     const el = mount(

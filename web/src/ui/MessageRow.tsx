@@ -5,6 +5,7 @@ import type { PendingMessage, TlMessage } from '../state/timeline';
 import type { Message } from '../types';
 import { Avatar } from './Avatar';
 import { Attachments } from './Attachments';
+import { bodyChars, CharCount, MESSAGE_CHARS } from './charLimit';
 import { FormError } from './forms';
 import { EditIcon, ReplyIcon, SmileIcon, TrashIcon } from './icons';
 import { memo } from './memo';
@@ -57,8 +58,10 @@ export function Quote({ quote, replyTo, actions }: { quote: QuoteInfo; replyTo: 
   );
 }
 
-function EditBox({ msg, actions }: { msg: TlMessage; actions: RowActions }) {
+function EditBox({ msg, actions, maxChars }: { msg: TlMessage; actions: RowActions; maxChars: number }) {
   const [value, setValue] = useState(msg.body ?? '');
+  const chars = bodyChars(value);
+  const tooLong = chars > maxChars;
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const ref = useRef<HTMLTextAreaElement>(null);
@@ -75,6 +78,7 @@ function EditBox({ msg, actions }: { msg: TlMessage; actions: RowActions }) {
       actions.startEdit(null);
       return;
     }
+    if (tooLong) return;
     setBusy(true);
     setError(null);
     try {
@@ -95,7 +99,6 @@ function EditBox({ msg, actions }: { msg: TlMessage; actions: RowActions }) {
         ref={ref}
         data-testid="edit-input"
         value={value}
-        maxLength={4000}
         disabled={busy}
         onInput={(e) => setValue(e.currentTarget.value)}
         onKeyDown={(e) => {
@@ -110,12 +113,13 @@ function EditBox({ msg, actions }: { msg: TlMessage; actions: RowActions }) {
         }}
       />
       <FormError error={error} />
+      <CharCount chars={chars} max={maxChars} testid="edit-count" />
       <div class="edit-buttons">
         <span class="muted small">Enter to save · Escape to cancel</span>
         <button type="button" class="small" onClick={() => actions.startEdit(null)}>
           Cancel
         </button>
-        <button type="button" class="small primary" onClick={() => void save()} disabled={busy}>
+        <button type="button" class="small primary" data-testid="edit-save" onClick={() => void save()} disabled={busy || tooLong}>
           Save
         </button>
       </div>
@@ -174,6 +178,8 @@ export interface RowProps {
   editing: boolean;
   highlighted: boolean;
   actions: RowActions;
+  /** A message's most characters (the server's limit) while it is edited. */
+  maxChars?: number;
   /** It mentions the reader (by name, or `@room`). */
   mentionsMe?: boolean;
   /** The reader's username: their own `@name` is marked apart in bodies. */
@@ -204,6 +210,7 @@ export const MessageRow = memo(function MessageRow({
   editing,
   highlighted,
   actions,
+  maxChars = MESSAGE_CHARS,
   mentionsMe = false,
   myUsername = null,
   seenBy = '',
@@ -239,7 +246,7 @@ export const MessageRow = memo(function MessageRow({
           This message was deleted.
         </div>
       ) : editing ? (
-        <EditBox msg={msg} actions={actions} />
+        <EditBox msg={msg} actions={actions} maxChars={maxChars} />
       ) : (
         <div class="msg-body-line">
           <span class="msg-body" data-testid="message-body">

@@ -5,6 +5,7 @@ import { roomLabel, type RoomEntry } from '../state/rooms';
 import { findById, type TlMessage } from '../state/timeline';
 import { NOTIFICATION_LEVELS, type Member, type NotificationLevel } from '../types';
 import { Avatar } from './Avatar';
+import { bodyChars, CharCount, MESSAGE_CHARS } from './charLimit';
 import { useApp, useChat } from './context';
 import { FormError, useBusy } from './forms';
 import { BackIcon, CloseButton } from './icons';
@@ -105,6 +106,7 @@ function Timeline({ roomId, room, editing, actions }: { roomId: string; room: Ro
   const receipts = useApp((s) => s.receipts[roomId]);
   const members = useApp((s) => s.members[roomId]);
   const moderators = useMemo(() => moderatorsOf(room.kind, members), [room.kind, members]);
+  const maxChars = useApp((s) => s.server?.limits.message_chars ?? MESSAGE_CHARS);
   const onSeen = useCallback((seq: number) => chat.seen(roomId, seq), [roomId]);
   const onJumpDone = useCallback((nonce: number) => chat.clearJump(nonce), []);
   const onLoadOlder = useCallback(() => void chat.loadOlder(roomId), [roomId]);
@@ -129,6 +131,7 @@ function Timeline({ roomId, room, editing, actions }: { roomId: string; room: Ro
       myUsername={myUsername}
       moderators={moderators}
       receipts={receipts}
+      maxChars={maxChars}
       onSeen={onSeen}
       onJumpDone={onJumpDone}
       onLoadOlder={onLoadOlder}
@@ -153,9 +156,6 @@ const LEVEL_LABELS: Record<NotificationLevel, string> = {
 };
 
 const RETENTION_CHOICES: readonly number[] = [1, 7, 30, 90, 365];
-
-/** A message's most characters until the server says (`GET /v1/server`). */
-const MESSAGE_CHARS = 4000;
 
 function daysText(days: number): string {
   return days === 1 ? '1 day' : `${days} days`;
@@ -528,8 +528,7 @@ function Composer({
   };
 
   const maxChars = useApp((s) => s.server?.limits.message_chars ?? MESSAGE_CHARS);
-  // The server counts characters (code points) of the trimmed body, not UTF-16 units.
-  const chars = useMemo(() => [...text.trim()].length, [text]);
+  const chars = useMemo(() => bodyChars(text), [text]);
   const tooLong = chars > maxChars;
   const submit = () => {
     const body = text.trim();
@@ -630,11 +629,7 @@ function Composer({
           Send
         </button>
       </div>
-      {chars > maxChars - 500 && (
-        <p class={`small ${tooLong ? 'form-error' : 'muted'}`} data-testid="composer-count">
-          {chars} / {maxChars}
-        </p>
-      )}
+      <CharCount chars={chars} max={maxChars} testid="composer-count" />
     </form>
   );
 }
