@@ -433,8 +433,8 @@ impl<S: EventStore> RoomActor<S> {
         };
         let queue = self.prepare_sealing(queue).await;
         let (plan, requests) = self.plan(queue);
-        let results =
-            futures::future::join_all(requests.into_iter().map(|r| self.store.append(r))).await;
+        // In order: each request expects the version the one before it leaves.
+        let results = self.store.append_in_order(requests).await;
         self.settle(plan, results)
     }
 

@@ -130,6 +130,32 @@ impl Handle {
             .map_err(|_| AppendError::ShuttingDown)?;
         rx.await.unwrap_or(Err(AppendError::ShuttingDown))
     }
+
+    /// Queues `reqs` one after the other, then waits for them all. Sent concurrently (one
+    /// [`Handle::append`] future each, joined) they may be queued in any order: a future
+    /// whose send waits (a full queue, or tokio's cooperative budget spent) is polled again
+    /// after others that went ahead.
+    pub(crate) async fn append_in_order(
+        &self,
+        reqs: Vec<AppendRequest>,
+    ) -> Vec<Result<Appended, AppendError>> {
+        let mut waiting = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let (reply, rx) = oneshot::channel();
+            match self.tx.send((req, reply)).await {
+                Ok(()) => waiting.push(Some(rx)),
+                Err(_) => waiting.push(None),
+            }
+        }
+        let mut results = Vec::with_capacity(waiting.len());
+        for rx in waiting {
+            results.push(match rx {
+                Some(rx) => rx.await.unwrap_or(Err(AppendError::ShuttingDown)),
+                None => Err(AppendError::ShuttingDown),
+            });
+        }
+        results
+    }
 }
 
 pub(crate) fn spawn(pool: PgPool, config: GroupCommitConfig) -> Handle {

@@ -535,6 +535,13 @@ impl EventStore for PgEventStore {
         self.committer().append(req).await
     }
 
+    async fn append_in_order(
+        &self,
+        reqs: Vec<AppendRequest>,
+    ) -> Vec<Result<Appended, AppendError>> {
+        self.committer().append_in_order(reqs).await
+    }
+
     async fn read_stream(
         &self,
         stream_id: &str,

@@ -280,6 +280,15 @@ pub trait EventStore: Send + Sync + 'static {
         req: AppendRequest,
     ) -> impl Future<Output = Result<Appended, AppendError>> + Send;
 
+    /// Appends `reqs` in their order (through group commit), one result per request, in
+    /// order: a request that expects the version an earlier one leaves finds it committed, in
+    /// the same batch or an earlier one. Not the same as appending each concurrently, whose
+    /// requests may reach the committer in any order.
+    fn append_in_order(
+        &self,
+        reqs: Vec<AppendRequest>,
+    ) -> impl Future<Output = Vec<Result<Appended, AppendError>>> + Send;
+
     /// Events of one stream with `version > after_version`, in version order, at most `limit`.
     fn read_stream(
         &self,

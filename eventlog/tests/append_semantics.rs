@@ -141,3 +141,34 @@ async fn an_uncommitted_append_in_tx_leaves_no_trace() {
     assert_eq!(count_events(&db.pool).await, 0);
     assert_eq!(eventlog::testing::head_position(&db.pool).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn requests_appended_in_order_each_find_the_version_the_one_before_left() {
+    // More requests than tokio's cooperative budget lets one task send in a row (joined
+    // `append`s overtook each other there), then a queue far shorter than the requests.
+    for queue in [GroupCommitConfig::default().queue, 8] {
+        let db = TestDb::new().await.unwrap();
+        let config = GroupCommitConfig {
+            queue,
+            max_batch: 64,
+            ..GroupCommitConfig::default()
+        };
+        let store = PgEventStore::new(db.pool.clone(), config);
+        let requests: Vec<_> = (0..1_000)
+            .map(|i| {
+                let expected = match i {
+                    0 => ExpectedVersion::NoStream,
+                    i => ExpectedVersion::Exact(i),
+                };
+                request("room-1", expected, 1)
+            })
+            .collect();
+        let results = store.append_in_order(requests).await;
+        assert_eq!(results.len(), 1_000);
+        for (i, result) in results.into_iter().enumerate() {
+            let appended = result.unwrap_or_else(|e| panic!("queue {queue}, request {i}: {e:?}"));
+            assert_eq!(appended.last_version, i as i64 + 1);
+        }
+        assert_eq!(count_events(&db.pool).await, 1_000);
+    }
+}

@@ -6,10 +6,10 @@ use command_api::rooms::{CommandError, Committed, MESSAGE_KEYS_KEPT, MESSAGES_KE
 use eventlog::testing::TestDb;
 use eventlog::{GroupCommitConfig, PgEventStore};
 use events::room::{RoomCommand, RoomError, RoomEvent};
-use events::values::{Emoji, MessageBody, RoomName, Topic, Visibility};
+use events::values::{Emoji, MessageBody};
 use events::{MessageId, RoomId, UserId};
 
-use super::replicas::{keyed, send, seq, submission};
+use super::replicas::{create_room, keyed, send, seq, submission};
 
 fn first_event(c: &Committed) -> &RoomEvent {
     c.events.first().expect("an event")
@@ -72,17 +72,7 @@ async fn the_oldest_message_and_key_of_a_long_room_are_decided_from_the_log() {
     let keyring = || std::sync::Arc::new(vault::Keyring::new(db.pool.clone(), true));
     let commands = RoomCommands::new(store.clone(), keyring());
     let owner = UserId::new();
-    let room = RoomId::new();
-    let create = RoomCommand::Create {
-        room_id: room,
-        name: RoomName::parse("long").unwrap(),
-        topic: Topic::parse("").unwrap(),
-        visibility: Visibility::Public,
-    };
-    commands
-        .submit(room, submission(owner, create, None))
-        .await
-        .unwrap();
+    let room = create_room(&commands, owner, "long").await;
     let original = commands
         .submit(room, keyed(owner, room, "the oldest", "oldest-key"))
         .await

@@ -16,5 +16,6 @@ mod oidc;
 mod ops;
 mod rate_limits;
 mod replicas;
+mod rounds;
 mod sessions;
 mod shutdown;

@@ -4,7 +4,7 @@
 use command_api::idempotency::{Idem, message_fingerprint, message_key};
 use command_api::rooms::{CommandError, Committed, RoomCommands, Submission};
 use eventlog::testing::TestDb;
-use eventlog::{GroupCommitConfig, IdempotencyScope, PgEventStore};
+use eventlog::{EventStore, GroupCommitConfig, IdempotencyScope, PgEventStore};
 use events::room::{RoomCommand, RoomEvent};
 use events::values::{MessageBody, RoomName, Topic, Visibility};
 use events::{MessageId, RoomId, UserId};
@@ -25,6 +25,26 @@ pub(crate) fn seq(c: &Committed) -> Option<u64> {
         RoomEvent::MessageSent { seq, .. } => Some(*seq),
         _ => None,
     })
+}
+
+/// Creates a public room named `name`, owned by `owner`, through `commands`.
+pub(crate) async fn create_room<S: EventStore + Clone>(
+    commands: &RoomCommands<S>,
+    owner: UserId,
+    name: &str,
+) -> RoomId {
+    let room = RoomId::new();
+    let create = RoomCommand::Create {
+        room_id: room,
+        name: RoomName::parse(name).unwrap(),
+        topic: Topic::parse("").unwrap(),
+        visibility: Visibility::Public,
+    };
+    commands
+        .submit(room, submission(owner, create, None))
+        .await
+        .unwrap();
+    room
 }
 
 pub(crate) fn send(text: &str, client_msg_id: Option<&str>) -> RoomCommand {
@@ -61,16 +81,7 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
     let a = RoomCommands::new(store.clone(), keyring());
     let b = RoomCommands::new(store, keyring());
     let owner = UserId::new();
-    let room = RoomId::new();
-    let create = RoomCommand::Create {
-        room_id: room,
-        name: RoomName::parse("replicas").unwrap(),
-        topic: Topic::parse("").unwrap(),
-        visibility: Visibility::Public,
-    };
-    a.submit(room, submission(owner, create, None))
-        .await
-        .unwrap();
+    let room = create_room(&a, owner, "replicas").await;
 
     // B's actor loads the room before the key is used.
     let one = b
