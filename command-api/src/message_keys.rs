@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 
 /// Hashes of message keys → versions, oldest first in `order`.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MessageKeys {
     versions: HashMap<u64, i64>,
     order: VecDeque<u64>,

@@ -9,7 +9,8 @@
 //!
 //! Other command-api replicas may write to the same room. The expected version in
 //! every append catches that: on a conflict the actor drops its cache, reloads the
-//! stream and decides the affected commands again (bounded attempts).
+//! stream and decides the affected commands again (bounded attempts). A room that saw a
+//! conflict keeps a [`Checkpoint`], so the next reload reads only what came after it.
 
 use chrono::Utc;
 use eventlog::{
@@ -34,6 +35,9 @@ const MAX_ATTEMPTS: u32 = 5;
 /// An actor with nothing to do for this long gives its memory back.
 const IDLE_RETIRE: Duration = Duration::from_secs(300);
 const QUEUE: usize = 4096;
+/// Events a contended room's [`Checkpoint`] may fall behind before it is taken again: a
+/// reload after a conflict reads at most this many events plus what others wrote since.
+const CHECKPOINT_EVERY: i64 = 1024;
 const READ_PAGE: i64 = 10_000;
 /// Messages whose facts (author, edits, reactions, deleted) an actor keeps in memory, newest
 /// first; a command about an older one reads that message's events from the log's index
@@ -196,6 +200,8 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             message_keys: MessageKeys::default(),
             registry: self.actors.clone(),
             generation,
+            contended: false,
+            checkpoint: None,
         };
         tokio::spawn(actor.run());
         tx
@@ -227,6 +233,16 @@ enum Planned {
     Follower(Pending),
 }
 
+/// The state and remembered keys of a room as of a committed `version`, from which a reload
+/// after a failed append starts instead of the stream's first event. Kept only by an actor
+/// whose room saw a failed append (another replica writes to it), so a room written by one
+/// replica costs no copy.
+struct Checkpoint {
+    version: i64,
+    state: RoomState,
+    message_keys: MessageKeys,
+}
+
 struct RoomActor<S: EventStore> {
     room_id: RoomId,
     stream_id: String,
@@ -246,6 +262,10 @@ struct RoomActor<S: EventStore> {
     message_keys: MessageKeys,
     registry: Registry,
     generation: u64,
+    /// Whether an append of this room failed since the actor started: it then keeps a
+    /// [`Checkpoint`].
+    contended: bool,
+    checkpoint: Option<Checkpoint>,
 }
 
 impl<S: EventStore> RoomActor<S> {
@@ -327,6 +347,26 @@ impl<S: EventStore> RoomActor<S> {
             queue = self.attempt(queue).await;
         }
         self.trim();
+        self.take_checkpoint();
+    }
+
+    /// After a round of a contended room whose appends all committed (the state is the
+    /// log's as of `version`), and only when the last checkpoint is far enough behind.
+    fn take_checkpoint(&mut self) {
+        let Some(state) = self.state.as_ref() else {
+            return;
+        };
+        let due = self
+            .checkpoint
+            .as_ref()
+            .is_none_or(|c| self.version - c.version >= CHECKPOINT_EVERY);
+        if self.contended && due {
+            self.checkpoint = Some(Checkpoint {
+                version: self.version,
+                state: state.clone(),
+                message_keys: self.message_keys.clone(),
+            });
+        }
     }
 
     /// Forgets the oldest message facts and keys beyond what an actor keeps.
@@ -831,18 +871,26 @@ impl<S: EventStore> RoomActor<S> {
             }
         }
         if failed {
+            // The state holds what was decided, not all committed: read it again.
             self.state = None;
             self.version = 0;
+            self.contended = true;
         }
         again
     }
 
-    /// Loads the room on first use and folds in anything appended since (by
-    /// another replica). Errors are shared by every reply of the round.
+    /// Loads the room on first use (or after a failed append: from the checkpoint if there
+    /// is one) and folds in anything appended since (by another replica). Errors are shared
+    /// by every reply of the round.
     async fn catch_up(&mut self) -> Result<(), CommandError> {
-        let mut state = match self.state.take() {
-            Some(state) => state,
-            None => {
+        let mut state = match (self.state.take(), &self.checkpoint) {
+            (Some(state), _) => state,
+            (None, Some(checkpoint)) => {
+                self.version = checkpoint.version;
+                self.message_keys = checkpoint.message_keys.clone();
+                checkpoint.state.clone()
+            }
+            (None, None) => {
                 self.version = 0;
                 self.message_keys.clear();
                 RoomState::default()

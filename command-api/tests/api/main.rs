@@ -6,6 +6,7 @@ mod authz;
 mod avatars;
 mod bans;
 mod concurrency;
+mod counted;
 mod errors;
 mod flows;
 mod helpers;

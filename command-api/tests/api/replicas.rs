@@ -10,6 +10,8 @@ use events::values::{MessageBody, RoomName, Topic, Visibility};
 use events::{MessageId, RoomId, UserId};
 use uuid::Uuid;
 
+use super::counted::Counted;
+
 pub(crate) fn submission(actor: UserId, cmd: RoomCommand, idempotency: Option<Idem>) -> Submission {
     Submission {
         actor,
@@ -138,4 +140,64 @@ async fn a_client_msg_id_first_sent_through_another_replica_returns_the_original
         .await
         .unwrap();
     assert_eq!(rows, 0);
+}
+
+/// Two replicas taking turns in a long room: each turn's append fails its expected version
+/// (the other wrote), and the actor reads the room again. From the stream's start that is
+/// the whole room each turn; a room that saw a conflict keeps a checkpoint, and reads only
+/// what came after it.
+#[tokio::test]
+async fn replicas_taking_turns_in_a_long_room_reload_from_a_checkpoint() {
+    let db = TestDb::new().await.unwrap();
+    vault::migrate(&db.pool).await.unwrap();
+    let store = Counted::new(PgEventStore::new(
+        db.pool.clone(),
+        GroupCommitConfig::default(),
+    ));
+    let keyring = || std::sync::Arc::new(vault::Keyring::new(db.pool.clone(), true));
+    let a = RoomCommands::new(store.clone(), keyring());
+    let b = RoomCommands::new(store.clone(), keyring());
+    let owner = UserId::new();
+    let room = create_room(&a, owner, "turns").await;
+    const LONG: usize = 3_000;
+    let sends = (0..LONG).map(|_| a.submit(room, submission(owner, send("x", None), None)));
+    for sent in futures::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    // One turn each: B loads the room, and each then fails once and reads it all again.
+    let mut next = LONG as u64 + 1;
+    for replica in [&b, &a, &b] {
+        let sent = replica
+            .submit(room, submission(owner, send("turn", None), None))
+            .await
+            .unwrap();
+        assert_eq!(seq(&sent), Some(next));
+        next += 1;
+    }
+    let before = store.read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(before > 3 * LONG, "{before} events read");
+
+    const TURNS: u64 = 20;
+    for turn in 0..TURNS {
+        let replica = if turn % 2 == 0 { &a } else { &b };
+        let sent = replica
+            .submit(room, submission(owner, send("turn", None), None))
+            .await
+            .unwrap();
+        assert_eq!(seq(&sent), Some(next), "turn {turn}");
+        next += 1;
+    }
+    let read = store.read.load(std::sync::atomic::Ordering::Relaxed) - before;
+    // Each reload reads what was written since its replica's checkpoint: at most the turns
+    // so far (fewer than a checkpoint's distance), against the whole room (over 3,000
+    // events) each turn without one.
+    assert!(
+        read <= (TURNS * TURNS) as usize,
+        "{read} events read in {TURNS} turns"
+    );
+    assert_eq!(
+        store.refused.load(std::sync::atomic::Ordering::Relaxed),
+        2 + TURNS as usize,
+        "every turn but B's first fails once"
+    );
 }

@@ -4,107 +4,17 @@
 //! and it and every command after it are decided again (and, after `MAX_ATTEMPTS`, refused as
 //! busy) although nothing else wrote to the room.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use command_api::rooms::RoomCommands;
-use eventlog::store::{
-    AppendError, AppendRequest, Appended, IdempotencyRecord, IdempotencyScope, IndexedField,
-    RecordedEvent, StoreError,
-};
 use eventlog::testing::TestDb;
 use eventlog::{EventStore, GroupCommitConfig, PgEventStore};
 use events::UserId;
 
+use super::counted::Counted;
+
 use super::replicas::{create_room, keyed, send, submission};
-
-/// The real store, counting the appends it was asked for and those it refused.
-#[derive(Clone)]
-struct Counted {
-    inner: PgEventStore,
-    appends: Arc<AtomicUsize>,
-    refused: Arc<AtomicUsize>,
-}
-
-impl EventStore for Counted {
-    async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
-        self.appends.fetch_add(1, Ordering::Relaxed);
-        let result = self.inner.append(req).await;
-        if result.is_err() {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    async fn append_in_order(
-        &self,
-        reqs: Vec<AppendRequest>,
-    ) -> Vec<Result<Appended, AppendError>> {
-        self.appends.fetch_add(reqs.len(), Ordering::Relaxed);
-        let results = self.inner.append_in_order(reqs).await;
-        let refused = results.iter().filter(|r| r.is_err()).count();
-        self.refused.fetch_add(refused, Ordering::Relaxed);
-        results
-    }
-
-    async fn read_stream(
-        &self,
-        stream_id: &str,
-        after_version: i64,
-        limit: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner
-            .read_stream(stream_id, after_version, limit)
-            .await
-    }
-
-    async fn read_stream_of_types(
-        &self,
-        stream_id: &str,
-        event_types: &[&str],
-    ) -> Result<(Vec<RecordedEvent>, i64), StoreError> {
-        self.inner
-            .read_stream_of_types(stream_id, event_types)
-            .await
-    }
-
-    async fn read_stream_by_field(
-        &self,
-        stream_id: &str,
-        field: IndexedField,
-        values: &[String],
-        up_to_version: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner
-            .read_stream_by_field(stream_id, field, values, up_to_version)
-            .await
-    }
-
-    async fn read_all(
-        &self,
-        after_position: i64,
-        limit: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after_position, limit).await
-    }
-
-    async fn head_position(&self) -> Result<i64, StoreError> {
-        self.inner.head_position().await
-    }
-
-    async fn log_id(&self) -> Result<uuid::Uuid, StoreError> {
-        self.inner.log_id().await
-    }
-
-    async fn lookup_idempotency(
-        &self,
-        scope: &IdempotencyScope,
-        keys: &[String],
-    ) -> Result<HashMap<String, IdempotencyRecord>, StoreError> {
-        self.inner.lookup_idempotency(scope, keys).await
-    }
-}
 
 /// Commands queued at once in one room: several full rounds.
 const SENDS: usize = 2_000;
@@ -113,11 +23,10 @@ const SENDS: usize = 2_000;
 async fn a_round_of_commands_in_one_room_is_appended_in_order_and_once() {
     let db = TestDb::new().await.unwrap();
     vault::migrate(&db.pool).await.unwrap();
-    let store = Counted {
-        inner: PgEventStore::new(db.pool.clone(), GroupCommitConfig::default()),
-        appends: Arc::default(),
-        refused: Arc::default(),
-    };
+    let store = Counted::new(PgEventStore::new(
+        db.pool.clone(),
+        GroupCommitConfig::default(),
+    ));
     let commands = RoomCommands::new(
         store.clone(),
         Arc::new(vault::Keyring::new(db.pool.clone(), true)),
