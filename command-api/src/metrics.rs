@@ -1,7 +1,9 @@
 //! Prometheus metrics named for the questions an operator asks.
 
 use eventlog::CommitMetrics;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -12,6 +14,9 @@ pub struct Metrics {
     pub command_seconds: HistogramVec,
     /// `chat_room_actors`: rooms with a live command actor in this process.
     pub room_actors: IntGauge,
+    /// `chat_room_reloads_total`: times a room actor read its room again after an append
+    /// failed (contention between replicas; sampled from [`crate::rooms::RoomCommands`]).
+    pub room_reloads: IntCounter,
     /// `chat_log_head_position`: the event log's last committed position (sampled on scrape).
     pub log_head: IntGauge,
     /// `chat_relay_lag_events`: log head − the JetStream stream's last sequence, i.e. events
@@ -53,7 +58,12 @@ impl Metrics {
             "chat_relay_lag_events",
             "Events committed to the log but not yet in the JetStream stream (log head - stream last sequence)",
         )?;
+        let room_reloads = IntCounter::new(
+            "chat_room_reloads_total",
+            "Times a room actor read its room again after an append failed (another replica wrote)",
+        )?;
         registry.register(Box::new(room_actors.clone()))?;
+        registry.register(Box::new(room_reloads.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
         registry.register(Box::new(relay_lag.clone()))?;
         let commit = CommitMetrics::register(&registry)?;
@@ -62,6 +72,7 @@ impl Metrics {
             commands,
             command_seconds,
             room_actors,
+            room_reloads,
             log_head,
             relay_lag,
             commit,

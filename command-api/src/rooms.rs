@@ -132,6 +132,7 @@ pub struct RoomCommands<S: EventStore + Clone> {
     keyring: Arc<vault::Keyring>,
     actors: Registry,
     generation: Arc<std::sync::atomic::AtomicU64>,
+    reloads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<S: EventStore + Clone> RoomCommands<S> {
@@ -142,6 +143,7 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             keyring,
             actors: Arc::default(),
             generation: Arc::default(),
+            reloads: Arc::default(),
         }
     }
 
@@ -200,6 +202,7 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             message_keys: MessageKeys::default(),
             registry: self.actors.clone(),
             generation,
+            reloads: self.reloads.clone(),
             contended: false,
             checkpoint: None,
         };
@@ -210,6 +213,12 @@ impl<S: EventStore + Clone> RoomCommands<S> {
     /// Number of live room actors (for metrics).
     pub fn active_rooms(&self) -> usize {
         self.actors.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Times an actor read its room again because an append failed (another replica wrote
+    /// to the room, or a retried key was older than the actor remembers), since start.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -262,6 +271,8 @@ struct RoomActor<S: EventStore> {
     message_keys: MessageKeys,
     registry: Registry,
     generation: u64,
+    /// Shared with [`RoomCommands::reloads`].
+    reloads: Arc<std::sync::atomic::AtomicU64>,
     /// Whether an append of this room failed since the actor started: it then keeps a
     /// [`Checkpoint`].
     contended: bool,
@@ -875,6 +886,8 @@ impl<S: EventStore> RoomActor<S> {
             self.state = None;
             self.version = 0;
             self.contended = true;
+            self.reloads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         again
     }

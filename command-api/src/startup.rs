@@ -148,6 +148,12 @@ pub fn ops(state: &AppState) -> Ops {
     let st = state.clone();
     let scrape = Scrape::new(state.metrics.registry.clone()).sample(move || {
         st.metrics.room_actors.set(st.rooms.active_rooms() as i64);
+        // A counter kept by the actors, carried over at each scrape.
+        let reloads = st.rooms.reloads();
+        let shown = st.metrics.room_reloads.get();
+        if reloads > shown {
+            st.metrics.room_reloads.inc_by(reloads - shown);
+        }
         let st = st.clone();
         async move { sample_relay_lag(&st).await }
     });

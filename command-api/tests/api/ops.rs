@@ -28,6 +28,12 @@ async fn health_readiness_metrics_and_the_openapi_document_are_served() {
         metrics.text
     );
     assert!(metrics.text.contains("chat_commands_total{"));
+    // One replica, nothing contended: no room was read again.
+    assert!(
+        metrics.text.contains("chat_room_reloads_total 0"),
+        "{}",
+        metrics.text
+    );
 
     let doc = app
         .request(Method::GET, "/openapi.json", None, None, &[])

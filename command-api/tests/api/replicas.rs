@@ -200,4 +200,9 @@ async fn replicas_taking_turns_in_a_long_room_reload_from_a_checkpoint() {
         2 + TURNS as usize,
         "every turn but B's first fails once"
     );
+    assert_eq!(
+        a.reloads() + b.reloads(),
+        2 + TURNS,
+        "each failure, one reload"
+    );
 }
