@@ -1,4 +1,5 @@
-// The login screen's single sign-on button, and the notice of why one was signed out.
+// The login screen's single sign-on button, the notice of why one was signed out, and the
+// display name's limit when registering.
 
 import { render } from 'preact';
 import { act } from 'preact/test-utils';
@@ -78,5 +79,34 @@ describe('AuthScreen: why one was signed out', () => {
     t.api.signInWithTokens({ user_id: 'u1', access_token: 'a1', refresh_token: 'r1', expires_in: 900, token_type: 'Bearer' });
     t.chat.stop();
     expect(t.chat.state.signedOutNotice).toBeNull();
+  });
+});
+
+describe('AuthScreen: registering', () => {
+  const $ = <E extends Element = HTMLElement>(id: string) => host.querySelector<E & Element>(`[data-testid="${id}"]`);
+  async function type(id: string, value: string) {
+    const input = $<HTMLInputElement>(id)!;
+    input.value = value;
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    await new Promise((r) => setTimeout(r, 0));
+  }
+
+  it('counts the display name as the server does and does not send one too long', async () => {
+    const t = mount(() => ({ enabled: false, name: null }));
+    await answered(t);
+    $<HTMLButtonElement>('auth-mode-toggle')!.click();
+    await new Promise((r) => setTimeout(r, 0));
+    await type('auth-username', 'meg');
+    await type('auth-password', 'correct horse battery');
+    // 64 emoji are 64 characters (128 UTF-16 units): allowed.
+    await type('auth-display-name', '🙂'.repeat(64));
+    expect($('auth-display-name-count')?.textContent).toBe('64 / 64');
+    expect($<HTMLButtonElement>('auth-submit')!.disabled).toBe(false);
+    await type('auth-display-name', '🙂'.repeat(65));
+    expect($('auth-display-name-count')?.textContent).toBe('65 / 64');
+    expect($<HTMLButtonElement>('auth-submit')!.disabled).toBe(true);
+    $<HTMLButtonElement>('auth-submit')!.closest('form')!.dispatchEvent(new Event('submit', { bubbles: true, cancelable: true }));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(t.sent.filter((r) => r.url === '/v1/auth/register')).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { errorText } from '../api';
 import type { SsoInfo } from '../types';
+import { bodyChars, CharCount, DISPLAY_NAME_CHARS } from './charLimit';
 import { useApp, useChat } from './context';
 import { FormError } from './forms';
 
@@ -28,9 +29,14 @@ export function AuthScreen() {
     chat.api.ssoInfo().then(setSso, () => undefined);
   }, []);
 
+  const register = mode === 'register';
+  // The server counts characters (code points) of the name as sent (trimmed).
+  const nameChars = bodyChars(displayName);
+  const nameTooLong = register && nameChars > DISPLAY_NAME_CHARS;
+
   const submit = async (e: Event) => {
     e.preventDefault();
-    if (busy) return;
+    if (busy || nameTooLong) return;
     setError(null);
     setBusy(true);
     try {
@@ -42,7 +48,6 @@ export function AuthScreen() {
     }
   };
 
-  const register = mode === 'register';
   return (
     <main class="auth">
       <form class="auth-card" onSubmit={submit} aria-labelledby="auth-title">
@@ -72,12 +77,12 @@ export function AuthScreen() {
               data-testid="auth-display-name"
               name="display_name"
               autoComplete="nickname"
-              maxLength={64}
               value={displayName}
               onInput={(e) => setDisplayName(e.currentTarget.value)}
             />
           </label>
         )}
+        {register && <CharCount chars={nameChars} max={DISPLAY_NAME_CHARS} from={DISPLAY_NAME_CHARS - 16} testid="auth-display-name-count" />}
         <label>
           Password
           <input
@@ -92,7 +97,7 @@ export function AuthScreen() {
         </label>
         {register && <p class="hint">At least 10 characters.</p>}
         <FormError error={error} testid="auth-error" />
-        <button class="primary" type="submit" data-testid="auth-submit" disabled={busy}>
+        <button class="primary" type="submit" data-testid="auth-submit" disabled={busy || nameTooLong}>
           {register ? 'Create account' : 'Sign in'}
         </button>
         {sso?.enabled && (

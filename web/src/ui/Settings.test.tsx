@@ -83,7 +83,8 @@ function server() {
     }
     if (key === 'PATCH /v1/me/profile') {
       const name = (r.body as { display_name: string }).display_name;
-      if (name.length > 64) return json(400, { error: { code: 'invalid_display_name', message: 'too long' } });
+      // The server's rule: at most 64 characters (code points).
+      if ([...name].length > 64) return json(400, { error: { code: 'invalid_display_name', message: 'too long' } });
       displayName = name;
       return { display_name: name, position: 77 };
     }
@@ -308,13 +309,24 @@ describe('Settings: display name', () => {
     expect(JSON.parse(storage.getItem(SESSION_KEY)!)).toMatchObject({ displayName: 'Megan', refreshToken: 'r1' });
   });
 
-  it('a name too long is explained, and nothing changes', async () => {
-    const { chat } = open();
+  it('a name is counted as the server counts it: 64 emoji are allowed, 65 characters are not sent', async () => {
+    const { chat, sent } = open();
     await vi.waitFor(() => expect($<HTMLInputElement>('settings-display-name')!.value).toBe('Meg'));
     await type('settings-display-name', 'x'.repeat(65));
+    expect(text('display-name-count')).toBe('65 / 64');
+    expect($('display-name-count')!.classList.contains('form-error')).toBe(true);
+    expect($<HTMLButtonElement>('settings-display-name-save')!.disabled).toBe(true);
     submit('settings-display-name-save');
-    await vi.waitFor(() => expect(text('display-name-error')).toBe('Display names are at most 64 characters.'));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(sent.filter((r) => r.url === '/v1/me/profile')).toEqual([]);
     expect(chat.state.me?.display_name).toBe('Meg');
+    // 64 emoji: 128 UTF-16 units, 64 characters.
+    const emoji = '🙂'.repeat(64);
+    await type('settings-display-name', emoji);
+    expect(text('display-name-count')).toBe('64 / 64');
+    expect($<HTMLButtonElement>('settings-display-name-save')!.disabled).toBe(false);
+    submit('settings-display-name-save');
+    await vi.waitFor(() => expect(chat.state.me?.display_name).toBe(emoji));
   });
 });
 

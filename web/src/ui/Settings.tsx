@@ -3,6 +3,7 @@ import { ApiError, errorText } from '../api';
 import type { MySession } from '../types';
 import { AUTH_ERRORS } from './Auth';
 import { Avatar } from './Avatar';
+import { bodyChars, CharCount, DISPLAY_NAME_CHARS } from './charLimit';
 import { useApp, useChat } from './context';
 import { FormError, useBusy } from './forms';
 import { Modal } from './Modal';
@@ -100,11 +101,15 @@ function DisplayNameSetting() {
   const [note, setNote] = useState<string | null>(null);
   const current = me && me.display_name !== me.username ? me.display_name : '';
   const value = typed ?? current;
+  // The server counts characters (code points) of the name as sent (trimmed).
+  const chars = bodyChars(value);
+  const tooLong = chars > DISPLAY_NAME_CHARS;
   return (
     <form
       class="setting stack"
       onSubmit={(e) => {
         e.preventDefault();
+        if (tooLong) return;
         setNote(null);
         void run(async () => {
           const shown = await chat.setDisplayName(value.trim());
@@ -119,7 +124,6 @@ function DisplayNameSetting() {
           data-testid="settings-display-name"
           name="display_name"
           autoComplete="nickname"
-          maxLength={64}
           placeholder={me?.username}
           value={value}
           disabled={!me}
@@ -130,6 +134,7 @@ function DisplayNameSetting() {
         />
       </label>
       <p class="hint">The name others see{me ? `; left empty, your username (${me.username})` : ''}.</p>
+      <CharCount chars={chars} max={DISPLAY_NAME_CHARS} from={DISPLAY_NAME_CHARS - 16} testid="display-name-count" />
       <FormError error={error} testid="display-name-error" />
       {note && (
         <p class="note small" role="status" data-testid="display-name-result">
@@ -137,7 +142,7 @@ function DisplayNameSetting() {
         </p>
       )}
       <div class="row-end">
-        <button type="submit" data-testid="settings-display-name-save" disabled={busy || !me}>
+        <button type="submit" data-testid="settings-display-name-save" disabled={busy || !me || tooLong}>
           Save name
         </button>
       </div>
