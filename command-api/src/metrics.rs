@@ -15,7 +15,7 @@ pub struct Metrics {
     /// `chat_room_actors`: rooms with a live command actor in this process.
     pub room_actors: IntGauge,
     /// `chat_room_reloads_total`: times a room actor read its room again after an append
-    /// failed (contention between replicas; sampled from [`crate::rooms::RoomCommands`]).
+    /// failed (contention between replicas; counted by [`crate::rooms::RoomCommands`]).
     pub room_reloads: IntCounter,
     /// `chat_log_head_position`: the event log's last committed position (sampled on scrape).
     pub log_head: IntGauge,

@@ -132,7 +132,8 @@ pub struct RoomCommands<S: EventStore + Clone> {
     keyring: Arc<vault::Keyring>,
     actors: Registry,
     generation: Arc<std::sync::atomic::AtomicU64>,
-    reloads: Arc<std::sync::atomic::AtomicU64>,
+    /// Counts the rooms read again after a failed append, when set ([`Self::counting_reloads`]).
+    reloads: Option<prometheus::IntCounter>,
 }
 
 impl<S: EventStore + Clone> RoomCommands<S> {
@@ -143,8 +144,16 @@ impl<S: EventStore + Clone> RoomCommands<S> {
             keyring,
             actors: Arc::default(),
             generation: Arc::default(),
-            reloads: Arc::default(),
+            reloads: None,
         }
+    }
+
+    /// Counts in `counter` every time an actor reads its room again because an append failed
+    /// (another replica wrote to the room, or a retried key was older than the actor
+    /// remembers): `chat_room_reloads_total`.
+    pub fn counting_reloads(mut self, counter: prometheus::IntCounter) -> Self {
+        self.reloads = Some(counter);
+        self
     }
 
     /// Decides and appends `sub` against room `room_id`; the reply is sent only
@@ -214,12 +223,6 @@ impl<S: EventStore + Clone> RoomCommands<S> {
     pub fn active_rooms(&self) -> usize {
         self.actors.lock().map(|m| m.len()).unwrap_or(0)
     }
-
-    /// Times an actor read its room again because an append failed (another replica wrote
-    /// to the room, or a retried key was older than the actor remembers), since start.
-    pub fn reloads(&self) -> u64 {
-        self.reloads.load(std::sync::atomic::Ordering::Relaxed)
-    }
 }
 
 struct Pending {
@@ -271,8 +274,8 @@ struct RoomActor<S: EventStore> {
     message_keys: MessageKeys,
     registry: Registry,
     generation: u64,
-    /// Shared with [`RoomCommands::reloads`].
-    reloads: Arc<std::sync::atomic::AtomicU64>,
+    /// See [`RoomCommands::counting_reloads`].
+    reloads: Option<prometheus::IntCounter>,
     /// Whether an append of this room failed since the actor started: it then keeps a
     /// [`Checkpoint`].
     contended: bool,
@@ -886,8 +889,9 @@ impl<S: EventStore> RoomActor<S> {
             self.state = None;
             self.version = 0;
             self.contended = true;
-            self.reloads
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(reloads) = &self.reloads {
+                reloads.inc();
+            }
         }
         again
     }

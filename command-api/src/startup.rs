@@ -148,12 +148,6 @@ pub fn ops(state: &AppState) -> Ops {
     let st = state.clone();
     let scrape = Scrape::new(state.metrics.registry.clone()).sample(move || {
         st.metrics.room_actors.set(st.rooms.active_rooms() as i64);
-        // A counter kept by the actors, carried over at each scrape.
-        let reloads = st.rooms.reloads();
-        let shown = st.metrics.room_reloads.get();
-        if reloads > shown {
-            st.metrics.room_reloads.inc_by(reloads - shown);
-        }
         let st = st.clone();
         async move { sample_relay_lag(&st).await }
     });
@@ -253,7 +247,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<(AppState, Option
     ));
     let state = AppState::new(Shared {
         pool: pool.clone(),
-        rooms: RoomCommands::new(store.clone(), keyring.clone()),
+        rooms: RoomCommands::new(store.clone(), keyring.clone())
+            .counting_reloads(metrics.room_reloads.clone()),
         keyring,
         store,
         hasher: PasswordHasher::new(&auth),

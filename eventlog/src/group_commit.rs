@@ -123,12 +123,7 @@ pub(crate) struct Handle {
 
 impl Handle {
     pub(crate) async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((req, reply))
-            .await
-            .map_err(|_| AppendError::ShuttingDown)?;
-        rx.await.unwrap_or(Err(AppendError::ShuttingDown))
+        outcome(self.queue(req).await).await
     }
 
     /// Queues `reqs` one after the other, then waits for them all. Sent concurrently (one
@@ -139,22 +134,35 @@ impl Handle {
         &self,
         reqs: Vec<AppendRequest>,
     ) -> Vec<Result<Appended, AppendError>> {
-        let mut waiting = Vec::with_capacity(reqs.len());
+        let mut queued = Vec::with_capacity(reqs.len());
         for req in reqs {
-            let (reply, rx) = oneshot::channel();
-            match self.tx.send((req, reply)).await {
-                Ok(()) => waiting.push(Some(rx)),
-                Err(_) => waiting.push(None),
-            }
+            queued.push(self.queue(req).await);
         }
-        let mut results = Vec::with_capacity(waiting.len());
-        for rx in waiting {
-            results.push(match rx {
-                Some(rx) => rx.await.unwrap_or(Err(AppendError::ShuttingDown)),
-                None => Err(AppendError::ShuttingDown),
-            });
+        let mut results = Vec::with_capacity(queued.len());
+        for reply in queued {
+            results.push(outcome(reply).await);
         }
         results
+    }
+
+    /// Hands `req` to the committer; `None` when it has stopped.
+    async fn queue(
+        &self,
+        req: AppendRequest,
+    ) -> Option<oneshot::Receiver<Result<Appended, AppendError>>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((req, reply)).await.ok().map(|()| rx)
+    }
+}
+
+/// What the committer answered for a queued request ([`AppendError::ShuttingDown`] if it
+/// stopped first).
+async fn outcome(
+    reply: Option<oneshot::Receiver<Result<Appended, AppendError>>>,
+) -> Result<Appended, AppendError> {
+    match reply {
+        Some(rx) => rx.await.unwrap_or(Err(AppendError::ShuttingDown)),
+        None => Err(AppendError::ShuttingDown),
     }
 }
 

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { errorText } from '../api';
 import type { SsoInfo } from '../types';
-import { bodyChars, CharCount, DISPLAY_NAME_CHARS } from './charLimit';
+import { trimmedChars, CharCount, DISPLAY_NAME_CHARS } from './charLimit';
 import { useApp, useChat } from './context';
 import { FormError } from './forms';
 
@@ -31,7 +31,7 @@ export function AuthScreen() {
 
   const register = mode === 'register';
   // The server counts characters (code points) of the name as sent (trimmed).
-  const nameChars = bodyChars(displayName);
+  const nameChars = trimmedChars(displayName);
   const nameTooLong = register && nameChars > DISPLAY_NAME_CHARS;
 
   const submit = async (e: Event) => {
@@ -82,7 +82,7 @@ export function AuthScreen() {
             />
           </label>
         )}
-        {register && <CharCount chars={nameChars} max={DISPLAY_NAME_CHARS} from={DISPLAY_NAME_CHARS - 16} testid="auth-display-name-count" />}
+        {register && <CharCount chars={nameChars} max={DISPLAY_NAME_CHARS} testid="auth-display-name-count" />}
         <label>
           Password
           <input

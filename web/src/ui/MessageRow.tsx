@@ -5,7 +5,7 @@ import type { PendingMessage, TlMessage } from '../state/timeline';
 import type { Message } from '../types';
 import { Avatar } from './Avatar';
 import { Attachments } from './Attachments';
-import { bodyChars, CharCount, MESSAGE_CHARS } from './charLimit';
+import { trimmedChars, CharCount, MESSAGE_CHARS } from './charLimit';
 import { FormError } from './forms';
 import { EditIcon, ReplyIcon, SmileIcon, TrashIcon } from './icons';
 import { memo } from './memo';
@@ -60,7 +60,7 @@ export function Quote({ quote, replyTo, actions }: { quote: QuoteInfo; replyTo: 
 
 function EditBox({ msg, actions, maxChars }: { msg: TlMessage; actions: RowActions; maxChars: number }) {
   const [value, setValue] = useState(msg.body ?? '');
-  const chars = bodyChars(value);
+  const chars = trimmedChars(value);
   const tooLong = chars > maxChars;
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);

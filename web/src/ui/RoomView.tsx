@@ -5,7 +5,7 @@ import { roomLabel, type RoomEntry } from '../state/rooms';
 import { findById, type TlMessage } from '../state/timeline';
 import { NOTIFICATION_LEVELS, type Member, type NotificationLevel } from '../types';
 import { Avatar } from './Avatar';
-import { bodyChars, CharCount, MESSAGE_CHARS } from './charLimit';
+import { trimmedChars, CharCount, MESSAGE_CHARS } from './charLimit';
 import { useApp, useChat } from './context';
 import { FormError, useBusy } from './forms';
 import { BackIcon, CloseButton } from './icons';
@@ -528,7 +528,7 @@ function Composer({
   };
 
   const maxChars = useApp((s) => s.server?.limits.message_chars ?? MESSAGE_CHARS);
-  const chars = useMemo(() => bodyChars(text), [text]);
+  const chars = useMemo(() => trimmedChars(text), [text]);
   const tooLong = chars > maxChars;
   const submit = () => {
     const body = text.trim();

@@ -3,7 +3,7 @@ import { ApiError, errorText } from '../api';
 import type { MySession } from '../types';
 import { AUTH_ERRORS } from './Auth';
 import { Avatar } from './Avatar';
-import { bodyChars, CharCount, DISPLAY_NAME_CHARS } from './charLimit';
+import { trimmedChars, CharCount, DISPLAY_NAME_CHARS } from './charLimit';
 import { useApp, useChat } from './context';
 import { FormError, useBusy } from './forms';
 import { Modal } from './Modal';
@@ -102,7 +102,7 @@ function DisplayNameSetting() {
   const current = me && me.display_name !== me.username ? me.display_name : '';
   const value = typed ?? current;
   // The server counts characters (code points) of the name as sent (trimmed).
-  const chars = bodyChars(value);
+  const chars = trimmedChars(value);
   const tooLong = chars > DISPLAY_NAME_CHARS;
   return (
     <form
@@ -134,7 +134,7 @@ function DisplayNameSetting() {
         />
       </label>
       <p class="hint">The name others see{me ? `; left empty, your username (${me.username})` : ''}.</p>
-      <CharCount chars={chars} max={DISPLAY_NAME_CHARS} from={DISPLAY_NAME_CHARS - 16} testid="display-name-count" />
+      <CharCount chars={chars} max={DISPLAY_NAME_CHARS} testid="display-name-count" />
       <FormError error={error} testid="display-name-error" />
       {note && (
         <p class="note small" role="status" data-testid="display-name-result">
